@@ -1,0 +1,229 @@
+// Package discovery reads, writes and verifies procref's hint files.
+//
+// A hint file <dir>/<name>.json tells a client where the host of a shared
+// service listens and how to prove itself to it. A hint is only a hint: it is
+// never trusted until [Verify] has checked it against reality — the host's pid
+// is alive with the same start time (so a reused pid is not mistaken for the
+// host), a TCP dial to its port succeeds, and the handshake with the hint's
+// token returns the hint's nonce (so a different listener that now owns the
+// port is not mistaken for it).
+//
+// Files are written 0600 to a temporary file in the same private directory and
+// renamed into place, so a reader sees either the old or the new hint, never a
+// torn one.
+package discovery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/procref/procref/handshake"
+	"github.com/procref/procref/platform"
+)
+
+// Version is the hint format version. A hint of another version is stale.
+const Version = 1
+
+// MaxHintSize bounds a hint file; a larger one is stale.
+const MaxHintSize = 64 << 10
+
+// ErrNoHint means there is no hint file for the service.
+var ErrNoHint = errors.New("no hint")
+
+// ErrStale means a hint exists but must not be used; the wrapped text says
+// why (corrupt, symlink, dead pid, pid reused, wrong nonce, ...).
+var ErrStale = errors.New("stale hint")
+
+// Hint is the content of a hint file.
+type Hint struct {
+	Version   int               `json:"version"`
+	Name      string            `json:"name"`
+	Key       string            `json:"key"`
+	Host      platform.Identity `json:"host"`
+	Port      int               `json:"port"`
+	Token     string            `json:"token"`
+	Nonce     string            `json:"nonce"`
+	Mode      string            `json:"mode,omitempty"`
+	Command   []string          `json:"command,omitempty"`
+	Root      string            `json:"root,omitempty"`
+	Log       string            `json:"log,omitempty"`
+	StartedAt time.Time         `json:"started_at"`
+	// Backend is the identity of the process the host supervises, if any.
+	Backend platform.Identity `json:"backend,omitempty"`
+	// Info is the service-defined payload (launcher.Info for library users).
+	Info json.RawMessage `json:"info,omitempty"`
+}
+
+// Path returns the hint file path for name in dir.
+func Path(dir, name string) string { return filepath.Join(dir, name+".json") }
+
+// Write atomically replaces the hint for h.Name in dir (0600, temp + rename).
+func Write(dir string, h *Hint) error {
+	if h.Version == 0 {
+		h.Version = Version
+	}
+	b, err := json.MarshalIndent(h, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding hint: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "."+h.Name+".json.tmp*")
+	if err != nil {
+		return fmt.Errorf("writing hint: %w", err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("writing hint: %w", err)
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("writing hint: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing hint: %w", err)
+	}
+	if err := os.Rename(tmp, Path(dir, h.Name)); err != nil {
+		return fmt.Errorf("writing hint: %w", err)
+	}
+	ok = true
+	return nil
+}
+
+// Read reads the hint for name. It returns ErrNoHint if there is none, and an
+// error wrapping ErrStale if the file is not a usable hint: a symlink or
+// other non-regular file, larger than MaxHintSize, empty, not JSON, another
+// format version, or for another name. Read does not check liveness; see
+// [Verify].
+func Read(dir, name string) (*Hint, error) {
+	p := Path(dir, name)
+	fi, err := os.Lstat(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoHint
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading hint: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s is not a regular file (%v)", ErrStale, p, fi.Mode().Type())
+	}
+	if fi.Size() > MaxHintSize {
+		return nil, fmt.Errorf("%w: %s is %d bytes, larger than %d", ErrStale, p, fi.Size(), MaxHintSize)
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|oNoFollow, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoHint
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: opening %s: %v", ErrStale, p, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxHintSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading hint: %w", err)
+	}
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: %s is empty", ErrStale, p)
+	}
+	if len(b) > MaxHintSize {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrStale, p, MaxHintSize)
+	}
+	var h Hint
+	if err := json.Unmarshal(b, &h); err != nil {
+		return nil, fmt.Errorf("%w: %s is corrupt: %v", ErrStale, p, err)
+	}
+	if h.Version != Version {
+		return nil, fmt.Errorf("%w: %s has format version %d, want %d", ErrStale, p, h.Version, Version)
+	}
+	if h.Name != name {
+		return nil, fmt.Errorf("%w: %s names service %q", ErrStale, p, h.Name)
+	}
+	if h.Port <= 0 || h.Port > 65535 || h.Token == "" || h.Nonce == "" || h.Host.PID <= 0 {
+		return nil, fmt.Errorf("%w: %s lacks pid, port, token or nonce", ErrStale, p)
+	}
+	return &h, nil
+}
+
+// Verify checks h against reality and, if it is live, returns a connection to
+// the host on which the handshake (with verb) has succeeded; the caller owns
+// it. It returns an error wrapping ErrStale if the host is dead, its pid was
+// reused, nothing listens on the port, or the listener is not the host
+// (wrong nonce); handshake.ErrDraining if the host is shutting down.
+// The dial and handshake are bounded by ctx and by timeout.
+func Verify(ctx context.Context, h *Hint, verb string, timeout time.Duration) (net.Conn, error) {
+	if !h.Host.Alive() {
+		if platform.Alive(h.Host.PID) {
+			return nil, fmt.Errorf("%w: pid %d was reused by another process", ErrStale, h.Host.PID)
+		}
+		return nil, fmt.Errorf("%w: host pid %d is not running", ErrStale, h.Host.PID)
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	conn, err := handshake.Dial(ctx, h.Port, h.Token, h.Nonce, os.Getpid(), verb)
+	switch {
+	case err == nil:
+		return conn, nil
+	case errors.Is(err, handshake.ErrDraining):
+		return nil, err
+	case errors.Is(err, handshake.ErrWrongNonce):
+		return nil, fmt.Errorf("%w: port %d is owned by another listener", ErrStale, h.Port)
+	case ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled):
+		return nil, ctx.Err()
+	}
+	return nil, fmt.Errorf("%w: host pid %d on port %d: %v", ErrStale, h.Host.PID, h.Port, err)
+}
+
+// Remove deletes the hint for name if it still carries nonce (so a host never
+// removes its successor's hint). An empty nonce removes unconditionally; use
+// that only for a hint already found stale, under the startup lock.
+func Remove(dir, name, nonce string) error {
+	if nonce != "" {
+		h, err := Read(dir, name)
+		if errors.Is(err, ErrNoHint) {
+			return nil
+		}
+		if err == nil && h.Nonce != nonce {
+			return nil
+		}
+		if err != nil && !errors.Is(err, ErrStale) {
+			return err
+		}
+		if err != nil {
+			return nil // someone else's broken file; leave it to the startup path
+		}
+	}
+	err := os.Remove(Path(dir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// List returns the names of all hint files in dir.
+func List(dir string) ([]string, error) {
+	m, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(m))
+	for _, p := range m {
+		b := filepath.Base(p)
+		names = append(names, b[:len(b)-len(".json")])
+	}
+	return names, nil
+}

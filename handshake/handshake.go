@@ -1,0 +1,202 @@
+// Package handshake implements procref's connection handshake: the first
+// bytes on every TCP connection to a host, which prove that the dialer may use
+// the service (it knows the token from the private hint file) and that the
+// host is the one the hint describes (it answers with the hint's nonce).
+//
+// Wire format, one line each way, then the raw protocol bytes:
+//
+//	client → host: "procref/1 <token> <client-pid>[ <verb>]\n"
+//	host → client: "ok <nonce>\n" | "draining\n" | "denied\n"
+//
+// A host that receives a wrong token closes the connection without writing
+// anything, so no protocol byte reaches a backend from an unauthenticated
+// peer. The optional verb asks the host for something other than a session
+// (see [VerbCheck]).
+package handshake
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Protocol is the handshake's version word.
+const Protocol = "procref/1"
+
+// maxLine bounds a handshake line; anything longer is not a handshake.
+const maxLine = 256
+
+// Verbs a client may append to its handshake line.
+const (
+	// VerbSession (the default, no verb on the wire) asks for a protocol
+	// session: after "ok" the connection carries the service's bytes.
+	VerbSession = ""
+	// VerbCheck asks the host to run its health check before answering, and
+	// to recover the service if the check fails. The host answers and closes.
+	VerbCheck = "check"
+	// VerbStop asks the host to shut down now (procref stop).
+	VerbStop = "stop"
+	// VerbPing only verifies the host: it answers and closes. Library
+	// acquirers use it; it does not count as a session.
+	VerbPing = "ping"
+	// VerbStatus asks for one JSON line of host status after "ok".
+	VerbStatus = "status"
+)
+
+// Sentinel errors returned by [Dial] and [Client].
+var (
+	// ErrDraining means the host is shutting down: start a new one.
+	ErrDraining = errors.New("host is draining")
+	// ErrDenied means the host refused the session.
+	ErrDenied = errors.New("host denied the connection")
+	// ErrWrongNonce means the listener is not the host the hint describes
+	// (another process now owns the port, or the hint is from an older host).
+	ErrWrongNonce = errors.New("host answered with another nonce")
+	// ErrBadToken is returned by [Server] when the client's token is wrong.
+	ErrBadToken = errors.New("wrong or missing token")
+	// ErrMalformed means the peer did not speak the handshake.
+	ErrMalformed = errors.New("malformed handshake")
+)
+
+// NewSecret returns 32 random bytes in hex, for tokens and nonces.
+func NewSecret() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("handshake: crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// Request is what a client said in its handshake line.
+type Request struct {
+	PID  int    // the client's process id, for logs and status
+	Verb string // VerbSession, VerbCheck, VerbStop
+}
+
+// Client performs the client side on conn: it sends the line and reads the
+// answer. On success conn is ready for protocol bytes; nothing beyond the
+// answer line has been read from it. The caller owns conn in every case.
+// The deadline of ctx (if any) bounds the exchange.
+func Client(ctx context.Context, conn net.Conn, token, nonce string, pid int, verb string) error {
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+		defer conn.SetDeadline(time.Time{})
+	}
+	line := Protocol + " " + token + " " + strconv.Itoa(pid)
+	if verb != "" {
+		line += " " + verb
+	}
+	if _, err := io.WriteString(conn, line+"\n"); err != nil {
+		return fmt.Errorf("sending handshake: %w", err)
+	}
+	answer, err := readLine(conn)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("host closed the connection during the handshake (wrong token?): %w", ErrDenied)
+		}
+		return fmt.Errorf("reading handshake answer: %w", err)
+	}
+	switch {
+	case answer == "draining":
+		return ErrDraining
+	case answer == "denied":
+		return ErrDenied
+	case strings.HasPrefix(answer, "ok "):
+		got := strings.TrimPrefix(answer, "ok ")
+		if subtle.ConstantTimeCompare([]byte(got), []byte(nonce)) != 1 {
+			return ErrWrongNonce
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: answer %q", ErrMalformed, answer)
+}
+
+// Dial connects to the host on 127.0.0.1:port and runs [Client]. On success
+// the returned connection is ready for protocol bytes and owned by the caller.
+func Dial(ctx context.Context, port int, token, nonce string, pid int, verb string) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return nil, err
+	}
+	if err := Client(ctx, conn, token, nonce, pid, verb); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// ReadRequest reads and checks a client's handshake line on the host side.
+// It reads byte by byte so that no protocol byte after the line is consumed.
+// On ErrBadToken or ErrMalformed the caller must close conn without writing.
+// The caller sets any deadline on conn.
+func ReadRequest(conn io.Reader, token string) (Request, error) {
+	line, err := readLine(conn)
+	if err != nil {
+		return Request{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	f := strings.Fields(line)
+	if len(f) < 3 || len(f) > 4 || f[0] != Protocol {
+		return Request{}, ErrMalformed
+	}
+	if subtle.ConstantTimeCompare([]byte(f[1]), []byte(token)) != 1 {
+		return Request{}, ErrBadToken
+	}
+	pid, err := strconv.Atoi(f[2])
+	if err != nil {
+		return Request{}, ErrMalformed
+	}
+	r := Request{PID: pid}
+	if len(f) == 4 {
+		r.Verb = f[3]
+	}
+	return r, nil
+}
+
+// Accept writes "ok <nonce>".
+func Accept(w io.Writer, nonce string) error {
+	_, err := io.WriteString(w, "ok "+nonce+"\n")
+	return err
+}
+
+// Refuse writes "draining" (draining true) or "denied".
+func Refuse(w io.Writer, draining bool) error {
+	s := "denied\n"
+	if draining {
+		s = "draining\n"
+	}
+	_, err := io.WriteString(w, s)
+	return err
+}
+
+func readLine(r io.Reader) (string, error) {
+	var buf [maxLine]byte
+	n := 0
+	for {
+		if n == len(buf) {
+			return "", errors.New("line too long")
+		}
+		m, err := r.Read(buf[n : n+1])
+		if m == 1 {
+			if buf[n] == '\n' {
+				return string(buf[:n]), nil
+			}
+			n++
+			continue
+		}
+		if err != nil {
+			if err == io.EOF && n > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return "", err
+		}
+	}
+}

@@ -1,0 +1,376 @@
+// Package launcher is procref's lifecycle for a shared local service: any
+// number of processes ask for one service; exactly one copy starts; everyone
+// finds it fast; it stops exactly once when the last user is gone — also when
+// the last user was killed.
+//
+// # Roles
+//
+// An acquirer (a [Service.Acquire] or [Service.Attach] caller, e.g. an editor's
+// procref proxy) takes a kernel reference (refcount.Counter: a SysV semaphore
+// with SEM_UNDO on Linux, so the kernel gives the reference back when the
+// acquirer dies however it dies), then finds the service through its hint file
+// (package discovery) and verifies it with the handshake (package handshake).
+//
+// A supervisor (one per service, started detached by the first acquirer under
+// the startup lock) runs the hooks: OnFirstAcquire when it starts, OnLastRelease
+// when the reference count reaches zero, OnHealthCheck periodically, OnRecover
+// when the service died while in use. Because the supervisor, not the last
+// releasing client, runs OnLastRelease, a crashed last client cannot leave the
+// service running, and two clients releasing together cannot both (or neither)
+// stop it.
+//
+// # Supervisor mode for library users
+//
+// The supervisor is the same program re-executed with PROCREF_SUPERVISE set.
+// Register every service at package init (or early in main), then let the
+// launcher take over first thing in main:
+//
+//	var svc = launcher.Register(&launcher.Service{Name: "toy", Key: "...", Hooks: ...})
+//
+//	func main() {
+//		launcher.Main() // returns at once unless this process is a supervisor
+//		h, err := svc.Acquire(ctx)
+//		...
+//	}
+//
+// The procref command uses its hidden `procref host` subcommand instead, via
+// [Service.Spawn], and calls [Supervise] itself.
+//
+// # Protocol
+//
+// Startup (acquirer): take the reference; read and verify the hint; if it is
+// not live, take the startup lock (bounded by ctx), read and verify again,
+// and only then remove the stale hint, spawn the supervisor detached, wait for
+// its ready line on an inherited pipe (it writes the hint first), release the
+// lock and connect.
+//
+// Shutdown (supervisor): wait for the kernel count to reach zero (a blocking
+// wait-for-zero) and for no session connection to remain; linger; take the
+// startup lock; re-check both counts; mark draining (a handshake now gets
+// "draining" and the acquirer goes round the startup path, where it waits on
+// the lock); remove the hint if it still holds our nonce; run OnLastRelease;
+// remove the kernel counter; release the lock and exit. OnLastRelease runs
+// under the lock so that a new acquirer can never see two live services.
+package launcher
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/procref/procref/discovery"
+	"github.com/procref/procref/handshake"
+	"github.com/procref/procref/platform"
+	"github.com/procref/procref/refcount"
+)
+
+// ProtocolVersion is part of every service key, so incompatible procref
+// versions never share a host.
+const ProtocolVersion = "1"
+
+// Environment variables of the supervisor protocol.
+const (
+	// EnvSupervise names the service a re-executed process must supervise.
+	EnvSupervise = "PROCREF_SUPERVISE"
+	// EnvReadyFD is the inherited file descriptor of the ready pipe.
+	EnvReadyFD = "PROCREF_READY_FD"
+)
+
+// Sentinel errors.
+var (
+	// ErrStartFailed means the supervisor could not start the service; the
+	// wrapped text carries its reason and the log path.
+	ErrStartFailed = errors.New("service failed to start")
+	// ErrNotRegistered means Main found no registered service with the name
+	// in PROCREF_SUPERVISE.
+	ErrNotRegistered = errors.New("service not registered")
+)
+
+// Info describes a running service. The supervisor gets it from
+// OnFirstAcquire or OnRecover and publishes it in the hint file; every
+// acquirer sees it.
+type Info struct {
+	// PID is the service's process, if it has one. The supervisor watches it
+	// (with its start time) and runs OnRecover when it dies while in use.
+	PID int `json:"pid,omitempty"`
+	// Port is the service's port, if any.
+	Port int `json:"port,omitempty"`
+	// Data is anything else the service wants its users to know.
+	Data map[string]string `json:"data,omitempty"`
+}
+
+// Hooks are the service's lifecycle callbacks. They all run in the supervisor
+// process, one at a time.
+type Hooks struct {
+	// OnFirstAcquire starts the service and returns its Info. It runs exactly
+	// once per lifetime of the service, however many acquirers race. Child
+	// processes it starts should use platform.BindToParent so that they die
+	// with the supervisor.
+	OnFirstAcquire func(ctx context.Context) (Info, error)
+	// OnLastRelease stops the service. It runs exactly once, when the count
+	// reaches zero (after the linger), including when every holder was killed.
+	OnLastRelease func(ctx context.Context, info Info) error
+	// OnHealthCheck reports whether the service works. It runs every
+	// HealthInterval, and when an acquirer's own check failed.
+	OnHealthCheck func(ctx context.Context, info Info) error
+	// OnRecover restarts a service that died or failed its health check while
+	// in use; its result replaces the published Info. Without it, a dead
+	// service ends the supervisor (the next acquirer starts a fresh one).
+	OnRecover func(ctx context.Context, old Info, cause error) (Info, error)
+}
+
+// Service is a shared service. Fill it in, then use it from any number of
+// processes. Its fields must not change after first use.
+type Service struct {
+	// Name is the file-name-safe service name, e.g. "gopls-0123456789ab".
+	Name string
+	// Key is the service's full identity (see [Key]); Name alone is not.
+	Key string
+	// Hooks run in the supervisor.
+	Hooks Hooks
+	// Linger keeps the service up this long after the last release.
+	Linger time.Duration
+	// HealthInterval is the period of OnHealthCheck; 0 means 10s, <0 never.
+	HealthInterval time.Duration
+	// StartTimeout bounds OnFirstAcquire (and waiting for it); 0 means 30s.
+	StartTimeout time.Duration
+	// StopTimeout bounds OnLastRelease; 0 means 10s.
+	StopTimeout time.Duration
+	// Dir is the private runtime dir; "" means platform.RuntimeDir().
+	Dir string
+	// LogDir holds <Name>.log, the supervisor's stdout and stderr; ""
+	// means platform.StateDir().
+	LogDir string
+	// Impl selects the reference-count implementation.
+	Impl refcount.Impl
+	// Spawn returns the command that runs the supervisor; nil means
+	// re-executing this program with PROCREF_SUPERVISE=Name. The launcher
+	// adds the ready pipe, log file, detaching and environment.
+	Spawn func() (*exec.Cmd, error)
+	// Serve, if set, runs in the supervisor for every session connection
+	// that passed the handshake; the connection is counted as a user while
+	// Serve runs. It owns conn. The procref host relays here.
+	Serve func(ctx context.Context, conn net.Conn, req handshake.Request)
+	// Status, if set, adds fields to the supervisor's status answer.
+	Status func() map[string]any
+	// Logger receives the lifecycle's log lines; nil means slog.Default().
+	Logger *slog.Logger
+	// Describe fills the hint's descriptive fields (mode, command, root).
+	Describe func(h *discovery.Hint)
+}
+
+// Key derives a service key from the parts that make two services the same:
+// the uid, the protocol version and the given parts (mode, absolute command
+// path, arguments, share scope, selected environment, ...). It returns 64 hex
+// digits.
+func Key(parts ...string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "procref\x00%d\x00%s", os.Getuid(), ProtocolVersion)
+	for _, p := range parts {
+		fmt.Fprintf(h, "\x00%d:%s", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Name makes a service name from a base (e.g. the backend's file name) and a
+// key: "<base>-<first 12 hex of key>", with unsafe characters replaced.
+func Name(base, key string) string {
+	base = strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		}
+		return '_'
+	}, filepath.Base(base))
+	if len(base) > 40 {
+		base = base[:40]
+	}
+	base = strings.TrimLeft(base, ".")
+	if base == "" {
+		base = "service"
+	}
+	return base + "-" + key[:12]
+}
+
+var registry struct {
+	sync.Mutex
+	m map[string]*Service
+}
+
+// Register records s for supervisor mode and returns it. Call it before
+// [Main], typically from a package-level var.
+func Register(s *Service) *Service {
+	registry.Lock()
+	defer registry.Unlock()
+	if registry.m == nil {
+		registry.m = map[string]*Service{}
+	}
+	registry.m[s.Name] = s
+	return s
+}
+
+// Main turns this process into a supervisor if it was started as one
+// (PROCREF_SUPERVISE is set): it runs [Supervise] for the registered service
+// and exits. Otherwise it returns at once. Call it first thing in main.
+func Main() {
+	name := os.Getenv(EnvSupervise)
+	if name == "" {
+		return
+	}
+	registry.Lock()
+	s := registry.m[name]
+	registry.Unlock()
+	if s == nil {
+		fmt.Fprintf(os.Stderr, "procref supervisor: %v: %q\n", ErrNotRegistered, name)
+		os.Exit(2)
+	}
+	if err := Supervise(context.Background(), s); err != nil {
+		fmt.Fprintf(os.Stderr, "procref supervisor %s: %v\n", name, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// Handle is an acquired reference to a running service.
+type Handle struct {
+	s       *Service
+	hint    *discovery.Hint
+	info    Info
+	release func() error
+	once    sync.Once
+	err     error
+}
+
+// Info returns the service's current Info: the latest published one (after
+// a recovery the supervisor republishes it), else the one seen at Acquire.
+func (h *Handle) Info() Info {
+	if nh, err := discovery.Read(h.s.dir(), h.s.Name); err == nil && nh.Nonce == h.hint.Nonce {
+		var info Info
+		if json.Unmarshal(nh.Info, &info) == nil {
+			return info
+		}
+	}
+	return h.info
+}
+
+// Hint returns the hint the handle was verified against.
+func (h *Handle) Hint() *discovery.Hint { return h.hint }
+
+// Release gives the reference back. It is idempotent; the kernel also gives
+// it back if the process dies.
+func (h *Handle) Release() error {
+	h.once.Do(func() { h.err = h.release() })
+	return h.err
+}
+
+// Acquire takes a reference to the service, starting it if it is not running,
+// and returns once it is verified live. It blocks at most until ctx is done.
+// The caller must Release the handle (or exit).
+func (s *Service) Acquire(ctx context.Context) (*Handle, error) {
+	sess, err := s.connect(ctx, handshake.VerbPing)
+	if err != nil {
+		return nil, err
+	}
+	sess.Conn.Close()
+	h := &Handle{s: s, hint: sess.Hint, release: sess.release}
+	json.Unmarshal(sess.Hint.Info, &h.info)
+	if s.Hooks.OnHealthCheck != nil {
+		// A failed local check asks the supervisor to check and recover.
+		if err := s.Hooks.OnHealthCheck(ctx, h.info); err != nil {
+			s.logger().Info("health check failed after acquire; asking the supervisor to recover", "service", s.Name, "err", err)
+			if c, err := discovery.Verify(ctx, sess.Hint, handshake.VerbCheck, 0); err == nil {
+				c.Close()
+			}
+			h.info = h.Info()
+		}
+	}
+	return h, nil
+}
+
+// Session is a reference plus an authenticated connection to the host, for
+// proxies that relay a protocol.
+type Session struct {
+	// Hint is the verified hint.
+	Hint *discovery.Hint
+	// Conn carries the protocol bytes; the caller owns it.
+	Conn net.Conn
+	// Started reports whether this call started the host.
+	Started bool
+	release func() error
+	once    sync.Once
+}
+
+// Release gives the reference back (idempotent). It does not close Conn.
+func (s *Session) Release() error {
+	var err error
+	s.once.Do(func() { err = s.release() })
+	return err
+}
+
+// Attach takes a reference and returns a session connection to the host,
+// starting the host if needed. It blocks at most until ctx is done.
+func (s *Service) Attach(ctx context.Context) (*Session, error) {
+	return s.connect(ctx, handshake.VerbSession)
+}
+
+// Count returns the service's current kernel reference count.
+func (s *Service) Count() (int, error) {
+	c, err := refcount.Open(s.Name, s.Key, refcount.Options{Dir: s.dir(), Impl: s.Impl})
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	return c.Count()
+}
+
+func (s *Service) dir() string {
+	if s.Dir != "" {
+		return s.Dir
+	}
+	d, err := platform.RuntimeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "procref-unusable")
+	}
+	return d
+}
+
+func (s *Service) logDir() (string, error) {
+	if s.LogDir != "" {
+		return s.LogDir, platform.EnsurePrivateDir(s.LogDir)
+	}
+	return platform.StateDir()
+}
+
+// LogPath returns the supervisor's log file path.
+func (s *Service) LogPath() string {
+	d, err := s.logDir()
+	if err != nil {
+		d = s.dir()
+	}
+	return filepath.Join(d, s.Name+".log")
+}
+
+func (s *Service) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func durationOr(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}

@@ -1,0 +1,586 @@
+package launcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/procref/procref/discovery"
+	"github.com/procref/procref/handshake"
+	"github.com/procref/procref/platform"
+	"github.com/procref/procref/refcount"
+)
+
+// handshakeTimeout bounds how long a connection may take to say its
+// handshake line before the supervisor drops it.
+const handshakeTimeout = 5 * time.Second
+
+// supervisor is the state of one running supervisor.
+type supervisor struct {
+	s       *Service
+	log     *slog.Logger
+	dir     string
+	counter *refcount.Counter
+	lock    *refcount.Lock
+	ln      net.Listener
+	token   string
+	nonce   string
+	started time.Time
+
+	mu       sync.Mutex
+	conns    int  // live session connections
+	draining bool // set under mu, once
+	info     Info
+	changed  chan struct{} // closed and replaced whenever conns changes
+	stopReq  chan struct{} // closed by a "stop" request
+	stopOnce sync.Once
+	// hookMu serialises the hooks: they run one at a time.
+	hookMu sync.Mutex
+	hint   discovery.Hint
+	wg     sync.WaitGroup
+}
+
+// Supervise runs the supervisor of s in this process and returns when the
+// service has been shut down (nil), or failed to start. It is what [Main]
+// runs; the procref host calls it directly. If the process was started with
+// a ready pipe (PROCREF_READY_FD), Supervise writes "ok" or "error: ..." to
+// it once the hint is published or starting failed.
+//
+// SIGTERM and SIGINT make it shut down as if the count had reached zero.
+func Supervise(ctx context.Context, s *Service) (err error) {
+	ready := readyFile()
+	signalReady := func(line string) {
+		if ready != nil {
+			io.WriteString(ready, line+"\n") // EPIPE if the acquirer died: fine
+			ready.Close()
+			ready = nil
+		}
+	}
+	defer func() {
+		if err != nil {
+			signalReady("error: " + oneLine(err.Error()))
+		}
+	}()
+	sv := &supervisor{
+		s:       s,
+		log:     s.logger().With("service", s.Name),
+		dir:     s.dir(),
+		token:   handshake.NewSecret(),
+		nonce:   handshake.NewSecret(),
+		started: time.Now(),
+		changed: make(chan struct{}),
+		stopReq: make(chan struct{}),
+	}
+	if err := platform.EnsurePrivateDir(sv.dir); err != nil {
+		return fmt.Errorf("runtime dir: %w", err)
+	}
+	sv.counter, err = refcount.Open(s.Name, s.Key, refcount.Options{Dir: sv.dir, Impl: s.Impl})
+	if err != nil {
+		return fmt.Errorf("opening reference count: %w", err)
+	}
+	defer sv.counter.Close()
+	sv.lock, err = refcount.OpenLock(sv.dir, s.Name)
+	if err != nil {
+		return fmt.Errorf("opening startup lock: %w", err)
+	}
+	sv.ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listening on loopback: %w", err)
+	}
+	defer sv.ln.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case sig := <-sigs:
+			sv.log.Info("signal: shutting down", "signal", sig.String())
+			sv.requestStop()
+		case <-ctx.Done():
+		}
+	}()
+
+	if s.Hooks.OnFirstAcquire != nil {
+		sctx, scancel := context.WithTimeout(ctx, durationOr(s.StartTimeout, 30*time.Second))
+		sv.hookMu.Lock()
+		sv.info, err = s.Hooks.OnFirstAcquire(sctx)
+		sv.hookMu.Unlock()
+		scancel()
+		if err != nil {
+			return fmt.Errorf("starting service: %w", err)
+		}
+	}
+	sv.hint = discovery.Hint{
+		Name:      s.Name,
+		Key:       s.Key,
+		Host:      platform.Self(),
+		Port:      sv.ln.Addr().(*net.TCPAddr).Port,
+		Token:     sv.token,
+		Nonce:     sv.nonce,
+		Log:       s.LogPath(),
+		StartedAt: sv.started.UTC(),
+	}
+	if s.Describe != nil {
+		s.Describe(&sv.hint)
+	}
+	if err := sv.publish(); err != nil {
+		sv.stopService(ctx)
+		return err
+	}
+	sv.wg.Add(1)
+	go sv.acceptLoop(ctx)
+	sv.log.Info("ready", "pid", os.Getpid(), "port", sv.hint.Port, "info", sv.info)
+	signalReady("ok")
+
+	if s.Hooks.OnHealthCheck != nil && s.HealthInterval >= 0 {
+		go sv.healthLoop(ctx, durationOr(s.HealthInterval, 10*time.Second))
+	}
+	go sv.watchService(ctx)
+
+	sv.waitForShutdown(ctx)
+	cancel()
+	sv.ln.Close()
+	sv.wg.Wait()
+	sv.log.Info("stopped")
+	return nil
+}
+
+// publish writes the hint with the current info.
+func (sv *supervisor) publish() error {
+	sv.mu.Lock()
+	b, _ := json.Marshal(sv.info)
+	sv.hint.Info = b
+	if sv.info.PID > 0 {
+		sv.hint.Backend, _ = platform.Lookup(sv.info.PID)
+	}
+	h := sv.hint
+	sv.mu.Unlock()
+	if err := discovery.Write(sv.dir, &h); err != nil {
+		return fmt.Errorf("publishing hint: %w", err)
+	}
+	return nil
+}
+
+func (sv *supervisor) requestStop() {
+	sv.stopOnce.Do(func() { close(sv.stopReq) })
+}
+
+func (sv *supervisor) acceptLoop(ctx context.Context) {
+	defer sv.wg.Done()
+	for {
+		conn, err := sv.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+				return
+			}
+			sv.log.Warn("accept", "err", err)
+			continue
+		}
+		sv.wg.Add(1)
+		go func() {
+			defer sv.wg.Done()
+			sv.handle(ctx, conn)
+		}()
+	}
+}
+
+// handle authenticates one connection and serves it.
+func (sv *supervisor) handle(ctx context.Context, conn net.Conn) {
+	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	req, err := handshake.ReadRequest(conn, sv.token)
+	if err != nil {
+		// Wrong token or not a handshake: close without a byte.
+		sv.log.Warn("refused connection", "remote", conn.RemoteAddr().String(), "err", err)
+		conn.Close()
+		return
+	}
+	conn.SetDeadline(time.Time{})
+	switch req.Verb {
+	case handshake.VerbSession:
+		sv.mu.Lock()
+		if sv.draining {
+			sv.mu.Unlock()
+			handshake.Refuse(conn, true)
+			conn.Close()
+			return
+		}
+		// Counted before "ok" is sent, under mu: the drain decision (also
+		// under mu) can never miss a session that was told "ok".
+		sv.conns++
+		sv.notifyLocked()
+		sv.mu.Unlock()
+		defer func() {
+			sv.mu.Lock()
+			sv.conns--
+			sv.notifyLocked()
+			sv.mu.Unlock()
+		}()
+		if err := handshake.Accept(conn, sv.nonce); err != nil {
+			conn.Close()
+			return
+		}
+		if sv.s.Serve == nil {
+			io.Copy(io.Discard, conn)
+			conn.Close()
+			return
+		}
+		sv.s.Serve(ctx, conn, req)
+	case handshake.VerbPing, handshake.VerbCheck, handshake.VerbStatus, handshake.VerbStop:
+		sv.mu.Lock()
+		draining := sv.draining
+		sv.mu.Unlock()
+		if draining {
+			handshake.Refuse(conn, true)
+			conn.Close()
+			return
+		}
+		if req.Verb == handshake.VerbCheck {
+			sv.check(ctx, errors.New("an acquirer's health check failed"))
+		}
+		if err := handshake.Accept(conn, sv.nonce); err == nil {
+			switch req.Verb {
+			case handshake.VerbStatus:
+				json.NewEncoder(conn).Encode(sv.status())
+			case handshake.VerbStop:
+				sv.log.Info("stop requested", "by_pid", req.PID)
+				sv.requestStop()
+			}
+		}
+		conn.Close()
+	default:
+		handshake.Refuse(conn, false)
+		conn.Close()
+	}
+}
+
+// Status is the supervisor's answer to a status request.
+type Status struct {
+	PID     int            `json:"pid"`
+	Port    int            `json:"port"`
+	Clients int            `json:"clients"`
+	Count   int            `json:"count"`
+	Uptime  float64        `json:"uptime_seconds"`
+	Info    Info           `json:"info"`
+	Extra   map[string]any `json:"extra,omitempty"`
+}
+
+func (sv *supervisor) status() Status {
+	sv.mu.Lock()
+	st := Status{PID: os.Getpid(), Port: sv.hint.Port, Clients: sv.conns, Info: sv.info, Uptime: time.Since(sv.started).Seconds()}
+	sv.mu.Unlock()
+	st.Count, _ = sv.counter.Count()
+	if sv.s.Status != nil {
+		st.Extra = sv.s.Status()
+	}
+	return st
+}
+
+// QueryStatus asks the host described by h for its status.
+func QueryStatus(ctx context.Context, h *discovery.Hint) (Status, error) {
+	var st Status
+	conn, err := discovery.Verify(ctx, h, handshake.VerbStatus, 2*time.Second)
+	if err != nil {
+		return st, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	err = json.NewDecoder(conn).Decode(&st)
+	return st, err
+}
+
+// RequestStop asks the host described by h to shut down now.
+func RequestStop(ctx context.Context, h *discovery.Hint) error {
+	conn, err := discovery.Verify(ctx, h, handshake.VerbStop, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+func (sv *supervisor) notifyLocked() {
+	close(sv.changed)
+	sv.changed = make(chan struct{})
+}
+
+// waitForShutdown returns once the service has been stopped.
+func (sv *supervisor) waitForShutdown(ctx context.Context) {
+	// zero is signalled each time the kernel count is observed at zero.
+	zero := make(chan error, 1)
+	var kernelGone bool
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	go func() {
+		for wctx.Err() == nil {
+			err := sv.counter.WaitZero(wctx)
+			if errors.Is(err, refcount.ErrRemoved) {
+				// The semaphore set was removed under us (e.g. logind's
+				// RemoveIPC at logout). Fall back to the connection count.
+				zero <- err
+				return
+			}
+			if err != nil {
+				return
+			}
+			select {
+			case zero <- nil:
+			case <-wctx.Done():
+				return
+			}
+			// Wait until someone acquires again (or we drain): poll
+			// gently, since there is no kernel wait-for-nonzero.
+			for wctx.Err() == nil {
+				if n, err := sv.counter.Count(); err != nil || n > 0 {
+					break
+				}
+				select {
+				case <-time.After(20 * time.Millisecond):
+				case <-wctx.Done():
+				}
+			}
+		}
+	}()
+	kernelZero := false
+	for {
+		sv.mu.Lock()
+		conns, changed := sv.conns, sv.changed
+		sv.mu.Unlock()
+		if kernelGone {
+			kernelZero = true
+		}
+		if kernelZero && conns == 0 {
+			if sv.tryDrain(ctx) {
+				return
+			}
+			kernelZero = false
+		}
+		select {
+		case err := <-zero:
+			if err != nil && !kernelGone {
+				kernelGone = true
+				sv.log.Warn("reference counter removed under us; falling back to connection count", "err", err)
+			}
+			kernelZero = true
+		case <-changed:
+		case <-sv.stopReq:
+			sv.drain(ctx, true)
+			return
+		case <-ctx.Done():
+			sv.drain(context.Background(), true)
+			return
+		}
+	}
+}
+
+// tryDrain applies the linger and the drain protocol. It returns true if
+// the service was stopped, false if a user arrived meanwhile.
+func (sv *supervisor) tryDrain(ctx context.Context) bool {
+	if sv.s.Linger > 0 {
+		t := time.NewTicker(50 * time.Millisecond)
+		deadline := time.Now().Add(sv.s.Linger)
+		for time.Now().Before(deadline) {
+			select {
+			case <-t.C:
+			case <-sv.stopReq:
+			case <-ctx.Done():
+			}
+			if !sv.idle() {
+				t.Stop()
+				return false
+			}
+		}
+		t.Stop()
+	}
+	return sv.drain(ctx, false)
+}
+
+func (sv *supervisor) idle() bool {
+	n, err := sv.counter.Count()
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	if err != nil && !errors.Is(err, refcount.ErrRemoved) {
+		return false
+	}
+	return n == 0 && sv.conns == 0
+}
+
+// drain stops the service under the startup lock. Unless force, it first
+// re-checks that nobody holds a reference or a session; if someone does it
+// returns false and the service keeps running.
+//
+// Race: an acquirer may take its reference between our zero observation and
+// the lock. It then either (a) verifies the hint before we mark draining and
+// holds a reference we see on re-check, so we back off, or (b) reaches the
+// handshake after we marked draining, gets "draining", and goes round the
+// startup path, where it blocks on the lock we hold until the old service is
+// fully gone. Either way there are never two live services.
+func (sv *supervisor) drain(ctx context.Context, force bool) bool {
+	lctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	unlock, err := sv.lock.Lock(lctx)
+	cancel()
+	if err != nil {
+		// Holding the lock is what makes the drain safe; a stuck holder is
+		// an acquirer waiting for its own host to start, which cannot take
+		// this long. Proceed and say so.
+		sv.log.Warn("draining without the startup lock", "err", err)
+		unlock = func() error { return nil }
+	}
+	defer unlock()
+	n, cerr := sv.counter.Count()
+	sv.mu.Lock()
+	if !force && ((cerr == nil && n > 0) || sv.conns > 0) {
+		sv.mu.Unlock()
+		return false
+	}
+	sv.draining = true
+	sv.mu.Unlock()
+	sv.log.Info("draining: last user gone", "count", n, "forced", force)
+	if err := discovery.Remove(sv.dir, sv.s.Name, sv.nonce); err != nil {
+		sv.log.Warn("removing hint", "err", err)
+	}
+	sv.stopService(ctx)
+	// Only with no references may the set be removed; see refcount.Remove.
+	if n, err := sv.counter.Count(); err == nil && n == 0 {
+		if err := sv.counter.Remove(); err != nil {
+			sv.log.Warn("removing reference counter", "err", err)
+		}
+	}
+	return true
+}
+
+func (sv *supervisor) stopService(ctx context.Context) {
+	if sv.s.Hooks.OnLastRelease == nil {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), durationOr(sv.s.StopTimeout, 10*time.Second))
+	defer cancel()
+	sv.hookMu.Lock()
+	defer sv.hookMu.Unlock()
+	sv.mu.Lock()
+	info := sv.info
+	sv.mu.Unlock()
+	if err := sv.s.Hooks.OnLastRelease(sctx, info); err != nil {
+		sv.log.Warn("OnLastRelease", "err", err)
+	}
+}
+
+func (sv *supervisor) healthLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			sv.check(ctx, nil)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// check runs the health check and recovers on failure. cause, if set, is
+// why the check was asked for.
+func (sv *supervisor) check(ctx context.Context, cause error) {
+	if sv.s.Hooks.OnHealthCheck == nil {
+		return
+	}
+	sv.hookMu.Lock()
+	sv.mu.Lock()
+	info, draining := sv.info, sv.draining
+	sv.mu.Unlock()
+	if draining {
+		sv.hookMu.Unlock()
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := sv.s.Hooks.OnHealthCheck(cctx, info)
+	cancel()
+	sv.hookMu.Unlock()
+	if err != nil {
+		sv.log.Warn("health check failed", "err", err, "cause", cause)
+		sv.recover(ctx, info, err)
+	}
+}
+
+// recover runs OnRecover (or ends the service if there is none).
+func (sv *supervisor) recover(ctx context.Context, old Info, cause error) {
+	sv.hookMu.Lock()
+	sv.mu.Lock()
+	draining, current := sv.draining, sv.info
+	sv.mu.Unlock()
+	if draining || current.PID != old.PID || current.Port != old.Port {
+		sv.hookMu.Unlock()
+		return // already recovered or shutting down
+	}
+	if sv.s.Hooks.OnRecover == nil {
+		sv.hookMu.Unlock()
+		sv.log.Warn("service failed and there is no OnRecover: shutting down", "cause", cause)
+		sv.requestStop()
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, durationOr(sv.s.StartTimeout, 30*time.Second))
+	info, err := sv.s.Hooks.OnRecover(rctx, old, cause)
+	cancel()
+	sv.hookMu.Unlock()
+	if err != nil {
+		sv.log.Error("OnRecover failed: shutting down", "err", err)
+		sv.requestStop()
+		return
+	}
+	sv.mu.Lock()
+	sv.info = info
+	sv.mu.Unlock()
+	if err := sv.publish(); err != nil {
+		sv.log.Error("republishing hint", "err", err)
+	}
+	sv.log.Info("recovered", "info", info)
+}
+
+// watchService runs OnRecover when the service's process dies while in use.
+func (sv *supervisor) watchService(ctx context.Context) {
+	for ctx.Err() == nil {
+		sv.mu.Lock()
+		info := sv.info
+		sv.mu.Unlock()
+		if info.PID <= 0 {
+			return
+		}
+		id, err := platform.Lookup(info.PID)
+		if err == nil {
+			if err := id.Wait(ctx); err != nil {
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		sv.mu.Lock()
+		draining, same := sv.draining, sv.info.PID == info.PID
+		sv.mu.Unlock()
+		if draining {
+			return
+		}
+		if same {
+			sv.recover(ctx, info, fmt.Errorf("service process %d exited", info.PID))
+		}
+	}
+}
+
+func oneLine(s string) string {
+	for i, r := range s {
+		if r == '\n' || r == '\r' {
+			return s[:i]
+		}
+	}
+	return s
+}
