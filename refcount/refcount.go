@@ -1,0 +1,494 @@
+// Package refcount provides per-service kernel reference counts and a
+// crash-safe startup lock.
+//
+// A reference taken with [Counter.Acquire] is given back by the kernel when
+// the taking process dies, however it dies (kill -9 included). Two
+// implementations give the same API:
+//
+//   - [SysV] (Linux, the default there): one System V semaphore set per
+//     service, mode 0600, every operation with SEM_UNDO. The IPC key is
+//     derived from the uid and the full service key, never the name alone.
+//   - [FileLock] (the default on macOS, FreeBSD and Windows, selectable on
+//     Linux): the file <dir>/<name>.ref, one exclusive byte-range lock per
+//     reference (Linux: open-file-description locks, darwin/freebsd: POSIX
+//     fcntl locks, Windows: LockFileEx). The count is found by probing the
+//     locks.
+//
+// The startup lock ([Lock]) is an exclusive lock on <dir>/<name>.lock
+// (flock on unix, LockFileEx on Windows); the kernel drops it when its holder
+// dies. The holder writes its pid into the file so that a waiter that gave up
+// can say who holds it.
+package refcount
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// ErrRemoved is returned when the kernel object behind a counter was removed
+// under us: the semaphore set was deleted (EIDRM/EINVAL, for example by
+// systemd-logind's RemoveIPC when the user's last session ends, or by
+// `ipcrm`), or the lock file was deleted or replaced. References held on the
+// removed object are lost. The caller may [Open] the counter again and
+// Acquire anew.
+var ErrRemoved = errors.New("reference counter was removed")
+
+// ErrNotPrivate is returned by [Open] and [OpenLock] when the existing
+// semaphore set or file is not owned by the current user or is not mode 0600.
+// It is wrapped with text that says how to fix it, e.g. "remove it with
+// `ipcrm -s ID`" or "remove FILE".
+var ErrNotPrivate = errors.New("reference counter is not private")
+
+// ErrLocked is returned by [Lock.TryLock] when the lock is held, by another
+// process or by another caller in this process.
+var ErrLocked = errors.New("lock is held by another process")
+
+// Impl selects the kernel mechanism behind a [Counter].
+type Impl int
+
+const (
+	// Auto is SysV on Linux and FileLock elsewhere.
+	Auto Impl = iota
+	// SysV is a System V semaphore set with SEM_UNDO (Linux only).
+	SysV
+	// FileLock is one byte-range lock per reference on <dir>/<name>.ref.
+	FileLock
+)
+
+// String returns "auto", "sysv" or "filelock".
+func (i Impl) String() string {
+	switch i {
+	case Auto:
+		return "auto"
+	case SysV:
+		return "sysv"
+	case FileLock:
+		return "filelock"
+	}
+	return fmt.Sprintf("Impl(%d)", int(i))
+}
+
+// ParseImpl parses the output of [Impl.String] ("auto", "sysv", "filelock";
+// case-insensitive; "file" and "semaphore" are accepted too).
+func ParseImpl(s string) (Impl, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "auto", "":
+		return Auto, nil
+	case "sysv", "semaphore", "sem":
+		return SysV, nil
+	case "filelock", "file", "flock":
+		return FileLock, nil
+	}
+	return Auto, fmt.Errorf("unknown reference counter implementation %q (want auto, sysv or filelock)", s)
+}
+
+// resolve maps Auto to the platform default.
+func (i Impl) resolve() Impl {
+	if i == Auto {
+		if runtime.GOOS == "linux" {
+			return SysV
+		}
+		return FileLock
+	}
+	return i
+}
+
+// Options configures [Open] and [List].
+type Options struct {
+	// Dir is the private runtime directory (0700, owned by us; see package
+	// platform). It holds the file-lock files and the registry files that
+	// [List] reads. Required. It must exist.
+	Dir string
+	// Impl selects the implementation; the zero value is Auto.
+	Impl Impl
+}
+
+// backend is one implementation of a counter.
+type backend interface {
+	acquire() (release func() error, err error)
+	count() (int, error)
+	waitZero(ctx context.Context) error
+	remove() error
+	close() error
+	id() string
+}
+
+// Counter is an open per-service reference counter. Its methods are safe for
+// concurrent use.
+type Counter struct {
+	name, key, dir string
+	impl           Impl
+	b              backend
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// Open opens, creating it if needed, the counter for the service name (file
+// name safe, e.g. "gopls-0123456789ab") whose full identity is key (the hex
+// sha256 service key). It does not block on other processes.
+//
+// Several processes may Open the same brand-new counter at the same moment:
+// they all get the same kernel object, whose count starts at zero.
+//
+// Open verifies that the object is owned by the current user and has mode
+// 0600; otherwise it returns an error wrapping [ErrNotPrivate] that says how
+// to remove the offending object. Open also writes the registry file
+// <dir>/<name>.counter that [List] reads.
+func Open(name, key string, opts Options) (*Counter, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	if key == "" || strings.ContainsAny(key, "\r\n\x00") {
+		return nil, fmt.Errorf("refcount: invalid service key %q", key)
+	}
+	if opts.Dir == "" {
+		return nil, errors.New("refcount: Options.Dir is required")
+	}
+	impl := opts.Impl.resolve()
+	var (
+		b   backend
+		err error
+	)
+	switch impl {
+	case SysV:
+		b, err = openSysV(name, key, opts.Dir)
+	case FileLock:
+		b, err = openFile(name, opts.Dir)
+	default:
+		return nil, fmt.Errorf("refcount: unknown implementation %v", opts.Impl)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := writeRegistry(opts.Dir, name, impl, key); err != nil {
+		b.close()
+		return nil, err
+	}
+	return &Counter{name: name, key: key, dir: opts.Dir, impl: impl, b: b}, nil
+}
+
+func (c *Counter) check() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return fmt.Errorf("reference counter %s: %w", c.name, os.ErrClosed)
+	}
+	return nil
+}
+
+// Acquire adds one reference and returns the function that gives it back.
+// It does not block (beyond a few syscalls). The kernel gives the reference
+// back if the process dies before calling release. release is idempotent:
+// calls after the first return nil. A reference stays held after
+// [Counter.Close]; only release or process death gives it back.
+//
+// With SysV the kernel keeps the undo record per process (the Go runtime
+// creates its threads with CLONE_SYSVSEM), so several Acquires in one process
+// simply add up, and all of them are undone when the process exits.
+//
+// Acquire returns an error wrapping [ErrRemoved] when the object was removed.
+func (c *Counter) Acquire() (release func() error, err error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	rel, err := c.b.acquire()
+	if err != nil {
+		return nil, fmt.Errorf("acquire reference %s: %w", c.name, err)
+	}
+	var once sync.Once
+	return func() error {
+		var rerr error
+		once.Do(func() {
+			if e := rel(); e != nil {
+				rerr = fmt.Errorf("release reference %s: %w", c.name, e)
+			}
+		})
+		return rerr
+	}, nil
+}
+
+// Count returns the current number of references held by all processes.
+// It does not block. It returns an error wrapping [ErrRemoved] when the
+// object was removed.
+func (c *Counter) Count() (int, error) {
+	if err := c.check(); err != nil {
+		return 0, err
+	}
+	n, err := c.b.count()
+	if err != nil {
+		return 0, fmt.Errorf("count references %s: %w", c.name, err)
+	}
+	return n, nil
+}
+
+// WaitZero blocks until the count is zero or ctx is done (then it returns
+// ctx.Err()). With SysV it sleeps in the kernel (semtimedop wait-for-zero,
+// re-armed every 100 ms to notice ctx); with FileLock it polls every 10 ms.
+// It returns an error wrapping [ErrRemoved] when the object is removed while
+// it waits.
+func (c *Counter) WaitZero(ctx context.Context) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	if err := c.b.waitZero(ctx); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+			return err
+		}
+		return fmt.Errorf("wait for zero references %s: %w", c.name, err)
+	}
+	return nil
+}
+
+// Remove deletes the kernel object (semaphore set or .ref file) and the
+// registry file, then closes c.
+//
+// Race: Remove is only safe when the count is zero and the caller holds the
+// startup lock. Even then a process that has already Opened the counter may
+// Acquire between the caller's last Count and the removal; its reference is
+// then lost with the object, and its next Count, WaitZero or Acquire returns
+// [ErrRemoved]. Such a process must Open again and Acquire anew after taking
+// the startup lock, before trusting a service it found. Processes that Open
+// after Remove get a fresh object.
+func (c *Counter) Remove() error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	err := c.b.remove()
+	if rerr := os.Remove(registryPath(c.dir, c.name)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+		err = rerr
+	}
+	c.Close()
+	if err != nil {
+		return fmt.Errorf("remove reference counter %s: %w", c.name, err)
+	}
+	return nil
+}
+
+// Close releases the resources of c (file descriptors). References taken
+// with Acquire stay held until released. Close is idempotent.
+func (c *Counter) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return c.b.close()
+}
+
+// Impl returns the implementation in use (never Auto).
+func (c *Counter) Impl() Impl { return c.impl }
+
+// ID returns the identity of the kernel object: the semaphore id for SysV,
+// the .ref file path for FileLock.
+func (c *Counter) ID() string { return c.b.id() }
+
+// Info describes one counter found by [List].
+type Info struct {
+	Name  string
+	Impl  Impl
+	Count int
+	// ID is the semaphore id (SysV) or the .ref file path (FileLock).
+	ID string
+	// Err is set when the counter is registered but could not be read
+	// (for example it is not private); Count is then 0.
+	Err error
+}
+
+// List returns the counters registered in opts.Dir (by [Open]) whose kernel
+// object still exists, with their current counts, sorted by name. It never
+// creates objects. opts.Impl is ignored: each counter is read with the
+// implementation it was opened with.
+func List(opts Options) ([]Info, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("refcount: Options.Dir is required")
+	}
+	paths, err := filepath.Glob(filepath.Join(opts.Dir, "*"+registrySuffix))
+	if err != nil {
+		return nil, err
+	}
+	var out []Info
+	for _, p := range paths {
+		name := strings.TrimSuffix(filepath.Base(p), registrySuffix)
+		reg, err := readRegistry(p)
+		if err != nil {
+			out = append(out, Info{Name: name, Err: err})
+			continue
+		}
+		info := Info{Name: name, Impl: reg.impl}
+		var b backend
+		switch reg.impl {
+		case SysV:
+			b, err = lookupSysV(name, reg.Key)
+		case FileLock:
+			b, err = lookupFile(name, opts.Dir)
+		default:
+			err = fmt.Errorf("unknown implementation %q", reg.Impl)
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err == nil {
+			info.ID = b.id()
+			info.Count, err = b.count()
+			b.close()
+		}
+		if errors.Is(err, ErrRemoved) {
+			continue
+		}
+		info.Err = err
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Lock is the per-service startup lock, an exclusive lock on
+// <dir>/<name>.lock that the kernel drops when its holder dies. Locks are
+// exclusive between processes and between callers in one process. Its
+// methods are safe for concurrent use.
+type Lock struct {
+	path string
+}
+
+// OpenLock prepares the startup lock <dir>/<name>.lock, creating the file
+// with mode 0600 if needed. It refuses (wrapping [ErrNotPrivate]) a file that
+// is not ours, not 0600 or not a regular file. It does not take the lock.
+func OpenLock(dir, name string) (*Lock, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	if dir == "" {
+		return nil, errors.New("refcount: lock directory is required")
+	}
+	l := &Lock{path: filepath.Join(dir, name+".lock")}
+	f, err := openPrivate(l.path, true)
+	if err != nil {
+		return nil, err
+	}
+	f.Close()
+	return l, nil
+}
+
+// Path returns the lock file path.
+func (l *Lock) Path() string { return l.path }
+
+// TryLock takes the lock without blocking, or returns an error wrapping
+// [ErrLocked]. The returned release is idempotent. After taking the lock,
+// TryLock writes the current pid into the lock file (see [Lock.Holder]).
+func (l *Lock) TryLock() (release func() error, err error) {
+	rel, err := tryLockFile(l.path)
+	if err != nil {
+		if errors.Is(err, ErrLocked) {
+			return nil, fmt.Errorf("startup lock %s: %w", l.path, err)
+		}
+		return nil, fmt.Errorf("take startup lock %s: %w", l.path, err)
+	}
+	var once sync.Once
+	return func() error {
+		var rerr error
+		once.Do(func() { rerr = rel() })
+		return rerr
+	}, nil
+}
+
+// Lock blocks until it takes the lock or ctx is done. It polls (1 ms rising
+// to 20 ms) because flock cannot be cancelled; a dead holder's lock is taken
+// within one poll interval. On ctx expiry the error wraps both [ErrLocked]
+// and ctx.Err() and names the holder: "startup lock FILE held by pid N".
+func (l *Lock) Lock(ctx context.Context) (release func() error, err error) {
+	return l.lockPoll(ctx)
+}
+
+// Holder returns the pid that holds the lock, as written into the lock file
+// by the holder, or 0 when the lock looks free or the holder is unknown.
+//
+// Race: it is a hint. The pid is written just after the lock is taken and
+// cleared just before it is released; a holder killed with -9 leaves its pid
+// behind, so a pid that is no longer alive reports 0, but a pid reused by an
+// unrelated process can be reported until the next holder overwrites it.
+func (l *Lock) Holder() (pid int, err error) {
+	return readHolder(l.path)
+}
+
+const registrySuffix = ".counter"
+
+func registryPath(dir, name string) string { return filepath.Join(dir, name+registrySuffix) }
+
+type registry struct {
+	Impl string `json:"impl"`
+	Key  string `json:"key"`
+	impl Impl
+}
+
+func readRegistry(path string) (registry, error) {
+	var r registry
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("registry file %s: %w", path, err)
+	}
+	r.impl, err = ParseImpl(r.Impl)
+	if err != nil || r.impl == Auto {
+		return r, fmt.Errorf("registry file %s: bad implementation %q", path, r.Impl)
+	}
+	return r, nil
+}
+
+// writeRegistry writes <dir>/<name>.counter atomically (temp file + rename)
+// unless it already holds the same content. Concurrent writers each rename
+// their own complete temp file, so readers never see a partial file.
+func writeRegistry(dir, name string, impl Impl, key string) error {
+	path := registryPath(dir, name)
+	data, err := json.Marshal(registry{Impl: impl.String(), Key: key})
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
+		return nil
+	}
+	f, err := os.CreateTemp(dir, "."+name+".counter-*")
+	if err != nil {
+		return fmt.Errorf("write registry file: %w", err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write registry file: %w", err)
+	}
+	return nil
+}
+
+// checkName accepts file-name-safe service names.
+func checkName(name string) error {
+	if name == "" || len(name) > 200 || name[0] == '.' {
+		return fmt.Errorf("refcount: invalid service name %q", name)
+	}
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+		default:
+			return fmt.Errorf("refcount: invalid service name %q (want letters, digits, '-', '_', '.')", name)
+		}
+	}
+	return nil
+}
