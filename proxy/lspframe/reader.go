@@ -1,0 +1,131 @@
+package lspframe
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"strconv"
+)
+
+// writevMin is the body size from which Write hands header and body to
+// writev instead of copying them into one buffer.
+const writevMin = 256 << 10
+
+// firstChunk is the initial body allocation for bodies whose announced
+// length exceeds it; the buffer then doubles as bytes arrive (so memory
+// follows what the peer really sent, at most twice over).
+const firstChunk = 256 << 10
+
+var contentLength = []byte("content-length")
+
+func (r *Reader) read() ([]byte, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	if r.discard > 0 {
+		n, err := r.br.Discard(int(min(r.discard, int64(^uint(0)>>1))))
+		r.discard -= int64(n)
+		if err != nil {
+			return nil, r.fail(eofMid(err))
+		}
+	}
+	n, err := r.header()
+	if err != nil {
+		return nil, r.fail(err)
+	}
+	if n > r.max {
+		r.discard = n
+		return nil, errf(ErrTooLarge, "%d bytes announced, limit %d", n, r.max)
+	}
+	body, err := r.body(int(n))
+	if err != nil {
+		return nil, r.fail(eofMid(err))
+	}
+	return body, nil
+}
+
+// fail makes err sticky unless it is ErrTooLarge (recoverable).
+func (r *Reader) fail(err error) error {
+	r.err = err
+	return err
+}
+
+func eofMid(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// header reads one header block and returns the Content-Length.
+func (r *Reader) header() (int64, error) {
+	length := int64(-1)
+	total := 0
+	for first := true; ; first = false {
+		line, err := r.br.ReadSlice('\n')
+		total += len(line)
+		if err != nil {
+			if errors.Is(err, bufio.ErrBufferFull) {
+				return 0, errf(ErrBadHeader, "header line longer than %d bytes", r.br.Size())
+			}
+			if errors.Is(err, io.EOF) {
+				if first && len(line) == 0 {
+					return 0, io.EOF
+				}
+				return 0, io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		if total > MaxHeaderBytes {
+			return 0, errf(ErrBadHeader, "header block longer than %d bytes", MaxHeaderBytes)
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			break
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			return 0, errf(ErrBadHeader, "header line without colon: %.40q", line)
+		}
+		name := bytes.TrimSpace(line[:colon])
+		if !bytes.EqualFold(name, contentLength) {
+			continue // Content-Type and anything else: tolerated, ignored
+		}
+		val := bytes.TrimSpace(line[colon+1:])
+		n, perr := strconv.ParseInt(string(val), 10, 64)
+		if perr != nil || n < 0 {
+			return 0, errf(ErrBadHeader, "bad Content-Length %.40q", val)
+		}
+		if length >= 0 && length != n {
+			return 0, errf(ErrBadHeader, "conflicting Content-Length %d and %d", length, n)
+		}
+		length = n
+	}
+	if length < 0 {
+		return 0, errf(ErrBadHeader, "no Content-Length")
+	}
+	return length, nil
+}
+
+func (r *Reader) body(n int) ([]byte, error) {
+	if n <= firstChunk {
+		b := make([]byte, n)
+		_, err := io.ReadFull(r.br, b)
+		return b, err
+	}
+	b := make([]byte, 0, firstChunk)
+	for len(b) < n {
+		if len(b) == cap(b) {
+			nb := make([]byte, len(b), min(2*cap(b), n))
+			copy(nb, b)
+			b = nb
+		}
+		m, err := r.br.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err != nil && len(b) < n {
+			return nil, err
+		}
+	}
+	return b, nil
+}

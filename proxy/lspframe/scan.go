@@ -1,0 +1,489 @@
+package lspframe
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"unicode/utf8"
+)
+
+// scanner is a validating single-pass JSON scanner that records nothing but
+// the spans its callers ask for.
+type scanner struct {
+	b     []byte
+	i     int
+	depth int
+}
+
+// strSafe[c] is true for bytes that need no attention inside a string.
+var strSafe = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = true
+	}
+	t['"'] = false
+	t['\\'] = false
+	return t
+}()
+
+// knownMethods interns method names so that scanning common traffic does
+// not allocate.
+var knownMethods = func() map[string]string {
+	m := map[string]string{}
+	for _, s := range []string{
+		"initialize", "initialized", "shutdown", "exit", "$/cancelRequest", "$/progress", "$/setTrace", "$/logTrace",
+		"textDocument/didOpen", "textDocument/didChange", "textDocument/didClose", "textDocument/didSave",
+		"textDocument/willSave", "textDocument/willSaveWaitUntil",
+		"textDocument/publishDiagnostics", "textDocument/hover", "textDocument/completion", "completionItem/resolve",
+		"textDocument/definition", "textDocument/references", "textDocument/documentSymbol",
+		"textDocument/documentHighlight", "textDocument/semanticTokens/full", "textDocument/semanticTokens/full/delta",
+		"textDocument/semanticTokens/range", "textDocument/codeAction", "codeAction/resolve", "textDocument/codeLens",
+		"textDocument/formatting", "textDocument/rangeFormatting", "textDocument/onTypeFormatting",
+		"textDocument/rename", "textDocument/prepareRename", "textDocument/signatureHelp", "textDocument/inlayHint",
+		"textDocument/foldingRange", "textDocument/documentLink", "textDocument/diagnostic", "textDocument/typeDefinition",
+		"textDocument/implementation", "textDocument/declaration", "textDocument/selectionRange",
+		"workspace/symbol", "workspace/executeCommand", "workspace/didChangeConfiguration",
+		"workspace/didChangeWatchedFiles", "workspace/didChangeWorkspaceFolders", "workspace/configuration",
+		"workspace/applyEdit", "workspace/workspaceFolders", "workspace/diagnostic",
+		"workspace/semanticTokens/refresh", "workspace/codeLens/refresh", "workspace/inlayHint/refresh",
+		"workspace/inlineValue/refresh", "workspace/diagnostic/refresh", "workspace/foldingRange/refresh",
+		"window/showMessage", "window/logMessage", "window/showMessageRequest", "window/showDocument",
+		"window/workDoneProgress/create", "window/workDoneProgress/cancel", "telemetry/event",
+		"client/registerCapability", "client/unregisterCapability",
+	} {
+		m[s] = s
+	}
+	return m
+}()
+
+func scan(body []byte) (Fields, error) {
+	var f Fields
+	s := scanner{b: body, depth: 1}
+	s.ws()
+	if !s.eat('{') {
+		return f, s.bad("message is not a json object")
+	}
+	s.ws()
+	if !s.eat('}') {
+		for {
+			ks := s.i
+			if err := s.str(); err != nil {
+				return f, err
+			}
+			key := body[ks+1 : s.i-1]
+			if bytes.IndexByte(key, '\\') >= 0 {
+				k, err := unquote(body[ks:s.i])
+				if err != nil {
+					return f, err
+				}
+				key = []byte(k)
+			}
+			s.ws()
+			if !s.eat(':') {
+				return f, s.bad("expected ':'")
+			}
+			s.ws()
+			vs := s.i
+			if err := s.value(); err != nil {
+				return f, err
+			}
+			sp := Span{vs, s.i}
+			switch string(key) {
+			case "id":
+				f.ID = sp
+			case "method":
+				f.Method = sp
+			case "params":
+				f.Params = sp
+			case "result":
+				f.Result = sp
+			case "error":
+				f.Error = sp
+			}
+			s.ws()
+			if s.eat(',') {
+				s.ws()
+				continue
+			}
+			if s.eat('}') {
+				break
+			}
+			return f, s.bad("expected ',' or '}'")
+		}
+	}
+	s.ws()
+	if s.i != len(body) {
+		return f, s.bad("trailing data after message")
+	}
+	if f.Method.Ok() {
+		tok := f.Method.Of(body)
+		if tok[0] != '"' {
+			return f, errf(ErrBadJSON, "method is not a string")
+		}
+		raw := tok[1 : len(tok)-1]
+		if m, ok := knownMethods[string(raw)]; ok {
+			f.method = m
+		} else {
+			m, err := unquote(tok)
+			if err != nil {
+				return f, err
+			}
+			f.method = m
+		}
+	}
+	return f, nil
+}
+
+func (s *scanner) bad(what string) error {
+	return errf(ErrBadJSON, "%s at offset %d", what, s.i)
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\r', '\n':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) eat(c byte) bool {
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+func (s *scanner) value() error {
+	if s.i >= len(s.b) {
+		return s.bad("unexpected end")
+	}
+	switch c := s.b[s.i]; {
+	case c == '"':
+		return s.str()
+	case c == '{':
+		return s.object()
+	case c == '[':
+		return s.array()
+	case c == '-' || (c >= '0' && c <= '9'):
+		return s.number()
+	case c == 't':
+		return s.lit("true")
+	case c == 'f':
+		return s.lit("false")
+	case c == 'n':
+		return s.lit("null")
+	}
+	return s.bad("unexpected character")
+}
+
+func (s *scanner) lit(word string) error {
+	if !bytes.HasPrefix(s.b[s.i:], []byte(word)) {
+		return s.bad("bad literal")
+	}
+	s.i += len(word)
+	return nil
+}
+
+func (s *scanner) object() error {
+	s.depth++
+	if s.depth > MaxDepth {
+		return s.bad("nesting too deep")
+	}
+	s.i++ // '{'
+	s.ws()
+	if s.eat('}') {
+		s.depth--
+		return nil
+	}
+	for {
+		if err := s.str(); err != nil {
+			return err
+		}
+		s.ws()
+		if !s.eat(':') {
+			return s.bad("expected ':'")
+		}
+		s.ws()
+		if err := s.value(); err != nil {
+			return err
+		}
+		s.ws()
+		if s.eat(',') {
+			s.ws()
+			continue
+		}
+		if s.eat('}') {
+			s.depth--
+			return nil
+		}
+		return s.bad("expected ',' or '}'")
+	}
+}
+
+func (s *scanner) array() error {
+	s.depth++
+	if s.depth > MaxDepth {
+		return s.bad("nesting too deep")
+	}
+	s.i++ // '['
+	s.ws()
+	if s.eat(']') {
+		s.depth--
+		return nil
+	}
+	for {
+		if err := s.value(); err != nil {
+			return err
+		}
+		s.ws()
+		if s.eat(',') {
+			s.ws()
+			continue
+		}
+		if s.eat(']') {
+			s.depth--
+			return nil
+		}
+		return s.bad("expected ',' or ']'")
+	}
+}
+
+// str scans a string token starting at s.i (which must be '"').
+func (s *scanner) str() error {
+	if !s.eat('"') {
+		return s.bad("expected string")
+	}
+	b := s.b
+	i := s.i
+	for {
+		for i < len(b) && strSafe[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			s.i = i
+			return s.bad("unterminated string")
+		}
+		switch c := b[i]; {
+		case c == '"':
+			s.i = i + 1
+			return nil
+		case c == '\\':
+			if i+1 >= len(b) {
+				s.i = i
+				return s.bad("unterminated escape")
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(b) || !isHex4(b[i+2:i+6]) {
+					s.i = i
+					return s.bad("bad \\u escape")
+				}
+				i += 6
+			default:
+				s.i = i
+				return s.bad("bad escape")
+			}
+		case c < 0x20:
+			s.i = i
+			return s.bad("control character in string")
+		default: // >= 0x80
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size <= 1 {
+				s.i = i
+				return s.bad("invalid utf-8 in string")
+			}
+			i += size
+		}
+	}
+}
+
+func isHex4(h []byte) bool {
+	for _, c := range h {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *scanner) digits() int {
+	n := 0
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		s.i++
+		n++
+	}
+	return n
+}
+
+func (s *scanner) number() error {
+	s.eat('-')
+	if !s.eat('0') && s.digits() == 0 { // a leading 0 stands alone
+		return s.bad("bad number")
+	}
+	if s.eat('.') && s.digits() == 0 {
+		return s.bad("bad fraction")
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if !s.eat('+') {
+			s.eat('-')
+		}
+		if s.digits() == 0 {
+			return s.bad("bad exponent")
+		}
+	}
+	return nil
+}
+
+func lookup(raw []byte, path []string) (Span, bool, error) {
+	s := scanner{b: raw}
+	base := 0
+	for pi, want := range path {
+		s.ws()
+		if !s.eat('{') {
+			return Span{}, false, nil
+		}
+		s.ws()
+		if s.eat('}') {
+			return Span{}, false, nil
+		}
+		found := false
+		for !found {
+			ks := s.i
+			if err := s.str(); err != nil {
+				return Span{}, false, err
+			}
+			key := raw[ks+1 : s.i-1]
+			match := string(key) == want
+			if !match && bytes.IndexByte(key, '\\') >= 0 {
+				k, err := unquote(raw[ks:s.i])
+				if err != nil {
+					return Span{}, false, err
+				}
+				match = k == want
+			}
+			s.ws()
+			if !s.eat(':') {
+				return Span{}, false, s.bad("expected ':'")
+			}
+			s.ws()
+			vs := s.i
+			if err := s.value(); err != nil {
+				return Span{}, false, err
+			}
+			ve := s.i
+			if match {
+				if pi == len(path)-1 {
+					return Span{base + vs, base + ve}, true, nil
+				}
+				// descend: rescan inside this value
+				s = scanner{b: raw[vs:ve]}
+				base += vs
+				raw = raw[vs:ve]
+				found = true
+				break
+			}
+			s.ws()
+			if s.eat(',') {
+				s.ws()
+				continue
+			}
+			if s.eat('}') {
+				return Span{}, false, nil
+			}
+			return Span{}, false, s.bad("expected ',' or '}'")
+		}
+	}
+	if len(path) == 0 {
+		s.ws()
+		vs := s.i
+		if err := s.value(); err != nil {
+			return Span{}, false, err
+		}
+		return Span{vs, s.i}, true, nil
+	}
+	return Span{}, false, nil
+}
+
+func unquote(tok []byte) (string, error) {
+	if len(tok) < 2 || tok[0] != '"' || tok[len(tok)-1] != '"' {
+		return "", errf(ErrBadJSON, "not a string: %.40q", tok)
+	}
+	inner := tok[1 : len(tok)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		if !utf8.Valid(inner) {
+			return "", errf(ErrBadJSON, "invalid utf-8 in string")
+		}
+		return string(inner), nil
+	}
+	var out string
+	if err := json.Unmarshal(tok, &out); err != nil {
+		return "", errf(ErrBadJSON, "%v", err)
+	}
+	return out, nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+func appendQuote(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if strSafe[c] {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+func spliceAll(b []byte, edits []Edit) []byte {
+	edits = slices.Clone(edits)
+	slices.SortFunc(edits, func(x, y Edit) int { return x.At.Start - y.At.Start })
+	n := len(b)
+	for _, e := range edits {
+		n += len(e.With) - (e.At.End - e.At.Start)
+	}
+	out := make([]byte, 0, n)
+	at := 0
+	for _, e := range edits {
+		out = append(out, b[at:e.At.Start]...)
+		out = append(out, e.With...)
+		at = e.At.End
+	}
+	return append(out, b[at:]...)
+}
