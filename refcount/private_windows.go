@@ -1,0 +1,148 @@
+//go:build windows
+
+package refcount
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/windows"
+)
+
+// On Windows the privacy of the files rests on the runtime directory's ACL
+// (see package platform): the files inherit it. openPrivateHandle only
+// refuses what is plainly wrong: a directory or a reparse point (symlink).
+
+// fileID identifies a file: volume serial number and file index.
+type fileID struct {
+	vol    uint32
+	hi, lo uint32
+}
+
+func openPrivateHandle(path string, create bool) (windows.Handle, fileID, error) {
+	p, err := windows.UTF16PtrFromString(path)
+	if err != nil {
+		return windows.InvalidHandle, fileID{}, err
+	}
+	disp := uint32(windows.OPEN_EXISTING)
+	if create {
+		disp = windows.OPEN_ALWAYS
+	}
+	h, err := windows.CreateFile(p, windows.GENERIC_READ|windows.GENERIC_WRITE,
+		windows.FILE_SHARE_READ|windows.FILE_SHARE_WRITE|windows.FILE_SHARE_DELETE,
+		nil, disp, windows.FILE_ATTRIBUTE_NORMAL|windows.FILE_FLAG_OPEN_REPARSE_POINT, 0)
+	if err != nil {
+		if errors.Is(err, windows.ERROR_FILE_NOT_FOUND) || errors.Is(err, windows.ERROR_PATH_NOT_FOUND) {
+			return windows.InvalidHandle, fileID{}, fmt.Errorf("%s: %w", path, os.ErrNotExist)
+		}
+		return windows.InvalidHandle, fileID{}, fmt.Errorf("open %s: %w", path, err)
+	}
+	var fi windows.ByHandleFileInformation
+	if err := windows.GetFileInformationByHandle(h, &fi); err != nil {
+		windows.CloseHandle(h)
+		return windows.InvalidHandle, fileID{}, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if fi.FileAttributes&(windows.FILE_ATTRIBUTE_DIRECTORY|windows.FILE_ATTRIBUTE_REPARSE_POINT) != 0 {
+		windows.CloseHandle(h)
+		return windows.InvalidHandle, fileID{}, fmt.Errorf("%s is not a regular file: %w; remove %s", path, ErrNotPrivate, path)
+	}
+	return h, fileID{fi.VolumeSerialNumber, fi.FileIndexHigh, fi.FileIndexLow}, nil
+}
+
+func openPrivate(path string, create bool) (*os.File, error) {
+	h, _, err := openPrivateHandle(path, create)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(h), path), nil
+}
+
+// pathID returns the identity of the file now at path; ErrRemoved if none.
+func pathID(path string) (fileID, error) {
+	h, id, err := openPrivateHandle(path, false)
+	if errors.Is(err, os.ErrNotExist) {
+		return fileID{}, fmt.Errorf("%s: %w", path, ErrRemoved)
+	}
+	if err != nil {
+		return fileID{}, err
+	}
+	windows.CloseHandle(h)
+	return id, nil
+}
+
+func lockRange(h windows.Handle, start, length int64) error {
+	ov := windows.Overlapped{Offset: uint32(start), OffsetHigh: uint32(start >> 32)}
+	return windows.LockFileEx(h, windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0,
+		uint32(length), uint32(length>>32), &ov)
+}
+
+func unlockRange(h windows.Handle, start, length int64) error {
+	ov := windows.Overlapped{Offset: uint32(start), OffsetHigh: uint32(start >> 32)}
+	return windows.UnlockFileEx(h, 0, uint32(length), uint32(length>>32), &ov)
+}
+
+func isLockViolation(err error) bool {
+	return errors.Is(err, windows.ERROR_LOCK_VIOLATION) || errors.Is(err, windows.ERROR_IO_PENDING)
+}
+
+// startupLockOffset is where the startup lock's byte lives, far from the
+// pid hint at offset 0: Windows locks are mandatory, so readers of the hint
+// must not overlap the locked byte.
+const startupLockOffset = 1 << 40
+
+// tryLockFile takes an exclusive LockFileEx lock through a fresh handle, so
+// two callers in one process exclude each other too. Windows drops the lock
+// when the handle is closed, including at process death.
+func tryLockFile(path string) (func() error, error) {
+	h, _, err := openPrivateHandle(path, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := lockRange(h, startupLockOffset, 1); err != nil {
+		windows.CloseHandle(h)
+		if isLockViolation(err) {
+			return nil, ErrLocked
+		}
+		return nil, fmt.Errorf("LockFileEx: %w", err)
+	}
+	f := os.NewFile(uintptr(h), path)
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0) // best effort hint
+	}
+	return func() error {
+		f.Truncate(0)
+		unlockRange(h, startupLockOffset, 1)
+		return f.Close()
+	}, nil
+}
+
+func readHolder(path string) (int, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 || !processAlive(pid) {
+		return 0, nil
+	}
+	return pid, nil
+}
+
+func processAlive(pid int) bool {
+	h, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION, false, uint32(pid))
+	if err != nil {
+		return errors.Is(err, windows.ERROR_ACCESS_DENIED)
+	}
+	defer windows.CloseHandle(h)
+	var code uint32
+	if err := windows.GetExitCodeProcess(h, &code); err != nil {
+		return false
+	}
+	return code == 259 // STILL_ACTIVE
+}
