@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/procref/procref/host"
+	"github.com/procref/procref/sampleserver"
+)
+
+// cmdHost is the hidden `procref host` subcommand: a proxy starts it,
+// detached, with the backend spec in PROCREF_HOST_SPEC.
+func cmdHost(args []string, stderr io.Writer) int {
+	raw := os.Getenv(host.EnvSpec)
+	if raw == "" || len(args) > 0 {
+		fmt.Fprintln(stderr, "procref host is started by the proxy; it is not meant to be run by hand")
+		return exitUsage
+	}
+	os.Unsetenv(host.EnvSpec) // the backend need not see it
+	var spec host.Spec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		fmt.Fprintf(stderr, "procref host: bad spec: %v\n", err)
+		return exitUsage
+	}
+	level := spec.LogLevel
+	if level == "" || level == "warn" || level == "error" {
+		level = "info" // the host log is where users look when something fails
+	}
+	log, err := newLogger(stderr, level)
+	if err != nil {
+		log, _ = newLogger(stderr, "info")
+	}
+	log = log.With("host_pid", os.Getpid())
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "procref host: %v\n", err)
+		return exitFailure
+	}
+	// A host ignores SIGHUP: it is detached, and must outlive terminals.
+	signal.Ignore(syscall.SIGHUP)
+	if err := host.Run(context.Background(), &spec, exe, log); err != nil {
+		log.Error("host failed", "err", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// cmdSampleServer is `procref sample-server`: the built-in sample language
+// server on stdio, or on TCP with --listen (one session per connection).
+func cmdSampleServer(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("procref sample-server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "", "serve TCP clients on this address instead of stdio (e.g. 127.0.0.1:{port} under procref)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if *listen == "" {
+		err := sampleserver.Serve(ctx, stdin, stdout)
+		if err != nil && err != sampleserver.ErrExit {
+			fmt.Fprintf(stderr, "sample-server: %v\n", err)
+			return exitFailure
+		}
+		return exitOK
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "sample-server: %v\n", err)
+		return exitFailure
+	}
+	if err := sampleserver.ListenAndServe(ctx, ln); err != nil {
+		fmt.Fprintf(stderr, "sample-server: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}

@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/procref/procref/host"
+	"github.com/procref/procref/proxy"
+	"github.com/procref/procref/proxy/lspframe"
+)
+
+// Exit codes of the proxy.
+const (
+	exitOK      = 0
+	exitFailure = 1 // backend or host failed or went away
+	exitUsage   = 2
+)
+
+// slowStart is how long attaching may take before the proxy tells the editor
+// (window/logMessage) that a shared backend is being started.
+const slowStart = 500 * time.Millisecond
+
+type proxyFlags struct {
+	share, shareKey, logLevel, name, keyEnv, impl string
+	linger, connectTimeout                       time.Duration
+	maxMessage                                   int64
+}
+
+func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, []string, error) {
+	sep := -1
+	for i, a := range args {
+		if a == "--" {
+			sep = i
+			break
+		}
+	}
+	if sep < 0 {
+		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+			return nil, nil, fmt.Errorf("missing `--` before the server command: write `procref [flags] -- %s`", strings.Join(args, " "))
+		}
+		return nil, nil, errors.New("missing `--` and server command: usage `procref [flags] -- SERVER ARGS...` (see `procref help`)")
+	}
+	f := &proxyFlags{}
+	fs := flag.NewFlagSet("procref", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.share, "share", envOr("PROCREF_SHARE", host.ShareRoot), "root|global")
+	fs.StringVar(&f.shareKey, "share-key", os.Getenv("PROCREF_SHARE_KEY"), "share one backend per KEY")
+	fs.StringVar(&f.logLevel, "log-level", envOr("PROCREF_LOG_LEVEL", "warn"), "debug|info|warn|error")
+	fs.StringVar(&f.name, "name", os.Getenv("PROCREF_NAME"), "backend name")
+	fs.StringVar(&f.keyEnv, "key-env", os.Getenv("PROCREF_KEY_ENV"), "comma-separated env vars that are part of the backend identity")
+	fs.StringVar(&f.impl, "refcount", envOr("PROCREF_REFCOUNT", "auto"), "auto|sysv|filelock")
+	linger, err := time.ParseDuration(envOr("PROCREF_LINGER", "0s"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("PROCREF_LINGER: %w", err)
+	}
+	timeout, err := time.ParseDuration(envOr("PROCREF_CONNECT_TIMEOUT", "30s"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("PROCREF_CONNECT_TIMEOUT: %w", err)
+	}
+	maxMsg, err := strconv.ParseInt(envOr("PROCREF_MAX_MESSAGE", strconv.Itoa(lspframe.DefaultMaxMessage)), 10, 64)
+	if err != nil {
+		return nil, nil, fmt.Errorf("PROCREF_MAX_MESSAGE: %w", err)
+	}
+	fs.DurationVar(&f.linger, "linger", linger, "keep the backend after the last window")
+	fs.DurationVar(&f.connectTimeout, "connect-timeout", timeout, "give up starting/connecting after this")
+	fs.Int64Var(&f.maxMessage, "max-message", maxMsg, "largest LSP message in mux mode")
+	if err := fs.Parse(args[:sep]); err != nil {
+		return nil, nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, fmt.Errorf("unexpected argument %q before `--`", fs.Arg(0))
+	}
+	switch f.share {
+	case host.ShareRoot, host.ShareGlobal:
+	default:
+		return nil, nil, fmt.Errorf("--share must be root or global, not %q", f.share)
+	}
+	if f.shareKey != "" {
+		f.share = host.ShareKey
+	}
+	cmd := args[sep+1:]
+	if len(cmd) == 0 {
+		return nil, nil, errors.New("no server command after `--`: usage `procref [flags] -- SERVER ARGS...`")
+	}
+	return f, cmd, nil
+}
+
+// cmdProxy is `procref [flags] -- SERVER ARGS...`.
+func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	f, command, err := parseProxyFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "procref: %v\n", err)
+		return exitUsage
+	}
+	log, err := newLogger(stderr, f.logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "procref: %v\n", err)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt, syscall.SIGHUP)
+	defer stop()
+
+	in := bufio.NewReaderSize(stdin, 64<<10)
+	p := &proxyRun{in: in, out: stdout, stderr: stderr}
+
+	// fail reports a startup failure to the editor and on stderr.
+	fail := func(format string, a ...any) int {
+		msg := fmt.Sprintf(format, a...)
+		fmt.Fprintf(stderr, "procref: %s\n", msg)
+		p.answerInitialize(msg)
+		return exitFailure
+	}
+
+	exe, err := os.Executable()
+	if err != nil {
+		return fail("cannot find my own executable: %v", err)
+	}
+	path, err := exec.LookPath(command[0])
+	if err != nil {
+		return fail("cannot start language server %q: %v", command[0], err)
+	}
+	if path, err = filepath.Abs(path); err != nil {
+		return fail("cannot start language server %q: %v", command[0], err)
+	}
+	cwd, _ := os.Getwd()
+	spec := &host.Spec{
+		Mode:         host.ModeFor(command),
+		Command:      append([]string{path}, command[1:]...),
+		Dir:          cwd,
+		Share:        f.share,
+		ShareKey:     f.shareKey,
+		Name:         f.name,
+		Linger:       f.linger,
+		StartTimeout: f.connectTimeout,
+		MaxMessage:   f.maxMessage,
+		LogLevel:     f.logLevel,
+		Impl:         f.impl,
+	}
+	if f.keyEnv != "" {
+		for _, name := range strings.Split(f.keyEnv, ",") {
+			name = strings.TrimSpace(name)
+			spec.KeyEnv = append(spec.KeyEnv, name+"="+os.Getenv(name))
+		}
+	}
+	if spec.Share == host.ShareRoot {
+		// Learn the root from the editor's initialize; it is replayed to
+		// the backend as the first message.
+		if err := p.peekInitialize(f.maxMessage); err != nil {
+			if proxy.IsStdinClosed(err) {
+				return exitOK // the editor went away before saying anything
+			}
+			return fail("reading the editor's first message: %v", err)
+		}
+		spec.Root = p.init.Root
+		if spec.Root == "" {
+			spec.Root = cwd
+		}
+		if fi, err := os.Stat(spec.Root); err == nil && fi.IsDir() {
+			spec.Dir = spec.Root
+		}
+	}
+	svc, err := spec.Service(exe)
+	if err != nil {
+		return fail("%v", err)
+	}
+	svc.Logger = log
+
+	actx, cancel := context.WithTimeout(ctx, f.connectTimeout+5*time.Second)
+	defer cancel()
+	slow := time.AfterFunc(slowStart, func() {
+		if p.first != nil {
+			p.write(proxy.LogMessage(fmt.Sprintf("procref: starting shared %s backend %s (log: %s)", spec.Mode, svc.Name, svc.LogPath())))
+		}
+	})
+	sess, err := svc.Attach(actx)
+	slow.Stop()
+	if err != nil {
+		if ctx.Err() != nil {
+			return exitOK
+		}
+		return fail("%v", err)
+	}
+	defer sess.Release()
+	log.Info("attached", "service", svc.Name, "host_pid", sess.Hint.Host.PID, "started", sess.Started)
+
+	conn, presence := sess.Conn, net.Conn(nil)
+	if spec.Mode == host.ModeTCP {
+		port, err := host.ReadBackendPort(sess.Conn, 5*time.Second)
+		if err != nil {
+			sess.Conn.Close()
+			return fail("%v (log: %s)", err, sess.Hint.Log)
+		}
+		var d net.Dialer
+		bconn, err := d.DialContext(actx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			sess.Conn.Close()
+			return fail("connecting to the backend on port %d: %v (log: %s)", port, err, sess.Hint.Log)
+		}
+		conn, presence = bconn, sess.Conn
+		defer presence.Close()
+	}
+	if p.first != nil {
+		if err := lspframe.Write(conn, p.first); err != nil {
+			return fail("sending initialize to the backend: %v (log: %s)", err, sess.Hint.Log)
+		}
+	}
+	p.mu.Lock()
+	p.relaying = true
+	p.mu.Unlock()
+	switch proxy.Relay(ctx, in, stdout, conn, presence) {
+	case proxy.EditorClosed, proxy.Canceled:
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "procref: the shared backend %s closed the connection (host pid %d); see `procref logs %s`\n", svc.Name, sess.Hint.Host.PID, svc.Name)
+		return exitFailure
+	}
+}
+
+// proxyRun is the state of one proxy's editor side.
+type proxyRun struct {
+	in     *bufio.Reader
+	out    io.Writer
+	stderr io.Writer
+
+	first []byte           // the editor's first message, if read
+	init  proxy.Initialize // parsed from first
+
+	mu       sync.Mutex
+	relaying bool // after this, only the relay writes to out
+}
+
+// write sends one framed message to the editor, unless the relay owns out.
+func (p *proxyRun) write(body []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.relaying {
+		lspframe.Write(p.out, body)
+	}
+}
+
+func (p *proxyRun) peekInitialize(max int64) error {
+	body, err := lspframe.NewReader(p.in, max).Read()
+	if err != nil {
+		return err
+	}
+	in, err := proxy.ParseInitialize(body)
+	if err != nil {
+		return fmt.Errorf("the editor's first message is not JSON-RPC: %w", err)
+	}
+	p.first, p.init = body, in
+	return nil
+}
+
+// answerInitialize answers the editor's first request with an error, so the
+// editor shows why instead of waiting. If the first message has not been
+// read yet, it waits briefly for it.
+func (p *proxyRun) answerInitialize(msg string) {
+	if p.first == nil {
+		got := make(chan struct{})
+		go func() {
+			defer close(got)
+			if body, err := lspframe.NewReader(p.in, 0).Read(); err == nil {
+				if in, err := proxy.ParseInitialize(body); err == nil {
+					p.first, p.init = body, in
+				}
+			}
+		}()
+		select {
+		case <-got:
+		case <-time.After(3 * time.Second):
+			return
+		}
+	}
+	if p.first != nil && p.init.ID != nil {
+		p.write(proxy.ErrorResponse(p.init.ID, -32002, "procref: "+msg))
+	}
+}
+

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/procref/procref/discovery"
+	"github.com/procref/procref/handshake"
+	"github.com/procref/procref/launcher"
+	"github.com/procref/procref/platform"
+	"github.com/procref/procref/refcount"
+)
+
+// backendRow is one row of `procref status`.
+type backendRow struct {
+	Name       string   `json:"name"`
+	State      string   `json:"state"` // running, stale, draining
+	Reason     string   `json:"reason,omitempty"`
+	Mode       string   `json:"mode,omitempty"`
+	HostPID    int      `json:"host_pid,omitempty"`
+	BackendPID int      `json:"backend_pid,omitempty"`
+	Port       int      `json:"port,omitempty"`
+	References int      `json:"references"`
+	Clients    int      `json:"clients"`
+	Uptime     float64  `json:"uptime_seconds,omitempty"`
+	BackendRSS uint64   `json:"backend_rss_bytes,omitempty"`
+	Root       string   `json:"root,omitempty"`
+	Command    []string `json:"command,omitempty"`
+	Log        string   `json:"log,omitempty"`
+}
+
+// collectStatus reads every hint in the runtime dir and asks each live host.
+func collectStatus(ctx context.Context) ([]backendRow, string, error) {
+	dir, err := platform.RuntimeDir()
+	if err != nil {
+		return nil, "", err
+	}
+	names, err := discovery.List(dir)
+	if err != nil {
+		return nil, dir, err
+	}
+	counts := map[string]int{}
+	if infos, err := refcount.List(refcount.Options{Dir: dir}); err == nil {
+		for _, in := range infos {
+			counts[in.Name] = in.Count
+		}
+	}
+	var rows []backendRow
+	for _, name := range names {
+		row := backendRow{Name: name, References: counts[name]}
+		h, err := discovery.Read(dir, name)
+		if err != nil {
+			row.State, row.Reason = "stale", err.Error()
+			rows = append(rows, row)
+			continue
+		}
+		row.Mode, row.HostPID, row.Port, row.Root, row.Command, row.Log = h.Mode, h.Host.PID, h.Port, h.Root, h.Command, h.Log
+		row.BackendPID = h.Backend.PID
+		st, err := launcher.QueryStatus(ctx, h)
+		switch {
+		case err == nil:
+			row.State = "running"
+			row.Clients, row.References, row.Uptime = st.Clients, st.Count, st.Uptime
+			if st.Info.PID > 0 {
+				row.BackendPID = st.Info.PID
+			}
+		case errors.Is(err, handshake.ErrDraining):
+			row.State = "draining"
+		default:
+			row.State, row.Reason = "stale", err.Error()
+		}
+		if row.BackendPID > 0 && row.State == "running" {
+			row.BackendRSS, _ = platform.RSS(row.BackendPID)
+		}
+		rows = append(rows, row)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
+	return rows, dir, nil
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("procref status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rows, dir, err := collectStatus(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "procref status: %v\n", err)
+		return exitFailure
+	}
+	if *asJSON {
+		if rows == nil {
+			rows = []backendRow{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rows)
+		return exitOK
+	}
+	printStatus(stdout, rows, dir)
+	return exitOK
+}
+
+func printStatus(w io.Writer, rows []backendRow, dir string) {
+	if len(rows) == 0 {
+		fmt.Fprintf(w, "no shared backends (runtime dir %s)\n", dir)
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tMODE\tPID\tPORT\tREFS\tCLIENTS\tUPTIME\tRSS\tROOT\tCOMMAND\tLOG")
+	for _, r := range rows {
+		pid := "-"
+		if r.BackendPID > 0 {
+			pid = fmt.Sprint(r.BackendPID)
+		} else if r.HostPID > 0 {
+			pid = fmt.Sprintf("host %d", r.HostPID)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
+			r.Name, r.State, dash(r.Mode), pid, dashInt(r.Port), r.References, r.Clients,
+			uptime(r.Uptime), rss(r.BackendRSS), dash(r.Root), dash(shortCommand(r.Command)), dash(r.Log))
+	}
+	tw.Flush()
+	for _, r := range rows {
+		if r.State == "stale" && r.Reason != "" {
+			fmt.Fprintf(w, "%s is stale: %s (the next start replaces it)\n", r.Name, r.Reason)
+		}
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func dashInt(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprint(n)
+}
+
+func uptime(s float64) string {
+	if s == 0 {
+		return "-"
+	}
+	return (time.Duration(s) * time.Second).Round(time.Second).String()
+}
+
+func rss(b uint64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fM", float64(b)/(1<<20))
+}
+
+func shortCommand(c []string) string {
+	if len(c) == 0 {
+		return ""
+	}
+	parts := append([]string{baseName(c[0])}, c[1:]...)
+	s := strings.Join(parts, " ")
+	if len(s) > 60 {
+		s = s[:57] + "..."
+	}
+	return s
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexAny(p, `/\`); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+func cmdStop(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("procref stop", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	all := fs.Bool("all", false, "stop every backend")
+	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for a graceful stop before killing")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if (*all && fs.NArg() > 0) || (!*all && fs.NArg() != 1) {
+		fmt.Fprintln(stderr, "procref stop: name one backend (see `procref status`) or use --all")
+		return exitUsage
+	}
+	dir, err := platform.RuntimeDir()
+	if err != nil {
+		fmt.Fprintf(stderr, "procref stop: %v\n", err)
+		return exitFailure
+	}
+	names := fs.Args()
+	if *all {
+		if names, err = discovery.List(dir); err != nil {
+			fmt.Fprintf(stderr, "procref stop: %v\n", err)
+			return exitFailure
+		}
+	}
+	code := exitOK
+	for _, name := range names {
+		if err := stopOne(dir, name, *timeout); err != nil {
+			fmt.Fprintf(stderr, "procref stop %s: %v\n", name, err)
+			code = exitFailure
+			continue
+		}
+		fmt.Fprintf(stdout, "stopped %s\n", name)
+	}
+	return code
+}
+
+// stopOne asks the host to drain; if it does not exit within timeout, it is
+// terminated and then killed (by identity: a reused pid is never signalled).
+func stopOne(dir, name string, timeout time.Duration) error {
+	h, err := discovery.Read(dir, name)
+	if errors.Is(err, discovery.ErrNoHint) {
+		return fmt.Errorf("no backend named %s (see `procref status`)", name)
+	}
+	if err != nil {
+		discovery.Remove(dir, name, "")
+		return nil // a stale hint: removing it is all there is to stop
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := launcher.RequestStop(ctx, h); err != nil && !errors.Is(err, handshake.ErrDraining) {
+		if errors.Is(err, discovery.ErrStale) {
+			discovery.Remove(dir, name, h.Nonce)
+			return nil
+		}
+	}
+	if err := h.Host.Wait(ctx); err == nil {
+		return nil
+	}
+	if err := h.Host.Stop(5 * time.Second); err != nil && !errors.Is(err, platform.ErrNoProcess) && !errors.Is(err, platform.ErrIdentityChanged) {
+		return err
+	}
+	if h.Backend.PID > 0 {
+		h.Backend.Stop(2 * time.Second)
+	}
+	discovery.Remove(dir, name, h.Nonce)
+	return nil
+}
+
+func cmdLogs(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("procref logs", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	follow := fs.Bool("f", false, "follow the log")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "procref logs: name one backend (see `procref status`)")
+		return exitUsage
+	}
+	name := fs.Arg(0)
+	if strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
+		fmt.Fprintf(stderr, "procref logs: bad name %q\n", name)
+		return exitUsage
+	}
+	dir, err := platform.StateDir()
+	if err != nil {
+		fmt.Fprintf(stderr, "procref logs: %v\n", err)
+		return exitFailure
+	}
+	path := dir + string(os.PathSeparator) + name + ".log"
+	f, err := os.Open(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "procref logs: no log for %s (%v); see `procref status` for names\n", name, err)
+		return exitFailure
+	}
+	defer f.Close()
+	io.Copy(stdout, f)
+	if !*follow {
+		return exitOK
+	}
+	// Follow: files offer no portable change event, so poll gently.
+	for {
+		time.Sleep(200 * time.Millisecond)
+		if _, err := io.Copy(stdout, f); err != nil {
+			return exitFailure
+		}
+	}
+}

@@ -1,0 +1,142 @@
+// Package host is procref's per-service host: the detached process that owns
+// one backend (a language server), listens on loopback for authenticated
+// proxies, and shuts the backend down when the last proxy is gone. It is the
+// launcher's supervisor with backend-specific hooks.
+//
+// Two modes:
+//
+//   - tcp mode (an argument contains "{port}"): the host picks a free
+//     loopback port, substitutes it, starts the backend, waits until it
+//     accepts, and supervises it. A proxy's session connection to the host
+//     only proves presence; the host tells it the backend's port and the proxy
+//     relays bytes to the backend directly (e.g. gopls serve -listen).
+//   - mux mode (default): the backend is any stdio language server; the host
+//     runs the LSP multiplexer (package proxy/lspmux) and every proxy's
+//     session connection carries that client's LSP stream.
+//
+// A client never tells a host which command to run: the host runs only the
+// [Spec] it was started with, and the spec is part of the service key.
+package host
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/procref/procref/launcher"
+	"github.com/procref/procref/refcount"
+)
+
+// Modes.
+const (
+	ModeTCP = "tcp"
+	ModeMux = "mux"
+)
+
+// Share scopes.
+const (
+	ShareRoot   = "root"   // one backend per workspace root (default)
+	ShareGlobal = "global" // one backend for all roots
+	ShareKey    = "key"    // one backend per explicit --share-key
+)
+
+// PortPlaceholder in a backend argument selects tcp mode.
+const PortPlaceholder = "{port}"
+
+// EnvSpec carries the JSON spec from the proxy to `procref host`.
+const EnvSpec = "PROCREF_HOST_SPEC"
+
+// ErrBackendStart means the backend could not be started; the text says how.
+var ErrBackendStart = errors.New("backend did not start")
+
+// Spec is everything that defines one shared backend.
+type Spec struct {
+	Mode     string   `json:"mode"`
+	Command  []string `json:"command"` // Command[0] is an absolute path
+	Dir      string   `json:"dir"`     // backend working directory
+	Share    string   `json:"share"`
+	ShareKey string   `json:"share_key,omitempty"`
+	Root     string   `json:"root,omitempty"`
+	// KeyEnv are environment entries (NAME=value) that are part of the key.
+	KeyEnv []string `json:"key_env,omitempty"`
+	// Name overrides the base of the service name (default: command base).
+	Name         string        `json:"name,omitempty"`
+	Linger       time.Duration `json:"linger"`
+	StartTimeout time.Duration `json:"start_timeout"`
+	MaxMessage   int64         `json:"max_message,omitempty"`
+	LogLevel     string        `json:"log_level,omitempty"`
+	Impl         string        `json:"impl,omitempty"`
+	// Dir and LogDir override the runtime and state dirs (tests).
+	RuntimeDir string `json:"runtime_dir,omitempty"`
+	LogDir     string `json:"log_dir,omitempty"`
+}
+
+// ModeFor returns the mode a command implies: tcp if any argument contains
+// the port placeholder.
+func ModeFor(command []string) string {
+	for _, a := range command[1:] {
+		if strings.Contains(a, PortPlaceholder) {
+			return ModeTCP
+		}
+	}
+	return ModeMux
+}
+
+// Key returns the service key: uid, protocol version, mode, absolute command
+// path, arguments, share scope, root or share key, and KeyEnv.
+func (s *Spec) Key() string {
+	parts := []string{"mode=" + s.Mode, "share=" + s.Share}
+	switch s.Share {
+	case ShareRoot:
+		parts = append(parts, "root="+s.Root)
+	case ShareKey:
+		parts = append(parts, "key="+s.ShareKey)
+	}
+	parts = append(parts, "argc="+fmt.Sprint(len(s.Command)))
+	parts = append(parts, s.Command...)
+	parts = append(parts, s.KeyEnv...)
+	return launcher.Key(parts...)
+}
+
+// ServiceName returns "<name or command base>-<12 hex of key>".
+func (s *Spec) ServiceName() string {
+	base := s.Name
+	if base == "" {
+		base = filepath.Base(s.Command[0])
+	}
+	return launcher.Name(base, s.Key())
+}
+
+// Service returns the launcher service for s, as seen by a proxy: starting
+// it spawns `EXE host` with the spec in the environment. exe is the procref
+// executable.
+func (s *Spec) Service(exe string) (*launcher.Service, error) {
+	impl, err := refcount.ParseImpl(s.Impl)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	return &launcher.Service{
+		Name:         s.ServiceName(),
+		Key:          s.Key(),
+		Linger:       s.Linger,
+		StartTimeout: s.StartTimeout + 5*time.Second,
+		Dir:          s.RuntimeDir,
+		LogDir:       s.LogDir,
+		Impl:         impl,
+		Spawn: func() (*exec.Cmd, error) {
+			cmd := exec.Command(exe, "host")
+			cmd.Env = append(os.Environ(), EnvSpec+"="+string(spec))
+			cmd.Dir = s.Dir
+			return cmd, nil
+		},
+	}, nil
+}

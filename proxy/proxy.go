@@ -1,0 +1,191 @@
+// Package proxy is the editor-facing half of procref: the stdio⇄TCP relay
+// and the few LSP messages the proxy itself reads or writes (it peeks at the
+// editor's initialize to learn the workspace root, answers it with an error
+// when the backend cannot start, and tells the editor about a slow cold
+// start with window/logMessage). The host-side LSP multiplexer is the
+// subpackage lspmux; LSP framing is lspframe.
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Initialize is what the proxy learns from the editor's first message.
+type Initialize struct {
+	// ID is the request's raw JSON id; nil if the message was not a request.
+	ID json.RawMessage
+	// Method is the first message's method.
+	Method string
+	// Root is the workspace root directory ("" if the message names none):
+	// workspaceFolders[0], then rootUri, then rootPath.
+	Root string
+}
+
+// ParseInitialize reads the root out of an editor's first message.
+func ParseInitialize(body []byte) (Initialize, error) {
+	var m struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+		Params struct {
+			WorkspaceFolders []struct {
+				URI string `json:"uri"`
+			} `json:"workspaceFolders"`
+			RootURI  *string `json:"rootUri"`
+			RootPath *string `json:"rootPath"`
+		} `json:"params"`
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		return Initialize{}, err
+	}
+	in := Initialize{ID: m.ID, Method: m.Method}
+	if string(in.ID) == "null" {
+		in.ID = nil
+	}
+	switch {
+	case len(m.Params.WorkspaceFolders) > 0 && m.Params.WorkspaceFolders[0].URI != "":
+		in.Root = URIToPath(m.Params.WorkspaceFolders[0].URI)
+	case m.Params.RootURI != nil && *m.Params.RootURI != "":
+		in.Root = URIToPath(*m.Params.RootURI)
+	case m.Params.RootPath != nil && *m.Params.RootPath != "":
+		in.Root = filepath.Clean(*m.Params.RootPath)
+	}
+	return in, nil
+}
+
+// URIToPath turns a file:// URI into a path (other URIs are returned as is).
+func URIToPath(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "file" {
+		return uri
+	}
+	p := u.Path
+	if runtime.GOOS == "windows" {
+		p = strings.TrimPrefix(p, "/")
+	}
+	return filepath.Clean(filepath.FromSlash(p))
+}
+
+// ErrorResponse returns a JSON-RPC error response body for id.
+func ErrorResponse(id json.RawMessage, code int, message string) []byte {
+	if len(id) == 0 {
+		id = json.RawMessage("null")
+	}
+	b, _ := json.Marshal(struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}{JSONRPC: "2.0", ID: id, Error: struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}{code, message}})
+	return b
+}
+
+// LogMessage returns a window/logMessage notification body (type 3: info).
+func LogMessage(message string) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"jsonrpc": "2.0", "method": "window/logMessage",
+		"params": map[string]any{"type": 3, "message": message},
+	})
+	return b
+}
+
+// Outcome is how a relay ended.
+type Outcome int
+
+const (
+	// EditorClosed: the editor closed its end (EOF on stdin): a clean detach.
+	EditorClosed Outcome = iota
+	// BackendClosed: the backend or host closed the connection while the
+	// editor was still attached.
+	BackendClosed
+	// Canceled: ctx was canceled (a signal).
+	Canceled
+)
+
+// editorGrace is how long, after the editor closes its end, the relay keeps
+// delivering the backend's last bytes (e.g. the answer to shutdown).
+const editorGrace = 2 * time.Second
+
+// backendGrace is how long, after the backend closes, the relay waits for the
+// editor to close too before calling it a failure: after an LSP exit the
+// server closes first and the editor follows.
+const backendGrace = 500 * time.Millisecond
+
+// Relay copies bytes editor→conn and conn→editor until one side ends, then
+// tidies up: on editor EOF it half-closes conn and drains what is left; on
+// backend EOF it waits briefly for the editor to close too. presence, if
+// non-nil, is a connection whose end (EOF or error) means the host is gone.
+// Relay closes conn (not presence). It blocks.
+func Relay(ctx context.Context, editorIn io.Reader, editorOut io.Writer, conn net.Conn, presence net.Conn) Outcome {
+	editorDone := make(chan struct{})
+	backendDone := make(chan struct{})
+	hostGone := make(chan struct{})
+	var once sync.Once
+	closeConn := func() { once.Do(func() { conn.Close() }) }
+	defer closeConn()
+
+	go func() {
+		defer close(editorDone)
+		io.Copy(conn, editorIn)
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+	}()
+	go func() {
+		defer close(backendDone)
+		io.Copy(editorOut, conn)
+	}()
+	if presence != nil {
+		go func() {
+			defer close(hostGone)
+			io.Copy(io.Discard, presence)
+		}()
+	}
+	select {
+	case <-editorDone:
+		t := time.NewTimer(editorGrace)
+		defer t.Stop()
+		select {
+		case <-backendDone:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		return EditorClosed
+	case <-backendDone:
+		t := time.NewTimer(backendGrace)
+		defer t.Stop()
+		select {
+		case <-editorDone:
+			return EditorClosed
+		case <-t.C:
+			return BackendClosed
+		case <-ctx.Done():
+			return Canceled
+		}
+	case <-hostGone:
+		return BackendClosed
+	case <-ctx.Done():
+		return Canceled
+	}
+}
+
+// IsStdinClosed reports whether err from reading stdin means the editor went
+// away.
+func IsStdinClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+}
