@@ -36,8 +36,8 @@ const slowStart = 500 * time.Millisecond
 
 type proxyFlags struct {
 	share, shareKey, logLevel, name, keyEnv, impl string
-	linger, connectTimeout                       time.Duration
-	maxMessage                                   int64
+	linger, connectTimeout                        time.Duration
+	maxMessage                                    int64
 }
 
 func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, []string, error) {
@@ -292,4 +292,3 @@ func (p *proxyRun) answerInitialize(msg string) {
 		p.write(proxy.ErrorResponse(p.init.ID, -32002, "procref: "+msg))
 	}
 }
-
