@@ -1,5 +1,198 @@
 package main
 
-import "io"
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
 
-func cmdDemo(args []string, stdout, stderr io.Writer) int { return 0 }
+	"github.com/procref/procref/lspclient"
+	"github.com/procref/procref/platform"
+)
+
+// demoFile is the sample document both simulated editors open.
+const demoFile = `package demo
+
+// TODO: share one language server between windows
+func hello() string { return "hello" }
+`
+
+// cmdDemo is `procref demo`: two simulated editor windows share the built-in
+// sample language server through real proxies; it prints what each saw and
+// the status table, detaches both and shows the backend gone. It uses a
+// private temporary runtime dir so it never touches the user's backends.
+func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("procref demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	mode := fs.String("mode", "mux", "mux (stdio server through the multiplexer) or tcp (server listens on {port})")
+	keep := fs.Bool("keep", false, "keep the demo's temporary directory")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if err := runDemo(*mode, *keep, stdout); err != nil {
+		fmt.Fprintf(stderr, "procref demo: FAILED: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+func runDemo(mode string, keep bool, out io.Writer) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "procref-demo-")
+	if err != nil {
+		return err
+	}
+	if !keep {
+		defer os.RemoveAll(tmp)
+	}
+	for _, d := range []string{"run", "state", "workspace"} {
+		if err := os.Mkdir(filepath.Join(tmp, d), 0o700); err != nil {
+			return err
+		}
+	}
+	os.Setenv("PROCREF_RUNTIME_DIR", filepath.Join(tmp, "run"))
+	os.Setenv("PROCREF_STATE_DIR", filepath.Join(tmp, "state"))
+	ws := filepath.Join(tmp, "workspace")
+	file := filepath.Join(ws, "demo.go")
+	if err := os.WriteFile(file, []byte(demoFile), 0o600); err != nil {
+		return err
+	}
+	uri := lspclient.FileURI(file)
+
+	server := []string{exe, "sample-server"}
+	if mode == "tcp" {
+		server = append(server, "--listen=127.0.0.1:{port}")
+	} else if mode != "mux" {
+		return fmt.Errorf("unknown mode %q", mode)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	fmt.Fprintf(out, "procref demo: two editor windows share one language server (%s mode)\n", mode)
+	fmt.Fprintf(out, "  server command: procref -- %s\n\n", strings.Join(append([]string{"procref"}, server[1:]...), " "))
+
+	type window struct {
+		cmd    *exec.Cmd
+		client *lspclient.Client
+		stderr strings.Builder
+	}
+	var wins []*window
+	defer func() {
+		for _, w := range wins {
+			if w.cmd.ProcessState == nil {
+				w.cmd.Process.Kill()
+				w.cmd.Wait()
+			}
+		}
+	}()
+	for i := 1; i <= 2; i++ {
+		w := &window{cmd: exec.CommandContext(ctx, exe, append([]string{"--"}, server...)...)}
+		w.cmd.Dir = ws
+		w.cmd.Stderr = &w.stderr
+		stdin, err := w.cmd.StdinPipe()
+		if err != nil {
+			return err
+		}
+		stdoutPipe, err := w.cmd.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		if err := w.cmd.Start(); err != nil {
+			return err
+		}
+		wins = append(wins, w)
+		w.client = lspclient.New(ctx, pipeRWC{stdoutPipe, stdin})
+		res, err := w.client.Initialize(ctx, ws)
+		if err != nil {
+			return fmt.Errorf("window %d: %w (proxy stderr: %s)", i, err, w.stderr.String())
+		}
+		name := "?"
+		if res.ServerInfo != nil {
+			name = res.ServerInfo.Name
+		}
+		fmt.Fprintf(out, "window %d: proxy pid %d attached in %v; server %q initialized\n", i, w.cmd.Process.Pid, time.Since(start).Round(time.Millisecond), name)
+		if err := w.client.DidOpen(ctx, uri, "go", demoFile); err != nil {
+			return err
+		}
+		diags, err := w.client.WaitDiagnostics(ctx, uri, func(d []lspclient.Diagnostic) bool { return len(d) > 0 })
+		if err != nil {
+			return fmt.Errorf("window %d: %w", i, err)
+		}
+		for _, d := range diags {
+			fmt.Fprintf(out, "window %d: diagnostic demo.go:%d:%d: %s\n", i, d.Range.Start.Line+1, d.Range.Start.Character+1, d.Message)
+		}
+		hover, err := w.client.Hover(ctx, uri, 3, 6)
+		if err != nil {
+			return fmt.Errorf("window %d: hover: %w", i, err)
+		}
+		fmt.Fprintf(out, "window %d: hover on hello: %s\n", i, hover)
+	}
+
+	fmt.Fprintf(out, "\n$ procref status\n")
+	rows, dir, err := collectStatus(ctx)
+	if err != nil {
+		return err
+	}
+	printStatus(out, rows, dir)
+	if len(rows) != 1 || rows[0].Clients != 2 || rows[0].State != "running" {
+		return fmt.Errorf("want one running backend with two clients, got %+v", rows)
+	}
+	backend, _ := platform.Lookup(rows[0].BackendPID)
+	hostID, _ := platform.Lookup(rows[0].HostPID)
+
+	fmt.Fprintln(out)
+	for i, w := range wins {
+		if err := w.client.Shutdown(ctx); err != nil {
+			return fmt.Errorf("window %d: %w", i+1, err)
+		}
+		w.client.Close()
+		err := w.cmd.Wait()
+		code := w.cmd.ProcessState.ExitCode()
+		fmt.Fprintf(out, "window %d: detached, proxy exit code %d\n", i+1, code)
+		if err != nil && code != 0 {
+			return fmt.Errorf("window %d: proxy exited with %v: %s", i+1, err, w.stderr.String())
+		}
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := hostID.Wait(wctx); err != nil {
+		return fmt.Errorf("host pid %d still running after the last window left", hostID.PID)
+	}
+	if err := backend.Wait(wctx); err != nil {
+		return fmt.Errorf("backend pid %d still running after the last window left", backend.PID)
+	}
+	fmt.Fprintf(out, "backend pid %d and host pid %d are gone: the last window detached\n\n$ procref status\n", backend.PID, hostID.PID)
+	rows, dir, err = collectStatus(ctx)
+	if err != nil {
+		return err
+	}
+	printStatus(out, rows, dir)
+	if len(rows) != 0 {
+		return errors.New("a backend is still listed after the last window left")
+	}
+	fmt.Fprintln(out, "\ndemo OK")
+	return nil
+}
+
+// pipeRWC joins a process's stdout (read) and stdin (write).
+type pipeRWC struct {
+	r io.ReadCloser
+	w io.WriteCloser
+}
+
+func (p pipeRWC) Read(b []byte) (int, error)  { return p.r.Read(b) }
+func (p pipeRWC) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p pipeRWC) Close() error {
+	p.w.Close()
+	return p.r.Close()
+}
