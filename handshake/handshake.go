@@ -15,6 +15,7 @@
 package handshake
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -97,7 +98,7 @@ func Client(ctx context.Context, conn net.Conn, token, nonce string, pid int, ve
 	if _, err := io.WriteString(conn, line+"\n"); err != nil {
 		return fmt.Errorf("sending handshake: %w", err)
 	}
-	answer, err := readLine(conn)
+	answer, err := readLine(conn, len("ok \n")+len(nonce))
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return fmt.Errorf("host closed the connection during the handshake (wrong token?): %w", ErrDenied)
@@ -135,11 +136,12 @@ func Dial(ctx context.Context, port int, token, nonce string, pid int, verb stri
 }
 
 // ReadRequest reads and checks a client's handshake line on the host side.
-// It reads byte by byte so that no protocol byte after the line is consumed.
+// It never reads past the line: no protocol byte after it is consumed.
 // On ErrBadToken or ErrMalformed the caller must close conn without writing.
 // The caller sets any deadline on conn.
 func ReadRequest(conn io.Reader, token string) (Request, error) {
-	line, err := readLine(conn)
+	// The shortest valid line: "procref/1 <token> N\n".
+	line, err := readLine(conn, len(Protocol)+len(token)+4)
 	if err != nil {
 		return Request{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
@@ -177,19 +179,31 @@ func Refuse(w io.Writer, draining bool) error {
 	return err
 }
 
-func readLine(r io.Reader) (string, error) {
+// readLine reads one '\n'-terminated line of at most maxLine bytes. The
+// first atLeast bytes are read in as few calls as the peer's writes allow,
+// the rest one byte at a time: the caller passes the shortest length the line
+// it hopes for can have, so a read never takes bytes beyond that line. (A
+// line that ends before atLeast is not the hoped-for line; the caller treats
+// it as final, so bytes read past it do not matter.) This keeps a handshake
+// to a few system calls instead of one per byte.
+func readLine(r io.Reader, atLeast int) (string, error) {
 	var buf [maxLine]byte
+	atLeast = min(atLeast, maxLine)
 	n := 0
 	for {
 		if n == len(buf) {
 			return "", errors.New("line too long")
 		}
-		m, err := r.Read(buf[n : n+1])
-		if m == 1 {
-			if buf[n] == '\n' {
-				return string(buf[:n]), nil
-			}
-			n++
+		want := 1
+		if n < atLeast {
+			want = atLeast - n
+		}
+		m, err := r.Read(buf[n : n+want])
+		if i := bytes.IndexByte(buf[n:n+m], '\n'); i >= 0 {
+			return string(buf[:n+i]), nil
+		}
+		n += m
+		if m > 0 {
 			continue
 		}
 		if err != nil {
