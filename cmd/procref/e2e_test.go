@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/procref/procref/lspclient"
+	"github.com/procref/procref/platform"
+	"github.com/procref/procref/refcount"
+)
+
+// TestGoplsTCPMode: two proxies (two editor windows, each a Go LSP client)
+// share one real `gopls serve -listen=127.0.0.1:{port}`: both get
+// diagnostics and a hover; exactly one gopls; gone within 2 s after both
+// detach.
+func TestGoplsTCPMode(t *testing.T) {
+	gopls := requireServer(t, "gopls")
+	e := newEnv(t)
+	ws := t.TempDir()
+	copyDir(t, "../../testdata/gomod", ws)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	mainGo := filepath.Join(ws, "main.go")
+	text, _ := os.ReadFile(mainGo)
+	uri := lspclient.FileURI(mainGo)
+
+	var clients []*lspclient.Client
+	var procs []*proc
+	for i := 0; i < 2; i++ {
+		p := e.start(ws, []string{"GOFLAGS=-mod=mod"}, "--", gopls, "serve", "-listen=127.0.0.1:{port}")
+		c := p.client(ctx)
+		if _, err := c.Initialize(ctx, ws); err != nil {
+			t.Fatalf("window %d: %v; stderr: %s", i, err, p.stderr.String())
+		}
+		if err := c.DidOpen(ctx, uri, "go", string(text)); err != nil {
+			t.Fatal(err)
+		}
+		clients, procs = append(clients, c), append(procs, p)
+	}
+	for i, c := range clients {
+		diags, err := c.WaitDiagnostics(ctx, uri, func(d []lspclient.Diagnostic) bool { return len(d) > 0 })
+		if err != nil {
+			t.Fatalf("window %d: %v", i, err)
+		}
+		found := false
+		for _, d := range diags {
+			if strings.Contains(d.Message, "cannot use") || strings.Contains(d.Message, "declared and not used") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("window %d: diagnostics lack the deliberate error: %+v", i, diags)
+		}
+		// Hover on Greeting's declaration (line 6, "func Greeting").
+		h, err := c.Hover(ctx, uri, 5, 6)
+		if err != nil {
+			t.Fatalf("window %d: hover: %v", i, err)
+		}
+		if !strings.Contains(h, "Greeting") {
+			t.Errorf("window %d: hover = %q, want it to mention Greeting", i, h)
+		}
+	}
+	hint := e.onlyHint()
+	if got := children(hint.Host.PID, "gopls"); len(got) != 1 {
+		t.Fatalf("want exactly one gopls child of host %d, got %v", hint.Host.PID, got)
+	}
+	backend := hint.Backend
+	for i, c := range clients {
+		if err := c.Shutdown(ctx); err != nil {
+			t.Errorf("window %d: %v", i, err)
+		}
+		c.Close()
+		if code := procs[i].wait(t, 10*time.Second); code != 0 {
+			t.Errorf("window %d: proxy exit code %d; stderr: %s", i, code, procs[i].stderr.String())
+		}
+	}
+	waitGone(t, backend, 2*time.Second, "gopls")
+	waitGone(t, hint.Host, 2*time.Second, "host")
+}
+
+// TestKillProxyMidRequest: kill -9 of one proxy mid-request leaves the other
+// working; the kernel count drops; when the last leaves, the backend stops.
+func TestKillProxyMidRequest(t *testing.T) {
+	e := newEnv(t)
+	ws := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	file := filepath.Join(ws, "a.txt")
+	uri := lspclient.FileURI(file)
+	var clients []*lspclient.Client
+	var procs []*proc
+	for i := 0; i < 2; i++ {
+		p := e.start(ws, nil, "--", procrefBin, "sample-server", "--listen=127.0.0.1:{port}")
+		c := p.client(ctx)
+		if _, err := c.Initialize(ctx, ws); err != nil {
+			t.Fatalf("window %d: %v; stderr: %s", i, err, p.stderr.String())
+		}
+		c.DidOpen(ctx, uri, "text", "hello TODO\n")
+		if _, err := c.WaitDiagnostics(ctx, uri, nil); err != nil {
+			t.Fatal(err)
+		}
+		clients, procs = append(clients, c), append(procs, p)
+	}
+	hint := e.onlyHint()
+	counter, err := refcount.Open(hint.Name, hint.Key, refcount.Options{Dir: e.runtime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer counter.Close()
+	if n, _ := counter.Count(); n != 2 {
+		t.Fatalf("count = %d, want 2", n)
+	}
+	// A request in flight, then kill -9.
+	go clients[0].Hover(ctx, uri, 0, 1)
+	procs[0].cmd.Process.Kill()
+	procs[0].wait(t, 5*time.Second)
+	waitCount(t, counter, 1, time.Second)
+	for i := 0; i < 3; i++ {
+		h, err := clients[1].Hover(ctx, uri, 0, 1)
+		if err != nil || !strings.Contains(h, "hello") {
+			t.Fatalf("surviving window: hover = %q, %v", h, err)
+		}
+	}
+	clients[1].Shutdown(ctx)
+	clients[1].Close()
+	if code := procs[1].wait(t, 10*time.Second); code != 0 {
+		t.Errorf("proxy exit %d", code)
+	}
+	waitGone(t, hint.Backend, 2*time.Second, "backend")
+	waitGone(t, hint.Host, 2*time.Second, "host")
+}
+
+func waitCount(t *testing.T, c *refcount.Counter, want int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := c.Count()
+		if err == nil && n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("count = %d (%v), want %d within %v", n, err, want, timeout)
+		}
+		time.Sleep(10 * time.Millisecond) // kernel state: no event to wait for
+	}
+}
+
+// TestGenericBridge: tcp mode is protocol-agnostic. Three proxies with
+// --share=global (nothing peeked) share a non-LSP echo service; every byte,
+// binary included, goes through unchanged both ways.
+func TestGenericBridge(t *testing.T) {
+	e := newEnv(t)
+	ws := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	helperEnv := []string{"GO_WANT_HELPER_PROCESS=echo"}
+	var procs []*proc
+	for i := 0; i < 3; i++ {
+		procs = append(procs, e.start(ws, helperEnv, "--share=global", "--", self, "--listen=127.0.0.1:{port}"))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 3)
+	for i, p := range procs {
+		payload := make([]byte, 256<<10)
+		rand.Read(payload)
+		payload = append(payload, []byte("\r\nline one\nline two\x00\xff\n")...)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			go func() {
+				p.stdin.Write(payload)
+			}()
+			got := make([]byte, len(payload))
+			if _, err := io.ReadFull(p.stdout, got); err != nil {
+				errs <- err.Error() + ": " + p.stderr.String()
+				return
+			}
+			if !bytes.Equal(got, payload) {
+				errs <- "proxy " + string(rune('0'+i)) + ": bytes changed in transit"
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("echo through the proxies timed out")
+	}
+	close(errs)
+	for s := range errs {
+		t.Error(s)
+	}
+	hint := e.onlyHint()
+	for _, p := range procs {
+		p.stdin.Close()
+		if code := p.wait(t, 10*time.Second); code != 0 {
+			t.Errorf("proxy exit %d: %s", code, p.stderr.String())
+		}
+	}
+	waitGone(t, hint.Backend, 2*time.Second, "echo backend")
+	waitGone(t, hint.Host, 2*time.Second, "host")
+}
+
+// TestHostKilled: the host is kill -9ed → its backend dies with it, the
+// proxies exit non-zero with one line on stderr, and a new proxy starts
+// fresh.
+func TestHostKilled(t *testing.T) {
+	e := newEnv(t)
+	ws := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p := e.start(ws, nil, "--", procrefBin, "sample-server", "--listen=127.0.0.1:{port}")
+	c := p.client(ctx)
+	if _, err := c.Initialize(ctx, ws); err != nil {
+		t.Fatal(err)
+	}
+	hint := e.onlyHint()
+	hint.Host.Kill()
+	waitGone(t, hint.Backend, time.Second, "backend after host kill -9")
+	if code := p.wait(t, 5*time.Second); code != 1 {
+		t.Errorf("proxy exit code %d, want 1", code)
+	}
+	if !strings.Contains(p.stderr.String(), "closed the connection") {
+		t.Errorf("proxy stderr lacks the explanation: %q", p.stderr.String())
+	}
+	p2 := e.start(ws, nil, "--", procrefBin, "sample-server", "--listen=127.0.0.1:{port}")
+	c2 := p2.client(ctx)
+	if _, err := c2.Initialize(ctx, ws); err != nil {
+		t.Fatalf("fresh start after host kill: %v; stderr %s", err, p2.stderr.String())
+	}
+	h2 := e.onlyHint()
+	if h2.Host == hint.Host {
+		t.Fatal("the dead host's hint was reused")
+	}
+	c2.Shutdown(ctx)
+	c2.Close()
+	p2.wait(t, 10*time.Second)
+	waitGone(t, h2.Host, 2*time.Second, "host")
+	_ = platform.Self
+}

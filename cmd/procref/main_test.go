@@ -1,0 +1,319 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/procref/procref/discovery"
+	"github.com/procref/procref/lspclient"
+	"github.com/procref/procref/platform"
+)
+
+// raceEnabled is set by race_test.go when the tests run with -race; the
+// procref binary under test is then built with -race too.
+var raceEnabled bool
+
+// procrefBin is the procref binary built for these tests.
+var procrefBin string
+
+// TestMain builds the real procref binary once (the proxy re-executes its
+// own binary as the host, so the test binary cannot stand in for it), or
+// runs as a helper process when GO_WANT_HELPER_PROCESS is set.
+func TestMain(m *testing.M) {
+	if h := os.Getenv("GO_WANT_HELPER_PROCESS"); h != "" {
+		os.Exit(helperProcess(h, os.Args))
+	}
+	dir, err := os.MkdirTemp("", "procref-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	procrefBin = filepath.Join(dir, "procref")
+	if runtime.GOOS == "windows" {
+		procrefBin += ".exe"
+	}
+	args := []string{"build", "-o", procrefBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building procref: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// helperProcess runs the test binary as a small service for the tests.
+// "echo": a line-agnostic TCP echo server on the address after --listen=.
+func helperProcess(kind string, args []string) int {
+	switch kind {
+	case "echo":
+		var addr string
+		for _, a := range args {
+			if strings.HasPrefix(a, "--listen=") {
+				addr = strings.TrimPrefix(a, "--listen=")
+			}
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return 1
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}
+	fmt.Fprintf(os.Stderr, "unknown helper %q\n", kind)
+	return 2
+}
+
+// env is an isolated procref environment: its own runtime and state dirs.
+type env struct {
+	t       *testing.T
+	runtime string
+	state   string
+	vars    []string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	base := t.TempDir()
+	e := &env{t: t, runtime: filepath.Join(base, "run"), state: filepath.Join(base, "state")}
+	for _, d := range []string{e.runtime, e.state} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.vars = append(os.Environ(), "PROCREF_RUNTIME_DIR="+e.runtime, "PROCREF_STATE_DIR="+e.state)
+	t.Cleanup(e.killAll)
+	return e
+}
+
+// killAll stops every host (and its backend) left in this env, by identity.
+func (e *env) killAll() {
+	names, _ := discovery.List(e.runtime)
+	for _, n := range names {
+		if h, err := discovery.Read(e.runtime, n); err == nil {
+			h.Host.Kill()
+			if h.Backend.PID > 0 {
+				h.Backend.Kill()
+			}
+		}
+	}
+}
+
+// proc is a started procref process (usually a proxy) with its stdio.
+type proc struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout io.ReadCloser
+	stderr *syncBuffer
+	done   chan struct{}
+	err    error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs procref with args in the env; the process is killed and waited
+// for at cleanup.
+func (e *env) start(dir string, extraEnv []string, args ...string) *proc {
+	e.t.Helper()
+	p := &proc{cmd: exec.Command(procrefBin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Env = append(append([]string{}, e.vars...), extraEnv...)
+	p.cmd.Dir = dir
+	p.cmd.Stderr = p.stderr
+	var err error
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		e.t.Fatal(err)
+	}
+	if p.stdout, err = p.cmd.StdoutPipe(); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() {
+		// Wait only after stdout is drained by the user; Wait closes pipes,
+		// so wait on the process state via Process.Wait instead.
+		st, err := p.cmd.Process.Wait()
+		p.cmd.ProcessState = st
+		p.err = err
+		close(p.done)
+	}()
+	e.t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *proc) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		t.Fatalf("pid %d did not exit within %v; stderr:\n%s", p.cmd.Process.Pid, timeout, p.stderr.String())
+		return -1
+	}
+}
+
+// client starts an LSP client on a proxy's stdio.
+func (p *proc) client(ctx context.Context) *lspclient.Client {
+	return lspclient.New(ctx, pipeRWC{p.stdout, p.stdin})
+}
+
+// waitGone waits until the process identity is gone.
+func waitGone(t *testing.T, id platform.Identity, timeout time.Duration, what string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := id.Wait(ctx); err != nil {
+		t.Fatalf("%s (pid %d) still running after %v", what, id.PID, timeout)
+	}
+}
+
+// onlyHint returns the env's single hint, failing if there is not exactly one.
+func (e *env) onlyHint() *discovery.Hint {
+	e.t.Helper()
+	names, err := discovery.List(e.runtime)
+	if err != nil || len(names) != 1 {
+		e.t.Fatalf("want exactly one backend, got %v (err %v)", names, err)
+	}
+	h, err := discovery.Read(e.runtime, names[0])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return h
+}
+
+// children returns the pids whose parent is ppid and whose command name is
+// comm (Linux /proc).
+func children(ppid int, comm string) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || close < 0 {
+			continue
+		}
+		f := strings.Fields(s[close+1:])
+		if len(f) < 2 || s[open+1:close] != comm || f[0] == "Z" {
+			continue
+		}
+		if pp, _ := strconv.Atoi(f[1]); pp == ppid {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// requireServer finds a real language server or skips (fails under
+// PROCREF_REQUIRE_SERVERS=1).
+func requireServer(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if gp, gerr := exec.Command("go", "env", "GOPATH").Output(); gerr == nil {
+			cand := filepath.Join(strings.TrimSpace(string(gp)), "bin", name)
+			if _, serr := os.Stat(cand); serr == nil {
+				return cand
+			}
+		}
+		if os.Getenv("PROCREF_REQUIRE_SERVERS") == "1" {
+			t.Fatalf("%s not installed and PROCREF_REQUIRE_SERVERS=1", name)
+		}
+		t.Skipf("%s not installed (set PROCREF_REQUIRE_SERVERS=1 to fail instead)", name)
+	}
+	return path
+}
+
+// copyDir copies a fixture tree into dst.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if fi.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readLine reads one line with a deadline.
+func readLine(t *testing.T, r *bufio.Reader, timeout time.Duration) string {
+	t.Helper()
+	ch := make(chan string, 1)
+	go func() {
+		s, _ := r.ReadString('\n')
+		ch <- s
+	}()
+	select {
+	case s := <-ch:
+		return s
+	case <-time.After(timeout):
+		t.Fatal("timed out reading a line")
+		return ""
+	}
+}
+
+var _ = syscall.SIGKILL
