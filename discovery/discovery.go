@@ -122,7 +122,10 @@ func Read(dir, name string) (*Hint, error) {
 	if fi.Size() > MaxHintSize {
 		return nil, fmt.Errorf("%w: %s is %d bytes, larger than %d", ErrStale, p, fi.Size(), MaxHintSize)
 	}
-	f, err := os.OpenFile(p, os.O_RDONLY|oNoFollow, 0)
+	// Race: the file may be replaced between Lstat and open. O_NOFOLLOW
+	// refuses a symlink, O_NONBLOCK keeps a FIFO from blocking the open, and
+	// the Stat of the opened file refuses anything that is not regular.
+	f, err := os.OpenFile(p, os.O_RDONLY|oNoFollow|oNonBlock, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoHint
 	}
@@ -130,6 +133,9 @@ func Read(dir, name string) (*Hint, error) {
 		return nil, fmt.Errorf("%w: opening %s: %v", ErrStale, p, err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s is not a regular file", ErrStale, p)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, MaxHintSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading hint: %w", err)

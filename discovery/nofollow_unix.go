@@ -4,4 +4,10 @@ package discovery
 
 import "syscall"
 
-const oNoFollow = syscall.O_NOFOLLOW
+// oNoFollow refuses a symlink at open time; oNonBlock keeps open from
+// blocking on a FIFO swapped in after the Lstat check (Read then refuses it
+// as not a regular file).
+const (
+	oNoFollow = syscall.O_NOFOLLOW
+	oNonBlock = syscall.O_NONBLOCK
+)

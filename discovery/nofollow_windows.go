@@ -2,5 +2,9 @@
 
 package discovery
 
-// oNoFollow is zero on Windows: Read refuses reparse points via Lstat first.
-const oNoFollow = 0
+// oNoFollow and oNonBlock are zero on Windows: Read refuses reparse points
+// via Lstat first, and re-checks the opened file with Stat.
+const (
+	oNoFollow = 0
+	oNonBlock = 0
+)
