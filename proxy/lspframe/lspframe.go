@@ -191,6 +191,20 @@ func Lookup(raw []byte, path ...string) (Span, bool, error) {
 	return lookup(raw, path)
 }
 
+// Members finds several top-level members of the JSON object raw in one
+// pass and returns their spans, in the order of keys (a zero Span for an
+// absent key). raw is assumed valid; errors wrap [ErrBadJSON].
+func Members(raw []byte, keys ...string) ([]Span, error) {
+	return members(raw, keys)
+}
+
+// DeleteMember returns a new slice holding the JSON object raw without its
+// top-level member key (and the comma that separated it), and whether the
+// member was there. raw is not modified.
+func DeleteMember(raw []byte, key string) ([]byte, bool, error) {
+	return deleteMember(raw, key)
+}
+
 // Splice returns a new slice holding b with the span s replaced by repl.
 // b is not modified.
 func Splice(b []byte, s Span, repl []byte) []byte {

@@ -476,3 +476,44 @@ func sizeName(n int) string {
 	}
 	return fmt.Sprintf("%dKiB", n>>10)
 }
+
+func TestMembersAndDelete(t *testing.T) {
+	raw := []byte(`{ "uri":"u", "version": 3 ,"diagnostics":[{"version":1}]}`)
+	sp, err := Members(raw, "version", "nope", "uri")
+	if err != nil || string(sp[0].Of(raw)) != "3" || sp[1].Ok() || string(sp[2].Of(raw)) != `"u"` {
+		t.Fatalf("Members = %v %v", sp, err)
+	}
+	for _, c := range []struct{ in, key, want string }{
+		{`{ "uri":"u", "version": 3 ,"d":[{"version":1}]}`, "version", `{ "uri":"u","d":[{"version":1}]}`},
+		{`{"version":3,"uri":"u"}`, "version", `{"uri":"u"}`},
+		{`{"uri":"u","version":3}`, "version", `{"uri":"u"}`},
+		{`{"version":3}`, "version", `{}`},
+		{`{"version":3,"version":4,"a":1}`, "version", `{"a":1}`},
+	} {
+		out, ok, err := DeleteMember([]byte(c.in), c.key)
+		if err != nil || !ok || string(out) != c.want || !json.Valid(out) {
+			t.Errorf("DeleteMember(%s) = %s %v %v, want %s", c.in, out, ok, err, c.want)
+		}
+	}
+	if out, ok, _ := DeleteMember([]byte(`{"a":1}`), "b"); ok || string(out) != `{"a":1}` {
+		t.Errorf("DeleteMember absent = %s %v", out, ok)
+	}
+}
+
+func TestUnquoteEscapes(t *testing.T) {
+	for _, tok := range []string{`"a\"b\\c\/d\b\f\n\r\t"`, `"\u00fc\u20AC\ud83d\ude00x"`, `"\ud83d"`, `"\ude00\u0041"`, `"\ud83d\u0041"`, `"é\n"`} {
+		var want string
+		if err := json.Unmarshal([]byte(tok), &want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := Unquote([]byte(tok))
+		if err != nil || got != want {
+			t.Errorf("Unquote(%s) = %q, %v; want %q", tok, got, err, want)
+		}
+	}
+	for _, tok := range []string{`"\x"`, `"\u12"`, `"a\"`, "\"\xff\""} {
+		if _, err := Unquote([]byte(tok)); err == nil {
+			t.Errorf("Unquote(%s) accepted", tok)
+		}
+	}
+}

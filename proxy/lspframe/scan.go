@@ -2,8 +2,8 @@ package lspframe
 
 import (
 	"bytes"
-	"encoding/json"
 	"slices"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -421,11 +421,79 @@ func unquote(tok []byte) (string, error) {
 		}
 		return string(inner), nil
 	}
-	var out string
-	if err := json.Unmarshal(tok, &out); err != nil {
-		return "", errf(ErrBadJSON, "%v", err)
+	if !utf8.Valid(inner) {
+		return "", errf(ErrBadJSON, "invalid utf-8 in string")
 	}
-	return out, nil
+	out := make([]byte, 0, len(inner))
+	for i := 0; i < len(inner); {
+		j := bytes.IndexByte(inner[i:], '\\')
+		if j < 0 {
+			out = append(out, inner[i:]...)
+			break
+		}
+		out = append(out, inner[i:i+j]...)
+		i += j
+		if i+1 >= len(inner) {
+			return "", errf(ErrBadJSON, "unterminated escape")
+		}
+		c := inner[i+1]
+		i += 2
+		switch c {
+		case '"', '\\', '/':
+			out = append(out, c)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, ok := hex4(inner[i:])
+			if !ok {
+				return "", errf(ErrBadJSON, "bad \\u escape")
+			}
+			i += 4
+			if utf16.IsSurrogate(r) {
+				r2, ok2 := rune(-1), false
+				if i+6 <= len(inner) && inner[i] == '\\' && inner[i+1] == 'u' {
+					r2, ok2 = hex4(inner[i+2:])
+				}
+				if d := utf16.DecodeRune(r, r2); ok2 && d != utf8.RuneError {
+					r = d
+					i += 6
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			out = utf8.AppendRune(out, r)
+		default:
+			return "", errf(ErrBadJSON, "bad escape")
+		}
+	}
+	return string(out), nil
+}
+
+func hex4(h []byte) (rune, bool) {
+	if len(h) < 4 || !isHex4(h[:4]) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range h[:4] {
+		switch {
+		case c <= '9':
+			c -= '0'
+		case c >= 'a':
+			c -= 'a' - 10
+		default:
+			c -= 'A' - 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
 }
 
 const hexDigits = "0123456789abcdef"
@@ -486,4 +554,92 @@ func spliceAll(b []byte, edits []Edit) []byte {
 		at = e.At.End
 	}
 	return append(out, b[at:]...)
+}
+
+// objectMembers calls fn for each top-level member of the object raw with
+// the span of the whole member (key start to value end) and of its value;
+// fn returns false to stop.
+func objectMembers(raw []byte, fn func(key []byte, member, value Span) (bool, error)) error {
+	s := scanner{b: raw}
+	s.ws()
+	if !s.eat('{') {
+		return s.bad("not an object")
+	}
+	s.ws()
+	if s.eat('}') {
+		return nil
+	}
+	for {
+		ks := s.i
+		if err := s.str(); err != nil {
+			return err
+		}
+		key := raw[ks+1 : s.i-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			k, err := unquote(raw[ks:s.i])
+			if err != nil {
+				return err
+			}
+			key = []byte(k)
+		}
+		s.ws()
+		if !s.eat(':') {
+			return s.bad("expected ':'")
+		}
+		s.ws()
+		vs := s.i
+		if err := s.value(); err != nil {
+			return err
+		}
+		more, err := fn(key, Span{ks, s.i}, Span{vs, s.i})
+		if err != nil || !more {
+			return err
+		}
+		s.ws()
+		if s.eat(',') {
+			s.ws()
+			continue
+		}
+		if s.eat('}') {
+			return nil
+		}
+		return s.bad("expected ',' or '}'")
+	}
+}
+
+func members(raw []byte, keys []string) ([]Span, error) {
+	out := make([]Span, len(keys))
+	err := objectMembers(raw, func(key []byte, _, v Span) (bool, error) {
+		for i, k := range keys {
+			if string(key) == k {
+				out[i] = v
+			}
+		}
+		return true, nil
+	})
+	return out, err
+}
+
+func deleteMember(raw []byte, key string) ([]byte, bool, error) {
+	var all []Span
+	var keep []Span
+	err := objectMembers(raw, func(k []byte, m, _ Span) (bool, error) {
+		all = append(all, m)
+		if string(k) != key {
+			keep = append(keep, m)
+		}
+		return true, nil
+	})
+	if err != nil || len(keep) == len(all) {
+		return raw, false, err
+	}
+	out := make([]byte, 0, len(raw))
+	out = append(out, raw[:all[0].Start]...)
+	for i, m := range keep {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, raw[m.Start:m.End]...)
+	}
+	return append(out, raw[all[len(all)-1].End:]...), true, nil
 }
