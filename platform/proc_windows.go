@@ -120,7 +120,9 @@ func waitGone(ctx context.Context, id Identity) error {
 		if dl, ok := ctx.Deadline(); ok {
 			left := time.Until(dl)
 			if left <= 0 {
-				return ctx.Err()
+				// The clock can pass the deadline before the context's
+				// timer fires, when ctx.Err() is still nil.
+				return context.DeadlineExceeded
 			}
 			if left < 100*time.Millisecond {
 				ms = uint32(left/time.Millisecond) + 1
