@@ -13,4 +13,5 @@ require (
 	github.com/rogpeppe/go-internal v1.16.0 // indirect
 	github.com/stretchr/testify v1.12.1 // indirect
 	go.lsp.dev/jsonrpc2 v1.0.1 // indirect
+	golang.org/x/tools v0.26.0 // indirect
 )

@@ -234,21 +234,24 @@ func stopOne(dir, name string, timeout time.Duration) error {
 		discovery.Remove(dir, name, "")
 		return nil // a stale hint: removing it is all there is to stop
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if err := launcher.RequestStop(ctx, h); err != nil && !errors.Is(err, handshake.ErrDraining) {
-		if errors.Is(err, discovery.ErrStale) {
-			discovery.Remove(dir, name, h.Nonce)
-			return nil
+	// Graceful: ask the host to drain (it stops the backend with LSP
+	// shutdown/exit or SIGTERM). A host that does not answer or does not
+	// exit in time is terminated, then killed, by identity.
+	if h.Host.Alive() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := launcher.RequestStop(ctx, h); err == nil || errors.Is(err, handshake.ErrDraining) {
+			h.Host.Wait(ctx)
+		}
+		if h.Host.Alive() {
+			if err := h.Host.Stop(5 * time.Second); err != nil && !errors.Is(err, platform.ErrNoProcess) && !errors.Is(err, platform.ErrIdentityChanged) {
+				return err
+			}
 		}
 	}
-	if err := h.Host.Wait(ctx); err == nil {
-		return nil
-	}
-	if err := h.Host.Stop(5 * time.Second); err != nil && !errors.Is(err, platform.ErrNoProcess) && !errors.Is(err, platform.ErrIdentityChanged) {
-		return err
-	}
-	if h.Backend.PID > 0 {
+	if h.Backend.PID > 0 && h.Backend.Alive() {
+		// The backend dies with its host (parent-death signal); this is
+		// for platforms without one.
 		h.Backend.Stop(2 * time.Second)
 	}
 	discovery.Remove(dir, name, h.Nonce)
