@@ -1,12 +1,77 @@
 package host
 
 import (
-	"errors"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
 
+	"github.com/procref/procref/handshake"
 	"github.com/procref/procref/launcher"
+	"github.com/procref/procref/platform"
+	"github.com/procref/procref/proxy/lspmux"
 )
 
-// ErrMuxUnavailable is returned for mux mode until the multiplexer lands.
-var ErrMuxUnavailable = errors.New("mux mode (sharing a stdio language server) is not available yet; use tcp mode with a {port} argument")
-
-func (b *backend) setupMux(svc *launcher.Service) error { return ErrMuxUnavailable }
+// setupMux wires the LSP multiplexer into svc: every session connection is
+// one LSP client; the backend starts with the first client's initialize and
+// is restarted by the mux after a crash (bounded); the service ends when the
+// last client is gone (graceful LSP shutdown/exit, then kill) or when the
+// backend fails beyond the restart limit.
+func (b *backend) setupMux(svc *launcher.Service) error {
+	var mu sync.Mutex
+	var current platform.Identity
+	m, err := lspmux.New(lspmux.Config{
+		Start: func(ctx context.Context) (lspmux.Backend, error) {
+			cmd := exec.Command(b.spec.Command[0], b.spec.Command[1:]...)
+			cmd.Dir = b.spec.Dir
+			cmd.Stderr = os.Stderr // the host log
+			platform.BindToParent(cmd)
+			be, err := lspmux.ExecBackend(cmd)
+			if err != nil {
+				return nil, err
+			}
+			id, _ := platform.Lookup(cmd.Process.Pid)
+			mu.Lock()
+			current = id
+			mu.Unlock()
+			b.log.Info("backend started", "pid", cmd.Process.Pid, "command", b.spec.Command)
+			return be, nil
+		},
+		MaxMessage:      b.spec.MaxMessage,
+		Logger:          b.log,
+		ShareGlobal:     b.spec.Share == ShareGlobal,
+		ShutdownTimeout: b.stopTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	svc.Hooks = launcher.Hooks{
+		OnLastRelease: func(ctx context.Context, _ launcher.Info) error {
+			err := m.Close(ctx)
+			mu.Lock()
+			id := current
+			mu.Unlock()
+			if id.PID > 0 && id.Alive() {
+				id.Stop(b.stopTimeout)
+			}
+			return err
+		},
+	}
+	svc.Serve = func(ctx context.Context, conn net.Conn, _ handshake.Request) {
+		if err := m.ServeClient(ctx, conn); err != nil {
+			b.log.Info("client session ended", "err", err)
+		}
+	}
+	svc.Status = func() map[string]any {
+		mu.Lock()
+		defer mu.Unlock()
+		st := map[string]any{"mux_clients": m.Clients(), "backend_starts": m.Backends()}
+		if current.PID > 0 && current.Alive() {
+			st["backend_pid"] = current.PID
+		}
+		return st
+	}
+	svc.Done = m.Done()
+	return nil
+}

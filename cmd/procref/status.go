@@ -73,6 +73,9 @@ func collectStatus(ctx context.Context) ([]backendRow, string, error) {
 			if st.Info.PID > 0 {
 				row.BackendPID = st.Info.PID
 			}
+			if pid, ok := st.Extra["backend_pid"].(float64); ok && pid > 0 {
+				row.BackendPID = int(pid) // mux mode: the mux starts the backend
+			}
 		case errors.Is(err, handshake.ErrDraining):
 			row.State = "draining"
 		default:
