@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -248,4 +249,39 @@ func TestHostKilled(t *testing.T) {
 	p2.wait(t, 10*time.Second)
 	waitGone(t, h2.Host, 2*time.Second, "host")
 	_ = platform.Self
+}
+
+// TestSignalsDetach: SIGTERM, SIGINT and SIGHUP make a proxy detach cleanly
+// and exit 0; the reference count drops each time; the last one out stops
+// the backend.
+func TestSignalsDetach(t *testing.T) {
+	e := newEnv(t)
+	ws := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sigs := []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP}
+	var procs []*proc
+	for range sigs {
+		p := e.start(ws, nil, "--", procrefBin, "sample-server", "--listen=127.0.0.1:{port}")
+		if _, err := p.client(ctx).Initialize(ctx, ws); err != nil {
+			t.Fatal(err)
+		}
+		procs = append(procs, p)
+	}
+	hint := e.onlyHint()
+	counter, err := refcount.Open(hint.Name, hint.Key, refcount.Options{Dir: e.runtime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer counter.Close()
+	waitCount(t, counter, 3, time.Second)
+	for i, sig := range sigs {
+		procs[i].cmd.Process.Signal(sig)
+		if code := procs[i].wait(t, 5*time.Second); code != 0 {
+			t.Errorf("%v: exit code %d, want 0; stderr %s", sig, code, procs[i].stderr.String())
+		}
+		waitCount(t, counter, 2-i, time.Second)
+	}
+	waitGone(t, hint.Backend, 2*time.Second, "backend")
+	waitGone(t, hint.Host, 2*time.Second, "host")
 }
