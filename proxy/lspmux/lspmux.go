@@ -1,0 +1,182 @@
+// Package lspmux shares one stdio language server (the backend) among many
+// LSP clients (editor windows): the host side of procref's mux mode.
+//
+// Each client talks to the [Mux] as if it had the server to itself. The mux
+// keeps one LSP session with the backend and routes between them:
+//
+//   - initialize: the first client's initialize parameters start the
+//     session (the mux sends initialize and then initialized itself); every
+//     client, the first included, gets the cached result with its own id.
+//     An initialize arriving while the first is in flight waits for it.
+//     Clients' initialized notifications are swallowed.
+//   - ids: client request ids become host-unique numbers on the way to the
+//     backend and are mapped back on the way out ($/cancelRequest included);
+//     a response for a client that has gone is dropped. Work-done and
+//     partial-result tokens are rewritten the same way, so $/progress
+//     reaches only the token's owner.
+//   - documents: open counts per URI; the first didOpen and the last
+//     didClose reach the backend; versions the backend sees form one
+//     increasing sequence per URI; the mux keeps every client's text of its
+//     open documents, and when a different client starts changing a URI the
+//     backend first gets that client's full text (so the backend's text is
+//     always the last editing client's). A leaving client's documents are
+//     closed for it.
+//   - server→client: URI-scoped notifications (publishDiagnostics and any
+//     notification whose params carry uri or textDocument.uri) go to the
+//     clients that have the URI open, else to the clients whose workspace
+//     folders contain it; diagnostics versions are mapped to each client's
+//     own version or dropped; other notifications go to all. progress
+//     creation, (un)registerCapability and */refresh are answered by the
+//     mux and passed to every client (their answers dropped); registrations
+//     are replayed to late joiners. workspace/configuration, applyEdit,
+//     showMessageRequest, showDocument and unknown server requests go to one
+//     client (the one with a pending workspace/executeCommand, else the most
+//     recently active) and its answer is mapped back, or the backend gets an
+//     error answer if that client leaves first. workspace/workspaceFolders is
+//     answered from the union of the clients' folders. Every server request
+//     gets exactly one answer.
+//   - a client's shutdown is answered by the mux; its exit ends only that
+//     session.
+//   - crash: pending requests get an error answer at once, the backend is
+//     restarted (bounded), initialize, initialized, workspace folders and
+//     every open document are replayed, and clients get window/showMessage.
+//   - containment: per-client bounds on the bytes queued toward the backend
+//     (a flooding client waits, others pass) and toward the client (a client
+//     that stops reading is disconnected); a malformed frame disconnects
+//     only that client; invalid JSON gets a parse error answer.
+//
+// Messages are never fully decoded to route them: ids and the few params
+// the mux needs are found with [lspframe.Scan] and spliced into the original
+// bytes. Only didOpen/didChange/didClose and small control messages are
+// decoded.
+//
+// Known limits: the first client's initialize parameters (capabilities,
+// initializationOptions) decide what the backend does for every client;
+// a server request that cannot be attributed goes to the most recently
+// active client.
+package lspmux
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os/exec"
+	"time"
+)
+
+// Backend is a running language server: its stdout (Read), its stdin
+// (Write), and its process.
+type Backend interface {
+	io.Reader // server stdout
+	io.Writer // server stdin
+	// Close closes the server's stdin and releases the pipes; it must make a
+	// blocked Read return. It may be called more than once.
+	Close() error
+	// Kill ends the server process at once (SIGKILL or equivalent).
+	Kill() error
+	// Wait blocks until the server process has exited and returns its exit
+	// status. It may be called more than once and from several goroutines.
+	Wait() error
+}
+
+// ExecBackend starts cmd with its stdin and stdout connected to fresh
+// pipes and returns it as a Backend. The caller sets everything else on
+// cmd first (SysProcAttr, Stderr, Env, Dir); cmd.Stdin and cmd.Stdout must
+// be nil. Wait may be called at any time (the pipes are not closed by it).
+func ExecBackend(cmd *exec.Cmd) (Backend, error) {
+	return execBackend(cmd)
+}
+
+// Config configures a Mux. Only Start is required.
+type Config struct {
+	// Start starts a backend. It is called when the first client sends
+	// initialize, and again to restart the backend after a crash. ctx ends
+	// when the Mux closes.
+	Start func(ctx context.Context) (Backend, error)
+	// MaxMessage bounds one message in either direction (default
+	// lspframe.DefaultMaxMessage). A client that sends a larger one gets an
+	// error answer and the message is skipped.
+	MaxMessage int64
+	// Logger receives the mux's log (default slog.Default()).
+	Logger *slog.Logger
+	// ShutdownTimeout bounds each step of stopping the backend in Close:
+	// waiting for the shutdown answer, then for the process to exit after
+	// exit, before Kill (default 5s).
+	ShutdownTimeout time.Duration
+	// ShareGlobal makes the mux add each client's workspace folders to the
+	// backend's session with workspace/didChangeWorkspaceFolders (and remove
+	// them when no client has them any more), when the backend advertises
+	// workspace.workspaceFolders supported and changeNotifications. If it
+	// does not, the mux logs it: the caller should share per root instead.
+	ShareGlobal bool
+	// ClientQueue bounds the bytes queued toward one client; a client that
+	// falls further behind is disconnected (a single message larger than
+	// the bound is still accepted into an empty queue). Default 32 MiB.
+	ClientQueue int64
+	// ClientInflight bounds the bytes one client may have queued toward the
+	// backend; past it the mux stops reading that client until the backend
+	// has taken them, so a flooding client cannot starve others. Default
+	// 4 MiB.
+	ClientInflight int64
+	// MaxRestarts is how many times the backend may be restarted after a
+	// crash within RestartWindow (defaults 3 and one minute); one more crash
+	// stops the mux for good. A negative MaxRestarts disables restarts.
+	MaxRestarts   int
+	RestartWindow time.Duration
+}
+
+// ErrClosed is returned by ServeClient when the Mux has stopped.
+var ErrClosed = errors.New("lsp multiplexer closed")
+
+// ErrBackendFailed is the cause returned by ServeClient (wrapped) and
+// recorded by Err when the backend failed more often than the restart
+// limit allows.
+var ErrBackendFailed = errors.New("language server keeps failing")
+
+// Mux multiplexes clients onto one backend. All methods are safe for
+// concurrent use.
+type Mux struct {
+	m *mux
+}
+
+// New returns a Mux. It starts no backend: the first client's initialize
+// does.
+func New(cfg Config) (*Mux, error) {
+	m, err := newMux(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Mux{m: m}, nil
+}
+
+// ServeClient serves one client session on conn, whose first message is
+// expected to be initialize. It blocks until the session ends: the client
+// sent exit, hit EOF, sent a malformed frame, fell too far behind reading,
+// ctx ended, or the Mux stopped. It always closes conn, and closes the
+// client's documents for it before returning. It returns nil for a clean
+// end (exit or EOF) and the cause otherwise.
+func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
+	return m.m.serveClient(ctx, conn)
+}
+
+// Clients returns the number of connected client sessions.
+func (m *Mux) Clients() int { return m.m.clientCount() }
+
+// Close stops the Mux: every client is disconnected, the backend gets
+// shutdown and then exit (each step bounded by ShutdownTimeout and ctx),
+// and is killed if it does not leave. It blocks until the backend process
+// has exited and every goroutine of the Mux has finished. Later calls
+// return the first call's result.
+func (m *Mux) Close(ctx context.Context) error { return m.m.close(ctx) }
+
+// Done is closed when the Mux has stopped for good: Close was called or
+// the backend failed beyond the restart limit (see Err).
+func (m *Mux) Done() <-chan struct{} { return m.m.done }
+
+// Err returns why the Mux stopped (nil while it runs, ErrClosed after
+// Close, a wrapped ErrBackendFailed after too many crashes).
+func (m *Mux) Err() error { return m.m.stopErr() }
+
+// Backends returns how many backends the Mux has started (1 + restarts).
+func (m *Mux) Backends() int { return m.m.backendCount() }

@@ -1,0 +1,455 @@
+package lspmux
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/procref/procref/proxy/lspframe"
+)
+
+type phase int
+
+const (
+	phaseIdle       phase = iota // no initialized backend; the next initialize starts one
+	phaseStarting                // first initialize in flight
+	phaseRunning                 // backend initialized
+	phaseRestarting              // backend crashed; restarting and replaying
+	phaseStopped                 // for good
+)
+
+// mux is the state behind Mux. Lock order: mux.mu, then queue/quota locks.
+// Nothing blocks while holding mu: pushes never block (bounds are applied
+// before taking it), and client disconnects only close a connection.
+type mux struct {
+	cfg Config
+	log *slog.Logger
+
+	ctx    context.Context // ends at Close; passed to Start
+	cancel context.CancelFunc
+	done   chan struct{}
+	wg     sync.WaitGroup // supervisor, session goroutines, client sessions
+
+	nextID     atomic.Int64 // host ids toward the backend and toward clients; host progress tokens
+	closeOnce  sync.Once
+	closeErr   error
+	doneOnce   sync.Once
+	nextClient int
+
+	mu          sync.Mutex
+	phase       phase
+	phaseCh     chan struct{} // closed and replaced at every phase change
+	closing     bool
+	err         error
+	sess        *session
+	sessions    int
+	initParams  []byte // first client's initialize params (for restarts)
+	initResult  []byte // cached initialize result
+	initWaiters []initWaiter
+	enc         posEncoding
+	folderCaps  bool // backend supports workspace folder change notifications
+	clients     map[*client]struct{}
+	activeSeq   int64
+	pending     map[int64]*pending // host id → request in flight at the backend
+	srvReqs     map[string]*srvReq // backend's raw id → its request awaiting a client's answer
+	docs        map[string]*doc
+	verSeq      map[string]int64 // last version the backend saw per URI (survives close)
+	regs        []registration
+	ctokens     map[string]*ctoken          // host token (raw JSON) → client's own token
+	stokens     map[string]map[*client]bool // backend-created progress token → clients told of it
+	folders     map[string]*folderRef       // union of the clients' workspace folders
+	backendFold map[string]bool             // folders the backend has been told about
+	restarts    []time.Time
+
+	testHook func(event string) // tests only: called (with mu held) at notable points
+}
+
+func (m *mux) event(ev string) {
+	if m.testHook != nil {
+		m.testHook(ev)
+	}
+}
+
+type initWaiter struct {
+	c  *client
+	id []byte
+}
+
+// pending is a request in flight at the backend.
+type pending struct {
+	c      *client // nil: the mux's own request, answered on ch
+	origID []byte
+	method string
+	tokens []string
+	ch     chan []byte
+	seq    int64
+}
+
+// srvReq is a backend request forwarded to one client.
+type srvReq struct {
+	sid []byte
+	c   *client
+	hid int64
+}
+
+type registration struct {
+	id  string
+	raw json.RawMessage
+}
+
+type ctoken struct {
+	c    *client
+	orig []byte
+}
+
+type folderRef struct {
+	name string
+	n    int
+}
+
+type folder struct {
+	URI  string `json:"uri"`
+	Name string `json:"name"`
+}
+
+func newMux(cfg Config) (*mux, error) {
+	if cfg.Start == nil {
+		return nil, errors.New("lspmux: Config.Start is required")
+	}
+	if cfg.MaxMessage <= 0 {
+		cfg.MaxMessage = lspframe.DefaultMaxMessage
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 5 * time.Second
+	}
+	if cfg.ClientQueue <= 0 {
+		cfg.ClientQueue = 32 << 20
+	}
+	if cfg.ClientInflight <= 0 {
+		cfg.ClientInflight = 4 << 20
+	}
+	if cfg.MaxRestarts == 0 {
+		cfg.MaxRestarts = 3
+	}
+	if cfg.RestartWindow <= 0 {
+		cfg.RestartWindow = time.Minute
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &mux{
+		cfg:         cfg,
+		log:         cfg.Logger,
+		ctx:         ctx,
+		cancel:      cancel,
+		done:        make(chan struct{}),
+		phaseCh:     make(chan struct{}),
+		clients:     map[*client]struct{}{},
+		pending:     map[int64]*pending{},
+		srvReqs:     map[string]*srvReq{},
+		docs:        map[string]*doc{},
+		verSeq:      map[string]int64{},
+		ctokens:     map[string]*ctoken{},
+		stokens:     map[string]map[*client]bool{},
+		folders:     map[string]*folderRef{},
+		backendFold: map[string]bool{},
+	}, nil
+}
+
+// setPhase changes the phase and wakes everyone waiting for a change.
+// Called with mu held.
+func (m *mux) setPhase(p phase) {
+	m.phase = p
+	close(m.phaseCh)
+	m.phaseCh = make(chan struct{})
+}
+
+func (m *mux) clientCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.clients)
+}
+
+func (m *mux) backendCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sessions
+}
+
+func (m *mux) stopErr() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.err
+}
+
+// client is one client session.
+type client struct {
+	m     *mux
+	id    int
+	conn  io.ReadWriteCloser
+	out   *queue
+	quota *quota
+	log   *slog.Logger
+
+	stop     chan struct{} // closed by kill
+	killOnce sync.Once
+	killErr  error
+	flushErr error // guarded by out.mu
+
+	// guarded by m.mu
+	sentInit bool // has sent initialize
+	inited   bool // has been answered initialize (successfully)
+	ready    bool // has sent initialized
+	gone     bool
+	active   int64
+	reqs     map[string]int64  // client's raw request id → host id
+	outReqs  map[int64]*srvReq // host id of a backend request forwarded to this client
+	docs     map[string]*cdoc
+	tokens   map[string]string // client's raw token → host token
+	folders  []folder
+}
+
+// kill disconnects the client; its ServeClient then cleans up.
+func (c *client) kill(err error) {
+	c.killOnce.Do(func() {
+		c.killErr = err
+		close(c.stop)
+		c.conn.Close()
+	})
+}
+
+// flushThenKill disconnects c once what is queued for it has been written
+// (or after a second, for a client that does not read).
+func (c *client) flushThenKill(err error) {
+	c.out.mu.Lock()
+	c.flushErr = err
+	c.out.mu.Unlock()
+	time.AfterFunc(time.Second, func() { c.kill(err) }) // harmless if already gone
+	c.out.close(false)
+}
+
+// send queues body toward the client. A client whose queue is over its
+// bound is not reading: it is disconnected (never block the router).
+// Called with or without m.mu held.
+func (c *client) send(body []byte) {
+	if !c.out.push(body, c.m.cfg.ClientQueue, nil) {
+		select {
+		case <-c.stop:
+		default:
+			c.log.Warn("lsp client is not reading its messages; disconnecting it", "queued_limit", c.m.cfg.ClientQueue)
+			go c.kill(errSlowClient)
+		}
+	}
+}
+
+var (
+	errSlowClient = errors.New("client stopped reading (outgoing queue full)")
+	errExit       = errors.New("client sent exit")
+)
+
+func (m *mux) serveClient(ctx context.Context, conn io.ReadWriteCloser) error {
+	m.mu.Lock()
+	if m.phase == phaseStopped {
+		err := m.err
+		m.mu.Unlock()
+		conn.Close()
+		if err == nil {
+			err = ErrClosed
+		}
+		return err
+	}
+	m.nextClient++
+	c := &client{
+		m:       m,
+		id:      m.nextClient,
+		conn:    conn,
+		out:     newQueue(),
+		quota:   newQuota(m.cfg.ClientInflight),
+		stop:    make(chan struct{}),
+		reqs:    map[string]int64{},
+		outReqs: map[int64]*srvReq{},
+		docs:    map[string]*cdoc{},
+		tokens:  map[string]string{},
+	}
+	c.log = m.log.With("client", c.id)
+	m.clients[c] = struct{}{}
+	m.wg.Add(2)
+	m.mu.Unlock()
+	defer m.wg.Done()
+	c.log.Debug("lsp client connected")
+
+	go func() { // writer
+		defer m.wg.Done()
+		for {
+			it, ok := c.out.pop(c.stop)
+			if !ok {
+				c.out.mu.Lock()
+				err := c.flushErr
+				c.out.mu.Unlock()
+				c.kill(err) // after flushThenKill, or already killed
+				return
+			}
+			if err := lspframe.Write(conn, it.body); err != nil {
+				c.kill(fmt.Errorf("write to client: %w", err))
+				return
+			}
+		}
+	}()
+	stopCtx := context.AfterFunc(ctx, func() { c.kill(ctx.Err()) })
+	defer stopCtx()
+
+	err := m.readClient(c)
+	m.removeClient(c)
+	c.kill(err)
+	c.out.close(true)
+	switch {
+	case errors.Is(err, errExit), errors.Is(err, io.EOF):
+		c.log.Debug("lsp client left", "why", err)
+		return nil
+	case c.killErr != nil && c.killErr != err:
+		err = c.killErr
+	}
+	c.log.Info("lsp client disconnected", "why", err)
+	return err
+}
+
+// readClient reads and routes the client's messages until the session
+// ends, and returns why.
+func (m *mux) readClient(c *client) error {
+	r := lspframe.NewReader(c.conn, m.cfg.MaxMessage)
+	for {
+		body, err := r.Read()
+		if err != nil {
+			if errors.Is(err, lspframe.ErrTooLarge) {
+				c.log.Warn("lsp client sent a message over the size limit; skipped it", "err", err)
+				c.send(msgError(nil, codeInvalidRequest, err.Error()))
+				continue
+			}
+			select {
+			case <-c.stop: // killed: report the kill reason
+				if c.killErr != nil {
+					return c.killErr
+				}
+			default:
+			}
+			if errors.Is(err, lspframe.ErrBadHeader) {
+				c.log.Warn("lsp client sent a malformed frame; disconnecting it", "err", err)
+			}
+			return err
+		}
+		if err := m.fromClient(c, body); err != nil {
+			return err
+		}
+	}
+}
+
+// removeClient forgets c: closes its documents at the backend, answers the
+// backend requests it held with an error, cancels its requests in flight,
+// and drops its workspace folders.
+func (m *mux) removeClient(c *client) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c.gone {
+		return
+	}
+	c.gone = true
+	delete(m.clients, c)
+	for i := 0; i < len(m.initWaiters); i++ {
+		if m.initWaiters[i].c == c {
+			m.initWaiters = append(m.initWaiters[:i], m.initWaiters[i+1:]...)
+			i--
+		}
+	}
+	live := m.phase == phaseRunning && !m.closing
+	for hid := range c.outReqs {
+		sr := c.outReqs[hid]
+		delete(m.srvReqs, string(sr.sid))
+		if live {
+			// Known race: the client may have answered an instant before
+			// leaving; its answer was then routed already and the entry gone.
+			m.toServer(msgError(sr.sid, codeRequestFailed, "the editor that was asked has disconnected"), nil)
+		}
+	}
+	c.outReqs = nil
+	for _, hid := range c.reqs {
+		delete(m.pending, hid)
+		if live {
+			m.toServer(msgNotification("$/cancelRequest", mustJSON(map[string]int64{"id": hid})), nil)
+		}
+	}
+	c.reqs = nil
+	for htok, ct := range m.ctokens {
+		if ct.c == c {
+			delete(m.ctokens, htok)
+		}
+	}
+	for _, set := range m.stokens {
+		delete(set, c)
+	}
+	for uri := range c.docs {
+		m.closeDoc(c, uri, live)
+	}
+	m.dropFolders(c, live)
+}
+
+// toServer queues body for the current backend. release (if set) is called
+// once it has been written or dropped. Called with mu held; never blocks.
+func (m *mux) toServer(body []byte, release func()) bool {
+	if m.sess == nil {
+		if release != nil {
+			release()
+		}
+		return false
+	}
+	return m.sess.q.push(body, 0, release)
+}
+
+// broadcast sends body to every client that has sent initialize (used for
+// notifications that concern all of them). Called with mu held.
+func (m *mux) broadcast(body []byte) {
+	for c := range m.clients {
+		if c.sentInit {
+			c.send(body)
+		}
+	}
+}
+
+// waitRunning blocks until the backend is running (true), or the client or
+// mux stops (false). Messages that need the backend wait here while it
+// restarts.
+func (m *mux) waitRunning(c *client) bool {
+	for {
+		m.mu.Lock()
+		p, ch := m.phase, m.phaseCh
+		m.mu.Unlock()
+		switch p {
+		case phaseRunning:
+			return true
+		case phaseStopped:
+			return false
+		}
+		select {
+		case <-ch:
+		case <-c.stop:
+			return false
+		}
+	}
+}
+
+func (m *mux) close(ctx context.Context) error {
+	m.closeOnce.Do(func() {
+		m.closeErr = m.shutdown(ctx)
+	})
+	return m.closeErr
+}
+
+func (m *mux) finish() {
+	m.doneOnce.Do(func() { close(m.done) })
+}
