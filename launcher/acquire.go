@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -25,11 +26,11 @@ const verifyTimeout = 2 * time.Second
 
 // connect is the acquirer's startup protocol (see the package doc).
 func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
-	dir := s.dir()
-	if err := platform.EnsurePrivateDir(dir); err != nil {
-		return nil, fmt.Errorf("runtime dir: %w", err)
+	dir, err := s.dir()
+	if err != nil {
+		return nil, err
 	}
-	counter, release, err := s.reference()
+	counter, release, err := s.reference(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +38,9 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 	defer func() {
 		if !ok {
 			release()
-			counter.Close()
+			if counter != nil {
+				counter.Close()
+			}
 		}
 	}()
 	closeAll := func() error {
@@ -45,11 +48,49 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 		counter.Close()
 		return err
 	}
+	// lost reports whether our reference was lost with a removed counter,
+	// and if so takes a fresh one.
+	//
+	// Race: a draining supervisor removes the counter (under the startup
+	// lock) when it saw the count at zero. An acquirer that had opened the
+	// old counter may add its reference between that count and the removal;
+	// the reference is then lost with the object, and a supervisor started
+	// later would not see it and could shut down under us. Any service we
+	// can verify after that removal was started after it, so checking the
+	// counter after a successful verification (and, under the lock, before
+	// one) catches every lost reference; we then take a new one and verify
+	// again, which the new supervisor's drain re-check will see.
+	lost := func() (bool, error) {
+		if _, cerr := counter.Count(); !errors.Is(cerr, refcount.ErrRemoved) {
+			return false, nil
+		}
+		release()
+		counter.Close()
+		c, rel, err := s.reference(dir)
+		if err != nil {
+			counter, release = nil, func() error { return nil }
+			return true, err
+		}
+		counter, release = c, rel
+		return true, nil
+	}
 
 	// Fast path: a live host.
-	if h, conn, err := s.tryHint(ctx, verb); err == nil {
-		ok = true
-		return &Session{Hint: h, Conn: conn, release: closeAll}, nil
+	for range 3 {
+		h, conn, err := s.tryHint(ctx, dir, verb)
+		if err != nil {
+			break
+		}
+		relost, lerr := lost()
+		if lerr != nil {
+			conn.Close()
+			return nil, lerr
+		}
+		if !relost {
+			ok = true
+			return &Session{Hint: h, Conn: conn, dir: dir, release: closeAll}, nil
+		}
+		conn.Close()
 	}
 
 	lock, err := refcount.OpenLock(dir, s.Name)
@@ -64,12 +105,18 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 		if err != nil {
 			return nil, fmt.Errorf("waiting for the startup lock of %s: %w", s.Name, err)
 		}
+		// Under the lock no counter is removed, so once we hold a reference
+		// on the live one it stays counted (see lost).
+		if _, lerr := lost(); lerr != nil {
+			unlock()
+			return nil, lerr
+		}
 		// Someone may have started it while we waited for the lock.
-		h, conn, herr := s.tryHint(ctx, verb)
+		h, conn, herr := s.tryHint(ctx, dir, verb)
 		if herr == nil {
 			unlock()
 			ok = true
-			return &Session{Hint: h, Conn: conn, release: closeAll}, nil
+			return &Session{Hint: h, Conn: conn, dir: dir, release: closeAll}, nil
 		}
 		if errors.Is(herr, handshake.ErrDraining) {
 			// The host is draining but does not hold the lock yet (it takes
@@ -81,18 +128,6 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 			time.Sleep(5 * time.Millisecond)
 			continue
 		}
-		// A draining host that finished may have removed our semaphore set
-		// (it does so only when the count was zero, i.e. before our
-		// reference landed on it). Take a fresh reference on the new set.
-		if _, cerr := counter.Count(); errors.Is(cerr, refcount.ErrRemoved) {
-			release()
-			counter.Close()
-			counter, release, err = s.reference()
-			if err != nil {
-				unlock()
-				return nil, err
-			}
-		}
 		if herr != nil && !errors.Is(herr, discovery.ErrNoHint) {
 			s.logger().Info("replacing stale hint", "service", s.Name, "reason", herr)
 		}
@@ -102,21 +137,21 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 			unlock()
 			return nil, serr
 		}
-		h, conn, herr = s.tryHint(ctx, verb)
+		h, conn, herr = s.tryHint(ctx, dir, verb)
 		unlock()
 		if herr != nil {
 			return nil, fmt.Errorf("connecting to the new host of %s: %w (log: %s)", s.Name, herr, s.LogPath())
 		}
 		ok = true
-		return &Session{Hint: h, Conn: conn, Started: true, release: closeAll}, nil
+		return &Session{Hint: h, Conn: conn, Started: true, dir: dir, release: closeAll}, nil
 	}
 }
 
 // reference opens the counter and takes one reference, reopening once if the
 // set was removed between open and acquire (a host finishing its drain).
-func (s *Service) reference() (*refcount.Counter, func() error, error) {
+func (s *Service) reference(dir string) (*refcount.Counter, func() error, error) {
 	for i := 0; ; i++ {
-		c, err := refcount.Open(s.Name, s.Key, refcount.Options{Dir: s.dir(), Impl: s.Impl})
+		c, err := refcount.Open(s.Name, s.Key, refcount.Options{Dir: dir, Impl: s.Impl})
 		if err != nil {
 			return nil, nil, fmt.Errorf("opening reference count: %w", err)
 		}
@@ -131,8 +166,8 @@ func (s *Service) reference() (*refcount.Counter, func() error, error) {
 	}
 }
 
-func (s *Service) tryHint(ctx context.Context, verb string) (*discovery.Hint, net.Conn, error) {
-	h, err := discovery.Read(s.dir(), s.Name)
+func (s *Service) tryHint(ctx context.Context, dir, verb string) (*discovery.Hint, net.Conn, error) {
+	h, err := discovery.Read(dir, s.Name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -162,7 +197,11 @@ func (s *Service) spawn(ctx context.Context) error {
 	if cmd.Env == nil {
 		cmd.Env = os.Environ()
 	}
-	logPath := s.LogPath()
+	logDir, err := s.logDir()
+	if err != nil {
+		return fmt.Errorf("log dir: %w", err)
+	}
+	logPath := filepath.Join(logDir, s.Name+".log")
 	logf, err := openLog(logPath)
 	if err != nil {
 		return fmt.Errorf("opening log: %w", err)

@@ -168,6 +168,10 @@ type Service struct {
 	Logger *slog.Logger
 	// Describe fills the hint's descriptive fields (mode, command, root).
 	Describe func(h *discovery.Hint)
+	// Done, if set, ends the service when it is closed (for example, its
+	// backend failed beyond recovery): the supervisor drains as on a stop
+	// request, so acquirers start a fresh one.
+	Done <-chan struct{}
 }
 
 // Key derives a service key from the parts that make two services the same:
@@ -235,6 +239,10 @@ func Main() {
 		fmt.Fprintf(os.Stderr, "procref supervisor: %v: %q\n", ErrNotRegistered, name)
 		os.Exit(2)
 	}
+	// Processes the hooks start must not inherit the supervisor role: a
+	// service that re-executes this program (as tests and many daemons do)
+	// would otherwise become a second supervisor.
+	os.Unsetenv(EnvSupervise)
 	if err := Supervise(context.Background(), s); err != nil {
 		fmt.Fprintf(os.Stderr, "procref supervisor %s: %v\n", name, err)
 		os.Exit(1)
@@ -245,6 +253,7 @@ func Main() {
 // Handle is an acquired reference to a running service.
 type Handle struct {
 	s       *Service
+	dir     string
 	hint    *discovery.Hint
 	info    Info
 	release func() error
@@ -255,7 +264,7 @@ type Handle struct {
 // Info returns the service's current Info: the latest published one (after
 // a recovery the supervisor republishes it), else the one seen at Acquire.
 func (h *Handle) Info() Info {
-	if nh, err := discovery.Read(h.s.dir(), h.s.Name); err == nil && nh.Nonce == h.hint.Nonce {
+	if nh, err := discovery.Read(h.dir, h.s.Name); err == nil && nh.Nonce == h.hint.Nonce {
 		var info Info
 		if json.Unmarshal(nh.Info, &info) == nil {
 			return info
@@ -283,7 +292,7 @@ func (s *Service) Acquire(ctx context.Context) (*Handle, error) {
 		return nil, err
 	}
 	sess.Conn.Close()
-	h := &Handle{s: s, hint: sess.Hint, release: sess.release}
+	h := &Handle{s: s, dir: sess.dir, hint: sess.Hint, release: sess.release}
 	json.Unmarshal(sess.Hint.Info, &h.info)
 	if s.Hooks.OnHealthCheck != nil {
 		// A failed local check asks the supervisor to check and recover.
@@ -307,6 +316,7 @@ type Session struct {
 	Conn net.Conn
 	// Started reports whether this call started the host.
 	Started bool
+	dir     string
 	release func() error
 	once    sync.Once
 }
@@ -326,7 +336,11 @@ func (s *Service) Attach(ctx context.Context) (*Session, error) {
 
 // Count returns the service's current kernel reference count.
 func (s *Service) Count() (int, error) {
-	c, err := refcount.Open(s.Name, s.Key, refcount.Options{Dir: s.dir(), Impl: s.Impl})
+	dir, err := s.dir()
+	if err != nil {
+		return 0, err
+	}
+	c, err := refcount.Open(s.Name, s.Key, refcount.Options{Dir: dir, Impl: s.Impl})
 	if err != nil {
 		return 0, err
 	}
@@ -334,15 +348,17 @@ func (s *Service) Count() (int, error) {
 	return c.Count()
 }
 
-func (s *Service) dir() string {
+// dir returns the verified private runtime dir. There is no fallback: a
+// runtime dir that is not ours or not private is refused, never replaced by
+// another place (which would silently split the service in two).
+func (s *Service) dir() (string, error) {
 	if s.Dir != "" {
-		return s.Dir
+		if err := platform.EnsurePrivateDir(s.Dir); err != nil {
+			return "", fmt.Errorf("runtime dir: %w", err)
+		}
+		return s.Dir, nil
 	}
-	d, err := platform.RuntimeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "procref-unusable")
-	}
-	return d
+	return platform.RuntimeDir()
 }
 
 func (s *Service) logDir() (string, error) {
@@ -356,7 +372,9 @@ func (s *Service) logDir() (string, error) {
 func (s *Service) LogPath() string {
 	d, err := s.logDir()
 	if err != nil {
-		d = s.dir()
+		if d, err = s.dir(); err != nil {
+			d = os.TempDir()
+		}
 	}
 	return filepath.Join(d, s.Name+".log")
 }

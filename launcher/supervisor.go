@@ -70,18 +70,19 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 			signalReady("error: " + oneLine(err.Error()))
 		}
 	}()
+	dir, err := s.dir()
+	if err != nil {
+		return err
+	}
 	sv := &supervisor{
 		s:       s,
 		log:     s.logger().With("service", s.Name),
-		dir:     s.dir(),
+		dir:     dir,
 		token:   handshake.NewSecret(),
 		nonce:   handshake.NewSecret(),
 		started: time.Now(),
 		changed: make(chan struct{}),
 		stopReq: make(chan struct{}),
-	}
-	if err := platform.EnsurePrivateDir(sv.dir); err != nil {
-		return fmt.Errorf("runtime dir: %w", err)
 	}
 	sv.counter, err = refcount.Open(s.Name, s.Key, refcount.Options{Dir: sv.dir, Impl: s.Impl})
 	if err != nil {
@@ -107,6 +108,9 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 		select {
 		case sig := <-sigs:
 			sv.log.Info("signal: shutting down", "signal", sig.String())
+			sv.requestStop()
+		case <-s.Done: // nil: never
+			sv.log.Info("service ended: shutting down")
 			sv.requestStop()
 		case <-ctx.Done():
 		}
@@ -231,6 +235,10 @@ func (sv *supervisor) handle(ctx context.Context, conn net.Conn) {
 			conn.Close()
 			return
 		}
+		// A forced shutdown (stop request, signal) must not wait for
+		// sessions to end by themselves: Supervise waits for every handler.
+		stop := context.AfterFunc(ctx, func() { conn.Close() })
+		defer stop()
 		if sv.s.Serve == nil {
 			io.Copy(io.Discard, conn)
 			conn.Close()
@@ -315,63 +323,72 @@ func (sv *supervisor) notifyLocked() {
 }
 
 // waitForShutdown returns once the service has been stopped.
+//
+// A watcher goroutine blocks in the kernel's wait-for-zero and reports each
+// zero it sees, then waits to be re-armed. The loop re-arms it after every
+// drain attempt that found a user. (Race: the count can go 0 -> 1 -> 0
+// between two looks; a watcher that first waited to see the count non-zero
+// again could miss such a blip and the service would never stop. Re-arming
+// a wait-for-zero cannot miss it: it returns at once if the count is zero.)
 func (sv *supervisor) waitForShutdown(ctx context.Context) {
-	// zero is signalled each time the kernel count is observed at zero.
 	zero := make(chan error, 1)
-	var kernelGone bool
+	rearm := make(chan struct{}, 1)
 	wctx, wcancel := context.WithCancel(ctx)
-	defer wcancel()
+	watcherDone := make(chan struct{})
+	defer func() {
+		wcancel()
+		<-watcherDone
+	}()
 	go func() {
-		for wctx.Err() == nil {
+		defer close(watcherDone)
+		for {
 			err := sv.counter.WaitZero(wctx)
-			if errors.Is(err, refcount.ErrRemoved) {
-				// The semaphore set was removed under us (e.g. logind's
-				// RemoveIPC at logout). Fall back to the connection count.
-				zero <- err
-				return
-			}
-			if err != nil {
+			if wctx.Err() != nil {
 				return
 			}
 			select {
-			case zero <- nil:
+			case zero <- err:
 			case <-wctx.Done():
 				return
 			}
-			// Wait until someone acquires again (or we drain): poll
-			// gently, since there is no kernel wait-for-nonzero.
-			for wctx.Err() == nil {
-				if n, err := sv.counter.Count(); err != nil || n > 0 {
-					break
-				}
-				select {
-				case <-time.After(20 * time.Millisecond):
-				case <-wctx.Done():
-				}
+			if err != nil {
+				return // no kernel count any more; see below
+			}
+			select {
+			case <-rearm:
+			case <-wctx.Done():
+				return
 			}
 		}
 	}()
-	kernelZero := false
+	kernelZero, kernelGone := false, false
 	for {
 		sv.mu.Lock()
 		conns, changed := sv.conns, sv.changed
 		sv.mu.Unlock()
-		if kernelGone {
-			kernelZero = true
-		}
-		if kernelZero && conns == 0 {
+		if (kernelZero || kernelGone) && conns == 0 {
 			if sv.tryDrain(ctx) {
 				return
 			}
-			kernelZero = false
+			if kernelZero {
+				kernelZero = false
+				select {
+				case rearm <- struct{}{}:
+				default:
+				}
+			}
 		}
 		select {
 		case err := <-zero:
-			if err != nil && !kernelGone {
+			if err != nil {
+				// The semaphore set was removed under us (e.g. logind's
+				// RemoveIPC at logout) or cannot be waited on. Fall back to
+				// the connection count.
 				kernelGone = true
-				sv.log.Warn("reference counter removed under us; falling back to connection count", "err", err)
+				sv.log.Warn("reference counter unusable; falling back to the connection count", "err", err)
+			} else {
+				kernelZero = true
 			}
-			kernelZero = true
 		case <-changed:
 		case <-sv.stopReq:
 			sv.drain(ctx, true)
@@ -393,7 +410,11 @@ func (sv *supervisor) tryDrain(ctx context.Context) bool {
 			select {
 			case <-t.C:
 			case <-sv.stopReq:
+				t.Stop()
+				return sv.drain(ctx, true)
 			case <-ctx.Done():
+				t.Stop()
+				return sv.drain(context.WithoutCancel(ctx), true)
 			}
 			if !sv.idle() {
 				t.Stop()
@@ -437,8 +458,13 @@ func (sv *supervisor) drain(ctx context.Context, force bool) bool {
 		unlock = func() error { return nil }
 	}
 	defer unlock()
-	n, cerr := sv.counter.Count()
+	// The count is read under mu, the lock under which handle reads the
+	// draining flag before it answers "ok". An acquirer takes its reference
+	// before it sends its handshake, so either its handshake was answered
+	// before this point and the count below includes it (we back off), or
+	// it is answered after and gets "draining".
 	sv.mu.Lock()
+	n, cerr := sv.counter.Count()
 	if !force && ((cerr == nil && n > 0) || sv.conns > 0) {
 		sv.mu.Unlock()
 		return false
