@@ -1,0 +1,53 @@
+package launcher_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/procref/procref/launcher"
+	"go.uber.org/goleak"
+)
+
+// TestMain is the program's main for every process these tests start:
+//
+//   - a supervisor: the test binary re-executed by an acquirer with
+//     PROCREF_SUPERVISE set; launcher.Main runs it and exits;
+//   - a helper (LAUNCHER_TEST_HELPER set): an acquirer, a toy service child,
+//     or an unprivileged probe; runHelper runs it and exits;
+//   - the test run itself, with temporary runtime and state dirs (each test
+//     sets its own), checked for leaked goroutines at the end.
+func TestMain(m *testing.M) {
+	registerTestServices()
+	launcher.Main()
+	if os.Getenv(helperEnv) != "" {
+		os.Exit(runHelper())
+	}
+
+	base, err := os.MkdirTemp("", "procref-launcher-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("PROCREF_RUNTIME_DIR", filepath.Join(base, "run"))
+	os.Setenv("PROCREF_STATE_DIR", filepath.Join(base, "state"))
+	// Under -race a process sleeps 1 s at exit (atexit_sleep_ms) before it
+	// really exits; the tests wait for supervisors to exit, so skip that in
+	// the processes they start.
+	os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	cleanupExampleService()
+	os.RemoveAll(base)
+	os.Exit(code)
+}
+
+// helperEnv selects a helper mode in a re-executed test binary.
+const helperEnv = "LAUNCHER_TEST_HELPER"
