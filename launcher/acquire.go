@@ -101,9 +101,23 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		unlock, err := lock.Lock(ctx)
+		unlock, fh, fconn, err := s.lockOrFind(ctx, lock, dir, verb)
 		if err != nil {
-			return nil, fmt.Errorf("waiting for the startup lock of %s: %w", s.Name, err)
+			return nil, err
+		}
+		if fconn != nil {
+			// Found live while waiting: as on the fast path.
+			relost, lerr := lost()
+			if lerr != nil {
+				fconn.Close()
+				return nil, lerr
+			}
+			if !relost {
+				ok = true
+				return &Session{Hint: fh, Conn: fconn, dir: dir, release: closeAll}, nil
+			}
+			fconn.Close()
+			continue
 		}
 		// Under the lock no counter is removed, so once we hold a reference
 		// on the live one it stays counted (see lost).
@@ -144,6 +158,43 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 		}
 		ok = true
 		return &Session{Hint: h, Conn: conn, Started: true, dir: dir, release: closeAll}, nil
+	}
+}
+
+// lockOrFind takes the startup lock, or finds the service live while it
+// waits for the lock (then it returns the verified hint and connection and
+// no unlock). Waiters look at the hint between attempts, so that while one
+// acquirer starts the service the others connect as soon as it is published,
+// instead of passing the lock along one by one (64 racing acquirers took
+// seconds that way). Deciding to start a service still needs the lock.
+func (s *Service) lockOrFind(ctx context.Context, lock *refcount.Lock, dir, verb string) (func() error, *discovery.Hint, net.Conn, error) {
+	d := time.Millisecond
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		unlock, err := lock.TryLock()
+		if err == nil {
+			return unlock, nil, nil, nil
+		}
+		if !errors.Is(err, refcount.ErrLocked) {
+			return nil, nil, nil, fmt.Errorf("taking the startup lock of %s: %w", s.Name, err)
+		}
+		if h, conn, err := s.tryHint(ctx, dir, verb); err == nil {
+			return nil, h, conn, nil
+		}
+		select {
+		case <-ctx.Done():
+			holder := ""
+			if pid, _ := lock.Holder(); pid > 0 {
+				holder = fmt.Sprintf(" (held by pid %d)", pid)
+			}
+			return nil, nil, nil, fmt.Errorf("waiting for the startup lock %s%s: %w", lock.Path(), holder, ctx.Err())
+		case <-t.C:
+		}
+		if d < 20*time.Millisecond {
+			d *= 2
+		}
+		t.Reset(d)
 	}
 }
 

@@ -61,11 +61,14 @@ func TestAcquireRelease(t *testing.T) {
 func TestStorm(t *testing.T) {
 	const procs, rounds = 64, 10
 	e := newEnv(t)
+	ts := time.Now()
 	ps := startAcquirers(t, e, procs, toyName)
+	t.Logf("start %v", time.Since(ts))
 	for round := 1; round <= rounds; round++ {
 		ctx := testCtx(t, 2*time.Minute)
 		// All 64 are blocked reading stdin; these writes release them
 		// within microseconds of each other.
+		t0 := time.Now()
 		for _, p := range ps {
 			p.send(t, "acquire")
 		}
@@ -94,6 +97,7 @@ func TestStorm(t *testing.T) {
 		if n := e.count("first"); n != round {
 			t.Fatalf("round %d: OnFirstAcquire ran %d times in all, want %d", round, n, round)
 		}
+		t1 := time.Now()
 		for _, p := range ps {
 			p.send(t, "release")
 		}
@@ -102,7 +106,9 @@ func TestStorm(t *testing.T) {
 				t.Fatalf("round %d: acquirer %d release: %+v", round, i, r)
 			}
 		}
+		t2 := time.Now()
 		waitExit(t, first.Host, 10*time.Second, fmt.Sprintf("round %d supervisor", round))
+		t.Logf("round %d: acquire %v release %v exit %v", round, t1.Sub(t0), t2.Sub(t1), time.Since(t2))
 		if n := e.count("last"); n != round {
 			t.Fatalf("round %d: OnLastRelease ran %d times in all, want %d", round, n, round)
 		}
