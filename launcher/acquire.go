@@ -97,12 +97,16 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening startup lock: %w", err)
 	}
+	busyPID := 0 // a supervisor without a live hint, seen under the lock
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		unlock, fh, fconn, err := s.lockOrFind(ctx, lock, dir, verb)
 		if err != nil {
+			if busyPID != 0 {
+				return nil, fmt.Errorf("%w (supervisor pid %d of %s has published no hint; if it is stuck, kill it)", err, busyPID, s.Name)
+			}
 			return nil, err
 		}
 		if fconn != nil {
@@ -140,6 +144,19 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 				return nil, fmt.Errorf("host of %s keeps draining: %w", s.Name, herr)
 			}
 			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		// No live hint. A supervisor may still be alive without one: it is
+		// starting but the acquirer that spawned it died before it was
+		// ready (so the startup lock was let go early), or it is finishing
+		// a drain. Starting another now could run two copies of the
+		// service; wait (bounded by ctx) for it to publish or to exit.
+		if pid, busy := s.supervisorBusy(dir); busy {
+			unlock()
+			busyPID = pid
+			if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
+				return nil, fmt.Errorf("supervisor of %s (pid %d) is starting or stopping and has published no hint; if it is stuck, kill it: %w", s.Name, pid, err)
+			}
 			continue
 		}
 		if herr != nil && !errors.Is(herr, discovery.ErrNoHint) {
@@ -195,6 +212,41 @@ func (s *Service) lockOrFind(ctx context.Context, lock *refcount.Lock, dir, verb
 			d *= 2
 		}
 		t.Reset(d)
+	}
+}
+
+// supervisorLockSuffix names the lock a supervisor holds for its whole life:
+// <name>.supervisor.lock.
+const supervisorLockSuffix = ".supervisor"
+
+// supervisorBusy reports whether some supervisor of s is alive (holds the
+// supervisor lock), and its pid if known. The caller holds the startup lock,
+// so no new supervisor can take the lock meanwhile.
+func (s *Service) supervisorBusy(dir string) (int, bool) {
+	l, err := refcount.OpenLock(dir, s.Name+supervisorLockSuffix)
+	if err != nil {
+		return 0, false // the new supervisor will report it
+	}
+	release, err := l.TryLock()
+	if err == nil {
+		release()
+		return 0, false
+	}
+	if !errors.Is(err, refcount.ErrLocked) {
+		return 0, false
+	}
+	pid, _ := l.Holder()
+	return pid, true
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

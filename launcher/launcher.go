@@ -39,10 +39,19 @@
 // # Protocol
 //
 // Startup (acquirer): take the reference; read and verify the hint; if it is
-// not live, take the startup lock (bounded by ctx), read and verify again,
-// and only then remove the stale hint, spawn the supervisor detached, wait for
-// its ready line on an inherited pipe (it writes the hint first), release the
-// lock and connect.
+// not live, take the startup lock (bounded by ctx; while waiting, keep
+// verifying the hint, so that waiters connect as soon as a starter has
+// published it), read and verify again, and only then — if no supervisor is
+// alive without a hint — remove the stale hint, spawn the supervisor
+// detached, wait for its ready line on an inherited pipe (it writes the hint
+// first), release the lock and connect.
+//
+// A supervisor holds the supervisor lock (<name>.supervisor.lock) from
+// before OnFirstAcquire until after OnLastRelease. An acquirer that finds no
+// live hint but that lock held waits for that supervisor to publish or to
+// exit instead of starting a second copy: the lock covers a supervisor whose
+// starter was killed before it was ready (the startup lock died with the
+// starter) and one still finishing its drain.
 //
 // Shutdown (supervisor): wait for the kernel count to reach zero (a blocking
 // wait-for-zero) and for no session connection to remain; linger; take the

@@ -260,6 +260,41 @@ func TestZeroCrossingRace(t *testing.T) {
 	e.waitAllGone(5 * time.Second)
 }
 
+// The acquirer that is starting the service is killed while OnFirstAcquire
+// runs: the next acquirer must neither start a second copy nor fail; it
+// gets the copy that the orphaned supervisor finishes starting.
+func TestStarterKilledDuringStart(t *testing.T) {
+	e := newEnv(t)
+	ps := startAcquirers(t, e, 1, toySlowName)
+	ps[0].send(t, "acquire")
+	// The events file is plain kernel state with no change event here;
+	// poll it, bounded.
+	deadline := time.Now().Add(30 * time.Second)
+	for e.count("starting") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the service never started starting")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ps[0].cmd.Process.Kill()
+	ps[0].cmd.Wait()
+
+	h := acquire(t, toyService(toySlowName))
+	if pid, err := ping(testCtx(t, 10*time.Second), h.Info().Port); err != nil || pid != h.Hint().Host.PID {
+		t.Fatalf("service does not work: %d, %v", pid, err)
+	}
+	if n := e.count("double"); n != 0 {
+		t.Errorf("a second copy was started %d times", n)
+	}
+	if n := e.count("first"); n != 1 {
+		t.Errorf("OnFirstAcquire completed %d times, want 1", n)
+	}
+	host := h.Hint().Host
+	h.Release()
+	waitExit(t, host, 10*time.Second, "supervisor")
+	e.waitAllGone(5 * time.Second)
+}
+
 // fakeHost is a listener in the test process that answers the handshake
 // with a given nonce, for hints that would verify but for one field.
 type fakeHost struct {

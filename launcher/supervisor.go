@@ -93,6 +93,21 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	if err != nil {
 		return fmt.Errorf("opening startup lock: %w", err)
 	}
+	// The supervisor lock is held for the supervisor's whole life, from
+	// before OnFirstAcquire until after OnLastRelease (see supervisorBusy).
+	supLock, err := refcount.OpenLock(sv.dir, s.Name+supervisorLockSuffix)
+	if err != nil {
+		return fmt.Errorf("opening supervisor lock: %w", err)
+	}
+	releaseSup, err := supLock.TryLock()
+	if err != nil {
+		if errors.Is(err, refcount.ErrLocked) {
+			pid, _ := supLock.Holder()
+			return fmt.Errorf("another supervisor of %s is running (pid %d): %w", s.Name, pid, err)
+		}
+		return fmt.Errorf("taking supervisor lock: %w", err)
+	}
+	defer releaseSup()
 	sv.ln, err = net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("listening on loopback: %w", err)

@@ -45,11 +45,14 @@ const (
 	toyName       = "toy"        // the service is a child process (Info.PID)
 	toyLingerName = "toy-linger" // the same with a linger
 	toyLightName  = "toy-light"  // the service lives in the supervisor (fast)
+	toySlowName   = "toy-slow"   // toy-light that takes toySlowStart to start
+
+	toySlowStart = 500 * time.Millisecond
 
 	toyLinger = 300 * time.Millisecond
 )
 
-var toyNames = []string{toyName, toyLingerName, toyLightName}
+var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName}
 
 func registerTestServices() {
 	launcher.Register(echoService())
@@ -82,8 +85,11 @@ func toyService(name string) *launcher.Service {
 		if name == toyLingerName {
 			s.Linger = toyLinger
 		}
-	case toyLightName:
+	case toyLightName, toySlowName:
 		l := &toyLight{}
+		if name == toySlowName {
+			l.delay = toySlowStart
+		}
 		s.Hooks = launcher.Hooks{OnFirstAcquire: l.first, OnLastRelease: l.last}
 	default:
 		panic("unknown toy " + name)
@@ -171,11 +177,20 @@ func ping(ctx context.Context, port int) (int, error) {
 
 // toyLight is a service inside the supervisor process.
 type toyLight struct {
-	ln   net.Listener
-	excl *os.File
+	ln    net.Listener
+	excl  *os.File
+	delay time.Duration
 }
 
 func (l *toyLight) first(ctx context.Context) (launcher.Info, error) {
+	if l.delay > 0 {
+		record("starting", "sup="+selfIdent())
+		select {
+		case <-time.After(l.delay):
+		case <-ctx.Done():
+			return launcher.Info{}, ctx.Err()
+		}
+	}
 	f, err := lockExclusive()
 	if err != nil {
 		record("double", "sup="+selfIdent())
