@@ -16,6 +16,16 @@ func (m *mux) fromClient(c *client, body []byte) error {
 		c.send(msgError(nil, codeParseError, err.Error()))
 		return nil
 	}
+	if k := f.Kind(); (k == lspframe.Request && notificationOnly[f.MethodName()]) ||
+		(k == lspframe.Notification && requestOnly[f.MethodName()]) {
+		// A lifecycle or document message of the wrong kind would reach
+		// the backend untracked (an exit request would stop it for all).
+		c.log.Warn("lsp client sent a message of the wrong kind; refused", "method", f.MethodName(), "kind", k)
+		if k == lspframe.Request {
+			c.send(msgError(f.ID.Of(body), codeInvalidRequest, f.MethodName()+" is a notification"))
+		}
+		return nil
+	}
 	switch f.Kind() {
 	case lspframe.Response:
 		m.clientResponse(c, &f, body)
@@ -54,6 +64,17 @@ func (m *mux) fromClient(c *client, body []byte) error {
 	c.send(msgError(id, codeInvalidRequest, "not a json-rpc request, notification or response"))
 	return nil
 }
+
+// notificationOnly and requestOnly are the methods the mux tracks or that
+// end the backend's session; they are refused in the other kind.
+var (
+	notificationOnly = map[string]bool{
+		"initialized": true, "exit": true, "$/cancelRequest": true, "$/progress": true,
+		"textDocument/didOpen": true, "textDocument/didChange": true, "textDocument/didClose": true,
+		"workspace/didChangeWorkspaceFolders": true, "window/workDoneProgress/cancel": true,
+	}
+	requestOnly = map[string]bool{"initialize": true, "shutdown": true}
+)
 
 // clientInitialize answers initialize from the cache, or queues the client
 // until the first initialize completes (starting the backend if this is

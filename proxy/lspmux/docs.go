@@ -14,6 +14,7 @@ type doc struct {
 	lastEditor *client // the client whose text the backend has
 	vmap       [8]verMap
 	vnext      int
+	lastDiag   []byte // the backend's last publishDiagnostics, version removed, for late openers
 }
 
 // cdoc is one client's copy of a document.
@@ -88,7 +89,12 @@ func (m *mux) openDoc(c *client, p *didOpenParams, body []byte, verAt lspframe.S
 	d.openers[c] = &cdoc{version: td.Version, text: td.Text}
 	c.docs[td.URI] = d.openers[c]
 	if len(d.openers) > 1 {
-		return nil // the backend has it open already
+		// The backend has it open already and will not publish again
+		// until something changes: give c the last diagnostics.
+		if d.lastDiag != nil {
+			c.send(d.lastDiag)
+		}
+		return nil
 	}
 	d.lastEditor = c
 	v := m.nextVersion(d, c, td.Version)

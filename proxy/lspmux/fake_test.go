@@ -26,6 +26,7 @@ type fakeServer struct {
 	wmu   sync.Mutex     // serialises writes to out
 	done  chan struct{}  // closed when the server goroutine ended
 	hook  func(s *fakeServer, method string, id json.RawMessage, params json.RawMessage) bool
+	be    *fakeBackend
 
 	mu          sync.Mutex
 	inits       int
@@ -97,6 +98,7 @@ func (s *fakeServer) backend() *fakeBackend {
 	outR, outW := io.Pipe()
 	s.stdin, s.out = inR, outW
 	b := &fakeBackend{s: s, toSrvW: inW, fromSrvR: outR, inR: inR, outW: outW}
+	s.be = b
 	go s.run()
 	return b
 }

@@ -717,6 +717,19 @@ func (m *mux) serverNotification(f *lspframe.Fields, body []byte) {
 			}
 		}
 		var stripped []byte
+		strip := func() []byte {
+			if stripped == nil {
+				np, _, _ := lspframe.DeleteMember(params, "version")
+				stripped = lspframe.Splice(body, f.Params, np)
+			}
+			return stripped
+		}
+		if f.MethodName() == "textDocument/publishDiagnostics" {
+			d.lastDiag = body
+			if verSp.Ok() {
+				d.lastDiag = strip()
+			}
+		}
 		for c := range d.openers {
 			if !verSp.Ok() {
 				c.send(body)
@@ -726,11 +739,7 @@ func (m *mux) serverNotification(f *lspframe.Fields, body []byte) {
 				c.send(lspframe.Splice(body, verSp, idToken(cv)))
 				continue
 			}
-			if stripped == nil {
-				np, _, _ := lspframe.DeleteMember(params, "version")
-				stripped = lspframe.Splice(body, f.Params, np)
-			}
-			c.send(stripped)
+			c.send(strip())
 		}
 		return
 	}

@@ -28,6 +28,7 @@ type tclient struct {
 	srvReqs    []wireMsg
 	answer     func(m wireMsg) (result any, errMsg string, reply bool)
 	violations []string
+	nullErrs   []wireMsg // error answers with a null id (parse errors)
 	done       chan struct{}
 	readErr    error
 }
@@ -74,7 +75,11 @@ func (c *tclient) read() {
 			c.mu.Lock()
 			ch := c.calls[string(m.ID)]
 			delete(c.calls, string(m.ID))
-			if ch == nil && string(m.ID) != "null" {
+			if string(m.ID) == "null" {
+				c.nullErrs = append(c.nullErrs, m)
+				close(c.wake)
+				c.wake = make(chan struct{})
+			} else if ch == nil {
 				c.violations = append(c.violations, fmt.Sprintf("%s: response to id %s it never sent (or twice)", c.name, m.ID))
 			}
 			c.mu.Unlock()
@@ -215,6 +220,26 @@ func (c *tclient) waitSrvReq(ctx context.Context, pred func(m wireMsg) bool) (wi
 		case <-w:
 		case <-ctx.Done():
 			return wireMsg{}, fmt.Errorf("%s: waiting for a server request: %w", c.name, ctx.Err())
+		}
+	}
+}
+
+// waitNullErrs waits for n error answers with a null id.
+func (c *tclient) waitNullErrs(ctx context.Context, n int) ([]wireMsg, error) {
+	for {
+		c.mu.Lock()
+		got, w, rerr := append([]wireMsg(nil), c.nullErrs...), c.wake, c.readErr
+		c.mu.Unlock()
+		if len(got) >= n {
+			return got, nil
+		}
+		if rerr != nil {
+			return got, rerr
+		}
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return got, ctx.Err()
 		}
 	}
 }
