@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -581,6 +582,113 @@ func TestServiceKilledRecovers(t *testing.T) {
 	e.waitAllGone(5 * time.Second)
 }
 
+// waitInfoChange polls Handle.Info (no event says when the supervisor
+// republished), bounded.
+func waitInfoChange(t *testing.T, h *launcher.Handle, oldPID int, d time.Duration) launcher.Info {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		info := h.Info()
+		if info.PID != oldPID {
+			return info
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Info still shows service process %d after %v", oldPID, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// stopProcess stops pid with SIGSTOP and waits until it is stopped: kill
+// returns before every thread of the target has stopped (one thread takes
+// the signal and then stops the others), and a thread that is still running
+// could answer a ping meanwhile. /proc is polled, bounded: there is no event.
+func stopProcess(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 && strings.HasPrefix(string(b[i:]), ") T") {
+			stopped := true
+			tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+			for _, task := range tasks {
+				tb, _ := os.ReadFile(task)
+				if j := strings.LastIndexByte(string(tb), ')'); j > 0 && !strings.HasPrefix(string(tb[j:]), ") T") {
+					stopped = false
+				}
+			}
+			if stopped {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d not stopped 5s after SIGSTOP", pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A service process that stops answering (SIGSTOP: alive but hung) fails
+// the periodic health check; OnRecover replaces it, exactly once.
+func TestHealthCheckRecovers(t *testing.T) {
+	e := newEnv(t)
+	h := acquire(t, toyService(toyHealthName))
+	old := h.Info()
+	stopProcess(t, old.PID)
+	info := waitInfoChange(t, h, old.PID, 10*time.Second)
+	if pid, err := ping(testCtx(t, 10*time.Second), info.Port); err != nil || pid != info.PID {
+		t.Errorf("the recovered service does not answer: %d, %v", pid, err)
+	}
+	if id, err := platform.Lookup(old.PID); err == nil {
+		t.Errorf("the hung service process %v was not ended", id)
+	}
+	host := h.Hint().Host
+	h.Release()
+	waitExit(t, host, 10*time.Second, "supervisor")
+	if n := e.count("recover"); n != 1 {
+		t.Errorf("OnRecover ran %d times, want 1", n)
+	}
+	if e.count("first") != 1 || e.count("last") != 1 {
+		t.Errorf("first %d, last %d; want 1, 1", e.count("first"), e.count("last"))
+	}
+	e.waitAllGone(5 * time.Second)
+}
+
+// An acquirer whose own health check fails asks the supervisor to check
+// and recover, and gets the recovered service from Acquire.
+func TestAcquireHealthCheckRecovers(t *testing.T) {
+	e := newEnv(t)
+	svc := toyService(toyName) // no periodic check
+	h := acquire(t, svc)
+	old := h.Info()
+	stopProcess(t, old.PID)
+	h2 := acquire(t, svc)
+	info := h2.Info()
+	if info.PID == old.PID {
+		t.Fatalf("Acquire returned the hung service %d", old.PID)
+	}
+	if pid, err := ping(testCtx(t, 10*time.Second), info.Port); err != nil || pid != info.PID {
+		t.Errorf("the recovered service does not answer: %d, %v", pid, err)
+	}
+	if got := h.Info(); got.PID != info.PID {
+		t.Errorf("the first handle sees %d, want %d", got.PID, info.PID)
+	}
+	host := h.Hint().Host
+	h.Release()
+	h2.Release()
+	waitExit(t, host, 10*time.Second, "supervisor")
+	if n := e.count("recover"); n != 1 {
+		t.Errorf("OnRecover ran %d times, want 1", n)
+	}
+	e.waitAllGone(5 * time.Second)
+}
+
 // Must show 6b: the supervisor is killed with SIGKILL: its service process
 // is gone within 1 s, and the next Acquire starts a fresh service.
 func TestSupervisorKilled(t *testing.T) {
@@ -737,6 +845,7 @@ func TestStartFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Hold the toy's exclusive lock: its OnFirstAcquire must fail.
+	e.doubleOK = true
 	f, err := lockExclusive()
 	if err != nil {
 		t.Fatal(err)

@@ -572,15 +572,21 @@ func (sv *supervisor) recover(ctx context.Context, old Info, cause error) {
 	rctx, cancel := context.WithTimeout(ctx, durationOr(sv.s.StartTimeout, 30*time.Second))
 	info, err := sv.s.Hooks.OnRecover(rctx, old, cause)
 	cancel()
+	if err == nil {
+		// Race: the new info must be in place before hookMu is let go. The
+		// old process usually dies inside OnRecover (it ends a hung one),
+		// which wakes watchService; it then waits on hookMu and, if it
+		// still saw the old info, would recover a second time.
+		sv.mu.Lock()
+		sv.info = info
+		sv.mu.Unlock()
+	}
 	sv.hookMu.Unlock()
 	if err != nil {
 		sv.log.Error("OnRecover failed: shutting down", "err", err)
 		sv.requestStop()
 		return
 	}
-	sv.mu.Lock()
-	sv.info = info
-	sv.mu.Unlock()
 	if err := sv.publish(); err != nil {
 		sv.log.Error("republishing hint", "err", err)
 	}

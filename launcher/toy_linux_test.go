@@ -46,13 +46,14 @@ const (
 	toyLingerName = "toy-linger" // the same with a linger
 	toyLightName  = "toy-light"  // the service lives in the supervisor (fast)
 	toySlowName   = "toy-slow"   // toy-light that takes toySlowStart to start
+	toyHealthName = "toy-health" // toy with a periodic health check
 
 	toySlowStart = 500 * time.Millisecond
 
 	toyLinger = 300 * time.Millisecond
 )
 
-var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName}
+var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHealthName}
 
 func registerTestServices() {
 	launcher.Register(echoService())
@@ -73,7 +74,7 @@ func toyService(name string) *launcher.Service {
 		StartTimeout:   20 * time.Second,
 	}
 	switch name {
-	case toyName, toyLingerName:
+	case toyName, toyLingerName, toyHealthName:
 		t := &toyProc{cmds: map[int]*exec.Cmd{}}
 		s.Hooks = launcher.Hooks{
 			OnFirstAcquire: t.first,
@@ -84,6 +85,9 @@ func toyService(name string) *launcher.Service {
 		s.Serve = toyServe
 		if name == toyLingerName {
 			s.Linger = toyLinger
+		}
+		if name == toyHealthName {
+			s.HealthInterval = 100 * time.Millisecond
 		}
 	case toyLightName, toySlowName:
 		l := &toyLight{}
@@ -160,7 +164,11 @@ func ping(ctx context.Context, port int) (int, error) {
 		return 0, err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	dl := time.Now().Add(5 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	c.SetDeadline(dl)
 	if _, err := io.WriteString(c, "ping\n"); err != nil {
 		return 0, err
 	}
@@ -294,7 +302,12 @@ func (t *toyProc) last(ctx context.Context, info launcher.Info) error {
 }
 
 func (t *toyProc) health(ctx context.Context, info launcher.Info) error {
+	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
 	_, err := ping(ctx, info.Port)
+	if err != nil {
+		record("unhealthy", "pid="+strconv.Itoa(os.Getpid()), "child="+strconv.Itoa(info.PID))
+	}
 	return err
 }
 
@@ -411,6 +424,8 @@ type testEnv struct {
 	t          *testing.T
 	run, state string
 	helpers    string // helper processes' stderr files
+	// doubleOK: the test provokes a failing start on purpose.
+	doubleOK bool
 }
 
 // newEnv points PROCREF_RUNTIME_DIR and PROCREF_STATE_DIR at fresh dirs and
@@ -432,6 +447,9 @@ func newEnv(t *testing.T) *testEnv {
 
 func (e *testEnv) cleanup() {
 	t := e.t
+	if n := e.count("double"); n > 0 && !e.doubleOK {
+		t.Errorf("a second live copy of the service was attempted %d times", n)
+	}
 	for _, id := range e.processes() {
 		if id.Alive() {
 			t.Errorf("process %v still alive at the end of the test; killing it", id)
