@@ -1,0 +1,13 @@
+//go:build !linux
+
+package main
+
+import (
+	"errors"
+	"fmt"
+)
+
+// peakRSS is only implemented on Linux.
+func peakRSS(pid int) (uint64, error) {
+	return 0, fmt.Errorf("peak rss: %w", errors.ErrUnsupported)
+}
