@@ -1,0 +1,93 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestParseInitializeRoot(t *testing.T) {
+	for _, tc := range []struct{ body, root, id string }{
+		{`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"workspaceFolders":[{"uri":"file:///a/b","name":"b"}],"rootUri":"file:///c"}}`, "/a/b", "1"},
+		{`{"jsonrpc":"2.0","id":"x","method":"initialize","params":{"workspaceFolders":null,"rootUri":"file:///c/d%20e"}}`, "/c/d e", `"x"`},
+		{`{"jsonrpc":"2.0","id":2,"method":"initialize","params":{"rootUri":null,"rootPath":"/p/q/"}}`, "/p/q", "2"},
+		{`{"jsonrpc":"2.0","id":3,"method":"initialize","params":{}}`, "", "3"},
+		{`{"jsonrpc":"2.0","method":"initialized","params":{}}`, "", ""},
+	} {
+		in, err := ParseInitialize([]byte(tc.body))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.body, err)
+		}
+		if in.Root != filepath.FromSlash(tc.root) || string(in.ID) != tc.id {
+			t.Errorf("%s: root %q id %s, want %q %s", tc.body, in.Root, in.ID, tc.root, tc.id)
+		}
+	}
+	if _, err := ParseInitialize([]byte("{not json")); err == nil {
+		t.Error("malformed first message accepted")
+	}
+}
+
+func TestErrorResponse(t *testing.T) {
+	got := string(ErrorResponse([]byte("7"), -32002, "boom"))
+	want := `{"jsonrpc":"2.0","id":7,"error":{"code":-32002,"message":"boom"}}`
+	if got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+// TestRelayOutcomes runs the relay over loopback TCP: editor EOF is a clean
+// detach with the backend's last bytes delivered; a backend that closes
+// while the editor stays is reported as such.
+func TestRelayOutcomes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// Backend: echoes, then closes when its input ends.
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	var out bytes.Buffer
+	if got := Relay(context.Background(), bytes.NewReader([]byte("hello")), &out, dial(), nil); got != EditorClosed || out.String() != "hello" {
+		t.Errorf("editor EOF: outcome %v, relayed %q", got, out.String())
+	}
+
+	// Backend closes while the editor keeps its end open.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	c := dial()
+	done := make(chan Outcome, 1)
+	go func() { done <- Relay(context.Background(), pr, io.Discard, c, nil) }()
+	c.(*net.TCPConn).CloseRead() // our reads end: the relay's conn→editor copy sees EOF
+	select {
+	case got := <-done:
+		if got != BackendClosed {
+			t.Errorf("backend close: outcome %v", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("relay did not end")
+	}
+	pw.Close()
+}
