@@ -1,0 +1,20 @@
+// Package editors holds procref's ready-made editor configurations (the
+// *.lua, *.el, *.toml, ... files beside this one, indexed in README.md) and
+// the tests that prove them with real headless editors.
+//
+// The package has no Go API. Its tests (Linux) build the procref binary,
+// put it first on $PATH, and run the snippet files themselves, not copies:
+//
+//   - neovim_test.go: two `nvim --headless -u editors/neovim-0.7.lua`
+//     instances share one pylsp, clangd (mux mode) or gopls (tcp mode)
+//     through procref; both get diagnostics and hovers; exactly one server
+//     process runs; :LspRestart in one instance leaves the other undisturbed;
+//     quitting both leaves no server and no host.
+//   - emacs_test.go: `emacs --batch` with editors/emacs-eglot.el does the
+//     same through eglot.
+//   - vscode_test.go: the VS Code wrapper scripts pass --version through to
+//     the real server and serve LSP through procref.
+//
+// A missing editor or language server skips its test with the reason, or
+// fails it when PROCREF_REQUIRE_SERVERS=1 (as in CI).
+package editors

@@ -1,0 +1,5 @@
+//go:build linux && race
+
+package editors
+
+func init() { raceEnabled = true }

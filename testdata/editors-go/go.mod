@@ -1,0 +1,3 @@
+module example.com/editorsfixture
+
+go 1.21
