@@ -88,7 +88,9 @@ func Write(w io.Writer, body []byte) error {
 			return err
 		}
 	}
-	buf := AppendFrame(make([]byte, 0, len(body)+40), body)
+	var hb [40]byte
+	// append (not make+copy) so the runtime does not zero what it copies
+	buf := append(AppendHeader(hb[:0], len(body)), body...)
 	_, err := w.Write(buf)
 	return err
 }
@@ -208,8 +210,9 @@ func DeleteMember(raw []byte, key string) ([]byte, bool, error) {
 // Splice returns a new slice holding b with the span s replaced by repl.
 // b is not modified.
 func Splice(b []byte, s Span, repl []byte) []byte {
-	out := make([]byte, 0, len(b)-(s.End-s.Start)+len(repl))
-	out = append(out, b[:s.Start]...)
+	// Built by appending (never make with a large capacity), so the
+	// runtime copies without zeroing first.
+	out := append([]byte(nil), b[:s.Start]...)
 	out = append(out, repl...)
 	return append(out, b[s.End:]...)
 }

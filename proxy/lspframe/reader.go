@@ -117,11 +117,11 @@ func (r *Reader) body(n int) ([]byte, error) {
 	b := make([]byte, 0, firstChunk)
 	for len(b) < n {
 		if len(b) == cap(b) {
-			nb := make([]byte, len(b), min(2*cap(b), n))
-			copy(nb, b)
-			b = nb
+			// grow 8x: few copies for big bodies, while a peer that
+			// announces much and sends little costs at most 8x what it sent
+			b = append(b[:len(b):len(b)], make([]byte, min(8*cap(b), n)-len(b))...)[:len(b)]
 		}
-		m, err := r.br.Read(b[len(b):cap(b)])
+		m, err := r.br.Read(b[len(b):min(cap(b), n)])
 		b = b[:len(b)+m]
 		if err != nil && len(b) < n {
 			return nil, err

@@ -2,6 +2,7 @@ package lspframe
 
 import (
 	"bytes"
+	"encoding/binary"
 	"slices"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -259,6 +260,14 @@ func (s *scanner) str() error {
 	b := s.b
 	i := s.i
 	for {
+		// 8 bytes at a time while none is '"', '\\', a control or non-ASCII byte
+		for i+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[i:])
+			if (x-lo8*0x20)&^x&hi8 != 0 || hasByte(x, '"') || hasByte(x, '\\') || x&hi8 != 0 {
+				break
+			}
+			i += 8
+		}
 		for i < len(b) && strSafe[b[i]] {
 			i++
 		}
@@ -300,6 +309,18 @@ func (s *scanner) str() error {
 			i += size
 		}
 	}
+}
+
+const (
+	lo8 = 0x0101010101010101
+	hi8 = 0x8080808080808080
+)
+
+// hasByte reports whether any byte of x equals c (exact for bytes < 0x80,
+// which is all that is asked after the non-ASCII test).
+func hasByte(x uint64, c byte) bool {
+	y := x ^ (lo8 * uint64(c))
+	return (y-lo8)&^y&hi8 != 0
 }
 
 func isHex4(h []byte) bool {
@@ -542,11 +563,7 @@ func appendQuote(dst []byte, s string) []byte {
 func spliceAll(b []byte, edits []Edit) []byte {
 	edits = slices.Clone(edits)
 	slices.SortFunc(edits, func(x, y Edit) int { return x.At.Start - y.At.Start })
-	n := len(b)
-	for _, e := range edits {
-		n += len(e.With) - (e.At.End - e.At.Start)
-	}
-	out := make([]byte, 0, n)
+	var out []byte // grown by append: copies are not zeroed first
 	at := 0
 	for _, e := range edits {
 		out = append(out, b[at:e.At.Start]...)
