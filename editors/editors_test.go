@@ -19,6 +19,7 @@ import (
 
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/platform"
+	"go.uber.org/goleak"
 )
 
 // raceEnabled is set by race_test.go when the tests run with -race; the
@@ -61,6 +62,12 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -331,11 +338,15 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// start starts c with stdout and stderr captured and stdin from /dev/null.
+// start starts c with stderr, and stdout unless the caller took a pipe for
+// it, captured; stdin is /dev/null unless the caller set it.
 func start(t *testing.T, c *exec.Cmd) *started {
 	t.Helper()
 	s := &started{cmd: c, output: &syncBuffer{}, done: make(chan struct{})}
-	c.Stdout, c.Stderr = s.output, s.output
+	if c.Stdout == nil {
+		c.Stdout = s.output
+	}
+	c.Stderr = s.output
 	if err := c.Start(); err != nil {
 		t.Fatalf("starting %s: %v", c.Path, err)
 	}
@@ -420,6 +431,16 @@ func processes() []procEntry {
 		out = append(out, e)
 	}
 	return out
+}
+
+// procByPID returns the /proc entry of pid.
+func procByPID(pid int) (procEntry, bool) {
+	for _, p := range processes() {
+		if p.pid == pid {
+			return p, true
+		}
+	}
+	return procEntry{}, false
 }
 
 // descendants returns the processes below any of roots.
