@@ -31,7 +31,10 @@ var raceEnabled bool
 var binDir string
 
 // goEnv are the real Go caches (GOCACHE, GOMODCACHE, GOPATH): the editors
-// get an isolated HOME, and gopls would otherwise rebuild its caches cold.
+// get an isolated HOME, and go list would otherwise start cold. GOPLSCACHE
+// is one gopls file cache for all tests of this run (not the user's): the
+// first gopls test fills it, later ones skip re-checking the standard
+// library.
 var goEnv []string
 
 // TestMain builds the procref binary once. The editors must run the real
@@ -53,6 +56,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	goEnv = append(goEnv, "GOPLSCACHE="+filepath.Join(dir, "gopls-cache"))
 	if out, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE", "GOPATH").Output(); err == nil {
 		vals := strings.Split(strings.TrimSpace(string(out)), "\n")
 		for i, name := range []string{"GOCACHE", "GOMODCACHE", "GOPATH"} {

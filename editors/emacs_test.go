@@ -88,7 +88,7 @@ func (m *emacs) eval(t *testing.T, expr string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
-// quit ends Emacs as C-x C-c would (kill-emacs: Emacs kills its
+// quit ends Emacs as C-x C-c would (kill-emacs: Emacs sends SIGHUP to its
 // subprocesses, the proxies, on the way out) and waits for exit 0.
 func (m *emacs) quit(t *testing.T) {
 	t.Helper()

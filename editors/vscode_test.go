@@ -76,11 +76,13 @@ func TestVSCodeWrappers(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := start(t, c) // stdout stays the pipe; stderr is captured
+			t0 := time.Now()
 			client := lspclient.New(ctx, pipeRWC{stdout, stdin})
 			defer client.Close()
 			if _, err := client.Initialize(ctx, ws); err != nil {
 				t.Fatalf("initialize through %s: %v; stderr:\n%s", tc.script, err, p.output.String())
 			}
+			t.Logf("initialized after %v", time.Since(t0).Round(time.Millisecond))
 			file := filepath.Join(ws, sc.file)
 			text, err := os.ReadFile(file)
 			if err != nil {
@@ -100,6 +102,7 @@ func TestVSCodeWrappers(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
+			t.Logf("diagnostics after %v", time.Since(t0).Round(time.Millisecond))
 			var line, col int
 			if _, err := fmt.Sscanf(sc.hover, "%d,%d", &line, &col); err != nil {
 				t.Fatal(err)
@@ -109,6 +112,7 @@ func TestVSCodeWrappers(t *testing.T) {
 				t.Fatalf("hover = %q, %v; want it to mention %q", h, err, sc.wantHover)
 			}
 
+			t.Logf("hover after %v", time.Since(t0).Round(time.Millisecond))
 			host := e.onlyHost()
 			if host.Mode != sc.mode {
 				t.Errorf("backend mode = %q, want %q", host.Mode, sc.mode)
@@ -130,7 +134,9 @@ func TestVSCodeWrappers(t *testing.T) {
 			if code := p.wait(t, 15*time.Second, tc.script); code != 0 {
 				t.Errorf("%s exit code %d after shutdown, exit and EOF, want 0; stderr:\n%s", tc.script, code, p.output.String())
 			}
+			t.Logf("proxy exited after %v", time.Since(t0).Round(time.Millisecond))
 			e.waitNoHosts(gone, 15*time.Second)
+			t.Logf("all gone after %v", time.Since(t0).Round(time.Millisecond))
 		})
 	}
 }
