@@ -175,8 +175,9 @@ func (f *Fields) Kind() Kind {
 // Scan validates body as one JSON object (strings must be valid UTF-8;
 // depth is bounded at [MaxDepth]) and returns the spans of its top-level
 // "id", "method", "params", "result" and "error" members. It does not
-// allocate except for an escaped method name. A member given twice keeps
-// its last value, as encoding/json does. Errors wrap [ErrBadJSON].
+// allocate except for an unknown method name or escaped member names. An
+// object that names a member twice (at any depth) is refused: parsers
+// disagree on which value wins. Errors wrap [ErrBadJSON].
 func Scan(body []byte) (Fields, error) {
 	return scan(body)
 }

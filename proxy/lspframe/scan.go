@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"slices"
+	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -65,9 +66,13 @@ func scan(body []byte) (Fields, error) {
 	}
 	s.ws()
 	if !s.eat('}') {
+		var keys keySet
 		for {
 			ks := s.i
 			if err := s.str(); err != nil {
+				return f, err
+			}
+			if err := keys.add(&s, body[ks:s.i]); err != nil {
 				return f, err
 			}
 			key := body[ks+1 : s.i-1]
@@ -199,8 +204,13 @@ func (s *scanner) object() error {
 		s.depth--
 		return nil
 	}
+	var keys keySet
 	for {
+		ks := s.i
 		if err := s.str(); err != nil {
+			return err
+		}
+		if err := keys.add(s, s.b[ks:s.i]); err != nil {
 			return err
 		}
 		s.ws()
@@ -222,6 +232,50 @@ func (s *scanner) object() error {
 		}
 		return s.bad("expected ',' or '}'")
 	}
+}
+
+// keySet detects a member name given twice in one object. JSON parsers
+// disagree on which value wins (first, last, or an error), so a router
+// that read one value while the backend reads another could be steered
+// past its checks; such messages are refused instead.
+type keySet struct {
+	small [12][]byte
+	n     int
+	big   map[string]struct{}
+}
+
+func (k *keySet) add(s *scanner, tok []byte) error {
+	key := tok[1 : len(tok)-1]
+	if bytes.IndexByte(key, '\\') >= 0 {
+		u, err := unquote(tok)
+		if err != nil {
+			return err
+		}
+		key = []byte(u)
+	}
+	if k.big != nil {
+		if _, dup := k.big[string(key)]; dup {
+			return s.bad("duplicate member " + strconv.Quote(string(key)))
+		}
+		k.big[string(key)] = struct{}{}
+		return nil
+	}
+	for _, o := range k.small[:k.n] {
+		if bytes.Equal(o, key) {
+			return s.bad("duplicate member " + strconv.Quote(string(key)))
+		}
+	}
+	if k.n < len(k.small) {
+		k.small[k.n] = key
+		k.n++
+		return nil
+	}
+	k.big = make(map[string]struct{}, 2*len(k.small))
+	for _, o := range k.small {
+		k.big[string(o)] = struct{}{}
+	}
+	k.big[string(key)] = struct{}{}
+	return nil
 }
 
 func (s *scanner) array() error {

@@ -16,6 +16,14 @@ func (m *mux) fromClient(c *client, body []byte) error {
 		c.send(msgError(nil, codeParseError, err.Error()))
 		return nil
 	}
+	if f.Method.Ok() && f.MethodName() == "" {
+		var id []byte
+		if f.ID.Ok() && validID(f.ID.Of(body)) {
+			id = f.ID.Of(body)
+		}
+		c.send(msgError(id, codeInvalidRequest, "empty method name"))
+		return nil
+	}
 	if k := f.Kind(); (k == lspframe.Request && notificationOnly[f.MethodName()]) ||
 		(k == lspframe.Notification && requestOnly[f.MethodName()]) {
 		// A lifecycle or document message of the wrong kind would reach

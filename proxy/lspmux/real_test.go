@@ -497,3 +497,102 @@ func TestRealPylsp(t *testing.T) {
 		nodeClient: true,
 	})
 }
+
+// A real pylsp is killed with SIGKILL while three clients have documents
+// open: the mux restarts it, replays the documents, and hovers work for
+// every client without reopening anything.
+func TestRealPylspCrashRestart(t *testing.T) {
+	files := map[string]string{
+		"a.py": "import os\n\n\ndef one():\n    return os.path.join('a', undefined_a)\n",
+		"b.py": "import os\n\n\ndef two():\n    return os.path.join('b', undefined_b)\n",
+		"c.py": "import os\n\n\ndef three():\n    return os.path.join('c', undefined_c)\n",
+	}
+	r := newRealRig(t, "pylsp", nil, files, false)
+	rootURI := (&url.URL{Scheme: "file", Path: r.root}).String()
+	var cs []*tclient
+	for _, n := range []string{"a", "b", "c"} {
+		c := r.dial(n)
+		if _, err := c.initialize(r.ctx, rootURI); err != nil {
+			t.Fatal(err)
+		}
+		mustNoErr(t, c.didOpen(r.uri(n+".py"), files[n+".py"], 1))
+		line, char := hoverPos(files[n+".py"], 4, "join")
+		if _, err := c.hover(r.ctx, r.uri(n+".py"), line, char); err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	old := r.tap()
+	p, err := os.FindProcess(old.pid())
+	mustNoErr(t, err)
+	mustNoErr(t, p.Kill()) // SIGKILL
+	for _, c := range cs {
+		if _, err := c.waitNote(r.ctx, func(m wireMsg) bool { return m.Method == "window/showMessage" }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range cs {
+		f := c.name + ".py"
+		line, char := hoverPos(files[f], 4, "join")
+		res, err := c.hover(r.ctx, r.uri(f), line, char)
+		if err != nil || string(res) == "null" {
+			t.Fatalf("%s hover after restart = %s, %v", c.name, res, err)
+		}
+	}
+	if n := r.mux.Backends(); n != 2 {
+		t.Fatalf("%d backends, want 2", n)
+	}
+	if pidAlive(old.pid()) {
+		t.Fatal("killed server still alive")
+	}
+	if n := serverProcs(r.bin); n != 1 && n != -1 {
+		t.Fatalf("%d pylsp processes after restart, want 1", n)
+	}
+	if n := r.tap().count("textDocument/didOpen", ""); n != 3 {
+		t.Fatalf("restarted server got %d didOpen, want the 3 open documents", n)
+	}
+}
+
+// --share=global: two roots, one pylsp; the second root is added with
+// workspace/didChangeWorkspaceFolders.
+func TestRealPylspGlobal(t *testing.T) {
+	files := map[string]string{
+		"r1/a.py": "import os\n\n\ndef one():\n    return os.path.join('a', undefined_a)\n",
+		"r2/b.py": "import sys\n\n\ndef two():\n    return sys.argv + undefined_b\n",
+	}
+	r := newRealRig(t, "pylsp", nil, files, true)
+	a, b := r.dial("a"), r.dial("b")
+	for c, root := range map[*tclient]string{a: "r1", b: "r2"} {
+		if _, err := c.initialize(r.ctx, (&url.URL{Scheme: "file", Path: filepath.Join(r.root, root)}).String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for c, f := range map[*tclient]string{a: "r1/a.py", b: "r2/b.py"} {
+		mustNoErr(t, c.didOpen(r.uri(f), files[f], 1))
+		uri := r.uri(f)
+		if _, err := c.waitNote(r.ctx, func(m wireMsg) bool {
+			var p struct{ URI string }
+			json.Unmarshal(m.Params, &p)
+			return m.Method == "textDocument/publishDiagnostics" && p.URI == uri
+		}); err != nil {
+			t.Fatal(err)
+		}
+		word := "join"
+		if c == b {
+			word = "argv"
+		}
+		line, char := hoverPos(files[f], 4, word)
+		if res, err := c.hover(r.ctx, uri, line, char); err != nil || string(res) == "null" {
+			t.Fatalf("%s hover = %s, %v", c.name, res, err)
+		}
+	}
+	if n := r.tap().count("workspace/didChangeWorkspaceFolders", ""); n != 1 {
+		t.Fatalf("server got %d didChangeWorkspaceFolders, want 1", n)
+	}
+	if n := r.mux.Backends(); n != 1 {
+		t.Fatalf("%d backends, want 1", n)
+	}
+	if b.diagURIs()[r.uri("r1/a.py")] != 0 || a.diagURIs()[r.uri("r2/b.py")] != 0 {
+		t.Fatal("diagnostics crossed roots")
+	}
+}
