@@ -1,5 +1,6 @@
--- procref for Neovim 0.7 (also fine on 0.8–0.10) without nvim-lspconfig:
--- vim.lsp.start_client + a FileType autocmd.
+-- procref for Neovim 0.7 without nvim-lspconfig: vim.lsp.start_client + a
+-- FileType autocmd. (It uses only APIs that 0.8–0.10 keep, but is tested on
+-- 0.7 only; on 0.8+ neovim-0.8.lua is shorter.)
 --
 -- TESTED: editors/neovim_test.go starts two `nvim --headless -u
 -- editors/neovim-0.7.lua` (this very file) on Debian's Neovim 0.7.2 against
@@ -88,8 +89,9 @@ local function attach(server, bufnr)
   local root = find_root(path, server.root_markers) or vim.fn.fnamemodify(path, ':p:h')
   local key = server.name .. '\0' .. root
   local id = clients[key]
-  local client = id and vim.lsp.get_client_by_id(id)
-  if not client or client.is_stopped() then
+  -- nil once the client has exited (e.g. the server died): start anew.
+  -- A client being stopped by :LspRestart is no longer in `clients`.
+  if not (id and vim.lsp.get_client_by_id(id)) then
     id = vim.lsp.start_client({
       name = server.name,
       cmd = server.cmd,
@@ -141,7 +143,7 @@ if vim.fn.exists(':LspRestart') ~= 2 then
             restarting[id] = { server = server, buffers = vim.lsp.get_buffers_by_client_id(id) }
           end
         end
-        client.stop(opts.bang)
+        vim.lsp.stop_client(id, opts.bang)
       end
     end
   end, { bang = true, desc = 'restart this instance\'s language-server connections (procref keeps the shared server)' })

@@ -107,7 +107,7 @@ func (n *neovim) ready(t *testing.T, sc serverCase, from int) (client, at int) {
 	}, n.done)
 	client = n.events.events[at].Client
 	n.events.waitFor(t, at, d, n.name+": diagnostics with "+sc.wantDiag, func(ev event) bool {
-		return ev.Event == "diagnostics" && ev.File == n.file && strings.Contains(ev.Text, sc.wantDiag)
+		return ev.Event == "diagnostics" && ev.Client == client && ev.File == n.file && strings.Contains(ev.Text, sc.wantDiag)
 	}, n.done)
 	h := n.events.waitFor(t, at, d, n.name+": hover answer", func(ev event) bool {
 		return ev.Event == "hover" && ev.Client == client
@@ -265,7 +265,7 @@ func TestNeovim07RestartKeepsOther(t *testing.T) {
 		if ev.Event == "exit" || (ev.Event == "init" && ev.Client != clientB) {
 			t.Errorf("b: disturbed by a's restart: %s", ev)
 		}
-		if ev.Event == "diagnostics" {
+		if ev.Event == "diagnostics" && ev.Client == clientB {
 			lastDiag = &b.events.events[k]
 		}
 	}

@@ -5,7 +5,8 @@
 -- sleeping:
 --
 --   {"event":"init","client":ID,"name":NAME,"root":DIR}   a client finished initialize
---   {"event":"diagnostics","file":PATH,"count":N,"text":MESSAGES}  diagnostics changed (messages joined by newlines)
+--   {"event":"diagnostics","client":ID,"file":PATH,"count":N,"text":MESSAGES}
+--        diagnostics changed; one event per client, its messages joined by newlines
 --   {"event":"hover","client":ID,"text":TEXT,"err":ERR}     answer to a hover request
 --   {"event":"exit","client":ID,"code":N,"signal":N}       a client's server process exited
 --
@@ -93,17 +94,24 @@ vim.lsp.start_client = function(config)
   return start_client(config)
 end
 
+-- One diagnostics event per client attached to the buffer, with only that
+-- client's diagnostics: a restarted client's fresh diagnostics must not be
+-- confused with its predecessor's.
 vim.api.nvim_create_autocmd('DiagnosticChanged', {
   callback = function(args)
-    local messages = {}
-    for _, d in ipairs(vim.diagnostic.get(args.buf)) do
-      table.insert(messages, d.message)
+    for _, client in pairs(vim.lsp.buf_get_clients(args.buf)) do
+      local messages = {}
+      local ns = vim.lsp.diagnostic.get_namespace(client.id)
+      for _, d in ipairs(vim.diagnostic.get(args.buf, { namespace = ns })) do
+        table.insert(messages, d.message)
+      end
+      emit({
+        event = 'diagnostics',
+        client = client.id,
+        file = vim.api.nvim_buf_get_name(args.buf),
+        count = #messages,
+        text = table.concat(messages, '\n'),
+      })
     end
-    emit({
-      event = 'diagnostics',
-      file = vim.api.nvim_buf_get_name(args.buf),
-      count = #messages,
-      text = table.concat(messages, '\n'),
-    })
   end,
 })
