@@ -2,6 +2,7 @@ package lspmux
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -263,12 +264,11 @@ func (m *mux) clientNotification(c *client, f *lspframe.Fields, body []byte) err
 			return body, nil // a token the backend created
 		})
 	case "textDocument/didOpen":
-		var p didOpenParams
-		if err := json.Unmarshal(params, &p); err != nil || p.TextDocument.URI == "" {
+		p, vs, err := parseDidOpen(params)
+		if err != nil {
 			c.log.Warn("lsp client sent a bad didOpen; dropped", "err", err)
 			return nil
 		}
-		vs, _, _ := lspframe.Lookup(params, "textDocument", "version")
 		verAt := lspframe.Span{}
 		if vs.Ok() {
 			verAt = lspframe.Span{Start: f.Params.Start + vs.Start, End: f.Params.Start + vs.End}
@@ -333,6 +333,38 @@ func (m *mux) clientNotification(c *client, f *lspframe.Fields, body []byte) err
 		})
 	}
 	return m.forward(c, body, func(int64) ([]byte, func()) { return body, nil })
+}
+
+// parseDidOpen reads didOpen params without a full decode (the text may
+// be large): it returns the document and the span of its version within
+// params.
+func parseDidOpen(params []byte) (didOpenParams, lspframe.Span, error) {
+	var p didOpenParams
+	tdSp, ok, err := lspframe.Lookup(params, "textDocument")
+	if err != nil || !ok {
+		return p, lspframe.Span{}, fmt.Errorf("no textDocument: %v", err)
+	}
+	td := tdSp.Of(params)
+	sp, err := lspframe.Members(td, "uri", "languageId", "version", "text")
+	if err != nil {
+		return p, lspframe.Span{}, err
+	}
+	item := &p.TextDocument
+	if item.URI, err = lspframe.Unquote(sp[0].Of(td)); err != nil || item.URI == "" {
+		return p, lspframe.Span{}, fmt.Errorf("bad uri: %v", err)
+	}
+	if sp[1].Ok() {
+		item.LanguageID, _ = lspframe.Unquote(sp[1].Of(td))
+	}
+	if item.Text, err = lspframe.Unquote(sp[3].Of(td)); err != nil {
+		return p, lspframe.Span{}, fmt.Errorf("bad text: %v", err)
+	}
+	var vs lspframe.Span
+	if v, err := strconv.ParseInt(string(sp[2].Of(td)), 10, 64); err == nil {
+		item.Version = v
+		vs = lspframe.Span{Start: tdSp.Start + sp[2].Start, End: tdSp.Start + sp[2].End}
+	}
+	return p, vs, nil
 }
 
 // clientResponse maps a client's answer to a backend request back to the
