@@ -448,6 +448,9 @@ func (m *mux) addFolders(c *client) {
 // dropFolders removes c's folders from the union and tells the backend to
 // forget folders no client has any more. Called with mu held.
 func (m *mux) dropFolders(c *client, live bool) {
+	if !c.inited {
+		return // its folders were never added (it left before admission)
+	}
 	var removed []folder
 	for _, f := range c.folders {
 		key := strings.TrimSuffix(f.URI, "/")

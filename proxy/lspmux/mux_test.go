@@ -509,3 +509,49 @@ type nopConn struct{}
 func (nopConn) Read([]byte) (int, error)    { return 0, errors.New("nop") }
 func (nopConn) Write(p []byte) (int, error) { return len(p), nil }
 func (nopConn) Close() error                { return nil }
+
+func TestStartFailureAnswersInitialize(t *testing.T) {
+	h := newHarness(t, func(cfg *Config, f *fakeFarm) { f.fail = errors.New("no such server") })
+	a := h.connect("a")
+	_, err := a.initialize(h.ctx, "file:///ws/r")
+	var re *rpcError
+	if !errors.As(err, &re) || !strings.Contains(re.Message, "no such server") {
+		t.Fatalf("initialize with a failing Start = %v", err)
+	}
+	h.farm.mu.Lock()
+	h.farm.fail = nil
+	h.farm.mu.Unlock()
+	// the client may try again; so may others
+	if _, err := a.initialize(h.ctx, "file:///ws/r"); err != nil {
+		t.Fatalf("second initialize after Start recovered: %v", err)
+	}
+	b := h.join("b", "r")
+	h.sync(b)
+	if h.mux.Backends() != 1 {
+		t.Fatalf("Backends = %d", h.mux.Backends())
+	}
+}
+
+func TestBackendRefusesInitialize(t *testing.T) {
+	h := newHarness(t, func(cfg *Config, f *fakeFarm) {
+		f.hook = func(s *fakeServer, method string, id, params json.RawMessage) bool {
+			if method != "initialize" {
+				return false
+			}
+			s.send(map[string]any{"jsonrpc": "2.0", "id": id, "error": map[string]any{"code": -32603, "message": "bad options"}})
+			return true
+		}
+	})
+	a := h.connect("a")
+	_, err := a.call(h.ctx, "initialize", map[string]any{})
+	var re *rpcError
+	if !errors.As(err, &re) || !strings.Contains(re.Message, "bad options") {
+		t.Fatalf("refused initialize answered %v", err)
+	}
+	// the refused backend was stopped; nothing else runs
+	select {
+	case <-h.farm.last().done:
+	case <-h.ctx.Done():
+		t.Fatal("refused backend still running")
+	}
+}

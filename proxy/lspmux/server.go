@@ -112,8 +112,7 @@ func (m *mux) supervise() {
 		s, err := m.startSession()
 		if err != nil {
 			if m.ctx.Err() != nil {
-				m.stopFor(ErrClosed, "")
-				return
+				return // Close is under way and finishes the stop
 			}
 			m.log.Error("starting language server failed", "err", err)
 			if !restart {
@@ -167,6 +166,31 @@ func (m *mux) supervise() {
 			return
 		}
 		restart = true // from now on a failed start counts as a crash
+		if !m.backoff() {
+			return
+		}
+	}
+}
+
+// backoff waits before a restart when the backend has already been
+// restarted within the window (100ms, 200ms, 400ms... at most 2s), so a
+// server that dies at once does not burn the restart budget in a blink.
+// The first restart is immediate. It reports false if the mux closed.
+func (m *mux) backoff() bool {
+	m.mu.Lock()
+	n := len(m.restarts) - 1
+	m.mu.Unlock()
+	if n <= 0 {
+		return true
+	}
+	d := min(100*time.Millisecond<<(n-1), 2*time.Second)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-m.ctx.Done(): // Close is under way and finishes the stop
+		return false
 	}
 }
 
@@ -324,6 +348,12 @@ func (m *mux) crashed(s *session, cause error) bool {
 		return false
 	}
 	m.log.Error("language server ended unexpectedly", "err", cause)
+	// Known race: between the session's death and this point the phase
+	// was still running, so clients may have pushed into the dead
+	// session's (closed) queue. Those pushes were dropped: requests among
+	// them are in pending and get their error answer below; document
+	// changes were applied to the mux's copies and reach the new backend
+	// with the replay.
 	m.sess = nil
 	m.setPhase(phaseRestarting)
 	for hid, p := range m.pending {
