@@ -10,8 +10,8 @@
 //     through procref; both get diagnostics and hovers; exactly one server
 //     process runs; :LspRestart in one instance leaves the other undisturbed;
 //     quitting both leaves no server and no host.
-//   - emacs_test.go: `emacs --batch` with editors/emacs-eglot.el does the
-//     same through eglot.
+//   - emacs_test.go: two Emacs daemons with editors/emacs-eglot.el do the
+//     same through eglot, and an Emacs shares one pylsp with a Neovim.
 //   - vscode_test.go: the VS Code wrapper scripts pass --version through to
 //     the real server and serve LSP through procref.
 //

@@ -100,6 +100,14 @@ func (m *emacs) quit(t *testing.T) {
 	}
 }
 
+// requireEglot skips (or fails) the test if emacs cannot load eglot.
+func requireEglot(t *testing.T, e *testEnv, emacs string) {
+	t.Helper()
+	if out, err := e.cmd(e.dir, emacs, "--batch", "--eval", "(require 'eglot)").CombinedOutput(); err != nil {
+		missing(t, "emacs cannot load eglot (install elpa-eglot, or use Emacs 29+): %v\n%s", err, tail(string(out), 1000))
+	}
+}
+
 // TestEmacsEglotPylsp is requirement 3 of the editors issue: two headless
 // Emacs daemons with the eglot snippet open the Python fixture through
 // `procref -- pylsp`: both get the deliberate error's diagnostics and a
@@ -111,9 +119,7 @@ func TestEmacsEglotPylsp(t *testing.T) {
 	client := requireTool(t, "emacsclient", "emacs-bin-common")
 	server := requireServer(t, sc)
 	e := newTestEnv(t, filepath.Dir(server))
-	if out, err := e.cmd(e.dir, bin, "--batch", "--eval", "(require 'eglot)").CombinedOutput(); err != nil {
-		missing(t, "emacs cannot load eglot (install elpa-eglot, or use Emacs 29+): %v\n%s", err, tail(string(out), 1000))
-	}
+	requireEglot(t, e, bin)
 	ws := copyFixture(t, sc.fixture)
 
 	a := e.startEmacs(t, bin, client, "emacs-a", ws, sc)
@@ -150,5 +156,35 @@ func TestEmacsEglotPylsp(t *testing.T) {
 
 	a.quit(t)
 	b.quit(t)
+	e.waitNoHosts(gone, 15*time.Second)
+}
+
+// TestNeovimAndEmacsShare: a Neovim on the 0.7 snippet and an Emacs on the
+// eglot snippet, in the same project, share one pylsp: both get the
+// diagnostics and a hover, one host, one pylsp; quitting both leaves
+// nothing.
+func TestNeovimAndEmacsShare(t *testing.T) {
+	sc := pylspCase
+	nvim := requireTool(t, "nvim", "neovim")
+	bin := requireTool(t, "emacs", "emacs-nox")
+	client := requireTool(t, "emacsclient", "emacs-bin-common")
+	server := requireServer(t, sc)
+	e := newTestEnv(t, filepath.Dir(server))
+	requireEglot(t, e, bin)
+	ws := copyFixture(t, sc.fixture)
+
+	n := e.startNeovim(t, nvim, "nvim", ws, sc)
+	n.ready(t, sc, 0)
+	m := e.startEmacs(t, bin, client, "emacs", ws, sc)
+	proxyM := m.ready(t, sc)
+
+	host := e.onlyHost()
+	backend := oneBackend(t, sc, host.Host, n)
+	if pids := instances(descendants(m.cmd.Process.Pid), sc.server); len(pids) != 0 {
+		t.Fatalf("emacs runs its own %s: %v", sc.server, pids)
+	}
+	gone := append(identities(t, append(n.proxies(), proxyM)), backend)
+	n.quit(t)
+	m.quit(t)
 	e.waitNoHosts(gone, 15*time.Second)
 }
