@@ -1,9 +1,11 @@
 ;;; emacs-lsp-mode.el --- procref with Emacs lsp-mode  -*- lexical-binding: t -*-
 
-;; UNTESTED HERE: lsp-mode is not installed on the test machine, so no test
-;; loads this file.  (Debian 12 packages it as elpa-lsp-mode 8.0; installing
-;; it in CI would let editors/emacs_test.go cover it like emacs-eglot.el.)
-;; The same commands are proven with eglot (editors/emacs-eglot.el).
+;; UNTESTED HERE: CI does not install lsp-mode, so no test runs a session
+;; with this file.  It was checked once by hand with Debian 12's
+;; elpa-lsp-mode 8.0 that these variables are the ones lsp-mode builds the
+;; four server commands from.  (Installing elpa-lsp-mode in CI would let
+;; editors/emacs_test.go cover it like emacs-eglot.el.)  The same commands
+;; are proven with eglot (editors/emacs-eglot.el).
 ;;
 ;; Use: in your init file.  lsp-mode keeps each server's command in a
 ;; variable; these point them at procref (lsp-mode 8.0 names).  Needs
