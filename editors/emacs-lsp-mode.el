@@ -5,7 +5,8 @@
 ;; elpa-lsp-mode 8.0 that these variables are the ones lsp-mode builds the
 ;; four server commands from.  (Installing elpa-lsp-mode in CI would let
 ;; editors/emacs_test.go cover it like emacs-eglot.el.)  The same commands
-;; are proven with eglot (editors/emacs-eglot.el).
+;; are proven with eglot (editors/emacs-eglot.el); editors/syntax_test.go
+;; checks that this file loads and sets the four commands.
 ;;
 ;; Use: in your init file.  lsp-mode keeps each server's command in a
 ;; variable; these point them at procref (lsp-mode 8.0 names).  Needs

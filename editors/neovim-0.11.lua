@@ -3,6 +3,7 @@
 -- UNTESTED HERE: the test machine has Debian's Neovim 0.7.2, which has no
 -- vim.lsp.config. The 0.7 form of the same configuration, neovim-0.7.lua,
 -- is tested (editors/neovim_test.go).
+-- editors/syntax_test.go only checks that this file compiles.
 --
 -- Use: copy into init.lua. With nvim-lspconfig installed only `cmd` is
 -- needed (lspconfig's lsp/*.lua supply filetypes and root markers and

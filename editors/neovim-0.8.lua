@@ -4,8 +4,8 @@
 --
 -- UNTESTED HERE: the test machine has Debian's Neovim 0.7.2, which has no
 -- vim.lsp.start or vim.fs. The 0.7 form of the same configuration,
--- neovim-0.7.lua, is tested (editors/neovim_test.go) and also works on
--- 0.8–0.10.
+-- neovim-0.7.lua, is tested on 0.7 (editors/neovim_test.go).
+-- editors/syntax_test.go only checks that this file compiles.
 --
 -- Use: copy into init.lua. Needs `procref` on $PATH (or write its absolute
 -- path).

@@ -4,7 +4,8 @@
 -- UNTESTED HERE: the test machine has Debian's Neovim 0.7.2 but no
 -- nvim-lspconfig (Debian does not package it), so no test loads this file.
 -- The same commands are proven through vim.lsp.start_client by
--- neovim-0.7.lua (editors/neovim_test.go).
+-- neovim-0.7.lua (editors/neovim_test.go); syntax_test.go only checks that
+-- this file compiles.
 --
 -- Use: in init.lua, instead of (or in addition to) your existing setup()
 -- calls. Only `cmd` changes; lspconfig still supplies filetypes and root

@@ -2,7 +2,9 @@
 "
 " UNTESTED HERE: vim-lsp is not installed on the test machine (Debian does
 " not package it), so no test loads this file. The same commands are proven
-" with Neovim and Emacs (editors/neovim_test.go, editors/emacs_test.go).
+" with Neovim and Emacs (editors/neovim_test.go, editors/emacs_test.go);
+" editors/syntax_test.go only sources this file in Neovim against a
+" stand-in lsp#register_server and checks the commands it registers.
 "
 " Use: in your vimrc, after vim-lsp is on the runtimepath. Needs `procref`
 " on $PATH (or write its absolute path).
