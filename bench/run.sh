@@ -47,13 +47,17 @@ if [[ ${SRC:-} == head ]]; then
 	git -C "$root" archive HEAD | tar -x -C "$src"
 	built="HEAD"
 fi
-(cd "$src" && go build -o "$bin/procref" ./cmd/procref && go build -o "$bin/procbench" ./bench/procbench)
+(cd "$src" && go build -o "$bin/procref" ./cmd/procref && go build -o "$bin/procbench" ./bench/procbench &&
+	go build -o "$bin/emptymain" ./bench/emptymain)
 
 gopls=${GOPLS:-$(command -v gopls || true)}
 if [[ -z $gopls ]]; then
 	gopls="$(go env GOPATH | cut -d: -f1)/bin/gopls"
 fi
-args=(-procref "$bin/procref" -gopls "$gopls")
+args=(-procref "$bin/procref" -gopls "$gopls" -floor "$bin/emptymain")
+if true=$(type -P true); then
+	args+=(-floor "$true")
+fi
 if [[ -n ${JSON:-} ]]; then
 	args+=(-json "$JSON")
 fi

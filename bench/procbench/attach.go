@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -24,11 +25,14 @@ type attachSample struct {
 	Init time.Duration `json:"init_ns"`
 	// Exit is the exit code after shutdown, exit and stdin closed.
 	Exit int `json:"exit"`
+	// Exited is exec → exit observed (exec floors only).
+	Exited time.Duration `json:"exited_ns,omitempty"`
 }
 
 // scenario is one attach scenario and its samples.
 type scenario struct {
 	Key     string         `json:"key"`
+	Build   string         `json:"build,omitempty"` // compared build's name
 	Label   string         `json:"label"`
 	Samples []attachSample `json:"samples"`
 
@@ -38,6 +42,7 @@ type scenario struct {
 	stamp string // echo backend's first-byte stamp file
 	cold  bool   // a procref cold start: a new service must appear and go
 	plain bool   // not LSP: exec, read stdout to EOF, wait (the exec floor)
+	warm  bool   // a keeper holds the service up for the whole run
 }
 
 // Scenario keys.
@@ -65,36 +70,65 @@ type attachResults struct {
 
 func (a *attachResults) get(key string) *scenario { return a.byKey[key] }
 
-// benchAttach runs every attach scenario n times, interleaved.
-func (r *rig) benchAttach(n int) (*attachResults, error) {
-	ws := map[string]string{}
-	for _, name := range []string{"warm", "warm-echo", "auto", "direct", "cold", "cold-echo"} {
-		dir, err := r.fixture(name)
-		if err != nil {
-			return nil, err
-		}
-		ws[name] = dir
-	}
-	goplsTCP := func() []string {
-		return []string{r.procref, "--", r.gopls, "serve", "-listen=127.0.0.1:{port}"}
-	}
-	echoTCP := func(stamp string) []string {
-		return []string{r.procref, "--", r.self, "echo-server", "-listen=127.0.0.1:{port}", "-stamp=" + stamp}
-	}
+// build is a procref binary to measure; the one under test has no name.
+type build struct{ name, path string }
+
+// benchAttach runs every attach scenario n times, interleaved: for each
+// procref build (the one under test first, then those to compare), warm and
+// cold over the echo backend and gopls, and its exec floor; the gopls
+// baselines; and the exec floors of the floors commands (each run with no
+// arguments, to exit at once).
+func (r *rig) benchAttach(n int, builds []build, floors []string) (*attachResults, error) {
 	// The daemon's idle timeout is short so that it exits by itself even
 	// where cleanup cannot find it by command line (not Linux).
 	auto := []string{r.gopls, "-remote=auto", "-remote.listen.timeout=20s"}
-	warmStamp := r.dir + "/warm.stamps"
-	coldStamp := r.dir + "/cold.stamps"
-
-	sc := []*scenario{
-		{Key: scWarmEcho, Label: "procref warm, echo backend (tcp)", argv: echoTCP(warmStamp), dir: ws["warm-echo"], echo: true, stamp: warmStamp},
-		{Key: scWarmGopls, Label: "procref warm, gopls serve -listen (tcp)", argv: goplsTCP(), dir: ws["warm"]},
-		{Key: scAutoWarm, Label: "gopls -remote=auto, warm daemon", argv: auto, dir: ws["auto"]},
-		{Key: scDirect, Label: "gopls direct (stdio, new process)", argv: []string{r.gopls}, dir: ws["direct"]},
-		{Key: scColdGopls, Label: "procref cold, gopls serve -listen (tcp)", argv: goplsTCP(), dir: ws["cold"], cold: true},
-		{Key: scColdEcho, Label: "procref cold, echo backend (tcp)", argv: echoTCP(coldStamp), dir: ws["cold-echo"], echo: true, stamp: coldStamp, cold: true},
-		{Key: scExecFloor, Label: "floor: `procref version` (process start, no attach)", argv: []string{r.procref, "version"}, dir: r.dir, plain: true},
+	var wsErr error
+	ws := func(name string) string {
+		dir, err := r.fixture(name)
+		if err != nil && wsErr == nil {
+			wsErr = err
+		}
+		return dir
+	}
+	var sc []*scenario
+	for i, b := range builds {
+		key, label := "", ""
+		if b.name != "" {
+			key, label = "@"+b.name, " ["+b.name+"]"
+		}
+		first := len(sc)
+		goplsTCP := []string{b.path, "--", r.gopls, "serve", "-listen=127.0.0.1:{port}"}
+		echoTCP := func(stamp string) []string {
+			return []string{b.path, "--", r.self, "echo-server", "-listen=127.0.0.1:{port}", "-stamp=" + stamp}
+		}
+		warmStamp := fmt.Sprintf("%s/warm%d.stamps", r.dir, i)
+		coldStamp := fmt.Sprintf("%s/cold%d.stamps", r.dir, i)
+		sc = append(sc,
+			&scenario{Key: scWarmEcho + key, Label: "procref warm, echo backend (tcp)" + label, argv: echoTCP(warmStamp), dir: ws(fmt.Sprint("warm-echo", i)), echo: true, stamp: warmStamp, warm: true},
+			&scenario{Key: scWarmGopls + key, Label: "procref warm, gopls serve -listen (tcp)" + label, argv: goplsTCP, dir: ws(fmt.Sprint("warm", i)), warm: true},
+		)
+		if i == 0 {
+			sc = append(sc,
+				&scenario{Key: scAutoWarm, Label: "gopls -remote=auto, warm daemon", argv: auto, dir: ws("auto"), warm: true},
+				&scenario{Key: scDirect, Label: "gopls direct (stdio, new process)", argv: []string{r.gopls}, dir: ws("direct")},
+			)
+		}
+		sc = append(sc,
+			&scenario{Key: scColdGopls + key, Label: "procref cold, gopls serve -listen (tcp)" + label, argv: goplsTCP, dir: ws(fmt.Sprint("cold", i)), cold: true},
+			&scenario{Key: scColdEcho + key, Label: "procref cold, echo backend (tcp)" + label, argv: echoTCP(coldStamp), dir: ws(fmt.Sprint("cold-echo", i)), echo: true, stamp: coldStamp, cold: true},
+			&scenario{Key: scExecFloor + key, Label: "`procref version`" + label, argv: []string{b.path, "version"}, dir: r.dir, plain: true},
+		)
+		for _, s := range sc[first:] {
+			if s.Key != scAutoWarm && s.Key != scDirect {
+				s.Build = b.name
+			}
+		}
+	}
+	for _, f := range floors {
+		sc = append(sc, &scenario{Key: "floor-" + f, Label: "`" + filepath.Base(f) + "` (no arguments)", argv: []string{f}, dir: r.dir, plain: true})
+	}
+	if wsErr != nil {
+		return nil, wsErr
 	}
 	res := &attachResults{Reps: n, Scenarios: sc, RSS: map[string]uint64{}, KeeperRC: map[string]int{}, byKey: map[string]*scenario{}}
 	for _, s := range sc {
@@ -104,7 +138,10 @@ func (r *rig) benchAttach(n int) (*attachResults, error) {
 	// Keepers: one attached client per warm scenario, so the service is up
 	// (like another editor window) for the whole run.
 	keepers := map[string]*child{}
-	for _, s := range sc[:3] {
+	for _, s := range sc {
+		if !s.warm {
+			continue
+		}
 		c, err := r.startChild("keeper-"+s.Key, s.dir, s.argv...)
 		if err != nil {
 			return nil, err
@@ -145,8 +182,11 @@ func (r *rig) benchAttach(n int) (*attachResults, error) {
 	rss("gopls -remote=auto forwarder (attached)", keepers[scAutoWarm].cmd.Process.Pid)
 	for _, h := range r.hints() {
 		label := "procref host (echo)"
-		if strings.Contains(strings.Join(h.Command, " "), "serve") {
+		if len(h.Command) > 0 && filepath.Base(h.Command[0]) == filepath.Base(r.gopls) {
 			label = "procref host (gopls)"
+		}
+		if len(builds) > 1 {
+			label += " " + filepath.Base(h.Root)
 		}
 		rss(label, h.Host.PID)
 	}
@@ -185,6 +225,7 @@ func (r *rig) attachOnce(s *scenario, name string) (attachSample, error) {
 		io.Copy(io.Discard, c.out)
 		smp.FirstOut = c.out.at.Sub(c.start)
 		smp.Exit, err = c.wait(quitTimeout)
+		smp.Exited = time.Since(c.start)
 		return smp, err
 	}
 	if err := c.send(initializeBody(s.dir)); err != nil {

@@ -7,6 +7,7 @@
 //
 //	procbench -procref PATH [-gopls PATH] [-n N] [-only LIST] [-json FILE]
 //	          [-reference-relays=false] [-relay-cmd 'CMD {addr}' ...]
+//	          [-compare NAME=PROCREF ...] [-floor CMD ...]
 //	procbench echo-server -listen ADDR [-stamp FILE]
 //	procbench relay -connect ADDR [-threads] [-pipe-size N]
 //
@@ -68,6 +69,9 @@ func benchMain(args []string) int {
 	jsonOut := fs.String("json", "", "also write raw samples to this file")
 	var extra stringList
 	fs.Var(&extra, "relay-cmd", "also measure this stdio⇄TCP relay command; {addr} is replaced by the echo backend's address (repeatable)")
+	var compare, floors stringList
+	fs.Var(&compare, "compare", "also measure this procref build (attach scenarios, and its proxy relaying to the same echo backend), as NAME=PATH (repeatable)")
+	fs.Var(&floors, "floor", "also measure the exec time of this command run without arguments, e.g. /bin/true (repeatable)")
 	refs := fs.Bool("reference-relays", true, "also measure the reference relays (procbench relay variants)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -114,13 +118,25 @@ func benchMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "procbench: %s: %v\n(logs kept in %s)\n", part, err, r.keepLogs())
 		return 1
 	}
+	builds := []build{{"", abs}}
+	for _, c := range compare {
+		name, p, ok := strings.Cut(c, "=")
+		if !ok || name == "" || p == "" {
+			fmt.Fprintf(os.Stderr, "procbench: -compare %q: want NAME=PATH\n", c)
+			return 2
+		}
+		if p, err = filepath.Abs(p); err != nil {
+			return fail("compare", err)
+		}
+		builds = append(builds, build{name, p})
+	}
 	if parts["attach"] {
-		if res.Attach, err = r.benchAttach(*n); err != nil {
+		if res.Attach, err = r.benchAttach(*n, builds, floors); err != nil {
 			return fail("attach", err)
 		}
 	}
 	if parts["latency"] || parts["throughput"] || parts["rss"] {
-		if err := r.benchRelay(res, parts, *refs, extra); err != nil {
+		if err := r.benchRelay(res, parts, *refs, extra, builds); err != nil {
 			return fail("relay", err)
 		}
 	}

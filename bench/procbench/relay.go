@@ -81,6 +81,7 @@ type relaySetup struct {
 	paths  []*path
 	relays []*child
 	svc    string // service name
+	dir    string // the workspace root the proxy attached with
 }
 
 // setupRelay attaches a proxy to a new echo service and dials the backend
@@ -95,7 +96,7 @@ func (r *rig) setupRelay() (*relaySetup, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &relaySetup{proxy: c}
+	s := &relaySetup{proxy: c, dir: dir}
 	if err := c.send(initializeBody(dir)); err != nil {
 		c.kill()
 		return nil, err
@@ -131,7 +132,7 @@ func (r *rig) setupRelay() (*relaySetup, error) {
 
 // addRelay starts a relay command to the echo backend as another path.
 func (s *relaySetup) addRelay(r *rig, name, label string, argv []string) error {
-	rc, err := r.startChild(name, r.dir, argv...)
+	rc, err := r.startChild(name, s.dir, argv...)
 	if err != nil {
 		return err
 	}
@@ -166,12 +167,31 @@ func (s *relaySetup) close() (int, error) {
 // benchRelay attaches one proxy to an echo service and compares it with a
 // direct TCP connection to the same backend (and, with refs, with the
 // reference relays; extra are more relay commands, {addr} replaced).
-func (r *rig) benchRelay(res *results, parts map[string]bool, refs bool, extra []string) error {
+func (r *rig) benchRelay(res *results, parts map[string]bool, refs bool, extra []string, builds []build) error {
 	s, err := r.setupRelay()
 	if err != nil {
 		return err
 	}
 	defer s.proxy.kill()
+	// Other procref builds: their proxies, started with the same command in
+	// the same root, attach to the same service and so relay to the same
+	// backend.
+	for _, b := range builds {
+		if b.name == "" {
+			continue
+		}
+		argv := []string{b.path, "--", r.self, "echo-server", "-listen=127.0.0.1:{port}"}
+		if err := s.addRelay(r, "proxy@"+b.name, "procref proxy ["+b.name+"]", argv); err != nil {
+			return err
+		}
+		c := s.relays[len(s.relays)-1]
+		if err := c.send(initializeBody(s.dir)); err != nil {
+			return err
+		}
+		if _, err := c.await(1, true, attachTimout); err != nil {
+			return fmt.Errorf("proxy [%s]: %w", b.name, err)
+		}
+	}
 	if refs {
 		for _, rl := range referenceRelays {
 			argv := append([]string{r.self, "relay", "-connect=" + s.addr}, rl.args...)

@@ -119,22 +119,46 @@ func (res *results) print(w io.Writer) {
 
 	if a := res.Attach; a != nil {
 		fmt.Fprintf(w, "### Attach\n\nMedian of %d interleaved repetitions, (min–max) in brackets. Times from just before exec of the client-facing process.\n\n", a.Reps)
-		fmt.Fprintln(w, "| scenario | → first byte at backend | → first byte on stdout | → `initialize` answered | exit code after clean quit |")
-		fmt.Fprintln(w, "|---|---|---|---|---|")
-		for _, s := range a.Scenarios {
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", s.Label,
-				spread(s.Samples, atBackend), spread(s.Samples, firstOut), spread(s.Samples, initDone), exitCodes(s.Samples))
+		table := func(keep func(*scenario) bool) {
+			fmt.Fprintln(w, "| scenario | → first byte at backend | → first byte on stdout | → `initialize` answered | exit code after clean quit |")
+			fmt.Fprintln(w, "|---|---|---|---|---|")
+			for _, s := range a.Scenarios {
+				if keep(s) {
+					fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", s.Label,
+						spread(s.Samples, atBackend), spread(s.Samples, firstOut), spread(s.Samples, initDone), exitCodes(s.Samples))
+				}
+			}
+			fmt.Fprintln(w)
 		}
-		fmt.Fprintln(w)
+		table(func(s *scenario) bool { return !s.plain && s.Build == "" })
 		if len(a.KeeperRC) > 0 {
 			var parts []string
 			for _, s := range a.Scenarios {
-				if rc, ok := a.KeeperRC[s.Key]; ok {
+				if rc, ok := a.KeeperRC[s.Key]; ok && s.Build == "" {
 					parts = append(parts, fmt.Sprintf("%s: %d", s.Label, rc))
 				}
 			}
 			fmt.Fprintf(w, "Exit codes of the long-lived attached clients (\"keepers\") after their clean quit: %s.\n\n", strings.Join(parts, "; "))
 		}
+		compared := false
+		for _, s := range a.Scenarios {
+			compared = compared || s.Build != ""
+		}
+		if compared {
+			fmt.Fprintln(w, "Other procref builds, interleaved with the above in the same run:")
+			fmt.Fprintln(w)
+			table(func(s *scenario) bool { return !s.plain && s.Build != "" })
+		}
+		fmt.Fprintln(w, "Exec floors, same run (exec → exit, nothing else; what any process start costs here):")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| command | → exit |")
+		fmt.Fprintln(w, "|---|---|")
+		for _, s := range a.Scenarios {
+			if s.plain {
+				fmt.Fprintf(w, "| %s | %s |\n", s.Label, spread(s.Samples, func(s attachSample) time.Duration { return s.Exited }))
+			}
+		}
+		fmt.Fprintln(w)
 
 		warmEcho, warmGopls, auto, direct, coldGopls := a.get(scWarmEcho), a.get(scWarmGopls), a.get(scAutoWarm), a.get(scDirect), a.get(scColdGopls)
 		fb := median(field(warmEcho.Samples, atBackend))
@@ -149,7 +173,7 @@ func (res *results) print(w io.Writer) {
 			fmt.Sprintf("%s vs %s + 20 ms (%+.1f ms)", ms(ci), ms(di), float64(ci-di)/float64(time.Millisecond)), yes(ci <= di+20*time.Millisecond)})
 		procrefZero := true
 		for _, s := range a.Scenarios {
-			if strings.HasPrefix(s.Key, "procref") {
+			if strings.HasPrefix(s.Key, "procref") && s.Build == "" {
 				for _, smp := range s.Samples {
 					procrefZero = procrefZero && smp.Exit == 0
 				}
@@ -258,7 +282,7 @@ func (res *results) print(w io.Writer) {
 func exitCodesAll(a *attachResults, prefix string) string {
 	var all []attachSample
 	for _, s := range a.Scenarios {
-		if strings.HasPrefix(s.Key, prefix) {
+		if strings.HasPrefix(s.Key, prefix) && s.Build == "" {
 			all = append(all, s.Samples...)
 		}
 	}

@@ -127,7 +127,7 @@ func (r *rig) startChild(name, dir string, argv ...string) (*child, error) {
 	cmd.Env = r.env
 	// A file, not a pipe: a daemon that inherits stderr must not keep
 	// Wait from returning.
-	logf, err := os.OpenFile(filepath.Join(r.logs, name+".stderr"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(filepath.Join(r.logs, strings.NewReplacer("/", "_", "@", "_", " ", "_").Replace(name)+".stderr"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
