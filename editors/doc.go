@@ -14,6 +14,9 @@
 //     same through eglot, and an Emacs shares one pylsp with a Neovim.
 //   - vscode_test.go: the VS Code wrapper scripts pass --version through to
 //     the real server and serve LSP through procref.
+//   - syntax_test.go: the snippets for editors not installed here are read
+//     by something that knows their language (LuaJIT, Vim script, Emacs
+//     Lisp, TOML, JSON) and must configure the expected commands.
 //
 // A missing editor or language server skips its test with the reason, or
 // fails it when PROCREF_REQUIRE_SERVERS=1 (as in CI).

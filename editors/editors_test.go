@@ -529,16 +529,17 @@ func identities(t *testing.T, pids []int) []platform.Identity {
 
 // event is one line of an editor harness's event file.
 type event struct {
-	Event  string `json:"event"`
-	Client int    `json:"client"`
-	Name   string `json:"name"`
-	Root   string `json:"root"`
-	File   string `json:"file"`
-	Count  int    `json:"count"`
-	Text   string `json:"text"`
-	Err    string `json:"err"`
-	Code   int    `json:"code"`
-	Signal int    `json:"signal"`
+	Event  string  `json:"event"`
+	Client int     `json:"client"`
+	Name   string  `json:"name"`
+	Root   string  `json:"root"`
+	File   string  `json:"file"`
+	Count  int     `json:"count"`
+	Text   string  `json:"text"`
+	Err    string  `json:"err"`
+	Code   int     `json:"code"`
+	Signal int     `json:"signal"`
+	Time   float64 `json:"time"` // seconds since the epoch
 }
 
 func (ev event) String() string {

@@ -122,10 +122,13 @@ func TestEmacsEglotPylsp(t *testing.T) {
 	requireEglot(t, e, bin)
 	ws := copyFixture(t, sc.fixture)
 
+	t0 := time.Now()
 	a := e.startEmacs(t, bin, client, "emacs-a", ws, sc)
 	proxyA := a.ready(t, sc)
+	t.Logf("emacs-a ready after %v", time.Since(t0).Round(time.Millisecond))
 	b := e.startEmacs(t, bin, client, "emacs-b", ws, sc)
 	proxyB := b.ready(t, sc)
+	t.Logf("emacs-b ready after %v", time.Since(t0).Round(time.Millisecond))
 
 	host := e.onlyHost()
 	if host.Mode != sc.mode {
@@ -156,7 +159,9 @@ func TestEmacsEglotPylsp(t *testing.T) {
 
 	a.quit(t)
 	b.quit(t)
+	t.Logf("both quit after %v", time.Since(t0).Round(time.Millisecond))
 	e.waitNoHosts(gone, 15*time.Second)
+	t.Logf("all gone after %v", time.Since(t0).Round(time.Millisecond))
 }
 
 // TestNeovimAndEmacsShare: a Neovim on the 0.7 snippet and an Emacs on the

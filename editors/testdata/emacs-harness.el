@@ -4,7 +4,8 @@
 ;; into an Emacs daemon.  It changes nothing in the snippet's behaviour; it
 ;; visits $PROCREF_TEST_FILE once the command loop runs and reports what
 ;; happens as JSON lines appended to $PROCREF_TEST_EVENTS, so the Go test
-;; waits for events instead of sleeping:
+;; waits for events instead of sleeping (every event also has "time",
+;; seconds since the epoch):
 ;;
 ;;   {"event":"init","client":PID,"name":SERVER}        eglot manages the buffer (PID: the proxy's)
 ;;   {"event":"diagnostics","file":PATH,"count":N,"text":MESSAGES}
@@ -13,6 +14,12 @@
 ;;
 ;; After each init it asks for a hover at $PROCREF_TEST_HOVER ("line,col",
 ;; 0-based); the Go test can ask again with (procref-test-hover-all).
+
+;; Emacs 28 with native compilation would compile every Lisp file it loads
+;; (eglot, jsonrpc, flymake, python, ...) in background processes, into the
+;; tests' empty HOME each time: seconds of CPU that have nothing to do with
+;; procref.  Load the byte code as it is.
+(setq native-comp-deferred-compilation nil)
 
 (require 'json)
 (require 'cl-lib)
@@ -24,7 +31,8 @@
   "Append PLIST as one JSON line to the event file."
   (let ((coding-system-for-write 'utf-8-unix)
         (json-encoding-pretty-print nil))
-    (write-region (concat (json-encode plist) "\n") nil procref-test-events 'append 'silent)))
+    (write-region (concat (json-encode (append plist (list :time (float-time)))) "\n")
+                  nil procref-test-events 'append 'silent)))
 
 (defun procref-test--client (server)
   "The pid of SERVER's process: the procref proxy."

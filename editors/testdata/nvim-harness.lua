@@ -2,7 +2,7 @@
 -- snippet under test (-u editors/neovim-0.7.lua). It changes nothing in the
 -- snippet's behaviour; it only reports what happens as JSON lines appended to
 -- $PROCREF_TEST_EVENTS, so the Go test can wait for events instead of
--- sleeping:
+-- sleeping (every event also has "time", seconds since the epoch):
 --
 --   {"event":"init","client":ID,"name":NAME,"root":DIR}   a client finished initialize
 --   {"event":"diagnostics","client":ID,"file":PATH,"count":N,"text":MESSAGES}
@@ -28,6 +28,8 @@ vim.g.loaded_ruby_provider = 0
 local events = assert(os.getenv('PROCREF_TEST_EVENTS'), 'PROCREF_TEST_EVENTS not set')
 
 local function emit(t)
+  local sec, usec = vim.loop.gettimeofday()
+  t.time = sec + usec / 1e6
   -- One write of one line with O_APPEND: the reader never sees a torn line
   -- from two writers, and ignores a last line without its newline.
   local f = assert(io.open(events, 'a'))
