@@ -50,10 +50,16 @@
 // bytes. Only didOpen/didChange/didClose and small control messages are
 // decoded.
 //
+// After a crash the dead backend's registrations are withdrawn from the
+// clients (client/unregisterCapability) and the new backend registers
+// afresh, so clients never hold registrations no backend knows.
+//
 // Known limits: the first client's initialize parameters (capabilities,
 // initializationOptions) decide what the backend does for every client;
-// a server request that cannot be attributed goes to the most recently
-// active client.
+// workspace/didChangeConfiguration is passed through, so the last client to
+// send one wins; a server request that cannot be attributed goes to the
+// most recently active client; notebook documents are passed through
+// without open counting.
 package lspmux
 
 import (
