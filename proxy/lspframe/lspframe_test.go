@@ -398,6 +398,9 @@ func FuzzReader(f *testing.F) {
 				t.Fatalf("body %d over bound", len(b))
 			}
 			fields, serr := Scan(b)
+			if tf, terr := ScanTrusted(b); serr == nil && (terr != nil || tf.ID != fields.ID || tf.Method != fields.Method || tf.Params != fields.Params || tf.Result != fields.Result || tf.Error != fields.Error) {
+				t.Fatalf("ScanTrusted disagrees with Scan on %q: %v", b, terr)
+			}
 			var obj map[string]json.RawMessage
 			jerr := json.Unmarshal(b, &obj)
 			valid := jerr == nil && utf8.Valid(b) && bytes.TrimSpace(b)[0] == '{'
@@ -466,6 +469,17 @@ func BenchmarkScan(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				Scan(msg)
+			}
+		})
+		b.Run(sizeName(size)+"/trusted", func(b *testing.B) {
+			text := strings.Repeat("int main() { return 0; } // ü\\n", size/32+1)[:size]
+			msg := []byte(`{"jsonrpc":"2.0","id":1,"result":{"contents":"` + text + `"}}`)
+			if _, err := ScanTrusted(msg); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(msg)))
+			for b.Loop() {
+				ScanTrusted(msg)
 			}
 		})
 	}

@@ -12,9 +12,10 @@ import (
 // scanner is a validating single-pass JSON scanner that records nothing but
 // the spans its callers ask for.
 type scanner struct {
-	b     []byte
-	i     int
-	depth int
+	b       []byte
+	i       int
+	depth   int
+	trusted bool // ScanTrusted: strings are skipped, not validated; names not checked for duplicates
 }
 
 // strSafe[c] is true for bytes that need no attention inside a string.
@@ -57,9 +58,9 @@ var knownMethods = func() map[string]string {
 	return m
 }()
 
-func scan(body []byte) (Fields, error) {
+func scan(body []byte, trusted bool) (Fields, error) {
 	var f Fields
-	s := scanner{b: body, depth: 1}
+	s := scanner{b: body, depth: 1, trusted: trusted}
 	s.ws()
 	if !s.eat('{') {
 		return f, s.bad("message is not a json object")
@@ -245,6 +246,9 @@ type keySet struct {
 }
 
 func (k *keySet) add(s *scanner, tok []byte) error {
+	if s.trusted {
+		return nil
+	}
 	key := tok[1 : len(tok)-1]
 	if bytes.IndexByte(key, '\\') >= 0 {
 		u, err := unquote(tok)
@@ -313,6 +317,25 @@ func (s *scanner) str() error {
 	}
 	b := s.b
 	i := s.i
+	if s.trusted {
+		for {
+			j := bytes.IndexByte(b[i:], '"')
+			if j < 0 {
+				s.i = len(b)
+				return s.bad("unterminated string")
+			}
+			i += j
+			bs := 0 // backslashes just before the quote
+			for k := i - 1; k >= s.i && b[k] == '\\'; k-- {
+				bs++
+			}
+			i++
+			if bs%2 == 0 {
+				s.i = i
+				return nil
+			}
+		}
+	}
 	for {
 		// 8 bytes at a time while none is '"', '\\', a control or non-ASCII byte
 		for i+8 <= len(b) {

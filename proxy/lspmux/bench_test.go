@@ -42,7 +42,7 @@ func (s *echoServer) run() {
 		if err != nil {
 			return
 		}
-		f, err := lspframe.Scan(body)
+		f, err := lspframe.ScanTrusted(body)
 		if err != nil {
 			continue
 		}
@@ -119,7 +119,7 @@ func (c *benchClient) call(method string, params []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		f, err := lspframe.Scan(body)
+		f, err := lspframe.ScanTrusted(body)
 		if err != nil {
 			return nil, err
 		}
