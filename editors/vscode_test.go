@@ -130,6 +130,7 @@ func TestVSCodeWrappers(t *testing.T) {
 			if err := client.Shutdown(ctx); err != nil {
 				t.Fatal(err)
 			}
+			t.Logf("shutdown answered after %v", time.Since(t0).Round(time.Millisecond))
 			client.Close()
 			if code := p.wait(t, 15*time.Second, tc.script); code != 0 {
 				t.Errorf("%s exit code %d after shutdown, exit and EOF, want 0; stderr:\n%s", tc.script, code, p.output.String())
