@@ -163,6 +163,13 @@ func (m *mux) closeDoc(c *client, uri string, live bool) {
 		}
 		return
 	}
+	if !c.gone {
+		// The backend, which still has it open for others, will not clear
+		// c's diagnostics as it would on a real close: do it for it.
+		c.send(msgNotification("textDocument/publishDiagnostics", mustJSON(map[string]any{
+			"uri": uri, "diagnostics": []any{},
+		})))
+	}
 	if d.lastEditor != c {
 		return
 	}

@@ -301,6 +301,12 @@ func TestDocumentsOpenCloseBalanced(t *testing.T) {
 		t.Errorf("didClose reached the server while b still has %s open", x)
 	}
 	s.mu.Unlock()
+	// a gets its diagnostics for x cleared, as a private server would
+	if _, err := a.waitNote(h.ctx, func(m wireMsg) bool {
+		return m.Method == "textDocument/publishDiagnostics" && strings.Contains(string(m.Params), `"diagnostics":[]`)
+	}); err != nil {
+		t.Fatal(err)
+	}
 	// b leaves without closing: its documents are closed for it
 	b.close()
 	if err := h.serveResult("b"); err != nil {
