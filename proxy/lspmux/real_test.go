@@ -117,7 +117,7 @@ type realRig struct {
 	conns []*tclient
 }
 
-func newRealRig(t *testing.T, bin string, args []string, files map[string]string, global bool) *realRig {
+func newRealRig(t *testing.T, bin string, args []string, files map[string]string, global bool, tune ...func(*Config)) *realRig {
 	path := needServer(t, bin)
 	r := &realRig{t: t, ctx: testCtx(t), root: t.TempDir(), bin: filepath.Base(path)}
 	for name, text := range files {
@@ -147,6 +147,9 @@ func newRealRig(t *testing.T, bin string, args []string, files map[string]string
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range tune {
+		f(&m.m.cfg)
 	}
 	r.mux = m
 	r.ln, err = net.Listen("tcp", "127.0.0.1:0")
@@ -507,7 +510,7 @@ func TestRealPylspCrashRestart(t *testing.T) {
 		"b.py": "import os\n\n\ndef two():\n    return os.path.join('b', undefined_b)\n",
 		"c.py": "import os\n\n\ndef three():\n    return os.path.join('c', undefined_c)\n",
 	}
-	r := newRealRig(t, "pylsp", nil, files, false)
+	r := newRealRig(t, "pylsp", nil, files, false, func(cfg *Config) { cfg.MaxRestarts = 1 })
 	rootURI := (&url.URL{Scheme: "file", Path: r.root}).String()
 	var cs []*tclient
 	for _, n := range []string{"a", "b", "c"} {
@@ -525,7 +528,26 @@ func TestRealPylspCrashRestart(t *testing.T) {
 	old := r.tap()
 	p, err := os.FindProcess(old.pid())
 	mustNoErr(t, err)
+	// Freeze it so one request per client is surely in flight, then kill.
+	if err := freeze(old.pid()); err != nil {
+		t.Skip(err)
+	}
+	var held []chan wireMsg
+	for _, c := range cs {
+		f := c.name + ".py"
+		line, char := hoverPos(files[f], 4, "join")
+		_, ch := c.start("textDocument/hover", map[string]any{"textDocument": map[string]any{"uri": r.uri(f)}, "position": map[string]int{"line": line, "character": char}})
+		held = append(held, ch)
+	}
+	waitFor(t, r.ctx, func() bool { return old.count("textDocument/hover", "") >= 6 })
 	mustNoErr(t, p.Kill()) // SIGKILL
+	t0 := time.Now()
+	for i, ch := range held {
+		if _, err := wait(r.ctx, ch); err == nil {
+			t.Fatalf("%s: request in flight at the killed server got an answer, want an error", cs[i].name)
+		}
+	}
+	t.Logf("in-flight requests failed %v after SIGKILL", time.Since(t0))
 	for _, c := range cs {
 		if _, err := c.waitNote(r.ctx, func(m wireMsg) bool { return m.Method == "window/showMessage" }); err != nil {
 			t.Fatal(err)
@@ -550,6 +572,25 @@ func TestRealPylspCrashRestart(t *testing.T) {
 	}
 	if n := r.tap().count("textDocument/didOpen", ""); n != 3 {
 		t.Fatalf("restarted server got %d didOpen, want the 3 open documents", n)
+	}
+	// restart limit (1 here): the next crash stops the mux for good
+	p2, _ := os.FindProcess(r.tap().pid())
+	mustNoErr(t, p2.Kill())
+	select {
+	case <-r.mux.Done():
+	case <-r.ctx.Done():
+		t.Fatal("mux did not stop after the restart limit")
+	}
+	if !errors.Is(r.mux.Err(), ErrBackendFailed) {
+		t.Fatalf("Err = %v", r.mux.Err())
+	}
+	for _, c := range cs {
+		if err := c.waitGone(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := serverProcs(r.bin); n > 0 {
+		t.Fatalf("%d pylsp processes after the mux stopped", n)
 	}
 }
 
