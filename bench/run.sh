@@ -65,7 +65,7 @@ fi
 report() {
 	echo "## Run of $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 	echo
-	echo "Command: \`${SRC:+SRC=$SRC }bench/run.sh${*:+ $*}\` — built from the $built at commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	echo "Command: \`${SRC:+SRC=$SRC }bench/run.sh${*:+ ${*@Q}}\` — built from the $built at commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 	echo
 	echo '```'
 	echo "\$ date; nproc; uname -srm; lscpu | head -n 20; free -h"

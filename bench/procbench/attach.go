@@ -92,9 +92,9 @@ func (r *rig) benchAttach(n int, builds []build, floors []string) (*attachResult
 	}
 	var sc []*scenario
 	for i, b := range builds {
-		key, label := "", ""
+		key, label, wsSuffix := "", "", ""
 		if b.name != "" {
-			key, label = "@"+b.name, " ["+b.name+"]"
+			key, label, wsSuffix = "@"+b.name, " ["+b.name+"]", "-"+b.name
 		}
 		first := len(sc)
 		goplsTCP := []string{b.path, "--", r.gopls, "serve", "-listen=127.0.0.1:{port}"}
@@ -104,8 +104,8 @@ func (r *rig) benchAttach(n int, builds []build, floors []string) (*attachResult
 		warmStamp := fmt.Sprintf("%s/warm%d.stamps", r.dir, i)
 		coldStamp := fmt.Sprintf("%s/cold%d.stamps", r.dir, i)
 		sc = append(sc,
-			&scenario{Key: scWarmEcho + key, Label: "procref warm, echo backend (tcp)" + label, argv: echoTCP(warmStamp), dir: ws(fmt.Sprint("warm-echo", i)), echo: true, stamp: warmStamp, warm: true},
-			&scenario{Key: scWarmGopls + key, Label: "procref warm, gopls serve -listen (tcp)" + label, argv: goplsTCP, dir: ws(fmt.Sprint("warm", i)), warm: true},
+			&scenario{Key: scWarmEcho + key, Label: "procref warm, echo backend (tcp)" + label, argv: echoTCP(warmStamp), dir: ws("warm-echo" + wsSuffix), echo: true, stamp: warmStamp, warm: true},
+			&scenario{Key: scWarmGopls + key, Label: "procref warm, gopls serve -listen (tcp)" + label, argv: goplsTCP, dir: ws("warm" + wsSuffix), warm: true},
 		)
 		if i == 0 {
 			sc = append(sc,
@@ -114,8 +114,8 @@ func (r *rig) benchAttach(n int, builds []build, floors []string) (*attachResult
 			)
 		}
 		sc = append(sc,
-			&scenario{Key: scColdGopls + key, Label: "procref cold, gopls serve -listen (tcp)" + label, argv: goplsTCP, dir: ws(fmt.Sprint("cold", i)), cold: true},
-			&scenario{Key: scColdEcho + key, Label: "procref cold, echo backend (tcp)" + label, argv: echoTCP(coldStamp), dir: ws(fmt.Sprint("cold-echo", i)), echo: true, stamp: coldStamp, cold: true},
+			&scenario{Key: scColdGopls + key, Label: "procref cold, gopls serve -listen (tcp)" + label, argv: goplsTCP, dir: ws("cold" + wsSuffix), cold: true},
+			&scenario{Key: scColdEcho + key, Label: "procref cold, echo backend (tcp)" + label, argv: echoTCP(coldStamp), dir: ws("cold-echo" + wsSuffix), echo: true, stamp: coldStamp, cold: true},
 			&scenario{Key: scExecFloor + key, Label: "`procref version`" + label, argv: []string{b.path, "version"}, dir: r.dir, plain: true},
 		)
 		for _, s := range sc[first:] {
@@ -185,8 +185,11 @@ func (r *rig) benchAttach(n int, builds []build, floors []string) (*attachResult
 		if len(h.Command) > 0 && filepath.Base(h.Command[0]) == filepath.Base(r.gopls) {
 			label = "procref host (gopls)"
 		}
-		if len(builds) > 1 {
-			label += " " + filepath.Base(h.Root)
+		// Workspaces of compared builds end in "-NAME" (see ws above).
+		for _, b := range builds[1:] {
+			if strings.HasSuffix(h.Root, "-"+b.name) {
+				label += " [" + b.name + "]"
+			}
 		}
 		rss(label, h.Host.PID)
 	}

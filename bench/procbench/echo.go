@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -69,28 +68,31 @@ func (e *echoServer) serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
-// echo copies c back to itself. The first chunk is read by hand so its
-// arrival can be stamped (before it is echoed, so a client that has seen the
-// echo can rely on the stamp being written); the rest goes through io.Copy,
-// which on Linux splices socket to socket.
+// echo copies c back to itself with plain reads and writes (256 KiB
+// buffer), as a language server reading into a buffer would; io.Copy(c, c)
+// would splice the socket to itself, and once in about ten runs such a
+// direct-path stream stalled until procbench's 2-minute abort. The arrival
+// of the first chunk is stamped before it is echoed, so a client that has
+// seen the echo can rely on the stamp being written.
 func (e *echoServer) echo(ctx context.Context, c net.Conn) {
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	buf := make([]byte, 64<<10)
-	n, err := c.Read(buf)
-	if n > 0 {
-		if e.stampPath != "" {
-			e.stamp(time.Now())
+	buf := make([]byte, 256<<10)
+	for first := true; ; first = false {
+		n, err := c.Read(buf)
+		if n > 0 {
+			if first && e.stampPath != "" {
+				e.stamp(time.Now())
+			}
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
 		}
-		if _, werr := c.Write(buf[:n]); werr != nil {
-			return
+		if err != nil {
+			break
 		}
 	}
-	if err != nil {
-		return
-	}
-	io.Copy(c, c)
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.CloseWrite()
 	}
