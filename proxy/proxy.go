@@ -7,6 +7,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -139,9 +141,12 @@ func Relay(ctx context.Context, editorIn io.Reader, editorOut io.Writer, conn ne
 	closeConn := func() { once.Do(func() { conn.Close() }) }
 	defer closeConn()
 
+	watch := &exitWatcher{r: editorIn}
 	go func() {
 		defer close(editorDone)
-		io.Copy(conn, editorIn)
+		// Plain read/write with a large buffer: io.Copy would pick a
+		// WriteTo/ReadFrom that falls back to 32 KiB chunks for pipes.
+		io.CopyBuffer(struct{ io.Writer }{conn}, watch, make([]byte, copyBuffer))
 		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
@@ -167,12 +172,21 @@ func Relay(ctx context.Context, editorIn io.Reader, editorOut io.Writer, conn ne
 		}
 		return EditorClosed
 	case <-backendDone:
+		if watch.sawExit.Load() {
+			// The editor sent LSP exit: the backend closing is the normal
+			// end of the session even if the editor keeps stdin open
+			// (Neovim 0.7 does until the process exits).
+			return EditorClosed
+		}
 		t := time.NewTimer(backendGrace)
 		defer t.Stop()
 		select {
 		case <-editorDone:
 			return EditorClosed
 		case <-t.C:
+			if watch.sawExit.Load() {
+				return EditorClosed
+			}
 			return BackendClosed
 		case <-ctx.Done():
 			return Canceled
@@ -181,6 +195,62 @@ func Relay(ctx context.Context, editorIn io.Reader, editorOut io.Writer, conn ne
 		return BackendClosed
 	case <-ctx.Done():
 		return Canceled
+	}
+}
+
+// copyBuffer is the editor→backend copy buffer; with grown pipes (see
+// cmd/procref) a 16 MiB message crosses in a few system calls.
+const copyBuffer = 256 << 10
+
+// exitWatcher passes the editor's bytes through and notes an LSP "exit"
+// notification ("method":"exit") in them. It looks at raw bytes, so a
+// document that contains that text can make a backend failure look like a
+// clean exit; that costs only an exit code, never data.
+type exitWatcher struct {
+	r       io.Reader
+	tail    []byte // last bytes of the previous chunk, for matches across reads
+	sawExit atomic.Bool
+}
+
+var exitMethod = []byte(`"exit"`)
+
+func (w *exitWatcher) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	if n > 0 && !w.sawExit.Load() {
+		chunk := p[:n]
+		if len(w.tail) > 0 {
+			chunk = append(append([]byte{}, w.tail...), p[:n]...)
+		}
+		if hasExitMethod(chunk) {
+			w.sawExit.Store(true)
+		}
+		keep := min(len(chunk), 32)
+		w.tail = append(w.tail[:0], chunk[len(chunk)-keep:]...)
+	}
+	return n, err
+}
+
+// hasExitMethod reports whether b contains "method" : "exit".
+func hasExitMethod(b []byte) bool {
+	for {
+		i := bytes.Index(b, exitMethod)
+		if i < 0 {
+			return false
+		}
+		j := i - 1
+		for j >= 0 && (b[j] == ' ' || b[j] == '\t' || b[j] == '\r' || b[j] == '\n') {
+			j--
+		}
+		if j >= 0 && b[j] == ':' {
+			j--
+			for j >= 0 && (b[j] == ' ' || b[j] == '\t' || b[j] == '\r' || b[j] == '\n') {
+				j--
+			}
+			if j >= 7 && string(b[j-7:j+1]) == `"method"` {
+				return true
+			}
+		}
+		b = b[i+len(exitMethod):]
 	}
 }
 

@@ -91,3 +91,49 @@ func TestRelayOutcomes(t *testing.T) {
 	}
 	pw.Close()
 }
+
+func TestHasExitMethod(t *testing.T) {
+	for s, want := range map[string]bool{
+		`{"jsonrpc":"2.0","method":"exit"}`:         true,
+		`{"method" :  "exit","jsonrpc":"2.0"}`:      true,
+		`{"method":"shutdown","id":1}`:              false,
+		`{"method":"x","params":{"reason":"exit"}}`: false,
+	} {
+		if got := hasExitMethod([]byte(s)); got != want {
+			t.Errorf("%s: %v, want %v", s, got, want)
+		}
+	}
+	// Split across reads.
+	w := &exitWatcher{r: io.MultiReader(bytes.NewReader([]byte(`{"method":"ex`)), bytes.NewReader([]byte(`it"}`)))}
+	io.ReadAll(w)
+	if !w.sawExit.Load() {
+		t.Error("exit split across reads not seen")
+	}
+}
+
+// TestRelayExitThenBackendCloses: after the editor's exit notification the
+// backend closing is a clean end, though the editor keeps stdin open.
+func TestRelayExitThenBackendCloses(t *testing.T) {
+	a, b := net.Pipe()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	done := make(chan Outcome, 1)
+	go func() { done <- Relay(context.Background(), pr, io.Discard, a, nil) }()
+	go func() {
+		pw.Write([]byte("Content-Length: 33\r\n\r\n{\"jsonrpc\":\"2.0\",\"method\":\"exit\"}"))
+	}()
+	buf := make([]byte, 64)
+	n, _ := io.ReadAtLeast(b, buf, 55)
+	if !bytes.Contains(buf[:n], []byte(`"exit"`)) {
+		t.Fatalf("backend got %q", buf[:n])
+	}
+	b.Close()
+	select {
+	case got := <-done:
+		if got != EditorClosed {
+			t.Errorf("outcome %v, want EditorClosed", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("relay did not end")
+	}
+}

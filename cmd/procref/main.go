@@ -112,9 +112,9 @@ Proxy flags (each also settable by environment, for editors that cannot pass fla
   --key-env NAME,...      environment variables that must match to share a backend      (PROCREF_KEY_ENV)
   --refcount auto|sysv|filelock   reference-count implementation                        (PROCREF_REFCOUNT)
 
-Editors (more in editors/ of the source tree):
+Editors (tested configs for each editor in editors/ of the source tree):
   Neovim 0.11+:  vim.lsp.config('clangd', { cmd = { 'procref', '--', 'clangd' } })
-  Neovim 0.7:    require('lspconfig').clangd.setup({ cmd = { 'procref', '--', 'clangd' } })
+  lspconfig:     require('lspconfig').clangd.setup({ cmd = { 'procref', '--', 'clangd' } })
   Helix:         [language-server.clangd]
                  command = "procref"
                  args = ["--", "clangd"]

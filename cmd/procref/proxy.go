@@ -117,6 +117,11 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt, syscall.SIGHUP)
 	defer stop()
 
+	if fi, ok := stdin.(*os.File); ok {
+		if fo, ok := stdout.(*os.File); ok {
+			growPipes(fi, fo)
+		}
+	}
 	in := bufio.NewReaderSize(stdin, 64<<10)
 	p := &proxyRun{in: in, out: stdout, stderr: stderr}
 

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package main
+
+import "os"
+
+// growPipes is a no-op where pipe sizes cannot be set.
+func growPipes(stdin, stdout *os.File) {}
