@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command muxmem measures the memory of N LSP "editor windows" that each run
 // one command (a procref proxy, or a language server started directly).
 //
