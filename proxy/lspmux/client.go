@@ -156,6 +156,7 @@ func (m *mux) requestClient(c *client, method string, params []byte) {
 // tokens) to the backend.
 func (m *mux) clientRequest(c *client, f *lspframe.Fields, body []byte) error {
 	if !m.ready(c) {
+		m.log.Warn("request before the initialize result refused (LSP forbids it)", "client", c.id, "method", f.MethodName())
 		c.send(msgError(f.ID.Of(body), codeServerNotInitialized, "initialize first"))
 		return nil
 	}
@@ -234,7 +235,11 @@ func (m *mux) forward(c *client, body []byte, build func(hid int64) ([]byte, fun
 
 func (m *mux) clientNotification(c *client, f *lspframe.Fields, body []byte) error {
 	if !m.ready(c) {
-		return nil // dropped: notifications before initialize have no meaning
+		// Dropped: LSP forbids notifications before the initialize result.
+		// Say so, or a client that sends didOpen early never learns why it
+		// gets no diagnostics.
+		m.log.Warn("notification before the initialize result dropped (LSP forbids it)", "client", c.id, "method", f.MethodName())
+		return nil
 	}
 	params := f.Params.Of(body)
 	switch f.MethodName() {
