@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/discovery"
+	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/platform"
 	"go.uber.org/goleak"
 )
@@ -46,13 +47,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	args := []string{"build", "-o", filepath.Join(dir, "procref")}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	args = append(args, "github.com/procref/procref/cmd/procref")
-	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building procref: %v\n%s", err, out)
+	if _, err := proctest.BuildProcref(dir, raceEnabled); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
@@ -296,24 +292,7 @@ func copyFixture(t *testing.T, name string) string {
 	t.Helper()
 	src := filepath.Join("..", "testdata", name)
 	dst := filepath.Join(t.TempDir(), "ws")
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if fi.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	proctest.CopyTree(t, src, dst)
 	return dst
 }
 
@@ -321,32 +300,15 @@ func copyFixture(t *testing.T, name string) string {
 // and waited for at cleanup.
 type started struct {
 	cmd    *exec.Cmd
-	output *syncBuffer
+	output *proctest.SyncBuffer
 	done   chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // start starts c with stderr, and stdout unless the caller took a pipe for
 // it, captured; stdin is /dev/null unless the caller set it.
 func start(t *testing.T, c *exec.Cmd) *started {
 	t.Helper()
-	s := &started{cmd: c, output: &syncBuffer{}, done: make(chan struct{})}
+	s := &started{cmd: c, output: &proctest.SyncBuffer{}, done: make(chan struct{})}
 	if c.Stdout == nil {
 		c.Stdout = s.output
 	}

@@ -2,7 +2,6 @@ package refcount
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,10 +14,10 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/procref/procref/internal/proctest"
 	"go.uber.org/goleak"
 )
 
@@ -99,29 +98,11 @@ func helperMain() int {
 func roundName(name string, r int) string { return fmt.Sprintf("%s-r%d", name, r) }
 func roundKey(key string, r int) string   { return fmt.Sprintf("%s/round%d", key, r) }
 
-// syncBuffer collects a helper's stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type proc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan string
-	stderr *syncBuffer
+	stderr *proctest.SyncBuffer
 }
 
 // startHelper starts a helper process; t.Cleanup kills and reaps it.
@@ -131,7 +112,7 @@ func startHelper(t testing.TB, env []string, extra ...*os.File) *proc {
 	cmd.Env = append(os.Environ(), "GO_WANT_HELPER_PROCESS=1")
 	cmd.Env = append(cmd.Env, env...)
 	cmd.ExtraFiles = extra
-	p := &proc{cmd: cmd, lines: make(chan string, 64), stderr: &syncBuffer{}}
+	p := &proc{cmd: cmd, lines: make(chan string, 64), stderr: &proctest.SyncBuffer{}}
 	cmd.Stderr = p.stderr
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/lspclient"
 	"github.com/procref/procref/platform"
 	"github.com/procref/procref/refcount"
@@ -27,7 +28,7 @@ func TestGoplsTCPMode(t *testing.T) {
 	gopls := requireServer(t, "gopls")
 	e := newEnv(t)
 	ws := t.TempDir()
-	copyDir(t, "../../testdata/gomod", ws)
+	proctest.CopyTree(t, "../../testdata/gomod", ws)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	mainGo := filepath.Join(ws, "main.go")

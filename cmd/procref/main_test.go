@@ -9,15 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/procref/procref/discovery"
+	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/lspclient"
 	"github.com/procref/procref/platform"
 )
@@ -41,17 +40,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	procrefBin = filepath.Join(dir, "procref")
-	if runtime.GOOS == "windows" {
-		procrefBin += ".exe"
-	}
-	args := []string{"build", "-o", procrefBin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+	procrefBin, err = proctest.BuildProcref(dir, raceEnabled)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "building procref: %v\n%s", err, out)
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -130,33 +122,16 @@ type proc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	stdout io.ReadCloser
-	stderr *syncBuffer
+	stderr *proctest.SyncBuffer
 	done   chan struct{}
 	err    error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // start runs procref with args in the env; the process is killed and waited
 // for at cleanup.
 func (e *env) start(dir string, extraEnv []string, args ...string) *proc {
 	e.t.Helper()
-	p := &proc{cmd: exec.Command(procrefBin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: exec.Command(procrefBin, args...), stderr: &proctest.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = append(append([]string{}, e.vars...), extraEnv...)
 	p.cmd.Dir = dir
 	p.cmd.Stderr = p.stderr
@@ -274,29 +249,6 @@ func requireServer(t *testing.T, name string) string {
 		t.Skipf("%s not installed (set PROCREF_REQUIRE_SERVERS=1 to fail instead)", name)
 	}
 	return path
-}
-
-// copyDir copies a fixture tree into dst.
-func copyDir(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if fi.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // readLine reads one line with a deadline.
