@@ -20,6 +20,7 @@
 # Usage:
 #   bench/run.sh [procbench flags]      e.g. bench/run.sh -n 25
 #                                            bench/run.sh -only latency,throughput
+#                                            bench/run.sh -only mux   (mux mode: procref -- procbench lsp-echo)
 # Environment:
 #   SRC=head               build procref and procbench from the committed HEAD
 #                          (git archive) instead of the working tree, so the

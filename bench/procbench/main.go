@@ -10,6 +10,7 @@
 //	          [-compare NAME=PROCREF ...] [-floor CMD ...]
 //	procbench echo-server -listen ADDR [-stamp FILE]
 //	procbench relay -connect ADDR [-threads] [-pipe-size N]
+//	procbench lsp-echo
 //
 // What it measures, all in one run, with private runtime, state, temp and
 // XDG_RUNTIME_DIR directories (so nothing collides with other procref or
@@ -55,6 +56,8 @@ func main() {
 			os.Exit(echoServerMain(os.Args[2:]))
 		case "relay":
 			os.Exit(relayMain(os.Args[2:]))
+		case "lsp-echo":
+			os.Exit(lspEchoMain(os.Args[2:]))
 		}
 	}
 	os.Exit(benchMain(os.Args[1:]))
@@ -141,6 +144,13 @@ func benchMain(args []string) int {
 		}
 	}
 	res.print(os.Stdout)
+	if parts["mux"] {
+		mr, err := r.benchMux()
+		if err != nil {
+			return fail("mux", err)
+		}
+		mr.print(os.Stdout)
+	}
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(res, "", "  ")
 		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// lspEchoMain is `procbench lsp-echo`: a stdio LSP server that answers every
+// request with its params as the result (shutdown with null) and exits on
+// `exit` or end of input. It is the mux-mode backend and, run directly, the
+// mux benchmark's baseline.
+func lspEchoMain(args []string) int {
+	in := newFrameReader(bufio.NewReaderSize(os.Stdin, 1<<20))
+	out := bufio.NewWriterSize(os.Stdout, 1<<20)
+	var buf []byte
+	for {
+		body, err := in.read()
+		if err != nil {
+			return 0
+		}
+		var m struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
+		}
+		if err := json.Unmarshal(body, &m); err != nil {
+			fmt.Fprintf(os.Stderr, "lsp-echo: %v\n", err)
+			return 1
+		}
+		if m.Method == "exit" {
+			return 0
+		}
+		if len(m.ID) == 0 || m.Method == "" {
+			continue
+		}
+		res := m.Params
+		if len(res) == 0 || m.Method == "shutdown" {
+			res = []byte("null")
+		}
+		buf = append(buf[:0], `{"jsonrpc":"2.0","id":`...)
+		buf = append(buf, m.ID...)
+		buf = append(buf, `,"result":`...)
+		buf = append(buf, res...)
+		buf = append(buf, '}')
+		out.Write(appendFrame(nil, buf))
+		if err := out.Flush(); err != nil {
+			return 1
+		}
+	}
+}
+
+// muxResults are the mux-mode round trips and throughput.
+type muxResults struct {
+	RTT  map[string][]time.Duration      `json:"rtt_ns"`
+	Tput map[string]map[string][]float64 `json:"throughput_bytes_per_s"`
+	Exit int                             `json:"proxy_exit"`
+}
+
+// idFrame is a framed request whose id (10 digits) is patched in place
+// before each write; the writer is the only user while it is written.
+type idFrame struct {
+	b   []byte
+	off int // offset of the id digits
+}
+
+func newIDFrame(params string) *idFrame {
+	const head = `{"jsonrpc":"2.0","id":1000000000,"method":"procbench/echo","params":`
+	body := head + params + "}"
+	b := appendFrame(nil, []byte(body))
+	off := len(b) - len(body) + len(`{"jsonrpc":"2.0","id":`)
+	return &idFrame{b: b, off: off}
+}
+
+func (f *idFrame) next(id int) []byte {
+	copy(f.b[f.off:f.off+10], fmt.Sprintf("%010d", 1000000000+id%1000000000))
+	return f.b
+}
+
+// benchMux measures round trips and throughput through `procref -- procbench
+// lsp-echo` (mux mode) vs the same server run directly over stdio.
+func (r *rig) benchMux() (*muxResults, error) {
+	dir, err := r.fixture("mux")
+	if err != nil {
+		return nil, err
+	}
+	direct, err := r.startChild("mux-direct", dir, r.self, "lsp-echo")
+	if err != nil {
+		return nil, err
+	}
+	defer direct.kill()
+	proxy, err := r.startChild("mux-proxy", dir, r.procref, "--", r.self, "lsp-echo")
+	if err != nil {
+		return nil, err
+	}
+	defer proxy.kill()
+	for _, c := range []*child{direct, proxy} {
+		if err := c.send(initializeBody(dir)); err != nil {
+			return nil, err
+		}
+		// The mux refuses anything before the initialize result.
+		if _, err := c.await(1, false, attachTimout); err != nil {
+			return nil, err
+		}
+		if err := c.send([]byte(`{"jsonrpc":"2.0","method":"initialized","params":{}}`)); err != nil {
+			return nil, err
+		}
+	}
+	paths := []*path{
+		{name: "direct", w: lockedWriter{direct}, fr: direct.fr, abort: direct.kill},
+		{name: "mux", w: lockedWriter{proxy}, fr: proxy.fr, abort: proxy.kill},
+	}
+	mr := &muxResults{RTT: map[string][]time.Duration{}, Tput: map[string]map[string][]float64{}}
+	ping := newIDFrame(`{"text":"hello"}`)
+	id := 10
+	for _, p := range paths {
+		if _, err := muxPingPong(p, ping, &id, rttWarmup); err != nil {
+			return nil, err
+		}
+	}
+	for i := 0; i < rttRounds; i++ {
+		for _, p := range paths {
+			d, err := muxPingPong(p, ping, &id, rttPerRound)
+			if err != nil {
+				return nil, err
+			}
+			mr.RTT[p.name] = append(mr.RTT[p.name], d...)
+		}
+	}
+	fmt.Fprintln(os.Stderr, "mux latency: done")
+	for _, tc := range tputCases {
+		const head, tail = `{"d":"`, `"}`
+		f := newIDFrame(head + repeatX(tc.Size-len(head)-len(tail)) + tail)
+		mr.Tput[tc.Label] = map[string][]float64{}
+		for i := 0; i < tputReps; i++ {
+			for _, p := range paths {
+				bps, err := muxStream(p, f, &id, tc.Size, tc.Count)
+				if err != nil {
+					return nil, fmt.Errorf("mux %s %s: %w", tc.Label, p.name, err)
+				}
+				mr.Tput[tc.Label][p.name] = append(mr.Tput[tc.Label][p.name], bps)
+			}
+		}
+		fmt.Fprintf(os.Stderr, "mux throughput: %s done\n", tc.Label)
+	}
+	if mr.Exit, err = proxy.quit(false, quitTimeout); err != nil {
+		return mr, err
+	}
+	direct.quit(false, quitTimeout)
+	return mr, nil
+}
+
+func repeatX(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = 'x'
+	}
+	return string(b)
+}
+
+func muxPingPong(p *path, f *idFrame, id *int, n int) ([]time.Duration, error) {
+	out := make([]time.Duration, 0, n)
+	t := time.AfterFunc(streamTimout, p.abort)
+	defer t.Stop()
+	for i := 0; i < n; i++ {
+		*id++
+		start := time.Now()
+		if _, err := p.w.Write(f.next(*id)); err != nil {
+			return nil, fmt.Errorf("%s: write: %w", p.name, err)
+		}
+		if _, err := p.fr.skip(); err != nil {
+			return nil, fmt.Errorf("%s: read: %w", p.name, err)
+		}
+		out = append(out, time.Since(start))
+	}
+	return out, nil
+}
+
+// muxStream writes count requests while reading the answers and returns
+// framed request bytes per second (each byte travels there and back).
+func muxStream(p *path, f *idFrame, id *int, size, count int) (float64, error) {
+	t := time.AfterFunc(streamTimout, p.abort)
+	defer t.Stop()
+	base := *id
+	*id += count
+	werr := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		for i := 1; i <= count; i++ {
+			if _, err := p.w.Write(f.next(base + i)); err != nil {
+				werr <- err
+				return
+			}
+		}
+		werr <- nil
+	}()
+	for i := 0; i < count; i++ {
+		n, err := p.fr.skip()
+		if err != nil {
+			<-werr
+			return 0, fmt.Errorf("%s: read: %w", p.name, err)
+		}
+		if n < size {
+			<-werr
+			return 0, fmt.Errorf("%s: answer of %d bytes, want at least %d (an error instead of the echo?)", p.name, n, size)
+		}
+	}
+	elapsed := time.Since(start)
+	if err := <-werr; err != nil {
+		return 0, fmt.Errorf("%s: write: %w", p.name, err)
+	}
+	return float64(len(f.b)*count) / elapsed.Seconds(), nil
+}
+
+// print writes the mux tables and goals.
+func (m *muxResults) print(w io.Writer) {
+	fmt.Fprintln(w, "### Mux mode: `procref -- procbench lsp-echo` vs the same server on stdio")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| path | p50 | p90 | p99 |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, n := range []string{"direct", "mux"} {
+		d := m.RTT[n]
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", n, us(percentile(d, 50)), us(percentile(d, 90)), us(percentile(d, 99)))
+	}
+	a50 := percentile(m.RTT["mux"], 50) - percentile(m.RTT["direct"], 50)
+	a99 := percentile(m.RTT["mux"], 99) - percentile(m.RTT["direct"], 99)
+	fmt.Fprintf(w, "\nAdded by the mux: p50 %s, p99 %s\n\n", us(a50), us(a99))
+	fmt.Fprintln(w, "| size | direct | mux |")
+	fmt.Fprintln(w, "|---|---|---|")
+	for _, tc := range tputCases {
+		fmt.Fprintf(w, "| %s | %s | %s |\n", tc.Label, mbps(medianF(m.Tput[tc.Label]["direct"])), mbps(medianF(m.Tput[tc.Label]["mux"])))
+	}
+	big := medianF(m.Tput["16 MiB"]["mux"])
+	fmt.Fprintf(w, "\nGoals: added p50 ≤ 60 µs: %s; ≥ 300 MB/s at 16 MiB: %s. Proxy exit code after a clean quit: %d\n",
+		yes(a50 <= 60*time.Microsecond), yes(big >= 300e6), m.Exit)
+}
