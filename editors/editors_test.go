@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -356,53 +355,15 @@ func (s *started) wait(t *testing.T, timeout time.Duration, what string) int {
 }
 
 // procEntry is one process from /proc.
-type procEntry struct {
-	pid, ppid int
-	comm      string // kernel command name (a thread may rename it: clangd's is "clangd.main")
-	argv0     string // file name of argv[0]
-}
+type procEntry = proctest.Proc
 
-// is reports whether the process runs the program name: its command name
-// (a script's file name, e.g. pylsp) or argv[0]'s file name is name.
-func (p procEntry) is(name string) bool { return p.comm == name || p.argv0 == name }
-
-// processes lists live (non-zombie) processes from /proc.
-func processes() []procEntry {
-	var out []procEntry
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || close < open {
-			continue
-		}
-		f := strings.Fields(s[close+1:])
-		if len(f) < 2 || f[0] == "Z" || f[0] == "X" {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		e := procEntry{pid: pid, ppid: ppid, comm: s[open+1 : close]}
-		if cl, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline")); err == nil {
-			arg0, _, _ := strings.Cut(string(cl), "\x00")
-			e.argv0 = filepath.Base(arg0)
-		}
-		out = append(out, e)
-	}
-	return out
-}
+// processes lists live processes from /proc.
+func processes() []procEntry { return proctest.Processes() }
 
 // procByPID returns the /proc entry of pid.
 func procByPID(pid int) (procEntry, bool) {
 	for _, p := range processes() {
-		if p.pid == pid {
+		if p.PID == pid {
 			return p, true
 		}
 	}
@@ -414,7 +375,7 @@ func descendants(roots ...int) []procEntry {
 	all := processes()
 	kids := map[int][]procEntry{}
 	for _, p := range all {
-		kids[p.ppid] = append(kids[p.ppid], p)
+		kids[p.PPID] = append(kids[p.PPID], p)
 	}
 	var out []procEntry
 	queue := append([]int{}, roots...)
@@ -423,10 +384,10 @@ func descendants(roots ...int) []procEntry {
 		pid := queue[0]
 		queue = queue[1:]
 		for _, k := range kids[pid] {
-			if !seen[k.pid] {
-				seen[k.pid] = true
+			if !seen[k.PID] {
+				seen[k.PID] = true
 				out = append(out, k)
-				queue = append(queue, k.pid)
+				queue = append(queue, k.PID)
 			}
 		}
 	}
@@ -437,7 +398,7 @@ func descendants(roots ...int) []procEntry {
 func descendantIdentities(pid int) []platform.Identity {
 	var ids []platform.Identity
 	for _, p := range descendants(pid) {
-		if id, err := platform.Lookup(p.pid); err == nil {
+		if id, err := platform.Lookup(p.PID); err == nil {
 			ids = append(ids, id)
 		}
 	}
@@ -448,8 +409,8 @@ func descendantIdentities(pid int) []platform.Identity {
 func named(ps []procEntry, name string) []int {
 	var out []int
 	for _, p := range ps {
-		if p.is(name) {
-			out = append(out, p.pid)
+		if p.Is(name) {
+			out = append(out, p.PID)
 		}
 	}
 	sort.Ints(out)
@@ -463,12 +424,12 @@ func named(ps []procEntry, name string) []int {
 func instances(ps []procEntry, name string) []int {
 	byPID := map[int]procEntry{}
 	for _, p := range processes() {
-		byPID[p.pid] = p
+		byPID[p.PID] = p
 	}
 	var out []int
 	for _, p := range ps {
-		if p.is(name) && !byPID[p.ppid].is(name) {
-			out = append(out, p.pid)
+		if p.Is(name) && !byPID[p.PPID].Is(name) {
+			out = append(out, p.PID)
 		}
 	}
 	sort.Ints(out)

@@ -141,8 +141,8 @@ func TestEmacsEglotPylsp(t *testing.T) {
 		t.Fatalf("want exactly one %s process below host %d and the editors, got %v", sc.server, host.Host.PID, pids)
 	}
 	for _, p := range ps {
-		if p.pid == pids[0] && p.ppid != host.Host.PID {
-			t.Fatalf("%s pid %d is a child of %d, want the host %d", sc.server, p.pid, p.ppid, host.Host.PID)
+		if p.PID == pids[0] && p.PPID != host.Host.PID {
+			t.Fatalf("%s pid %d is a child of %d, want the host %d", sc.server, p.PID, p.PPID, host.Host.PID)
 		}
 	}
 	gone := identities(t, []int{pids[0], proxyA, proxyB})

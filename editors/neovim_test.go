@@ -139,7 +139,7 @@ func (n *neovim) remote(t *testing.T, args ...string) string {
 func (n *neovim) proxies() []int {
 	var kids []procEntry
 	for _, p := range processes() {
-		if p.ppid == n.cmd.Process.Pid {
+		if p.PPID == n.cmd.Process.Pid {
 			kids = append(kids, p)
 		}
 	}
@@ -169,8 +169,8 @@ func oneBackend(t *testing.T, sc serverCase, host platform.Identity, editors ...
 		t.Fatalf("want exactly one %s process (not counting its own children) below host %d and the editors, got %v", sc.server, host.PID, pids)
 	}
 	for _, p := range ps {
-		if p.pid == pids[0] && p.ppid != host.PID {
-			t.Fatalf("%s pid %d is a child of %d, want the host %d", sc.server, p.pid, p.ppid, host.PID)
+		if p.PID == pids[0] && p.PPID != host.PID {
+			t.Fatalf("%s pid %d is a child of %d, want the host %d", sc.server, p.PID, p.PPID, host.PID)
 		}
 	}
 	return identities(t, pids)[0]

@@ -118,7 +118,7 @@ func TestVSCodeWrappers(t *testing.T) {
 				t.Errorf("backend mode = %q, want %q", host.Mode, sc.mode)
 			}
 			// The wrapper exec'ed procref: the script's pid is the proxy.
-			if self, ok := procByPID(c.Process.Pid); !ok || !self.is("procref") {
+			if self, ok := procByPID(c.Process.Pid); !ok || !self.Is("procref") {
 				t.Errorf("pid %d is %+v after exec, want the procref proxy", c.Process.Pid, self)
 			}
 			pids := instances(descendants(host.Host.PID, c.Process.Pid), sc.server)

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -205,27 +204,9 @@ func (e *env) onlyHint() *discovery.Hint {
 // comm (Linux /proc).
 func children(ppid int, comm string) []int {
 	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || close < 0 {
-			continue
-		}
-		f := strings.Fields(s[close+1:])
-		if len(f) < 2 || s[open+1:close] != comm || f[0] == "Z" {
-			continue
-		}
-		if pp, _ := strconv.Atoi(f[1]); pp == ppid {
-			out = append(out, pid)
+	for _, p := range proctest.Processes() {
+		if p.PPID == ppid && p.Comm == comm {
+			out = append(out, p.PID)
 		}
 	}
 	return out

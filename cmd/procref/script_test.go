@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/procref/procref/internal/proctest"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -63,25 +63,13 @@ func TestScripts(t *testing.T) {
 	})
 }
 
-// procsWith returns pids whose command line contains s (Linux /proc).
+// procsWith returns pids of live processes whose command line contains s
+// (Linux /proc).
 func procsWith(s string) []int {
 	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		st, _ := os.ReadFile(filepath.Join("/proc", ent.Name(), "stat"))
-		if i := strings.LastIndexByte(string(st), ')'); i > 0 && strings.HasPrefix(string(st[i+1:]), " Z") {
-			continue // zombie
-		}
-		if strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), s) {
-			out = append(out, pid)
+	for _, p := range proctest.Processes() {
+		if p.PID != os.Getpid() && strings.Contains(p.Cmdline, s) {
+			out = append(out, p.PID)
 		}
 	}
 	return out

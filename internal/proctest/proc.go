@@ -1,0 +1,55 @@
+package proctest
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Proc is one live process as /proc shows it (Linux; elsewhere Processes
+// returns nothing).
+type Proc struct {
+	PID, PPID int
+	Comm      string // kernel command name (a thread may rename it: clangd's is "clangd.main")
+	Argv0     string // file name of argv[0]
+	Cmdline   string // the command line, arguments joined by spaces
+}
+
+// Is reports whether the process runs the program name: its command name (a
+// script's file name, e.g. pylsp) or argv[0]'s file name is name.
+func (p Proc) Is(name string) bool { return p.Comm == name || p.Argv0 == name }
+
+// Processes lists live (not zombie, not dead) processes from /proc.
+func Processes() []Proc {
+	var out []Proc
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || close < open {
+			continue
+		}
+		f := strings.Fields(s[close+1:])
+		if len(f) < 2 || f[0] == "Z" || f[0] == "X" {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		p := Proc{PID: pid, PPID: ppid, Comm: s[open+1 : close]}
+		if cl, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline")); err == nil {
+			arg0, _, _ := strings.Cut(string(cl), "\x00")
+			p.Argv0 = filepath.Base(arg0)
+			p.Cmdline = strings.TrimSpace(strings.ReplaceAll(string(cl), "\x00", " "))
+		}
+		out = append(out, p)
+	}
+	return out
+}
