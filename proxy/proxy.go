@@ -19,7 +19,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -128,12 +127,39 @@ const editorGrace = 2 * time.Second
 // server closes first and the editor follows.
 const backendGrace = 500 * time.Millisecond
 
+// Editor is the editor's side of a relay.
+type Editor struct {
+	// In carries the editor's messages (the proxy's stdin).
+	In io.Reader
+	// Out goes to the editor (the proxy's stdout).
+	Out io.Writer
+	// Pending are bytes already read from In (for instance while peeking
+	// at initialize); they reach the backend before anything else.
+	Pending []byte
+}
+
 // Relay copies bytes editor→conn and conn→editor until one side ends, then
 // tidies up: on editor EOF it half-closes conn and drains what is left; on
 // backend EOF it waits briefly for the editor to close too. presence, if
 // non-nil, is a connection whose end (EOF or error) means the host is gone.
 // Relay closes conn (not presence). It blocks.
-func Relay(ctx context.Context, editorIn io.Reader, editorOut io.Writer, conn net.Conn, presence net.Conn) Outcome {
+//
+// When In and Out are pipes or sockets (*os.File) and conn is a TCP or unix
+// connection, on Linux, macOS and FreeBSD Relay runs one poll(2) loop on
+// the raw descriptors — what a minimal C relay does — instead of two
+// goroutines on Go's poller: a message then costs one wake-up and three
+// system calls per direction. It puts In and Out in non-blocking mode for
+// the duration and restores their flags before it returns. Otherwise (a
+// terminal, a file, net.Pipe in tests, Windows) it copies with goroutines.
+func Relay(ctx context.Context, ed Editor, conn net.Conn, presence net.Conn) Outcome {
+	if o, ok := relayPoll(ctx, ed, conn, presence); ok {
+		return o
+	}
+	return relayCopy(ctx, ed, conn, presence)
+}
+
+// relayCopy is the portable relay: one goroutine per direction.
+func relayCopy(ctx context.Context, ed Editor, conn net.Conn, presence net.Conn) Outcome {
 	editorDone := make(chan struct{})
 	backendDone := make(chan struct{})
 	hostGone := make(chan struct{})
@@ -141,7 +167,7 @@ func Relay(ctx context.Context, editorIn io.Reader, editorOut io.Writer, conn ne
 	closeConn := func() { once.Do(func() { conn.Close() }) }
 	defer closeConn()
 
-	watch := &exitWatcher{r: editorIn}
+	watch := &exitWatcher{r: io.MultiReader(bytes.NewReader(ed.Pending), ed.In)}
 	go func() {
 		defer close(editorDone)
 		// Plain read/write with a large buffer: io.Copy would pick a
@@ -153,7 +179,7 @@ func Relay(ctx context.Context, editorIn io.Reader, editorOut io.Writer, conn ne
 	}()
 	go func() {
 		defer close(backendDone)
-		io.Copy(editorOut, conn)
+		io.Copy(ed.Out, conn)
 	}()
 	if presence != nil {
 		go func() {
@@ -172,7 +198,7 @@ func Relay(ctx context.Context, editorIn io.Reader, editorOut io.Writer, conn ne
 		}
 		return EditorClosed
 	case <-backendDone:
-		if watch.sawExit.Load() {
+		if watch.sawExit() {
 			// The editor sent LSP exit: the backend closing is the normal
 			// end of the session even if the editor keeps stdin open
 			// (Neovim 0.7 does until the process exits).
@@ -184,7 +210,7 @@ func Relay(ctx context.Context, editorIn io.Reader, editorOut io.Writer, conn ne
 		case <-editorDone:
 			return EditorClosed
 		case <-t.C:
-			if watch.sawExit.Load() {
+			if watch.sawExit() {
 				return EditorClosed
 			}
 			return BackendClosed
@@ -202,32 +228,70 @@ func Relay(ctx context.Context, editorIn io.Reader, editorOut io.Writer, conn ne
 // cmd/procref) a 16 MiB message crosses in a few system calls.
 const copyBuffer = 256 << 10
 
-// exitWatcher passes the editor's bytes through and notes an LSP "exit"
-// notification ("method":"exit") in them. It looks at raw bytes, so a
-// document that contains that text can make a backend failure look like a
-// clean exit; that costs only an exit code, never data.
+// exitWatcher passes the editor's bytes through an exitScanner.
 type exitWatcher struct {
-	r       io.Reader
-	tail    []byte // last bytes of the previous chunk, for matches across reads
-	sawExit atomic.Bool
+	r    io.Reader
+	mu   sync.Mutex
+	scan exitScanner
 }
-
-var exitMethod = []byte(`"exit"`)
 
 func (w *exitWatcher) Read(p []byte) (int, error) {
 	n, err := w.r.Read(p)
-	if n > 0 && !w.sawExit.Load() {
-		chunk := p[:n]
-		if len(w.tail) > 0 {
-			chunk = append(append([]byte{}, w.tail...), p[:n]...)
-		}
-		if hasExitMethod(chunk) {
-			w.sawExit.Store(true)
-		}
-		keep := min(len(chunk), 32)
-		w.tail = append(w.tail[:0], chunk[len(chunk)-keep:]...)
+	if n > 0 {
+		w.mu.Lock()
+		w.scan.Scan(p[:n])
+		w.mu.Unlock()
 	}
 	return n, err
+}
+
+func (w *exitWatcher) sawExit() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.scan.saw
+}
+
+// exitScanner notes an LSP "exit" notification ("method":"exit") in a
+// stream of chunks. It looks at raw bytes, so a document that contains that
+// text can make a backend failure look like a clean exit; that costs only
+// an exit code, never data. It does not allocate: a match across two chunks
+// is found in a small window around the boundary.
+type exitScanner struct {
+	saw  bool
+	tail [exitWindow]byte
+	n    int // bytes of tail in use
+}
+
+// exitWindow covers `"method" : "exit"` with generous white space.
+const exitWindow = 48
+
+// Scan looks at the next chunk of the stream.
+func (s *exitScanner) Scan(chunk []byte) {
+	if s.saw || len(chunk) == 0 {
+		return
+	}
+	if s.n > 0 {
+		var w [2 * exitWindow]byte
+		k := copy(w[:], s.tail[:s.n])
+		k += copy(w[k:], chunk[:min(len(chunk), exitWindow)])
+		if hasExitMethod(w[:k]) {
+			s.saw = true
+			return
+		}
+	}
+	if hasExitMethod(chunk) {
+		s.saw = true
+		return
+	}
+	if len(chunk) >= exitWindow {
+		s.n = copy(s.tail[:], chunk[len(chunk)-exitWindow:])
+		return
+	}
+	// A short chunk: keep the last exitWindow bytes of tail+chunk.
+	var w [2 * exitWindow]byte
+	k := copy(w[:], s.tail[:s.n])
+	k += copy(w[k:], chunk)
+	s.n = copy(s.tail[:], w[max(0, k-exitWindow):k])
 }
 
 // hasExitMethod reports whether b contains "method" : "exit".
@@ -253,6 +317,8 @@ func hasExitMethod(b []byte) bool {
 		b = b[i+len(exitMethod):]
 	}
 }
+
+var exitMethod = []byte(`"exit"`)
 
 // IsStdinClosed reports whether err from reading stdin means the editor went
 // away.

@@ -70,7 +70,7 @@ func TestRelayOutcomes(t *testing.T) {
 		return c
 	}
 	var out bytes.Buffer
-	if got := Relay(context.Background(), bytes.NewReader([]byte("hello")), &out, dial(), nil); got != EditorClosed || out.String() != "hello" {
+	if got := Relay(context.Background(), Editor{In: bytes.NewReader([]byte("hello")), Out: &out}, dial(), nil); got != EditorClosed || out.String() != "hello" {
 		t.Errorf("editor EOF: outcome %v, relayed %q", got, out.String())
 	}
 
@@ -79,7 +79,7 @@ func TestRelayOutcomes(t *testing.T) {
 	defer pw.Close()
 	c := dial()
 	done := make(chan Outcome, 1)
-	go func() { done <- Relay(context.Background(), pr, io.Discard, c, nil) }()
+	go func() { done <- Relay(context.Background(), Editor{In: pr, Out: io.Discard}, c, nil) }()
 	c.(*net.TCPConn).CloseRead() // our reads end: the relay's conn→editor copy sees EOF
 	select {
 	case got := <-done:
@@ -106,7 +106,7 @@ func TestHasExitMethod(t *testing.T) {
 	// Split across reads.
 	w := &exitWatcher{r: io.MultiReader(bytes.NewReader([]byte(`{"method":"ex`)), bytes.NewReader([]byte(`it"}`)))}
 	io.ReadAll(w)
-	if !w.sawExit.Load() {
+	if !w.sawExit() {
 		t.Error("exit split across reads not seen")
 	}
 }
@@ -118,7 +118,7 @@ func TestRelayExitThenBackendCloses(t *testing.T) {
 	pr, pw := io.Pipe()
 	defer pw.Close()
 	done := make(chan Outcome, 1)
-	go func() { done <- Relay(context.Background(), pr, io.Discard, a, nil) }()
+	go func() { done <- Relay(context.Background(), Editor{In: pr, Out: io.Discard}, a, nil) }()
 	go func() {
 		pw.Write([]byte("Content-Length: 33\r\n\r\n{\"jsonrpc\":\"2.0\",\"method\":\"exit\"}"))
 	}()

@@ -229,7 +229,8 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	p.mu.Lock()
 	p.relaying = true
 	p.mu.Unlock()
-	switch proxy.Relay(ctx, in, stdout, conn, presence) {
+	pending, _ := in.Peek(in.Buffered())
+	switch proxy.Relay(ctx, proxy.Editor{In: stdin, Out: stdout, Pending: pending}, conn, presence) {
 	case proxy.EditorClosed, proxy.Canceled:
 		return exitOK
 	default:

@@ -1,0 +1,13 @@
+//go:build !(linux || darwin || freebsd)
+
+package proxy
+
+import (
+	"context"
+	"net"
+)
+
+// relayPoll is not used here: Relay copies with goroutines.
+func relayPoll(ctx context.Context, ed Editor, conn, presence net.Conn) (Outcome, bool) {
+	return 0, false
+}

@@ -1,0 +1,14 @@
+//go:build !(linux || darwin || freebsd)
+
+package proxy
+
+import (
+	"os"
+	"testing"
+)
+
+func nonblocking(t *testing.T, f *os.File) bool { return false }
+
+func setBlocking(t *testing.T, f *os.File) {}
+
+func pollRelaysRun() int64 { return -1 }

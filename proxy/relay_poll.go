@@ -1,0 +1,385 @@
+//go:build linux || darwin || freebsd
+
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// pollBuffer is the size of each direction's buffer in the poll loop: one
+// read takes what a grown pipe (256 KiB, see cmd/procref) holds.
+const pollBuffer = 256 << 10
+
+// pollRelays counts relays that ran the poll loop (for tests).
+var pollRelays atomic.Int64
+
+// relayPoll is Relay as one poll(2) loop over raw descriptors. ok is false
+// (and nothing has been touched) when the descriptors are not suitable; the
+// caller then uses relayCopy.
+//
+// Why not Go's poller: there, a message from the backend wakes the thread
+// parked in epoll_wait, which hands the goroutine to a P, which may need
+// another thread woken — two or three wake-ups per message on a 2-core
+// machine, ~50 µs more per round trip than a C relay (docs/benchmarks.md).
+// Here the thread blocked in poll is the one that reads and writes.
+func relayPoll(ctx context.Context, ed Editor, conn, presence net.Conn) (Outcome, bool) {
+	inF, ok1 := ed.In.(*os.File)
+	outF, ok2 := ed.Out.(*os.File)
+	if !ok1 || !ok2 || !pipeOrSocket(inF) || !pipeOrSocket(outF) {
+		return 0, false
+	}
+	sock, ok := rawFD(conn)
+	if !ok {
+		return 0, false
+	}
+	pres := -1
+	if presence != nil {
+		if pres, ok = rawFD(presence); !ok {
+			return 0, false
+		}
+	}
+	in, out := rawFile(inF), rawFile(outF)
+	if in < 0 || out < 0 {
+		return 0, false
+	}
+	// The wake pipe ends poll when ctx is canceled.
+	wr, ww, err := os.Pipe()
+	if err != nil {
+		return 0, false
+	}
+	defer wr.Close()
+	defer ww.Close()
+	wake := int(wr.Fd())
+	stopWake := context.AfterFunc(ctx, func() { ww.Write([]byte{0}) })
+	defer stopWake()
+
+	// Non-blocking editor descriptors, restored afterwards: the proxy's
+	// stdin and stdout may be shared with a parent (a shell, a test).
+	for _, fd := range []int{in, out} {
+		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		if err != nil {
+			return 0, false
+		}
+		if fl&unix.O_NONBLOCK == 0 {
+			if err := unix.SetNonblock(fd, true); err != nil {
+				return 0, false
+			}
+			defer unix.SetNonblock(fd, false)
+		}
+	}
+	defer conn.Close()
+
+	pollRelays.Add(1)
+	l := &pollLoop{in: in, out: out, sock: sock, pres: pres, wake: wake}
+	l.up.buf = make([]byte, 0, max(pollBuffer, len(ed.Pending)))
+	l.up.buf = append(l.up.buf, ed.Pending...)
+	l.scan.Scan(ed.Pending)
+	l.spliceOut = canSplice(outF)
+	return l.run(), true
+}
+
+// pipeOrSocket reports whether f is a pipe or a socket: descriptors whose
+// non-blocking mode is safe to toggle and that poll(2) reports on. A
+// terminal or a regular file keeps the goroutine relay.
+func pipeOrSocket(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	m := fi.Mode()
+	return m&os.ModeNamedPipe != 0 || m&os.ModeSocket != 0
+}
+
+// rawFile returns f's descriptor without os.File.Fd's side effect of
+// switching it to blocking mode.
+func rawFile(f *os.File) int {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	fd := -1
+	rc.Control(func(s uintptr) { fd = int(s) })
+	return fd
+}
+
+// rawFD returns c's descriptor. It stays owned by c: the loop uses it only
+// until Relay closes c.
+func rawFD(c net.Conn) (int, bool) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return -1, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, false
+	}
+	fd := -1
+	if rc.Control(func(s uintptr) { fd = int(s) }) != nil {
+		return -1, false
+	}
+	return fd, fd >= 0
+}
+
+// half is one direction's buffer: bytes read but not yet written.
+type half struct {
+	buf []byte
+	off int
+}
+
+func (h *half) pending() bool { return h.off < len(h.buf) }
+
+type pollLoop struct {
+	in, out, sock, pres, wake int
+
+	up, down half // editor→backend, backend→editor
+	scan     exitScanner
+
+	editorEOF   bool // the editor closed its end (or reading it failed)
+	backendEOF  bool // the backend closed its end
+	shutWritten bool // conn half-closed after the editor's EOF
+	editorGone  bool // writing to the editor failed: discard what is left
+
+	// spliceOut: backend→editor bytes move socket→pipe inside the kernel
+	// (Linux splice(2), when the editor's end is a pipe), never copied
+	// through buf. outFull: the last splice found the pipe full.
+	spliceOut, outFull bool
+}
+
+// run is the loop. Each round: poll for what can make progress, then
+// read and immediately try to write what was read.
+func (l *pollLoop) run() Outcome {
+	var deadline time.Time // set once one side has ended
+	var fds [4]unix.PollFd
+	for {
+		// Flush what can be flushed before deciding to wait.
+		if err := l.flushUp(); err != nil {
+			return l.backendGoneOutcome()
+		}
+		l.flushDown()
+		if l.editorEOF && !l.up.pending() && !l.shutWritten {
+			unix.Shutdown(l.sock, unix.SHUT_WR)
+			l.shutWritten = true
+		}
+		switch {
+		case l.backendEOF && !l.down.pending():
+			if l.editorEOF || l.scan.saw || l.editorGone {
+				return EditorClosed
+			}
+			// After an LSP exit the server closes first and the
+			// editor follows; give it backendGrace.
+			if deadline.IsZero() {
+				deadline = time.Now().Add(backendGrace)
+			}
+		case l.editorEOF && !l.up.pending():
+			if deadline.IsZero() {
+				deadline = time.Now().Add(editorGrace)
+			}
+		}
+
+		n := 0
+		add := func(fd int, ev int16) {
+			for i := 0; i < n; i++ {
+				if int(fds[i].Fd) == fd {
+					fds[i].Events |= ev
+					return
+				}
+			}
+			fds[n] = unix.PollFd{Fd: int32(fd), Events: ev}
+			n++
+		}
+		add(l.wake, unix.POLLIN)
+		if l.pres >= 0 {
+			add(l.pres, unix.POLLIN)
+		}
+		if !l.editorEOF && !l.up.pending() {
+			add(l.in, unix.POLLIN)
+		}
+		if l.up.pending() && !l.backendEOF {
+			add(l.sock, unix.POLLOUT)
+		}
+		switch {
+		case l.spliceOut && l.outFull:
+			add(l.out, unix.POLLOUT)
+		case l.spliceOut:
+			if !l.backendEOF {
+				add(l.sock, unix.POLLIN)
+			}
+		case l.down.pending():
+			add(l.out, unix.POLLOUT)
+		case !l.backendEOF:
+			add(l.sock, unix.POLLIN)
+		}
+		timeout := -1
+		if !deadline.IsZero() {
+			left := time.Until(deadline)
+			if left <= 0 {
+				if l.backendEOF && !l.editorEOF && !l.scan.saw {
+					return BackendClosed
+				}
+				return EditorClosed
+			}
+			timeout = int(left/time.Millisecond) + 1
+		}
+		if _, err := unix.Poll(fds[:n], timeout); err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return BackendClosed
+		}
+		for i := 0; i < n; i++ {
+			re := fds[i].Revents
+			if re == 0 {
+				continue
+			}
+			switch int(fds[i].Fd) {
+			case l.wake:
+				return Canceled
+			case l.pres:
+				var b [512]byte
+				if m, err := readFD(l.pres, b[:]); m == 0 && err != unix.EAGAIN {
+					return BackendClosed // the host is gone
+				}
+			}
+		}
+		// Reads are attempted by readiness, but a spurious wake-up only
+		// costs an EAGAIN.
+		if !l.editorEOF && !l.up.pending() && ready(fds[:n], l.in) {
+			l.readUp()
+		}
+		if l.spliceOut {
+			if l.outFull && ready(fds[:n], l.out) {
+				l.outFull = false
+				l.spliceDown()
+			} else if !l.outFull && !l.backendEOF && ready(fds[:n], l.sock) {
+				l.spliceDown()
+			}
+		} else if !l.backendEOF && !l.down.pending() && ready(fds[:n], l.sock) {
+			l.readDown()
+		}
+	}
+}
+
+// backendGoneOutcome is the outcome when writing to the backend failed.
+func (l *pollLoop) backendGoneOutcome() Outcome {
+	if l.scan.saw || l.editorEOF {
+		return EditorClosed
+	}
+	return BackendClosed
+}
+
+func ready(fds []unix.PollFd, fd int) bool {
+	for _, p := range fds {
+		if int(p.Fd) == fd {
+			return p.Revents != 0
+		}
+	}
+	return false
+}
+
+func (l *pollLoop) readUp() {
+	b := l.up.buf[:cap(l.up.buf)]
+	m, err := readFD(l.in, b)
+	switch {
+	case m > 0:
+		l.up.buf, l.up.off = b[:m], 0
+		l.scan.Scan(l.up.buf)
+		if l.backendEOF {
+			l.up.buf = l.up.buf[:0] // nobody to send it to; only watch for exit
+		}
+	case err == unix.EAGAIN:
+	default: // EOF or error: the editor is gone
+		l.editorEOF = true
+	}
+}
+
+func (l *pollLoop) readDown() {
+	if l.down.buf == nil {
+		l.down.buf = make([]byte, 0, pollBuffer)
+	}
+	b := l.down.buf[:cap(l.down.buf)]
+	m, err := readFD(l.sock, b)
+	switch {
+	case m > 0:
+		l.down.buf, l.down.off = b[:m], 0
+		if l.editorGone {
+			l.down.buf = l.down.buf[:0]
+		}
+	case err == unix.EAGAIN:
+	default:
+		l.backendEOF = true
+	}
+}
+
+// flushUp writes pending editor bytes to the backend as far as it takes
+// them; an error means the backend is gone.
+func (l *pollLoop) flushUp() error {
+	for l.up.pending() {
+		if l.backendEOF {
+			l.up.buf, l.up.off = l.up.buf[:0], 0
+			return nil
+		}
+		m, err := unix.Write(l.sock, l.up.buf[l.up.off:])
+		if m > 0 {
+			l.up.off += m
+		}
+		switch {
+		case err == nil:
+		case err == unix.EINTR:
+		case err == unix.EAGAIN:
+			return nil
+		default:
+			l.up.buf, l.up.off = l.up.buf[:0], 0
+			return err
+		}
+	}
+	l.up.buf, l.up.off = l.up.buf[:0], 0
+	return nil
+}
+
+// flushDown writes pending backend bytes to the editor as far as it takes
+// them. A failed write (EPIPE) means the editor is gone: the rest is
+// dropped and the loop ends as a detach.
+func (l *pollLoop) flushDown() {
+	for l.down.pending() {
+		m, err := unix.Write(l.out, l.down.buf[l.down.off:])
+		if m > 0 {
+			l.down.off += m
+		}
+		switch {
+		case err == nil:
+		case err == unix.EINTR:
+		case err == unix.EAGAIN:
+			return
+		default:
+			l.editorGone, l.editorEOF = true, true
+			l.down.buf, l.down.off = l.down.buf[:0], 0
+			return
+		}
+	}
+	l.down.buf, l.down.off = l.down.buf[:0], 0
+}
+
+// readFD reads once, retrying EINTR. It returns (0, nil) at EOF.
+func readFD(fd int, b []byte) (int, error) {
+	for {
+		m, err := unix.Read(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if m < 0 {
+			m = 0
+		}
+		if err != nil && !errors.Is(err, unix.EAGAIN) {
+			return 0, err
+		}
+		return m, err
+	}
+}
