@@ -83,6 +83,7 @@ func relayPoll(ctx context.Context, ed Editor, conn, presence net.Conn) (Outcome
 	l.up.buf = append(l.up.buf, ed.Pending...)
 	l.scan.Scan(ed.Pending)
 	l.spliceOut = canSplice(outF)
+	l.spliceIn = canSplice(inF)
 	return l.run(), true
 }
 
@@ -151,6 +152,11 @@ type pollLoop struct {
 	// (Linux splice(2), when the editor's end is a pipe), never copied
 	// through buf. outFull: the last splice found the pipe full.
 	spliceOut, outFull bool
+
+	// spliceIn: editor→backend bulk moves pipe→socket inside the kernel
+	// (Linux). bulk: the last read took a full pipe's worth, so more is
+	// likely queued. sockFull: the last splice found the socket full.
+	spliceIn, bulk, sockFull bool
 }
 
 // run is the loop. Each round: poll for what can make progress, then
@@ -199,7 +205,10 @@ func (l *pollLoop) run() Outcome {
 		if l.pres >= 0 {
 			add(l.pres, unix.POLLIN)
 		}
-		if !l.editorEOF && !l.up.pending() {
+		switch {
+		case l.sockFull && !l.backendEOF:
+			add(l.sock, unix.POLLOUT)
+		case !l.editorEOF && !l.up.pending():
 			add(l.in, unix.POLLIN)
 		}
 		if l.up.pending() && !l.backendEOF {
@@ -251,8 +260,17 @@ func (l *pollLoop) run() Outcome {
 		}
 		// Reads are attempted by readiness, but a spurious wake-up only
 		// costs an EAGAIN.
-		if !l.editorEOF && !l.up.pending() && ready(fds[:n], l.in) {
-			l.readUp()
+		if l.sockFull && (l.backendEOF || ready(fds[:n], l.sock)) {
+			l.sockFull = false
+		}
+		if !l.sockFull && !l.editorEOF && !l.up.pending() && ready(fds[:n], l.in) {
+			if l.spliceIn && l.bulk && !l.backendEOF {
+				if err := l.spliceUp(); err != nil {
+					return l.backendGoneOutcome()
+				}
+			} else {
+				l.readUp()
+			}
 		}
 		if l.spliceOut {
 			if l.outFull && ready(fds[:n], l.out) {
@@ -291,6 +309,7 @@ func (l *pollLoop) readUp() {
 	case m > 0:
 		l.up.buf, l.up.off = b[:m], 0
 		l.scan.Scan(l.up.buf)
+		l.bulk = m >= bulkRead
 		if l.backendEOF {
 			l.up.buf = l.up.buf[:0] // nobody to send it to; only watch for exit
 		}

@@ -18,6 +18,53 @@ func canSplice(out *os.File) bool {
 	return err == nil && fi.Mode()&os.ModeNamedPipe != 0
 }
 
+// bulkRead is a read size that suggests a bulk transfer (a full default
+// pipe): the next wake-up splices instead of copying.
+const bulkRead = 64 << 10
+
+// scanKeep is how much of a burst is always read and scanned rather than
+// spliced: the end of what the editor has written, where an LSP exit
+// notification (the last message of a session, ~60 bytes) can be.
+const scanKeep = 8 << 10
+
+// spliceUp moves the editor's queued bytes, all but the last scanKeep, into
+// the socket without copying them through the process; the rest is read
+// and scanned as usual. The exit scanner does not see the spliced bytes:
+// exit is the last message of a session, so it is in the part read — a
+// client that sent more than scanKeep bytes after its exit would make the
+// proxy miss it, which costs only the exit code. An error means the backend
+// is gone.
+func (l *pollLoop) spliceUp() error {
+	avail, err := unix.IoctlGetInt(l.in, unix.TIOCINQ) // FIONREAD
+	if err != nil || avail <= 2*scanKeep {
+		l.bulk = false
+		l.readUp()
+		return nil
+	}
+	n, err := unix.Splice(l.in, nil, l.sock, nil, avail-scanKeep, unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
+	switch {
+	case n > 0:
+		l.scan.n = 0 // the stream the scanner sees is no longer contiguous
+		if int(n) < avail-scanKeep {
+			l.sockFull = true
+		}
+		return nil
+	case err == unix.EINTR:
+		return nil
+	case err == unix.EAGAIN:
+		l.sockFull = true // the pipe had data, so the socket is full
+		return nil
+	case err == nil:
+		l.editorEOF = true
+		return nil
+	case err == unix.EPIPE || err == unix.ECONNRESET:
+		return err
+	default:
+		l.spliceIn = false // not supported for this pair: copy
+		return nil
+	}
+}
+
 // spliceDown moves what the backend has sent into the editor's pipe until
 // the socket is empty, the pipe is full, or one side ended. EAGAIN does not
 // say which of the first two happened; a zero-timeout poll of the pipe does.

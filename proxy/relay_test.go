@@ -124,10 +124,16 @@ func TestRelayPipesBulk(t *testing.T) {
 }
 
 // TestRelayPipesBackendCloses: the backend closing while the editor stays
-// is a failure; after the editor's LSP exit (split across two writes) it
-// is a clean end.
+// is a failure; after the editor's LSP exit (split across two writes, and
+// right after 2 MiB of bulk data, which the relay splices) it is a clean
+// end.
 func TestRelayPipesBackendCloses(t *testing.T) {
-	for _, sendExit := range []bool{false, true} {
+	bulk := bytes.Repeat([]byte("x"), 2<<20)
+	for _, tc := range []struct {
+		sendExit bool
+		before   []byte
+	}{{false, nil}, {true, nil}, {true, bulk}} {
+		sendExit := tc.sendExit
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -139,6 +145,12 @@ func TestRelayPipesBackendCloses(t *testing.T) {
 		b, err := ln.Accept()
 		if err != nil {
 			t.Fatal(err)
+		}
+		if tc.before != nil {
+			go e.toProxy.Write(tc.before)
+			if _, err := io.ReadFull(b, make([]byte, len(tc.before))); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if sendExit {
 			msg := "Content-Length: 33\r\n\r\n{\"jsonrpc\":\"2.0\",\"method\":\"exit\"}"
@@ -153,7 +165,7 @@ func TestRelayPipesBackendCloses(t *testing.T) {
 			want = EditorClosed
 		}
 		if o := waitOutcome(t, done); o != want {
-			t.Errorf("exit sent %v: outcome %v, want %v", sendExit, o, want)
+			t.Errorf("exit sent %v after %d bytes: outcome %v, want %v", sendExit, len(tc.before), o, want)
 		}
 	}
 }
