@@ -2,7 +2,7 @@
 # bench/run.sh — procref's benchmarks (issue 4, item 6); results go to
 # docs/benchmarks.md.
 #
-# Builds procref (as a user would: `go build ./cmd/procref`) and
+# Builds procref (as a user would: `CGO_ENABLED=0 go build ./cmd/procref`) and
 # bench/procbench into a temporary directory, prints the date, the machine
 # (nproc, lscpu, free, kernel, load), the Go, gopls and procref versions and
 # the commit, then runs procbench, which measures in one run and prints
@@ -48,7 +48,7 @@ if [[ ${SRC:-} == head ]]; then
 	git -C "$root" archive HEAD | tar -x -C "$src"
 	built="HEAD"
 fi
-(cd "$src" && go build -o "$bin/procref" ./cmd/procref && go build -o "$bin/procbench" ./bench/procbench &&
+(cd "$src" && CGO_ENABLED=0 go build -o "$bin/procref" ./cmd/procref && go build -o "$bin/procbench" ./bench/procbench &&
 	go build -o "$bin/emptymain" ./bench/emptymain)
 
 gopls=${GOPLS:-$(command -v gopls || true)}
