@@ -59,8 +59,8 @@ func NewReader(r io.Reader, max int64) *Reader {
 	return &Reader{br: bufio.NewReaderSize(r, 64<<10), max: max}
 }
 
-// Read blocks until the next message and returns its body in a fresh slice
-// that the caller owns. It returns io.EOF at a clean end of stream (between
+// Read blocks until the next message and returns its body in a slice that
+// the caller owns (large bodies reuse buffers handed back with [Recycle]). It returns io.EOF at a clean end of stream (between
 // messages), io.ErrUnexpectedEOF when the stream ends inside a message,
 // a wrapped [ErrBadHeader] for a header block it cannot trust, and a wrapped
 // [ErrTooLarge] for a body over the bound (after which Read may be called
@@ -94,6 +94,26 @@ func Write(w io.Writer, body []byte) error {
 	_, err := w.Write(buf)
 	return err
 }
+
+// WriteEdited writes body with edits applied (see [SpliceAll]) as one
+// framed message without building the edited body: a small message is
+// copied into one buffer and written with one Write; in a large one the
+// header, the edits and the short stretches between them are gathered into
+// small buffers and the long unchanged stretches of body are handed to w
+// as they are, with one writev for a net.Conn and consecutive Writes
+// otherwise (so w must have no other writer meanwhile). Edits must not
+// overlap. body is not modified or retained.
+func WriteEdited(w io.Writer, body []byte, edits ...Edit) error {
+	return writeEdited(w, body, edits)
+}
+
+// Recycle hands a body returned by [Reader.Read] back to the package's
+// buffer pool, for a later Read of a large message to reuse. The caller
+// must hold no reference to body or any slice of it afterwards; not
+// calling Recycle is always safe (the garbage collector takes the body).
+// Slices that did not come from Read are ignored unless their capacity is
+// a pool size class, in which case they are pooled too.
+func Recycle(body []byte) { recycle(body) }
 
 // AppendHeader appends the "Content-Length: N\r\n\r\n" header for a body of
 // n bytes to dst.

@@ -443,9 +443,11 @@ func benchRead(b *testing.B, size int) {
 			if done >= b.N {
 				break
 			}
-			if _, err := r.Read(); err != nil {
+			body, err := r.Read()
+			if err != nil {
 				b.Fatal(err)
 			}
+			Recycle(body) // as the mux does once a body is written
 			done++
 		}
 	}
@@ -544,5 +546,55 @@ func TestScanManyKeysAccepted(t *testing.T) {
 	b.WriteString(`}}`)
 	if _, err := Scan([]byte(b.String())); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestWriteEdited(t *testing.T) {
+	for _, size := range []int{10, 60 << 10, 1 << 20} {
+		body := make([]byte, size)
+		for i := range body {
+			body[i] = 'a' + byte(i%26)
+		}
+		edits := []Edit{
+			{At: Span{size - 3, size - 1}, With: []byte("TAIL")},
+			{At: Span{1, 4}, With: []byte("12345")},
+			{At: Span{size / 2, size/2 + 1}, With: bytes.Repeat([]byte("M"), 20<<10)},
+		}
+		want := AppendFrame(nil, SpliceAll(body, edits...))
+		var got bytes.Buffer
+		if err := WriteEdited(&got, body, edits...); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want) {
+			t.Errorf("size %d: WriteEdited differs from AppendFrame(SpliceAll)", size)
+		}
+		got.Reset()
+		if err := WriteEdited(&got, body); err != nil || !bytes.Equal(got.Bytes(), AppendFrame(nil, body)) {
+			t.Errorf("size %d: WriteEdited without edits differs (%v)", size, err)
+		}
+	}
+}
+
+// TestReaderRecycle reads large bodies into recycled buffers: every body
+// must hold its own message whatever was pooled before.
+func TestReaderRecycle(t *testing.T) {
+	var stream []byte
+	sizes := []int{300 << 10, 5 << 20, 300 << 10, 70 << 10, 5 << 20, 2<<20 + 1}
+	for i, n := range sizes {
+		stream = AppendFrame(stream, bytes.Repeat([]byte{'A' + byte(i)}, n))
+	}
+	r := NewReader(bytes.NewReader(stream), 0)
+	for i, n := range sizes {
+		b, err := r.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) != n || bytes.Count(b, []byte{'A' + byte(i)}) != n {
+			t.Fatalf("message %d: %d bytes, want %d of %c", i, len(b), n, 'A'+byte(i))
+		}
+		Recycle(b)
+	}
+	if _, err := r.Read(); err != io.EOF {
+		t.Fatalf("end: %v", err)
 	}
 }

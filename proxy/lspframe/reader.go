@@ -109,21 +109,33 @@ func (r *Reader) header() (int64, error) {
 }
 
 func (r *Reader) body(n int) ([]byte, error) {
-	if n <= firstChunk {
+	if n < 1<<poolMinShift {
 		b := make([]byte, n)
 		_, err := io.ReadFull(r.br, b)
 		return b, err
 	}
-	b := make([]byte, 0, firstChunk)
+	if b := pooled(n); b != nil {
+		// a warm buffer costs no new memory, whatever the peer sends
+		if _, err := io.ReadFull(r.br, b); err != nil {
+			recycle(b)
+			return nil, err
+		}
+		return b, nil
+	}
+	b := alloc(min(n, firstChunk))[:0]
 	for len(b) < n {
 		if len(b) == cap(b) {
 			// grow 8x: few copies for big bodies, while a peer that
 			// announces much and sends little costs at most 8x what it sent
-			b = append(b[:len(b):len(b)], make([]byte, min(8*cap(b), n)-len(b))...)[:len(b)]
+			nb := alloc(min(8*cap(b), n))
+			copy(nb, b)
+			recycle(b)
+			b = nb[:len(b)]
 		}
 		m, err := r.br.Read(b[len(b):min(cap(b), n)])
 		b = b[:len(b)+m]
 		if err != nil && len(b) < n {
+			recycle(b)
 			return nil, err
 		}
 	}

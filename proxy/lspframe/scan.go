@@ -439,7 +439,9 @@ func (s *scanner) number() error {
 }
 
 func lookup(raw []byte, path []string) (Span, bool, error) {
-	s := scanner{b: raw}
+	// raw is valid (checked by Scan, or from the trusted backend): skip
+	// strings with IndexByte instead of validating them again.
+	s := scanner{b: raw, trusted: true}
 	base := 0
 	for pi, want := range path {
 		s.ws()
@@ -480,7 +482,7 @@ func lookup(raw []byte, path []string) (Span, bool, error) {
 					return Span{base + vs, base + ve}, true, nil
 				}
 				// descend: rescan inside this value
-				s = scanner{b: raw[vs:ve]}
+				s = scanner{b: raw[vs:ve], trusted: true}
 				base += vs
 				raw = raw[vs:ve]
 				found = true
@@ -654,7 +656,7 @@ func spliceAll(b []byte, edits []Edit) []byte {
 // the span of the whole member (key start to value end) and of its value;
 // fn returns false to stop.
 func objectMembers(raw []byte, fn func(key []byte, member, value Span) (bool, error)) error {
-	s := scanner{b: raw}
+	s := scanner{b: raw, trusted: true} // raw is valid: see lookup
 	s.ws()
 	if !s.eat('{') {
 		return s.bad("not an object")
