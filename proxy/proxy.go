@@ -136,6 +136,13 @@ type Editor struct {
 	// Pending are bytes already read from In (for instance while peeking
 	// at initialize); they reach the backend before anything else.
 	Pending []byte
+	// LSP says the editor's stream is LSP-framed and the backend is shared
+	// as is (tcp mode): the relay then keeps the editor's exit
+	// notification from the backend and half-closes the connection
+	// instead, which ends only this window's session (gopls ends its whole
+	// process on an exit without shutdown). The framing is followed
+	// exactly; a stream that stops looking like LSP passes unchanged.
+	LSP bool
 }
 
 // Relay copies bytes editor→conn and conn→editor until one side ends, then
@@ -168,6 +175,9 @@ func relayCopy(ctx context.Context, ed Editor, conn net.Conn, presence net.Conn)
 	defer closeConn()
 
 	watch := &exitWatcher{r: io.MultiReader(bytes.NewReader(ed.Pending), ed.In)}
+	if ed.LSP {
+		watch.gate = newLSPGate()
+	}
 	go func() {
 		defer close(editorDone)
 		// Plain read/write with a large buffer: io.Copy would pick a
@@ -228,21 +238,51 @@ func relayCopy(ctx context.Context, ed Editor, conn net.Conn, presence net.Conn)
 // cmd/procref) a 16 MiB message crosses in a few system calls.
 const copyBuffer = 256 << 10
 
-// exitWatcher passes the editor's bytes through an exitScanner.
+// exitWatcher passes the editor's bytes through an exitScanner, and
+// through an lspGate if set (then it ends at the exit notification).
 type exitWatcher struct {
 	r    io.Reader
+	gate *lspGate
+	out  []byte // gate output not yet returned
+	buf  []byte
 	mu   sync.Mutex
 	scan exitScanner
 }
 
 func (w *exitWatcher) Read(p []byte) (int, error) {
-	n, err := w.r.Read(p)
-	if n > 0 {
-		w.mu.Lock()
-		w.scan.Scan(p[:n])
-		w.mu.Unlock()
+	if w.gate == nil {
+		n, err := w.r.Read(p)
+		if n > 0 {
+			w.mu.Lock()
+			w.scan.Scan(p[:n])
+			w.mu.Unlock()
+		}
+		return n, err
 	}
-	return n, err
+	for len(w.out) == 0 {
+		w.mu.Lock()
+		exit := w.gate.exit
+		w.mu.Unlock()
+		if exit {
+			return 0, io.EOF
+		}
+		if w.buf == nil {
+			w.buf = make([]byte, 64<<10)
+		}
+		n, err := w.r.Read(w.buf)
+		w.mu.Lock()
+		w.out = w.gate.Filter(w.out[:0], w.buf[:n])
+		if w.gate.exit {
+			w.scan.saw = true
+		}
+		w.mu.Unlock()
+		if err != nil && len(w.out) == 0 {
+			return 0, err
+		}
+	}
+	n := copy(p, w.out)
+	w.out = w.out[n:]
+	return n, nil
 }
 
 func (w *exitWatcher) sawExit() bool {

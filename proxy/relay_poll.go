@@ -80,8 +80,15 @@ func relayPoll(ctx context.Context, ed Editor, conn, presence net.Conn) (Outcome
 	pollRelays.Add(1)
 	l := &pollLoop{in: in, out: out, sock: sock, pres: pres, wake: wake}
 	l.up.buf = make([]byte, 0, max(pollBuffer, len(ed.Pending)))
-	l.up.buf = append(l.up.buf, ed.Pending...)
-	l.scan.Scan(ed.Pending)
+	if ed.LSP {
+		l.gate = newLSPGate()
+		l.rbuf = make([]byte, pollBuffer)
+		l.up.buf = l.gate.Filter(l.up.buf, ed.Pending)
+		l.gateCheck()
+	} else {
+		l.up.buf = append(l.up.buf, ed.Pending...)
+		l.scan.Scan(ed.Pending)
+	}
 	l.spliceOut = canSplice(outF)
 	l.spliceIn = canSplice(inF)
 	return l.run(), true
@@ -142,6 +149,8 @@ type pollLoop struct {
 
 	up, down half // editor→backend, backend→editor
 	scan     exitScanner
+	gate     *lspGate // Editor.LSP: follows the framing, withholds exit
+	rbuf     []byte   // with gate: what was read, before filtering
 
 	editorEOF   bool // the editor closed its end (or reading it failed)
 	backendEOF  bool // the backend closed its end
@@ -302,7 +311,33 @@ func ready(fds []unix.PollFd, fd int) bool {
 	return false
 }
 
+// gateCheck ends the editor's side once the gate has withheld exit: what
+// came before it is flushed, then the connection is half-closed.
+func (l *pollLoop) gateCheck() {
+	if l.gate.exit {
+		l.scan.saw = true
+		l.editorEOF = true
+	}
+}
+
 func (l *pollLoop) readUp() {
+	if l.gate != nil {
+		m, err := readFD(l.in, l.rbuf)
+		switch {
+		case m > 0:
+			l.up.buf = l.gate.Filter(l.up.buf[:0], l.rbuf[:m])
+			l.up.off = 0
+			l.gateCheck()
+			l.bulk = m >= bulkRead
+			if l.backendEOF {
+				l.up.buf = l.up.buf[:0]
+			}
+		case err == unix.EAGAIN:
+		default:
+			l.editorEOF = true
+		}
+		return
+	}
 	b := l.up.buf[:cap(l.up.buf)]
 	m, err := readFD(l.in, b)
 	switch {

@@ -35,6 +35,9 @@ const scanKeep = 8 << 10
 // proxy miss it, which costs only the exit code. An error means the backend
 // is gone.
 func (l *pollLoop) spliceUp() error {
+	if l.gate != nil {
+		return l.spliceUpGated()
+	}
 	avail, err := unix.IoctlGetInt(l.in, unix.TIOCINQ) // FIONREAD
 	if err != nil || avail <= 2*scanKeep {
 		l.bulk = false
@@ -61,6 +64,38 @@ func (l *pollLoop) spliceUp() error {
 		return err
 	default:
 		l.spliceIn = false // not supported for this pair: copy
+		return nil
+	}
+}
+
+// spliceUpGated splices what the gate lets bypass it: the rest of a large
+// message body, exactly, which is never inspected.
+func (l *pollLoop) spliceUpGated() error {
+	k := min(l.gate.Splicable(), spliceChunk)
+	if k == 0 {
+		l.readUp()
+		return nil
+	}
+	n, err := unix.Splice(l.in, nil, l.sock, nil, k, unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
+	switch {
+	case n > 0:
+		l.gate.Skip(int(n))
+		return nil
+	case err == unix.EINTR:
+		return nil
+	case err == unix.EAGAIN:
+		// Either side: the pipe may be empty (a spurious wake-up) or the
+		// socket full. Reading settles it without losing anything.
+		l.bulk = false
+		l.readUp()
+		return nil
+	case err == nil:
+		l.editorEOF = true
+		return nil
+	case err == unix.EPIPE || err == unix.ECONNRESET:
+		return err
+	default:
+		l.spliceIn = false
 		return nil
 	}
 }

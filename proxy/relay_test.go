@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -271,5 +273,127 @@ func TestExitScanner(t *testing.T) {
 	n.Scan([]byte(`{"method":"shutdown"} {"params":{"x":"exit"}}`))
 	if n.saw {
 		t.Error("false exit")
+	}
+}
+
+func frame(body string) string {
+	return "Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+}
+
+// TestLSPGate: whatever the chunking, the gate passes every message before
+// the exit notification byte for byte, never the exit body, and nothing
+// after it; large bodies can bypass it exactly.
+func TestLSPGate(t *testing.T) {
+	big := `{"jsonrpc":"2.0","method":"textDocument/didChange","params":{"text":"` + strings.Repeat("a", 10000) + ` \"method\":\"exit\""}}`
+	before := frame(`{"jsonrpc":"2.0","id":1,"method":"shutdown"}`) + frame(big) +
+		frame(`{"jsonrpc":"2.0","method":"x","params":{"method":"exit"}}`) + "content-length:  2\r\nContent-Type: x\r\n\r\n{}"
+	exit := frame(`{"jsonrpc":"2.0","method":"exit"}`)
+	stream := before + exit + frame(`{"jsonrpc":"2.0","id":2,"method":"after"}`)
+	exitBody := len(before) + strings.Index(exit, "{")
+	for _, size := range []int{1, 2, 3, 7, 64, 1000, 4096, len(stream)} {
+		g := newLSPGate()
+		var out []byte
+		for i := 0; i < len(stream); i += size {
+			out = g.Filter(out, []byte(stream[i:min(i+size, len(stream))]))
+		}
+		if !g.exit {
+			t.Fatalf("chunks of %d: exit not seen", size)
+		}
+		if string(out) != stream[:exitBody] {
+			t.Fatalf("chunks of %d: passed %d bytes, want the %d before the exit body", size, len(out), exitBody)
+		}
+	}
+	// Splicing the large body's middle.
+	g := newLSPGate()
+	out := g.Filter(nil, []byte(before[:200]))
+	k := g.Splicable()
+	if k == 0 {
+		t.Fatal("nothing splicable inside a large body")
+	}
+	g.Skip(k)
+	out = append(out, before[200:200+k]...)
+	out = g.Filter(out, []byte(stream[200+k:]))
+	if !g.exit || string(out) != stream[:exitBody] {
+		t.Fatalf("with a splice: exit %v, %d bytes", g.exit, len(out))
+	}
+	// Not LSP: everything passes.
+	g = newLSPGate()
+	junk := strings.Repeat("no header here ", 400) + exit
+	if out := g.Filter(nil, []byte(junk)); string(out) != junk || !g.raw {
+		t.Errorf("raw stream changed (raw %v)", g.raw)
+	}
+}
+
+// TestRelayPipesLSPExitWithheld: in LSP mode the backend gets every message
+// but the exit notification, then EOF; the relay ends cleanly.
+func TestRelayPipesLSPExitWithheld(t *testing.T) {
+	for _, pendingExit := range []bool{false, true} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		msgs := frame(`{"jsonrpc":"2.0","id":1,"method":"shutdown"}`) + frame(`{"jsonrpc":"2.0","method":"x","params":{"big":"`+strings.Repeat("b", 300<<10)+`"}}`)
+		exit := frame(`{"jsonrpc":"2.0","method":"exit"}`)
+		var pending []byte
+		if pendingExit {
+			pending = []byte(msgs + exit)
+		}
+		e := newEditorPipes(t, pending)
+		e.ed.LSP = true
+		done := make(chan Outcome, 1)
+		go func() { done <- Relay(context.Background(), e.ed, dialT(t, ln.Addr().String()), nil) }()
+		b, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !pendingExit {
+			go e.toProxy.Write([]byte(msgs + exit))
+		}
+		got, err := io.ReadAll(b) // ends when the relay half-closes
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := msgs + exit[:strings.Index(exit, "{")]; string(got) != want {
+			t.Errorf("pending %v: backend got %d bytes, want %d (everything but the exit body)", pendingExit, len(got), len(want))
+		}
+		b.Close()
+		if o := waitOutcome(t, done); o != EditorClosed {
+			t.Errorf("pending %v: outcome %v, want EditorClosed", pendingExit, o)
+		}
+	}
+}
+
+// TestRelayCopyLSPExitWithheld: the goroutine relay (editor not on pipes)
+// withholds exit the same way.
+func TestRelayCopyLSPExitWithheld(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	msgs := frame(`{"jsonrpc":"2.0","id":1,"method":"shutdown"}`)
+	exit := frame(`{"jsonrpc":"2.0","method":"exit"}`)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	done := make(chan Outcome, 1)
+	go func() {
+		done <- Relay(context.Background(), Editor{In: pr, Out: io.Discard, LSP: true}, dialT(t, ln.Addr().String()), nil)
+	}()
+	b, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go pw.Write([]byte(msgs + exit))
+	got, err := io.ReadAll(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := msgs + exit[:strings.Index(exit, "{")]; string(got) != want {
+		t.Errorf("backend got %q, want %q", got, want)
+	}
+	b.Close()
+	if o := waitOutcome(t, done); o != EditorClosed {
+		t.Errorf("outcome %v, want EditorClosed", o)
 	}
 }

@@ -22,8 +22,9 @@ import (
 
 // TestGoplsTCPMode: two proxies (two editor windows, each a Go LSP client)
 // share one real `gopls serve -listen=127.0.0.1:{port}`: both get
-// diagnostics and a hover; exactly one gopls; gone within 2 s after both
-// detach.
+// diagnostics and a hover; exactly one gopls; a third window that sends
+// exit without shutdown (which makes gopls end its whole process) leaves
+// gopls and the others untouched; gone within 2 s after all detach.
 func TestGoplsTCPMode(t *testing.T) {
 	gopls := requireServer(t, "gopls")
 	e := newEnv(t)
@@ -76,6 +77,27 @@ func TestGoplsTCPMode(t *testing.T) {
 		t.Fatalf("want exactly one gopls child of host %d, got %v", hint.Host.PID, got)
 	}
 	backend := hint.Backend
+
+	// A window that quits rudely: exit without shutdown.
+	p3 := e.start(ws, []string{"GOFLAGS=-mod=mod"}, "--", gopls, "serve", "-listen=127.0.0.1:{port}")
+	c3 := p3.client(ctx)
+	if _, err := c3.Initialize(ctx, ws); err != nil {
+		t.Fatalf("window 3: %v; stderr: %s", err, p3.stderr.String())
+	}
+	if err := c3.Notify(ctx, "exit", nil); err != nil {
+		t.Fatal(err)
+	}
+	if code := p3.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("window 3 (exit without shutdown): proxy exit code %d; stderr: %s", code, p3.stderr.String())
+	}
+	c3.Close()
+	if !backend.Alive() {
+		t.Fatal("one window's exit without shutdown ended the shared gopls")
+	}
+	if h, err := clients[0].Hover(ctx, uri, 5, 6); err != nil || !strings.Contains(h, "Greeting") {
+		t.Fatalf("window 0 after window 3's exit: hover %q, %v", h, err)
+	}
+
 	for i, c := range clients {
 		if err := c.Shutdown(ctx); err != nil {
 			t.Errorf("window %d: %v", i, err)

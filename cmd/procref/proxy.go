@@ -230,7 +230,10 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	p.relaying = true
 	p.mu.Unlock()
 	pending, _ := in.Peek(in.Buffered())
-	switch proxy.Relay(ctx, proxy.Editor{In: stdin, Out: stdout, Pending: pending}, conn, presence) {
+	// In tcp mode, once the editor's initialize has shown the stream is
+	// LSP, the relay keeps the editor's exit from the shared server.
+	lsp := spec.Mode == host.ModeTCP && p.first != nil
+	switch proxy.Relay(ctx, proxy.Editor{In: stdin, Out: stdout, Pending: pending, LSP: lsp}, conn, presence) {
 	case proxy.EditorClosed, proxy.Canceled:
 		return exitOK
 	default:

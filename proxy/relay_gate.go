@@ -1,0 +1,150 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+)
+
+// lspGate follows the LSP framing of the editor's stream in tcp mode and
+// keeps the editor's exit notification from the shared server: a TCP-native
+// server such as gopls ends its whole process on an exit that was not
+// preceded by shutdown, which would end it for every window. The proxy
+// instead half-closes its connection, which ends only this client's
+// session. Message boundaries are exact (Content-Length), so nothing else
+// is ever held back; if the stream stops looking like LSP framing, the gate
+// turns itself off and passes every byte (raw).
+type lspGate struct {
+	hdr   []byte // the current message's header so far (need < 0)
+	need  int    // body bytes still to come; -1 while in a header
+	small []byte // a small body held until complete, to be inspected
+	held  bool   // the current body is being held in small
+	raw   bool   // framing lost: pass everything
+	exit  bool   // an exit notification was withheld; nothing more passes
+}
+
+const (
+	// gateMaxHeader bounds an LSP header; longer means it is not LSP.
+	gateMaxHeader = 4 << 10
+	// gateSmallBody: bodies up to this size are held until complete and
+	// looked at; larger ones (never an exit) stream through or are spliced.
+	gateSmallBody = 4 << 10
+)
+
+func newLSPGate() *lspGate { return &lspGate{need: -1} }
+
+// Filter appends to dst the bytes of chunk that may go to the server now,
+// and returns dst. Once the gate has seen exit it returns dst unchanged.
+func (g *lspGate) Filter(dst, chunk []byte) []byte {
+	for len(chunk) > 0 && !g.exit {
+		if g.raw {
+			return append(dst, chunk...)
+		}
+		if g.need < 0 { // header
+			old := len(g.hdr)
+			g.hdr = append(g.hdr, chunk...)
+			end := bytes.Index(g.hdr, []byte("\r\n\r\n"))
+			if end < 0 {
+				if len(g.hdr) > gateMaxHeader {
+					g.raw = true
+				}
+				// Header bytes pass as they come: a partial header
+				// never makes the server act.
+				return append(dst, chunk...)
+			}
+			end += 4
+			n, ok := contentLength(g.hdr[:end])
+			if !ok {
+				g.raw = true
+				return append(dst, chunk...)
+			}
+			used := end - old // bytes of chunk that belong to the header
+			dst = append(dst, chunk[:used]...)
+			chunk = chunk[used:]
+			g.hdr = g.hdr[:0]
+			g.need = n
+			g.held = n <= gateSmallBody
+			g.small = g.small[:0]
+			if n == 0 {
+				g.need = -1
+			}
+			continue
+		}
+		k := min(g.need, len(chunk))
+		if g.held {
+			g.small = append(g.small, chunk[:k]...)
+		} else {
+			dst = append(dst, chunk[:k]...)
+		}
+		chunk = chunk[k:]
+		g.need -= k
+		if g.need == 0 {
+			g.need = -1
+			if g.held {
+				if isExitNotification(g.small) {
+					g.exit = true
+					return dst
+				}
+				dst = append(dst, g.small...)
+			}
+		}
+	}
+	return dst
+}
+
+// Splicable is how many bytes may bypass Filter right now: the rest of a
+// large body, which is never inspected.
+func (g *lspGate) Splicable() int {
+	if g.exit {
+		return 0
+	}
+	if g.raw {
+		return 1 << 30
+	}
+	if g.need > 0 && !g.held {
+		return g.need
+	}
+	return 0
+}
+
+// Skip notes that n bytes (at most Splicable) went around Filter.
+func (g *lspGate) Skip(n int) {
+	if g.raw || n <= 0 {
+		return
+	}
+	g.need -= n
+	if g.need == 0 {
+		g.need = -1
+	}
+}
+
+// contentLength parses the Content-Length of an LSP header block.
+func contentLength(h []byte) (int, bool) {
+	n, found := -1, false
+	for _, line := range bytes.Split(h, []byte("\r\n")) {
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		if string(bytes.ToLower(bytes.TrimSpace(k))) == "content-length" {
+			x, err := strconv.Atoi(string(bytes.TrimSpace(v)))
+			if err != nil || x < 0 {
+				return 0, false
+			}
+			n, found = x, true
+		}
+	}
+	return n, found
+}
+
+// isExitNotification reports whether body is the LSP exit notification.
+func isExitNotification(body []byte) bool {
+	if !bytes.Contains(body, exitMethod) {
+		return false // the common case costs one search
+	}
+	var m struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+	}
+	return json.Unmarshal(body, &m) == nil && m.Method == "exit" && len(m.ID) == 0
+}
