@@ -5,10 +5,12 @@
 //
 //	muxmem -n 8 -file DIR/fixture.c -- /tmp/mm/procref -- procref sample-server
 //	muxmem -n 4 -file DIR/fixture.c -- clangd
+//	muxmem -n 4 -diag -lang cpp -hover 395:7 -file DIR/inventory.cpp -- clangd
 //
 // Each window is a child process started in the file's directory (procref's
 // root is the working directory). A window sends initialize, waits for its
-// result, then sends initialized, didOpen for the file and a hover request at 0:0, and counts as ready when
+// result, then sends initialized, didOpen for the file and a hover request at
+// -hover (0-based line:character, default 0:0), and counts as ready when
 // the hover is answered and, if -diag, a publishDiagnostics for the file has
 // arrived (with -diag-wait as the bound for windows that share an
 // already-open document, which the backend does not diagnose again).
@@ -46,6 +48,7 @@ func main() {
 	n := flag.Int("n", 4, "number of windows")
 	file := flag.String("file", "", "document to open (its directory is the workspace root)")
 	lang := flag.String("lang", "c", "languageId of the document")
+	hoverAt := flag.String("hover", "0:0", "hover position, 0-based `line:character`")
 	diag := flag.Bool("diag", false, "wait for publishDiagnostics too")
 	diagWait := flag.Duration("diag-wait", 3*time.Second, "bound on the diagnostics wait for windows after the first")
 	settle := flag.Duration("settle", 2*time.Second, "wait before measuring")
@@ -60,7 +63,12 @@ func main() {
 	if !*childErr {
 		quiet = true
 	}
-	if err := run(*n, *file, *lang, *diag, *diagWait, *settle, *timeout, cmd); err != nil {
+	var pos [2]int
+	if _, err := fmt.Sscanf(*hoverAt, "%d:%d", &pos[0], &pos[1]); err != nil {
+		fmt.Fprintf(os.Stderr, "muxmem: -hover %q: want line:character: %v\n", *hoverAt, err)
+		os.Exit(2)
+	}
+	if err := run(*n, *file, *lang, pos, *diag, *diagWait, *settle, *timeout, cmd); err != nil {
 		fmt.Fprintln(os.Stderr, "muxmem:", err)
 		os.Exit(1)
 	}
@@ -75,6 +83,12 @@ type window struct {
 	diag   chan struct{}
 	closed chan struct{}
 	uri    string
+	// hoverN is the size of the hover result's JSON ("null" when the
+	// server had nothing); written before hover is closed.
+	hoverN int
+	// diags are the messages of the first publishDiagnostics for the
+	// file; written before diag is closed.
+	diags []string
 }
 
 func (w *window) send(v any) error {
@@ -119,8 +133,17 @@ func (w *window) read(r io.Reader) {
 		var m struct {
 			ID     json.RawMessage `json:"id"`
 			Method string          `json:"method"`
+			Result json.RawMessage `json:"result"`
 			Params struct {
-				URI string `json:"uri"`
+				URI         string `json:"uri"`
+				Diagnostics []struct {
+					Range struct {
+						Start struct {
+							Line int `json:"line"`
+						} `json:"start"`
+					} `json:"range"`
+					Message string `json:"message"`
+				} `json:"diagnostics"`
 			} `json:"params"`
 		}
 		if json.Unmarshal(body, &m) != nil {
@@ -133,16 +156,21 @@ func (w *window) read(r io.Reader) {
 		case m.Method == "" && bytes.Equal(m.ID, []byte("1")):
 			initOnce.Do(func() { close(w.init) })
 		case m.Method == "" && bytes.Equal(m.ID, []byte("2")):
-			hoverOnce.Do(func() { close(w.hover) })
+			hoverOnce.Do(func() { w.hoverN = len(m.Result); close(w.hover) })
 		case m.Method == "textDocument/publishDiagnostics" && m.Params.URI == w.uri:
-			diagOnce.Do(func() { close(w.diag) })
+			diagOnce.Do(func() {
+				for _, d := range m.Params.Diagnostics {
+					w.diags = append(w.diags, fmt.Sprintf("%d: %s", d.Range.Start.Line+1, d.Message))
+				}
+				close(w.diag)
+			})
 		case m.Method != "" && len(m.ID) > 0:
 			w.send(map[string]any{"jsonrpc": "2.0", "id": m.ID, "result": nil})
 		}
 	}
 }
 
-func run(n int, file, lang string, diag bool, diagWait, settle, timeout time.Duration, argv []string) error {
+func run(n int, file, lang string, hoverAt [2]int, diag bool, diagWait, settle, timeout time.Duration, argv []string) error {
 	abs, err := filepath.Abs(file)
 	if err != nil {
 		return err
@@ -197,7 +225,7 @@ func run(n int, file, lang string, diag bool, diagWait, settle, timeout time.Dur
 		w.send(map[string]any{"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": map[string]any{
 			"textDocument": map[string]any{"uri": uri, "languageId": lang, "version": 1, "text": string(text)}}})
 		w.send(map[string]any{"jsonrpc": "2.0", "id": 2, "method": "textDocument/hover", "params": map[string]any{
-			"textDocument": map[string]any{"uri": uri}, "position": map[string]any{"line": 0, "character": 0}}})
+			"textDocument": map[string]any{"uri": uri}, "position": map[string]any{"line": hoverAt[0], "character": hoverAt[1]}}})
 		select {
 		case <-w.hover:
 		case <-w.closed:
@@ -206,6 +234,7 @@ func run(n int, file, lang string, diag bool, diagWait, settle, timeout time.Dur
 			return fmt.Errorf("window %d: no hover answer within %v", i, timeout)
 		}
 		gotDiag := "no"
+		var diags []string
 		if diag {
 			bound := deadline
 			if i > 0 {
@@ -214,13 +243,14 @@ func run(n int, file, lang string, diag bool, diagWait, settle, timeout time.Dur
 			select {
 			case <-w.diag:
 				gotDiag = "yes"
+				diags = w.diags
 			case <-bound:
 				if i == 0 {
 					return fmt.Errorf("window 0: no diagnostics within %v", timeout)
 				}
 			}
 		}
-		slog.Info("window ready", "i", i, "pid", c.Process.Pid, "took", time.Since(start).Round(time.Millisecond), "diagnostics", gotDiag)
+		slog.Info("window ready", "i", i, "pid", c.Process.Pid, "took", time.Since(start).Round(time.Millisecond), "diagnostics", gotDiag, "diag_messages", diags, "hover_bytes", w.hoverN)
 	}
 	time.Sleep(settle) // let the processes reach a steady state; nothing to wait on
 	procs := find(tag)
