@@ -172,7 +172,7 @@ func (m *mux) clientRequest(c *client, f *lspframe.Fields, body []byte) error {
 			}
 		}
 	}
-	return m.forward(c, body, func(hid int64) ([]byte, func()) {
+	return m.forward(c, body, func(hid int64) (item, func()) {
 		origID := append([]byte(nil), f.ID.Of(body)...)
 		edits := []lspframe.Edit{{At: f.ID, With: idToken(hid)}}
 		p := &pending{c: c, origID: origID, method: f.MethodName(), seq: m.activeSeq}
@@ -186,7 +186,9 @@ func (m *mux) clientRequest(c *client, f *lspframe.Fields, body []byte) error {
 		}
 		m.pending[hid] = p
 		c.reqs[string(origID)] = hid
-		return lspframe.SpliceAll(body, edits...), nil
+		// nothing keeps body (ids and tokens were copied): written with
+		// the edits spliced in, then recycled
+		return item{body: body, edits: edits, recycle: true}, nil
 	})
 }
 
@@ -200,9 +202,9 @@ func (m *mux) ready(c *client) bool {
 }
 
 // forward takes c's in-flight quota for body, then (with mu held and the
-// backend running) lets build produce the bytes to send and queues them.
-// build may return nil to send nothing.
-func (m *mux) forward(c *client, body []byte, build func(hid int64) ([]byte, func())) error {
+// backend running) lets build produce the item to send and queues it.
+// build may return an item without a body to send nothing.
+func (m *mux) forward(c *client, body []byte, build func(hid int64) (item, func())) error {
 	n := int64(len(body))
 	for {
 		if !c.quota.acquire(n, c.stop) {
@@ -220,8 +222,9 @@ func (m *mux) forward(c *client, body []byte, build func(hid int64) ([]byte, fun
 		m.activeSeq++
 		c.active = m.activeSeq
 		out, after := build(m.nextID.Add(1))
-		if out != nil {
-			m.toServer(out, func() { c.quota.release(n) })
+		if out.body != nil {
+			out.release = func() { c.quota.release(n) }
+			m.toServerItem(out)
 		} else {
 			c.quota.release(n)
 		}
@@ -249,12 +252,12 @@ func (m *mux) clientNotification(c *client, f *lspframe.Fields, body []byte) err
 			return nil
 		}
 		at := lspframe.Span{Start: f.Params.Start + sp.Start, End: f.Params.Start + sp.End}
-		return m.forward(c, body, func(int64) ([]byte, func()) {
+		return m.forward(c, body, func(int64) (item, func()) {
 			hid, ok := c.reqs[string(at.Of(body))]
 			if !ok {
-				return nil, nil // already answered
+				return item{}, nil // already answered
 			}
-			return lspframe.Splice(body, at, idToken(hid)), nil
+			return item{body: body, edits: []lspframe.Edit{{At: at, With: idToken(hid)}}}, nil
 		})
 	case "window/workDoneProgress/cancel":
 		sp, ok, _ := lspframe.Lookup(params, "token")
@@ -262,11 +265,11 @@ func (m *mux) clientNotification(c *client, f *lspframe.Fields, body []byte) err
 			return nil
 		}
 		at := lspframe.Span{Start: f.Params.Start + sp.Start, End: f.Params.Start + sp.End}
-		return m.forward(c, body, func(int64) ([]byte, func()) {
+		return m.forward(c, body, func(int64) (item, func()) {
 			if htok, ok := c.tokens[string(at.Of(body))]; ok {
-				return lspframe.Splice(body, at, []byte(htok)), nil
+				return item{body: body, edits: []lspframe.Edit{{At: at, With: []byte(htok)}}}, nil
 			}
-			return body, nil // a token the backend created
+			return item{body: body}, nil // a token the backend created
 		})
 	case "textDocument/didOpen":
 		p, vs, err := parseDidOpen(params)
@@ -278,8 +281,8 @@ func (m *mux) clientNotification(c *client, f *lspframe.Fields, body []byte) err
 		if vs.Ok() {
 			verAt = lspframe.Span{Start: f.Params.Start + vs.Start, End: f.Params.Start + vs.End}
 		}
-		return m.forward(c, body, func(int64) ([]byte, func()) {
-			return m.openDoc(c, &p, body, verAt), nil
+		return m.forward(c, body, func(int64) (item, func()) {
+			return item{body: m.openDoc(c, &p, body, verAt)}, nil
 		})
 	case "textDocument/didChange":
 		var p didChangeParams
@@ -292,8 +295,8 @@ func (m *mux) clientNotification(c *client, f *lspframe.Fields, body []byte) err
 		if vs.Ok() {
 			verAt = lspframe.Span{Start: f.Params.Start + vs.Start, End: f.Params.Start + vs.End}
 		}
-		return m.forward(c, body, func(int64) ([]byte, func()) {
-			return m.changeDoc(c, &p, body, verAt), nil
+		return m.forward(c, body, func(int64) (item, func()) {
+			return item{body: m.changeDoc(c, &p, body, verAt)}, nil
 		})
 	case "textDocument/didClose":
 		var p struct {
@@ -304,11 +307,11 @@ func (m *mux) clientNotification(c *client, f *lspframe.Fields, body []byte) err
 		if err := json.Unmarshal(params, &p); err != nil {
 			return nil
 		}
-		return m.forward(c, body, func(int64) ([]byte, func()) {
+		return m.forward(c, body, func(int64) (item, func()) {
 			if _, ok := c.docs[p.TextDocument.URI]; ok {
 				m.closeDoc(c, p.TextDocument.URI, true)
 			}
-			return nil, nil
+			return item{}, nil
 		})
 	case "workspace/didChangeWorkspaceFolders":
 		var p struct {
@@ -320,7 +323,7 @@ func (m *mux) clientNotification(c *client, f *lspframe.Fields, body []byte) err
 		if err := json.Unmarshal(params, &p); err != nil {
 			return nil
 		}
-		return m.forward(c, body, func(int64) ([]byte, func()) {
+		return m.forward(c, body, func(int64) (item, func()) {
 			m.dropFolders(c, true)
 			keep := c.folders[:0]
 			for _, f := range c.folders {
@@ -334,10 +337,11 @@ func (m *mux) clientNotification(c *client, f *lspframe.Fields, body []byte) err
 			}
 			c.folders = append(keep, p.Event.Added...)
 			m.addFolders(c)
-			return nil, nil
+			return item{}, nil
 		})
 	}
-	return m.forward(c, body, func(int64) ([]byte, func()) { return body, nil })
+	// nothing keeps body: recycled once written
+	return m.forward(c, body, func(int64) (item, func()) { return item{body: body, recycle: true}, nil })
 }
 
 // parseDidOpen reads didOpen params without a full decode (the text may

@@ -239,7 +239,12 @@ func (c *client) flushThenKill(err error) {
 // bound is not reading: it is disconnected (never block the router).
 // Called with or without m.mu held.
 func (c *client) send(body []byte) {
-	if !c.out.push(body, c.m.cfg.ClientQueue, nil) {
+	c.sendItem(item{body: body})
+}
+
+// sendItem is send for an item with edits.
+func (c *client) sendItem(it item) {
+	if !c.out.pushItem(it, c.m.cfg.ClientQueue) {
 		select {
 		case <-c.stop:
 		default:
@@ -296,7 +301,7 @@ func (m *mux) serveClient(ctx context.Context, conn io.ReadWriteCloser) error {
 				c.kill(err) // after flushThenKill, or already killed
 				return
 			}
-			if err := lspframe.Write(conn, it.body); err != nil {
+			if err := it.write(conn); err != nil {
 				c.kill(fmt.Errorf("write to client: %w", err))
 				return
 			}
@@ -402,13 +407,18 @@ func (m *mux) removeClient(c *client) {
 // toServer queues body for the current backend. release (if set) is called
 // once it has been written or dropped. Called with mu held; never blocks.
 func (m *mux) toServer(body []byte, release func()) bool {
+	return m.toServerItem(item{body: body, release: release})
+}
+
+// toServerItem is toServer for an item with edits.
+func (m *mux) toServerItem(it item) bool {
 	if m.sess == nil {
-		if release != nil {
-			release()
+		if it.release != nil {
+			it.release()
 		}
 		return false
 	}
-	return m.sess.q.push(body, 0, release)
+	return m.sess.q.pushItem(it, 0)
 }
 
 // broadcast sends body to every client that has sent initialize (used for

@@ -1,13 +1,32 @@
 package lspmux
 
-import "sync"
+import (
+	"io"
+	"sync"
 
-// item is one framed-ready message body in a queue. release, if set, is
-// called once the item has been written or dropped (it returns the
-// owner's in-flight quota).
+	"github.com/procref/procref/proxy/lspframe"
+)
+
+// item is one message in a queue: body with edits applied (ids, tokens:
+// spliced in while writing, so a large body is never copied to rewrite
+// them). release, if set, is called once the item has been written or
+// dropped (it returns the owner's in-flight quota). recycle says body came
+// from lspframe.Reader and nothing else refers to it: the writer hands it
+// back to lspframe's pool once written.
 type item struct {
 	body    []byte
+	edits   []lspframe.Edit
 	release func()
+	recycle bool
+}
+
+// write frames the item onto w and recycles its body if it may.
+func (it *item) write(w io.Writer) error {
+	err := lspframe.WriteEdited(w, it.body, it.edits...)
+	if it.recycle {
+		lspframe.Recycle(it.body)
+	}
+	return err
 }
 
 // queue is an unbounded-by-itself FIFO of message bodies with one consumer;
@@ -28,16 +47,22 @@ func newQueue() *queue { return &queue{wake: make(chan struct{}, 1)} }
 // already holds something and would exceed limit bytes. It reports whether
 // the body was queued; if not, release (if any) is called.
 func (q *queue) push(body []byte, limit int64, release func()) bool {
+	return q.pushItem(item{body: body, release: release}, limit)
+}
+
+// pushItem is push for an item with edits.
+func (q *queue) pushItem(it item, limit int64) bool {
+	n := int64(len(it.body))
 	q.mu.Lock()
-	if q.closed || (limit > 0 && q.bytes > 0 && q.bytes+int64(len(body)) > limit) {
+	if q.closed || (limit > 0 && q.bytes > 0 && q.bytes+n > limit) {
 		q.mu.Unlock()
-		if release != nil {
-			release()
+		if it.release != nil {
+			it.release()
 		}
 		return false
 	}
-	q.items = append(q.items, item{body, release})
-	q.bytes += int64(len(body))
+	q.items = append(q.items, it)
+	q.bytes += n
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:

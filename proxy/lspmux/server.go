@@ -63,7 +63,7 @@ func (m *mux) startSession() (*session, error) {
 			if !ok {
 				return
 			}
-			err := lspframe.Write(be, it.body)
+			err := it.write(be)
 			if it.release != nil {
 				it.release()
 			}
@@ -557,7 +557,9 @@ func (m *mux) serverResponse(f *lspframe.Fields, body []byte) {
 		delete(m.ctokens, t)
 	}
 	m.mu.Unlock()
-	c.send(lspframe.Splice(body, f.ID, p.origID))
+	// the body goes to this one client and nothing keeps it: written
+	// with the client's id spliced in, then recycled
+	c.sendItem(item{body: body, edits: []lspframe.Edit{{At: f.ID, With: p.origID}}, recycle: true})
 }
 
 // broadcastMethods are backend requests the mux answers itself and passes
