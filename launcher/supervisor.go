@@ -84,17 +84,10 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 		changed: make(chan struct{}),
 		stopReq: make(chan struct{}),
 	}
-	sv.counter, err = refcount.Open(s.Name, s.Key, refcount.Options{Dir: sv.dir, Impl: s.Impl})
-	if err != nil {
-		return fmt.Errorf("opening reference count: %w", err)
-	}
-	defer sv.counter.Close()
-	sv.lock, err = refcount.OpenLock(sv.dir, s.Name)
-	if err != nil {
-		return fmt.Errorf("opening startup lock: %w", err)
-	}
 	// The supervisor lock is held for the supervisor's whole life, from
 	// before OnFirstAcquire until after OnLastRelease (see supervisorBusy).
+	// It is the only thing OnFirstAcquire must wait for: the service is
+	// started only by the one supervisor that holds it.
 	supLock, err := refcount.OpenLock(sv.dir, s.Name+supervisorLockSuffix)
 	if err != nil {
 		return fmt.Errorf("opening supervisor lock: %w", err)
@@ -108,17 +101,54 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 		return fmt.Errorf("taking supervisor lock: %w", err)
 	}
 	defer releaseSup()
-	sv.ln, err = net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("listening on loopback: %w", err)
-	}
-	defer sv.ln.Close()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
 	defer signal.Stop(sigs)
+
+	// Start the service first, and open the counter, the startup lock and
+	// the listener meanwhile: the service's start is the longest part of a
+	// cold attach and needs none of them. The hook runs on this goroutine so
+	// that it starts at once; the setup goroutine runs while the hook waits
+	// (spawning a process, polling it). Nobody can reach this supervisor
+	// before the hint is published below, after both are done.
+	sctx, scancel := context.WithTimeout(ctx, durationOr(s.StartTimeout, 30*time.Second))
+	setupDone := make(chan error, 1)
+	go func() {
+		// signal.Notify costs a millisecond the first time (it starts the
+		// signal-handling thread): here, not before the hook. A SIGTERM
+		// before it kills the supervisor, and its service with it
+		// (platform.BindToParent); the acquirer reports the early exit.
+		signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
+		err := sv.open()
+		if err != nil {
+			scancel() // no use waiting for the service
+		}
+		setupDone <- err
+	}()
+	var startErr error
+	if s.Hooks.OnFirstAcquire != nil {
+		sv.hookMu.Lock()
+		var info Info
+		info, startErr = s.Hooks.OnFirstAcquire(sctx)
+		sv.mu.Lock()
+		sv.info = info
+		sv.mu.Unlock()
+		sv.hookMu.Unlock()
+	}
+	scancel()
+	if err := <-setupDone; err != nil {
+		if startErr == nil {
+			sv.stopService(ctx)
+		}
+		return err
+	}
+	defer sv.counter.Close()
+	defer sv.ln.Close()
+	if startErr != nil {
+		return fmt.Errorf("starting service: %w", startErr)
+	}
 	go func() {
 		select {
 		case sig := <-sigs:
@@ -130,27 +160,6 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 		case <-ctx.Done():
 		}
 	}()
-
-	if s.Hooks.OnFirstAcquire != nil {
-		sctx, scancel := context.WithTimeout(ctx, durationOr(s.StartTimeout, 30*time.Second))
-		sv.hookMu.Lock()
-		sv.info, err = s.Hooks.OnFirstAcquire(sctx)
-		sv.hookMu.Unlock()
-		scancel()
-		if err != nil {
-			return fmt.Errorf("starting service: %w", err)
-		}
-	}
-	sv.hint = discovery.Hint{
-		Name:      s.Name,
-		Key:       s.Key,
-		Host:      platform.Self(),
-		Port:      sv.ln.Addr().(*net.TCPAddr).Port,
-		Token:     sv.token,
-		Nonce:     sv.nonce,
-		Log:       s.LogPath(),
-		StartedAt: sv.started.UTC(),
-	}
 	if s.Describe != nil {
 		s.Describe(&sv.hint)
 	}
@@ -160,8 +169,8 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	}
 	sv.wg.Add(1)
 	go sv.acceptLoop(ctx)
-	sv.log.Info("ready", "pid", os.Getpid(), "port", sv.hint.Port, "info", sv.info)
 	signalReady("ok")
+	sv.log.Info("ready", "pid", os.Getpid(), "port", sv.hint.Port, "info", sv.info)
 
 	if s.Hooks.OnHealthCheck != nil && s.HealthInterval >= 0 {
 		go sv.healthLoop(ctx, durationOr(s.HealthInterval, 10*time.Second))
@@ -173,6 +182,38 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	sv.ln.Close()
 	sv.wg.Wait()
 	sv.log.Info("stopped")
+	return nil
+}
+
+// open opens the reference counter, the startup lock and the listener, and
+// fills in the hint but for the service's info. On error it closes what it
+// opened.
+func (sv *supervisor) open() error {
+	var err error
+	sv.counter, err = refcount.Open(sv.s.Name, sv.s.Key, refcount.Options{Dir: sv.dir, Impl: sv.s.Impl})
+	if err != nil {
+		return fmt.Errorf("opening reference count: %w", err)
+	}
+	sv.lock, err = refcount.OpenLock(sv.dir, sv.s.Name)
+	if err != nil {
+		sv.counter.Close()
+		return fmt.Errorf("opening startup lock: %w", err)
+	}
+	sv.ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		sv.counter.Close()
+		return fmt.Errorf("listening on loopback: %w", err)
+	}
+	sv.hint = discovery.Hint{
+		Name:      sv.s.Name,
+		Key:       sv.s.Key,
+		Host:      platform.Self(),
+		Port:      sv.ln.Addr().(*net.TCPAddr).Port,
+		Token:     sv.token,
+		Nonce:     sv.nonce,
+		Log:       sv.s.LogPath(),
+		StartedAt: sv.started.UTC(),
+	}
 	return nil
 }
 
