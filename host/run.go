@@ -93,10 +93,12 @@ func (b *backend) startTCP(ctx context.Context) (launcher.Info, error) {
 	b.log.Info("backend started", "pid", cmd.Process.Pid, "port", port, "command", args)
 
 	// Wait until it accepts. There is no portable event for "a process
-	// listens on a port", so this dials every millisecond or two until it
-	// accepts (measured in docs/benchmarks.md, fix 3).
+	// listens on a port", so this dials every half millisecond until it
+	// accepts: a refused loopback dial costs some 10-20 µs of CPU, and
+	// every millisecond here is cold-attach time (docs/benchmarks.md).
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	interval := time.Millisecond
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
@@ -109,12 +111,7 @@ func (b *backend) startTCP(ctx context.Context) (launcher.Info, error) {
 		case <-ctx.Done():
 			id.Stop(time.Second)
 			return launcher.Info{}, fmt.Errorf("%w: %s did not listen on port %d within the start timeout (is {port} in the right argument?)", ErrBackendStart, args[0], port)
-		case <-time.After(interval):
-		}
-		// Keep the interval short: a refused loopback dial costs
-		// microseconds, and every millisecond here is cold-attach time.
-		if interval < 2*time.Millisecond {
-			interval *= 2
+		case <-tick.C:
 		}
 	}
 	b.mu.Lock()
@@ -122,6 +119,9 @@ func (b *backend) startTCP(ctx context.Context) (launcher.Info, error) {
 	b.mu.Unlock()
 	return launcher.Info{PID: cmd.Process.Pid, Port: port}, nil
 }
+
+// pollInterval is how often startTCP dials a starting backend.
+const pollInterval = 500 * time.Microsecond
 
 func exitText(err error) string {
 	if err == nil {
@@ -216,13 +216,4 @@ func ReadBackendPort(conn net.Conn, timeout time.Duration) (int, error) {
 		return 0, fmt.Errorf("host sent %q, want \"port N\"", line)
 	}
 	return n, nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
