@@ -52,12 +52,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func cmdVersion(w io.Writer) int {
-	v := version
-	if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		v = bi.Main.Version
-	}
-	goVersion := "unknown"
+	v, goVersion := version, "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
 		goVersion = bi.GoVersion
 	}
 	fmt.Fprintf(w, "procref %s (protocol 1, %s)\n", v, goVersion)
