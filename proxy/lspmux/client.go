@@ -222,13 +222,20 @@ func (m *mux) forward(c *client, body []byte, build func(hid int64) (item, func(
 		m.activeSeq++
 		c.active = m.activeSeq
 		out, after := build(m.nextID.Add(1))
+		var drain *session
 		if out.body != nil {
 			out.release = func() { c.quota.release(n) }
-			m.toServerItem(out)
+			_, drain = m.toServerDirect(out, true)
 		} else {
 			c.quota.release(n)
 		}
 		m.mu.Unlock()
+		if drain != nil {
+			// this goroutine writes to the backend itself (queue order is
+			// kept; a backend that does not read blocks this client's
+			// reader only, as its quota would)
+			m.drainTo(drain)
+		}
 		if after != nil {
 			after()
 		}

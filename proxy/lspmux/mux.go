@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -198,7 +199,8 @@ type client struct {
 	quota *quota
 	log   *slog.Logger
 
-	stop     chan struct{} // closed by kill
+	deadline interface{ SetWriteDeadline(time.Time) error } // conn's, if it has one (sendDirect)
+	stop     chan struct{}                                  // closed by kill
 	killOnce sync.Once
 	killErr  error
 	flushErr error // guarded by out.mu
@@ -244,7 +246,84 @@ func (c *client) send(body []byte) {
 
 // sendItem is send for an item with edits.
 func (c *client) sendItem(it item) {
-	if !c.out.pushItem(it, c.m.cfg.ClientQueue) {
+	c.push(it, false)
+}
+
+// sendDirect is sendItem from a goroutine that may write to the client
+// itself: when nothing is queued for the client and its writer is idle, a
+// small message is written at once (saving the hand-off to the writer
+// goroutine on the round-trip path). The write is bounded by a deadline
+// of directWait, so a client that does not read costs the caller at most
+// that once: what did not fit goes back to the queue for the writer
+// goroutine, and later messages queue behind it (the writer then owns the
+// client). Called without m.mu held.
+func (c *client) sendDirect(it item) {
+	if c.deadline == nil {
+		c.push(it, false)
+		return
+	}
+	if !c.push(it, true) {
+		return
+	}
+	if err := c.out.drain(c.writeDirect); err != nil {
+		c.kill(fmt.Errorf("write to client: %w", err))
+	}
+}
+
+// directWait bounds a direct write to a client (see sendDirect).
+const directWait = 200 * time.Microsecond
+
+// writeDirect writes one item to the client for sendDirect's drain.
+func (c *client) writeDirect(it item) (*item, error) {
+	if it.framed || len(it.body) > directMax {
+		return &it, nil // large or partly written: the writer goroutine's
+	}
+	frame := appendEdited(nil, it.body, it.edits)
+	if it.recycle {
+		lspframe.Recycle(it.body)
+	}
+	if err := c.deadline.SetWriteDeadline(time.Now().Add(directWait)); err != nil {
+		return &item{body: frame, framed: true}, nil
+	}
+	n, err := c.conn.Write(frame)
+	if derr := c.deadline.SetWriteDeadline(time.Time{}); derr != nil && err == nil {
+		err = derr
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return &item{body: frame[n:], framed: true}, nil
+		}
+		return nil, err
+	}
+	return nil, nil
+}
+
+// directMax is the largest body written directly (sendDirect, toServer
+// with direct): larger ones are left to the writer goroutines, where their
+// time on the wire blocks nobody else.
+const directMax = 64 << 10
+
+// appendEdited appends the framed message of body with edits applied.
+func appendEdited(dst, body []byte, edits []lspframe.Edit) []byte {
+	n := len(body)
+	for _, e := range edits {
+		n += len(e.With) - (e.At.End - e.At.Start)
+	}
+	dst = lspframe.AppendHeader(dst, n)
+	at := 0
+	for _, e := range edits { // in order: see the callers
+		dst = append(dst, body[at:e.At.Start]...)
+		dst = append(dst, e.With...)
+		at = e.At.End
+	}
+	return append(dst, body[at:]...)
+}
+
+// push queues it (for direct, see queue.pushItem; the result is then
+// whether the caller must drain). A client over its bound is disconnected.
+func (c *client) push(it item, direct bool) bool {
+	ok, drain := c.out.pushItem(it, c.m.cfg.ClientQueue, direct)
+	if !ok {
 		select {
 		case <-c.stop:
 		default:
@@ -252,6 +331,7 @@ func (c *client) sendItem(it item) {
 			go c.kill(errSlowClient)
 		}
 	}
+	return drain
 }
 
 var (
@@ -272,10 +352,14 @@ func (m *mux) serveClient(ctx context.Context, conn io.ReadWriteCloser) error {
 	}
 	m.nextClient++
 	c := &client{
-		m:       m,
-		id:      m.nextClient,
-		conn:    conn,
-		out:     newQueue(),
+		m:    m,
+		id:   m.nextClient,
+		conn: conn,
+		out:  newQueue(),
+		deadline: func() interface{ SetWriteDeadline(time.Time) error } {
+			d, _ := conn.(interface{ SetWriteDeadline(time.Time) error })
+			return d
+		}(),
 		quota:   newQuota(m.cfg.ClientInflight),
 		stop:    make(chan struct{}),
 		reqs:    map[string]int64{},
@@ -292,8 +376,11 @@ func (m *mux) serveClient(ctx context.Context, conn io.ReadWriteCloser) error {
 
 	go func() { // writer
 		defer m.wg.Done()
+		var batch []item
+		var buf []byte
 		for {
-			it, ok := c.out.pop(c.stop)
+			var ok bool
+			batch, ok = c.out.popBatch(c.stop, batch)
 			if !ok {
 				c.out.mu.Lock()
 				err := c.flushErr
@@ -301,10 +388,12 @@ func (m *mux) serveClient(ctx context.Context, conn io.ReadWriteCloser) error {
 				c.kill(err) // after flushThenKill, or already killed
 				return
 			}
-			if err := it.write(conn); err != nil {
+			var err error
+			if buf, err = writeBatch(conn, batch, buf); err != nil {
 				c.kill(fmt.Errorf("write to client: %w", err))
 				return
 			}
+			clear(batch)
 		}
 	}()
 	stopCtx := context.AfterFunc(ctx, func() { c.kill(ctx.Err()) })
@@ -412,13 +501,25 @@ func (m *mux) toServer(body []byte, release func()) bool {
 
 // toServerItem is toServer for an item with edits.
 func (m *mux) toServerItem(it item) bool {
+	ok, _ := m.toServerDirect(it, false)
+	return ok
+}
+
+// toServerDirect is toServerItem that, with direct and a small item, may
+// make the caller the backend's writer: it then returns the session, whose
+// drain the caller must call once it has released mu. Called with mu held.
+func (m *mux) toServerDirect(it item, direct bool) (bool, *session) {
 	if m.sess == nil {
 		if it.release != nil {
 			it.release()
 		}
-		return false
+		return false, nil
 	}
-	return m.sess.q.pushItem(it, 0)
+	ok, drain := m.sess.q.pushItem(it, 0, direct && len(it.body) <= directMax)
+	if drain {
+		return ok, m.sess
+	}
+	return ok, nil
 }
 
 // broadcast sends body to every client that has sent initialize (used for

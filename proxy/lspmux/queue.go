@@ -18,10 +18,15 @@ type item struct {
 	edits   []lspframe.Edit
 	release func()
 	recycle bool
+	framed  bool // body is already framed (the rest of a partly written message)
 }
 
 // write frames the item onto w and recycles its body if it may.
 func (it *item) write(w io.Writer) error {
+	if it.framed {
+		_, err := w.Write(it.body)
+		return err
+	}
 	err := lspframe.WriteEdited(w, it.body, it.edits...)
 	if it.recycle {
 		lspframe.Recycle(it.body)
@@ -32,13 +37,22 @@ func (it *item) write(w io.Writer) error {
 // queue is an unbounded-by-itself FIFO of message bodies with one consumer;
 // producers never block. Bounds are applied by the callers (quota for
 // server-bound traffic, the byte limit in push for client-bound traffic).
+//
+// The consumer is normally the destination's writer goroutine, but a
+// producer that finds the queue empty and nobody writing may write its
+// message itself (pushItem with direct, then drain): that saves the
+// hand-off to the writer goroutine (a wake-up, often of another thread)
+// on the round-trip path. busy says who owns the destination: at most one
+// goroutine writes to it at a time, in queue order.
 type queue struct {
-	mu     sync.Mutex
-	items  []item
-	head   int
-	bytes  int64
-	closed bool
-	wake   chan struct{} // cap 1: something was pushed or the queue closed
+	mu         sync.Mutex
+	items      []item
+	head       int
+	bytes      int64
+	closed     bool
+	busy       bool          // the writer goroutine or a draining producer is writing
+	writerOwns bool          // busy is the writer goroutine's (taken in pop)
+	wake       chan struct{} // cap 1: something was pushed, the queue closed, or a drainer let go
 }
 
 func newQueue() *queue { return &queue{wake: make(chan struct{}, 1)} }
@@ -47,11 +61,15 @@ func newQueue() *queue { return &queue{wake: make(chan struct{}, 1)} }
 // already holds something and would exceed limit bytes. It reports whether
 // the body was queued; if not, release (if any) is called.
 func (q *queue) push(body []byte, limit int64, release func()) bool {
-	return q.pushItem(item{body: body, release: release}, limit)
+	ok, _ := q.pushItem(item{body: body, release: release}, limit, false)
+	return ok
 }
 
-// pushItem is push for an item with edits.
-func (q *queue) pushItem(it item, limit int64) bool {
+// pushItem is push for an item with edits. With direct, if the queue was
+// empty and nobody was writing, the caller becomes the writer: drain is
+// true, the writer goroutine is not woken, and the caller must call
+// q.drain (without holding locks that writes must not block).
+func (q *queue) pushItem(it item, limit int64, direct bool) (ok, drain bool) {
 	n := int64(len(it.body))
 	q.mu.Lock()
 	if q.closed || (limit > 0 && q.bytes > 0 && q.bytes+n > limit) {
@@ -59,40 +77,98 @@ func (q *queue) pushItem(it item, limit int64) bool {
 		if it.release != nil {
 			it.release()
 		}
-		return false
+		return false, false
+	}
+	if direct && !q.busy && q.head == len(q.items) {
+		q.busy = true
+		drain = true
 	}
 	q.items = append(q.items, it)
 	q.bytes += n
 	q.mu.Unlock()
+	if drain {
+		return true, true
+	}
+	q.signal()
+	return true, false
+}
+
+func (q *queue) signal() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
-	return true
+}
+
+// take removes the head item. Called with mu held and the queue not empty.
+func (q *queue) take() item {
+	it := q.items[q.head]
+	q.items[q.head] = item{}
+	q.head++
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	} else if q.head > 1024 && q.head*2 > len(q.items) {
+		q.items = append([]item(nil), q.items[q.head:]...)
+		q.head = 0
+	}
+	q.bytes -= int64(len(it.body))
+	return it
+}
+
+// drain is called by the producer that pushItem made the writer: it
+// writes items with write until the queue is empty, then lets go. write
+// may hand back a rest (a message it could not finish without blocking):
+// the rest goes back to the head of the queue for the writer goroutine,
+// and drain returns. A write error is returned after letting go; the
+// caller deals with the destination (queued items stay for the writer
+// goroutine unless the caller closes the queue).
+func (q *queue) drain(write func(it item) (rest *item, err error)) error {
+	for {
+		q.mu.Lock()
+		if q.head == len(q.items) {
+			q.busy = false
+			closed := q.closed
+			q.mu.Unlock()
+			if closed {
+				q.signal() // a writer goroutine waiting to see the close
+			}
+			return nil
+		}
+		it := q.take()
+		q.mu.Unlock()
+		rest, err := write(it)
+		if rest != nil || err != nil {
+			q.mu.Lock()
+			if rest != nil {
+				q.items = append(q.items[:q.head], append([]item{*rest}, q.items[q.head:]...)...)
+				q.bytes += int64(len(rest.body))
+			}
+			q.busy = false
+			q.mu.Unlock()
+			q.signal()
+			return err
+		}
+	}
 }
 
 // pop blocks until an item is available (ok) or the queue is closed and
-// drained or stop is closed (!ok).
+// drained or stop is closed (!ok). Only the writer goroutine calls it; the
+// item is its to write until its next pop.
 func (q *queue) pop(stop <-chan struct{}) (item, bool) {
 	for {
 		q.mu.Lock()
-		if q.head < len(q.items) {
-			it := q.items[q.head]
-			q.items[q.head] = item{}
-			q.head++
-			if q.head == len(q.items) {
-				q.items, q.head = q.items[:0], 0
-			} else if q.head > 1024 && q.head*2 > len(q.items) {
-				q.items = append([]item(nil), q.items[q.head:]...)
-				q.head = 0
-			}
-			q.bytes -= int64(len(it.body))
+		if q.writerOwns {
+			q.busy, q.writerOwns = false, false
+		}
+		if !q.busy && q.head < len(q.items) {
+			it := q.take()
+			q.busy, q.writerOwns = true, true
 			q.mu.Unlock()
 			return it, true
 		}
-		closed := q.closed
+		done := q.closed && !q.busy && q.head == len(q.items)
 		q.mu.Unlock()
-		if closed {
+		if done {
 			return item{}, false
 		}
 		select {
@@ -101,6 +177,67 @@ func (q *queue) pop(stop <-chan struct{}) (item, bool) {
 			return item{}, false
 		}
 	}
+}
+
+// popBatch is pop that also takes the items queued behind the first one,
+// up to batchMax bytes in all, so the writer can hand a stream of small
+// messages to the kernel in one write (see writeBatch). The items are
+// appended to dst[:0].
+func (q *queue) popBatch(stop <-chan struct{}, dst []item) ([]item, bool) {
+	it, ok := q.pop(stop)
+	if !ok {
+		return dst[:0], false
+	}
+	dst = append(dst[:0], it)
+	n := len(it.body)
+	q.mu.Lock()
+	for q.head < len(q.items) && n+len(q.items[q.head].body) <= batchMax {
+		n += len(q.items[q.head].body)
+		dst = append(dst, q.take())
+	}
+	q.mu.Unlock()
+	return dst, true
+}
+
+// batchMax bounds the bytes of one popBatch.
+const batchMax = 256 << 10
+
+// writeBatch writes items in order, small ones gathered in buf (reused
+// across calls: it is returned) and written together. It stops at the
+// first error.
+func writeBatch(w io.Writer, items []item, buf []byte) ([]byte, error) {
+	if len(items) == 1 {
+		return buf, items[0].write(w)
+	}
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		_, err := w.Write(buf)
+		buf = buf[:0]
+		return err
+	}
+	buf = buf[:0]
+	for i := range items {
+		it := &items[i]
+		switch {
+		case it.framed:
+			buf = append(buf, it.body...)
+		case len(it.body) <= directMax:
+			buf = appendEdited(buf, it.body, it.edits)
+			if it.recycle {
+				lspframe.Recycle(it.body)
+			}
+		default:
+			if err := flush(); err != nil {
+				return buf, err
+			}
+			if err := it.write(w); err != nil {
+				return buf, err
+			}
+		}
+	}
+	return buf, flush()
 }
 
 // close stops accepting items; pop still drains what is queued unless

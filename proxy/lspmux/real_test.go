@@ -40,6 +40,7 @@ type tapBackend struct {
 	Backend
 	mu   sync.Mutex
 	sent []tapMsg
+	pend []byte // bytes written but not yet parsed (a partial frame)
 	wake chan struct{}
 }
 
@@ -49,22 +50,38 @@ type tapMsg struct {
 }
 
 func (b *tapBackend) Write(p []byte) (int, error) {
-	// lspframe.Write hands a non-network writer one whole frame per call.
-	if i := bytes.Index(p, []byte("\r\n\r\n")); i >= 0 {
-		body := p[i+4:]
+	// The mux may hand the backend several frames, or part of one, per
+	// Write: parse the stream.
+	b.mu.Lock()
+	b.pend = append(b.pend, p...)
+	for {
+		i := bytes.Index(b.pend, []byte("\r\n\r\n"))
+		if i < 0 {
+			break
+		}
+		var n int
+		for _, line := range strings.Split(string(b.pend[:i]), "\r\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(k), "content-length") {
+				n, _ = strconv.Atoi(strings.TrimSpace(v))
+			}
+		}
+		if len(b.pend) < i+4+n {
+			break
+		}
+		body := b.pend[i+4 : i+4+n]
 		if f, err := lspframe.Scan(body); err == nil && f.Method.Ok() {
 			var uri string
 			params := f.Params.Of(body)
 			if sp, ok, _ := lspframe.Lookup(params, "textDocument", "uri"); ok {
 				uri, _ = lspframe.Unquote(sp.Of(params))
 			}
-			b.mu.Lock()
 			b.sent = append(b.sent, tapMsg{f.MethodName(), uri})
 			close(b.wake)
 			b.wake = make(chan struct{})
-			b.mu.Unlock()
 		}
+		b.pend = append(b.pend[:0], b.pend[i+4+n:]...)
 	}
+	b.mu.Unlock()
 	return b.Backend.Write(p)
 }
 

@@ -26,6 +26,25 @@ type session struct {
 	downOnce   sync.Once
 }
 
+// write writes one item to the backend and releases its quota.
+func (s *session) write(it item) error {
+	err := it.write(s.be)
+	if it.release != nil {
+		it.release()
+	}
+	return err
+}
+
+// drain writes what is queued for the backend in the calling goroutine
+// (see mux.toServerDirect). Called without m.mu held.
+func (m *mux) drainTo(s *session) {
+	err := s.q.drain(func(it item) (*item, error) { return nil, s.write(it) })
+	if err != nil {
+		m.log.Warn("writing to language server failed", "err", err)
+		s.q.close(true) // the writer goroutine then ends, as after its own failure
+	}
+}
+
 // teardown stops a session for good and waits for its goroutines.
 func (s *session) teardown() {
 	s.downOnce.Do(func() {
@@ -58,15 +77,22 @@ func (m *mux) startSession() (*session, error) {
 	go func() { // writer
 		defer m.wg.Done()
 		defer close(s.writerDone)
+		var batch []item
+		var buf []byte
 		for {
-			it, ok := s.q.pop(nil)
+			var ok bool
+			batch, ok = s.q.popBatch(nil, batch)
 			if !ok {
 				return
 			}
-			err := it.write(be)
-			if it.release != nil {
-				it.release()
+			var err error
+			buf, err = writeBatch(be, batch, buf)
+			for _, it := range batch {
+				if it.release != nil {
+					it.release()
+				}
 			}
+			clear(batch)
 			if err != nil {
 				m.log.Warn("writing to language server failed", "err", err)
 				s.q.close(true)
@@ -559,7 +585,7 @@ func (m *mux) serverResponse(f *lspframe.Fields, body []byte) {
 	m.mu.Unlock()
 	// the body goes to this one client and nothing keeps it: written
 	// with the client's id spliced in, then recycled
-	c.sendItem(item{body: body, edits: []lspframe.Edit{{At: f.ID, With: p.origID}}, recycle: true})
+	c.sendDirect(item{body: body, edits: []lspframe.Edit{{At: f.ID, With: p.origID}}, recycle: true})
 }
 
 // broadcastMethods are backend requests the mux answers itself and passes
