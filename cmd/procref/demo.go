@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/procref/procref/lspclient"
 	"github.com/procref/procref/platform"
 )
 
@@ -66,7 +65,7 @@ func runDemo(mode string, keep bool, out io.Writer) error {
 	if err := os.WriteFile(file, []byte(demoFile), 0o600); err != nil {
 		return err
 	}
-	uri := lspclient.FileURI(file)
+	uri := fileURI(file)
 
 	server := []string{exe, "sample-server"}
 	if mode == "tcp" {
@@ -82,7 +81,7 @@ func runDemo(mode string, keep bool, out io.Writer) error {
 
 	type window struct {
 		cmd    *exec.Cmd
-		client *lspclient.Client
+		client *demoClient
 		stderr strings.Builder
 	}
 	var wins []*window
@@ -111,27 +110,23 @@ func runDemo(mode string, keep bool, out io.Writer) error {
 			return err
 		}
 		wins = append(wins, w)
-		w.client = lspclient.New(ctx, pipeRWC{stdoutPipe, stdin})
-		res, err := w.client.Initialize(ctx, ws)
+		w.client = newDemoClient(stdoutPipe, stdin)
+		name, err := w.client.initialize(ws)
 		if err != nil {
 			return fmt.Errorf("window %d: %w (proxy stderr: %s)", i, err, w.stderr.String())
 		}
-		name := "?"
-		if res.ServerInfo != nil {
-			name = res.ServerInfo.Name
-		}
 		fmt.Fprintf(out, "window %d: proxy pid %d attached in %v; server %q initialized\n", i, w.cmd.Process.Pid, time.Since(start).Round(time.Millisecond), name)
-		if err := w.client.DidOpen(ctx, uri, "go", demoFile); err != nil {
+		if err := w.client.didOpen(uri, "go", demoFile); err != nil {
 			return err
 		}
-		diags, err := w.client.WaitDiagnostics(ctx, uri, func(d []lspclient.Diagnostic) bool { return len(d) > 0 })
+		diags, err := w.client.waitDiagnostics(uri)
 		if err != nil {
 			return fmt.Errorf("window %d: %w", i, err)
 		}
 		for _, d := range diags {
 			fmt.Fprintf(out, "window %d: diagnostic demo.go:%d:%d: %s\n", i, d.Range.Start.Line+1, d.Range.Start.Character+1, d.Message)
 		}
-		hover, err := w.client.Hover(ctx, uri, 3, 6)
+		hover, err := w.client.hover(uri, 3, 6)
 		if err != nil {
 			return fmt.Errorf("window %d: hover: %w", i, err)
 		}
@@ -152,10 +147,9 @@ func runDemo(mode string, keep bool, out io.Writer) error {
 
 	fmt.Fprintln(out)
 	for i, w := range wins {
-		if err := w.client.Shutdown(ctx); err != nil {
+		if err := w.client.shutdown(); err != nil {
 			return fmt.Errorf("window %d: %w", i+1, err)
 		}
-		w.client.Close()
 		err := w.cmd.Wait()
 		code := w.cmd.ProcessState.ExitCode()
 		fmt.Fprintf(out, "window %d: detached, proxy exit code %d\n", i+1, code)
