@@ -72,6 +72,17 @@ func (r *Reader) Read() ([]byte, error) {
 	return r.read()
 }
 
+// Buffered returns how many bytes have been received but not yet returned
+// by Read: when it is 0, the next Read will block for input. A router uses
+// it to flush what it gathered before waiting.
+func (r *Reader) Buffered() int { return r.br.Buffered() }
+
+// Ready reports whether a whole message has been received and not yet
+// returned, so that the next Read will not block. It may report false for
+// some messages that are there (it only recognises "\r\n" header lines);
+// a router uses it to flush what it gathered before Read may wait.
+func (r *Reader) Ready() bool { return r.ready() }
+
 // Max returns the reader's body size bound.
 func (r *Reader) Max() int64 { return r.max }
 

@@ -598,3 +598,34 @@ func TestReaderRecycle(t *testing.T) {
 		t.Fatalf("end: %v", err)
 	}
 }
+
+// TestReaderReady: Ready is true exactly when a whole message is buffered.
+func TestReaderReady(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pr.Close()
+	r := NewReader(pr, 0)
+	if r.Ready() {
+		t.Fatal("Ready with nothing received")
+	}
+	go func() {
+		pw.Write(AppendFrame(AppendFrame(nil, []byte(`{"a":1}`)), []byte(`{"b":2}`)))
+		pw.Write([]byte("Content-Length: 7\r\n\r\n{\"c\""))
+	}()
+	if b, err := r.Read(); err != nil || string(b) != `{"a":1}` {
+		t.Fatalf("Read = %s, %v", b, err)
+	}
+	if !r.Ready() {
+		t.Fatal("not Ready with a second whole message buffered")
+	}
+	if b, err := r.Read(); err != nil || string(b) != `{"b":2}` {
+		t.Fatalf("Read = %s, %v", b, err)
+	}
+	if r.Ready() {
+		t.Fatal("Ready with only part of a message buffered")
+	}
+	go pw.Write([]byte(":3}"))
+	if b, err := r.Read(); err != nil || string(b) != `{"c":3}` {
+		t.Fatalf("Read = %s, %v", b, err)
+	}
+	pw.Close()
+}

@@ -45,6 +45,42 @@ func (r *Reader) read() ([]byte, error) {
 	return body, nil
 }
 
+func (r *Reader) ready() bool {
+	if r.err != nil || r.discard > 0 {
+		return false
+	}
+	n := r.br.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := r.br.Peek(n)
+	end := bytes.Index(b, []byte("\r\n\r\n"))
+	if end < 0 {
+		return false
+	}
+	length := -1
+	for h := b[:end]; len(h) > 0; {
+		line := h
+		if i := bytes.Index(h, []byte("\r\n")); i >= 0 {
+			line, h = h[:i], h[i+2:]
+		} else {
+			h = nil
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			return false // Read reports it
+		}
+		if bytes.EqualFold(bytes.TrimSpace(line[:colon]), contentLength) {
+			v, err := strconv.Atoi(string(bytes.TrimSpace(line[colon+1:])))
+			if err != nil || v < 0 {
+				return false
+			}
+			length = v
+		}
+	}
+	return length >= 0 && int64(length) <= r.max && end+4+length <= n
+}
+
 // fail makes err sticky unless it is ErrTooLarge (recoverable).
 func (r *Reader) fail(err error) error {
 	r.err = err

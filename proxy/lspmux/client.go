@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/procref/procref/proxy/lspframe"
 )
@@ -201,14 +202,40 @@ func (m *mux) ready(c *client) bool {
 	return inited && m.waitRunning(c)
 }
 
+// clientStall is how long a client whose queue is over a quarter of its
+// bound may go without taking a message before it counts as not reading.
+const clientStall = 2 * time.Second
+
 // forward takes c's in-flight quota for body, then (with mu held and the
 // backend running) lets build produce the item to send and queues it.
 // build may return an item without a body to send nothing.
 func (m *mux) forward(c *client, body []byte, build func(hid int64) (item, func())) error {
 	n := int64(len(body))
 	for {
-		if !c.quota.acquire(n, c.stop) {
-			return c.killErr
+		if !c.out.waitRoomNow(m.cfg.ClientQueue / 4) {
+			// The client is not keeping up with what is sent to it (the
+			// answers to what it asked, mostly): stop reading its
+			// requests until it catches up, rather than let its queue
+			// reach ClientQueue and disconnect a client that is reading,
+			// only slowly. A client that does not read at all (nothing
+			// taken from its queue for clientStall) is disconnected.
+			m.flushServer(c)
+			switch err := c.out.waitRoom(m.cfg.ClientQueue/4, c.stop, clientStall); err {
+			case errStalled:
+				c.log.Warn("lsp client is not reading its messages; disconnecting it", "queued_over", m.cfg.ClientQueue/4)
+				c.kill(errSlowClient)
+				return errSlowClient
+			case errCanceled:
+				return c.killErr
+			}
+		}
+		if !c.quota.tryAcquire(n) {
+			// what this reader gathered for the backend (flushServer) may
+			// be what holds the quota
+			m.flushServer(c)
+			if !c.quota.acquire(n, c.stop) {
+				return c.killErr
+			}
 		}
 		m.mu.Lock()
 		if m.phase != phaseRunning {
@@ -222,20 +249,16 @@ func (m *mux) forward(c *client, body []byte, build func(hid int64) (item, func(
 		m.activeSeq++
 		c.active = m.activeSeq
 		out, after := build(m.nextID.Add(1))
-		var drain *session
 		if out.body != nil {
 			out.release = func() { c.quota.release(n) }
-			_, drain = m.toServerDirect(out, true)
+			// this reader may write it itself (flushServer); queue order
+			// is kept, and a backend that does not read blocks this
+			// client's reader only, as its quota would
+			m.toServerDirect(c, out)
 		} else {
 			c.quota.release(n)
 		}
 		m.mu.Unlock()
-		if drain != nil {
-			// this goroutine writes to the backend itself (queue order is
-			// kept; a backend that does not read blocks this client's
-			// reader only, as its quota would)
-			m.drainTo(drain)
-		}
 		if after != nil {
 			after()
 		}

@@ -200,6 +200,8 @@ type client struct {
 	log   *slog.Logger
 
 	deadline interface{ SetWriteDeadline(time.Time) error } // conn's, if it has one (sendDirect)
+	dbuf     []byte                                         // writeDirect's frame buffer (owned by whoever is writing)
+	claimed  *session                                       // the client reader is the writer of this session's queue (forward)
 	stop     chan struct{}                                  // closed by kill
 	killOnce sync.Once
 	killErr  error
@@ -246,56 +248,80 @@ func (c *client) send(body []byte) {
 
 // sendItem is send for an item with edits.
 func (c *client) sendItem(it item) {
-	c.push(it, false)
+	c.push(it, nil)
 }
 
-// sendDirect is sendItem from a goroutine that may write to the client
-// itself: when nothing is queued for the client and its writer is idle, a
-// small message is written at once (saving the hand-off to the writer
-// goroutine on the round-trip path). The write is bounded by a deadline
-// of directWait, so a client that does not read costs the caller at most
-// that once: what did not fit goes back to the queue for the writer
-// goroutine, and later messages queue behind it (the writer then owns the
-// client). Called without m.mu held.
-func (c *client) sendDirect(it item) {
+// sendDirect is sendItem from the session reader, which may write to the
+// client itself: when nothing is queued for the client and its writer is
+// idle, the reader takes the client over, keeps adding what it routes
+// there, and writes it all at once before it next waits for the backend
+// (flushClients), saving the hand-off to the writer goroutine on the
+// round-trip path and batching a burst into one write. That write is
+// bounded by a deadline of directWait, so a client that does not read
+// costs the reader at most that once: what did not fit goes back to the
+// queue for the writer goroutine, which then owns the client. Called
+// without m.mu held.
+func (s *session) sendDirect(c *client, it item) {
 	if c.deadline == nil {
-		c.push(it, false)
+		c.push(it, nil)
 		return
 	}
-	if !c.push(it, true) {
-		return
+	if c.push(it, s) {
+		s.direct = append(s.direct, c)
 	}
-	if err := c.out.drain(c.writeDirect); err != nil {
-		c.kill(fmt.Errorf("write to client: %w", err))
+}
+
+// flushClients writes what the session reader gathered for the clients it
+// took over (sendDirect). Called by the session reader before it blocks.
+func (s *session) flushClients() {
+	for i, c := range s.direct {
+		if err := c.out.drain(c.writeDirect); err != nil {
+			c.kill(fmt.Errorf("write to client: %w", err))
+		}
+		s.direct[i] = nil
 	}
+	s.direct = s.direct[:0]
 }
 
 // directWait bounds a direct write to a client (see sendDirect).
 const directWait = 200 * time.Microsecond
 
-// writeDirect writes one item to the client for sendDirect's drain.
-func (c *client) writeDirect(it item) (*item, error) {
-	if it.framed || len(it.body) > directMax {
-		return &it, nil // large or partly written: the writer goroutine's
+// writeDirect writes a batch to the client for flushClients: the small
+// messages at its head in one write, under a deadline; it hands back what
+// it did not write.
+func (c *client) writeDirect(items []item) ([]item, error) {
+	frame := c.dbuf[:0]
+	i := 0
+	for ; i < len(items); i++ {
+		it := &items[i]
+		if it.framed || len(it.body) > directMax {
+			break // large or partly written: the writer goroutine's
+		}
+		frame = appendEdited(frame, it.body, it.edits)
+		if it.recycle {
+			lspframe.Recycle(it.body)
+		}
 	}
-	frame := appendEdited(nil, it.body, it.edits)
-	if it.recycle {
-		lspframe.Recycle(it.body)
+	c.dbuf = frame
+	if len(frame) == 0 {
+		return items, nil
 	}
+	var rest []item
 	if err := c.deadline.SetWriteDeadline(time.Now().Add(directWait)); err != nil {
-		return &item{body: frame, framed: true}, nil
+		rest = append(rest, item{body: append([]byte(nil), frame...), framed: true})
+		return append(rest, items[i:]...), nil
 	}
 	n, err := c.conn.Write(frame)
 	if derr := c.deadline.SetWriteDeadline(time.Time{}); derr != nil && err == nil {
 		err = derr
 	}
 	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return &item{body: frame[n:], framed: true}, nil
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, err
 		}
-		return nil, err
+		rest = append(rest, item{body: append([]byte(nil), frame[n:]...), framed: true})
 	}
-	return nil, nil
+	return append(rest, items[i:]...), nil
 }
 
 // directMax is the largest body written directly (sendDirect, toServer
@@ -319,10 +345,11 @@ func appendEdited(dst, body []byte, edits []lspframe.Edit) []byte {
 	return append(dst, body[at:]...)
 }
 
-// push queues it (for direct, see queue.pushItem; the result is then
-// whether the caller must drain). A client over its bound is disconnected.
-func (c *client) push(it item, direct bool) bool {
-	ok, drain := c.out.pushItem(it, c.m.cfg.ClientQueue, direct)
+// push queues it (for owner, see queue.pushItem; the result is then
+// whether the caller has taken the client's queue over and must drain
+// it). A client over its bound is disconnected.
+func (c *client) push(it item, owner any) bool {
+	ok, drain := c.out.pushItem(it, c.m.cfg.ClientQueue, owner)
 	if !ok {
 		select {
 		case <-c.stop:
@@ -418,7 +445,11 @@ func (m *mux) serveClient(ctx context.Context, conn io.ReadWriteCloser) error {
 // ends, and returns why.
 func (m *mux) readClient(c *client) error {
 	r := lspframe.NewReader(c.conn, m.cfg.MaxMessage)
+	defer m.flushServer(c)
 	for {
+		if !r.Ready() {
+			m.flushServer(c) // Read may block: never while holding the backend
+		}
 		body, err := r.Read()
 		if err != nil {
 			if errors.Is(err, lspframe.ErrTooLarge) {
@@ -501,25 +532,47 @@ func (m *mux) toServer(body []byte, release func()) bool {
 
 // toServerItem is toServer for an item with edits.
 func (m *mux) toServerItem(it item) bool {
-	ok, _ := m.toServerDirect(it, false)
-	return ok
-}
-
-// toServerDirect is toServerItem that, with direct and a small item, may
-// make the caller the backend's writer: it then returns the session, whose
-// drain the caller must call once it has released mu. Called with mu held.
-func (m *mux) toServerDirect(it item, direct bool) (bool, *session) {
 	if m.sess == nil {
 		if it.release != nil {
 			it.release()
 		}
-		return false, nil
+		return false
 	}
-	ok, drain := m.sess.q.pushItem(it, 0, direct && len(it.body) <= directMax)
-	if drain {
-		return ok, m.sess
+	ok, _ := m.sess.q.pushItem(it, 0, nil)
+	return ok
+}
+
+// toServerDirect is toServerItem for c's reader: when the backend's queue
+// is empty and idle, or already c's, c's reader becomes (or stays) its
+// writer and writes what gathered before it next blocks (flushServer):
+// no hand-off to the session writer goroutine on the round-trip path, and
+// a burst of small messages leaves in one write. Large items always go to
+// the writer goroutine. Called with mu held, from c's reader.
+func (m *mux) toServerDirect(c *client, it item) {
+	if m.sess == nil {
+		if it.release != nil {
+			it.release()
+		}
+		return
 	}
-	return ok, nil
+	if len(it.body) > directMax || (c.claimed != nil && c.claimed != m.sess) {
+		m.sess.q.pushItem(it, 0, nil)
+		return
+	}
+	if _, claimed := m.sess.q.pushItem(it, 0, c); claimed {
+		c.claimed = m.sess
+	}
+}
+
+// flushServer writes what c's reader gathered for the backend (see
+// toServerDirect). c's reader calls it before anything that may block:
+// reading the client, waiting for quota or for the backend to run.
+// Called without m.mu held.
+func (m *mux) flushServer(c *client) {
+	if s := c.claimed; s != nil {
+		c.claimed = nil
+		m.drainTo(s)
+	}
 }
 
 // broadcast sends body to every client that has sent initialize (used for
@@ -546,6 +599,7 @@ func (m *mux) waitRunning(c *client) bool {
 		case phaseStopped:
 			return false
 		}
+		m.flushServer(c) // never wait while holding the backend
 		select {
 		case <-ch:
 		case <-c.stop:

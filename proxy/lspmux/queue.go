@@ -1,8 +1,10 @@
 package lspmux
 
 import (
+	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/procref/procref/proxy/lspframe"
 )
@@ -52,6 +54,8 @@ type queue struct {
 	closed     bool
 	busy       bool          // the writer goroutine or a draining producer is writing
 	writerOwns bool          // busy is the writer goroutine's (taken in pop)
+	owner      any           // busy is this draining producer's (pushItem)
+	room       chan struct{} // closed when bytes drop (waitRoom); nil if nobody waits
 	wake       chan struct{} // cap 1: something was pushed, the queue closed, or a drainer let go
 }
 
@@ -61,15 +65,17 @@ func newQueue() *queue { return &queue{wake: make(chan struct{}, 1)} }
 // already holds something and would exceed limit bytes. It reports whether
 // the body was queued; if not, release (if any) is called.
 func (q *queue) push(body []byte, limit int64, release func()) bool {
-	ok, _ := q.pushItem(item{body: body, release: release}, limit, false)
+	ok, _ := q.pushItem(item{body: body, release: release}, limit, nil)
 	return ok
 }
 
-// pushItem is push for an item with edits. With direct, if the queue was
-// empty and nobody was writing, the caller becomes the writer: drain is
-// true, the writer goroutine is not woken, and the caller must call
-// q.drain (without holding locks that writes must not block).
-func (q *queue) pushItem(it item, limit int64, direct bool) (ok, drain bool) {
+// pushItem is push for an item with edits. With a non-nil owner (the
+// caller's identity), if the queue was empty and nobody was writing, the
+// caller becomes the writer: claimed is true, the writer goroutine is not
+// woken, and the caller must call q.drain before it blocks on anything
+// (and without holding locks that writes must not block). While owner
+// holds the queue, its further pushes just append.
+func (q *queue) pushItem(it item, limit int64, owner any) (ok, claimed bool) {
 	n := int64(len(it.body))
 	q.mu.Lock()
 	if q.closed || (limit > 0 && q.bytes > 0 && q.bytes+n > limit) {
@@ -79,15 +85,21 @@ func (q *queue) pushItem(it item, limit int64, direct bool) (ok, drain bool) {
 		}
 		return false, false
 	}
-	if direct && !q.busy && q.head == len(q.items) {
-		q.busy = true
-		drain = true
+	quiet := false // no need to wake the writer goroutine
+	if owner != nil {
+		switch {
+		case q.busy && !q.writerOwns && q.owner == owner:
+			quiet = true // owner's drain will write it
+		case !q.busy && q.head == len(q.items):
+			q.busy, q.owner = true, owner
+			quiet, claimed = true, true
+		}
 	}
 	q.items = append(q.items, it)
 	q.bytes += n
 	q.mu.Unlock()
-	if drain {
-		return true, true
+	if quiet {
+		return true, claimed
 	}
 	q.signal()
 	return true, false
@@ -112,21 +124,67 @@ func (q *queue) take() item {
 		q.head = 0
 	}
 	q.bytes -= int64(len(it.body))
+	if q.room != nil {
+		close(q.room)
+		q.room = nil
+	}
 	return it
 }
 
+// waitRoomNow reports whether waitRoom would return at once.
+func (q *queue) waitRoomNow(limit int64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes <= limit || q.closed
+}
+
+// waitRoom blocks while more than limit bytes are queued and the queue is
+// open. It returns errStalled if the writer takes nothing from the queue
+// for stall (the client is not reading at all), and errCanceled if cancel
+// closed first.
+func (q *queue) waitRoom(limit int64, cancel <-chan struct{}, stall time.Duration) error {
+	t := time.NewTimer(stall)
+	defer t.Stop()
+	for {
+		q.mu.Lock()
+		if q.bytes <= limit || q.closed {
+			q.mu.Unlock()
+			return nil
+		}
+		if q.room == nil {
+			q.room = make(chan struct{})
+		}
+		ch := q.room
+		q.mu.Unlock()
+		select {
+		case <-ch: // progress
+			t.Reset(stall)
+		case <-t.C:
+			return errStalled
+		case <-cancel:
+			return errCanceled
+		}
+	}
+}
+
+var (
+	errStalled  = errors.New("queue stalled")
+	errCanceled = errors.New("wait canceled")
+)
+
 // drain is called by the producer that pushItem made the writer: it
-// writes items with write until the queue is empty, then lets go. write
-// may hand back a rest (a message it could not finish without blocking):
-// the rest goes back to the head of the queue for the writer goroutine,
-// and drain returns. A write error is returned after letting go; the
-// caller deals with the destination (queued items stay for the writer
-// goroutine unless the caller closes the queue).
-func (q *queue) drain(write func(it item) (rest *item, err error)) error {
+// writes what is queued (in batches of up to batchMax bytes) with write
+// until the queue is empty, then lets go. write may hand back a rest
+// (messages it could not write without blocking, the first maybe partly
+// written): the rest goes back to the head of the queue for the writer
+// goroutine, and drain returns. A write error is returned after letting
+// go; the caller deals with the destination.
+func (q *queue) drain(write func(items []item) (rest []item, err error)) error {
+	var batch []item
 	for {
 		q.mu.Lock()
 		if q.head == len(q.items) {
-			q.busy = false
+			q.busy, q.owner = false, nil
 			closed := q.closed
 			q.mu.Unlock()
 			if closed {
@@ -134,16 +192,24 @@ func (q *queue) drain(write func(it item) (rest *item, err error)) error {
 			}
 			return nil
 		}
-		it := q.take()
+		batch = batch[:0]
+		n := 0
+		for q.head < len(q.items) && (len(batch) == 0 || n+len(q.items[q.head].body) <= batchMax) {
+			n += len(q.items[q.head].body)
+			batch = append(batch, q.take())
+		}
 		q.mu.Unlock()
-		rest, err := write(it)
-		if rest != nil || err != nil {
+		rest, err := write(batch)
+		if len(rest) > 0 || err != nil {
 			q.mu.Lock()
-			if rest != nil {
-				q.items = append(q.items[:q.head], append([]item{*rest}, q.items[q.head:]...)...)
-				q.bytes += int64(len(rest.body))
+			if len(rest) > 0 {
+				q.items = append(append([]item(nil), rest...), q.items[q.head:]...)
+				q.head = 0
+				for _, it := range rest {
+					q.bytes += int64(len(it.body))
+				}
 			}
-			q.busy = false
+			q.busy, q.owner = false, nil
 			q.mu.Unlock()
 			q.signal()
 			return err
@@ -250,6 +316,10 @@ func (q *queue) close(drop bool) {
 		dropped = q.items[q.head:]
 		q.items, q.head, q.bytes = nil, 0, 0
 	}
+	if q.room != nil {
+		close(q.room)
+		q.room = nil
+	}
 	q.mu.Unlock()
 	for _, it := range dropped {
 		if it.release != nil {
@@ -273,6 +343,18 @@ type quota struct {
 }
 
 func newQuota(limit int64) *quota { return &quota{limit: limit, wake: make(chan struct{})} }
+
+// tryAcquire is acquire that does not wait: it reports false where
+// acquire would block.
+func (q *quota) tryAcquire(n int64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.used == 0 || q.used+n <= q.limit {
+		q.used += n
+		return true
+	}
+	return false
+}
 
 func (q *quota) acquire(n int64, cancel <-chan struct{}) bool {
 	for {

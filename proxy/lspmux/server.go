@@ -24,6 +24,7 @@ type session struct {
 	exited     chan struct{}
 	waitErr    error
 	downOnce   sync.Once
+	direct     []*client // clients the reader has taken over (sendDirect); reader only
 }
 
 // write writes one item to the backend and releases its quota.
@@ -38,7 +39,17 @@ func (s *session) write(it item) error {
 // drain writes what is queued for the backend in the calling goroutine
 // (see mux.toServerDirect). Called without m.mu held.
 func (m *mux) drainTo(s *session) {
-	err := s.q.drain(func(it item) (*item, error) { return nil, s.write(it) })
+	var buf []byte
+	err := s.q.drain(func(items []item) ([]item, error) {
+		var err error
+		buf, err = writeBatch(s.be, items, buf)
+		for _, it := range items {
+			if it.release != nil {
+				it.release()
+			}
+		}
+		return nil, err
+	})
 	if err != nil {
 		m.log.Warn("writing to language server failed", "err", err)
 		s.q.close(true) // the writer goroutine then ends, as after its own failure
@@ -109,7 +120,11 @@ func (m *mux) startSession() (*session, error) {
 		defer m.wg.Done()
 		defer close(s.readerDone)
 		r := lspframe.NewReader(be, m.cfg.MaxMessage)
+		defer s.flushClients()
 		for {
+			if !r.Ready() {
+				s.flushClients() // Read may block: never while holding clients
+			}
 			body, err := r.Read()
 			if err != nil {
 				if errors.Is(err, lspframe.ErrTooLarge) {
@@ -546,7 +561,7 @@ func (m *mux) fromServer(s *session, body []byte) {
 	}
 	switch f.Kind() {
 	case lspframe.Response:
-		m.serverResponse(&f, body)
+		m.serverResponse(s, &f, body)
 	case lspframe.Request:
 		m.serverRequest(s, &f, body)
 	case lspframe.Notification:
@@ -556,7 +571,7 @@ func (m *mux) fromServer(s *session, body []byte) {
 	}
 }
 
-func (m *mux) serverResponse(f *lspframe.Fields, body []byte) {
+func (m *mux) serverResponse(s *session, f *lspframe.Fields, body []byte) {
 	hid, ok := parseHostID(f.ID.Of(body))
 	if !ok {
 		m.log.Warn("language server answered an id the mux never sent; dropped", "id", string(f.ID.Of(body)))
@@ -585,7 +600,7 @@ func (m *mux) serverResponse(f *lspframe.Fields, body []byte) {
 	m.mu.Unlock()
 	// the body goes to this one client and nothing keeps it: written
 	// with the client's id spliced in, then recycled
-	c.sendDirect(item{body: body, edits: []lspframe.Edit{{At: f.ID, With: p.origID}}, recycle: true})
+	s.sendDirect(c, item{body: body, edits: []lspframe.Edit{{At: f.ID, With: p.origID}}, recycle: true})
 }
 
 // broadcastMethods are backend requests the mux answers itself and passes
