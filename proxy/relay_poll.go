@@ -380,7 +380,7 @@ func (l *pollLoop) flushUp() error {
 			l.up.buf, l.up.off = l.up.buf[:0], 0
 			return nil
 		}
-		m, err := unix.Write(l.sock, l.up.buf[l.up.off:])
+		m, err := nbWrite(l.sock, l.up.buf[l.up.off:])
 		if m > 0 {
 			l.up.off += m
 		}
@@ -403,7 +403,7 @@ func (l *pollLoop) flushUp() error {
 // dropped and the loop ends as a detach.
 func (l *pollLoop) flushDown() {
 	for l.down.pending() {
-		m, err := unix.Write(l.out, l.down.buf[l.down.off:])
+		m, err := nbWrite(l.out, l.down.buf[l.down.off:])
 		if m > 0 {
 			l.down.off += m
 		}
@@ -424,7 +424,7 @@ func (l *pollLoop) flushDown() {
 // readFD reads once, retrying EINTR. It returns (0, nil) at EOF.
 func readFD(fd int, b []byte) (int, error) {
 	for {
-		m, err := unix.Read(fd, b)
+		m, err := nbRead(fd, b)
 		if err == unix.EINTR {
 			continue
 		}
