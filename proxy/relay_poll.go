@@ -166,6 +166,8 @@ type pollLoop struct {
 	// (Linux). bulk: the last read took a full pipe's worth, so more is
 	// likely queued. sockFull: the last splice found the socket full.
 	spliceIn, bulk, sockFull bool
+
+	grown bool // the editor's pipes were grown for bulk traffic
 }
 
 // run is the loop. Each round: poll for what can make progress, then
@@ -329,6 +331,12 @@ func (l *pollLoop) readUp() {
 			l.up.off = 0
 			l.gateCheck()
 			l.bulk = m >= bulkRead
+			if l.bulk {
+				l.growPipes()
+			}
+			if l.bulk {
+				l.growPipes()
+			}
 			if l.backendEOF {
 				l.up.buf = l.up.buf[:0]
 			}
@@ -345,6 +353,9 @@ func (l *pollLoop) readUp() {
 		l.up.buf, l.up.off = b[:m], 0
 		l.scan.Scan(l.up.buf)
 		l.bulk = m >= bulkRead
+		if l.bulk {
+			l.growPipes()
+		}
 		if l.backendEOF {
 			l.up.buf = l.up.buf[:0] // nobody to send it to; only watch for exit
 		}
