@@ -8,10 +8,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// pipeSize is what growPipes asks for. 1 MiB measured fastest, but every
-// pipe buffer counts against the user's pipe allowance (64 MiB by default,
-// so ~30 proxies); 256 KiB keeps ~850 MB/s for 16 MiB messages and leaves
-// room for a hundred windows (docs/benchmarks.md).
+// pipeSize is what growPipes asks for at start: every pipe buffer counts
+// against the user's pipe allowance (64 MiB by default), so 256 KiB leaves
+// room for a hundred windows; the relay grows a proxy's pipes to 1 MiB only
+// once it sees bulk traffic (proxy/relay_splice_linux.go).
 const pipeSize = 256 << 10
 
 // growPipes enlarges the editor's stdin and stdout pipes from the default
