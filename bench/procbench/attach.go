@@ -53,6 +53,7 @@ const (
 	scDirect     = "gopls-direct"
 	scColdGopls  = "procref-cold-gopls"
 	scColdEcho   = "procref-cold-echo"
+	scColdMux    = "procref-cold-gopls-mux"
 	scExecFloor  = "floor-procref-version"
 	attachTimout = 60 * time.Second
 	quitTimeout  = 10 * time.Second
@@ -115,6 +116,7 @@ func (r *rig) benchAttach(n int, builds []build, floors []string) (*attachResult
 		}
 		sc = append(sc,
 			&scenario{Key: scColdGopls + key, Label: "procref cold, gopls serve -listen (tcp)" + label, argv: goplsTCP, dir: ws("cold" + wsSuffix), cold: true},
+			&scenario{Key: scColdMux + key, Label: "procref cold, gopls on stdio (mux mode)" + label, argv: []string{b.path, "--", r.gopls}, dir: ws("cold-mux" + wsSuffix), cold: true},
 			&scenario{Key: scColdEcho + key, Label: "procref cold, echo backend (tcp)" + label, argv: echoTCP(coldStamp), dir: ws("cold-echo" + wsSuffix), echo: true, stamp: coldStamp, cold: true},
 			&scenario{Key: scExecFloor + key, Label: "`procref version`" + label, argv: []string{b.path, "version"}, dir: r.dir, plain: true},
 		)
