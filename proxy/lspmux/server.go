@@ -559,6 +559,16 @@ func (m *mux) fromServer(s *session, body []byte) {
 		m.log.Warn("language server sent invalid json; dropped", "err", err)
 		return
 	}
+	if f.Method.Ok() && f.MethodName() == "" {
+		// Clients would take it for a response (and never answer it).
+		m.log.Warn("language server sent a message with an empty method name; refused")
+		if f.Kind() == lspframe.Request {
+			m.mu.Lock()
+			m.toServer(msgError(f.ID.Of(body), codeInvalidRequest, "empty method name"), nil)
+			m.mu.Unlock()
+		}
+		return
+	}
 	switch f.Kind() {
 	case lspframe.Response:
 		m.serverResponse(s, &f, body)
