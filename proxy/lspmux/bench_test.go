@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
@@ -339,3 +341,101 @@ func bigDiagnostics(n int) []byte {
 }
 
 var benchLog io.Writer = io.Discard
+
+// helperEcho runs the benchmarks' echo server on this process's stdio (the
+// test binary re-run with GO_WANT_HELPER_PROCESS=echo).
+func helperEcho() {
+	s := &echoServer{in: os.Stdin, out: os.Stdout, done: make(chan struct{})}
+	s.run()
+}
+
+// startEcho starts the echo server as a process with ExecBackend.
+func startEcho(tb testing.TB) Backend {
+	exe, err := os.Executable()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), "GO_WANT_HELPER_PROCESS=echo")
+	cmd.Stderr = os.Stderr
+	be, err := ExecBackend(cmd)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { be.Close(); be.Kill(); be.Wait() })
+	return be
+}
+
+// BenchmarkRoundTripOS is BenchmarkRoundTrip over the kernel: the echo
+// server is a process on pipes, and the mux's client a loopback TCP
+// connection, so "mux" minus "direct" is what the host side of mux mode
+// adds (one more process on the path, TCP in and out) without procref's
+// proxy. p50/p99 are reported as metrics.
+func BenchmarkRoundTripOS(b *testing.B) {
+	params := []byte(`{"textDocument":{"uri":"file:///ws/r/a.c"},"position":{"line":10,"character":4}}`)
+	run := func(b *testing.B, c *benchClient) {
+		for range 200 { // warm up
+			if _, err := c.call("test/echo", params); err != nil {
+				b.Fatal(err)
+			}
+		}
+		lat := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			t0 := time.Now()
+			if _, err := c.call("test/echo", params); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		reportLatency(b, lat)
+	}
+	b.Run("direct", func(b *testing.B) {
+		be := startEcho(b)
+		run(b, newBenchClient(struct {
+			io.Reader
+			io.Writer
+			io.Closer
+		}{be, be, closerFunc(be.Close)}))
+	})
+	b.Run("mux", func(b *testing.B) {
+		m, err := New(Config{
+			Logger: slog.New(slog.NewTextHandler(benchLog, nil)),
+			Start:  func(context.Context) (Backend, error) { return startEcho(b), nil },
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			m.ServeClient(context.Background(), conn)
+		}()
+		b.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			ln.Close()
+			m.Close(ctx)
+			wg.Wait()
+		})
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { conn.Close() })
+		c := newBenchClient(conn)
+		if _, err := c.call("initialize", []byte(`{"rootUri":"file:///ws/r"}`)); err != nil {
+			b.Fatal(err)
+		}
+		lspframe.Write(conn, msgNotification("initialized", []byte("{}")))
+		run(b, c)
+	})
+}

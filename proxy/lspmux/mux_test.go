@@ -17,8 +17,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("GO_WANT_HELPER_PROCESS") == "1" {
+	switch os.Getenv("GO_WANT_HELPER_PROCESS") {
+	case "1":
 		helperServer()
+		os.Exit(0)
+	case "echo":
+		helperEcho()
 		os.Exit(0)
 	}
 	goleak.VerifyTestMain(m)
