@@ -176,7 +176,8 @@ func (m *mux) clientRequest(c *client, f *lspframe.Fields, body []byte) error {
 	return m.forward(c, body, func(hid int64) (item, func()) {
 		origID := append([]byte(nil), f.ID.Of(body)...)
 		edits := []lspframe.Edit{{At: f.ID, With: idToken(hid)}}
-		p := &pending{c: c, origID: origID, method: f.MethodName(), seq: m.activeSeq}
+		p := &pending{c: c, origID: origID, method: f.MethodName(), seq: m.activeSeq, size: int64(len(body))}
+		c.awaiting.Add(p.size)
 		for _, s := range toks {
 			orig := append([]byte(nil), s.Of(body)...)
 			htok := string(lspframe.Quote("procref/" + strconv.FormatInt(m.nextID.Add(1), 10)))
@@ -212,15 +213,17 @@ const clientStall = 2 * time.Second
 func (m *mux) forward(c *client, body []byte, build func(hid int64) (item, func())) error {
 	n := int64(len(body))
 	for {
-		if !c.out.waitRoomNow(m.cfg.ClientQueue / 4) {
-			// The client is not keeping up with what is sent to it (the
-			// answers to what it asked, mostly): stop reading its
-			// requests until it catches up, rather than let its queue
-			// reach ClientQueue and disconnect a client that is reading,
-			// only slowly. A client that does not read at all (nothing
-			// taken from its queue for clientStall) is disconnected.
+		// The client is not keeping up with what is sent to it (mostly
+		// the answers to what it asked, counted by request size while the
+		// backend works on them): stop reading its requests until it
+		// catches up, rather than let its queue reach ClientQueue and
+		// disconnect a client that reads, only slowly. A client that does
+		// not read at all (its queue over a quarter of the bound, nothing
+		// taken for clientStall) is disconnected.
+		over := func(queued int64) bool { return queued+c.awaiting.Load() > m.cfg.ClientQueue/2 }
+		if c.out.over(over) {
 			m.flushServer(c)
-			switch err := c.out.waitRoom(m.cfg.ClientQueue/4, c.stop, clientStall); err {
+			switch err := c.out.waitRoom(over, m.cfg.ClientQueue/4, c.stop, clientStall); err {
 			case errStalled:
 				c.log.Warn("lsp client is not reading its messages; disconnecting it", "queued_over", m.cfg.ClientQueue/4)
 				c.kill(errSlowClient)

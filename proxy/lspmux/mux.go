@@ -90,6 +90,7 @@ type pending struct {
 	tokens []string
 	ch     chan []byte
 	seq    int64
+	size   int64 // request bytes, counted in c.awaiting until answered
 }
 
 // srvReq is a backend request forwarded to one client.
@@ -202,6 +203,7 @@ type client struct {
 	deadline interface{ SetWriteDeadline(time.Time) error } // conn's, if it has one (sendDirect)
 	dbuf     []byte                                         // writeDirect's frame buffer (owned by whoever is writing)
 	claimed  *session                                       // the client reader is the writer of this session's queue (forward)
+	awaiting atomic.Int64                                   // bytes of this client's requests the backend has not answered yet
 	stop     chan struct{}                                  // closed by kill
 	killOnce sync.Once
 	killErr  error

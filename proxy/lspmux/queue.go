@@ -131,23 +131,24 @@ func (q *queue) take() item {
 	return it
 }
 
-// waitRoomNow reports whether waitRoom would return at once.
-func (q *queue) waitRoomNow(limit int64) bool {
+// over reports whether over(queued bytes) holds on an open queue.
+func (q *queue) over(over func(queued int64) bool) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.bytes <= limit || q.closed
+	return !q.closed && over(q.bytes)
 }
 
-// waitRoom blocks while more than limit bytes are queued and the queue is
-// open. It returns errStalled if the writer takes nothing from the queue
-// for stall (the client is not reading at all), and errCanceled if cancel
-// closed first.
-func (q *queue) waitRoom(limit int64, cancel <-chan struct{}, stall time.Duration) error {
+// waitRoom blocks while over(queued bytes) holds and the queue is open,
+// rechecking whenever the writer takes something (and every stall). It
+// returns errStalled if more than stallAt bytes stay queued while the
+// writer takes nothing for stall (the client is not reading at all), and
+// errCanceled if cancel closed first.
+func (q *queue) waitRoom(over func(queued int64) bool, stallAt int64, cancel <-chan struct{}, stall time.Duration) error {
 	t := time.NewTimer(stall)
 	defer t.Stop()
 	for {
 		q.mu.Lock()
-		if q.bytes <= limit || q.closed {
+		if q.closed || !over(q.bytes) {
 			q.mu.Unlock()
 			return nil
 		}
@@ -160,7 +161,13 @@ func (q *queue) waitRoom(limit int64, cancel <-chan struct{}, stall time.Duratio
 		case <-ch: // progress
 			t.Reset(stall)
 		case <-t.C:
-			return errStalled
+			q.mu.Lock()
+			stuck := q.room == ch && q.bytes > stallAt // nothing taken since
+			q.mu.Unlock()
+			if stuck {
+				return errStalled
+			}
+			t.Reset(stall)
 		case <-cancel:
 			return errCanceled
 		}

@@ -399,6 +399,9 @@ func (m *mux) crashed(s *session, cause error) bool {
 	m.setPhase(phaseRestarting)
 	for hid, p := range m.pending {
 		delete(m.pending, hid)
+		if p.c != nil {
+			p.c.awaiting.Add(-p.size)
+		}
 		if p.c != nil && !p.c.gone {
 			delete(p.c.reqs, string(p.origID))
 			p.c.send(msgError(p.origID, codeRequestFailed, "the language server crashed; procref is restarting it"))
@@ -594,6 +597,9 @@ func (m *mux) serverResponse(s *session, f *lspframe.Fields, body []byte) {
 		return // its client has gone, or a duplicate
 	}
 	delete(m.pending, hid)
+	if p.c != nil {
+		p.c.awaiting.Add(-p.size)
+	}
 	if p.ch != nil {
 		m.mu.Unlock()
 		p.ch <- body
