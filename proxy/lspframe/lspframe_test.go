@@ -291,6 +291,8 @@ func TestScanRejects(t *testing.T) {
 		`{"a":tru}`, `{"a":"x}`, `{"a":"\x"}`, `{"a":"\u12g4"}`, "{\"a\":\"\x01\"}", "{\"a\":\"\xff\"}",
 		`{"id":1,"id":2,"result":false}`, `{"method":"exit","method":"x"}`, `{"a":{"b":1,"\u0062":2}}`,
 		`{"a":{"k0":0,"k1":0,"k2":0,"k3":0,"k4":0,"k5":0,"k6":0,"k7":0,"k8":0,"k9":0,"k10":0,"k11":0,"k12":0,"k13":0,"k5":1}}`,
+		"{\"a\":\"0123456789abcdef\\n\x1f\"}", "{\"a\":\"0123456789abcdef\xc3\"}", "{\"a\":\"0123456789ab\xe2\x82\\n\"}",
+		`{"a":"0123456789abcdef\"}`, "{\"a\":\"0123456789\\\"abcdef\x7f\x00\"}",
 		`{"a":[1,]}`, `{"a":[1 2]}`, `{"a":1}x`, `{"a":1}{}`, `{"method":5}`, `{"a" 1}`,
 		strings.Repeat(`{"a":`, MaxDepth+1) + "1" + strings.Repeat("}", MaxDepth+1),
 		strings.Repeat(`[`, MaxDepth+2),
@@ -628,4 +630,25 @@ func TestReaderReady(t *testing.T) {
 		t.Fatalf("Read = %s, %v", b, err)
 	}
 	pw.Close()
+}
+
+// TestScanLongStrings: strings past the 8-byte fast path, with escapes
+// (an escaped quote among them) and non-ASCII text, agree with
+// encoding/json.
+func TestScanLongStrings(t *testing.T) {
+	text := strings.Repeat(`int main() { return \"x\"; } // ü€😀\n\\`, 500)
+	msg := []byte(`{"id":1,"method":"m","params":{"t":"` + text + `","n":2}}`)
+	f, err := Scan(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want struct {
+		Params json.RawMessage `json:"params"`
+	}
+	if err := json.Unmarshal(msg, &want); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(f.Params.Of(msg), want.Params) {
+		t.Fatal("params span differs from encoding/json's")
+	}
 }

@@ -336,27 +336,54 @@ func (s *scanner) str() error {
 			}
 		}
 	}
+	// The next '"' byte is found with IndexByte (vectorised) and kept
+	// until i passes it (an escaped quote), so strings full of escapes
+	// stay linear; the stretch up to it, or up to the next backslash, is
+	// then checked for control and non-ASCII bytes 8 at a time.
+	q := -1 // position of the next '"' byte at or after i
 	for {
-		// 8 bytes at a time while none is '"', '\\', a control or non-ASCII byte
-		for i+8 <= len(b) {
-			x := binary.LittleEndian.Uint64(b[i:])
-			if (x-lo8*0x20)&^x&hi8 != 0 || hasByte(x, '"') || hasByte(x, '\\') || x&hi8 != 0 {
+		if q < i {
+			j := bytes.IndexByte(b[i:], '"')
+			if j < 0 {
+				s.i = len(b)
+				return s.bad("unterminated string")
+			}
+			q = i + j
+		}
+		end := q
+		if k := bytes.IndexByte(b[i:q], '\\'); k >= 0 {
+			end = i + k
+		}
+		for i < end {
+			for i+8 <= end {
+				x := binary.LittleEndian.Uint64(b[i:])
+				if ((x-lo8*0x20)|x)&hi8 != 0 {
+					break // a control or non-ASCII byte among these 8
+				}
+				i += 8
+			}
+			for i < end && strSafe[b[i]] {
+				i++
+			}
+			if i == end {
 				break
 			}
-			i += 8
+			if c := b[i]; c < 0x20 {
+				s.i = i
+				return s.bad("control character in string")
+			}
+			r, size := utf8.DecodeRune(b[i:end])
+			if r == utf8.RuneError && size <= 1 {
+				s.i = i
+				return s.bad("invalid utf-8 in string")
+			}
+			i += size
 		}
-		for i < len(b) && strSafe[b[i]] {
-			i++
-		}
-		if i >= len(b) {
-			s.i = i
-			return s.bad("unterminated string")
-		}
-		switch c := b[i]; {
-		case c == '"':
+		switch b[i] { // '"' or '\\'
+		case '"':
 			s.i = i + 1
 			return nil
-		case c == '\\':
+		case '\\':
 			if i+1 >= len(b) {
 				s.i = i
 				return s.bad("unterminated escape")
@@ -374,16 +401,6 @@ func (s *scanner) str() error {
 				s.i = i
 				return s.bad("bad escape")
 			}
-		case c < 0x20:
-			s.i = i
-			return s.bad("control character in string")
-		default: // >= 0x80
-			r, size := utf8.DecodeRune(b[i:])
-			if r == utf8.RuneError && size <= 1 {
-				s.i = i
-				return s.bad("invalid utf-8 in string")
-			}
-			i += size
 		}
 	}
 }
