@@ -118,7 +118,12 @@ type Config struct {
 	ShareGlobal bool
 	// ClientQueue bounds the bytes queued toward one client; a client that
 	// falls further behind is disconnected (a single message larger than
-	// the bound is still accepted into an empty queue). Default 32 MiB.
+	// the bound is still accepted into an empty queue). Before that, while
+	// its queue and the size of its unanswered requests exceed half the
+	// bound, the mux stops reading the client's requests (a client that
+	// pipelines large requests and reads slowly is slowed down, not cut
+	// off); if it then takes nothing from a queue over a quarter of the
+	// bound for 2s, it is disconnected as not reading. Default 32 MiB.
 	ClientQueue int64
 	// ClientInflight bounds the bytes one client may have queued toward the
 	// backend; past it the mux stops reading that client until the backend
