@@ -11,17 +11,22 @@
 //     only proves presence; the host tells it the backend's port and the proxy
 //     relays bytes to the backend directly (e.g. gopls serve -listen).
 //   - mux mode (default): the backend is any stdio language server; the host
-//     runs the LSP multiplexer (package proxy/lspmux) and every proxy's
-//     session connection carries that client's LSP stream.
+//     runs the LSP multiplexer (package proxy/lspmux). On Linux a proxy hands
+//     its stdin and stdout to the host ([Handoff]), which then reads and
+//     writes the editor's pipes itself; elsewhere (or if the handoff is not
+//     possible) the proxy's session connection carries the LSP stream.
 //
 // A client never tells a host which command to run: the host runs only the
 // [Spec] it was started with, and the spec is part of the service key.
 package host
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,4 +144,46 @@ func (s *Spec) Service(exe string) (*launcher.Service, error) {
 			return cmd, nil
 		},
 	}, nil
+}
+
+// ErrNoHandoff means the descriptor handoff is not possible here (not
+// Linux, no handoff socket, an editor side that is not a pipe or socket);
+// the proxy relays instead.
+var ErrNoHandoff = errors.New("no descriptor handoff")
+
+// HandoffSocket is the unix socket, in the private runtime dir, on which a
+// mux-mode host takes editors' descriptors from their proxies.
+func HandoffSocket(runtimeDir, serviceName string) string {
+	return filepath.Join(runtimeDir, serviceName+".fd.sock")
+}
+
+// Handoff passes the proxy's stdin and stdout (descriptors 0 and 1) to the
+// mux-mode host at the other end of session, an attached session
+// connection; pending are editor bytes the proxy has already read (they are
+// served first). It blocks until the host has the descriptors. After a nil
+// return the proxy must not read stdin or write stdout again; it waits with
+// [WaitHandedOff]. An error wrapping [ErrNoHandoff] means nothing was sent
+// and the proxy can relay instead; any other error leaves the session
+// unusable.
+func Handoff(session net.Conn, socket string, pending []byte) error {
+	return handoff(session, socket, pending)
+}
+
+// WaitHandedOff blocks until the window's session, handed off with
+// [Handoff], ends. It returns true when it ended normally (the host said
+// so: the editor sent exit or closed its end) or ctx ended (a signal: the
+// caller exits, which ends the session), and false when the host went away.
+func WaitHandedOff(ctx context.Context, session net.Conn) bool {
+	done := make(chan bool, 1)
+	go func() {
+		var b [4]byte
+		n, _ := io.ReadFull(session, b[:])
+		done <- n == 4 && string(b[:]) == "bye\n"
+	}()
+	select {
+	case ok := <-done:
+		return ok
+	case <-ctx.Done():
+		return true
+	}
 }

@@ -46,8 +46,19 @@ func (b *backend) setupMux(svc *launcher.Service) error {
 	if err != nil {
 		return err
 	}
+	// The descriptor handoff (handoff.go); without it proxies relay.
+	var h *handoffServer
+	if dir, err := svcRuntimeDir(svc); err == nil {
+		if h, err = startHandoff(HandoffSocket(dir, svc.Name), b.log); err != nil {
+			b.log.Info("no descriptor handoff; proxies relay", "err", err)
+			h = nil
+		}
+	}
 	svc.Hooks = launcher.Hooks{
 		OnLastRelease: func(ctx context.Context, _ launcher.Info) error {
+			if h != nil {
+				h.close()
+			}
 			err := m.Close(ctx)
 			mu.Lock()
 			id := current
@@ -59,7 +70,7 @@ func (b *backend) setupMux(svc *launcher.Service) error {
 		},
 	}
 	svc.Serve = func(ctx context.Context, conn net.Conn, _ handshake.Request) {
-		if err := m.ServeClient(ctx, conn); err != nil {
+		if err := h.serveSession(ctx, conn, m.ServeClient); err != nil {
 			b.log.Info("client session ended", "err", err)
 		}
 	}

@@ -113,17 +113,29 @@ func TestGoplsTCPMode(t *testing.T) {
 
 // TestKillProxyMidRequest: kill -9 of one proxy mid-request leaves the other
 // working; the kernel count drops; when the last leaves, the backend stops.
+// In tcp mode the proxy relays; in mux mode it has handed its stdin and
+// stdout to the host, which must notice the proxy's death on its own.
 func TestKillProxyMidRequest(t *testing.T) {
+	for _, mode := range []string{"tcp", "mux"} {
+		t.Run(mode, func(t *testing.T) { testKillProxyMidRequest(t, mode) })
+	}
+}
+
+func testKillProxyMidRequest(t *testing.T, mode string) {
 	e := newEnv(t)
 	ws := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	file := filepath.Join(ws, "a.txt")
 	uri := lspclient.FileURI(file)
+	server := []string{"--", procrefBin, "sample-server", "--listen=127.0.0.1:{port}"}
+	if mode == "mux" {
+		server = []string{"--log-level=debug", "--", procrefBin, "sample-server"}
+	}
 	var clients []*lspclient.Client
 	var procs []*proc
 	for i := 0; i < 2; i++ {
-		p := e.start(ws, nil, "--", procrefBin, "sample-server", "--listen=127.0.0.1:{port}")
+		p := e.start(ws, nil, server...)
 		c := p.client(ctx)
 		if _, err := c.Initialize(ctx, ws); err != nil {
 			t.Fatalf("window %d: %v; stderr: %s", i, err, p.stderr.String())
@@ -134,7 +146,18 @@ func TestKillProxyMidRequest(t *testing.T) {
 		}
 		clients, procs = append(clients, c), append(procs, p)
 	}
+	if mode == "mux" && !strings.Contains(procs[0].stderr.String(), "handed stdin and stdout to the host") {
+		t.Fatalf("mux mode on Linux pipes: the proxy did not hand off its descriptors: %s", procs[0].stderr.String())
+	}
 	hint := e.onlyHint()
+	backend := hint.Backend
+	if mode == "mux" {
+		kids := children(hint.Host.PID, "procref")
+		if len(kids) != 1 {
+			t.Fatalf("host %d has backend children %v, want one", hint.Host.PID, kids)
+		}
+		backend, _ = platform.Lookup(kids[0])
+	}
 	counter, err := refcount.Open(hint.Name, hint.Key, refcount.Options{Dir: e.runtime})
 	if err != nil {
 		t.Fatal(err)
@@ -148,6 +171,21 @@ func TestKillProxyMidRequest(t *testing.T) {
 	procs[0].cmd.Process.Kill()
 	procs[0].wait(t, 5*time.Second)
 	waitCount(t, counter, 1, time.Second)
+	if mode == "mux" {
+		// The host closed the dead proxy's client: one client left.
+		t.Setenv("PROCREF_RUNTIME_DIR", e.runtime)
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			rows, _, err := collectStatus(ctx)
+			if err == nil && len(rows) == 1 && rows[0].Clients == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("status after kill -9: %+v, %v; want one backend with one client", rows, err)
+			}
+			time.Sleep(20 * time.Millisecond) // polling the host's status: no event to wait for
+		}
+	}
 	for i := 0; i < 3; i++ {
 		h, err := clients[1].Hover(ctx, uri, 0, 1)
 		if err != nil || !strings.Contains(h, "hello") {
@@ -159,7 +197,7 @@ func TestKillProxyMidRequest(t *testing.T) {
 	if code := procs[1].wait(t, 10*time.Second); code != 0 {
 		t.Errorf("proxy exit %d", code)
 	}
-	waitGone(t, hint.Backend, 2*time.Second, "backend")
+	waitGone(t, backend, 2*time.Second, "backend")
 	waitGone(t, hint.Host, 2*time.Second, "host")
 }
 

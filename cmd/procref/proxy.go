@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/host"
+	"github.com/procref/procref/platform"
 	"github.com/procref/procref/proxy"
 	"github.com/procref/procref/proxy/lspframe"
 )
@@ -220,6 +222,39 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		conn, presence = bconn, sess.Conn
 		defer presence.Close()
+	}
+	if spec.Mode == host.ModeMux && stdin == io.Reader(os.Stdin) && stdout == io.Writer(os.Stdout) && os.Getenv("PROCREF_HANDOFF") != "0" {
+		// Hand stdin and stdout to the host (Linux): it then reads and
+		// writes the editor's pipes itself, one process hop fewer per
+		// message; this proxy only holds the reference and waits.
+		var pend bytes.Buffer
+		if p.first != nil {
+			lspframe.Write(&pend, p.first)
+		}
+		buffered, _ := in.Peek(in.Buffered())
+		pend.Write(buffered)
+		dir := svc.Dir
+		if dir == "" {
+			dir, _ = platform.RuntimeDir()
+		}
+		err := host.Handoff(sess.Conn, host.HandoffSocket(dir, svc.Name), pend.Bytes())
+		switch {
+		case err == nil:
+			p.mu.Lock()
+			p.relaying = true
+			p.mu.Unlock()
+			log.Debug("handed stdin and stdout to the host")
+			if host.WaitHandedOff(ctx, sess.Conn) {
+				return exitOK
+			}
+			fmt.Fprintf(stderr, "procref: the shared backend %s closed the connection (host pid %d); see `procref logs %s`\n", svc.Name, sess.Hint.Host.PID, svc.Name)
+			return exitFailure
+		case errors.Is(err, host.ErrNoHandoff):
+			log.Debug("relaying", "why", err)
+		default:
+			sess.Conn.Close()
+			return fail("%v (log: %s)", err, sess.Hint.Log)
+		}
 	}
 	if p.first != nil {
 		if err := lspframe.Write(conn, p.first); err != nil {
