@@ -1,6 +1,6 @@
 // crelay: a minimal stdio <-> TCP relay in C (poll, read, write), the reference
-// floor for what one extra relay process costs on the machine. Used by
-// bench/fixes.sh when a C compiler is present: procbench -relay-cmd "crelay {addr}".
+// floor for what one extra relay process costs on the machine. bench/run.sh
+// builds it when a C compiler is present: procbench -relay-cmd "crelay {addr}".
 #include <poll.h>
 #include <unistd.h>
 #include <stdio.h>

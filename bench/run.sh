@@ -21,6 +21,8 @@
 #   bench/run.sh [procbench flags]      e.g. bench/run.sh -n 25
 #                                            bench/run.sh -only latency,throughput
 #                                            bench/run.sh -only mux   (mux mode: procref -- procbench lsp-echo)
+#   With a C compiler, bench/crelay.c is built and measured as a reference
+#   relay, and so is cat (see "Round trip" in docs/benchmarks.md).
 # Environment:
 #   SRC=head               build procref and procbench from the committed HEAD
 #                          (git archive) instead of the working tree, so the
@@ -58,6 +60,17 @@ fi
 args=(-procref "$bin/procref" -gopls "$gopls" -floor "$bin/emptymain")
 if true=$(type -P true); then
 	args+=(-floor "$true")
+fi
+# Reference relays next to procref's proxy: a minimal C relay (the floor for
+# any relay process on this machine) when a C compiler is present, and cat
+# (a stdio echo with no TCP at all: the client's pipe ceiling).
+if cc=$(type -P cc || type -P gcc); then
+	if "$cc" -O2 -o "$bin/crelay" "$root/bench/crelay.c" 2>/dev/null; then
+		args+=(-relay-cmd "$bin/crelay {addr}")
+	fi
+fi
+if cat=$(type -P cat); then
+	args+=(-relay-cmd "$cat")
 fi
 if [[ -n ${JSON:-} ]]; then
 	args+=(-json "$JSON")

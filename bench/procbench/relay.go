@@ -66,7 +66,7 @@ var referenceRelays = []struct {
 	name, label string
 	args        []string
 }{
-	{"relay-copy", "reference relay: io.Copy both ways (what procref does)", nil},
+	{"relay-copy", "reference relay: io.Copy both ways (Go's poller)", nil},
 	{"relay-threads", "reference relay: blocking read/write on locked OS threads", []string{"-threads"}},
 	{"relay-pipe", "reference relay: io.Copy + 1 MiB pipes (F_SETPIPE_SZ)", []string{"-pipe-size=1048576"}},
 	{"relay-threads-pipe", "reference relay: threads + 1 MiB pipes", []string{"-threads", "-pipe-size=1048576"}},
