@@ -21,22 +21,37 @@ import (
 func (b *backend) setupMux(svc *launcher.Service) error {
 	var mu sync.Mutex
 	var current platform.Identity
+	startOne := func() (lspmux.Backend, error) {
+		cmd := exec.Command(b.spec.Command[0], b.spec.Command[1:]...)
+		cmd.Dir = b.spec.Dir
+		cmd.Stderr = os.Stderr // the host log
+		platform.BindToParent(cmd)
+		be, err := lspmux.ExecBackend(cmd)
+		if err != nil {
+			return nil, err
+		}
+		id, _ := platform.Lookup(cmd.Process.Pid)
+		mu.Lock()
+		current = id
+		mu.Unlock()
+		b.log.Info("backend started", "pid", cmd.Process.Pid, "command", b.spec.Command)
+		return be, nil
+	}
+	// prestarted is the server process started when the host starts, so
+	// its start-up overlaps the first proxy's attach and handoff (a host
+	// exists only because a window is attaching); the first client's
+	// initialize takes it. Restarts after a crash start fresh.
+	var prestarted lspmux.Backend
 	m, err := lspmux.New(lspmux.Config{
 		Start: func(ctx context.Context) (lspmux.Backend, error) {
-			cmd := exec.Command(b.spec.Command[0], b.spec.Command[1:]...)
-			cmd.Dir = b.spec.Dir
-			cmd.Stderr = os.Stderr // the host log
-			platform.BindToParent(cmd)
-			be, err := lspmux.ExecBackend(cmd)
-			if err != nil {
-				return nil, err
-			}
-			id, _ := platform.Lookup(cmd.Process.Pid)
 			mu.Lock()
-			current = id
+			be := prestarted
+			prestarted = nil
 			mu.Unlock()
-			b.log.Info("backend started", "pid", cmd.Process.Pid, "command", b.spec.Command)
-			return be, nil
+			if be != nil {
+				return be, nil
+			}
+			return startOne()
 		},
 		MaxMessage:      b.spec.MaxMessage,
 		Logger:          b.log,
@@ -55,7 +70,28 @@ func (b *backend) setupMux(svc *launcher.Service) error {
 		}
 	}
 	svc.Hooks = launcher.Hooks{
+		OnFirstAcquire: func(ctx context.Context) (launcher.Info, error) {
+			// A failure here is not the service's: the first initialize
+			// starts the server again and reports what went wrong.
+			if be, err := startOne(); err == nil {
+				mu.Lock()
+				prestarted = be
+				mu.Unlock()
+			} else {
+				b.log.Info("starting the server ahead of the first initialize failed; retrying then", "err", err)
+			}
+			return launcher.Info{}, nil
+		},
 		OnLastRelease: func(ctx context.Context, _ launcher.Info) error {
+			mu.Lock()
+			unused := prestarted
+			prestarted = nil
+			mu.Unlock()
+			if unused != nil { // the first window left before initialize
+				unused.Close()
+				unused.Kill()
+				unused.Wait()
+			}
 			if h != nil {
 				h.close()
 			}

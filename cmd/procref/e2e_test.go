@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/lspclient"
 	"github.com/procref/procref/platform"
@@ -349,4 +350,40 @@ func TestSignalsDetach(t *testing.T) {
 	}
 	waitGone(t, hint.Backend, 2*time.Second, "backend")
 	waitGone(t, hint.Host, 2*time.Second, "host")
+}
+
+// TestMuxWindowLeavesBeforeInitialize: in mux mode the host starts the
+// server ahead of the first initialize; a window that attaches (with
+// --share=global nothing is read before attaching) and closes its end
+// without a word leaves neither that server nor the host behind.
+func TestMuxWindowLeavesBeforeInitialize(t *testing.T) {
+	e := newEnv(t)
+	ws := t.TempDir()
+	p := e.start(ws, nil, "--share=global", "--log-level=debug", "--", procrefBin, "sample-server")
+	// Wait until the host has started the server (it is the host's child).
+	var hint *discovery.Hint
+	var server []int
+	deadline := time.Now().Add(10 * time.Second)
+	for len(server) == 0 {
+		if names, _ := discovery.List(e.runtime); len(names) == 1 {
+			hint, _ = discovery.Read(e.runtime, names[0])
+			if hint != nil {
+				server = children(hint.Host.PID, "procref")
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no server started ahead of initialize; proxy stderr: %s", p.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond) // no event for another process's child
+	}
+	id, err := platform.Lookup(server[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.stdin.Close()
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("proxy exit %d: %s", code, p.stderr.String())
+	}
+	waitGone(t, id, 5*time.Second, "server started ahead of initialize")
+	waitGone(t, hint.Host, 5*time.Second, "host")
 }
