@@ -36,6 +36,14 @@ func (m *mux) fromClient(c *client, body []byte) error {
 		}
 		return nil
 	}
+	if k := f.Kind(); (k == lspframe.Request && f.MethodName() != "initialize") ||
+		(k == lspframe.Notification && f.MethodName() != "exit") {
+		// A client that sends on right after its initialize (before the
+		// result: LSP forbids it, but servers on stdio just read on, and
+		// some clients rely on that) gets its messages handled in order
+		// once it is answered, not refused.
+		m.awaitInit(c)
+	}
 	switch f.Kind() {
 	case lspframe.Response:
 		m.clientResponse(c, &f, body)
@@ -119,6 +127,29 @@ func (m *mux) clientInitialize(c *client, f *lspframe.Fields, body []byte) {
 	}
 	m.initWaiters = append(m.initWaiters, initWaiter{c, id})
 	m.event("init-wait")
+}
+
+// awaitInit blocks while c's initialize is in flight (sent, not yet
+// answered). It returns at once otherwise, and when the answer is out
+// either way (admitted, or failed: then the caller's message is refused as
+// before initialize), or the client or mux stops. This reader goroutine is
+// the client's own, so waiting here holds up only this client.
+func (m *mux) awaitInit(c *client) {
+	for {
+		m.mu.Lock()
+		waiting, ch := c.sentInit && !c.inited && !c.gone && m.phase != phaseStopped, m.phaseCh
+		m.mu.Unlock()
+		if !waiting {
+			return
+		}
+		m.flushServer(c) // never wait while holding the backend
+		m.event("await-init")
+		select {
+		case <-ch:
+		case <-c.stop:
+			return
+		}
+	}
 }
 
 // admit answers c's initialize from the cache and joins it to the session.

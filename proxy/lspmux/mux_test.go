@@ -565,3 +565,69 @@ func TestBackendRefusesInitialize(t *testing.T) {
 		t.Fatal("refused backend still running")
 	}
 }
+
+// TestPipelinedAfterInitialize: a client that sends initialized, didOpen
+// and a hover right after its initialize, before the result (LSP forbids
+// it, but servers on stdio read on and some clients rely on that), gets
+// them handled in order once it is answered: the hover is answered, the
+// document is open at the server.
+func TestPipelinedAfterInitialize(t *testing.T) {
+	release := make(chan struct{})
+	waiting := make(chan struct{}, 1)
+	h := newHarness(t, func(cfg *Config, f *fakeFarm) {
+		f.hook = func(s *fakeServer, method string, id, params json.RawMessage) bool {
+			if method != "initialize" {
+				return false
+			}
+			s.mu.Lock()
+			s.inits++
+			s.mu.Unlock()
+			go func() { <-release; s.reply(id, json.RawMessage(s.caps)) }()
+			return true
+		}
+	})
+	awaiting := make(chan struct{}, 8)
+	h.mux.m.testHook = func(ev string) {
+		switch ev {
+		case "init-wait":
+			waiting <- struct{}{}
+		case "await-init":
+			awaiting <- struct{}{}
+		}
+	}
+	c := h.connect("a")
+	_, initCh := c.start("initialize", map[string]any{"processId": nil, "rootUri": "file:///ws/r", "capabilities": map[string]any{}})
+	select {
+	case <-waiting:
+	case <-h.ctx.Done():
+		t.Fatal("initialize did not reach the server")
+	}
+	hoverCh := make(chan chan wireMsg, 1)
+	go func() { // the test's pipe has no buffer: these writes complete as the mux reads
+		c.notify("initialized", map[string]any{})
+		c.didOpen("file:///ws/r/a.c", "int a;", 1)
+		_, ch := c.start("textDocument/hover", map[string]any{
+			"textDocument": map[string]any{"uri": "file:///ws/r/a.c"}, "position": map[string]int{"line": 0, "character": 0},
+		})
+		hoverCh <- ch
+	}()
+	select { // the mux has read initialized and holds it until the answer
+	case <-awaiting:
+	case <-h.ctx.Done():
+		t.Fatal("the message after initialize was not held")
+	}
+	close(release)
+	if _, err := wait(h.ctx, initCh); err != nil {
+		t.Fatalf("initialize: %v", err)
+	}
+	if _, err := wait(h.ctx, <-hoverCh); err != nil {
+		t.Fatalf("hover sent before the initialize result: %v", err)
+	}
+	open, violations := h.server().snapshot()
+	if _, ok := open["file:///ws/r/a.c"]; !ok {
+		t.Errorf("didOpen sent before the initialize result did not reach the server; open: %v", open)
+	}
+	if len(violations) > 0 {
+		t.Errorf("server saw violations: %v", violations)
+	}
+}
