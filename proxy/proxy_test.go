@@ -47,28 +47,8 @@ func TestErrorResponse(t *testing.T) {
 // detach with the backend's last bytes delivered; a backend that closes
 // while the editor stays is reported as such.
 func TestRelayOutcomes(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	// Backend: echoes, then closes when its input ends.
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	dial := func() net.Conn {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	addr := echoBackend(t) // echoes, then closes when its input ends
+	dial := func() net.Conn { return dialT(t, addr) }
 	var out bytes.Buffer
 	if got := Relay(context.Background(), Editor{In: bytes.NewReader([]byte("hello")), Out: &out}, dial(), nil); got != EditorClosed || out.String() != "hello" {
 		t.Errorf("editor EOF: outcome %v, relayed %q", got, out.String())

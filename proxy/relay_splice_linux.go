@@ -18,24 +18,15 @@ import (
 // epoll_pwait and ~1200 nanosleep calls a second by otherwise idle runtime
 // threads). Only the blocking poll goes through the scheduler.
 
-func nbRead(fd int, b []byte) (int, error) {
-	var p unsafe.Pointer
-	if len(b) > 0 {
-		p = unsafe.Pointer(&b[0])
-	}
-	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(p), uintptr(len(b)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(n), nil
-}
+func nbRead(fd int, b []byte) (int, error)  { return nbRW(unix.SYS_READ, fd, b) }
+func nbWrite(fd int, b []byte) (int, error) { return nbRW(unix.SYS_WRITE, fd, b) }
 
-func nbWrite(fd int, b []byte) (int, error) {
+func nbRW(trap uintptr, fd int, b []byte) (int, error) {
 	var p unsafe.Pointer
 	if len(b) > 0 {
 		p = unsafe.Pointer(&b[0])
 	}
-	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(p), uintptr(len(b)))
+	n, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(p), uintptr(len(b)))
 	if e != 0 {
 		return -1, e
 	}
