@@ -316,6 +316,12 @@ func TestLSPGate(t *testing.T) {
 	if !g.exit || string(out) != stream[:exitBody] {
 		t.Fatalf("with a splice: exit %v, %d bytes", g.exit, len(out))
 	}
+	// Binary data with a blank line early: not LSP, everything passes.
+	g = newLSPGate()
+	bin := append([]byte("\x00\x01\r\n\r\n\xff"), []byte(exit)...)
+	if out := g.Filter(nil, bin); string(out) != string(bin) || !g.raw {
+		t.Errorf("binary stream changed (raw %v)", g.raw)
+	}
 	// Not LSP: everything passes.
 	g = newLSPGate()
 	junk := strings.Repeat("no header here ", 400) + exit

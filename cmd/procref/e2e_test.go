@@ -387,3 +387,48 @@ func TestMuxWindowLeavesBeforeInitialize(t *testing.T) {
 	waitGone(t, id, 5*time.Second, "server started ahead of initialize")
 	waitGone(t, hint.Host, 5*time.Second, "host")
 }
+
+// TestGoplsGlobalRudeExit: with --share=global (nothing read before
+// attaching) the proxy still keeps a window's exit without shutdown from
+// the shared gopls: the other window keeps working.
+func TestGoplsGlobalRudeExit(t *testing.T) {
+	gopls := requireServer(t, "gopls")
+	e := newEnv(t)
+	ws := t.TempDir()
+	proctest.CopyTree(t, "../../testdata/gomod", ws)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	mainGo := filepath.Join(ws, "main.go")
+	text, _ := os.ReadFile(mainGo)
+	uri := lspclient.FileURI(mainGo)
+	args := []string{"--share=global", "--", gopls, "serve", "-listen=127.0.0.1:{port}"}
+	p1 := e.start(ws, []string{"GOFLAGS=-mod=mod"}, args...)
+	c1 := p1.client(ctx)
+	if _, err := c1.Initialize(ctx, ws); err != nil {
+		t.Fatalf("window 1: %v; stderr %s", err, p1.stderr.String())
+	}
+	c1.DidOpen(ctx, uri, "go", string(text))
+	p2 := e.start(ws, []string{"GOFLAGS=-mod=mod"}, args...)
+	c2 := p2.client(ctx)
+	if _, err := c2.Initialize(ctx, ws); err != nil {
+		t.Fatalf("window 2: %v; stderr %s", err, p2.stderr.String())
+	}
+	backend := e.onlyHint().Backend
+	if err := c2.Notify(ctx, "exit", nil); err != nil {
+		t.Fatal(err)
+	}
+	if code := p2.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("window 2: proxy exit %d: %s", code, p2.stderr.String())
+	}
+	c2.Close()
+	if !backend.Alive() {
+		t.Fatal("a window's exit without shutdown ended the shared gopls (--share=global)")
+	}
+	if h, err := c1.Hover(ctx, uri, 5, 6); err != nil || !strings.Contains(h, "Greeting") {
+		t.Fatalf("window 1 after window 2's exit: hover %q, %v", h, err)
+	}
+	c1.Shutdown(ctx)
+	c1.Close()
+	p1.wait(t, 10*time.Second)
+	waitGone(t, backend, 2*time.Second, "gopls")
+}

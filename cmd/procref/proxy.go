@@ -265,9 +265,12 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	p.relaying = true
 	p.mu.Unlock()
 	pending, _ := in.Peek(in.Buffered())
-	// In tcp mode, once the editor's initialize has shown the stream is
-	// LSP, the relay keeps the editor's exit from the shared server.
-	lsp := spec.Mode == host.ModeTCP && p.first != nil
+	// In tcp mode the relay keeps the editor's LSP exit from the shared
+	// server. It follows the framing from the first byte (the initialize,
+	// if peeked, went out whole above) and passes everything unchanged as
+	// soon as the stream does not look like LSP, so the generic bridge
+	// (--share=global, any protocol) is not affected.
+	lsp := spec.Mode == host.ModeTCP
 	switch proxy.Relay(ctx, proxy.Editor{In: stdin, Out: stdout, Pending: pending, LSP: lsp}, conn, presence) {
 	case proxy.EditorClosed, proxy.Canceled:
 		return exitOK
