@@ -15,8 +15,9 @@ import (
 )
 
 // BuildProcref builds cmd/procref into dir (with -race when race is set, so
-// the proxies and hosts a race-enabled test starts are checked too) and
-// returns the binary's path. It is meant for TestMain, hence no testing.T.
+// the proxies and hosts a race-enabled test starts are checked too;
+// otherwise with CGO_ENABLED=0, as the README builds it) and returns the
+// binary's path. It is meant for TestMain, hence no testing.T.
 func BuildProcref(dir string, race bool) (string, error) {
 	bin := filepath.Join(dir, "procref")
 	if runtime.GOOS == "windows" {
@@ -27,7 +28,12 @@ func BuildProcref(dir string, race bool) (string, error) {
 		args = append(args, "-race")
 	}
 	args = append(args, "github.com/procref/procref/cmd/procref")
-	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+	cmd := exec.Command("go", args...)
+	if !race {
+		// As the README builds it: static, no dynamic loader.
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building procref: %v\n%s", err, out)
 	}
 	return bin, nil
