@@ -323,35 +323,21 @@ func (l *pollLoop) gateCheck() {
 }
 
 func (l *pollLoop) readUp() {
-	if l.gate != nil {
-		m, err := readFD(l.in, l.rbuf)
-		switch {
-		case m > 0:
-			l.up.buf = l.gate.Filter(l.up.buf[:0], l.rbuf[:m])
-			l.up.off = 0
-			l.gateCheck()
-			l.bulk = m >= bulkRead
-			if l.bulk {
-				l.growPipes()
-			}
-			if l.bulk {
-				l.growPipes()
-			}
-			if l.backendEOF {
-				l.up.buf = l.up.buf[:0]
-			}
-		case err == unix.EAGAIN:
-		default:
-			l.editorEOF = true
-		}
-		return
-	}
 	b := l.up.buf[:cap(l.up.buf)]
+	if l.gate != nil {
+		b = l.rbuf // filtered into up.buf
+	}
 	m, err := readFD(l.in, b)
 	switch {
 	case m > 0:
-		l.up.buf, l.up.off = b[:m], 0
-		l.scan.Scan(l.up.buf)
+		if l.gate != nil {
+			l.up.buf = l.gate.Filter(l.up.buf[:0], b[:m])
+			l.gateCheck()
+		} else {
+			l.up.buf = b[:m]
+			l.scan.Scan(l.up.buf)
+		}
+		l.up.off = 0
 		l.bulk = m >= bulkRead
 		if l.bulk {
 			l.growPipes()

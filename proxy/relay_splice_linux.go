@@ -80,77 +80,56 @@ const bulkRead = 64 << 10
 // notification (the last message of a session, ~60 bytes) can be.
 const scanKeep = 8 << 10
 
-// spliceUp moves the editor's queued bytes, all but the last scanKeep, into
-// the socket without copying them through the process; the rest is read
-// and scanned as usual. The exit scanner does not see the spliced bytes:
-// exit is the last message of a session, so it is in the part read — a
-// client that sent more than scanKeep bytes after its exit would make the
-// proxy miss it, which costs only the exit code. An error means the backend
-// is gone.
+// spliceUp moves editor bytes into the socket without copying them
+// through the process, then the rest is read as usual (readUp).
+//
+// With the LSP gate it moves exactly what the gate lets bypass it: the
+// rest of a large message body, which is never inspected.
+//
+// Without it, it moves what the pipe holds but the last scanKeep bytes,
+// which are read and scanned: the exit scanner does not see the spliced
+// bytes, and exit is the last message of a session, so it is in the part
+// read — a client that sent more than scanKeep bytes after its exit would
+// make the proxy miss it, which costs only the exit code.
+//
+// An error means the backend is gone.
 func (l *pollLoop) spliceUp() error {
+	k := 0
 	if l.gate != nil {
-		return l.spliceUpGated()
+		k = min(l.gate.Splicable(), spliceChunk)
+	} else if avail, err := unix.IoctlGetInt(l.in, unix.TIOCINQ); err == nil && avail > 2*scanKeep { // TIOCINQ: FIONREAD
+		k = avail - scanKeep
 	}
-	avail, err := unix.IoctlGetInt(l.in, unix.TIOCINQ) // FIONREAD
-	if err != nil || avail <= 2*scanKeep {
-		l.bulk = false
-		l.readUp()
-		return nil
-	}
-	n, err := nbSplice(l.in, nil, l.sock, nil, avail-scanKeep, unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
-	switch {
-	case n > 0:
-		l.scan.n = 0 // the stream the scanner sees is no longer contiguous
-		if int(n) < avail-scanKeep {
-			l.sockFull = true
-		}
-		return nil
-	case err == unix.EINTR:
-		return nil
-	case err == unix.EAGAIN:
-		l.sockFull = true // the pipe had data, so the socket is full
-		return nil
-	case err == nil:
-		l.editorEOF = true
-		return nil
-	case err == unix.EPIPE || err == unix.ECONNRESET:
-		return err
-	default:
-		l.spliceIn = false // not supported for this pair: copy
-		return nil
-	}
-}
-
-// spliceUpGated splices what the gate lets bypass it: the rest of a large
-// message body, exactly, which is never inspected.
-func (l *pollLoop) spliceUpGated() error {
-	k := min(l.gate.Splicable(), spliceChunk)
 	if k == 0 {
+		l.bulk = false
 		l.readUp()
 		return nil
 	}
 	n, err := nbSplice(l.in, nil, l.sock, nil, k, unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
 	switch {
-	case n > 0:
+	case n > 0 && l.gate != nil:
 		l.gate.Skip(int(n))
-		return nil
-	case err == unix.EINTR:
-		return nil
-	case err == unix.EAGAIN:
-		// Either side: the pipe may be empty (a spurious wake-up) or the
-		// socket full. Reading settles it without losing anything.
+	case n > 0:
+		l.scan.n = 0 // the stream the scanner sees is no longer contiguous
+		if int(n) < k {
+			l.sockFull = true // the pipe had k bytes, so the socket took less
+		}
+	case err == unix.EAGAIN && l.gate != nil:
+		// Either side: the pipe may be empty (k is what the body still
+		// lacks, not what has arrived) or the socket full. Reading settles
+		// it without losing anything.
 		l.bulk = false
 		l.readUp()
-		return nil
+	case err == unix.EAGAIN:
+		l.sockFull = true // the pipe had data, so the socket is full
 	case err == nil:
 		l.editorEOF = true
-		return nil
 	case err == unix.EPIPE || err == unix.ECONNRESET:
 		return err
-	default:
-		l.spliceIn = false
-		return nil
+	case err != unix.EINTR:
+		l.spliceIn = false // not supported for this pair: copy
 	}
+	return nil
 }
 
 // spliceDown moves what the backend has sent into the editor's pipe until
