@@ -15,9 +15,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/procref/procref/launcher"
-	"github.com/procref/procref/platform"
 )
 
 // The handoff (mux mode): instead of relaying an editor's bytes through its
@@ -168,14 +165,6 @@ func newHandoffKey() string {
 	b := make([]byte, 16)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// svcRuntimeDir is the runtime dir the service (and so its proxies) uses.
-func svcRuntimeDir(svc *launcher.Service) (string, error) {
-	if svc.Dir != "" {
-		return svc.Dir, nil
-	}
-	return platform.RuntimeDir()
 }
 
 // bufConn is a connection whose first bytes were peeked.

@@ -63,7 +63,7 @@ func (b *backend) setupMux(svc *launcher.Service) error {
 	}
 	// The descriptor handoff (handoff.go); without it proxies relay.
 	var h *handoffServer
-	if dir, err := svcRuntimeDir(svc); err == nil {
+	if dir, err := svc.RuntimeDir(); err == nil {
 		if h, err = startHandoff(HandoffSocket(dir, svc.Name), b.log); err != nil {
 			b.log.Info("no descriptor handoff; proxies relay", "err", err)
 			h = nil

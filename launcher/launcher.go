@@ -360,6 +360,10 @@ func (s *Service) Count() (int, error) {
 // dir returns the verified private runtime dir. There is no fallback: a
 // runtime dir that is not ours or not private is refused, never replaced by
 // another place (which would silently split the service in two).
+// RuntimeDir returns the private runtime dir the service's hint, locks and
+// counter live in (Dir, checked to be private, or platform.RuntimeDir()).
+func (s *Service) RuntimeDir() (string, error) { return s.dir() }
+
 func (s *Service) dir() (string, error) {
 	if s.Dir != "" {
 		if err := platform.EnsurePrivateDir(s.Dir); err != nil {

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/procref/procref/host"
-	"github.com/procref/procref/platform"
 	"github.com/procref/procref/proxy"
 	"github.com/procref/procref/proxy/lspframe"
 )
@@ -222,6 +221,12 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer sess.Release()
 	log.Info("attached", "service", svc.Name, "host_pid", sess.Hint.Host.PID, "started", sess.Started)
 
+	// hostGone reports that the host or backend ended the session.
+	hostGone := func() int {
+		fmt.Fprintf(stderr, "procref: the shared backend %s closed the connection (host pid %d); see `procref logs %s`\n", svc.Name, sess.Hint.Host.PID, svc.Name)
+		return exitFailure
+	}
+
 	conn, presence := sess.Conn, net.Conn(nil)
 	if spec.Mode == host.ModeTCP {
 		port, err := host.ReadBackendPort(sess.Conn, 5*time.Second)
@@ -248,22 +253,16 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		buffered, _ := in.Peek(in.Buffered())
 		pend.Write(buffered)
-		dir := svc.Dir
-		if dir == "" {
-			dir, _ = platform.RuntimeDir()
-		}
+		dir, _ := svc.RuntimeDir() // checked by Attach already
 		err := host.Handoff(sess.Conn, host.HandoffSocket(dir, svc.Name), pend.Bytes())
 		switch {
 		case err == nil:
-			p.mu.Lock()
-			p.relaying = true
-			p.mu.Unlock()
+			p.stopWriting()
 			log.Debug("handed stdin and stdout to the host")
 			if host.WaitHandedOff(ctx, sess.Conn) {
 				return exitOK
 			}
-			fmt.Fprintf(stderr, "procref: the shared backend %s closed the connection (host pid %d); see `procref logs %s`\n", svc.Name, sess.Hint.Host.PID, svc.Name)
-			return exitFailure
+			return hostGone()
 		case errors.Is(err, host.ErrNoHandoff):
 			log.Debug("relaying", "why", err)
 		default:
@@ -276,9 +275,7 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return fail("sending initialize to the backend: %v (log: %s)", err, sess.Hint.Log)
 		}
 	}
-	p.mu.Lock()
-	p.relaying = true
-	p.mu.Unlock()
+	p.stopWriting()
 	pending, _ := in.Peek(in.Buffered())
 	// In tcp mode the relay keeps the editor's LSP exit from the shared
 	// server. It follows the framing from the first byte (the initialize,
@@ -290,8 +287,7 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case proxy.EditorClosed, proxy.Canceled:
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "procref: the shared backend %s closed the connection (host pid %d); see `procref logs %s`\n", svc.Name, sess.Hint.Host.PID, svc.Name)
-		return exitFailure
+		return hostGone()
 	}
 }
 
@@ -306,6 +302,14 @@ type proxyRun struct {
 
 	mu       sync.Mutex
 	relaying bool // after this, only the relay writes to out
+}
+
+// stopWriting hands out over: after it only the relay (or, handed off, the
+// host) writes to the editor.
+func (p *proxyRun) stopWriting() {
+	p.mu.Lock()
+	p.relaying = true
+	p.mu.Unlock()
 }
 
 // write sends one framed message to the editor, unless the relay owns out.
