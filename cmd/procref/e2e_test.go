@@ -79,25 +79,7 @@ func TestGoplsTCPMode(t *testing.T) {
 	}
 	backend := hint.Backend
 
-	// A window that quits rudely: exit without shutdown.
-	p3 := e.start(ws, []string{"GOFLAGS=-mod=mod"}, "--", gopls, "serve", "-listen=127.0.0.1:{port}")
-	c3 := p3.client(ctx)
-	if _, err := c3.Initialize(ctx, ws); err != nil {
-		t.Fatalf("window 3: %v; stderr: %s", err, p3.stderr.String())
-	}
-	if err := c3.Notify(ctx, "exit", nil); err != nil {
-		t.Fatal(err)
-	}
-	if code := p3.wait(t, 10*time.Second); code != 0 {
-		t.Errorf("window 3 (exit without shutdown): proxy exit code %d; stderr: %s", code, p3.stderr.String())
-	}
-	c3.Close()
-	if !backend.Alive() {
-		t.Fatal("one window's exit without shutdown ended the shared gopls")
-	}
-	if h, err := clients[0].Hover(ctx, uri, 5, 6); err != nil || !strings.Contains(h, "Greeting") {
-		t.Fatalf("window 0 after window 3's exit: hover %q, %v", h, err)
-	}
+	rudeExitLeavesGopls(ctx, t, e, ws, []string{"--", gopls, "serve", "-listen=127.0.0.1:{port}"}, backend, clients[0], uri)
 
 	for i, c := range clients {
 		if err := c.Shutdown(ctx); err != nil {
@@ -408,27 +390,36 @@ func TestGoplsGlobalRudeExit(t *testing.T) {
 		t.Fatalf("window 1: %v; stderr %s", err, p1.stderr.String())
 	}
 	c1.DidOpen(ctx, uri, "go", string(text))
-	p2 := e.start(ws, []string{"GOFLAGS=-mod=mod"}, args...)
-	c2 := p2.client(ctx)
-	if _, err := c2.Initialize(ctx, ws); err != nil {
-		t.Fatalf("window 2: %v; stderr %s", err, p2.stderr.String())
-	}
 	backend := e.onlyHint().Backend
-	if err := c2.Notify(ctx, "exit", nil); err != nil {
-		t.Fatal(err)
-	}
-	if code := p2.wait(t, 10*time.Second); code != 0 {
-		t.Errorf("window 2: proxy exit %d: %s", code, p2.stderr.String())
-	}
-	c2.Close()
-	if !backend.Alive() {
-		t.Fatal("a window's exit without shutdown ended the shared gopls (--share=global)")
-	}
-	if h, err := c1.Hover(ctx, uri, 5, 6); err != nil || !strings.Contains(h, "Greeting") {
-		t.Fatalf("window 1 after window 2's exit: hover %q, %v", h, err)
-	}
+	rudeExitLeavesGopls(ctx, t, e, ws, args, backend, c1, uri)
 	c1.Shutdown(ctx)
 	c1.Close()
 	p1.wait(t, 10*time.Second)
 	waitGone(t, backend, 2*time.Second, "gopls")
+}
+
+// rudeExitLeavesGopls starts one more window on ws with the proxy arguments
+// args; it sends exit without shutdown (which makes gopls end its whole
+// process). The proxy must exit 0, the shared gopls (backend) live on, and
+// the window other still get its hover on uri.
+func rudeExitLeavesGopls(ctx context.Context, t *testing.T, e *env, ws string, args []string, backend platform.Identity, other *lspclient.Client, uri string) {
+	t.Helper()
+	p := e.start(ws, []string{"GOFLAGS=-mod=mod"}, args...)
+	c := p.client(ctx)
+	if _, err := c.Initialize(ctx, ws); err != nil {
+		t.Fatalf("rude window: %v; stderr: %s", err, p.stderr.String())
+	}
+	if err := c.Notify(ctx, "exit", nil); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("rude window (exit without shutdown): proxy exit code %d; stderr: %s", code, p.stderr.String())
+	}
+	c.Close()
+	if !backend.Alive() {
+		t.Fatal("one window's exit without shutdown ended the shared gopls")
+	}
+	if h, err := other.Hover(ctx, uri, 5, 6); err != nil || !strings.Contains(h, "Greeting") {
+		t.Fatalf("other window after the rude window's exit: hover %q, %v", h, err)
+	}
 }
