@@ -197,6 +197,20 @@ type closerFunc func() error
 
 func (f closerFunc) Close() error { return f() }
 
+// timeEchoes times b.N test/echo round trips on c and reports their
+// p50/p99.
+func timeEchoes(b *testing.B, c *benchClient, params []byte) {
+	lat := make([]time.Duration, 0, b.N)
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := c.call("test/echo", params); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	reportLatency(b, lat)
+}
+
 func reportLatency(b *testing.B, lat []time.Duration) {
 	if len(lat) == 0 {
 		return
@@ -212,16 +226,8 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 func BenchmarkRoundTrip(b *testing.B) {
 	params := []byte(`{"textDocument":{"uri":"file:///ws/r/a.c"},"position":{"line":10,"character":4}}`)
 	run := func(b *testing.B, c *benchClient) {
-		lat := make([]time.Duration, 0, b.N)
 		b.ReportAllocs()
-		for b.Loop() {
-			t0 := time.Now()
-			if _, err := c.call("test/echo", params); err != nil {
-				b.Fatal(err)
-			}
-			lat = append(lat, time.Since(t0))
-		}
-		reportLatency(b, lat)
+		timeEchoes(b, c, params)
 	}
 	b.Run("direct", func(b *testing.B) { run(b, benchDirect(b)) })
 	b.Run("mux", func(b *testing.B) {
@@ -314,15 +320,7 @@ func BenchmarkRoundTripDeafClient(b *testing.B) {
 	// The deaf client now stops reading; net.Pipe writes block, so the
 	// mux's queue for it fills up.
 	params := []byte(`{"textDocument":{"uri":"file:///ws/other/a.c"},"position":{"line":10,"character":4}}`)
-	lat := make([]time.Duration, 0, b.N)
-	for b.Loop() {
-		t0 := time.Now()
-		if _, err := good.call("test/echo", params); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(t0))
-	}
-	reportLatency(b, lat)
+	timeEchoes(b, good, params)
 	b.ReportMetric(float64(m.Clients()), "clients-left")
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -379,15 +377,7 @@ func BenchmarkRoundTripOS(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		lat := make([]time.Duration, 0, b.N)
-		for b.Loop() {
-			t0 := time.Now()
-			if _, err := c.call("test/echo", params); err != nil {
-				b.Fatal(err)
-			}
-			lat = append(lat, time.Since(t0))
-		}
-		reportLatency(b, lat)
+		timeEchoes(b, c, params)
 	}
 	b.Run("direct", func(b *testing.B) {
 		be := startEcho(b)

@@ -166,9 +166,10 @@ func mustNoErr(t testing.TB, err error) {
 	}
 }
 
-func TestInitializeOnceCachedAndWaits(t *testing.T) {
+// newHeldInitHarness returns a harness whose server answers initialize
+// only once release is closed.
+func newHeldInitHarness(t *testing.T) (*harness, chan struct{}) {
 	release := make(chan struct{})
-	waiting := make(chan struct{}, 8)
 	h := newHarness(t, func(cfg *Config, f *fakeFarm) {
 		f.hook = func(s *fakeServer, method string, id, params json.RawMessage) bool {
 			if method != "initialize" {
@@ -181,6 +182,12 @@ func TestInitializeOnceCachedAndWaits(t *testing.T) {
 			return true
 		}
 	})
+	return h, release
+}
+
+func TestInitializeOnceCachedAndWaits(t *testing.T) {
+	h, release := newHeldInitHarness(t)
+	waiting := make(chan struct{}, 8)
 	h.mux.m.testHook = func(ev string) {
 		if ev == "init-wait" {
 			waiting <- struct{}{}
@@ -572,20 +579,8 @@ func TestBackendRefusesInitialize(t *testing.T) {
 // them handled in order once it is answered: the hover is answered, the
 // document is open at the server.
 func TestPipelinedAfterInitialize(t *testing.T) {
-	release := make(chan struct{})
+	h, release := newHeldInitHarness(t)
 	waiting := make(chan struct{}, 1)
-	h := newHarness(t, func(cfg *Config, f *fakeFarm) {
-		f.hook = func(s *fakeServer, method string, id, params json.RawMessage) bool {
-			if method != "initialize" {
-				return false
-			}
-			s.mu.Lock()
-			s.inits++
-			s.mu.Unlock()
-			go func() { <-release; s.reply(id, json.RawMessage(s.caps)) }()
-			return true
-		}
-	})
 	awaiting := make(chan struct{}, 8)
 	h.mux.m.testHook = func(ev string) {
 		switch ev {
