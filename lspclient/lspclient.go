@@ -12,12 +12,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
 
 	"go.lsp.dev/jsonrpc2"
+
+	"github.com/procref/procref/proxy"
 )
 
 // Diagnostic is an LSP diagnostic (the fields procref looks at).
@@ -268,9 +269,5 @@ func (c *Client) Close() error { return c.conn.Close() }
 
 // FileURI returns the file:// URI of an absolute path.
 func FileURI(path string) string {
-	p := filepath.ToSlash(path)
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p
-	}
-	return (&url.URL{Scheme: "file", Path: p}).String()
+	return proxy.PathToURI(path)
 }

@@ -77,6 +77,16 @@ func URIToPath(uri string) string {
 	return filepath.Clean(filepath.FromSlash(p))
 }
 
+// PathToURI returns the file:// URI of an absolute path (the inverse of
+// URIToPath).
+func PathToURI(path string) string {
+	p := filepath.ToSlash(path)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return (&url.URL{Scheme: "file", Path: p}).String()
+}
+
 // ErrorResponse returns a JSON-RPC error response body for id.
 func ErrorResponse(id json.RawMessage, code int, message string) []byte {
 	if len(id) == 0 {

@@ -117,3 +117,14 @@ func TestRelayExitThenBackendCloses(t *testing.T) {
 		t.Fatal("relay did not end")
 	}
 }
+
+func TestPathToURIRoundTrip(t *testing.T) {
+	p := filepath.FromSlash("/c/d e/f.go")
+	u := PathToURI(p)
+	if u != "file:///c/d%20e/f.go" {
+		t.Errorf("PathToURI(%q) = %q", p, u)
+	}
+	if back := URIToPath(u); back != p {
+		t.Errorf("URIToPath(%q) = %q, want %q", u, back, p)
+	}
+}

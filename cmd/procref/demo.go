@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/platform"
+	"github.com/procref/procref/proxy"
 )
 
 // demoFile is the sample document both simulated editors open.
@@ -65,7 +66,7 @@ func runDemo(mode string, keep bool, out io.Writer) error {
 	if err := os.WriteFile(file, []byte(demoFile), 0o600); err != nil {
 		return err
 	}
-	uri := fileURI(file)
+	uri := proxy.PathToURI(file)
 
 	server := []string{exe, "sample-server"}
 	if mode == "tcp" {

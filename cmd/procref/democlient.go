@@ -4,10 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"path/filepath"
-	"strings"
 
+	"github.com/procref/procref/proxy"
 	"github.com/procref/procref/proxy/lspframe"
 )
 
@@ -119,7 +118,7 @@ func (c *demoClient) initialize(root string) (string, error) {
 			Name string `json:"name"`
 		} `json:"serverInfo"`
 	}
-	uri := fileURI(root)
+	uri := proxy.PathToURI(root)
 	err := c.call("initialize", map[string]any{
 		"processId":        nil,
 		"rootUri":          uri,
@@ -192,13 +191,4 @@ func (c *demoClient) shutdown() error {
 func (c *demoClient) close() {
 	c.w.Close()
 	c.closer.Close()
-}
-
-// fileURI returns the file:// URI of an absolute path.
-func fileURI(path string) string {
-	p := filepath.ToSlash(path)
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p
-	}
-	return (&url.URL{Scheme: "file", Path: p}).String()
 }
