@@ -46,8 +46,9 @@ func relayPoll(ctx context.Context, ed Editor, conn, presence net.Conn) (Outcome
 			return 0, false
 		}
 	}
-	in, out := rawFile(inF), rawFile(outF)
-	if in < 0 || out < 0 {
+	in, ok1 := rawFD(inF)
+	out, ok2 := rawFD(outF)
+	if !ok1 || !ok2 {
 		return 0, false
 	}
 	// The wake pipe ends poll when ctx is canceled.
@@ -106,21 +107,10 @@ func pipeOrSocket(f *os.File) bool {
 	return m&os.ModeNamedPipe != 0 || m&os.ModeSocket != 0
 }
 
-// rawFile returns f's descriptor without os.File.Fd's side effect of
-// switching it to blocking mode.
-func rawFile(f *os.File) int {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return -1
-	}
-	fd := -1
-	rc.Control(func(s uintptr) { fd = int(s) })
-	return fd
-}
-
-// rawFD returns c's descriptor. It stays owned by c: the loop uses it only
-// until Relay closes c.
-func rawFD(c net.Conn) (int, bool) {
+// rawFD returns the descriptor of c (a connection or an *os.File), or
+// false if it has none. Unlike os.File.Fd it leaves the descriptor's mode
+// alone. It stays owned by c: the loop uses it only until Relay returns.
+func rawFD(c any) (int, bool) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return -1, false

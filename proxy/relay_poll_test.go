@@ -10,7 +10,7 @@ import (
 )
 
 func nonblocking(t *testing.T, f *os.File) bool {
-	fl, err := unix.FcntlInt(uintptr(rawFile(f)), unix.F_GETFL, 0)
+	fl, err := unix.FcntlInt(uintptr(rawFDOf(t, f)), unix.F_GETFL, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,9 +18,17 @@ func nonblocking(t *testing.T, f *os.File) bool {
 }
 
 func setBlocking(t *testing.T, f *os.File) {
-	if err := unix.SetNonblock(rawFile(f), false); err != nil {
+	if err := unix.SetNonblock(rawFDOf(t, f), false); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func pollRelaysRun() int64 { return pollRelays.Load() }
+
+func rawFDOf(t *testing.T, f *os.File) int {
+	fd, ok := rawFD(f)
+	if !ok {
+		t.Fatalf("%s has no descriptor", f.Name())
+	}
+	return fd
+}
