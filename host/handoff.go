@@ -48,9 +48,8 @@ type delivery struct {
 
 // handoffServer receives editors' descriptors for the mux.
 type handoffServer struct {
-	path string
-	log  *slog.Logger
-	ln   net.Listener
+	log *slog.Logger
+	ln  net.Listener
 
 	mu      sync.Mutex
 	waiting map[string]chan delivery
@@ -80,11 +79,9 @@ func (h *handoffServer) deliver(key string, d delivery) bool {
 	return true
 }
 
-// close stops accepting and removes the socket.
-func (h *handoffServer) close() {
-	h.ln.Close()
-	os.Remove(h.path)
-}
+// close stops accepting; the listener removes the socket (unlink on
+// close).
+func (h *handoffServer) close() { h.ln.Close() }
 
 // fdClient is an editor's stdin and stdout as one client connection.
 type fdClient struct {

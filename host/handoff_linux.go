@@ -30,7 +30,7 @@ func startHandoff(path string, log *slog.Logger) (*handoffServer, error) {
 	}
 	ln.SetUnlinkOnClose(true)
 	os.Chmod(path, 0o600)
-	h := &handoffServer{path: path, log: log, ln: ln, waiting: map[string]chan delivery{}}
+	h := &handoffServer{log: log, ln: ln, waiting: map[string]chan delivery{}}
 	go func() {
 		for {
 			c, err := ln.AcceptUnix()
