@@ -3,7 +3,9 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
-	"strconv"
+	"math"
+
+	"github.com/procref/procref/proxy/lspframe"
 )
 
 // lspGate follows the LSP framing of the editor's stream in tcp mode and
@@ -53,11 +55,12 @@ func (g *lspGate) Filter(dst, chunk []byte) []byte {
 				return append(dst, chunk...)
 			}
 			end += 4
-			n, ok := contentLength(g.hdr[:end])
-			if !ok {
+			n64, err := lspframe.ParseHeader(g.hdr[:end])
+			if err != nil || n64 > math.MaxInt {
 				g.raw = true
 				return append(dst, chunk...)
 			}
+			n := int(n64)
 			used := end - old // bytes of chunk that belong to the header
 			dst = append(dst, chunk[:used]...)
 			chunk = chunk[used:]
@@ -116,25 +119,6 @@ func (g *lspGate) Skip(n int) {
 	if g.need == 0 {
 		g.need = -1
 	}
-}
-
-// contentLength parses the Content-Length of an LSP header block.
-func contentLength(h []byte) (int, bool) {
-	n, found := -1, false
-	for _, line := range bytes.Split(h, []byte("\r\n")) {
-		k, v, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
-			continue
-		}
-		if string(bytes.ToLower(bytes.TrimSpace(k))) == "content-length" {
-			x, err := strconv.Atoi(string(bytes.TrimSpace(v)))
-			if err != nil || x < 0 {
-				return 0, false
-			}
-			n, found = x, true
-		}
-	}
-	return n, found
 }
 
 // isExitNotification reports whether body is the LSP exit notification.

@@ -86,6 +86,11 @@ func (r *Reader) Ready() bool { return r.ready() }
 // Max returns the reader's body size bound.
 func (r *Reader) Max() int64 { return r.max }
 
+// ParseHeader returns the Content-Length of one complete header block (its
+// lines up to the empty line that ends it), by the rules Reader.Read
+// applies; a block it cannot trust is a wrapped [ErrBadHeader].
+func ParseHeader(block []byte) (int64, error) { return parseHeader(block) }
+
 // Write writes body as one framed message with a single Write call on w
 // (or a single writev for a *net.TCPConn or *net.UnixConn with a large
 // body), so that writers sharing w under a mutex interleave whole messages.

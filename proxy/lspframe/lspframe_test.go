@@ -652,3 +652,27 @@ func TestScanLongStrings(t *testing.T) {
 		t.Fatal("params span differs from encoding/json's")
 	}
 }
+
+func TestParseHeader(t *testing.T) {
+	for block, want := range map[string]int64{
+		"Content-Length: 12\r\n\r\n":                                                      12,
+		"content-length:  7\r\nContent-Type: x\r\n\r\n":                                   7,
+		"Content-Length: 3\r\nContent-Length: 3\r\n\r\n":                                  3,
+		"Content-Type: x\r\n\r\n":                                                         -1, // none
+		"Content-Length: 3\r\nContent-Length: 4\r\n\r\n":                                  -1, // conflicting
+		"no colon here\r\nContent-Length: 3\r\n\r\n":                                      -1,
+		"Content-Length: -1\r\n\r\n":                                                      -1,
+		"Content-Length: 1\r\n" + strings.Repeat("X-A: b\r\n", MaxHeaderBytes/8) + "\r\n": -1, // too long
+	} {
+		got, err := ParseHeader([]byte(block))
+		if want < 0 {
+			if !errors.Is(err, ErrBadHeader) {
+				t.Errorf("%.40q: %d, %v; want ErrBadHeader", block, got, err)
+			}
+			continue
+		}
+		if err != nil || got != want {
+			t.Errorf("%.40q: %d, %v; want %d", block, got, err, want)
+		}
+	}
+}

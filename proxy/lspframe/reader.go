@@ -120,23 +120,53 @@ func (r *Reader) header() (int64, error) {
 		if len(line) == 0 {
 			break
 		}
-		colon := bytes.IndexByte(line, ':')
-		if colon < 0 {
-			return 0, errf(ErrBadHeader, "header line without colon: %.40q", line)
+		if err := headerLine(line, &length); err != nil {
+			return 0, err
 		}
-		name := bytes.TrimSpace(line[:colon])
-		if !bytes.EqualFold(name, contentLength) {
-			continue // Content-Type and anything else: tolerated, ignored
+	}
+	if length < 0 {
+		return 0, errf(ErrBadHeader, "no Content-Length")
+	}
+	return length, nil
+}
+
+// headerLine takes one header line (without its line end) into length,
+// the Content-Length so far (-1: none yet).
+func headerLine(line []byte, length *int64) error {
+	colon := bytes.IndexByte(line, ':')
+	if colon < 0 {
+		return errf(ErrBadHeader, "header line without colon: %.40q", line)
+	}
+	name := bytes.TrimSpace(line[:colon])
+	if !bytes.EqualFold(name, contentLength) {
+		return nil // Content-Type and anything else: tolerated, ignored
+	}
+	val := bytes.TrimSpace(line[colon+1:])
+	n, perr := strconv.ParseInt(string(val), 10, 64)
+	if perr != nil || n < 0 {
+		return errf(ErrBadHeader, "bad Content-Length %.40q", val)
+	}
+	if *length >= 0 && *length != n {
+		return errf(ErrBadHeader, "conflicting Content-Length %d and %d", *length, n)
+	}
+	*length = n
+	return nil
+}
+
+// parseHeader is ParseHeader.
+func parseHeader(block []byte) (int64, error) {
+	if len(block) > MaxHeaderBytes {
+		return 0, errf(ErrBadHeader, "header block longer than %d bytes", MaxHeaderBytes)
+	}
+	length := int64(-1)
+	for _, line := range bytes.Split(block, []byte("\n")) {
+		line = bytes.TrimRight(line, "\r")
+		if len(line) == 0 {
+			continue
 		}
-		val := bytes.TrimSpace(line[colon+1:])
-		n, perr := strconv.ParseInt(string(val), 10, 64)
-		if perr != nil || n < 0 {
-			return 0, errf(ErrBadHeader, "bad Content-Length %.40q", val)
+		if err := headerLine(line, &length); err != nil {
+			return 0, err
 		}
-		if length >= 0 && length != n {
-			return 0, errf(ErrBadHeader, "conflicting Content-Length %d and %d", length, n)
-		}
-		length = n
 	}
 	if length < 0 {
 		return 0, errf(ErrBadHeader, "no Content-Length")
