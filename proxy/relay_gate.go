@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"encoding/json"
 	"math"
 
 	"github.com/procref/procref/proxy/lspframe"
@@ -126,9 +125,6 @@ func isExitNotification(body []byte) bool {
 	if !bytes.Contains(body, exitMethod) {
 		return false // the common case costs one search
 	}
-	var m struct {
-		ID     json.RawMessage `json:"id"`
-		Method string          `json:"method"`
-	}
-	return json.Unmarshal(body, &m) == nil && m.Method == "exit" && len(m.ID) == 0
+	f, err := lspframe.Scan(body)
+	return err == nil && f.Kind() == lspframe.Notification && f.MethodName() == "exit"
 }
