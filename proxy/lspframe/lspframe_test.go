@@ -609,9 +609,12 @@ func TestReaderReady(t *testing.T) {
 	if r.Ready() {
 		t.Fatal("Ready with nothing received")
 	}
+	// One writer, in order: a second goroutine writing the rest of the
+	// third message could get its bytes in first.
 	go func() {
 		pw.Write(AppendFrame(AppendFrame(nil, []byte(`{"a":1}`)), []byte(`{"b":2}`)))
 		pw.Write([]byte("Content-Length: 7\r\n\r\n{\"c\""))
+		pw.Write([]byte(":3}"))
 	}()
 	if b, err := r.Read(); err != nil || string(b) != `{"a":1}` {
 		t.Fatalf("Read = %s, %v", b, err)
@@ -625,7 +628,6 @@ func TestReaderReady(t *testing.T) {
 	if r.Ready() {
 		t.Fatal("Ready with only part of a message buffered")
 	}
-	go pw.Write([]byte(":3}"))
 	if b, err := r.Read(); err != nil || string(b) != `{"c":3}` {
 		t.Fatalf("Read = %s, %v", b, err)
 	}
