@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/procref/procref/internal/pipeio"
 )
 
 // The handoff (mux mode): instead of relaying an editor's bytes through its
@@ -86,14 +88,17 @@ func (h *handoffServer) close() { h.ln.Close() }
 // fdClient is an editor's stdin and stdout as one client connection.
 type fdClient struct {
 	r         io.Reader
-	in, out   *os.File
+	in, out   *pipeio.File
 	closeOnce sync.Once
 }
 
 func (c *fdClient) Read(p []byte) (int, error)  { return c.r.Read(p) }
 func (c *fdClient) Write(p []byte) (int, error) { return c.out.Write(p) }
 
-// SetWriteDeadline lets the mux bound a direct write to a slow editor.
+// TryWrite lets the mux write to the editor without waiting (its direct
+// writes on the round-trip path); SetWriteDeadline bounds them where
+// TryWrite is not supported.
+func (c *fdClient) TryWrite(p []byte) (int, error)     { return c.out.TryWrite(p) }
 func (c *fdClient) SetWriteDeadline(t time.Time) error { return c.out.SetWriteDeadline(t) }
 
 func (c *fdClient) Close() error {
@@ -140,7 +145,11 @@ func (h *handoffServer) serveSession(ctx context.Context, conn net.Conn, serve f
 		conn.Close()
 		return ctx.Err()
 	}
-	c := &fdClient{r: io.MultiReader(bytes.NewReader(d.pending), d.in), in: d.in, out: d.out}
+	in, out := pipeio.New(d.in), pipeio.New(d.out)
+	c := &fdClient{r: io.Reader(in), in: in, out: out}
+	if len(d.pending) > 0 {
+		c.r = io.MultiReader(bytes.NewReader(d.pending), in)
+	}
 	// The proxy's end of the session is its life: when it is gone (exit,
 	// kill -9), the editor's descriptors are closed, which ends the client.
 	gone := make(chan struct{})

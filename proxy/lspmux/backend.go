@@ -6,12 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+
+	"github.com/procref/procref/internal/pipeio"
 )
 
 type procBackend struct {
 	cmd    *exec.Cmd
-	stdin  *os.File // our write end of the server's stdin
-	stdout *os.File // our read end of the server's stdout
+	stdin  *pipeio.File // our write end of the server's stdin
+	stdout *pipeio.File // our read end of the server's stdout
 
 	closeOnce sync.Once
 	waitOnce  sync.Once
@@ -44,7 +46,7 @@ func execBackend(cmd *exec.Cmd) (Backend, error) {
 		outR.Close()
 		return nil, fmt.Errorf("lspmux: start %s: %w", cmd.Path, err)
 	}
-	b := &procBackend{cmd: cmd, stdin: inW, stdout: outR, waited: make(chan struct{})}
+	b := &procBackend{cmd: cmd, stdin: pipeio.New(inW), stdout: pipeio.New(outR), waited: make(chan struct{})}
 	go b.wait() // reap promptly so Wait can be called by anyone, any time
 	return b, nil
 }

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/procref/procref/internal/pipeio"
 	"github.com/procref/procref/proxy/lspframe"
 )
 
@@ -68,7 +69,7 @@ type mux struct {
 	backendFold map[string]bool             // folders the backend has been told about
 	restarts    []time.Time
 
-	testHook func(event string) // tests only: called (with mu held) at notable points
+	testHook func(event string) // tests only: called at notable points (with mu held, except "direct-rest")
 }
 
 func (m *mux) event(ev string) {
@@ -201,6 +202,7 @@ type client struct {
 	log   *slog.Logger
 
 	deadline interface{ SetWriteDeadline(time.Time) error } // conn's, if it has one (sendDirect)
+	try      interface{ TryWrite([]byte) (int, error) }     // conn's non-blocking write, if it has one (sendDirect)
 	dbuf     []byte                                         // writeDirect's frame buffer (owned by whoever is writing)
 	claimed  *session                                       // the client reader is the writer of this session's queue (forward)
 	awaiting atomic.Int64                                   // bytes of this client's requests the backend has not answered yet
@@ -259,12 +261,13 @@ func (c *client) sendItem(it item) {
 // there, and writes it all at once before it next waits for the backend
 // (flushClients), saving the hand-off to the writer goroutine on the
 // round-trip path and batching a burst into one write. That write is
-// bounded by a deadline of directWait, so a client that does not read
-// costs the reader at most that once: what did not fit goes back to the
-// queue for the writer goroutine, which then owns the client. Called
-// without m.mu held.
+// never waits where the connection has a non-blocking write (TryWrite: the
+// editor's pipes after a handoff), else is bounded by a deadline of
+// directWait, so a client that does not read costs the reader at most
+// that once: what did not fit goes back to the queue for the writer
+// goroutine, which then owns the client. Called without m.mu held.
 func (s *session) sendDirect(c *client, it item) {
-	if c.deadline == nil {
+	if c.deadline == nil && c.try == nil {
 		c.push(it, nil)
 		return
 	}
@@ -289,8 +292,8 @@ func (s *session) flushClients() {
 const directWait = 200 * time.Microsecond
 
 // writeDirect writes a batch to the client for flushClients: the small
-// messages at its head in one write, under a deadline; it hands back what
-// it did not write.
+// messages at its head in one write, without waiting (TryWrite) or under a
+// deadline; it hands back what it did not write.
 func (c *client) writeDirect(items []item) ([]item, error) {
 	frame := c.dbuf[:0]
 	i := 0
@@ -309,6 +312,25 @@ func (c *client) writeDirect(items []item) ([]item, error) {
 		return items, nil
 	}
 	var rest []item
+	if c.try != nil {
+		n, err := c.try.TryWrite(frame)
+		if err == nil {
+			if n < len(frame) {
+				// The editor's pipe is full: the rest is the writer
+				// goroutine's, which waits for room.
+				rest = append(rest, item{body: append([]byte(nil), frame[n:]...), framed: true})
+				c.m.event("direct-rest")
+			}
+			return append(rest, items[i:]...), nil
+		}
+		if !errors.Is(err, pipeio.ErrWouldBlock) {
+			return nil, err
+		}
+	}
+	if c.deadline == nil {
+		rest = append(rest, item{body: append([]byte(nil), frame...), framed: true})
+		return append(rest, items[i:]...), nil
+	}
 	if err := c.deadline.SetWriteDeadline(time.Now().Add(directWait)); err != nil {
 		rest = append(rest, item{body: append([]byte(nil), frame...), framed: true})
 		return append(rest, items[i:]...), nil
@@ -388,6 +410,10 @@ func (m *mux) serveClient(ctx context.Context, conn io.ReadWriteCloser) error {
 		deadline: func() interface{ SetWriteDeadline(time.Time) error } {
 			d, _ := conn.(interface{ SetWriteDeadline(time.Time) error })
 			return d
+		}(),
+		try: func() interface{ TryWrite([]byte) (int, error) } {
+			t, _ := conn.(interface{ TryWrite([]byte) (int, error) })
+			return t
 		}(),
 		quota:   newQuota(m.cfg.ClientInflight),
 		stop:    make(chan struct{}),
