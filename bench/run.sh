@@ -65,8 +65,8 @@ fi
 # any relay process on this machine) when a C compiler is present, and cat
 # (a stdio echo with no TCP at all: the client's pipe ceiling).
 if cc=$(type -P cc || type -P gcc); then
-	if "$cc" -O2 -o "$bin/crelay" "$root/bench/crelay.c" 2>/dev/null; then
-		args+=(-relay-cmd "$bin/crelay {addr}")
+	if "$cc" -O2 -pthread -o "$bin/crelay" "$root/bench/crelay.c" 2>/dev/null; then
+		args+=(-relay-cmd "$bin/crelay {addr}" -mux-relay-cmd "$bin/crelay -exec")
 	fi
 fi
 if cat=$(type -P cat); then

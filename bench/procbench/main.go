@@ -10,6 +10,7 @@
 //	          [-compare NAME=PROCREF ...] [-floor CMD ...]
 //	procbench echo-server -listen ADDR [-stamp FILE]
 //	procbench relay -connect ADDR [-threads] [-pipe-size N]
+//	procbench relay -exec CMD ARGS...
 //	procbench lsp-echo
 //
 // What it measures, all in one run, with private runtime, state, temp and
@@ -72,6 +73,8 @@ func benchMain(args []string) int {
 	jsonOut := fs.String("json", "", "also write raw samples to this file")
 	var extra stringList
 	fs.Var(&extra, "relay-cmd", "also measure this stdio⇄TCP relay command; {addr} is replaced by the echo backend's address (repeatable)")
+	var muxRelays stringList
+	fs.Var(&muxRelays, "mux-relay-cmd", "also measure this stdio relay command in front of the mux benchmark's server; the server's argv is appended (repeatable)")
 	var compare, floors stringList
 	fs.Var(&compare, "compare", "also measure this procref build (attach scenarios, and its proxy relaying to the same echo backend), as NAME=PATH (repeatable)")
 	fs.Var(&floors, "floor", "also measure the exec time of this command run without arguments, e.g. /bin/true (repeatable)")
@@ -145,7 +148,7 @@ func benchMain(args []string) int {
 	}
 	res.print(os.Stdout)
 	if parts["mux"] {
-		mr, err := r.benchMux()
+		mr, err := r.benchMux(*refs, muxRelays)
 		if err != nil {
 			return fail("mux", err)
 		}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/procref/procref/proxy/lspframe"
@@ -100,6 +102,7 @@ func isLastMember(body []byte, sp lspframe.Span) bool {
 
 // muxResults are the mux-mode round trips and throughput.
 type muxResults struct {
+	Refs []string                        `json:"reference_paths"` // reference relays measured, in order
 	RTT  map[string][]time.Duration      `json:"rtt_ns"`
 	Tput map[string]map[string][]float64 `json:"throughput_bytes_per_s"`
 	Exit int                             `json:"proxy_exit"`
@@ -126,8 +129,11 @@ func (f *idFrame) next(id int) []byte {
 }
 
 // benchMux measures round trips and throughput through `procref -- procbench
-// lsp-echo` (mux mode) vs the same server run directly over stdio.
-func (r *rig) benchMux() (*muxResults, error) {
+// lsp-echo` (mux mode) vs the same server run directly over stdio. With
+// refs, a plain Go relay process (`procbench relay -exec`) in front of the
+// same server is measured too, and so is every relays command (the server's
+// argv appended): what one process hop costs with no routing at all.
+func (r *rig) benchMux(refs bool, relays []string) (*muxResults, error) {
 	dir, err := r.fixture("mux")
 	if err != nil {
 		return nil, err
@@ -142,7 +148,30 @@ func (r *rig) benchMux() (*muxResults, error) {
 		return nil, err
 	}
 	defer proxy.kill()
-	for _, c := range []*child{direct, proxy} {
+	type ref struct {
+		name string
+		argv []string
+	}
+	var refList []ref
+	if refs {
+		refList = append(refList, ref{"Go relay (io.Copy)", []string{r.self, "relay", "-exec", "--"}})
+	}
+	for _, rc := range relays {
+		argv := strings.Fields(rc)
+		refList = append(refList, ref{filepath.Base(argv[0]) + " relay", argv})
+	}
+	children := []*child{direct, proxy}
+	mr := &muxResults{RTT: map[string][]time.Duration{}, Tput: map[string]map[string][]float64{}}
+	for _, rf := range refList {
+		c, err := r.startChild("mux-"+rf.name, dir, append(rf.argv, r.self, "lsp-echo")...)
+		if err != nil {
+			return nil, err
+		}
+		defer c.kill()
+		children = append(children, c)
+		mr.Refs = append(mr.Refs, rf.name)
+	}
+	for _, c := range children {
 		if err := c.send(initializeBody(dir)); err != nil {
 			return nil, err
 		}
@@ -158,7 +187,9 @@ func (r *rig) benchMux() (*muxResults, error) {
 		{name: "direct", w: lockedWriter{direct}, fr: direct.fr, abort: direct.kill},
 		{name: "mux", w: lockedWriter{proxy}, fr: proxy.fr, abort: proxy.kill},
 	}
-	mr := &muxResults{RTT: map[string][]time.Duration{}, Tput: map[string]map[string][]float64{}}
+	for i, c := range children[2:] {
+		paths = append(paths, &path{name: mr.Refs[i], w: lockedWriter{c}, fr: c.fr, abort: c.kill})
+	}
 	ping := newIDFrame(`{"text":"hello"}`)
 	id := 10
 	for _, p := range paths {
@@ -193,6 +224,9 @@ func (r *rig) benchMux() (*muxResults, error) {
 	}
 	if mr.Exit, err = proxy.quit(false, quitTimeout); err != nil {
 		return mr, err
+	}
+	for _, c := range children[2:] {
+		c.quit(false, quitTimeout)
 	}
 	direct.quit(false, quitTimeout)
 	return mr, nil
@@ -264,19 +298,30 @@ func muxStream(p *path, f *idFrame, id *int, size, count int) (float64, error) {
 func (m *muxResults) print(w io.Writer) {
 	fmt.Fprintln(w, "### Mux mode: `procref -- procbench lsp-echo` vs the same server on stdio")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| path | p50 | p90 | p99 |")
-	fmt.Fprintln(w, "|---|---|---|---|")
-	for _, n := range []string{"direct", "mux"} {
+	names := append([]string{"direct", "mux"}, m.Refs...)
+	fmt.Fprintln(w, "| path | p50 | p90 | p99 | added p50 | added p99 |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	d50, d99 := percentile(m.RTT["direct"], 50), percentile(m.RTT["direct"], 99)
+	for _, n := range names {
 		d := m.RTT[n]
-		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", n, us(percentile(d, 50)), us(percentile(d, 90)), us(percentile(d, 99)))
+		added := "–"
+		added99 := "–"
+		if n != "direct" {
+			added, added99 = us(percentile(d, 50)-d50), us(percentile(d, 99)-d99)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", n, us(percentile(d, 50)), us(percentile(d, 90)), us(percentile(d, 99)), added, added99)
 	}
-	a50 := percentile(m.RTT["mux"], 50) - percentile(m.RTT["direct"], 50)
-	a99 := percentile(m.RTT["mux"], 99) - percentile(m.RTT["direct"], 99)
+	a50 := percentile(m.RTT["mux"], 50) - d50
+	a99 := percentile(m.RTT["mux"], 99) - d99
 	fmt.Fprintf(w, "\nAdded by the mux: p50 %s, p99 %s\n\n", us(a50), us(a99))
-	fmt.Fprintln(w, "| size | direct | mux |")
-	fmt.Fprintln(w, "|---|---|---|")
+	fmt.Fprintln(w, "| size | "+strings.Join(names, " | ")+" |")
+	fmt.Fprintln(w, "|---"+strings.Repeat("|---", len(names))+"|")
 	for _, tc := range tputCases {
-		fmt.Fprintf(w, "| %s | %s | %s |\n", tc.Label, mbps(medianF(m.Tput[tc.Label]["direct"])), mbps(medianF(m.Tput[tc.Label]["mux"])))
+		row := "| " + tc.Label
+		for _, n := range names {
+			row += " | " + mbps(medianF(m.Tput[tc.Label][n]))
+		}
+		fmt.Fprintln(w, row+" |")
 	}
 	big := medianF(m.Tput["16 MiB"]["mux"])
 	fmt.Fprintf(w, "\nGoals: added p50 ≤ 60 µs: %s; ≥ 300 MB/s at 16 MiB: %s. Proxy exit code after a clean quit: %d\n",

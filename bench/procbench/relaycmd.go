@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 )
 
 // relayMain is `procbench relay -connect ADDR [-threads] [-pipe-size N]`: a
@@ -20,8 +21,12 @@ func relayMain(args []string) int {
 	addr := fs.String("connect", "", "TCP address of the backend")
 	threads := fs.Bool("threads", false, "blocking read/write loops on locked OS threads (Linux)")
 	pipeSize := fs.Int("pipe-size", 0, "resize the stdin/stdout pipes to this many bytes (Linux)")
+	execMode := fs.Bool("exec", false, "relay to the command given as the arguments, over its stdin and stdout, instead of TCP")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *execMode {
+		return relayExec(fs.Args())
 	}
 	conn, err := net.Dial("tcp", *addr)
 	if err != nil {
@@ -52,5 +57,39 @@ func relayMain(args []string) int {
 		close(done)
 	}()
 	<-done
+	return 0
+}
+
+// relayExec is `procbench relay -exec CMD ARGS...`: stdio relayed to CMD's
+// stdin and stdout with io.Copy over Go's poller, one goroutine per
+// direction. Next to mux mode it is the cost of a plain Go process hop
+// between an editor and a stdio server, with no routing.
+func relayExec(argv []string) int {
+	if len(argv) == 0 {
+		fmt.Fprintln(os.Stderr, "relay: -exec needs a command")
+		return 2
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "relay: %v\n", err)
+		return 1
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "relay: %v\n", err)
+		return 1
+	}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "relay: %v\n", err)
+		return 1
+	}
+	go func() {
+		io.Copy(in, os.Stdin)
+		in.Close()
+	}()
+	io.Copy(os.Stdout, out)
+	cmd.Wait()
 	return 0
 }
