@@ -38,7 +38,7 @@ run=muxmem-$$-$(date +%s)
 leftovers() {
 	for d in /proc/[0-9]*; do
 		case $(readlink "$d/exe" 2>/dev/null) in
-		*/clangd | */clangd-[0-9]* | */procref | */muxmem) ;;
+		*/clangd | */clangd-[0-9]* | */procref | */procref-wait | */muxmem) ;;
 		*) continue ;;
 		esac
 		if tr '\0' '\n' <"$d/environ" 2>/dev/null | grep -qx "MUXMEM_RUN=$run"; then

@@ -6,6 +6,7 @@ import (
 	"context"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -134,16 +135,18 @@ func (n *neovim) remote(t *testing.T, args ...string) string {
 }
 
 // proxies returns the procref proxies this Neovim runs: its children named
-// procref. (The host is below the first proxy too until that proxy exits:
+// procref, or procref-wait once a mux-mode proxy has become the waiter
+// (IsProxy). (The host is below the first proxy too until that proxy exits:
 // it is started detached, in its own session, but not double-forked.)
 func (n *neovim) proxies() []int {
-	var kids []procEntry
+	var kids []int
 	for _, p := range processes() {
-		if p.PPID == n.cmd.Process.Pid {
-			kids = append(kids, p)
+		if p.PPID == n.cmd.Process.Pid && p.IsProxy() {
+			kids = append(kids, p.PID)
 		}
 	}
-	return named(kids, "procref")
+	sort.Ints(kids)
+	return kids
 }
 
 // quit sends :qa! and waits for Neovim to exit 0.

@@ -88,7 +88,7 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 		}
 		if !relost {
 			ok = true
-			return &Session{Hint: h, Conn: conn, dir: dir, release: closeAll}, nil
+			return &Session{Hint: h, Conn: conn, dir: dir, release: closeAll, sysv: counter.Impl() == refcount.SysV}, nil
 		}
 		conn.Close()
 	}
@@ -118,7 +118,7 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 			}
 			if !relost {
 				ok = true
-				return &Session{Hint: fh, Conn: fconn, dir: dir, release: closeAll}, nil
+				return &Session{Hint: fh, Conn: fconn, dir: dir, release: closeAll, sysv: counter.Impl() == refcount.SysV}, nil
 			}
 			fconn.Close()
 			continue
@@ -134,7 +134,7 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 		if herr == nil {
 			unlock()
 			ok = true
-			return &Session{Hint: h, Conn: conn, dir: dir, release: closeAll}, nil
+			return &Session{Hint: h, Conn: conn, dir: dir, release: closeAll, sysv: counter.Impl() == refcount.SysV}, nil
 		}
 		if errors.Is(herr, handshake.ErrDraining) {
 			// The host is draining but does not hold the lock yet (it takes
@@ -174,7 +174,7 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 			return nil, fmt.Errorf("connecting to the new host of %s: %w (log: %s)", s.Name, herr, s.LogPath())
 		}
 		ok = true
-		return &Session{Hint: h, Conn: conn, Started: true, dir: dir, release: closeAll}, nil
+		return &Session{Hint: h, Conn: conn, Started: true, dir: dir, release: closeAll, sysv: counter.Impl() == refcount.SysV}, nil
 	}
 }
 

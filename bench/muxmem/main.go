@@ -343,7 +343,7 @@ func measure(pid, ppid int) proc {
 		p.role = "backend"
 	case base == "procref" && bytes.Contains(env, []byte("\x00PROCREF_SUPERVISE=")):
 		p.role = "supervisor"
-	case base == "procref":
+	case base == "procref", base == "procref-wait": // the waiter a mux proxy becomes
 		p.role = "proxy"
 	default:
 		p.role = "backend"

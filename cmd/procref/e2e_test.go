@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/internal/proctest"
+	"github.com/procref/procref/internal/waiter"
 	"github.com/procref/procref/lspclient"
 	"github.com/procref/procref/platform"
 	"github.com/procref/procref/refcount"
@@ -131,6 +134,11 @@ func testKillProxyMidRequest(t *testing.T, mode string) {
 	}
 	if mode == "mux" && !strings.Contains(procs[0].stderr.String(), "handed stdin and stdout to the host") {
 		t.Fatalf("mux mode on Linux pipes: the proxy did not hand off its descriptors: %s", procs[0].stderr.String())
+	}
+	if mode == "mux" {
+		for _, p := range procs {
+			waitWaiter(t, p.cmd.Process.Pid) // the count below then proves SEM_UNDO survived the exec
+		}
 	}
 	hint := e.onlyHint()
 	backend := hint.Backend
@@ -265,25 +273,51 @@ func TestGenericBridge(t *testing.T) {
 // proxies exit non-zero with one line on stderr, and a new proxy starts
 // fresh.
 func TestHostKilled(t *testing.T) {
+	for _, mode := range []string{"tcp", "mux"} {
+		t.Run(mode, func(t *testing.T) { testHostKilled(t, mode) })
+	}
+}
+
+// testHostKilled: the host is killed -9; the proxy (in mux mode, the
+// waiter it became) says why on stderr and exits 1; a new window starts a
+// new host.
+func testHostKilled(t *testing.T, mode string) {
 	e := newEnv(t)
 	ws := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p := e.start(ws, nil, "--", procrefBin, "sample-server", "--listen=127.0.0.1:{port}")
+	server := []string{"--", procrefBin, "sample-server", "--listen=127.0.0.1:{port}"}
+	if mode == "mux" {
+		server = []string{"--", procrefBin, "sample-server"}
+	}
+	p := e.start(ws, nil, server...)
 	c := p.client(ctx)
 	if _, err := c.Initialize(ctx, ws); err != nil {
 		t.Fatal(err)
 	}
 	hint := e.onlyHint()
+	backend := hint.Backend
+	if mode == "mux" {
+		waitWaiter(t, p.cmd.Process.Pid)
+		kids := children(hint.Host.PID, "procref")
+		if len(kids) != 1 {
+			t.Fatalf("host %d has backend children %v, want one", hint.Host.PID, kids)
+		}
+		backend, _ = platform.Lookup(kids[0])
+	}
 	hint.Host.Kill()
-	waitGone(t, hint.Backend, time.Second, "backend after host kill -9")
+	waitGone(t, backend, time.Second, "backend after host kill -9")
 	if code := p.wait(t, 5*time.Second); code != 1 {
 		t.Errorf("proxy exit code %d, want 1", code)
 	}
-	if !strings.Contains(p.stderr.String(), "closed the connection") {
-		t.Errorf("proxy stderr lacks the explanation: %q", p.stderr.String())
+	// stderr is copied by exec's goroutine, which may lag the exit.
+	for deadline := time.Now().Add(2 * time.Second); !strings.Contains(p.stderr.String(), "closed the connection"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("proxy stderr lacks the explanation: %q", p.stderr.String())
+			break
+		}
 	}
-	p2 := e.start(ws, nil, "--", procrefBin, "sample-server", "--listen=127.0.0.1:{port}")
+	p2 := e.start(ws, nil, server...)
 	c2 := p2.client(ctx)
 	if _, err := c2.Initialize(ctx, ws); err != nil {
 		t.Fatalf("fresh start after host kill: %v; stderr %s", err, p2.stderr.String())
@@ -303,20 +337,42 @@ func TestHostKilled(t *testing.T) {
 // and exit 0; the reference count drops each time; the last one out stops
 // the backend.
 func TestSignalsDetach(t *testing.T) {
+	for _, mode := range []string{"tcp", "mux"} {
+		t.Run(mode, func(t *testing.T) { testSignalsDetach(t, mode) })
+	}
+}
+
+// testSignalsDetach: in mux mode the signals reach the waiter the proxies
+// became, which must behave the same.
+func testSignalsDetach(t *testing.T, mode string) {
 	e := newEnv(t)
 	ws := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	server := []string{"--", procrefBin, "sample-server", "--listen=127.0.0.1:{port}"}
+	if mode == "mux" {
+		server = []string{"--", procrefBin, "sample-server"}
+	}
 	sigs := []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP}
 	var procs []*proc
 	for range sigs {
-		p := e.start(ws, nil, "--", procrefBin, "sample-server", "--listen=127.0.0.1:{port}")
+		p := e.start(ws, nil, server...)
 		if _, err := p.client(ctx).Initialize(ctx, ws); err != nil {
 			t.Fatal(err)
+		}
+		if mode == "mux" {
+			waitWaiter(t, p.cmd.Process.Pid)
 		}
 		procs = append(procs, p)
 	}
 	hint := e.onlyHint()
+	if mode == "mux" {
+		kids := children(hint.Host.PID, "procref")
+		if len(kids) != 1 {
+			t.Fatalf("host %d has backend children %v, want one", hint.Host.PID, kids)
+		}
+		hint.Backend, _ = platform.Lookup(kids[0])
+	}
 	counter, err := refcount.Open(hint.Name, hint.Key, refcount.Options{Dir: e.runtime})
 	if err != nil {
 		t.Fatal(err)
@@ -422,4 +478,39 @@ func rudeExitLeavesGopls(ctx context.Context, t *testing.T, e *env, ws string, a
 	if h, err := other.Hover(ctx, uri, 5, 6); err != nil || !strings.Contains(h, "Greeting") {
 		t.Fatalf("other window after the rude window's exit: hover %q, %v", h, err)
 	}
+}
+
+// waitWaiter waits (bounded) until the mux-mode proxy pid has become the
+// waiter (internal/waiter) with its signal handlers installed; on systems
+// without a waiter, or with PROCREF_WAITER=0, it returns at once.
+func waitWaiter(t *testing.T, pid int) {
+	t.Helper()
+	if !waiter.Available() || os.Getenv("PROCREF_WAITER") == "0" {
+		return
+	}
+	// SigCgt bits of SIGHUP, SIGINT, SIGTERM.
+	const mask = 1<<0 | 1<<1 | 1<<14
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if filepath.Base(exe) == waiter.FileName && sigCaught(pid)&mask == mask {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy %d did not become the waiter: executable %q", pid, exe)
+		}
+		time.Sleep(5 * time.Millisecond) // exec and rt_sigaction: no event to wait for
+	}
+}
+
+// sigCaught returns the SigCgt mask of pid.
+func sigCaught(pid int) uint64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "SigCgt:"); ok {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return n
+		}
+	}
+	return 0
 }

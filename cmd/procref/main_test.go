@@ -98,7 +98,11 @@ func newEnv(t *testing.T) *env {
 			t.Fatal(err)
 		}
 	}
-	e.vars = append(os.Environ(), "PROCREF_RUNTIME_DIR="+e.runtime, "PROCREF_STATE_DIR="+e.state)
+	e.vars = append(os.Environ(), "PROCREF_RUNTIME_DIR="+e.runtime, "PROCREF_STATE_DIR="+e.state,
+		// Under -race the binaries are race builds, which sleep a second
+		// at exit by default: a backend's exit would then stretch the
+		// host's shutdown past the tests' bounds.
+		"GORACE=atexit_sleep_ms=0")
 	t.Cleanup(e.killAll)
 	return e
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/host"
+	"github.com/procref/procref/internal/waiter"
 	"github.com/procref/procref/proxy"
 	"github.com/procref/procref/proxy/lspframe"
 )
@@ -259,6 +260,19 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		case err == nil:
 			p.stopWriting()
 			log.Debug("handed stdin and stdout to the host")
+			// From here this process only holds the reference and waits
+			// for the host's "bye". Where it can, it becomes the waiter:
+			// the same process (the editor's child) with a few kilobytes
+			// instead of a Go runtime's ~2 MB (see internal/waiter).
+			// Known race: a SIGTERM that reaches this Go process between
+			// here and the waiter installing its handlers is lost; the
+			// editor closing its pipes still ends the session (the host
+			// says "bye"), so the waiter exits then.
+			if sc, ok := sess.Conn.(syscall.Conn); ok && sess.ReferenceSurvivesExec() && waiter.Available() && os.Getenv("PROCREF_WAITER") != "0" {
+				msg := fmt.Sprintf("procref: the shared backend %s closed the connection (host pid %d); see `procref logs %s`\n", svc.Name, sess.Hint.Host.PID, svc.Name)
+				err := waiter.Exec(dir, sc, svc.Name, msg) // returns only if it failed
+				log.Debug("waiting in the proxy", "why", err)
+			}
 			if host.WaitHandedOff(ctx, sess.Conn) {
 				return exitOK
 			}

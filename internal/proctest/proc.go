@@ -20,6 +20,11 @@ type Proc struct {
 // script's file name, e.g. pylsp) or argv[0]'s file name is name.
 func (p Proc) Is(name string) bool { return p.Comm == name || p.Argv0 == name }
 
+// IsProxy reports whether the process is a procref proxy: procref itself,
+// or procref-wait, the waiter a mux-mode proxy becomes (same pid) once the
+// host has taken over its editor's pipes (package internal/waiter).
+func (p Proc) IsProxy() bool { return p.Is("procref") || p.Is("procref-wait") }
+
 // Processes lists live (not zombie, not dead) processes from /proc.
 func Processes() []Proc {
 	var out []Proc
