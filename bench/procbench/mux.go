@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -130,8 +131,8 @@ func (f *idFrame) next(id int) []byte {
 
 // benchMux measures round trips and throughput through `procref -- procbench
 // lsp-echo` (mux mode) vs the same server run directly over stdio. With
-// refs, a plain Go relay process (`procbench relay -exec`) in front of the
-// same server is measured too, and so is every relays command (the server's
+// refs, plain Go relay processes (`procbench relay -exec`: io.Copy, and
+// with -poll one poll(2) loop) in front of the same server are measured too, and so is every relays command (the server's
 // argv appended): what one process hop costs with no routing at all.
 func (r *rig) benchMux(refs bool, relays []string) (*muxResults, error) {
 	dir, err := r.fixture("mux")
@@ -155,6 +156,9 @@ func (r *rig) benchMux(refs bool, relays []string) (*muxResults, error) {
 	var refList []ref
 	if refs {
 		refList = append(refList, ref{"Go relay (io.Copy)", []string{r.self, "relay", "-exec", "--"}})
+		if runtime.GOOS == "linux" {
+			refList = append(refList, ref{"Go relay (poll loop)", []string{r.self, "relay", "-exec", "-poll", "--"}})
+		}
 	}
 	for _, rc := range relays {
 		argv := strings.Fields(rc)

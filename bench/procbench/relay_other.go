@@ -10,3 +10,5 @@ import (
 func setPipeSize(n int) error { return errors.ErrUnsupported }
 
 func relayThreads(tc *net.TCPConn) error { return errors.ErrUnsupported }
+
+func relayExecPoll(argv []string) error { return errors.ErrUnsupported }

@@ -22,8 +22,16 @@ func relayMain(args []string) int {
 	threads := fs.Bool("threads", false, "blocking read/write loops on locked OS threads (Linux)")
 	pipeSize := fs.Int("pipe-size", 0, "resize the stdin/stdout pipes to this many bytes (Linux)")
 	execMode := fs.Bool("exec", false, "relay to the command given as the arguments, over its stdin and stdout, instead of TCP")
+	pollMode := fs.Bool("poll", false, "with -exec: one poll(2) loop on raw descriptors instead of io.Copy (Linux)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *execMode && *pollMode {
+		if err := relayExecPoll(fs.Args()); err != nil {
+			fmt.Fprintf(os.Stderr, "relay: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	if *execMode {
 		return relayExec(fs.Args())
