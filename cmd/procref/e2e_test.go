@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -337,14 +338,19 @@ func testHostKilled(t *testing.T, mode string) {
 // and exit 0; the reference count drops each time; the last one out stops
 // the backend.
 func TestSignalsDetach(t *testing.T) {
-	for _, mode := range []string{"tcp", "mux"} {
+	for _, mode := range []string{"tcp", "mux", "mux-nowaiter"} {
 		t.Run(mode, func(t *testing.T) { testSignalsDetach(t, mode) })
 	}
 }
 
 // testSignalsDetach: in mux mode the signals reach the waiter the proxies
-// became, which must behave the same.
+// became, which must behave the same; with PROCREF_WAITER=0 (mux-nowaiter)
+// they reach the Go proxy waiting for the host's "bye".
 func testSignalsDetach(t *testing.T, mode string) {
+	var extraEnv []string
+	if mode == "mux-nowaiter" {
+		mode, extraEnv = "mux", []string{"PROCREF_WAITER=0"}
+	}
 	e := newEnv(t)
 	ws := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -356,14 +362,21 @@ func testSignalsDetach(t *testing.T, mode string) {
 	sigs := []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP}
 	var procs []*proc
 	for range sigs {
-		p := e.start(ws, nil, server...)
+		p := e.start(ws, extraEnv, server...)
 		if _, err := p.client(ctx).Initialize(ctx, ws); err != nil {
 			t.Fatal(err)
 		}
-		if mode == "mux" {
+		if mode == "mux" && extraEnv == nil {
 			waitWaiter(t, p.cmd.Process.Pid)
 		}
 		procs = append(procs, p)
+	}
+	if extraEnv != nil && runtime.GOOS == "linux" {
+		for _, p := range procs {
+			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.cmd.Process.Pid)); filepath.Base(exe) != "procref" {
+				t.Fatalf("with PROCREF_WAITER=0 the proxy's executable is %q, want procref", exe)
+			}
+		}
 	}
 	hint := e.onlyHint()
 	if mode == "mux" {

@@ -264,14 +264,30 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			// for the host's "bye". Where it can, it becomes the waiter:
 			// the same process (the editor's child) with a few kilobytes
 			// instead of a Go runtime's ~2 MB (see internal/waiter).
-			// Known race: a SIGTERM that reaches this Go process between
-			// here and the waiter installing its handlers is lost; the
-			// editor closing its pipes still ends the session (the host
-			// says "bye"), so the waiter exits then.
 			if sc, ok := sess.Conn.(syscall.Conn); ok && sess.ReferenceSurvivesExec() && waiter.Available() && os.Getenv("PROCREF_WAITER") != "0" {
+				// Race: a SIGTERM caught by Go just before the exec would be
+				// lost with this program. So the signals get their default
+				// action back first (a signal in the window terminates the
+				// process, harmless as before the handler was installed:
+				// the kernel gives the reference back, the host sees the
+				// session end); one that came before has canceled ctx; the
+				// waiter installs its own handlers (exit 0) first thing.
+				signal.Reset(syscall.SIGTERM, os.Interrupt, syscall.SIGHUP)
+				if ctx.Err() != nil {
+					return exitOK
+				}
 				msg := fmt.Sprintf("procref: the shared backend %s closed the connection (host pid %d); see `procref logs %s`\n", svc.Name, sess.Hint.Host.PID, svc.Name)
 				err := waiter.Exec(dir, sc, svc.Name, msg) // returns only if it failed
 				log.Debug("waiting in the proxy", "why", err)
+				sig := make(chan os.Signal, 1)
+				signal.Notify(sig, syscall.SIGTERM, os.Interrupt, syscall.SIGHUP)
+				go func() {
+					select {
+					case <-sig:
+						stop()
+					case <-ctx.Done():
+					}
+				}()
 			}
 			if host.WaitHandedOff(ctx, sess.Conn) {
 				return exitOK
