@@ -216,7 +216,7 @@ func nobodyProbe() int {
 		num      uint16
 		op, flag int16
 	}{0, 1, 0x1000 | 0o4000} // +1, SEM_UNDO|IPC_NOWAIT
-	_, _, errno := unix.Syscall6(unix.SYS_SEMTIMEDOP, uintptr(semid), uintptr(unsafe.Pointer(&op)), 1, 0, 0, 0)
+	_, _, errno := unix.Syscall6(sysSemtimedop, uintptr(semid), uintptr(unsafe.Pointer(&op)), 1, 0, 0, 0)
 	if errno == unix.EACCES {
 		say("semop", "EACCES")
 	} else {

@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -55,7 +54,7 @@ var ErrLocked = errors.New("lock is held by another process")
 type Impl int
 
 const (
-	// Auto is SysV on Linux and FileLock elsewhere.
+	// Auto is SysV on Linux (but 32-bit MIPS) and FileLock elsewhere.
 	Auto Impl = iota
 	// SysV is a System V semaphore set with SEM_UNDO (Linux only).
 	SysV
@@ -93,7 +92,7 @@ func ParseImpl(s string) (Impl, error) {
 // resolve maps Auto to the platform default.
 func (i Impl) resolve() Impl {
 	if i == Auto {
-		if runtime.GOOS == "linux" {
+		if sysvAvailable {
 			return SysV
 		}
 		return FileLock

@@ -237,7 +237,7 @@ func (tc testCounter) open(t testing.TB) *Counter {
 
 // impls are the implementations this platform can run; Linux runs both.
 func impls() []Impl {
-	if runtime.GOOS == "linux" {
+	if sysvAvailable {
 		return []Impl{SysV, FileLock}
 	}
 	return []Impl{FileLock}
@@ -604,7 +604,7 @@ func TestParseImpl(t *testing.T) {
 		t.Error("ParseImpl(posix) succeeded")
 	}
 	want := FileLock
-	if runtime.GOOS == "linux" {
+	if sysvAvailable {
 		want = SysV
 	}
 	if Auto.resolve() != want {

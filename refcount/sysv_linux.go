@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && !mips && !mipsle
 
 package refcount
 
@@ -71,10 +71,13 @@ func semctl(id, num, cmd int, arg unsafe.Pointer) (int, error) {
 	return int(r), nil
 }
 
+// sysvAvailable: this build has the SysV implementation (Auto picks it).
+const sysvAvailable = true
+
 // semop runs one operation, retrying on EINTR. timeout nil blocks.
 func semop(id int, op sembuf, timeout *unix.Timespec) error {
 	for {
-		_, _, e := unix.Syscall6(unix.SYS_SEMTIMEDOP, uintptr(id), uintptr(unsafe.Pointer(&op)), 1, uintptr(unsafe.Pointer(timeout)), 0, 0)
+		e := semtimedop(id, &op, timeout)
 		if e == unix.EINTR {
 			continue
 		}

@@ -1,10 +1,15 @@
-//go:build !linux
+//go:build !linux || mips || mipsle
 
 package refcount
 
 import "errors"
 
-var errNoSysV = errors.New("refcount: the SysV semaphore implementation is only available on Linux; use FileLock")
+// sysvAvailable: this build has no SysV implementation (not Linux, or a
+// 32-bit MIPS Linux, whose semid64_ds layout is not handled); Auto picks
+// FileLock.
+const sysvAvailable = false
+
+var errNoSysV = errors.New("refcount: the SysV semaphore implementation is not available on this system; use FileLock")
 
 func openSysV(name, key, dir string) (backend, error) { return nil, errNoSysV }
 
