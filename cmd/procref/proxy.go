@@ -123,16 +123,7 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// already taken (SEM_UNDO), and the host sees the session end.
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	go func() {
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, syscall.SIGTERM, os.Interrupt, syscall.SIGHUP)
-		defer signal.Stop(sig)
-		select {
-		case <-sig:
-			stop()
-		case <-ctx.Done():
-		}
-	}()
+	go stopOnSignal(ctx, stop)
 
 	if fi, ok := stdin.(*os.File); ok {
 		if fo, ok := stdout.(*os.File); ok {
@@ -222,9 +213,11 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer sess.Release()
 	log.Info("attached", "service", svc.Name, "host_pid", sess.Hint.Host.PID, "started", sess.Started)
 
-	// hostGone reports that the host or backend ended the session.
+	// hostGone reports that the host or backend ended the session (the
+	// waiter prints goneMsg itself).
+	goneMsg := fmt.Sprintf("procref: the shared backend %s closed the connection (host pid %d); see `procref logs %s`\n", svc.Name, sess.Hint.Host.PID, svc.Name)
 	hostGone := func() int {
-		fmt.Fprintf(stderr, "procref: the shared backend %s closed the connection (host pid %d); see `procref logs %s`\n", svc.Name, sess.Hint.Host.PID, svc.Name)
+		io.WriteString(stderr, goneMsg)
 		return exitFailure
 	}
 
@@ -276,18 +269,9 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				if ctx.Err() != nil {
 					return exitOK
 				}
-				msg := fmt.Sprintf("procref: the shared backend %s closed the connection (host pid %d); see `procref logs %s`\n", svc.Name, sess.Hint.Host.PID, svc.Name)
-				err := waiter.Exec(dir, sc, svc.Name, msg) // returns only if it failed
+				err := waiter.Exec(dir, sc, svc.Name, goneMsg) // returns only if it failed
 				log.Debug("waiting in the proxy", "why", err)
-				sig := make(chan os.Signal, 1)
-				signal.Notify(sig, syscall.SIGTERM, os.Interrupt, syscall.SIGHUP)
-				go func() {
-					select {
-					case <-sig:
-						stop()
-					case <-ctx.Done():
-					}
-				}()
+				go stopOnSignal(ctx, stop) // signals end this proxy cleanly again
 			}
 			if host.WaitHandedOff(ctx, sess.Conn) {
 				return exitOK
@@ -318,6 +302,19 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitOK
 	default:
 		return hostGone()
+	}
+}
+
+// stopOnSignal calls stop on SIGTERM, SIGINT or SIGHUP, and returns then
+// or when ctx is done (its handler removed).
+func stopOnSignal(ctx context.Context, stop func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	select {
+	case <-sig:
+		stop()
+	case <-ctx.Done():
 	}
 }
 
