@@ -79,29 +79,7 @@ func (p *File) Write(b []byte) (int, error) {
 	if p.rc == nil {
 		return p.f.Write(b)
 	}
-	done := 0
-	var errno syscall.Errno
-	err := p.rc.Write(func(fd uintptr) bool {
-		for done < len(b) {
-			n, e := rawWrite(fd, b[done:])
-			if e == syscall.EAGAIN {
-				return false
-			}
-			if e != 0 {
-				errno = e
-				return true
-			}
-			done += n
-		}
-		return true
-	})
-	if err != nil {
-		return done, p.wrap("write", err)
-	}
-	if errno != 0 {
-		err = &os.PathError{Op: "write", Path: p.f.Name(), Err: errno}
-	}
-	return done, err
+	return p.write(b, true)
 }
 
 // wrap gives a RawConn error the form *os.File's methods give it: the
@@ -121,16 +99,24 @@ func (p *File) TryWrite(b []byte) (int, error) {
 	if p.rc == nil {
 		return 0, ErrWouldBlock
 	}
+	return p.write(b, false)
+}
+
+// write writes b with raw writes until it is all written, an error, or
+// (wait false) the descriptor is full; with wait it waits in the poller
+// while the descriptor is full.
+func (p *File) write(b []byte, wait bool) (int, error) {
 	done := 0
 	var errno syscall.Errno
 	err := p.rc.Write(func(fd uintptr) bool {
 		for done < len(b) {
 			n, e := rawWrite(fd, b[done:])
+			if e == syscall.EAGAIN {
+				return !wait
+			}
 			if e != 0 {
-				if e != syscall.EAGAIN {
-					errno = e
-				}
-				break
+				errno = e
+				return true
 			}
 			done += n
 		}
