@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -115,9 +114,9 @@ func testKillProxyMidRequest(t *testing.T, mode string) {
 	defer cancel()
 	file := filepath.Join(ws, "a.txt")
 	uri := lspclient.FileURI(file)
-	server := []string{"--", procrefBin, "sample-server", "--listen=127.0.0.1:{port}"}
+	server := sampleServer(mode)
 	if mode == "mux" {
-		server = []string{"--log-level=debug", "--", procrefBin, "sample-server"}
+		server = sampleServer(mode, "--log-level=debug") // the handoff is logged at debug
 	}
 	var clients []*lspclient.Client
 	var procs []*proc
@@ -144,11 +143,7 @@ func testKillProxyMidRequest(t *testing.T, mode string) {
 	hint := e.onlyHint()
 	backend := hint.Backend
 	if mode == "mux" {
-		kids := children(hint.Host.PID, "procref")
-		if len(kids) != 1 {
-			t.Fatalf("host %d has backend children %v, want one", hint.Host.PID, kids)
-		}
-		backend, _ = platform.Lookup(kids[0])
+		backend = muxBackend(t, hint)
 	}
 	counter, err := refcount.Open(hint.Name, hint.Key, refcount.Options{Dir: e.runtime})
 	if err != nil {
@@ -287,10 +282,7 @@ func testHostKilled(t *testing.T, mode string) {
 	ws := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	server := []string{"--", procrefBin, "sample-server", "--listen=127.0.0.1:{port}"}
-	if mode == "mux" {
-		server = []string{"--", procrefBin, "sample-server"}
-	}
+	server := sampleServer(mode)
 	p := e.start(ws, nil, server...)
 	c := p.client(ctx)
 	if _, err := c.Initialize(ctx, ws); err != nil {
@@ -300,11 +292,7 @@ func testHostKilled(t *testing.T, mode string) {
 	backend := hint.Backend
 	if mode == "mux" {
 		waitWaiter(t, p.cmd.Process.Pid)
-		kids := children(hint.Host.PID, "procref")
-		if len(kids) != 1 {
-			t.Fatalf("host %d has backend children %v, want one", hint.Host.PID, kids)
-		}
-		backend, _ = platform.Lookup(kids[0])
+		backend = muxBackend(t, hint)
 	}
 	hint.Host.Kill()
 	waitGone(t, backend, time.Second, "backend after host kill -9")
@@ -355,10 +343,7 @@ func testSignalsDetach(t *testing.T, mode string) {
 	ws := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	server := []string{"--", procrefBin, "sample-server", "--listen=127.0.0.1:{port}"}
-	if mode == "mux" {
-		server = []string{"--", procrefBin, "sample-server"}
-	}
+	server := sampleServer(mode)
 	sigs := []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP}
 	var procs []*proc
 	for range sigs {
@@ -380,11 +365,7 @@ func testSignalsDetach(t *testing.T, mode string) {
 	}
 	hint := e.onlyHint()
 	if mode == "mux" {
-		kids := children(hint.Host.PID, "procref")
-		if len(kids) != 1 {
-			t.Fatalf("host %d has backend children %v, want one", hint.Host.PID, kids)
-		}
-		hint.Backend, _ = platform.Lookup(kids[0])
+		hint.Backend = muxBackend(t, hint)
 	}
 	counter, err := refcount.Open(hint.Name, hint.Key, refcount.Options{Dir: e.runtime})
 	if err != nil {
@@ -501,12 +482,10 @@ func waitWaiter(t *testing.T, pid int) {
 	if !waiter.Available() || os.Getenv("PROCREF_WAITER") == "0" {
 		return
 	}
-	// SigCgt bits of SIGHUP, SIGINT, SIGTERM.
-	const mask = 1<<0 | 1<<1 | 1<<14
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if filepath.Base(exe) == waiter.FileName && sigCaught(pid)&mask == mask {
+		if filepath.Base(exe) == waiter.FileName && proctest.CaughtSignals(pid)&proctest.WaiterSignals == proctest.WaiterSignals {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -516,14 +495,25 @@ func waitWaiter(t *testing.T, pid int) {
 	}
 }
 
-// sigCaught returns the SigCgt mask of pid.
-func sigCaught(pid int) uint64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "SigCgt:"); ok {
-			n, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return n
-		}
+// sampleServer is the proxy's arguments (flags, then the command) for the
+// sample server in mode "tcp" (it listens on the host's port) or "mux"
+// (stdio, behind the multiplexer).
+func sampleServer(mode string, flags ...string) []string {
+	args := append(append([]string{}, flags...), "--", procrefBin, "sample-server")
+	if mode == "tcp" {
+		args = append(args, "--listen=127.0.0.1:{port}")
 	}
-	return 0
+	return args
+}
+
+// muxBackend returns the identity of the one server a mux-mode host runs
+// (the sample server: a procref child of the host).
+func muxBackend(t *testing.T, hint *discovery.Hint) platform.Identity {
+	t.Helper()
+	kids := children(hint.Host.PID, "procref")
+	if len(kids) != 1 {
+		t.Fatalf("host %d has backend children %v, want one", hint.Host.PID, kids)
+	}
+	id, _ := platform.Lookup(kids[0])
+	return id
 }

@@ -25,6 +25,23 @@ func (p Proc) Is(name string) bool { return p.Comm == name || p.Argv0 == name }
 // host has taken over its editor's pipes (package internal/waiter).
 func (p Proc) IsProxy() bool { return p.Is("procref") || p.Is("procref-wait") }
 
+// WaiterSignals is the SigCgt mask of the signals procref-wait catches
+// (SIGHUP, SIGINT, SIGTERM: bits 0, 1 and 14).
+const WaiterSignals = 1<<0 | 1<<1 | 1<<14
+
+// CaughtSignals returns pid's SigCgt mask from /proc/PID/status: the
+// signals it has handlers for (0 if unknown).
+func CaughtSignals(pid int) uint64 {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "SigCgt:"); ok {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return n
+		}
+	}
+	return 0
+}
+
 // Processes lists live (not zombie, not dead) processes from /proc.
 func Processes() []Proc {
 	var out []Proc

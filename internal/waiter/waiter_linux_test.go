@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/internal/waiter"
 	"github.com/procref/procref/refcount"
 )
@@ -138,31 +139,17 @@ func start(t *testing.T) *waiting {
 	if n := w.count(); n != 1 {
 		t.Fatalf("kernel references after exec: %d, want 1 (SEM_UNDO must survive execve)", n)
 	}
-	// And for its signal handlers (SigCgt lists caught signals: HUP 1,
-	// INT 2, TERM 15 -> bits 0, 1, 14).
-	const mask = 1<<0 | 1<<1 | 1<<14
+	// And for its signal handlers.
 	for {
-		if caught(cmd.Process.Pid)&mask == mask {
+		if proctest.CaughtSignals(cmd.Process.Pid)&proctest.WaiterSignals == proctest.WaiterSignals {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the waiter did not install its signal handlers; SigCgt %x", caught(cmd.Process.Pid))
+			t.Fatalf("the waiter did not install its signal handlers; SigCgt %x", proctest.CaughtSignals(cmd.Process.Pid))
 		}
 		time.Sleep(time.Millisecond)
 	}
 	return w
-}
-
-// caught returns the process's SigCgt mask.
-func caught(pid int) uint64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "SigCgt:"); ok {
-			n, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 // exit waits (bounded) for the waiter and returns its exit code, or -signal.
