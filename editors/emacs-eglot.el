@@ -13,7 +13,7 @@
 ;; Caveats:
 ;; - `add-to-list' puts these entries first, so they win over eglot's
 ;;   defaults for the same modes.
-;; - gopls runs in tcp mode ({port}): gopls serves every client itself and
+;; - gopls runs in tcp mode ({socket}): gopls serves every client itself and
 ;;   procref only starts, shares and stops it.  The others run in mux mode
 ;;   through procref's LSP multiplexer.
 ;; - The root procref shares by is the one eglot sends (the project root:
@@ -28,7 +28,7 @@
   (dolist (entry
            '(((python-mode python-ts-mode) . ("procref" "--" "pylsp"))
              ((c-mode c-ts-mode c++-mode c++-ts-mode) . ("procref" "--" "clangd"))
-             ((go-mode go-ts-mode) . ("procref" "--" "gopls" "serve" "-listen=127.0.0.1:{port}"))
+             ((go-mode go-ts-mode) . ("procref" "--" "gopls" "serve" "-listen=unix;{socket}"))
              ((rust-mode rust-ts-mode) . ("procref" "--" "rust-analyzer"))))
     (add-to-list 'eglot-server-programs entry)))
 

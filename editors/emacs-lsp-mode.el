@@ -13,7 +13,7 @@
 ;; `procref' on `exec-path' (or write its absolute file name).
 ;;
 ;; Caveats:
-;; - gopls runs in tcp mode ({port}); the others in mux mode.
+;; - gopls runs in tcp mode ({socket}); the others in mux mode.
 ;; - `lsp-workspace-restart' / `lsp-workspace-shutdown' renew or end this
 ;;   Emacs's connection only; the shared server keeps running for the other
 ;;   editors.  To restart the server itself: `procref stop NAME' (see
@@ -25,7 +25,7 @@
 (setq lsp-clients-clangd-executable "procref"
       lsp-clients-clangd-args '("--" "clangd"))
 (setq lsp-go-gopls-server-path "procref"
-      lsp-go-gopls-server-args '("--" "gopls" "serve" "-listen=127.0.0.1:{port}"))
+      lsp-go-gopls-server-args '("--" "gopls" "serve" "-listen=unix;{socket}"))
 (setq lsp-rust-analyzer-server-command '("procref" "--" "rust-analyzer"))
 
 ;;; emacs-lsp-mode.el ends here

@@ -18,7 +18,7 @@
 # Caveats:
 # - kak-lsp already shares one server among the clients of one Kakoune
 #   session; procref shares it across sessions and with other editors.
-# - gopls runs in tcp mode ({port}); the others in mux mode.
+# - gopls runs in tcp mode ({socket}); the others in mux mode.
 # - Needs `procref` on kak-lsp's $PATH, or an absolute path in `command`.
 # - kakoune-lsp's own defaults set lsp_servers from hooks too (groups
 #   lsp-filetype-python, lsp-filetype-c-family, ...): load this after them,
@@ -45,7 +45,7 @@ hook -group procref-lsp global BufSetOption filetype=go %{
         [gopls]
         root_globs = ["go.work", "go.mod", ".git"]
         command = "procref"
-        args = ["--", "gopls", "serve", "-listen=127.0.0.1:{port}"]
+        args = ["--", "gopls", "serve", "-listen=unix;{socket}"]
     }
 }
 hook -group procref-lsp global BufSetOption filetype=rust %{

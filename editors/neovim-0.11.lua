@@ -13,7 +13,7 @@
 -- Caveats:
 --   * procref shares one backend per workspace root: keep root markers the
 --     same in every instance.
---   * gopls runs in tcp mode ({port}); the others in mux mode.
+--   * gopls runs in tcp mode ({socket}); the others in mux mode.
 --   * :LspRestart (lspconfig) or vim.lsp.enable(name, false) + true renews
 --     this instance's connection only; the shared server keeps running. To
 --     restart the server itself: `procref stop NAME` (see `procref status`).
@@ -29,7 +29,7 @@ vim.lsp.config('clangd', {
   root_markers = { 'compile_commands.json', 'compile_flags.txt', '.clangd', '.git' },
 })
 vim.lsp.config('gopls', {
-  cmd = { 'procref', '--', 'gopls', 'serve', '-listen=127.0.0.1:{port}' },
+  cmd = { 'procref', '--', 'gopls', 'serve', '-listen=unix;{socket}' },
   filetypes = { 'go', 'gomod', 'gowork' },
   root_markers = { 'go.work', 'go.mod', '.git' },
 })

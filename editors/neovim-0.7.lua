@@ -16,7 +16,7 @@
 --     of root_markers, else the file's own directory. procref shares one
 --     backend per root, so two instances must agree on it: keep the markers
 --     the same in every instance.
---   * gopls runs in tcp mode ({port}): gopls serves every window itself and
+--   * gopls runs in tcp mode ({socket}): gopls serves every window itself and
 --     procref only starts, shares and stops it. Everything else runs in mux
 --     mode through procref's LSP multiplexer.
 --   * :LspRestart (defined here unless another plugin defines it) restarts
@@ -40,7 +40,7 @@ local servers = {
   {
     name = 'gopls',
     filetypes = { 'go', 'gomod', 'gowork' },
-    cmd = { 'procref', '--', 'gopls', 'serve', '-listen=127.0.0.1:{port}' },
+    cmd = { 'procref', '--', 'gopls', 'serve', '-listen=unix;{socket}' },
     root_markers = { 'go.work', 'go.mod', '.git' },
   },
   -- {

@@ -13,7 +13,7 @@
 -- Caveats:
 --   * procref shares one backend per workspace root: keep root markers the
 --     same in every instance.
---   * gopls runs in tcp mode ({port}); the others in mux mode.
+--   * gopls runs in tcp mode ({socket}); the others in mux mode.
 --   * Restarting a client (vim.lsp.stop_client, then :edit) renews this
 --     instance's connection only; the shared server keeps running. To
 --     restart the server itself: `procref stop NAME` (see `procref status`).
@@ -22,7 +22,7 @@ local servers = {
   python = { name = 'pylsp', cmd = { 'procref', '--', 'pylsp' }, markers = { 'pyproject.toml', 'setup.py', 'setup.cfg', '.git' } },
   c = { name = 'clangd', cmd = { 'procref', '--', 'clangd' }, markers = { 'compile_commands.json', 'compile_flags.txt', '.clangd', '.git' } },
   cpp = { name = 'clangd', cmd = { 'procref', '--', 'clangd' }, markers = { 'compile_commands.json', 'compile_flags.txt', '.clangd', '.git' } },
-  go = { name = 'gopls', cmd = { 'procref', '--', 'gopls', 'serve', '-listen=127.0.0.1:{port}' }, markers = { 'go.work', 'go.mod', '.git' } },
+  go = { name = 'gopls', cmd = { 'procref', '--', 'gopls', 'serve', '-listen=unix;{socket}' }, markers = { 'go.work', 'go.mod', '.git' } },
   rust = { name = 'rust-analyzer', cmd = { 'procref', '--', 'rust-analyzer' }, markers = { 'Cargo.toml', '.git' } },
 }
 

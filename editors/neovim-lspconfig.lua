@@ -12,7 +12,7 @@
 -- detection. Needs `procref` on $PATH (or write its absolute path).
 --
 -- Caveats:
---   * gopls runs in tcp mode ({port}): gopls serves every window itself and
+--   * gopls runs in tcp mode ({socket}): gopls serves every window itself and
 --     procref only starts, shares and stops it. The others run in mux mode.
 --   * :LspRestart restarts this instance's connection only; the shared
 --     server keeps running for the other windows. To restart the server
@@ -25,5 +25,5 @@ local lspconfig = require('lspconfig')
 
 lspconfig.pylsp.setup({ cmd = { 'procref', '--', 'pylsp' } })
 lspconfig.clangd.setup({ cmd = { 'procref', '--', 'clangd' } })
-lspconfig.gopls.setup({ cmd = { 'procref', '--', 'gopls', 'serve', '-listen=127.0.0.1:{port}' } })
+lspconfig.gopls.setup({ cmd = { 'procref', '--', 'gopls', 'serve', '-listen=unix;{socket}' } })
 lspconfig.rust_analyzer.setup({ cmd = { 'procref', '--', 'rust-analyzer' } })

@@ -23,7 +23,7 @@ import (
 var wantCommands = map[string][]string{
 	"pylsp":         {"procref", "--", "pylsp"},
 	"clangd":        {"procref", "--", "clangd"},
-	"gopls":         {"procref", "--", "gopls", "serve", "-listen=127.0.0.1:{port}"},
+	"gopls":         {"procref", "--", "gopls", "serve", "-listen=unix;{socket}"},
 	"rust-analyzer": {"procref", "--", "rust-analyzer"},
 }
 

@@ -13,7 +13,7 @@
 " - With vim-lsp-settings, do not also install its pylsp/clangd/gopls
 "   servers for these file types, or both register; or override their
 "   command instead: let g:lsp_settings = {'clangd': {'cmd': ['procref', '--', 'clangd']}}
-" - gopls runs in tcp mode ({port}); the others in mux mode.
+" - gopls runs in tcp mode ({socket}); the others in mux mode.
 " - :LspStopServer ends this Vim's connection only; the shared server keeps
 "   running for the other windows. To restart the server itself:
 "   `procref stop NAME` (see `procref status`).
@@ -37,7 +37,7 @@ if executable('procref')
           \ })
     autocmd User lsp_setup call lsp#register_server({
           \ 'name': 'gopls',
-          \ 'cmd': {server_info -> ['procref', '--', 'gopls', 'serve', '-listen=127.0.0.1:{port}']},
+          \ 'cmd': {server_info -> ['procref', '--', 'gopls', 'serve', '-listen=unix;{socket}']},
           \ 'allowlist': ['go', 'gomod'],
           \ })
     autocmd User lsp_setup call lsp#register_server({

@@ -5,11 +5,14 @@
 //
 // Two modes:
 //
-//   - tcp mode (an argument contains "{port}"): the host picks a free
-//     loopback port, substitutes it, starts the backend, waits until it
+//   - tcp mode (an argument contains "{socket}" or "{port}"): the host
+//     substitutes a unix socket path in its private runtime dir ({socket},
+//     reachable only by this user) or a free loopback port ({port},
+//     reachable by every local user), starts the backend, waits until it
 //     accepts, and supervises it. A proxy's session connection to the host
-//     only proves presence; the host tells it the backend's port and the proxy
-//     relays bytes to the backend directly (e.g. gopls serve -listen).
+//     only proves presence; the host tells it the backend's address and the
+//     proxy relays bytes to the backend directly (e.g. gopls serve
+//     -listen=unix;{socket}).
 //   - mux mode (default): the backend is any stdio language server; the host
 //     runs the LSP multiplexer (package proxy/lspmux). On Linux a proxy hands
 //     its stdin and stdout to the host ([Handoff]), which then reads and
@@ -50,8 +53,13 @@ const (
 	ShareKey    = "key"    // one backend per explicit --share-key
 )
 
-// PortPlaceholder in a backend argument selects tcp mode.
-const PortPlaceholder = "{port}"
+// Placeholders in a backend argument select tcp mode. SocketPlaceholder
+// becomes a unix socket path in the private runtime dir; PortPlaceholder a
+// free loopback TCP port, which every local user can connect to.
+const (
+	SocketPlaceholder = "{socket}"
+	PortPlaceholder   = "{port}"
+)
 
 // EnvSpec carries the JSON spec from the proxy to `procref host`.
 const EnvSpec = "PROCREF_HOST_SPEC"
@@ -82,10 +90,10 @@ type Spec struct {
 }
 
 // ModeFor returns the mode a command implies: tcp if any argument contains
-// the port placeholder.
+// the socket or the port placeholder.
 func ModeFor(command []string) string {
 	for _, a := range command[1:] {
-		if strings.Contains(a, PortPlaceholder) {
+		if strings.Contains(a, SocketPlaceholder) || strings.Contains(a, PortPlaceholder) {
 			return ModeTCP
 		}
 	}

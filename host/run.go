@@ -10,6 +10,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,7 +33,10 @@ func Run(ctx context.Context, spec *Spec, exe string, log *slog.Logger) error {
 	}
 	svc.Logger = log
 	svc.StartTimeout = spec.StartTimeout
-	b := &backend{spec: spec, log: log, stopTimeout: 5 * time.Second}
+	b := &backend{spec: spec, log: log, stopTimeout: 5 * time.Second, name: svc.Name}
+	if b.dir, err = svc.RuntimeDir(); err != nil {
+		return err
+	}
 	svc.Describe = func(h *discovery.Hint) {
 		h.Mode = spec.Mode
 		h.Command = spec.Command
@@ -61,24 +66,107 @@ type backend struct {
 	spec        *Spec
 	log         *slog.Logger
 	stopTimeout time.Duration
+	// dir and name place the {socket} path: dir/name.sock.
+	dir, name string
 
 	mu       sync.Mutex
-	port     int
+	addr     Addr // where a tcp-mode backend listens
 	id       platform.Identity
 	restarts []time.Time
 	extra    func() map[string]any
 }
 
-// startTCP is OnFirstAcquire in tcp mode: free port, substitute, start,
-// wait until the backend accepts.
-func (b *backend) startTCP(ctx context.Context) (launcher.Info, error) {
-	port, err := freePort()
-	if err != nil {
-		return launcher.Info{}, fmt.Errorf("%w: finding a free port: %v", ErrBackendStart, err)
+// Addr is where a tcp-mode backend listens: Network "unix" with a socket
+// path ({socket}) or "tcp" with 127.0.0.1:PORT ({port}).
+type Addr struct {
+	Network, Address string
+}
+
+func (a Addr) String() string { return a.Network + " " + a.Address }
+
+// PortWarning is what procref says wherever a {port} backend shows up.
+func PortWarning(a Addr) string {
+	return fmt.Sprintf("the backend listens on %s, which every local user can connect to without procref's token; use {socket} instead of {port} if the server can listen on a unix socket (gopls: -listen=unix;{socket})", a.Address)
+}
+
+// usesSocket reports whether a command asks for {socket}.
+func usesSocket(command []string) bool {
+	for _, a := range command[1:] {
+		if strings.Contains(a, SocketPlaceholder) {
+			return true
+		}
 	}
+	return false
+}
+
+// listenAddr picks the address for a new backend: the socket path (a stale
+// socket there is removed) or a free loopback port.
+func (b *backend) listenAddr() (Addr, error) {
+	if !usesSocket(b.spec.Command) {
+		port, err := freePort()
+		if err != nil {
+			return Addr{}, fmt.Errorf("%w: finding a free port: %v", ErrBackendStart, err)
+		}
+		return Addr{"tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}, nil
+	}
+	path, err := SocketPath(b.dir, b.name)
+	if err != nil {
+		return Addr{}, fmt.Errorf("%w: %v", ErrBackendStart, err)
+	}
+	if err := removeSocket(path); err != nil {
+		return Addr{}, fmt.Errorf("%w: %v", ErrBackendStart, err)
+	}
+	return Addr{"unix", path}, nil
+}
+
+// maxSocketPath is the longest unix socket path: sun_path holds 108 bytes
+// on Linux and Windows, 104 on macOS and the BSDs, the final NUL included.
+var maxSocketPath = map[bool]int{true: 107, false: 103}[runtime.GOOS == "linux" || runtime.GOOS == "windows"]
+
+// SocketPath returns the {socket} path of service name in the private
+// runtime dir: dir/NAME.sock, or dir/KEYHEX.sock (the name's last 12 hex
+// digits) when that is too long for a unix socket, or an error that says
+// what to do when even that is.
+func SocketPath(dir, name string) (string, error) {
+	p := filepath.Join(dir, name+".sock")
+	if len(p) <= maxSocketPath {
+		return p, nil
+	}
+	p = filepath.Join(dir, name[max(0, len(name)-12):]+".sock")
+	if len(p) <= maxSocketPath {
+		return p, nil
+	}
+	return "", fmt.Errorf("the socket path %s is %d bytes, more than the %d a unix socket allows: set PROCREF_RUNTIME_DIR to a shorter private directory, or use {port} (reachable by every local user)", p, len(p), maxSocketPath)
+}
+
+// removeSocket removes a socket left at path by an earlier backend; it
+// refuses to remove anything else.
+func removeSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("%s is in the way of the backend's socket and is not a socket; remove it", path)
+	}
+	return os.Remove(path)
+}
+
+// startTCP is OnFirstAcquire in tcp mode: pick the socket path or a free
+// port, substitute, start, wait until the backend accepts.
+func (b *backend) startTCP(ctx context.Context) (launcher.Info, error) {
+	addr, err := b.listenAddr()
+	if err != nil {
+		return launcher.Info{}, err
+	}
+	_, port, _ := net.SplitHostPort(addr.Address)
 	args := make([]string, len(b.spec.Command))
 	for i, a := range b.spec.Command {
-		args[i] = strings.ReplaceAll(a, PortPlaceholder, strconv.Itoa(port))
+		a = strings.ReplaceAll(a, SocketPlaceholder, addr.Address)
+		args[i] = strings.ReplaceAll(a, PortPlaceholder, port)
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = b.spec.Dir
@@ -90,31 +178,33 @@ func (b *backend) startTCP(ctx context.Context) (launcher.Info, error) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	id, _ := platform.Lookup(cmd.Process.Pid)
-	b.log.Info("backend started", "pid", cmd.Process.Pid, "port", port, "command", args)
+	b.log.Info("backend started", "pid", cmd.Process.Pid, "listen", addr.String(), "command", args)
+	if addr.Network == "tcp" {
+		b.log.Warn(PortWarning(addr))
+	}
 
 	// Wait until it accepts. There is no portable event for "a process
-	// listens on a port", so this dials every millisecond or two until it
-	// accepts (measured in docs/benchmarks.md, fix 3). Finer is not
+	// listens on an address", so this dials every millisecond or two until
+	// it accepts (measured in docs/benchmarks.md, fix 3). Finer is not
 	// better: a refused net.Dial costs ~40 µs of CPU here, so polling every
 	// 0.5 ms takes ~9% of a core from the starting backend (gopls) for an
 	// average gain of half a millisecond, which did not show in cold-attach
 	// medians.
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	interval := time.Millisecond
 	t := time.NewTimer(interval)
 	defer t.Stop()
 	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		c, err := net.DialTimeout(addr.Network, addr.Address, time.Second)
 		if err == nil {
 			c.Close()
 			break
 		}
 		select {
 		case werr := <-exited:
-			return launcher.Info{}, fmt.Errorf("%w: %s exited before listening on port %d (%v)", ErrBackendStart, args[0], port, exitText(werr))
+			return launcher.Info{}, fmt.Errorf("%w: %s exited before listening on %s (%v)", ErrBackendStart, args[0], addr.Address, exitText(werr))
 		case <-ctx.Done():
 			id.Stop(time.Second)
-			return launcher.Info{}, fmt.Errorf("%w: %s did not listen on port %d within the start timeout (is {port} in the right argument?)", ErrBackendStart, args[0], port)
+			return launcher.Info{}, fmt.Errorf("%w: %s did not listen on %s within the start timeout (is {socket} or {port} in the right argument?)", ErrBackendStart, args[0], addr.Address)
 		case <-t.C:
 		}
 		if interval < 2*time.Millisecond {
@@ -123,9 +213,15 @@ func (b *backend) startTCP(ctx context.Context) (launcher.Info, error) {
 		t.Reset(interval)
 	}
 	b.mu.Lock()
-	b.port, b.id = port, id
+	b.addr, b.id = addr, id
 	b.mu.Unlock()
-	return launcher.Info{PID: cmd.Process.Pid, Port: port}, nil
+	info := launcher.Info{PID: cmd.Process.Pid}
+	if addr.Network == "tcp" {
+		info.Port, _ = strconv.Atoi(port)
+	} else {
+		info.Data = map[string]string{"socket": addr.Address}
+	}
+	return info, nil
 }
 
 func exitText(err error) string {
@@ -144,14 +240,25 @@ func (b *backend) stopTCP(ctx context.Context, info launcher.Info) error {
 	}
 	err := id.Stop(b.stopTimeout)
 	if errors.Is(err, platform.ErrNoProcess) {
-		return nil
+		err = nil
+	}
+	if usesSocket(b.spec.Command) {
+		b.mu.Lock()
+		path := b.addr.Address
+		b.mu.Unlock()
+		if rerr := removeSocket(path); rerr != nil && err == nil {
+			err = rerr
+		}
 	}
 	return err
 }
 
 func (b *backend) checkTCP(ctx context.Context, info launcher.Info) error {
+	b.mu.Lock()
+	addr := b.addr
+	b.mu.Unlock()
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(info.Port)))
+	c, err := d.DialContext(ctx, addr.Network, addr.Address)
 	if err != nil {
 		return err
 	}
@@ -189,14 +296,14 @@ func (b *backend) recoverTCP(ctx context.Context, old launcher.Info, cause error
 }
 
 // serveTCP handles a proxy's session in tcp mode: it tells the proxy the
-// backend's port ("port N\n") and then holds the connection as the proxy's
-// presence until the proxy closes it.
+// backend's address ("backend NETWORK ADDRESS\n") and then holds the
+// connection as the proxy's presence until the proxy closes it.
 func (b *backend) serveTCP(ctx context.Context, conn net.Conn, req handshake.Request) {
 	defer conn.Close()
 	b.mu.Lock()
-	port := b.port
+	addr := b.addr
 	b.mu.Unlock()
-	if _, err := fmt.Fprintf(conn, "port %d\n", port); err != nil {
+	if _, err := fmt.Fprintf(conn, "backend %s\n", addr); err != nil {
 		return
 	}
 	go func() {
@@ -206,19 +313,21 @@ func (b *backend) serveTCP(ctx context.Context, conn net.Conn, req handshake.Req
 	io.Copy(io.Discard, conn)
 }
 
-// ReadBackendPort reads the host's "port N" line in tcp mode.
-func ReadBackendPort(conn net.Conn, timeout time.Duration) (int, error) {
+// ReadBackendAddr reads the host's "backend NETWORK ADDRESS" line in tcp
+// mode.
+func ReadBackendAddr(conn net.Conn, timeout time.Duration) (Addr, error) {
 	conn.SetReadDeadline(time.Now().Add(timeout))
 	defer conn.SetReadDeadline(time.Time{})
 	// The host writes exactly one line and nothing after it, so a
 	// buffered reader cannot swallow later bytes.
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil {
-		return 0, fmt.Errorf("reading backend port from host: %w", err)
+		return Addr{}, fmt.Errorf("reading the backend address from the host: %w", err)
 	}
-	n, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(line), "port "))
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("host sent %q, want \"port N\"", line)
+	rest, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "backend ")
+	network, address, _ := strings.Cut(rest, " ")
+	if !ok || (network != "unix" && network != "tcp") || address == "" {
+		return Addr{}, fmt.Errorf("host sent %q, want \"backend NETWORK ADDRESS\"", line)
 	}
-	return n, nil
+	return Addr{network, address}, nil
 }

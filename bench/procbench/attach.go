@@ -98,7 +98,7 @@ func (r *rig) benchAttach(n int, builds []build, floors []string) (*attachResult
 			key, label, wsSuffix = "@"+b.name, " ["+b.name+"]", "-"+b.name
 		}
 		first := len(sc)
-		goplsTCP := []string{b.path, "--", r.gopls, "serve", "-listen=127.0.0.1:{port}"}
+		goplsTCP := []string{b.path, "--", r.gopls, "serve", "-listen=unix;{socket}"}
 		echoTCP := func(stamp string) []string {
 			return []string{b.path, "--", r.self, "echo-server", "-listen=127.0.0.1:{port}", "-stamp=" + stamp}
 		}

@@ -30,7 +30,7 @@ func hello() string { return "hello" }
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("procref demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	mode := fs.String("mode", "mux", "mux (stdio server through the multiplexer) or tcp (server listens on {port})")
+	mode := fs.String("mode", "mux", "mux (stdio server through the multiplexer) or tcp (server listens on {socket})")
 	keep := fs.Bool("keep", false, "keep the demo's temporary directory")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -70,7 +70,7 @@ func runDemo(mode string, keep bool, out io.Writer) error {
 
 	server := []string{exe, "sample-server"}
 	if mode == "tcp" {
-		server = append(server, "--listen=127.0.0.1:{port}")
+		server = append(server, "--listen=unix;{socket}")
 	} else if mode != "mux" {
 		return fmt.Errorf("unknown mode %q", mode)
 	}

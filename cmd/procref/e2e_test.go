@@ -25,10 +25,12 @@ import (
 )
 
 // TestGoplsTCPMode: two proxies (two editor windows, each a Go LSP client)
-// share one real `gopls serve -listen=127.0.0.1:{port}`: both get
-// diagnostics and a hover; exactly one gopls; a third window that sends
-// exit without shutdown (which makes gopls end its whole process) leaves
-// gopls and the others untouched; gone within 2 s after all detach.
+// share one real `gopls serve -listen=unix;{socket}`: both get diagnostics
+// and a hover; exactly one gopls, listening on the unix socket in the
+// private runtime dir and on no TCP port; a third window that sends exit
+// without shutdown (which makes gopls end its whole process) leaves gopls
+// and the others untouched; gone, socket removed, within 2 s after all
+// detach.
 func TestGoplsTCPMode(t *testing.T) {
 	gopls := requireServer(t, "gopls")
 	e := newEnv(t)
@@ -43,7 +45,7 @@ func TestGoplsTCPMode(t *testing.T) {
 	var clients []*lspclient.Client
 	var procs []*proc
 	for i := 0; i < 2; i++ {
-		p := e.start(ws, []string{"GOFLAGS=-mod=mod"}, "--", gopls, "serve", "-listen=127.0.0.1:{port}")
+		p := e.start(ws, []string{"GOFLAGS=-mod=mod"}, "--", gopls, "serve", "-listen=unix;{socket}")
 		c := p.client(ctx)
 		if _, err := c.Initialize(ctx, ws); err != nil {
 			t.Fatalf("window %d: %v; stderr: %s", i, err, p.stderr.String())
@@ -81,8 +83,17 @@ func TestGoplsTCPMode(t *testing.T) {
 		t.Fatalf("want exactly one gopls child of host %d, got %v", hint.Host.PID, got)
 	}
 	backend := hint.Backend
+	socket := filepath.Join(e.runtime, hint.Name+".sock")
+	if runtime.GOOS == "linux" {
+		if tcp := proctest.ListeningTCP(backend.PID); len(tcp) > 0 {
+			t.Errorf("gopls (pid %d) listens on TCP %v, want only its unix socket", backend.PID, tcp)
+		}
+		if unix := proctest.ListeningUnix(backend.PID); len(unix) != 1 || unix[0] != socket {
+			t.Errorf("gopls (pid %d) listens on unix sockets %v, want [%s]", backend.PID, unix, socket)
+		}
+	}
 
-	rudeExitLeavesGopls(ctx, t, e, ws, []string{"--", gopls, "serve", "-listen=127.0.0.1:{port}"}, backend, clients[0], uri)
+	rudeExitLeavesGopls(ctx, t, e, ws, []string{"--", gopls, "serve", "-listen=unix;{socket}"}, backend, clients[0], uri)
 
 	for i, c := range clients {
 		if err := c.Shutdown(ctx); err != nil {
@@ -95,6 +106,9 @@ func TestGoplsTCPMode(t *testing.T) {
 	}
 	waitGone(t, backend, 2*time.Second, "gopls")
 	waitGone(t, hint.Host, 2*time.Second, "host")
+	if _, err := os.Lstat(socket); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket %s left behind: %v", socket, err)
+	}
 }
 
 // TestKillProxyMidRequest: kill -9 of one proxy mid-request leaves the other

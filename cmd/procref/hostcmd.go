@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/procref/procref/host"
@@ -57,7 +58,7 @@ func cmdHost(args []string, stderr io.Writer) int {
 func cmdSampleServer(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("procref sample-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	listen := fs.String("listen", "", "serve TCP clients on this address instead of stdio (e.g. 127.0.0.1:{port} under procref)")
+	listen := fs.String("listen", "", "serve clients on this address instead of stdio: unix;PATH (e.g. unix;{socket} under procref) or HOST:PORT")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -71,7 +72,11 @@ func cmdSampleServer(args []string, stdin io.Reader, stdout, stderr io.Writer) i
 		}
 		return exitOK
 	}
-	ln, err := net.Listen("tcp", *listen)
+	network, address := "tcp", *listen
+	if path, ok := strings.CutPrefix(*listen, "unix;"); ok {
+		network, address = "unix", path // gopls's spelling
+	}
+	ln, err := net.Listen(network, address)
 	if err != nil {
 		fmt.Fprintf(stderr, "sample-server: %v\n", err)
 		return exitFailure

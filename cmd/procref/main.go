@@ -92,9 +92,12 @@ Usage:
   procref help                         this text
 
 Modes:
-  tcp mode   an argument contains {port}: the host picks a free loopback port,
-             the server listens on it and serves many clients itself, e.g.
-               procref -- gopls serve -listen=127.0.0.1:{port}
+  tcp mode   an argument contains {socket}: the host substitutes a unix socket
+             path in its private runtime dir, the server listens there and
+             serves many clients itself, e.g.
+               procref -- gopls serve -listen=unix;{socket}
+             {port} (a free loopback port) is for servers that only do TCP:
+             every local user can connect to that port.
   mux mode   otherwise: any stdio language server, shared through procref's
              LSP multiplexer, e.g.
                procref -- clangd
@@ -120,7 +123,7 @@ Editors (tested configs for each editor in editors/ of the source tree):
   VS Code:       point the extension's server path at a script containing
                  exec procref -- /usr/bin/clangd "$@"
   Emacs eglot:   (add-to-list 'eglot-server-programs '(c-mode . ("procref" "--" "clangd")))
-  gopls (tcp):   procref -- gopls serve -listen=127.0.0.1:{port}
+  gopls (tcp):   procref -- gopls serve -listen=unix;{socket}
 
 Files:
   hints, locks   $XDG_RUNTIME_DIR/procref (or $TMPDIR/procref-UID), override PROCREF_RUNTIME_DIR

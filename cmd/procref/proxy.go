@@ -223,16 +223,19 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	conn, presence := sess.Conn, net.Conn(nil)
 	if spec.Mode == host.ModeTCP {
-		port, err := host.ReadBackendPort(sess.Conn, 5*time.Second)
+		addr, err := host.ReadBackendAddr(sess.Conn, 5*time.Second)
 		if err != nil {
 			sess.Conn.Close()
 			return fail("%v (log: %s)", err, sess.Hint.Log)
 		}
+		if addr.Network == "tcp" && sess.Started {
+			fmt.Fprintf(stderr, "procref: warning: %s\n", host.PortWarning(addr))
+		}
 		var d net.Dialer
-		bconn, err := d.DialContext(actx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		bconn, err := d.DialContext(actx, addr.Network, addr.Address)
 		if err != nil {
 			sess.Conn.Close()
-			return fail("connecting to the backend on port %d: %v (log: %s)", port, err, sess.Hint.Log)
+			return fail("connecting to the backend on %s: %v (log: %s)", addr.Address, err, sess.Hint.Log)
 		}
 		conn, presence = bconn, sess.Conn
 		defer presence.Close()

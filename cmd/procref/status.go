@@ -7,14 +7,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/handshake"
+	"github.com/procref/procref/host"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 	"github.com/procref/procref/refcount"
@@ -36,6 +39,10 @@ type backendRow struct {
 	Root       string   `json:"root,omitempty"`
 	Command    []string `json:"command,omitempty"`
 	Log        string   `json:"log,omitempty"`
+	// Listen is a tcp-mode backend's own address: its unix socket, or a
+	// loopback port (then Warning says who can reach it).
+	Listen  string `json:"listen,omitempty"`
+	Warning string `json:"warning,omitempty"`
 }
 
 // collectStatus reads every hint in the runtime dir and asks each live host.
@@ -72,6 +79,12 @@ func collectStatus(ctx context.Context) ([]backendRow, string, error) {
 			row.Clients, row.References, row.Uptime = st.Clients, st.Count, st.Uptime
 			if st.Info.PID > 0 {
 				row.BackendPID = st.Info.PID
+			}
+			if st.Info.Port > 0 {
+				addr := host.Addr{Network: "tcp", Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(st.Info.Port))}
+				row.Listen, row.Warning = addr.Address, host.PortWarning(addr)
+			} else if p := st.Info.Data["socket"]; p != "" {
+				row.Listen = p
 			}
 			if pid, ok := st.Extra["backend_pid"].(float64); ok && pid > 0 {
 				row.BackendPID = int(pid) // mux mode: the mux starts the backend
@@ -139,6 +152,9 @@ func printStatus(w io.Writer, rows []backendRow, dir string) {
 	for _, r := range rows {
 		if r.State == "stale" && r.Reason != "" {
 			fmt.Fprintf(w, "%s is stale: %s (the next start replaces it)\n", r.Name, r.Reason)
+		}
+		if r.Warning != "" {
+			fmt.Fprintf(w, "warning: %s: %s\n", r.Name, r.Warning)
 		}
 	}
 }
