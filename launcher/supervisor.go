@@ -32,6 +32,7 @@ type supervisor struct {
 	counter *refcount.Counter
 	lock    *refcount.Lock
 	ln      net.Listener
+	guard   *handshake.Guard // bounds and summarises unauthenticated connections
 	token   string
 	nonce   string
 	started time.Time
@@ -74,9 +75,11 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	if err != nil {
 		return err
 	}
+	log := s.logger().With("service", s.Name)
 	sv := &supervisor{
 		s:       s,
-		log:     s.logger().With("service", s.Name),
+		log:     log,
+		guard:   handshake.NewGuard(log),
 		dir:     dir,
 		token:   handshake.NewSecret(),
 		nonce:   handshake.NewSecret(),
@@ -240,13 +243,9 @@ func (sv *supervisor) requestStop() {
 func (sv *supervisor) acceptLoop(ctx context.Context) {
 	defer sv.wg.Done()
 	for {
-		conn, err := sv.ln.Accept()
+		conn, err := sv.guard.Accept(ctx, sv.ln)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
-				return
-			}
-			sv.log.Warn("accept", "err", err)
-			continue
+			return // closed
 		}
 		sv.wg.Add(1)
 		go func() {
@@ -260,9 +259,9 @@ func (sv *supervisor) acceptLoop(ctx context.Context) {
 func (sv *supervisor) handle(ctx context.Context, conn net.Conn) {
 	conn.SetDeadline(time.Now().Add(handshakeTimeout))
 	req, err := handshake.ReadRequest(conn, sv.token)
+	sv.guard.Done(conn, err) // a refusal is counted in the guard's summary
 	if err != nil {
 		// Wrong token or not a handshake: close without a byte.
-		sv.log.Warn("refused connection", "remote", conn.RemoteAddr().String(), "err", err)
 		conn.Close()
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/procref/procref/host"
 	"github.com/procref/procref/sampleserver"
@@ -33,6 +34,11 @@ func cmdHost(args []string, stderr io.Writer) int {
 	level := spec.LogLevel
 	if level == "" || level == "warn" || level == "error" {
 		level = "info" // the host log is where users look when something fails
+	}
+	if f, ok := stderr.(*os.File); ok {
+		if svc, err := spec.Service(""); err == nil {
+			stderr = host.CapLog(context.Background(), f, svc.LogPath(), host.MaxLog, 2*time.Second)
+		}
 	}
 	log, err := newLogger(stderr, level)
 	if err != nil {

@@ -1,0 +1,131 @@
+package handshake
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// Guard limits what unauthenticated peers can cost a host: any local user
+// can connect to its loopback port. At most [MaxPending] accepted
+// connections wait for their handshake line at once (a new one pushes out
+// the oldest, so a peer that holds connections open cannot keep a real
+// client out, and descriptors stay bounded); accept errors (EMFILE, ENFILE,
+// ...) back off instead of spinning; and refused handshakes and accept
+// errors are logged as one summary line per [SummaryInterval], not a line
+// each. The caller keeps a short deadline on each handshake. A Guard is
+// safe for concurrent use.
+type Guard struct {
+	log      *slog.Logger
+	interval time.Duration // SummaryInterval; shorter in tests
+
+	mu        sync.Mutex
+	pending   map[net.Conn]time.Time // accepted, handshake not yet read
+	refused   int                    // since the last summary
+	acceptErr int                    // since the last summary
+	last      error                  // the latest refusal or accept error
+	scheduled bool                   // a summary is due
+}
+
+// MaxPending bounds the connections waiting for their handshake.
+const MaxPending = 64
+
+// SummaryInterval is how often, at most, a Guard logs its summary.
+const SummaryInterval = 10 * time.Second
+
+// Accept back-off bounds.
+const (
+	minAcceptBackoff = 5 * time.Millisecond
+	maxAcceptBackoff = time.Second
+)
+
+// NewGuard returns a Guard that logs to log.
+func NewGuard(log *slog.Logger) *Guard {
+	return &Guard{log: log, interval: SummaryInterval, pending: map[net.Conn]time.Time{}}
+}
+
+// Accept blocks until ln gives a connection, which is then pending until
+// [Guard.Done]; it closes the oldest pending connection if MaxPending are
+// already waiting. A failed accept waits (5 ms, doubling up to 1 s while
+// failures continue) and tries again. Accept returns an error only when ln
+// is closed or ctx is done.
+func (g *Guard) Accept(ctx context.Context, ln net.Listener) (net.Conn, error) {
+	backoff := time.Duration(0)
+	for {
+		conn, err := ln.Accept()
+		if err == nil {
+			g.admit(conn)
+			return conn, nil
+		}
+		if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+			return nil, err
+		}
+		g.count(false, err)
+		backoff = min(max(2*backoff, minAcceptBackoff), maxAcceptBackoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (g *Guard) admit(conn net.Conn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.pending) >= MaxPending {
+		var oldest net.Conn
+		var at time.Time
+		for c, t := range g.pending {
+			if oldest == nil || t.Before(at) {
+				oldest, at = c, t
+			}
+		}
+		delete(g.pending, oldest)
+		// Its handler's read fails now and reports through Done.
+		oldest.Close()
+	}
+	g.pending[conn] = time.Now()
+}
+
+// Done ends conn's pending state once its handshake line has been read;
+// err is ReadRequest's error (nil: authenticated), counted as a refusal.
+func (g *Guard) Done(conn net.Conn, err error) {
+	g.mu.Lock()
+	delete(g.pending, conn)
+	g.mu.Unlock()
+	if err != nil {
+		g.count(true, err)
+	}
+}
+
+// count adds one refusal or accept error to the summary and schedules it.
+func (g *Guard) count(refused bool, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if refused {
+		g.refused++
+	} else {
+		g.acceptErr++
+	}
+	g.last = err
+	if !g.scheduled {
+		g.scheduled = true
+		time.AfterFunc(g.interval, g.summary)
+	}
+}
+
+// summary logs and resets the counts.
+func (g *Guard) summary() {
+	g.mu.Lock()
+	refused, acceptErr, last := g.refused, g.acceptErr, g.last
+	g.refused, g.acceptErr, g.last, g.scheduled = 0, 0, nil, false
+	g.mu.Unlock()
+	g.log.Warn("summary: refused handshakes (no or wrong token, not a handshake, too slow, or pushed out by newer ones) and failed accepts",
+		"refused", refused, "accept_errors", acceptErr, "interval", g.interval, "last_err", last)
+}

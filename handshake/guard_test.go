@@ -1,0 +1,148 @@
+package handshake
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestGuardPushesOutOldest: with MaxPending silent connections waiting, a
+// new one closes the oldest, and a real client still gets through.
+func TestGuardPushesOutOldest(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	g := NewGuard(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	token := NewSecret()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := g.Accept(ctx, ln)
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(10 * time.Second))
+				_, err := ReadRequest(conn, token)
+				g.Done(conn, err)
+				if err == nil {
+					Accept(conn, "n")
+				}
+			}()
+		}
+	}()
+	var silent []net.Conn
+	for i := 0; i < MaxPending+1; i++ {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		silent = append(silent, c)
+		time.Sleep(time.Millisecond) // distinct admission times
+	}
+	silent[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := silent[0].Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("oldest silent connection: read %v, want it closed by the guard", err)
+	}
+	dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
+	defer dcancel()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := Client(dctx, c, token, "n", 1, ""); err != nil {
+		t.Fatalf("a real client among %d silent ones: %v", MaxPending, err)
+	}
+}
+
+// failingListener fails every Accept with EMFILE, counting calls.
+type failingListener struct {
+	net.Listener
+	calls atomic.Int64
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	l.calls.Add(1)
+	return nil, &net.OpError{Op: "accept", Err: syscall.EMFILE}
+}
+
+// TestGuardAcceptBacksOff: a listener that fails at once is not retried in
+// a spin, and the failures are one summary line, not a line each.
+func TestGuardAcceptBacksOff(t *testing.T) {
+	var log syncBuffer
+	g := NewGuard(slog.New(slog.NewTextHandler(&log, nil)))
+	g.interval = 200 * time.Millisecond
+	l := &failingListener{}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := g.Accept(ctx, l); err == nil {
+		t.Fatal("Accept on a failing listener returned a connection")
+	}
+	// 5+10+...+640 ms, then 1 s steps: 8 calls fit in a second.
+	if n := l.calls.Load(); n > 10 {
+		t.Errorf("%d accepts in 1 s: the guard spins", n)
+	}
+	if n := strings.Count(log.String(), "\n"); n < 1 || n > 5 {
+		t.Errorf("%d log lines for %d failed accepts, want one summary per 200 ms:\n%s", n, l.calls.Load(), log.String())
+	}
+	if !strings.Contains(log.String(), "accept_errors=") {
+		t.Errorf("summary lacks the accept error count:\n%s", log.String())
+	}
+}
+
+// TestGuardSummary: 1000 refusals make one summary line with their count.
+func TestGuardSummary(t *testing.T) {
+	var log syncBuffer
+	g := NewGuard(slog.New(slog.NewTextHandler(&log, nil)))
+	g.interval = 100 * time.Millisecond
+	for i := 0; i < 1000; i++ {
+		g.Done(nil, ErrBadToken)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(log.String(), "refused=1000") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no summary with refused=1000:\n%s", log.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := strings.Count(log.String(), "\n"); n != 1 {
+		t.Errorf("%d lines for 1000 refusals:\n%s", n, log.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,75 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCapLog: the host's writes and a second writer's (the backend, same
+// file, O_APPEND) keep the log under the cap plus one line; the older part
+// is kept in .1; later writes land at the start of the truncated file.
+func TestCapLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.log")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	backend, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const max = 4 << 10
+	w := CapLog(ctx, f, path, max, 10*time.Millisecond)
+	if w == f {
+		t.Fatal("CapLog did not recognise the log file")
+	}
+	line := []byte(strings.Repeat("x", 99) + "\n")
+	for i := 0; i < 200; i++ {
+		if _, err := w.Write(line); err != nil {
+			t.Fatal(err)
+		}
+		if fi, _ := f.Stat(); fi.Size() > max+200 {
+			t.Fatalf("log is %d bytes after a host write, cap %d", fi.Size(), max)
+		}
+	}
+	old, err := os.ReadFile(path + ".1")
+	if err != nil || len(old) <= max {
+		t.Fatalf("%s.1: %d bytes, %v; want the rotated part", path, len(old), err)
+	}
+	// The backend's direct writes are caught by the periodic check.
+	backend.Write(bytes.Repeat(line, 100))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		fi, _ := f.Stat()
+		if fi.Size() <= max+200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log still %d bytes after the backend's writes", fi.Size())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(path)
+	if !bytes.HasPrefix(b, []byte("procref: log rotated at ")) {
+		t.Errorf("rotated log starts with %q", b[:min(len(b), 60)])
+	}
+}
+
+// TestCapLogNotTheFile: a stderr that is not the log is left alone.
+func TestCapLogNotTheFile(t *testing.T) {
+	dir := t.TempDir()
+	f, _ := os.Create(filepath.Join(dir, "a"))
+	defer f.Close()
+	if w := CapLog(context.Background(), f, filepath.Join(dir, "b"), 10, time.Hour); w != f {
+		t.Error("CapLog wrapped a file that is not the log")
+	}
+}
