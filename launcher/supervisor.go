@@ -179,6 +179,7 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 		go sv.healthLoop(ctx, durationOr(s.HealthInterval, 10*time.Second))
 	}
 	go sv.watchService(ctx)
+	go sv.keepHint(ctx, hintCheckInterval)
 
 	sv.waitForShutdown(ctx)
 	cancel()

@@ -510,12 +510,12 @@ func waitWaiter(t *testing.T, pid int) {
 }
 
 // sampleServer is the proxy's arguments (flags, then the command) for the
-// sample server in mode "tcp" (it listens on the host's port) or "mux"
+// sample server in mode "tcp" (it listens on the {socket} the host names) or "mux"
 // (stdio, behind the multiplexer).
 func sampleServer(mode string, flags ...string) []string {
 	args := append(append([]string{}, flags...), "--", procrefBin, "sample-server")
 	if mode == "tcp" {
-		args = append(args, "--listen=127.0.0.1:{port}")
+		args = append(args, "--listen=unix;{socket}")
 	}
 	return args
 }

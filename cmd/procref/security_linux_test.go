@@ -1,0 +1,297 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/procref/procref/discovery"
+	"github.com/procref/procref/handshake"
+	"github.com/procref/procref/lspclient"
+)
+
+// The other user's side of TestOtherUserCannotReachSocket: the test binary
+// re-run as uid 65534 says what it could do, one "<what> <result>" line
+// each.
+func init() {
+	if os.Getenv("GO_WANT_HELPER_PROCESS") != "probe" {
+		return
+	}
+	say := func(what string, err error) {
+		switch {
+		case err == nil:
+			fmt.Printf("%s UNEXPECTED: allowed\n", what)
+		case errors.Is(err, os.ErrPermission):
+			fmt.Printf("%s denied\n", what)
+		default:
+			fmt.Printf("%s UNEXPECTED: %v\n", what, err)
+		}
+	}
+	fmt.Printf("uid %d\n", os.Getuid())
+	c, err := net.Dial("unix", os.Getenv("PROBE_SOCKET"))
+	if err == nil {
+		c.Close()
+	}
+	say("socket", err)
+	_, err = os.ReadFile(os.Getenv("PROBE_HINT"))
+	say("hint", err)
+	_, err = os.ReadDir(os.Getenv("PROBE_RUN"))
+	say("list", err)
+	os.Exit(0)
+}
+
+// TestOtherUserCannotReachSocket: with the README's recipe ({socket}),
+// another local user (uid 65534) can neither connect to the backend's
+// socket nor read the hint (with the token) nor list the runtime dir. The
+// runtime dir's parent is world-readable here, so the 0700 runtime dir
+// alone is what keeps them out.
+func TestOtherUserCannotReachSocket(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a process as uid 65534")
+	}
+	e := newEnv(t)
+	open := func(pattern string) string {
+		d, err := os.MkdirTemp("", pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	e.runtime = filepath.Join(open("procref-sec-"), "run")
+	if err := os.Mkdir(e.runtime, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	e.vars = append(e.vars, "PROCREF_RUNTIME_DIR="+e.runtime)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ws := t.TempDir()
+	p := e.start(ws, nil, sampleServer("tcp")...)
+	c := p.client(ctx)
+	if _, err := c.Initialize(ctx, ws); err != nil {
+		t.Fatalf("%v; stderr: %s", err, p.stderr.String())
+	}
+	hint := e.onlyHint()
+	socket := filepath.Join(e.runtime, hint.Name+".sock")
+	if fi, err := os.Lstat(socket); err != nil || fi.Mode().Type() != os.ModeSocket {
+		t.Fatalf("no backend socket at %s: %v", socket, err)
+	}
+
+	// uid 65534 must be able to run the test binary: a copy in a 0755 dir.
+	exe, _ := os.Executable()
+	bin := filepath.Join(open("procref-nobody-"), "procref.test")
+	if b, err := os.ReadFile(exe); err != nil || os.WriteFile(bin, b, 0o755) != nil {
+		t.Fatalf("copying the test binary: %v", err)
+	}
+	probe := exec.CommandContext(ctx, bin, "-test.run=^$")
+	probe.Env = append(os.Environ(), "GO_WANT_HELPER_PROCESS=probe",
+		"PROBE_SOCKET="+socket, "PROBE_HINT="+discovery.Path(e.runtime, hint.Name), "PROBE_RUN="+e.runtime)
+	probe.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := probe.CombinedOutput()
+	if err != nil {
+		t.Fatalf("probe: %v\n%s", err, out)
+	}
+	t.Logf("uid 65534:\n%s", out)
+	for _, want := range []string{"uid 65534\n", "socket denied\n", "hint denied\n", "list denied\n"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("probe output lacks %q", strings.TrimSpace(want))
+		}
+	}
+	if strings.Contains(string(out), "UNEXPECTED") {
+		t.Error("the other user got further than it should")
+	}
+	// The window still works.
+	if err := c.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("proxy exit %d: %s", code, p.stderr.String())
+	}
+}
+
+// TestBadHandshakeFlood: 3000 connections with a wrong token grow the host
+// log by at most 64 KiB (one summary line per interval, not a line each),
+// and a new window attaches promptly right after the flood.
+func TestBadHandshakeFlood(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ws := t.TempDir()
+	p1 := e.start(ws, nil, sampleServer("mux")...)
+	c1 := p1.client(ctx)
+	if _, err := c1.Initialize(ctx, ws); err != nil {
+		t.Fatalf("%v; stderr: %s", err, p1.stderr.String())
+	}
+	hint := e.onlyHint()
+	before, err := os.Stat(hint.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(hint.Port))
+	line := handshake.Protocol + " " + handshake.NewSecret() + " 1\n"
+	const total, workers = 3000, 30
+	var wg sync.WaitGroup
+	var refused, other sync.Map
+	start := time.Now()
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < total/workers; i++ {
+				conn, err := net.Dial("tcp", addr)
+				if err != nil {
+					other.Store(err.Error(), true)
+					continue
+				}
+				conn.SetDeadline(time.Now().Add(10 * time.Second))
+				io.WriteString(conn, line)
+				if n, _ := io.Copy(io.Discard, conn); n == 0 {
+					refused.Store(w*total+i, true)
+				}
+				conn.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	flood := time.Since(start)
+	n := 0
+	refused.Range(func(any, any) bool { n++; return true })
+	other.Range(func(k, _ any) bool { t.Errorf("dial: %v", k); return true })
+	if n != total {
+		t.Errorf("%d of %d bad handshakes were closed without a byte", n, total)
+	}
+
+	t0 := time.Now()
+	p2 := e.start(ws, nil, sampleServer("mux")...)
+	c2 := p2.client(ctx)
+	if _, err := c2.Initialize(ctx, ws); err != nil {
+		t.Fatalf("window after the flood: %v; stderr: %s", err, p2.stderr.String())
+	}
+	attach := time.Since(t0)
+	t.Logf("3000 bad handshakes in %v; the next window initialized in %v", flood, attach)
+	if attach > 2*time.Second {
+		t.Errorf("a window took %v to attach after the flood", attach)
+	}
+
+	// The refusals are logged as a summary at the end of the interval.
+	deadline := time.Now().Add(handshake.SummaryInterval + 5*time.Second)
+	for {
+		b, _ := os.ReadFile(hint.Log)
+		if strings.Contains(string(b), "refused="+strconv.Itoa(total)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no summary of %d refusals in the log:\n%s", total, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	after, _ := os.Stat(hint.Log)
+	growth := after.Size() - before.Size()
+	t.Logf("host log grew by %d bytes", growth)
+	if growth > 64<<10 {
+		t.Errorf("host log grew by %d bytes for %d bad handshakes, want at most 64 KiB", growth, total)
+	}
+	for i, c := range []*lspclient.Client{c1, c2} {
+		if err := c.Shutdown(ctx); err != nil {
+			t.Errorf("window %d: %v", i+1, err)
+		}
+		c.Close()
+	}
+	p1.wait(t, 10*time.Second)
+	p2.wait(t, 10*time.Second)
+}
+
+// TestHintRestored: the hint of a running host is deleted, or overwritten
+// with garbage: a new window attaches to the same host within 5 s, and the
+// window already attached keeps working.
+func TestHintRestored(t *testing.T) {
+	for _, damage := range []string{"deleted", "corrupted"} {
+		t.Run(damage, func(t *testing.T) {
+			for _, mode := range []string{"mux", "tcp"} {
+				t.Run(mode, func(t *testing.T) { testHintRestored(t, damage, mode) })
+			}
+		})
+	}
+}
+
+func testHintRestored(t *testing.T, damage, mode string) {
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ws := t.TempDir()
+	doc := filepath.Join(ws, "a.txt")
+	uri := lspclient.FileURI(doc)
+	server := sampleServer(mode, "--share=global")
+	p1 := e.start(ws, nil, server...)
+	c1 := p1.client(ctx)
+	if _, err := c1.Initialize(ctx, ws); err != nil {
+		t.Fatalf("%v; stderr: %s", err, p1.stderr.String())
+	}
+	if err := c1.DidOpen(ctx, uri, "plaintext", "hello world\n"); err != nil {
+		t.Fatal(err)
+	}
+	hint := e.onlyHint()
+	path := discovery.Path(e.runtime, hint.Name)
+	switch damage {
+	case "deleted":
+		err := os.Remove(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+	case "corrupted":
+		if err := os.WriteFile(path, []byte(`{"version": 1, "name": "garbage`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Now()
+	p2 := e.start(ws, nil, server...)
+	c2 := p2.client(ctx)
+	if _, err := c2.Initialize(ctx, ws); err != nil {
+		t.Fatalf("window after the hint was %s: %v; stderr: %s", damage, err, p2.stderr.String())
+	}
+	attach := time.Since(t0)
+	t.Logf("hint %s: the next window initialized in %v", damage, attach)
+	if attach > 5*time.Second {
+		t.Errorf("a window took %v to attach after the hint was %s", attach, damage)
+	}
+	if h := e.onlyHint(); h.Host != hint.Host || h.Nonce != hint.Nonce {
+		t.Errorf("hint now names host %v, want the running host %v", h.Host, hint.Host)
+	}
+	for i, c := range []*lspclient.Client{c1, c2} {
+		if i == 1 {
+			c.DidOpen(ctx, uri, "plaintext", "hello world\n")
+		}
+		if h, err := c.Hover(ctx, uri, 0, 1); err != nil || !strings.Contains(h, "hello") {
+			t.Errorf("window %d after the hint was %s: hover %q, %v", i+1, damage, h, err)
+		}
+	}
+	for i, c := range []*lspclient.Client{c1, c2} {
+		if err := c.Shutdown(ctx); err != nil {
+			t.Errorf("window %d: %v", i+1, err)
+		}
+		c.Close()
+	}
+	for i, p := range []*proc{p1, p2} {
+		if code := p.wait(t, 10*time.Second); code != 0 {
+			t.Errorf("window %d: exit %d; stderr: %s", i+1, code, p.stderr.String())
+		}
+	}
+	waitGone(t, hint.Host, 5*time.Second, "host")
+}
