@@ -96,10 +96,30 @@ func Write(dir string, h *Hint) error {
 		return fmt.Errorf("writing hint: %w", err)
 	}
 	if err := os.Rename(tmp, Path(dir, h.Name)); err != nil {
+		if fi, lerr := os.Lstat(Path(dir, h.Name)); lerr == nil && !fi.Mode().IsRegular() {
+			return notAFile(Path(dir, h.Name), fi)
+		}
 		return fmt.Errorf("writing hint: %w", err)
 	}
 	ok = true
 	return nil
+}
+
+// notAFile is the error for something other than a file at a hint's path,
+// which procref does not remove itself: it names what to remove.
+func notAFile(p string, fi os.FileInfo) error {
+	what := "not a regular file"
+	switch {
+	case fi.IsDir():
+		what = "a directory"
+	case fi.Mode()&os.ModeSymlink != 0:
+		what = "a symbolic link"
+	case fi.Mode()&os.ModeNamedPipe != 0:
+		what = "a named pipe"
+	case fi.Mode()&os.ModeSocket != 0:
+		what = "a socket"
+	}
+	return fmt.Errorf("%s is %s, not a hint file: remove it (rm -r %s)", p, what, p)
 }
 
 // Read reads the hint for name. It returns ErrNoHint if there is none, and an
@@ -117,7 +137,7 @@ func Read(dir, name string) (*Hint, error) {
 		return nil, fmt.Errorf("reading hint: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: %s is not a regular file (%v)", ErrStale, p, fi.Mode().Type())
+		return nil, fmt.Errorf("%w: %w", ErrStale, notAFile(p, fi))
 	}
 	if fi.Size() > MaxHintSize {
 		return nil, fmt.Errorf("%w: %s is %d bytes, larger than %d", ErrStale, p, fi.Size(), MaxHintSize)

@@ -237,7 +237,7 @@ func TestReadSymlink(t *testing.T) {
 	if err := os.Symlink(elsewhere, Path(dir, "svc")); err != nil {
 		t.Fatal(err)
 	}
-	if h, err := Read(dir, "svc"); h != nil || !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "not a regular file") {
+	if h, err := Read(dir, "svc"); h != nil || !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "is a symbolic link, not a hint file: remove it") {
 		t.Fatalf("Read of a symlink = %v, %v", h, err)
 	}
 	// Removing a stale symlink removes the link, not its target.
@@ -539,5 +539,25 @@ func BenchmarkReadVerify(b *testing.B) {
 			b.Fatal(err)
 		}
 		c.Close()
+	}
+}
+
+// TestWriteOverDirectory: a directory where the hint belongs is not
+// removed (it may hold someone's files) and the error names what to remove.
+func TestWriteOverDirectory(t *testing.T) {
+	dir := privateDir(t)
+	p := Path(dir, "svc")
+	if err := os.MkdirAll(filepath.Join(p, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	err := Write(dir, &Hint{Name: "svc", Host: platform.Self(), Port: 1, Token: "t", Nonce: "n"})
+	if err == nil || !strings.Contains(err.Error(), p+" is a directory, not a hint file: remove it (rm -r "+p+")") {
+		t.Fatalf("Write over a directory: %v", err)
+	}
+	if _, err := Read(dir, "svc"); !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "is a directory") {
+		t.Fatalf("Read of a directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(p, "sub")); err != nil {
+		t.Fatalf("the directory's content is gone: %v", err)
 	}
 }
