@@ -160,7 +160,11 @@ func (h *handoffServer) serveSession(ctx context.Context, conn net.Conn, serve f
 	}()
 	err = serve(ctx, c)
 	c.Close()
-	io.WriteString(conn, "bye\n")
+	if err == nil {
+		// A normal end (exit, EOF). Without "bye" the proxy reports a
+		// failure: one line on stderr, exit 1.
+		io.WriteString(conn, "bye\n")
+	}
 	conn.Close()
 	<-gone
 	return err

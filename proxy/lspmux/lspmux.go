@@ -102,7 +102,7 @@ type Config struct {
 	Start func(ctx context.Context) (Backend, error)
 	// MaxMessage bounds one message in either direction (default
 	// lspframe.DefaultMaxMessage). A client that sends a larger one gets an
-	// error answer and the message is skipped.
+	// error answer and its session ends.
 	MaxMessage int64
 	// Logger receives the mux's log (default slog.Default()).
 	Logger *slog.Logger

@@ -481,9 +481,14 @@ func (m *mux) readClient(c *client) error {
 		body, err := r.Read()
 		if err != nil {
 			if errors.Is(err, lspframe.ErrTooLarge) {
-				c.log.Warn("lsp client sent a message over the size limit; skipped it", "err", err)
-				c.send(msgError(nil, codeInvalidRequest, err.Error()))
-				continue
+				// Skipping the body would read all of it (10 GB for a
+				// Content-Length of 10000000000) while the window waits:
+				// end this window's session, after the error answer.
+				c.log.Warn("lsp client sent a message over the size limit; ending its session", "err", err)
+				c.send(msgError(nil, codeInvalidRequest, "procref: "+err.Error()+"; this session ends (raise --max-message if the message was real)"))
+				c.flushThenKill(err)
+				<-c.stop
+				return err
 			}
 			select {
 			case <-c.stop: // killed: report the kill reason
