@@ -70,4 +70,3 @@ func TestOversizedFrameEndsSession(t *testing.T) {
 		})
 	}
 }
-
