@@ -12,8 +12,8 @@ import (
 // Guard limits what unauthenticated peers can cost a host: any local user
 // can connect to its loopback port. At most [MaxPending] accepted
 // connections wait for their handshake line at once (a new one pushes out
-// the oldest, so a peer that holds connections open cannot keep a real
-// client out, and descriptors stay bounded); accept errors (EMFILE, ENFILE,
+// the oldest once that has waited 100 ms, so a peer that holds connections
+// open cannot keep a real client out, and descriptors stay bounded); accept errors (EMFILE, ENFILE,
 // ...) back off instead of spinning; and refused handshakes and accept
 // errors are logged as one summary line per [SummaryInterval], not a line
 // each. The caller keeps a short deadline on each handshake. A Guard is
@@ -32,6 +32,10 @@ type Guard struct {
 
 // MaxPending bounds the connections waiting for their handshake.
 const MaxPending = 64
+
+// minPushOut is how long a pending connection has before a new one may
+// push it out.
+const minPushOut = 100 * time.Millisecond
 
 // SummaryInterval is how often, at most, a Guard logs its summary.
 const SummaryInterval = 10 * time.Second
@@ -75,16 +79,26 @@ func (g *Guard) Accept(ctx context.Context, ln net.Listener) (net.Conn, error) {
 	}
 }
 
+// admit makes conn pending. With MaxPending already waiting it first
+// pushes out the oldest, once that one has had minPushOut: a real client
+// sends its line right after connecting, so only a burst of real clients
+// can fill the set with young connections, and they are waited for.
 func (g *Guard) admit(conn net.Conn) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.pending) >= MaxPending {
+	for len(g.pending) >= MaxPending {
 		var oldest net.Conn
 		var at time.Time
 		for c, t := range g.pending {
 			if oldest == nil || t.Before(at) {
 				oldest, at = c, t
 			}
+		}
+		if wait := minPushOut - time.Since(at); wait > 0 {
+			g.mu.Unlock()
+			time.Sleep(wait)
+			g.mu.Lock()
+			continue
 		}
 		delete(g.pending, oldest)
 		// Its handler's read fails now and reports through Done.

@@ -15,22 +15,24 @@ import (
 	"time"
 )
 
-// TestGuardPushesOutOldest: with MaxPending silent connections waiting, a
-// new one closes the oldest, and a real client still gets through.
-func TestGuardPushesOutOldest(t *testing.T) {
+// guardedServer serves handshakes for token on a loopback listener through
+// a Guard, answering "ok n"; it stops at cleanup.
+func guardedServer(t *testing.T, token string) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
 	g := NewGuard(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	token := NewSecret()
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer ln.Close()
+	t.Cleanup(func() {
+		cancel()
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		for {
 			conn, err := g.Accept(ctx, ln)
 			if err != nil {
@@ -40,7 +42,7 @@ func TestGuardPushesOutOldest(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(10 * time.Second))
+				conn.SetDeadline(time.Now().Add(5 * time.Second))
 				_, err := ReadRequest(conn, token)
 				g.Done(conn, err)
 				if err == nil {
@@ -49,9 +51,17 @@ func TestGuardPushesOutOldest(t *testing.T) {
 			}()
 		}
 	}()
+	return ln.Addr().String()
+}
+
+// TestGuardPushesOutOldest: with MaxPending silent connections waiting, a
+// new one closes the oldest, and a real client still gets through.
+func TestGuardPushesOutOldest(t *testing.T) {
+	token := NewSecret()
+	addr := guardedServer(t, token)
 	var silent []net.Conn
 	for i := 0; i < MaxPending+1; i++ {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -63,15 +73,40 @@ func TestGuardPushesOutOldest(t *testing.T) {
 	if _, err := silent[0].Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("oldest silent connection: read %v, want it closed by the guard", err)
 	}
-	dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
-	defer dcancel()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := Client(dctx, c, token, "n", 1, ""); err != nil {
+	if err := Client(ctx, c, token, "n", 1, ""); err != nil {
 		t.Fatalf("a real client among %d silent ones: %v", MaxPending, err)
+	}
+}
+
+// TestGuardBurst: 4×MaxPending real clients at once all get through: young
+// pending connections are never pushed out.
+func TestGuardBurst(t *testing.T) {
+	token := NewSecret()
+	addr := guardedServer(t, token)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errs := make(chan error, 4*MaxPending)
+	for i := 0; i < 4*MaxPending; i++ {
+		go func() {
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				err = Client(ctx, c, token, "n", 1, "")
+				c.Close()
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 4*MaxPending; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("client %d: %v", i, err)
+		}
 	}
 }
 
