@@ -119,24 +119,30 @@ func (b *backend) listenAddr() (Addr, error) {
 	return Addr{"unix", path}, nil
 }
 
-// maxSocketPath is the longest unix socket path: sun_path holds 108 bytes
-// on Linux and Windows, 104 on macOS and the BSDs, the final NUL included.
-var maxSocketPath = map[bool]int{true: 107, false: 103}[runtime.GOOS == "linux" || runtime.GOOS == "windows"]
+// maxSocketPath returns the longest unix socket path: sun_path holds 108
+// bytes on Linux and Windows, 104 on macOS and the BSDs, the NUL included.
+func maxSocketPath() int {
+	if runtime.GOOS == "linux" || runtime.GOOS == "windows" {
+		return 107
+	}
+	return 103
+}
 
 // SocketPath returns the {socket} path of service name in the private
 // runtime dir: dir/NAME.sock, or dir/KEYHEX.sock (the name's last 12 hex
 // digits) when that is too long for a unix socket, or an error that says
 // what to do when even that is.
 func SocketPath(dir, name string) (string, error) {
+	limit := maxSocketPath()
 	p := filepath.Join(dir, name+".sock")
-	if len(p) <= maxSocketPath {
+	if len(p) <= limit {
 		return p, nil
 	}
 	p = filepath.Join(dir, name[max(0, len(name)-12):]+".sock")
-	if len(p) <= maxSocketPath {
+	if len(p) <= limit {
 		return p, nil
 	}
-	return "", fmt.Errorf("the socket path %s is %d bytes, more than the %d a unix socket allows: set PROCREF_RUNTIME_DIR to a shorter private directory, or use {port} (reachable by every local user)", p, len(p), maxSocketPath)
+	return "", fmt.Errorf("the socket path %s is %d bytes, more than the %d a unix socket allows: set PROCREF_RUNTIME_DIR to a shorter private directory, or use {port} (reachable by every local user)", p, len(p), limit)
 }
 
 // removeSocket removes a socket left at path by an earlier backend; it
