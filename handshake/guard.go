@@ -134,12 +134,19 @@ func (g *Guard) count(refused bool, err error) {
 	}
 }
 
+// Flush logs the summary now if anything is counted (a host that exits
+// calls it, so the last interval is not lost).
+func (g *Guard) Flush() { g.summary() }
+
 // summary logs and resets the counts.
 func (g *Guard) summary() {
 	g.mu.Lock()
 	refused, acceptErr, last := g.refused, g.acceptErr, g.last
 	g.refused, g.acceptErr, g.last, g.scheduled = 0, 0, nil, false
 	g.mu.Unlock()
+	if refused == 0 && acceptErr == 0 {
+		return
+	}
 	g.log.Warn("summary: refused handshakes (no or wrong token, not a handshake, too slow, or pushed out by newer ones) and failed accepts",
 		"refused", refused, "accept_errors", acceptErr, "interval", g.interval, "last_err", last)
 }

@@ -181,3 +181,19 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestGuardFlush: Flush logs what is counted at once, and nothing when
+// nothing is.
+func TestGuardFlush(t *testing.T) {
+	var log syncBuffer
+	g := NewGuard(slog.New(slog.NewTextHandler(&log, nil)))
+	g.Flush()
+	if log.String() != "" {
+		t.Fatalf("Flush with nothing counted logged %q", log.String())
+	}
+	g.Done(nil, ErrBadToken)
+	g.Flush()
+	if !strings.Contains(log.String(), "refused=1 ") {
+		t.Fatalf("Flush after one refusal logged %q", log.String())
+	}
+}

@@ -185,6 +185,7 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	cancel()
 	sv.ln.Close()
 	sv.wg.Wait()
+	sv.guard.Flush()
 	sv.log.Info("stopped")
 	return nil
 }
