@@ -33,10 +33,7 @@ func Run(ctx context.Context, spec *Spec, exe string, log *slog.Logger) error {
 	}
 	svc.Logger = log
 	svc.StartTimeout = spec.StartTimeout
-	b := &backend{spec: spec, log: log, stopTimeout: 5 * time.Second, name: svc.Name}
-	if b.dir, err = svc.RuntimeDir(); err != nil {
-		return err
-	}
+	b := &backend{spec: spec, log: log, stopTimeout: 5 * time.Second, svc: svc}
 	svc.Describe = func(h *discovery.Hint) {
 		h.Mode = spec.Mode
 		h.Command = spec.Command
@@ -66,8 +63,7 @@ type backend struct {
 	spec        *Spec
 	log         *slog.Logger
 	stopTimeout time.Duration
-	// dir and name place the {socket} path: dir/name.sock.
-	dir, name string
+	svc         *launcher.Service // its runtime dir and name place {socket}
 
 	mu       sync.Mutex
 	addr     Addr // where a tcp-mode backend listens
@@ -90,9 +86,11 @@ func PortWarning(a Addr) string {
 }
 
 // usesSocket reports whether a command asks for {socket}.
-func usesSocket(command []string) bool {
+func usesSocket(command []string) bool { return uses(command, SocketPlaceholder) }
+
+func uses(command []string, placeholder string) bool {
 	for _, a := range command[1:] {
-		if strings.Contains(a, SocketPlaceholder) {
+		if strings.Contains(a, placeholder) {
 			return true
 		}
 	}
@@ -109,7 +107,14 @@ func (b *backend) listenAddr() (Addr, error) {
 		}
 		return Addr{"tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}, nil
 	}
-	path, err := SocketPath(b.dir, b.name)
+	if uses(b.spec.Command, PortPlaceholder) {
+		return Addr{}, fmt.Errorf("%w: the command has both {socket} and {port}; use one", ErrBackendStart)
+	}
+	dir, err := b.svc.RuntimeDir()
+	if err != nil {
+		return Addr{}, fmt.Errorf("%w: %v", ErrBackendStart, err)
+	}
+	path, err := SocketPath(dir, b.svc.Name)
 	if err != nil {
 		return Addr{}, fmt.Errorf("%w: %v", ErrBackendStart, err)
 	}
