@@ -21,6 +21,7 @@ import (
 
 	"github.com/procref/procref/host"
 	"github.com/procref/procref/internal/waiter"
+	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/proxy"
 	"github.com/procref/procref/proxy/lspframe"
 )
@@ -223,19 +224,10 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	conn, presence := sess.Conn, net.Conn(nil)
 	if spec.Mode == host.ModeTCP {
-		addr, err := host.ReadBackendAddr(sess.Conn, 5*time.Second)
+		bconn, err := dialBackend(actx, sess, stderr)
 		if err != nil {
 			sess.Conn.Close()
 			return fail("%v (log: %s)", err, sess.Hint.Log)
-		}
-		if addr.Network == "tcp" && sess.Started {
-			fmt.Fprintf(stderr, "procref: warning: %s\n", host.PortWarning(addr))
-		}
-		var d net.Dialer
-		bconn, err := d.DialContext(actx, addr.Network, addr.Address)
-		if err != nil {
-			sess.Conn.Close()
-			return fail("connecting to the backend on %s: %v (log: %s)", addr.Address, err, sess.Hint.Log)
 		}
 		conn, presence = bconn, sess.Conn
 		defer presence.Close()
@@ -306,6 +298,25 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	default:
 		return hostGone()
 	}
+}
+
+// dialBackend connects to a tcp-mode backend at the address its host
+// names on the session; the window that started the host is told once on
+// stderr when that is a {port} every local user can reach.
+func dialBackend(ctx context.Context, sess *launcher.Session, stderr io.Writer) (net.Conn, error) {
+	addr, err := host.ReadBackendAddr(sess.Conn, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if addr.Network == "tcp" && sess.Started {
+		fmt.Fprintf(stderr, "procref: warning: %s\n", host.PortWarning(addr))
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, addr.Network, addr.Address)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the backend on %s: %w", addr.Address, err)
+	}
+	return conn, nil
 }
 
 // stopOnSignal calls stop on SIGTERM, SIGINT or SIGHUP, and returns then
