@@ -218,11 +218,12 @@ func TestBadHandshakeFlood(t *testing.T) {
 	p2.wait(t, 10*time.Second)
 }
 
-// TestHintRestored: the hint of a running host is deleted, or overwritten
-// with garbage: a new window attaches to the same host within 5 s, and the
-// window already attached keeps working.
+// TestHintRestored: the hint of a running host is deleted, overwritten with
+// garbage, or replaced by a well-formed hint of another host (nonce and
+// port): a new window attaches to the same host within 5 s, and the window
+// already attached keeps working.
 func TestHintRestored(t *testing.T) {
-	for _, damage := range []string{"deleted", "corrupted"} {
+	for _, damage := range []string{"deleted", "corrupted", "forged"} {
 		t.Run(damage, func(t *testing.T) {
 			for _, mode := range []string{"mux", "tcp"} {
 				t.Run(mode, func(t *testing.T) { testHintRestored(t, damage, mode) })
@@ -257,6 +258,12 @@ func testHintRestored(t *testing.T, damage, mode string) {
 		}
 	case "corrupted":
 		if err := os.WriteFile(path, []byte(`{"version": 1, "name": "garbage`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	case "forged":
+		forged := *hint
+		forged.Nonce, forged.Port = handshake.NewSecret(), 1
+		if err := discovery.Write(e.runtime, &forged); err != nil {
 			t.Fatal(err)
 		}
 	}
