@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +51,13 @@ func init() {
 	say("hint", err)
 	_, err = os.ReadDir(os.Getenv("PROBE_RUN"))
 	say("list", err)
+	// What the README says is not private: a {port} backend.
+	if c, err := net.Dial("tcp", os.Getenv("PROBE_PORT")); err == nil {
+		c.Close()
+		fmt.Println("port reachable")
+	} else {
+		fmt.Printf("port not reachable: %v\n", err)
+	}
 	os.Exit(0)
 }
 
@@ -57,7 +65,8 @@ func init() {
 // another local user (uid 65534) can neither connect to the backend's
 // socket nor read the hint (with the token) nor list the runtime dir. The
 // runtime dir's parent is world-readable here, so the 0700 runtime dir
-// alone is what keeps them out.
+// alone is what keeps them out. A {port} backend, by contrast, is
+// reachable: what the README and the warnings say.
 func TestOtherUserCannotReachSocket(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root to run a process as uid 65534")
@@ -89,6 +98,24 @@ func TestOtherUserCannotReachSocket(t *testing.T) {
 	}
 	hint := e.onlyHint()
 	socket := filepath.Join(e.runtime, hint.Name+".sock")
+	pp := e.start(ws, nil, "--share=global", "--", procrefBin, "sample-server", "--listen=127.0.0.1:{port}")
+	pc := pp.client(ctx)
+	if _, err := pc.Initialize(ctx, ws); err != nil {
+		t.Fatalf("{port} window: %v; stderr: %s", err, pp.stderr.String())
+	}
+	var portInfo struct{ Port int }
+	names, err := discovery.List(e.runtime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if h, err := discovery.Read(e.runtime, n); err == nil && n != hint.Name {
+			json.Unmarshal(h.Info, &portInfo)
+		}
+	}
+	if portInfo.Port == 0 {
+		t.Fatal("no {port} backend port in the hints")
+	}
 	if fi, err := os.Lstat(socket); err != nil || fi.Mode().Type() != os.ModeSocket {
 		t.Fatalf("no backend socket at %s: %v", socket, err)
 	}
@@ -101,14 +128,15 @@ func TestOtherUserCannotReachSocket(t *testing.T) {
 	}
 	probe := exec.CommandContext(ctx, bin, "-test.run=^$")
 	probe.Env = append(os.Environ(), "GO_WANT_HELPER_PROCESS=probe",
-		"PROBE_SOCKET="+socket, "PROBE_HINT="+discovery.Path(e.runtime, hint.Name), "PROBE_RUN="+e.runtime)
+		"PROBE_SOCKET="+socket, "PROBE_HINT="+discovery.Path(e.runtime, hint.Name), "PROBE_RUN="+e.runtime,
+		"PROBE_PORT="+net.JoinHostPort("127.0.0.1", strconv.Itoa(portInfo.Port)))
 	probe.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := probe.CombinedOutput()
 	if err != nil {
 		t.Fatalf("probe: %v\n%s", err, out)
 	}
 	t.Logf("uid 65534:\n%s", out)
-	for _, want := range []string{"uid 65534\n", "socket denied\n", "hint denied\n", "list denied\n"} {
+	for _, want := range []string{"uid 65534\n", "socket denied\n", "hint denied\n", "list denied\n", "port reachable\n"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("probe output lacks %q", strings.TrimSpace(want))
 		}
@@ -116,13 +144,18 @@ func TestOtherUserCannotReachSocket(t *testing.T) {
 	if strings.Contains(string(out), "UNEXPECTED") {
 		t.Error("the other user got further than it should")
 	}
-	// The window still works.
-	if err := c.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	if code := p.wait(t, 10*time.Second); code != 0 {
-		t.Errorf("proxy exit %d: %s", code, p.stderr.String())
+	// The windows still work.
+	for i, w := range []struct {
+		c *lspclient.Client
+		p *proc
+	}{{c, p}, {pc, pp}} {
+		if err := w.c.Shutdown(ctx); err != nil {
+			t.Fatalf("window %d: %v", i+1, err)
+		}
+		w.c.Close()
+		if code := w.p.wait(t, 10*time.Second); code != 0 {
+			t.Errorf("window %d: proxy exit %d: %s", i+1, code, w.p.stderr.String())
+		}
 	}
 }
 
