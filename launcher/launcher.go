@@ -126,16 +126,22 @@ type Hooks struct {
 	// once per lifetime of the service, however many acquirers race. Child
 	// processes it starts should use platform.BindToParent so that they die
 	// with the supervisor.
+	//
+	// Its ctx (and OnRecover's) lives as long as the service, not the call:
+	// exec.CommandContext(ctx, ...) is right. The supervisor cancels it when
+	// it ends, after OnLastRelease, or when the hook overruns StartTimeout.
 	OnFirstAcquire func(ctx context.Context) (Info, error)
 	// OnLastRelease stops the service. It runs exactly once, when the count
 	// reaches zero (after the linger), including when every holder was killed.
 	OnLastRelease func(ctx context.Context, info Info) error
-	// OnHealthCheck reports whether the service works. It runs every
-	// HealthInterval, and when an acquirer's own check failed.
+	// OnHealthCheck reports whether the service works. It runs in the
+	// supervisor every HealthInterval, never in an acquirer.
 	OnHealthCheck func(ctx context.Context, info Info) error
 	// OnRecover restarts a service that died or failed its health check while
-	// in use; its result replaces the published Info. Without it, a dead
-	// service ends the supervisor (the next acquirer starts a fresh one).
+	// in use; its result replaces the published Info. A failing OnRecover is
+	// tried 3 times with back-off (0.5 s, 1 s), then the supervisor shuts
+	// down. Without it, a dead service ends the supervisor (the next
+	// acquirer starts a fresh one).
 	OnRecover func(ctx context.Context, old Info, cause error) (Info, error)
 }
 
@@ -303,16 +309,6 @@ func (s *Service) Acquire(ctx context.Context) (*Handle, error) {
 	sess.Conn.Close()
 	h := &Handle{s: s, dir: sess.dir, hint: sess.Hint, release: sess.release}
 	json.Unmarshal(sess.Hint.Info, &h.info)
-	if s.Hooks.OnHealthCheck != nil {
-		// A failed local check asks the supervisor to check and recover.
-		if err := s.Hooks.OnHealthCheck(ctx, h.info); err != nil {
-			s.logger().Info("health check failed after acquire; asking the supervisor to recover", "service", s.Name, "err", err)
-			if c, err := discovery.Verify(ctx, sess.Hint, handshake.VerbCheck, 0); err == nil {
-				c.Close()
-			}
-			h.info = h.Info()
-		}
-	}
 	return h, nil
 }
 

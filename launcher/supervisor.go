@@ -45,6 +45,8 @@ type supervisor struct {
 	stopOnce sync.Once
 	// hookMu serialises the hooks: they run one at a time.
 	hookMu sync.Mutex
+	// svcCtx is the ctx every start hook gets; see Supervise.
+	svcCtx context.Context
 	hint   discovery.Hint
 	wg     sync.WaitGroup
 }
@@ -113,7 +115,15 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	// that it starts at once; the setup goroutine runs while the hook waits
 	// (spawning a process, polling it). Nobody can reach this supervisor
 	// before the hint is published below, after both are done.
-	sctx, scancel := context.WithTimeout(ctx, durationOr(s.StartTimeout, 30*time.Second))
+	// The hooks' ctx lives as long as the service: a child started with
+	// exec.CommandContext(ctx, ...) must outlive the hook that started it.
+	// It is cancelled when the supervisor ends (after OnLastRelease), and
+	// by StartTimeout while OnFirstAcquire has not returned.
+	svcCtx, svcCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer svcCancel()
+	sv.svcCtx = svcCtx
+	startTimeout := durationOr(s.StartTimeout, 30*time.Second)
+	startTimer := time.AfterFunc(startTimeout, svcCancel)
 	setupDone := make(chan error, 1)
 	go func() {
 		// signal.Notify costs a millisecond the first time (it starts the
@@ -123,7 +133,7 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 		signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
 		err := sv.open()
 		if err != nil {
-			scancel() // no use waiting for the service
+			svcCancel() // no use waiting for the service
 		}
 		setupDone <- err
 	}()
@@ -131,13 +141,15 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	if s.Hooks.OnFirstAcquire != nil {
 		sv.hookMu.Lock()
 		var info Info
-		info, startErr = s.Hooks.OnFirstAcquire(sctx)
+		info, startErr = s.Hooks.OnFirstAcquire(svcCtx)
 		sv.mu.Lock()
 		sv.info = info
 		sv.mu.Unlock()
 		sv.hookMu.Unlock()
 	}
-	scancel()
+	if !startTimer.Stop() && startErr == nil {
+		startErr = fmt.Errorf("OnFirstAcquire took longer than the start timeout %v; raise Service.StartTimeout", startTimeout)
+	}
 	if err := <-setupDone; err != nil {
 		if startErr == nil {
 			sv.stopService(ctx)
@@ -594,25 +606,33 @@ func (sv *supervisor) check(ctx context.Context, cause error) {
 	}
 }
 
-// recover runs OnRecover (or ends the service if there is none).
-func (sv *supervisor) recover(ctx context.Context, old Info, cause error) {
+// recoverAttempts and recoverBackoff bound a failing OnRecover: it is tried
+// this many times, waiting backoff, 2*backoff, ... in between, then the
+// supervisor shuts down.
+var (
+	recoverAttempts = 3
+	recoverBackoff  = 500 * time.Millisecond
+)
+
+// recover runs OnRecover (or ends the service if there is none), retrying a
+// failure with back-off. It returns false when the supervisor gave up and is
+// shutting down.
+func (sv *supervisor) recover(ctx context.Context, old Info, cause error) bool {
 	sv.hookMu.Lock()
 	sv.mu.Lock()
 	draining, current := sv.draining, sv.info
 	sv.mu.Unlock()
 	if draining || current.PID != old.PID || current.Port != old.Port {
 		sv.hookMu.Unlock()
-		return // already recovered or shutting down
+		return !draining // already recovered or shutting down
 	}
 	if sv.s.Hooks.OnRecover == nil {
 		sv.hookMu.Unlock()
 		sv.log.Warn("service failed and there is no OnRecover: shutting down", "cause", cause)
 		sv.requestStop()
-		return
+		return false
 	}
-	rctx, cancel := context.WithTimeout(ctx, durationOr(sv.s.StartTimeout, 30*time.Second))
-	info, err := sv.s.Hooks.OnRecover(rctx, old, cause)
-	cancel()
+	info, err := sv.runRecover(ctx, old, cause)
 	if err == nil {
 		// Race: the new info must be in place before hookMu is let go. The
 		// old process usually dies inside OnRecover (it ends a hung one),
@@ -624,14 +644,44 @@ func (sv *supervisor) recover(ctx context.Context, old Info, cause error) {
 	}
 	sv.hookMu.Unlock()
 	if err != nil {
-		sv.log.Error("OnRecover failed: shutting down", "err", err)
+		sv.log.Error("OnRecover failed: shutting down", "attempts", recoverAttempts, "err", err)
 		sv.requestStop()
-		return
+		return false
 	}
 	if err := sv.publish(); err != nil {
 		sv.log.Error("republishing hint", "err", err)
 	}
 	sv.log.Info("recovered", "info", info)
+	return true
+}
+
+// runRecover calls OnRecover up to recoverAttempts times with back-off.
+// Each call gets the service-lifetime ctx, cancelled if it overruns
+// StartTimeout. The caller holds hookMu.
+func (sv *supervisor) runRecover(ctx context.Context, old Info, cause error) (Info, error) {
+	wait := recoverBackoff
+	var err error
+	for attempt := 1; ; attempt++ {
+		timeout := durationOr(sv.s.StartTimeout, 30*time.Second)
+		timer := time.AfterFunc(timeout, func() { sv.requestStop() })
+		var info Info
+		info, err = sv.s.Hooks.OnRecover(sv.svcCtx, old, cause)
+		if !timer.Stop() && err == nil {
+			err = fmt.Errorf("OnRecover took longer than the start timeout %v", timeout)
+		}
+		if err == nil || attempt >= recoverAttempts {
+			return info, err
+		}
+		sv.log.Warn("OnRecover failed; retrying", "attempt", attempt, "in", wait, "err", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return Info{}, err
+		case <-sv.stopReq:
+			return Info{}, err
+		}
+		wait *= 2
+	}
 }
 
 // watchService runs OnRecover when the service's process dies while in use.
@@ -658,8 +708,8 @@ func (sv *supervisor) watchService(ctx context.Context) {
 		if draining {
 			return
 		}
-		if same {
-			sv.recover(ctx, info, fmt.Errorf("service process %d exited", info.PID))
+		if same && !sv.recover(ctx, info, fmt.Errorf("service process %d exited", info.PID)) {
+			return
 		}
 	}
 }

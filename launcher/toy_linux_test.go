@@ -47,13 +47,14 @@ const (
 	toyLightName  = "toy-light"  // the service lives in the supervisor (fast)
 	toySlowName   = "toy-slow"   // toy-light that takes toySlowStart to start
 	toyHealthName = "toy-health" // toy with a periodic health check
+	toyBadRecName = "toy-badrec" // toy whose OnRecover always fails
 
 	toySlowStart = 500 * time.Millisecond
 
 	toyLinger = 300 * time.Millisecond
 )
 
-var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHealthName}
+var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHealthName, toyBadRecName}
 
 func registerTestServices() {
 	launcher.Register(echoService())
@@ -74,8 +75,8 @@ func toyService(name string) *launcher.Service {
 		StartTimeout:   20 * time.Second,
 	}
 	switch name {
-	case toyName, toyLingerName, toyHealthName:
-		t := &toyProc{cmds: map[int]*exec.Cmd{}}
+	case toyName, toyLingerName, toyHealthName, toyBadRecName:
+		t := &toyProc{cmds: map[int]*exec.Cmd{}, badRecover: name == toyBadRecName}
 		s.Hooks = launcher.Hooks{
 			OnFirstAcquire: t.first,
 			OnLastRelease:  t.last,
@@ -226,8 +227,9 @@ func (l *toyLight) last(ctx context.Context, info launcher.Info) error {
 
 // toyProc runs the service as a child process bound to the supervisor.
 type toyProc struct {
-	mu   sync.Mutex
-	cmds map[int]*exec.Cmd
+	mu         sync.Mutex
+	cmds       map[int]*exec.Cmd
+	badRecover bool
 }
 
 func (t *toyProc) start(ctx context.Context) (launcher.Info, error) {
@@ -235,7 +237,9 @@ func (t *toyProc) start(ctx context.Context) (launcher.Info, error) {
 	if err != nil {
 		return launcher.Info{}, err
 	}
-	cmd := exec.Command(exe)
+	// CommandContext, as a Go programmer writes it: the hook's ctx lives
+	// as long as the service (issue 14), so this child outlives the hook.
+	cmd := exec.CommandContext(ctx, exe)
 	cmd.Env = append(os.Environ(), helperEnv+"=toychild")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -313,6 +317,10 @@ func (t *toyProc) health(ctx context.Context, info launcher.Info) error {
 
 func (t *toyProc) recover(ctx context.Context, old launcher.Info, cause error) (launcher.Info, error) {
 	t.stop(old.PID) // reap the dead one (or end a sick one)
+	if t.badRecover {
+		record("recover", "sup="+selfIdent(), "old="+strconv.Itoa(old.PID), "failed=1")
+		return launcher.Info{}, errors.New("toy: recover always fails")
+	}
 	info, err := t.start(ctx)
 	if err != nil {
 		record("double", "sup="+selfIdent(), "err="+strconv.Quote(err.Error()))
