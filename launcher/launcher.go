@@ -69,6 +69,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -251,7 +252,13 @@ func Main() {
 	s := registry.m[name]
 	registry.Unlock()
 	if s == nil {
-		fmt.Fprintf(os.Stderr, "procref supervisor: %v: %q\n", ErrNotRegistered, name)
+		// The acquirer reads this line and returns ErrNotRegistered.
+		msg := fmt.Sprintf("%v: %q (call launcher.Register for it before launcher.Main)", ErrNotRegistered, name)
+		if ready := readyFile(); ready != nil {
+			io.WriteString(ready, "error: "+msg+"\n")
+			ready.Close()
+		}
+		fmt.Fprintf(os.Stderr, "supervisor: %s\n", msg)
 		os.Exit(2)
 	}
 	// Processes the hooks start must not inherit the supervisor role: a

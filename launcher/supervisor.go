@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -60,6 +61,11 @@ type supervisor struct {
 // SIGTERM and SIGINT make it shut down as if the count had reached zero.
 func Supervise(ctx context.Context, s *Service) (err error) {
 	ready := readyFile()
+	if ready != nil {
+		// Tells the acquirer that Main (or Supervise) runs: a program that
+		// forgot launcher.Main() never writes it.
+		io.WriteString(ready, readyStarted+"\n")
+	}
 	signalReady := func(line string) {
 		if ready != nil {
 			io.WriteString(ready, line+"\n") // EPIPE if the acquirer died: fine
@@ -159,6 +165,7 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	defer sv.counter.Close()
 	defer sv.ln.Close()
 	if startErr != nil {
+		sv.removeLeftovers()
 		return fmt.Errorf("starting service: %w", startErr)
 	}
 	go func() {
@@ -195,6 +202,26 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	sv.wg.Wait()
 	sv.log.Info("stopped")
 	return nil
+}
+
+// removeLeftovers removes the counter and lock files after a failed start
+// when no acquirer is left to do it (one that still waits holds the startup
+// lock and cleans up itself once we exit; see Service.removeLeftovers).
+func (sv *supervisor) removeLeftovers() {
+	unlock, err := sv.lock.TryLock()
+	if err != nil {
+		return
+	}
+	defer unlock()
+	if n, err := sv.counter.Count(); err != nil || n != 0 {
+		return
+	}
+	if err := sv.counter.Remove(); err != nil {
+		sv.log.Warn("removing the reference counter of a failed start", "err", err)
+		return
+	}
+	os.Remove(filepath.Join(sv.dir, sv.s.Name+supervisorLockSuffix+".lock"))
+	os.Remove(sv.lock.Path())
 }
 
 // open opens the reference counter, the startup lock and the listener, and
@@ -548,6 +575,10 @@ func (sv *supervisor) drain(ctx context.Context, force bool) bool {
 	if n, err := sv.counter.Count(); err == nil && n == 0 {
 		if err := sv.counter.Remove(); err != nil {
 			sv.log.Warn("removing reference counter", "err", err)
+		} else {
+			// We hold both locks; see Service.removeLeftovers.
+			os.Remove(filepath.Join(sv.dir, sv.s.Name+supervisorLockSuffix+".lock"))
+			os.Remove(sv.lock.Path())
 		}
 	}
 	return true

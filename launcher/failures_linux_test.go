@@ -1,0 +1,194 @@
+//go:build linux
+
+package launcher_test
+
+// Issue 14 and issue 12 item 5: failed starts, impatient acquirers and
+// programs set up wrong end with a clear error and leave nothing behind.
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/procref/procref/launcher"
+	"github.com/procref/procref/platform"
+)
+
+// semSets counts the semaphore sets in /proc/sysvipc/sem with the IPC key
+// the reference counter of key gets in dir (HMAC of the dir's secret; an
+// independent computation, so a changed derivation fails here).
+func semSets(t *testing.T, dir, key string) int {
+	t.Helper()
+	secret, err := os.ReadFile(filepath.Join(dir, "secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("procref/refcount/sysv\x00" + strconv.Itoa(os.Geteuid()) + "\x00" + key))
+	want := strconv.Itoa(int(int32(binary.BigEndian.Uint32(m.Sum(nil)[:4]))))
+	data, err := os.ReadFile("/proc/sysvipc/sem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == want {
+			n++
+		}
+	}
+	return n
+}
+
+// serviceFiles lists what the runtime dir holds for name.
+func serviceFiles(t *testing.T, dir, name string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, name+".*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// Must show: 10 failed starts leave 0 semaphore sets and no files.
+func TestFailedStartsLeaveNothing(t *testing.T) {
+	e := newEnv(t)
+	if err := platform.EnsurePrivateDir(e.run); err != nil {
+		t.Fatal(err)
+	}
+	e.doubleOK = true
+	f, err := lockExclusive() // the toy's OnFirstAcquire must fail
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	svc := toyService(toyLightName)
+	for i := range 10 {
+		_, err := svc.Acquire(testCtx(t, 30*time.Second))
+		if !errors.Is(err, launcher.ErrStartFailed) {
+			t.Fatalf("start %d: %v, want ErrStartFailed", i, err)
+		}
+	}
+	e.waitAllGone(5 * time.Second)
+	if n := semSets(t, e.run, svc.Key); n != 0 {
+		t.Errorf("%d semaphore sets left after 10 failed starts, want 0", n)
+	}
+	if files := serviceFiles(t, e.run, svc.Name); len(files) != 0 {
+		t.Errorf("files left after 10 failed starts: %v", files)
+	}
+}
+
+// Must show: ErrNotRegistered is what Acquire returns when the program
+// does not Register the service.
+func TestNotRegistered(t *testing.T) {
+	e := newEnv(t)
+	svc := &launcher.Service{Name: "not-registered", Key: launcher.Key("not-registered", e.run),
+		Hooks: launcher.Hooks{OnFirstAcquire: func(context.Context) (launcher.Info, error) { return launcher.Info{}, nil }}}
+	start := time.Now()
+	_, err := svc.Acquire(testCtx(t, 30*time.Second))
+	if !errors.Is(err, launcher.ErrNotRegistered) || !strings.Contains(err.Error(), "launcher.Register") {
+		t.Fatalf("Acquire of an unregistered service = %v, want ErrNotRegistered naming launcher.Register", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v", d)
+	}
+	if files := serviceFiles(t, e.run, svc.Name); len(files) != 0 {
+		t.Errorf("files left: %v", files)
+	}
+}
+
+// Must show: a program that forgets launcher.Main() gets a clear error
+// within a second (here the "program" is sleep, which never answers).
+func TestMissingMain(t *testing.T) {
+	e := newEnv(t)
+	svc := &launcher.Service{Name: "no-main", Key: launcher.Key("no-main", e.run),
+		Hooks: launcher.Hooks{OnFirstAcquire: func(context.Context) (launcher.Info, error) { return launcher.Info{}, nil }},
+		Spawn: func() (*exec.Cmd, error) { return exec.Command("sleep", "60"), nil }}
+	start := time.Now()
+	_, err := svc.Acquire(testCtx(t, 30*time.Second))
+	took := time.Since(start)
+	if !errors.Is(err, launcher.ErrStartFailed) || !strings.Contains(err.Error(), "launcher.Main()") {
+		t.Fatalf("Acquire with no Main = %v, want ErrStartFailed naming launcher.Main()", err)
+	}
+	if took > 1500*time.Millisecond {
+		t.Errorf("the error took %v, want about 1 s", took)
+	}
+	if n := semSets(t, e.run, svc.Key); n != 0 {
+		t.Errorf("%d semaphore sets left", n)
+	}
+	if files := serviceFiles(t, e.run, svc.Name); len(files) != 0 {
+		t.Errorf("files left: %v", files)
+	}
+}
+
+// Must show: Acquire returns within its ctx plus 100 ms, and leaves the
+// start that another acquirer waits on alone.
+func TestImpatientAcquirer(t *testing.T) {
+	e := newEnv(t)
+	svc := toyService(toySlowName) // takes toySlowStart to start
+	var wg sync.WaitGroup
+	var patient *launcher.Handle
+	var patientErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		patient, patientErr = svc.Acquire(testCtx(t, 30*time.Second))
+	}()
+	for e.count("starting") == 0 { // the patient one's start is under way
+		time.Sleep(5 * time.Millisecond)
+	}
+	const short = 100 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), short)
+	defer cancel()
+	start := time.Now()
+	_, err := svc.Acquire(ctx)
+	if took := time.Since(start); took > short+100*time.Millisecond {
+		t.Errorf("Acquire with a %v ctx returned after %v", short, took)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("impatient Acquire = %v, want context.DeadlineExceeded", err)
+	}
+	wg.Wait()
+	if patientErr != nil {
+		t.Fatalf("the patient acquirer failed: %v", patientErr)
+	}
+	if n := e.count("first"); n != 1 {
+		t.Errorf("OnFirstAcquire ran %d times, want 1", n)
+	}
+	host := patient.Hint().Host
+	patient.Release()
+	waitExit(t, host, 10*time.Second, "supervisor")
+	e.waitAllGone(5 * time.Second)
+}
+
+// The impatient acquirer that started the service itself leaves it
+// starting; with no reference left it stops by itself and cleans up.
+func TestImpatientStarterLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	svc := toyService(toySlowName)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := svc.Acquire(ctx)
+	if took := time.Since(start); took > 200*time.Millisecond || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Acquire = %v after %v, want DeadlineExceeded within 200ms", err, took)
+	}
+	for _, id := range e.processes() {
+		waitExit(t, id, 10*time.Second, "supervisor")
+	}
+	if n := semSets(t, e.run, svc.Key); n != 0 {
+		t.Errorf("%d semaphore sets left", n)
+	}
+	if files := serviceFiles(t, e.run, svc.Name); len(files) != 0 {
+		t.Errorf("files left: %v", files)
+	}
+}
