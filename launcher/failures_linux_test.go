@@ -27,7 +27,10 @@ import (
 // semSets counts the semaphore sets in /proc/sysvipc/sem with the IPC key
 // the reference counter of key gets in dir (HMAC of the dir's secret; an
 // independent computation, so a changed derivation fails here).
-func semSets(t *testing.T, dir, key string) int {
+func semSets(t *testing.T, dir, key string) int { return len(semIDs(t, dir, key)) }
+
+// semIDs returns the ids of those sets.
+func semIDs(t *testing.T, dir, key string) []string {
 	t.Helper()
 	secret, err := os.ReadFile(filepath.Join(dir, "secret"))
 	if err != nil {
@@ -40,23 +43,30 @@ func semSets(t *testing.T, dir, key string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	var ids []string
 	for _, line := range strings.Split(string(data), "\n")[1:] {
-		if f := strings.Fields(line); len(f) > 0 && f[0] == want {
-			n++
+		if f := strings.Fields(line); len(f) > 1 && f[0] == want {
+			ids = append(ids, f[1])
 		}
 	}
-	return n
+	return ids
 }
 
-// serviceFiles lists what the runtime dir holds for name.
+// serviceFiles lists what the runtime dir holds for name (but the toys'
+// own exclusivity file, toy.excl).
 func serviceFiles(t *testing.T, dir, name string) []string {
 	t.Helper()
 	m, err := filepath.Glob(filepath.Join(dir, name+".*"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m
+	var out []string
+	for _, p := range m {
+		if filepath.Base(p) != "toy.excl" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Must show: 10 failed starts leave 0 semaphore sets and no files.
@@ -191,4 +201,47 @@ func TestImpatientStarterLeavesNothing(t *testing.T) {
 	if files := serviceFiles(t, e.run, svc.Name); len(files) != 0 {
 		t.Errorf("files left: %v", files)
 	}
+}
+
+// Issue 12 item 5: a forced drain (stop request with a session open) and a
+// set removed under a running supervisor (ipcrm) leave no set and no file.
+func TestStopAndIpcrmLeaveNothing(t *testing.T) {
+	e := newEnv(t)
+	svc := toyService(toyName)
+	ctx := testCtx(t, 30*time.Second)
+	sess, err := svc.Attach(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := launcher.RequestStop(ctx, sess.Hint); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, sess.Hint.Host, 10*time.Second, "supervisor after a stop request")
+	if n := semSets(t, e.run, svc.Key); n != 0 {
+		t.Errorf("forced drain: %d semaphore sets left while a window still held its reference", n)
+	}
+	sess.Conn.Close()
+	sess.Release()
+	if files := serviceFiles(t, e.run, svc.Name); len(files) != 0 {
+		t.Errorf("forced drain: files left: %v", files)
+	}
+
+	h := acquire(t, svc)
+	host := h.Hint().Host
+	ids := semIDs(t, e.run, svc.Key)
+	if len(ids) != 1 {
+		t.Fatalf("sets for the service: %v, want 1", ids)
+	}
+	if out, err := exec.Command("ipcrm", "-s", ids[0]).CombinedOutput(); err != nil {
+		t.Fatalf("ipcrm: %v: %s", err, out)
+	}
+	h.Release()
+	waitExit(t, host, 10*time.Second, "supervisor after ipcrm of its set")
+	if n := semSets(t, e.run, svc.Key); n != 0 {
+		t.Errorf("ipcrm: %d semaphore sets left", n)
+	}
+	if files := serviceFiles(t, e.run, svc.Name); len(files) != 0 {
+		t.Errorf("ipcrm: files left: %v", files)
+	}
+	e.waitAllGone(5 * time.Second)
 }

@@ -571,9 +571,14 @@ func (sv *supervisor) drain(ctx context.Context, force bool) bool {
 		sv.log.Warn("removing hint", "err", err)
 	}
 	sv.stopService(ctx)
-	// Only with no references may the set be removed; see refcount.Remove.
-	if n, err := sv.counter.Count(); err == nil && n == 0 {
-		if err := sv.counter.Remove(); err != nil {
+	// Only with no references may the set be removed (see refcount.Remove),
+	// unless the drain is forced: the holders are being sent away, and an
+	// acquirer that took a reference meanwhile notices the removal under
+	// the startup lock and takes a new one. A set removed under us (ipcrm)
+	// still leaves its registry and lock files to clean up.
+	n, cerr = sv.counter.Count()
+	if (cerr == nil && (n == 0 || force)) || errors.Is(cerr, refcount.ErrRemoved) {
+		if err := sv.counter.Remove(); err != nil && !errors.Is(err, refcount.ErrRemoved) {
 			sv.log.Warn("removing reference counter", "err", err)
 		} else {
 			// We hold both locks; see Service.removeLeftovers.
