@@ -245,3 +245,41 @@ func TestStopAndIpcrmLeaveNothing(t *testing.T) {
 	}
 	e.waitAllGone(5 * time.Second)
 }
+
+// Must show: Handle.Done closes when the service is gone, Err says so, and
+// Info does not describe the replacement.
+func TestHandleDone(t *testing.T) {
+	e := newEnv(t)
+	svc := toyService(toyName)
+	h := acquire(t, svc)
+	defer h.Release()
+	if err := h.Err(); err != nil {
+		t.Fatalf("Err of a live service = %v", err)
+	}
+	old := h.Info()
+	select {
+	case <-h.Done():
+		t.Fatal("Done closed while the service is live")
+	default:
+	}
+	if err := launcher.RequestStop(testCtx(t, 10*time.Second), h.Hint()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done not closed 10 s after the service was stopped")
+	}
+	if err := h.Err(); !errors.Is(err, launcher.ErrServiceGone) {
+		t.Errorf("Err after stop = %v, want ErrServiceGone", err)
+	}
+	h2 := acquire(t, svc) // a new instance
+	defer h2.Release()
+	if got := h.Info(); got.PID != old.PID {
+		t.Errorf("the old handle's Info follows the new instance silently: %d, want %d", got.PID, old.PID)
+	}
+	h.Release()
+	h2.Release()
+	waitExit(t, h2.Hint().Host, 10*time.Second, "supervisor")
+	e.waitAllGone(5 * time.Second)
+}

@@ -281,27 +281,94 @@ type Handle struct {
 	release func() error
 	once    sync.Once
 	err     error
+
+	watchOnce sync.Once
+	done      chan struct{} // closed when the supervisor is gone
+	mu        sync.Mutex
+	lost      error              // why done was closed
+	stopWatch context.CancelFunc // ends the watcher on Release
 }
 
-// Info returns the service's current Info: the latest published one (after
-// a recovery the supervisor republishes it), else the one seen at Acquire.
+// ErrServiceGone is what [Handle.Err] wraps once the supervisor the handle
+// was acquired from has exited: the service is gone (or was replaced by a
+// new instance this handle does not describe). Release the handle and
+// Acquire again.
+var ErrServiceGone = errors.New("service is gone")
+
+// Info returns the latest Info published by the supervisor this handle was
+// acquired from (after a recovery the supervisor republishes it), else the
+// one seen at Acquire. It never describes another instance: once that
+// supervisor is gone, Info keeps its last value and [Handle.Err] says so.
 func (h *Handle) Info() Info {
 	if nh, err := discovery.Read(h.dir, h.s.Name); err == nil && nh.Nonce == h.hint.Nonce {
 		var info Info
 		if json.Unmarshal(nh.Info, &info) == nil {
-			return info
+			h.mu.Lock()
+			h.info = info
+			h.mu.Unlock()
 		}
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	return h.info
+}
+
+// Done returns a channel that is closed when the service's supervisor has
+// exited (the service stopped, crashed beyond recovery or was stopped by
+// request). The first call starts a watcher goroutine, which Release ends;
+// after Release the channel is never closed.
+func (h *Handle) Done() <-chan struct{} {
+	h.watchOnce.Do(func() {
+		h.done = make(chan struct{})
+		ctx, cancel := context.WithCancel(context.Background())
+		h.mu.Lock()
+		h.stopWatch = cancel
+		h.mu.Unlock()
+		host := h.hint.Host
+		go func() {
+			if host.Wait(ctx) != nil {
+				return // released
+			}
+			h.mu.Lock()
+			if h.lost == nil {
+				h.lost = h.goneErr()
+			}
+			h.mu.Unlock()
+			close(h.done)
+		}()
+	})
+	return h.done
+}
+
+// Err returns nil while the service is live, and an error wrapping
+// [ErrServiceGone] once it is gone. It does not block.
+func (h *Handle) Err() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lost == nil && !h.hint.Host.Alive() {
+		h.lost = h.goneErr()
+	}
+	return h.lost
+}
+
+func (h *Handle) goneErr() error {
+	return fmt.Errorf("%w: supervisor pid %d of %s exited (log: %s)", ErrServiceGone, h.hint.Host.PID, h.s.Name, h.s.LogPath())
 }
 
 // Hint returns the hint the handle was verified against.
 func (h *Handle) Hint() *discovery.Hint { return h.hint }
 
-// Release gives the reference back. It is idempotent; the kernel also gives
-// it back if the process dies.
+// Release gives the reference back and ends Done's watcher. It is
+// idempotent; the kernel also gives the reference back if the process dies.
 func (h *Handle) Release() error {
-	h.once.Do(func() { h.err = h.release() })
+	h.once.Do(func() {
+		h.mu.Lock()
+		if h.stopWatch != nil {
+			h.stopWatch()
+		}
+		h.mu.Unlock()
+		h.err = h.release()
+	})
 	return h.err
 }
 
