@@ -26,6 +26,9 @@ const verifyTimeout = 2 * time.Second
 
 // connect is the acquirer's startup protocol (see the package doc).
 func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
 	if os.Getenv(EnvSupervise) == s.Name {
 		return nil, fmt.Errorf("this process was started as the supervisor of %s but did not call launcher.Main(): call it first thing in main", s.Name)
 	}
@@ -144,7 +147,7 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 			// it to finish). Let it: release and come round again.
 			unlock()
 			if attempt > 200 {
-				return nil, fmt.Errorf("host of %s keeps draining: %w", s.Name, herr)
+				return nil, fmt.Errorf("supervisor of %s keeps draining: %w", s.Name, herr)
 			}
 			time.Sleep(5 * time.Millisecond)
 			continue
@@ -177,7 +180,7 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 		h, conn, herr = s.tryHint(ctx, dir, verb)
 		unlock()
 		if herr != nil {
-			return nil, fmt.Errorf("connecting to the new host of %s: %w (log: %s)", s.Name, herr, s.LogPath())
+			return nil, fmt.Errorf("connecting to the new supervisor of %s: %w (log: %s)", s.Name, herr, s.LogPath())
 		}
 		ok = true
 		return &Session{Hint: h, Conn: conn, Started: true, dir: dir, release: closeAll, sysv: counter.Impl() == refcount.SysV}, nil
@@ -323,7 +326,7 @@ func (s *Service) spawn(ctx context.Context) error {
 		cmd.Env = append(os.Environ(), EnvSupervise+"="+s.Name)
 	}
 	if err != nil {
-		return fmt.Errorf("preparing host command: %w", err)
+		return fmt.Errorf("preparing the supervisor command: %w", err)
 	}
 	if cmd.Env == nil {
 		cmd.Env = os.Environ()

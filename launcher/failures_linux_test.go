@@ -102,7 +102,7 @@ func TestFailedStartsLeaveNothing(t *testing.T) {
 func TestNotRegistered(t *testing.T) {
 	e := newEnv(t)
 	svc := &launcher.Service{Name: "not-registered", Key: launcher.Key("not-registered", e.run),
-		Hooks: launcher.Hooks{OnFirstAcquire: func(context.Context) (launcher.Info, error) { return launcher.Info{}, nil }}}
+		Hooks: noopHooks}
 	start := time.Now()
 	_, err := svc.Acquire(testCtx(t, 30*time.Second))
 	if !errors.Is(err, launcher.ErrNotRegistered) || !strings.Contains(err.Error(), "launcher.Register") {
@@ -121,7 +121,7 @@ func TestNotRegistered(t *testing.T) {
 func TestMissingMain(t *testing.T) {
 	e := newEnv(t)
 	svc := &launcher.Service{Name: "no-main", Key: launcher.Key("no-main", e.run),
-		Hooks: launcher.Hooks{OnFirstAcquire: func(context.Context) (launcher.Info, error) { return launcher.Info{}, nil }},
+		Hooks: noopHooks,
 		Spawn: func() (*exec.Cmd, error) { return exec.Command("sleep", "60"), nil }}
 	start := time.Now()
 	_, err := svc.Acquire(testCtx(t, 30*time.Second))
@@ -282,4 +282,32 @@ func TestHandleDone(t *testing.T) {
 	h2.Release()
 	waitExit(t, h2.Hint().Host, 10*time.Second, "supervisor")
 	e.waitAllGone(5 * time.Second)
+}
+
+var noopHooks = launcher.Hooks{
+	OnFirstAcquire: func(context.Context) (launcher.Info, error) { return launcher.Info{}, nil },
+	OnLastRelease:  func(context.Context, launcher.Info) error { return nil },
+}
+
+// Issue 14: a Service is checked up front, before anything is created.
+func TestValidate(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		svc  launcher.Service
+		want string
+	}{
+		{launcher.Service{Name: "../x", Key: "k", Hooks: noopHooks}, "Name"},
+		{launcher.Service{Name: "", Key: "k", Hooks: noopHooks}, "Name"},
+		{launcher.Service{Name: "ok", Hooks: noopHooks}, "Key"},
+		{launcher.Service{Name: "ok", Key: "k"}, "OnFirstAcquire"},
+		{launcher.Service{Name: "ok", Key: "k", Hooks: launcher.Hooks{OnFirstAcquire: noopHooks.OnFirstAcquire}}, "OnLastRelease"},
+	} {
+		_, err := tc.svc.Acquire(testCtx(t, 5*time.Second))
+		if !errors.Is(err, launcher.ErrInvalidService) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Acquire(%+v) = %v, want ErrInvalidService naming %s", tc.svc, err, tc.want)
+		}
+	}
+	if _, err := os.Stat(e.run); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an invalid service created the runtime dir: %v", err)
+	}
 }

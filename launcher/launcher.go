@@ -207,11 +207,10 @@ func Key(parts ...string) string {
 // key: "<base>-<first 12 hex of key>", with unsafe characters replaced.
 func Name(base, key string) string {
 	base = strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
-			return r
+		if unsafeNameRune(r) {
+			return '_'
 		}
-		return '_'
+		return r
 	}, filepath.Base(base))
 	if len(base) > 40 {
 		base = base[:40]
@@ -221,6 +220,40 @@ func Name(base, key string) string {
 		base = "service"
 	}
 	return base + "-" + key[:12]
+}
+
+// ErrInvalidService is what [Service.Validate] wraps.
+var ErrInvalidService = errors.New("invalid service")
+
+// Validate checks s up front, as Acquire, Attach and Supervise do: a
+// file-name-safe Name (letters, digits, '-', '_', '.'; not starting with
+// '.'), a Key, and a way to run the service: OnFirstAcquire (with
+// OnLastRelease to stop it) or Serve. The error wraps [ErrInvalidService].
+func (s *Service) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w %q: %s", ErrInvalidService, s.Name, fmt.Sprintf(format, a...))
+	}
+	if s.Name == "" || len(s.Name) > 200 || s.Name[0] == '.' || strings.IndexFunc(s.Name, unsafeNameRune) >= 0 {
+		return bad("Name must be 1-200 letters, digits, '-', '_' or '.', not starting with '.' (see launcher.Name)")
+	}
+	if s.Key == "" {
+		return bad("Key is empty; derive it with launcher.Key")
+	}
+	if s.Hooks.OnFirstAcquire == nil && s.Serve == nil {
+		return bad("set Hooks.OnFirstAcquire (or Serve): nothing would run the service")
+	}
+	if s.Hooks.OnFirstAcquire != nil && s.Hooks.OnLastRelease == nil {
+		return bad("set Hooks.OnLastRelease: a service that OnFirstAcquire starts must be stopped")
+	}
+	return nil
+}
+
+func unsafeNameRune(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+		return false
+	}
+	return true
 }
 
 var registry struct {

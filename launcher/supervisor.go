@@ -78,6 +78,9 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 			signalReady("error: " + oneLine(err.Error()))
 		}
 	}()
+	if err := s.Validate(); err != nil {
+		return err
+	}
 	dir, err := s.dir()
 	if err != nil {
 		return err
