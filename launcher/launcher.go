@@ -114,6 +114,10 @@ type Info struct {
 	// PID is the service's process, if it has one. The supervisor watches it
 	// (with its start time) and runs OnRecover when it dies while in use.
 	PID int `json:"pid,omitempty"`
+	// StartTime is PID's start time (platform.Identity.StartTime), if
+	// known: with it the supervisor and [StopChild] never mistake a process
+	// that reuses the pid for the service. [StartChild] fills it in.
+	StartTime uint64 `json:"start_time,omitempty"`
 	// Port is the service's port, if any.
 	Port int `json:"port,omitempty"`
 	// Data is anything else the service wants its users to know.

@@ -265,7 +265,7 @@ func (sv *supervisor) publish() error {
 	b, _ := json.Marshal(sv.info)
 	sv.hint.Info = b
 	if sv.info.PID > 0 {
-		sv.hint.Backend, _ = platform.Lookup(sv.info.PID)
+		sv.hint.Backend, _ = serviceIdentity(sv.info)
 	}
 	h := sv.hint
 	sv.mu.Unlock()
@@ -732,7 +732,7 @@ func (sv *supervisor) watchService(ctx context.Context) {
 		if info.PID <= 0 {
 			return
 		}
-		id, err := platform.Lookup(info.PID)
+		id, err := serviceIdentity(info)
 		if err == nil {
 			if err := id.Wait(ctx); err != nil {
 				return
@@ -751,6 +751,15 @@ func (sv *supervisor) watchService(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// serviceIdentity is the identity of info's process: exact when the hook
+// gave its start time, else looked up now.
+func serviceIdentity(info Info) (platform.Identity, error) {
+	if info.StartTime != 0 {
+		return platform.Identity{PID: info.PID, StartTime: info.StartTime}, nil
+	}
+	return platform.Lookup(info.PID)
 }
 
 func oneLine(s string) string {
