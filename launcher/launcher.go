@@ -231,8 +231,9 @@ var ErrInvalidService = errors.New("invalid service")
 
 // Validate checks s up front, as Acquire, Attach and Supervise do: a
 // file-name-safe Name (letters, digits, '-', '_', '.'; not starting with
-// '.'), a Key, and a way to run the service: OnFirstAcquire (with
-// OnLastRelease to stop it) or Serve. The error wraps [ErrInvalidService].
+// '.'), a Key, and, unless a custom Spawn runs a supervisor built elsewhere,
+// a way to run the service: OnFirstAcquire (with OnLastRelease to stop it)
+// or Serve. The error wraps [ErrInvalidService].
 func (s *Service) Validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w %q: %s", ErrInvalidService, s.Name, fmt.Sprintf(format, a...))
@@ -242,6 +243,9 @@ func (s *Service) Validate() error {
 	}
 	if s.Key == "" {
 		return bad("Key is empty; derive it with launcher.Key")
+	}
+	if s.Spawn != nil {
+		return nil // the hooks live in the program Spawn runs
 	}
 	if s.Hooks.OnFirstAcquire == nil && s.Serve == nil {
 		return bad("set Hooks.OnFirstAcquire (or Serve): nothing would run the service")
