@@ -36,6 +36,31 @@
 // The procref command uses its hidden `procref host` subcommand instead, via
 // [Service.Spawn], and calls [Supervise] itself.
 //
+// The common case, a child process, is one call each way: [StartChild] in
+// OnFirstAcquire (and OnRecover) and [StopChild] in OnLastRelease; see
+// examples/sharedhttp for a complete program. The hooks' ctx lives as long
+// as the service, so exec.CommandContext(ctx, ...) is right.
+//
+// # Contracts
+//
+//   - Every hook runs in the supervisor, one at a time, never in an acquirer.
+//   - [Service.Acquire] returns when its ctx ends; a start others wait on goes
+//     on. Errors: [ErrInvalidService] (checked before anything is created),
+//     [ErrNotRegistered], [ErrStartFailed] (with the log path), ctx.Err().
+//   - [Handle.Done] closes and [Handle.Err] wraps [ErrServiceGone] when the
+//     supervisor the handle came from exits.
+//   - A failed start, a forced stop or a counter removed under the supervisor
+//     leave no semaphore set and no counter or lock file behind.
+//
+// # Where the Rust seed's pieces live
+//
+//   - RefCounter (acquire, release, count, try_lock, unlock): package refcount
+//     ([refcount.Counter], [refcount.Lock]).
+//   - process (is_alive, terminate, kill, stop): [platform.Identity] (Alive,
+//     Terminate, Kill, Stop), which refuses reused pids.
+//   - ServiceInfo: [Info]. The builder: [Service] plus [Service.Validate].
+//   - The handle that releases: [Handle] ([Handle.Release]).
+//
 // # Protocol
 //
 // Startup (acquirer): take the reference; read and verify the hint; if it is
