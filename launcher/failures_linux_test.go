@@ -311,3 +311,40 @@ func TestValidate(t *testing.T) {
 		t.Errorf("an invalid service created the runtime dir: %v", err)
 	}
 }
+
+// Issue 13 item 4: with Overlap, an acquirer arriving while the supervisor
+// drains does not wait for the old service's (slow) stop: it gets a new
+// instance at once, and the old one refuses new handshakes meanwhile.
+func TestOverlapReopenAtOnce(t *testing.T) {
+	e := newEnv(t)
+	svc := toyService(toyOverName)
+	h := acquire(t, svc)
+	oldHost := h.Hint().Host
+	h.Release()
+	for e.count("last") == 0 { // the old service is stopping now
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	h2 := acquire(t, svc)
+	took := time.Since(start)
+	if e.count("stopped") != 0 {
+		t.Errorf("the new acquirer waited for the old stop (took %v)", took)
+	}
+	if took > toySlowStop/2 {
+		t.Errorf("Acquire during a drain took %v, want well under the old stop (%v)", took, toySlowStop)
+	}
+	if h2.Hint().Host == oldHost {
+		t.Error("the new acquirer joined the draining supervisor")
+	}
+	waitExit(t, oldHost, 10*time.Second, "old supervisor")
+	if err := h2.Err(); err != nil {
+		t.Errorf("the new instance is not live after the old one stopped: %v", err)
+	}
+	host := h2.Hint().Host
+	h2.Release()
+	waitExit(t, host, 10*time.Second, "supervisor")
+	if files := serviceFiles(t, e.run, svc.Name); len(files) != 0 {
+		t.Errorf("files left: %v", files)
+	}
+	e.waitAllGone(5 * time.Second)
+}

@@ -213,6 +213,13 @@ type Service struct {
 	Logger *slog.Logger
 	// Describe fills the hint's descriptive fields (mode, command, root).
 	Describe func(h *discovery.Hint)
+	// Overlap lets a new instance start while the old one is still in
+	// OnLastRelease: a draining supervisor gives the service up (removes
+	// its hint, counter and locks, refuses new handshakes) before it stops
+	// the service, so an acquirer arriving then starts a fresh one at once
+	// instead of waiting. Set it only if two instances can run side by side
+	// for that long (no fixed port, no exclusive files).
+	Overlap bool
 	// Done, if set, ends the service when it is closed (for example, its
 	// backend failed beyond recovery): the supervisor drains as on a stop
 	// request, so acquirers start a fresh one.

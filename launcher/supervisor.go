@@ -48,8 +48,10 @@ type supervisor struct {
 	hookMu sync.Mutex
 	// svcCtx is the ctx every start hook gets; see Supervise.
 	svcCtx context.Context
-	hint   discovery.Hint
-	wg     sync.WaitGroup
+	// releaseSup lets go of the supervisor lock (idempotent).
+	releaseSup func() error
+	hint       discovery.Hint
+	wg         sync.WaitGroup
 }
 
 // Supervise runs the supervisor of s in this process and returns when the
@@ -112,6 +114,7 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 		return fmt.Errorf("taking supervisor lock: %w", err)
 	}
 	defer releaseSup()
+	sv.releaseSup = releaseSup
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -573,23 +576,45 @@ func (sv *supervisor) drain(ctx context.Context, force bool) bool {
 	if err := discovery.Remove(sv.dir, sv.s.Name, sv.nonce); err != nil {
 		sv.log.Warn("removing hint", "err", err)
 	}
-	sv.stopService(ctx)
-	// Only with no references may the set be removed (see refcount.Remove),
-	// unless the drain is forced: the holders are being sent away, and an
-	// acquirer that took a reference meanwhile notices the removal under
-	// the startup lock and takes a new one. A set removed under us (ipcrm)
-	// still leaves its registry and lock files to clean up.
-	n, cerr = sv.counter.Count()
-	if (cerr == nil && (n == 0 || force)) || errors.Is(cerr, refcount.ErrRemoved) {
-		if err := sv.counter.Remove(); err != nil && !errors.Is(err, refcount.ErrRemoved) {
-			sv.log.Warn("removing reference counter", "err", err)
-		} else {
-			// We hold both locks; see Service.removeLeftovers.
-			os.Remove(filepath.Join(sv.dir, sv.s.Name+supervisorLockSuffix+".lock"))
-			os.Remove(sv.lock.Path())
-		}
+	if sv.s.Overlap {
+		// Give the service up before stopping it: with the hint, the
+		// counter and the locks gone, a new acquirer starts a fresh
+		// supervisor at once, while this one stops the old service and
+		// refuses handshakes ("draining").
+		sv.removeCounter(n, cerr, force)
+		unlock()
+		sv.releaseSup()
+		sv.stopService(ctx)
+		return true
 	}
+	sv.stopService(ctx)
+	sv.removeCounter(n, cerr, force)
 	return true
+}
+
+// removeCounter removes the counter and the lock files at the end of a
+// drain; n and cerr are the count read under the startup lock, which the
+// caller still holds.
+//
+// Only with no references may the set be removed (see refcount.Remove),
+// unless the drain is forced: the holders are being sent away, and an
+// acquirer that took a reference meanwhile notices the removal under the
+// startup lock and takes a new one. A set removed under us (ipcrm) still
+// leaves its registry and lock files to clean up. Unlinking a held lock file
+// is safe: a locker checks that the path still names the inode it locked.
+func (sv *supervisor) removeCounter(n int, cerr error, force bool) {
+	if cerr == nil {
+		n, cerr = sv.counter.Count()
+	}
+	if !((cerr == nil && (n == 0 || force)) || errors.Is(cerr, refcount.ErrRemoved)) {
+		return
+	}
+	if err := sv.counter.Remove(); err != nil && !errors.Is(err, refcount.ErrRemoved) {
+		sv.log.Warn("removing reference counter", "err", err)
+		return
+	}
+	os.Remove(filepath.Join(sv.dir, sv.s.Name+supervisorLockSuffix+".lock"))
+	os.Remove(sv.lock.Path())
 }
 
 func (sv *supervisor) stopService(ctx context.Context) {

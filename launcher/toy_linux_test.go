@@ -48,13 +48,16 @@ const (
 	toySlowName   = "toy-slow"   // toy-light that takes toySlowStart to start
 	toyHealthName = "toy-health" // toy with a periodic health check
 	toyBadRecName = "toy-badrec" // toy whose OnRecover always fails
+	toyOverName   = "toy-over"   // toy-light with Overlap and a slow stop
+
+	toySlowStop = time.Second
 
 	toySlowStart = 500 * time.Millisecond
 
 	toyLinger = 300 * time.Millisecond
 )
 
-var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHealthName, toyBadRecName}
+var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHealthName, toyBadRecName, toyOverName}
 
 func registerTestServices() {
 	launcher.Register(echoService())
@@ -90,10 +93,13 @@ func toyService(name string) *launcher.Service {
 		if name == toyHealthName {
 			s.HealthInterval = 100 * time.Millisecond
 		}
-	case toyLightName, toySlowName:
+	case toyLightName, toySlowName, toyOverName:
 		l := &toyLight{}
 		if name == toySlowName {
 			l.delay = toySlowStart
+		}
+		if name == toyOverName {
+			l.overlap, s.Overlap = true, true
 		}
 		s.Hooks = launcher.Hooks{OnFirstAcquire: l.first, OnLastRelease: l.last}
 	default:
@@ -186,9 +192,10 @@ func ping(ctx context.Context, port int) (int, error) {
 
 // toyLight is a service inside the supervisor process.
 type toyLight struct {
-	ln    net.Listener
-	excl  *os.File
-	delay time.Duration
+	ln      net.Listener
+	excl    *os.File
+	delay   time.Duration
+	overlap bool // no exclusivity; the stop takes toySlowStop
 }
 
 func (l *toyLight) first(ctx context.Context) (launcher.Info, error) {
@@ -200,10 +207,13 @@ func (l *toyLight) first(ctx context.Context) (launcher.Info, error) {
 			return launcher.Info{}, ctx.Err()
 		}
 	}
-	f, err := lockExclusive()
-	if err != nil {
-		record("double", "sup="+selfIdent())
-		return launcher.Info{}, err
+	var f *os.File
+	if !l.overlap {
+		var err error
+		if f, err = lockExclusive(); err != nil {
+			record("double", "sup="+selfIdent())
+			return launcher.Info{}, err
+		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -222,6 +232,11 @@ func (l *toyLight) last(ctx context.Context, info launcher.Info) error {
 	// "first" always comes after this line.
 	record("last", "sup="+selfIdent())
 	l.ln.Close()
+	if l.overlap {
+		time.Sleep(toySlowStop) // a server that takes its time to shut down
+		record("stopped", "sup="+selfIdent())
+		return nil
+	}
 	return l.excl.Close()
 }
 
