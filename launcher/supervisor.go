@@ -121,48 +121,14 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	sigs := make(chan os.Signal, 1)
 	defer signal.Stop(sigs)
 
-	// Start the service first, and open the counter, the startup lock and
-	// the listener meanwhile: the service's start is the longest part of a
-	// cold attach and needs none of them. The hook runs on this goroutine so
-	// that it starts at once; the setup goroutine runs while the hook waits
-	// (spawning a process, polling it). Nobody can reach this supervisor
-	// before the hint is published below, after both are done.
 	// The hooks' ctx lives as long as the service: a child started with
 	// exec.CommandContext(ctx, ...) must outlive the hook that started it.
 	// It is cancelled when the supervisor ends (after OnLastRelease), and
 	// by StartTimeout while OnFirstAcquire has not returned.
 	svcCtx, svcCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer svcCancel()
-	sv.svcCtx = svcCtx
-	startTimeout := durationOr(s.StartTimeout, 30*time.Second)
-	startTimer := time.AfterFunc(startTimeout, svcCancel)
-	setupDone := make(chan error, 1)
-	go func() {
-		// signal.Notify costs a millisecond the first time (it starts the
-		// signal-handling thread): here, not before the hook. A SIGTERM
-		// before it kills the supervisor, and its service with it
-		// (platform.BindToParent); the acquirer reports the early exit.
-		signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
-		err := sv.open()
-		if err != nil {
-			svcCancel() // no use waiting for the service
-		}
-		setupDone <- err
-	}()
-	var startErr error
-	if s.Hooks.OnFirstAcquire != nil {
-		sv.hookMu.Lock()
-		var info Info
-		info, startErr = s.Hooks.OnFirstAcquire(svcCtx)
-		sv.mu.Lock()
-		sv.info = info
-		sv.mu.Unlock()
-		sv.hookMu.Unlock()
-	}
-	if !startTimer.Stop() && startErr == nil {
-		startErr = fmt.Errorf("OnFirstAcquire took longer than the start timeout %v; raise Service.StartTimeout", startTimeout)
-	}
-	if err := <-setupDone; err != nil {
+	setupErr, startErr := sv.start(svcCtx, svcCancel, sigs)
+	if err := setupErr; err != nil {
 		if startErr == nil {
 			sv.stopService(ctx)
 		}
@@ -208,6 +174,48 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	sv.wg.Wait()
 	sv.log.Info("stopped")
 	return nil
+}
+
+// start runs OnFirstAcquire with svcCtx (cancelled by svcCancel on a
+// StartTimeout overrun or a failed setup) while a goroutine registers sigs
+// and opens the counter, the startup lock and the listener (sv.open). It
+// returns the setup's error and the hook's.
+func (sv *supervisor) start(svcCtx context.Context, svcCancel context.CancelFunc, sigs chan os.Signal) (setupErr, startErr error) {
+	// Start the service first, and open the counter, the startup lock and
+	// the listener meanwhile: the service's start is the longest part of a
+	// cold attach and needs none of them. The hook runs on this goroutine so
+	// that it starts at once; the setup goroutine runs while the hook waits
+	// (spawning a process, polling it). Nobody can reach this supervisor
+	// before the hint is published below, after both are done.
+	sv.svcCtx = svcCtx
+	startTimeout := durationOr(sv.s.StartTimeout, 30*time.Second)
+	startTimer := time.AfterFunc(startTimeout, svcCancel)
+	setupDone := make(chan error, 1)
+	go func() {
+		// signal.Notify costs a millisecond the first time (it starts the
+		// signal-handling thread): here, not before the hook. A SIGTERM
+		// before it kills the supervisor, and its service with it
+		// (platform.BindToParent); the acquirer reports the early exit.
+		signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
+		err := sv.open()
+		if err != nil {
+			svcCancel() // no use waiting for the service
+		}
+		setupDone <- err
+	}()
+	if sv.s.Hooks.OnFirstAcquire != nil {
+		sv.hookMu.Lock()
+		var info Info
+		info, startErr = sv.s.Hooks.OnFirstAcquire(svcCtx)
+		sv.mu.Lock()
+		sv.info = info
+		sv.mu.Unlock()
+		sv.hookMu.Unlock()
+	}
+	if !startTimer.Stop() && startErr == nil {
+		startErr = fmt.Errorf("OnFirstAcquire took longer than the start timeout %v; raise Service.StartTimeout", startTimeout)
+	}
+	return <-setupDone, startErr
 }
 
 // removeLeftovers removes the counter and lock files after a failed start
