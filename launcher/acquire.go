@@ -26,6 +26,12 @@ const verifyTimeout = 2 * time.Second
 
 // connect is the acquirer's startup protocol (see the package doc).
 func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if os.Getenv(EnvSupervise) == s.Name {
+		return nil, fmt.Errorf("this process was started as the supervisor of %s but did not call launcher.Main(): call it first thing in main", s.Name)
+	}
 	dir, err := s.dir()
 	if err != nil {
 		return nil, err
@@ -141,7 +147,7 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 			// it to finish). Let it: release and come round again.
 			unlock()
 			if attempt > 200 {
-				return nil, fmt.Errorf("host of %s keeps draining: %w", s.Name, herr)
+				return nil, fmt.Errorf("supervisor of %s keeps draining: %w", s.Name, herr)
 			}
 			time.Sleep(5 * time.Millisecond)
 			continue
@@ -165,13 +171,16 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 		discovery.Remove(dir, s.Name, "")
 		serr := s.spawn(ctx)
 		if serr != nil {
+			release()
+			s.removeLeftovers(dir, counter)
+			counter, release = nil, func() error { return nil }
 			unlock()
 			return nil, serr
 		}
 		h, conn, herr = s.tryHint(ctx, dir, verb)
 		unlock()
 		if herr != nil {
-			return nil, fmt.Errorf("connecting to the new host of %s: %w (log: %s)", s.Name, herr, s.LogPath())
+			return nil, fmt.Errorf("connecting to the new supervisor of %s: %w (log: %s)", s.Name, herr, s.LogPath())
 		}
 		ok = true
 		return &Session{Hint: h, Conn: conn, Started: true, dir: dir, release: closeAll, sysv: counter.Impl() == refcount.SysV}, nil
@@ -239,6 +248,28 @@ func (s *Service) supervisorBusy(dir string) (int, bool) {
 	return pid, true
 }
 
+// removeLeftovers removes the reference counter, its registry file and the
+// lock files of a service whose start failed, so that nothing is left
+// behind. The caller holds the startup lock (unlinking a held lock file is
+// safe: a locker checks that the path still names the inode it locked) and
+// no reference. A reference taken meanwhile or a live supervisor keeps
+// everything: the last one to give up cleans up. It closes counter.
+func (s *Service) removeLeftovers(dir string, counter *refcount.Counter) {
+	defer counter.Close()
+	if _, busy := s.supervisorBusy(dir); busy {
+		return
+	}
+	if n, err := counter.Count(); err != nil || n != 0 {
+		return
+	}
+	if err := counter.Remove(); err != nil {
+		s.logger().Warn("removing the reference counter of a failed start", "service", s.Name, "err", err)
+		return
+	}
+	os.Remove(filepath.Join(dir, s.Name+supervisorLockSuffix+".lock"))
+	os.Remove(filepath.Join(dir, s.Name+".lock"))
+}
+
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -295,7 +326,7 @@ func (s *Service) spawn(ctx context.Context) error {
 		cmd.Env = append(os.Environ(), EnvSupervise+"="+s.Name)
 	}
 	if err != nil {
-		return fmt.Errorf("preparing host command: %w", err)
+		return fmt.Errorf("preparing the supervisor command: %w", err)
 	}
 	if cmd.Env == nil {
 		cmd.Env = os.Environ()
@@ -342,40 +373,70 @@ func (s *Service) spawn(ctx context.Context) error {
 		line string
 		err  error
 	}
-	ch := make(chan result, 1)
+	ch := make(chan result, 2)
 	go func() {
-		line, err := bufio.NewReader(r).ReadString('\n')
-		ch <- result{strings.TrimSpace(line), err}
+		br := bufio.NewReader(r)
+		for range 2 {
+			line, err := br.ReadString('\n')
+			ch <- result{strings.TrimSpace(line), err}
+			if err != nil {
+				return
+			}
+		}
 	}()
-	t := time.NewTimer(timeout)
+	t := time.NewTimer(mainTimeout)
 	defer t.Stop()
-	kill := func() {
+	started := false
+	for {
+		select {
+		case res := <-ch:
+			if res.line == readyStarted && !started {
+				started = true
+				t.Reset(timeout)
+				continue
+			}
+			return s.spawnResult(res.line, id, logPath)
+		case <-t.C:
+			if id.PID != 0 {
+				id.Stop(2 * time.Second)
+			}
+			if !started {
+				return fmt.Errorf("%w: the supervisor (pid %d) did not start within %v: does the program call launcher.Main() first thing in main? (log: %s)", ErrStartFailed, pid, mainTimeout, logPath)
+			}
+			return fmt.Errorf("%w: supervisor (pid %d) not ready after %v (log: %s)", ErrStartFailed, pid, timeout, logPath)
+		case <-ctx.Done():
+			// The supervisor goes on starting for the other acquirers that
+			// wait for it; with no reference left it stops by itself.
+			return fmt.Errorf("waiting for the supervisor (pid %d) of %s: %w", pid, s.Name, ctx.Err())
+		}
+	}
+}
+
+// readyStarted is the first line a supervisor writes on its ready pipe.
+const readyStarted = "started"
+
+// mainTimeout bounds the wait for readyStarted.
+const mainTimeout = time.Second
+
+// spawnResult turns the supervisor's ready line into spawn's result.
+func (s *Service) spawnResult(line string, id platform.Identity, logPath string) error {
+	switch {
+	case line == "ok":
+		return nil
+	case strings.HasPrefix(line, "error: "):
+		wctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		id.Wait(wctx)
+		cancel()
+		sentinel := ErrStartFailed
+		if strings.HasPrefix(line, "error: "+ErrNotRegistered.Error()) {
+			sentinel = ErrNotRegistered
+		}
+		return fmt.Errorf("%w: %s (log: %s)", sentinel, strings.TrimPrefix(line, "error: "), logPath)
+	default:
 		if id.PID != 0 {
 			id.Stop(2 * time.Second)
 		}
-	}
-	select {
-	case res := <-ch:
-		switch {
-		case res.line == "ok":
-			return nil
-		case strings.HasPrefix(res.line, "error: "):
-			wctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			id.Wait(wctx)
-			cancel()
-			return fmt.Errorf("%w: %s (log: %s)", ErrStartFailed, strings.TrimPrefix(res.line, "error: "), logPath)
-		default:
-			kill()
-			return fmt.Errorf("%w: host (pid %d) exited before it was ready (log: %s)", ErrStartFailed, pid, logPath)
-		}
-	case <-t.C:
-		kill()
-		r.Close()
-		return fmt.Errorf("%w: host (pid %d) not ready after %v (log: %s)", ErrStartFailed, pid, timeout, logPath)
-	case <-ctx.Done():
-		kill()
-		r.Close()
-		return fmt.Errorf("waiting for host (pid %d): %w", pid, ctx.Err())
+		return fmt.Errorf("%w: supervisor (pid %d) exited before it was ready (log: %s)", ErrStartFailed, id.PID, logPath)
 	}
 }
 

@@ -36,6 +36,31 @@
 // The procref command uses its hidden `procref host` subcommand instead, via
 // [Service.Spawn], and calls [Supervise] itself.
 //
+// The common case, a child process, is one call each way: [StartChild] in
+// OnFirstAcquire (and OnRecover) and [StopChild] in OnLastRelease; see
+// examples/sharedhttp for a complete program. The hooks' ctx lives as long
+// as the service, so exec.CommandContext(ctx, ...) is right.
+//
+// # Contracts
+//
+//   - Every hook runs in the supervisor, one at a time, never in an acquirer.
+//   - [Service.Acquire] returns when its ctx ends; a start others wait on goes
+//     on. Errors: [ErrInvalidService] (checked before anything is created),
+//     [ErrNotRegistered], [ErrStartFailed] (with the log path), ctx.Err().
+//   - [Handle.Done] closes and [Handle.Err] wraps [ErrServiceGone] when the
+//     supervisor the handle came from exits.
+//   - A failed start, a forced stop or a counter removed under the supervisor
+//     leave no semaphore set and no counter or lock file behind.
+//
+// # Where the Rust seed's pieces live
+//
+//   - RefCounter (acquire, release, count, try_lock, unlock): package refcount
+//     ([refcount.Counter], [refcount.Lock]).
+//   - process (is_alive, terminate, kill, stop): [platform.Identity] (Alive,
+//     Terminate, Kill, Stop), which refuses reused pids.
+//   - ServiceInfo: [Info]. The builder: [Service] plus [Service.Validate].
+//   - The handle that releases: [Handle] ([Handle.Release]).
+//
 // # Protocol
 //
 // Startup (acquirer): take the reference; read and verify the hint; if it is
@@ -69,6 +94,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -113,6 +139,10 @@ type Info struct {
 	// PID is the service's process, if it has one. The supervisor watches it
 	// (with its start time) and runs OnRecover when it dies while in use.
 	PID int `json:"pid,omitempty"`
+	// StartTime is PID's start time (platform.Identity.StartTime), if
+	// known: with it the supervisor and [StopChild] never mistake a process
+	// that reuses the pid for the service. [StartChild] fills it in.
+	StartTime uint64 `json:"start_time,omitempty"`
 	// Port is the service's port, if any.
 	Port int `json:"port,omitempty"`
 	// Data is anything else the service wants its users to know.
@@ -126,16 +156,22 @@ type Hooks struct {
 	// once per lifetime of the service, however many acquirers race. Child
 	// processes it starts should use platform.BindToParent so that they die
 	// with the supervisor.
+	//
+	// Its ctx (and OnRecover's) lives as long as the service, not the call:
+	// exec.CommandContext(ctx, ...) is right. The supervisor cancels it when
+	// it ends, after OnLastRelease, or when the hook overruns StartTimeout.
 	OnFirstAcquire func(ctx context.Context) (Info, error)
 	// OnLastRelease stops the service. It runs exactly once, when the count
 	// reaches zero (after the linger), including when every holder was killed.
 	OnLastRelease func(ctx context.Context, info Info) error
-	// OnHealthCheck reports whether the service works. It runs every
-	// HealthInterval, and when an acquirer's own check failed.
+	// OnHealthCheck reports whether the service works. It runs in the
+	// supervisor every HealthInterval, never in an acquirer.
 	OnHealthCheck func(ctx context.Context, info Info) error
 	// OnRecover restarts a service that died or failed its health check while
-	// in use; its result replaces the published Info. Without it, a dead
-	// service ends the supervisor (the next acquirer starts a fresh one).
+	// in use; its result replaces the published Info. A failing OnRecover is
+	// tried 3 times with back-off (0.5 s, 1 s), then the supervisor shuts
+	// down. Without it, a dead service ends the supervisor (the next
+	// acquirer starts a fresh one).
 	OnRecover func(ctx context.Context, old Info, cause error) (Info, error)
 }
 
@@ -177,6 +213,13 @@ type Service struct {
 	Logger *slog.Logger
 	// Describe fills the hint's descriptive fields (mode, command, root).
 	Describe func(h *discovery.Hint)
+	// Overlap lets a new instance start while the old one is still in
+	// OnLastRelease: a draining supervisor gives the service up (removes
+	// its hint, counter and locks, refuses new handshakes) before it stops
+	// the service, so an acquirer arriving then starts a fresh one at once
+	// instead of waiting. Set it only if two instances can run side by side
+	// for that long (no fixed port, no exclusive files).
+	Overlap bool
 	// Done, if set, ends the service when it is closed (for example, its
 	// backend failed beyond recovery): the supervisor drains as on a stop
 	// request, so acquirers start a fresh one.
@@ -200,11 +243,10 @@ func Key(parts ...string) string {
 // key: "<base>-<first 12 hex of key>", with unsafe characters replaced.
 func Name(base, key string) string {
 	base = strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
-			return r
+		if unsafeNameRune(r) {
+			return '_'
 		}
-		return '_'
+		return r
 	}, filepath.Base(base))
 	if len(base) > 40 {
 		base = base[:40]
@@ -214,6 +256,44 @@ func Name(base, key string) string {
 		base = "service"
 	}
 	return base + "-" + key[:12]
+}
+
+// ErrInvalidService is what [Service.Validate] wraps.
+var ErrInvalidService = errors.New("invalid service")
+
+// Validate checks s up front, as Acquire, Attach and Supervise do: a
+// file-name-safe Name (letters, digits, '-', '_', '.'; not starting with
+// '.'), a Key, and, unless a custom Spawn runs a supervisor built elsewhere,
+// a way to run the service: OnFirstAcquire (with OnLastRelease to stop it)
+// or Serve. The error wraps [ErrInvalidService].
+func (s *Service) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w %q: %s", ErrInvalidService, s.Name, fmt.Sprintf(format, a...))
+	}
+	if s.Name == "" || len(s.Name) > 200 || s.Name[0] == '.' || strings.IndexFunc(s.Name, unsafeNameRune) >= 0 {
+		return bad("Name must be 1-200 letters, digits, '-', '_' or '.', not starting with '.' (see launcher.Name)")
+	}
+	if s.Key == "" {
+		return bad("Key is empty; derive it with launcher.Key")
+	}
+	if s.Spawn != nil {
+		return nil // the hooks live in the program Spawn runs
+	}
+	if s.Hooks.OnFirstAcquire == nil && s.Serve == nil {
+		return bad("set Hooks.OnFirstAcquire (or Serve): nothing would run the service")
+	}
+	if s.Hooks.OnFirstAcquire != nil && s.Hooks.OnLastRelease == nil {
+		return bad("set Hooks.OnLastRelease: a service that OnFirstAcquire starts must be stopped")
+	}
+	return nil
+}
+
+func unsafeNameRune(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+		return false
+	}
+	return true
 }
 
 var registry struct {
@@ -245,7 +325,13 @@ func Main() {
 	s := registry.m[name]
 	registry.Unlock()
 	if s == nil {
-		fmt.Fprintf(os.Stderr, "procref supervisor: %v: %q\n", ErrNotRegistered, name)
+		// The acquirer reads this line and returns ErrNotRegistered.
+		msg := fmt.Sprintf("%v: %q (call launcher.Register for it before launcher.Main)", ErrNotRegistered, name)
+		if ready := readyFile(); ready != nil {
+			io.WriteString(ready, "error: "+msg+"\n")
+			ready.Close()
+		}
+		fmt.Fprintf(os.Stderr, "supervisor: %s\n", msg)
 		os.Exit(2)
 	}
 	// Processes the hooks start must not inherit the supervisor role: a
@@ -268,27 +354,94 @@ type Handle struct {
 	release func() error
 	once    sync.Once
 	err     error
+
+	watchOnce sync.Once
+	done      chan struct{} // closed when the supervisor is gone
+	mu        sync.Mutex
+	lost      error              // why done was closed
+	stopWatch context.CancelFunc // ends the watcher on Release
 }
 
-// Info returns the service's current Info: the latest published one (after
-// a recovery the supervisor republishes it), else the one seen at Acquire.
+// ErrServiceGone is what [Handle.Err] wraps once the supervisor the handle
+// was acquired from has exited: the service is gone (or was replaced by a
+// new instance this handle does not describe). Release the handle and
+// Acquire again.
+var ErrServiceGone = errors.New("service is gone")
+
+// Info returns the latest Info published by the supervisor this handle was
+// acquired from (after a recovery the supervisor republishes it), else the
+// one seen at Acquire. It never describes another instance: once that
+// supervisor is gone, Info keeps its last value and [Handle.Err] says so.
 func (h *Handle) Info() Info {
 	if nh, err := discovery.Read(h.dir, h.s.Name); err == nil && nh.Nonce == h.hint.Nonce {
 		var info Info
 		if json.Unmarshal(nh.Info, &info) == nil {
-			return info
+			h.mu.Lock()
+			h.info = info
+			h.mu.Unlock()
 		}
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	return h.info
+}
+
+// Done returns a channel that is closed when the service's supervisor has
+// exited (the service stopped, crashed beyond recovery or was stopped by
+// request). The first call starts a watcher goroutine, which Release ends;
+// after Release the channel is never closed.
+func (h *Handle) Done() <-chan struct{} {
+	h.watchOnce.Do(func() {
+		h.done = make(chan struct{})
+		ctx, cancel := context.WithCancel(context.Background())
+		h.mu.Lock()
+		h.stopWatch = cancel
+		h.mu.Unlock()
+		host := h.hint.Host
+		go func() {
+			if host.Wait(ctx) != nil {
+				return // released
+			}
+			h.mu.Lock()
+			if h.lost == nil {
+				h.lost = h.goneErr()
+			}
+			h.mu.Unlock()
+			close(h.done)
+		}()
+	})
+	return h.done
+}
+
+// Err returns nil while the service is live, and an error wrapping
+// [ErrServiceGone] once it is gone. It does not block.
+func (h *Handle) Err() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lost == nil && !h.hint.Host.Alive() {
+		h.lost = h.goneErr()
+	}
+	return h.lost
+}
+
+func (h *Handle) goneErr() error {
+	return fmt.Errorf("%w: supervisor pid %d of %s exited (log: %s)", ErrServiceGone, h.hint.Host.PID, h.s.Name, h.s.LogPath())
 }
 
 // Hint returns the hint the handle was verified against.
 func (h *Handle) Hint() *discovery.Hint { return h.hint }
 
-// Release gives the reference back. It is idempotent; the kernel also gives
-// it back if the process dies.
+// Release gives the reference back and ends Done's watcher. It is
+// idempotent; the kernel also gives the reference back if the process dies.
 func (h *Handle) Release() error {
-	h.once.Do(func() { h.err = h.release() })
+	h.once.Do(func() {
+		h.mu.Lock()
+		if h.stopWatch != nil {
+			h.stopWatch()
+		}
+		h.mu.Unlock()
+		h.err = h.release()
+	})
 	return h.err
 }
 
@@ -303,16 +456,6 @@ func (s *Service) Acquire(ctx context.Context) (*Handle, error) {
 	sess.Conn.Close()
 	h := &Handle{s: s, dir: sess.dir, hint: sess.Hint, release: sess.release}
 	json.Unmarshal(sess.Hint.Info, &h.info)
-	if s.Hooks.OnHealthCheck != nil {
-		// A failed local check asks the supervisor to check and recover.
-		if err := s.Hooks.OnHealthCheck(ctx, h.info); err != nil {
-			s.logger().Info("health check failed after acquire; asking the supervisor to recover", "service", s.Name, "err", err)
-			if c, err := discovery.Verify(ctx, sess.Hint, handshake.VerbCheck, 0); err == nil {
-				c.Close()
-			}
-			h.info = h.Info()
-		}
-	}
 	return h, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -660,32 +661,68 @@ func TestHealthCheckRecovers(t *testing.T) {
 	e.waitAllGone(5 * time.Second)
 }
 
-// An acquirer whose own health check fails asks the supervisor to check
-// and recover, and gets the recovered service from Acquire.
-func TestAcquireHealthCheckRecovers(t *testing.T) {
+// Issue 14: every hook runs in the supervisor, OnHealthCheck too: Acquire
+// never calls it in the acquirer (the supervisor has its own copy of the
+// Service; this process's hook must stay untouched).
+func TestAcquireRunsNoHook(t *testing.T) {
 	e := newEnv(t)
-	svc := toyService(toyName) // no periodic check
+	svc := toyService(toyName)
+	var calls atomic.Int32
+	svc.Hooks.OnHealthCheck = func(ctx context.Context, info launcher.Info) error {
+		calls.Add(1)
+		return errors.New("must not run in an acquirer")
+	}
 	h := acquire(t, svc)
-	old := h.Info()
-	stopProcess(t, old.PID)
 	h2 := acquire(t, svc)
-	info := h2.Info()
-	if info.PID == old.PID {
-		t.Fatalf("Acquire returned the hung service %d", old.PID)
-	}
-	if pid, err := ping(testCtx(t, 10*time.Second), info.Port); err != nil || pid != info.PID {
-		t.Errorf("the recovered service does not answer: %d, %v", pid, err)
-	}
-	if got := h.Info(); got.PID != info.PID {
-		t.Errorf("the first handle sees %d, want %d", got.PID, info.PID)
+	if n := calls.Load(); n != 0 {
+		t.Errorf("OnHealthCheck ran %d times in the acquirer, want 0", n)
 	}
 	host := h.Hint().Host
 	h.Release()
 	h2.Release()
 	waitExit(t, host, 10*time.Second, "supervisor")
-	if n := e.count("recover"); n != 1 {
-		t.Errorf("OnRecover ran %d times, want 1", n)
+	e.waitAllGone(5 * time.Second)
+}
+
+// Issue 14: the ctx given to OnFirstAcquire outlives the hook. The toy
+// starts its child with exec.CommandContext(ctx, ...); the child still
+// answers after the hook returned (it would be killed at once otherwise).
+func TestHookCtxOutlivesHook(t *testing.T) {
+	e := newEnv(t)
+	h := acquire(t, toyService(toyName))
+	info := h.Info()
+	// exec.CommandContext kills as soon as ctx is done; give that goroutine
+	// time to act if the ctx had been cancelled at the hook's return.
+	time.Sleep(300 * time.Millisecond)
+	if pid, err := ping(testCtx(t, 5*time.Second), info.Port); err != nil || pid != info.PID {
+		t.Errorf("the service started with exec.CommandContext does not answer: %d, %v", pid, err)
 	}
+	host := h.Hint().Host
+	h.Release()
+	waitExit(t, host, 10*time.Second, "supervisor")
+	e.waitAllGone(5 * time.Second)
+}
+
+// Issue 14: a failing OnRecover is tried 3 times with back-off (0.5 s, 1 s),
+// then the supervisor shuts down; not called 100 times a second.
+func TestFailingRecoverBacksOff(t *testing.T) {
+	e := newEnv(t)
+	h := acquire(t, toyService(toyBadRecName))
+	host := h.Hint().Host
+	defer h.Release()
+	start := time.Now()
+	if err := syscall.Kill(h.Info().PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, host, 15*time.Second, "supervisor")
+	took := time.Since(start)
+	if n := e.count("recover"); n != 3 {
+		t.Errorf("OnRecover ran %d times, want 3", n)
+	}
+	if took < 1500*time.Millisecond {
+		t.Errorf("3 OnRecover attempts within %v, want back-off of at least 1.5 s", took)
+	}
+	h.Release()
 	e.waitAllGone(5 * time.Second)
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -46,8 +47,12 @@ type supervisor struct {
 	stopOnce sync.Once
 	// hookMu serialises the hooks: they run one at a time.
 	hookMu sync.Mutex
-	hint   discovery.Hint
-	wg     sync.WaitGroup
+	// svcCtx is the ctx every start hook gets; see Supervise.
+	svcCtx context.Context
+	// releaseSup lets go of the supervisor lock (idempotent).
+	releaseSup func() error
+	hint       discovery.Hint
+	wg         sync.WaitGroup
 }
 
 // Supervise runs the supervisor of s in this process and returns when the
@@ -59,6 +64,11 @@ type supervisor struct {
 // SIGTERM and SIGINT make it shut down as if the count had reached zero.
 func Supervise(ctx context.Context, s *Service) (err error) {
 	ready := readyFile()
+	if ready != nil {
+		// Tells the acquirer that Main (or Supervise) runs: a program that
+		// forgot launcher.Main() never writes it.
+		io.WriteString(ready, readyStarted+"\n")
+	}
 	signalReady := func(line string) {
 		if ready != nil {
 			io.WriteString(ready, line+"\n") // EPIPE if the acquirer died: fine
@@ -71,6 +81,9 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 			signalReady("error: " + oneLine(err.Error()))
 		}
 	}()
+	if err := s.Validate(); err != nil {
+		return err
+	}
 	dir, err := s.dir()
 	if err != nil {
 		return err
@@ -104,44 +117,21 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 		return fmt.Errorf("taking supervisor lock: %w", err)
 	}
 	defer releaseSup()
+	sv.releaseSup = releaseSup
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sigs := make(chan os.Signal, 1)
 	defer signal.Stop(sigs)
 
-	// Start the service first, and open the counter, the startup lock and
-	// the listener meanwhile: the service's start is the longest part of a
-	// cold attach and needs none of them. The hook runs on this goroutine so
-	// that it starts at once; the setup goroutine runs while the hook waits
-	// (spawning a process, polling it). Nobody can reach this supervisor
-	// before the hint is published below, after both are done.
-	sctx, scancel := context.WithTimeout(ctx, durationOr(s.StartTimeout, 30*time.Second))
-	setupDone := make(chan error, 1)
-	go func() {
-		// signal.Notify costs a millisecond the first time (it starts the
-		// signal-handling thread): here, not before the hook. A SIGTERM
-		// before it kills the supervisor, and its service with it
-		// (platform.BindToParent); the acquirer reports the early exit.
-		signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
-		err := sv.open()
-		if err != nil {
-			scancel() // no use waiting for the service
-		}
-		setupDone <- err
-	}()
-	var startErr error
-	if s.Hooks.OnFirstAcquire != nil {
-		sv.hookMu.Lock()
-		var info Info
-		info, startErr = s.Hooks.OnFirstAcquire(sctx)
-		sv.mu.Lock()
-		sv.info = info
-		sv.mu.Unlock()
-		sv.hookMu.Unlock()
-	}
-	scancel()
-	if err := <-setupDone; err != nil {
+	// The hooks' ctx lives as long as the service: a child started with
+	// exec.CommandContext(ctx, ...) must outlive the hook that started it.
+	// It is cancelled when the supervisor ends (after OnLastRelease), and
+	// by StartTimeout while OnFirstAcquire has not returned.
+	svcCtx, svcCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer svcCancel()
+	setupErr, startErr := sv.start(svcCtx, svcCancel, sigs)
+	if err := setupErr; err != nil {
 		if startErr == nil {
 			sv.stopService(ctx)
 		}
@@ -150,6 +140,7 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	defer sv.counter.Close()
 	defer sv.ln.Close()
 	if startErr != nil {
+		sv.removeLeftovers()
 		return fmt.Errorf("starting service: %w", startErr)
 	}
 	go func() {
@@ -190,6 +181,68 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	return nil
 }
 
+// start runs OnFirstAcquire with svcCtx (cancelled by svcCancel on a
+// StartTimeout overrun or a failed setup) while a goroutine registers sigs
+// and opens the counter, the startup lock and the listener (sv.open). It
+// returns the setup's error and the hook's.
+func (sv *supervisor) start(svcCtx context.Context, svcCancel context.CancelFunc, sigs chan os.Signal) (setupErr, startErr error) {
+	// Start the service first, and open the counter, the startup lock and
+	// the listener meanwhile: the service's start is the longest part of a
+	// cold attach and needs none of them. The hook runs on this goroutine so
+	// that it starts at once; the setup goroutine runs while the hook waits
+	// (spawning a process, polling it). Nobody can reach this supervisor
+	// before the hint is published below, after both are done.
+	sv.svcCtx = svcCtx
+	startTimeout := durationOr(sv.s.StartTimeout, 30*time.Second)
+	startTimer := time.AfterFunc(startTimeout, svcCancel)
+	setupDone := make(chan error, 1)
+	go func() {
+		// signal.Notify costs a millisecond the first time (it starts the
+		// signal-handling thread): here, not before the hook. A SIGTERM
+		// before it kills the supervisor, and its service with it
+		// (platform.BindToParent); the acquirer reports the early exit.
+		signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
+		err := sv.open()
+		if err != nil {
+			svcCancel() // no use waiting for the service
+		}
+		setupDone <- err
+	}()
+	if sv.s.Hooks.OnFirstAcquire != nil {
+		sv.hookMu.Lock()
+		var info Info
+		info, startErr = sv.s.Hooks.OnFirstAcquire(svcCtx)
+		sv.mu.Lock()
+		sv.info = info
+		sv.mu.Unlock()
+		sv.hookMu.Unlock()
+	}
+	if !startTimer.Stop() && startErr == nil {
+		startErr = fmt.Errorf("OnFirstAcquire took longer than the start timeout %v; raise Service.StartTimeout", startTimeout)
+	}
+	return <-setupDone, startErr
+}
+
+// removeLeftovers removes the counter and lock files after a failed start
+// when no acquirer is left to do it (one that still waits holds the startup
+// lock and cleans up itself once we exit; see Service.removeLeftovers).
+func (sv *supervisor) removeLeftovers() {
+	unlock, err := sv.lock.TryLock()
+	if err != nil {
+		return
+	}
+	defer unlock()
+	if n, err := sv.counter.Count(); err != nil || n != 0 {
+		return
+	}
+	if err := sv.counter.Remove(); err != nil {
+		sv.log.Warn("removing the reference counter of a failed start", "err", err)
+		return
+	}
+	os.Remove(filepath.Join(sv.dir, sv.s.Name+supervisorLockSuffix+".lock"))
+	os.Remove(sv.lock.Path())
+}
+
 // open opens the reference counter, the startup lock and the listener, and
 // fills in the hint but for the service's info. On error it closes what it
 // opened.
@@ -228,7 +281,7 @@ func (sv *supervisor) publish() error {
 	b, _ := json.Marshal(sv.info)
 	sv.hint.Info = b
 	if sv.info.PID > 0 {
-		sv.hint.Backend, _ = platform.Lookup(sv.info.PID)
+		sv.hint.Backend, _ = serviceIdentity(sv.info)
 	}
 	h := sv.hint
 	sv.mu.Unlock()
@@ -532,14 +585,45 @@ func (sv *supervisor) drain(ctx context.Context, force bool) bool {
 	if err := discovery.Remove(sv.dir, sv.s.Name, sv.nonce); err != nil {
 		sv.log.Warn("removing hint", "err", err)
 	}
-	sv.stopService(ctx)
-	// Only with no references may the set be removed; see refcount.Remove.
-	if n, err := sv.counter.Count(); err == nil && n == 0 {
-		if err := sv.counter.Remove(); err != nil {
-			sv.log.Warn("removing reference counter", "err", err)
-		}
+	if sv.s.Overlap {
+		// Give the service up before stopping it: with the hint, the
+		// counter and the locks gone, a new acquirer starts a fresh
+		// supervisor at once, while this one stops the old service and
+		// refuses handshakes ("draining").
+		sv.removeCounter(n, cerr, force)
+		unlock()
+		sv.releaseSup()
+		sv.stopService(ctx)
+		return true
 	}
+	sv.stopService(ctx)
+	sv.removeCounter(n, cerr, force)
 	return true
+}
+
+// removeCounter removes the counter and the lock files at the end of a
+// drain; n and cerr are the count read under the startup lock, which the
+// caller still holds.
+//
+// Only with no references may the set be removed (see refcount.Remove),
+// unless the drain is forced: the holders are being sent away, and an
+// acquirer that took a reference meanwhile notices the removal under the
+// startup lock and takes a new one. A set removed under us (ipcrm) still
+// leaves its registry and lock files to clean up. Unlinking a held lock file
+// is safe: a locker checks that the path still names the inode it locked.
+func (sv *supervisor) removeCounter(n int, cerr error, force bool) {
+	if cerr == nil {
+		n, cerr = sv.counter.Count()
+	}
+	if !((cerr == nil && (n == 0 || force)) || errors.Is(cerr, refcount.ErrRemoved)) {
+		return
+	}
+	if err := sv.counter.Remove(); err != nil && !errors.Is(err, refcount.ErrRemoved) {
+		sv.log.Warn("removing reference counter", "err", err)
+		return
+	}
+	os.Remove(filepath.Join(sv.dir, sv.s.Name+supervisorLockSuffix+".lock"))
+	os.Remove(sv.lock.Path())
 }
 
 func (sv *supervisor) stopService(ctx context.Context) {
@@ -595,25 +679,33 @@ func (sv *supervisor) check(ctx context.Context, cause error) {
 	}
 }
 
-// recover runs OnRecover (or ends the service if there is none).
-func (sv *supervisor) recover(ctx context.Context, old Info, cause error) {
+// recoverAttempts and recoverBackoff bound a failing OnRecover: it is tried
+// this many times, waiting backoff, 2*backoff, ... in between, then the
+// supervisor shuts down.
+var (
+	recoverAttempts = 3
+	recoverBackoff  = 500 * time.Millisecond
+)
+
+// recover runs OnRecover (or ends the service if there is none), retrying a
+// failure with back-off. It returns false when the supervisor gave up and is
+// shutting down.
+func (sv *supervisor) recover(ctx context.Context, old Info, cause error) bool {
 	sv.hookMu.Lock()
 	sv.mu.Lock()
 	draining, current := sv.draining, sv.info
 	sv.mu.Unlock()
 	if draining || current.PID != old.PID || current.Port != old.Port {
 		sv.hookMu.Unlock()
-		return // already recovered or shutting down
+		return !draining // already recovered or shutting down
 	}
 	if sv.s.Hooks.OnRecover == nil {
 		sv.hookMu.Unlock()
 		sv.log.Warn("service failed and there is no OnRecover: shutting down", "cause", cause)
 		sv.requestStop()
-		return
+		return false
 	}
-	rctx, cancel := context.WithTimeout(ctx, durationOr(sv.s.StartTimeout, 30*time.Second))
-	info, err := sv.s.Hooks.OnRecover(rctx, old, cause)
-	cancel()
+	info, err := sv.runRecover(ctx, old, cause)
 	if err == nil {
 		// Race: the new info must be in place before hookMu is let go. The
 		// old process usually dies inside OnRecover (it ends a hung one),
@@ -625,14 +717,44 @@ func (sv *supervisor) recover(ctx context.Context, old Info, cause error) {
 	}
 	sv.hookMu.Unlock()
 	if err != nil {
-		sv.log.Error("OnRecover failed: shutting down", "err", err)
+		sv.log.Error("OnRecover failed: shutting down", "attempts", recoverAttempts, "err", err)
 		sv.requestStop()
-		return
+		return false
 	}
 	if err := sv.publish(); err != nil {
 		sv.log.Error("republishing hint", "err", err)
 	}
 	sv.log.Info("recovered", "info", info)
+	return true
+}
+
+// runRecover calls OnRecover up to recoverAttempts times with back-off.
+// Each call gets the service-lifetime ctx, cancelled if it overruns
+// StartTimeout. The caller holds hookMu.
+func (sv *supervisor) runRecover(ctx context.Context, old Info, cause error) (Info, error) {
+	wait := recoverBackoff
+	var err error
+	for attempt := 1; ; attempt++ {
+		timeout := durationOr(sv.s.StartTimeout, 30*time.Second)
+		timer := time.AfterFunc(timeout, func() { sv.requestStop() })
+		var info Info
+		info, err = sv.s.Hooks.OnRecover(sv.svcCtx, old, cause)
+		if !timer.Stop() && err == nil {
+			err = fmt.Errorf("OnRecover took longer than the start timeout %v", timeout)
+		}
+		if err == nil || attempt >= recoverAttempts {
+			return info, err
+		}
+		sv.log.Warn("OnRecover failed; retrying", "attempt", attempt, "in", wait, "err", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return Info{}, err
+		case <-sv.stopReq:
+			return Info{}, err
+		}
+		wait *= 2
+	}
 }
 
 // watchService runs OnRecover when the service's process dies while in use.
@@ -644,7 +766,7 @@ func (sv *supervisor) watchService(ctx context.Context) {
 		if info.PID <= 0 {
 			return
 		}
-		id, err := platform.Lookup(info.PID)
+		id, err := serviceIdentity(info)
 		if err == nil {
 			if err := id.Wait(ctx); err != nil {
 				return
@@ -659,10 +781,19 @@ func (sv *supervisor) watchService(ctx context.Context) {
 		if draining {
 			return
 		}
-		if same {
-			sv.recover(ctx, info, fmt.Errorf("service process %d exited", info.PID))
+		if same && !sv.recover(ctx, info, fmt.Errorf("service process %d exited", info.PID)) {
+			return
 		}
 	}
+}
+
+// serviceIdentity is the identity of info's process: exact when the hook
+// gave its start time, else looked up now.
+func serviceIdentity(info Info) (platform.Identity, error) {
+	if info.StartTime != 0 {
+		return platform.Identity{PID: info.PID, StartTime: info.StartTime}, nil
+	}
+	return platform.Lookup(info.PID)
 }
 
 func oneLine(s string) string {

@@ -47,13 +47,17 @@ const (
 	toyLightName  = "toy-light"  // the service lives in the supervisor (fast)
 	toySlowName   = "toy-slow"   // toy-light that takes toySlowStart to start
 	toyHealthName = "toy-health" // toy with a periodic health check
+	toyBadRecName = "toy-badrec" // toy whose OnRecover always fails
+	toyOverName   = "toy-over"   // toy-light with Overlap and a slow stop
+
+	toySlowStop = time.Second
 
 	toySlowStart = 500 * time.Millisecond
 
 	toyLinger = 300 * time.Millisecond
 )
 
-var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHealthName}
+var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHealthName, toyBadRecName, toyOverName}
 
 func registerTestServices() {
 	launcher.Register(echoService())
@@ -74,8 +78,8 @@ func toyService(name string) *launcher.Service {
 		StartTimeout:   20 * time.Second,
 	}
 	switch name {
-	case toyName, toyLingerName, toyHealthName:
-		t := &toyProc{cmds: map[int]*exec.Cmd{}}
+	case toyName, toyLingerName, toyHealthName, toyBadRecName:
+		t := &toyProc{cmds: map[int]*exec.Cmd{}, badRecover: name == toyBadRecName}
 		s.Hooks = launcher.Hooks{
 			OnFirstAcquire: t.first,
 			OnLastRelease:  t.last,
@@ -89,10 +93,13 @@ func toyService(name string) *launcher.Service {
 		if name == toyHealthName {
 			s.HealthInterval = 100 * time.Millisecond
 		}
-	case toyLightName, toySlowName:
+	case toyLightName, toySlowName, toyOverName:
 		l := &toyLight{}
 		if name == toySlowName {
 			l.delay = toySlowStart
+		}
+		if name == toyOverName {
+			l.overlap, s.Overlap = true, true
 		}
 		s.Hooks = launcher.Hooks{OnFirstAcquire: l.first, OnLastRelease: l.last}
 	default:
@@ -185,9 +192,10 @@ func ping(ctx context.Context, port int) (int, error) {
 
 // toyLight is a service inside the supervisor process.
 type toyLight struct {
-	ln    net.Listener
-	excl  *os.File
-	delay time.Duration
+	ln      net.Listener
+	excl    *os.File
+	delay   time.Duration
+	overlap bool // no exclusivity; the stop takes toySlowStop
 }
 
 func (l *toyLight) first(ctx context.Context) (launcher.Info, error) {
@@ -199,10 +207,13 @@ func (l *toyLight) first(ctx context.Context) (launcher.Info, error) {
 			return launcher.Info{}, ctx.Err()
 		}
 	}
-	f, err := lockExclusive()
-	if err != nil {
-		record("double", "sup="+selfIdent())
-		return launcher.Info{}, err
+	var f *os.File
+	if !l.overlap {
+		var err error
+		if f, err = lockExclusive(); err != nil {
+			record("double", "sup="+selfIdent())
+			return launcher.Info{}, err
+		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -221,13 +232,19 @@ func (l *toyLight) last(ctx context.Context, info launcher.Info) error {
 	// "first" always comes after this line.
 	record("last", "sup="+selfIdent())
 	l.ln.Close()
+	if l.overlap {
+		time.Sleep(toySlowStop) // a server that takes its time to shut down
+		record("stopped", "sup="+selfIdent())
+		return nil
+	}
 	return l.excl.Close()
 }
 
 // toyProc runs the service as a child process bound to the supervisor.
 type toyProc struct {
-	mu   sync.Mutex
-	cmds map[int]*exec.Cmd
+	mu         sync.Mutex
+	cmds       map[int]*exec.Cmd
+	badRecover bool
 }
 
 func (t *toyProc) start(ctx context.Context) (launcher.Info, error) {
@@ -235,7 +252,9 @@ func (t *toyProc) start(ctx context.Context) (launcher.Info, error) {
 	if err != nil {
 		return launcher.Info{}, err
 	}
-	cmd := exec.Command(exe)
+	// CommandContext, as a Go programmer writes it: the hook's ctx lives
+	// as long as the service (issue 14), so this child outlives the hook.
+	cmd := exec.CommandContext(ctx, exe)
 	cmd.Env = append(os.Environ(), helperEnv+"=toychild")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -313,6 +332,10 @@ func (t *toyProc) health(ctx context.Context, info launcher.Info) error {
 
 func (t *toyProc) recover(ctx context.Context, old launcher.Info, cause error) (launcher.Info, error) {
 	t.stop(old.PID) // reap the dead one (or end a sick one)
+	if t.badRecover {
+		record("recover", "sup="+selfIdent(), "old="+strconv.Itoa(old.PID), "failed=1")
+		return launcher.Info{}, errors.New("toy: recover always fails")
+	}
 	info, err := t.start(ctx)
 	if err != nil {
 		record("double", "sup="+selfIdent(), "err="+strconv.Quote(err.Error()))

@@ -5,6 +5,6 @@ package refcount
 import "testing"
 
 // kernelObjects returns -1: there is no listing of kernel objects to check.
-func kernelObjects(t testing.TB, impl Impl, key string) int { return -1 }
+func kernelObjects(t testing.TB, impl Impl, dir, key string) int { return -1 }
 
-func forceRemoveSysV(key string) error { return nil }
+func forceRemoveSysV(t testing.TB, dir, key string) error { return nil }

@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"os"
 	"path/filepath"
 	"sort"
@@ -106,8 +107,13 @@ type Options struct {
 	// platform). It holds the file-lock files and the registry files that
 	// [List] reads. Required. It must exist.
 	Dir string
-	// Impl selects the implementation; the zero value is Auto.
+	// Impl selects the implementation; the zero value is Auto. With Auto, a
+	// SysV key held by a set that is not ours (another user squatting it)
+	// makes Open fall back to FileLock for that service and log why; an
+	// explicit SysV returns the error instead.
 	Impl Impl
+	// Logf receives the reason for such a fallback; nil means log.Printf.
+	Logf func(format string, args ...any)
 }
 
 // backend is one implementation of a counter.
@@ -160,6 +166,15 @@ func Open(name, key string, opts Options) (*Counter, error) {
 	switch impl {
 	case SysV:
 		b, err = openSysV(name, key, opts.Dir)
+		if errors.Is(err, ErrNotPrivate) && opts.Impl == Auto {
+			logf := opts.Logf
+			if logf == nil {
+				logf = log.Printf
+			}
+			logf("reference counter %s: falling back to file locks: %v", name, err)
+			impl = FileLock
+			b, err = openFile(name, opts.Dir)
+		}
 	case FileLock:
 		b, err = openFile(name, opts.Dir)
 	default:
@@ -327,7 +342,7 @@ func List(opts Options) ([]Info, error) {
 		var b backend
 		switch reg.impl {
 		case SysV:
-			b, err = lookupSysV(name, reg.Key)
+			b, err = lookupSysV(name, reg.Key, opts.Dir)
 		case FileLock:
 			b, err = lookupFile(name, opts.Dir)
 		default:

@@ -209,7 +209,7 @@ func removeCounter(t testing.TB, name, key string, opts Options) {
 	var err error
 	switch opts.Impl.resolve() {
 	case SysV:
-		err = forceRemoveSysV(key)
+		err = forceRemoveSysV(t, opts.Dir, key)
 	default:
 		err = os.Remove(filepath.Join(opts.Dir, name+".ref"))
 		if errors.Is(err, os.ErrNotExist) {
@@ -477,7 +477,7 @@ func TestOpenRace(t *testing.T) {
 			if _, ok := ids[c.ID()]; !ok {
 				t.Fatalf("round %d: helpers opened %v, we opened %s", r, ids, c.ID())
 			}
-			if n := kernelObjects(t, impl, roundKey(tc.key, r)); n != 1 && n != -1 {
+			if n := kernelObjects(t, impl, tc.opts.Dir, roundKey(tc.key, r)); n != 1 && n != -1 {
 				t.Fatalf("round %d: %d kernel objects for the key, want 1", r, n)
 			}
 			if got := mustCount(t, c); got != procs {

@@ -4,7 +4,6 @@ package refcount
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -120,18 +119,6 @@ func semSetOwner(id int, uid uint32, mode uint32) error {
 	return err
 }
 
-// sysvKey derives the IPC key from the uid and the full service key, so that
-// two users (or two services whose names collide) never share a set by
-// accident. key_t 0 is IPC_PRIVATE and is avoided.
-func sysvKey(uid int, key string) int32 {
-	h := sha256.Sum256([]byte("procref/refcount/sysv\x00" + strconv.Itoa(uid) + "\x00" + key))
-	k := int32(binary.BigEndian.Uint32(h[:4]))
-	if k == 0 {
-		k = 1
-	}
-	return k
-}
-
 // removedErr maps the errors the kernel returns for a set that no longer
 // exists (EIDRM while waiting on it, EINVAL for a stale semid) to ErrRemoved.
 func removedErr(id int, err error) error {
@@ -159,8 +146,12 @@ type sysvCounter struct {
 // alive at that time would never be given back (or would be given back
 // twice).
 func openSysV(name, key, dir string) (backend, error) {
+	secret, err := loadSecret(dir)
+	if err != nil {
+		return nil, err
+	}
 	uid := os.Geteuid()
-	k := sysvKey(uid, key)
+	k := sysvKey(secret, uid, key)
 	for attempt := 0; ; attempt++ {
 		id, err := semget(k, 1, ipcCreat|0o600)
 		if err != nil {
@@ -182,9 +173,13 @@ func openSysV(name, key, dir string) (backend, error) {
 
 // lookupSysV opens an existing set without creating one; os.ErrNotExist if
 // there is none.
-func lookupSysV(name, key string) (backend, error) {
+func lookupSysV(name, key, dir string) (backend, error) {
+	secret, err := loadSecret(dir)
+	if err != nil {
+		return nil, err
+	}
 	uid := os.Geteuid()
-	k := sysvKey(uid, key)
+	k := sysvKey(secret, uid, key)
 	id, err := semget(k, 0, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return nil, os.ErrNotExist

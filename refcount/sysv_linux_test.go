@@ -16,7 +16,7 @@ import (
 
 // kernelObjects counts the semaphore sets with key's IPC key in
 // /proc/sysvipc/sem (-1 for FileLock, which has no such listing).
-func kernelObjects(t testing.TB, impl Impl, key string) int {
+func kernelObjects(t testing.TB, impl Impl, dir, key string) int {
 	t.Helper()
 	if impl != SysV {
 		return -1
@@ -25,7 +25,7 @@ func kernelObjects(t testing.TB, impl Impl, key string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := strconv.Itoa(int(sysvKey(os.Geteuid(), key)))
+	want := strconv.Itoa(int(testSysVKey(t, dir, key)))
 	n := 0
 	for _, line := range strings.Split(string(data), "\n")[1:] {
 		if f := strings.Fields(line); len(f) > 0 && f[0] == want {
@@ -35,9 +35,19 @@ func kernelObjects(t testing.TB, impl Impl, key string) int {
 	return n
 }
 
+// testSysVKey is the IPC key Open uses for key in dir.
+func testSysVKey(t testing.TB, dir, key string) int32 {
+	t.Helper()
+	secret, err := loadSecret(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sysvKey(secret, os.Geteuid(), key)
+}
+
 // forceRemoveSysV removes the set with key's IPC key, whoever owns it.
-func forceRemoveSysV(key string) error {
-	id, err := semget(sysvKey(os.Geteuid(), key), 0, 0)
+func forceRemoveSysV(t testing.TB, dir, key string) error {
+	id, err := semget(testSysVKey(t, dir, key), 0, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return nil
 	}
@@ -49,15 +59,75 @@ func forceRemoveSysV(key string) error {
 }
 
 func TestSysVKey(t *testing.T) {
-	a := sysvKey(1000, "k1")
+	s1, s2 := []byte("secret-1"), []byte("secret-2")
+	a := sysvKey(s1, 1000, "k1")
 	if a == 0 {
 		t.Fatal("key is IPC_PRIVATE")
 	}
-	if sysvKey(1000, "k1") != a {
+	if sysvKey(s1, 1000, "k1") != a {
 		t.Fatal("key derivation is not stable")
 	}
-	if sysvKey(1001, "k1") == a || sysvKey(1000, "k2") == a {
-		t.Fatal("key does not depend on uid and service key")
+	if sysvKey(s1, 1001, "k1") == a || sysvKey(s1, 1000, "k2") == a || sysvKey(s2, 1000, "k1") == a {
+		t.Fatal("key does not depend on secret, uid and service key")
+	}
+}
+
+// Issue 12 item 3: the secret is created 0600 once per runtime dir and two
+// dirs get different keys for the same service.
+func TestSecretPerDir(t *testing.T) {
+	d1, d2 := t.TempDir(), t.TempDir()
+	s1, err := loadSecret(d1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := loadSecret(d1)
+	if err != nil || string(again) != string(s1) {
+		t.Fatalf("second load = %x, %v; want the same secret", again, err)
+	}
+	st, err := os.Stat(filepath.Join(d1, secretFile))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file: %v, %v; want mode 0600", st, err)
+	}
+	if testSysVKey(t, d1, "k") == testSysVKey(t, d2, "k") {
+		t.Fatal("two runtime dirs share a SysV key")
+	}
+	os.Chmod(filepath.Join(d1, secretFile), 0o644)
+	if _, err := loadSecret(d1); !errors.Is(err, ErrNotPrivate) {
+		t.Fatalf("load of a 0644 secret = %v, want ErrNotPrivate", err)
+	}
+}
+
+// Issue 12 item 3: a set squatted on our key (here: wrong mode) makes an
+// Auto counter fall back to FileLock, and says why.
+func TestSysVSquattedFallsBack(t *testing.T) {
+	tc := newTestCounter(t, SysV)
+	id, err := semget(testSysVKey(t, tc.opts.Dir, tc.key), 1, ipcCreat|ipcExcl|0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { semctl(id, 0, ipcRmid, nil) })
+	var logged string
+	opts := Options{Dir: tc.opts.Dir, Logf: func(f string, a ...any) { logged = fmt.Sprintf(f, a...) }}
+	c, err := Open(tc.name, tc.key, opts)
+	if err != nil {
+		t.Fatalf("Auto Open of a squatted key = %v, want a FileLock counter", err)
+	}
+	defer c.Close()
+	t.Cleanup(func() { os.Remove(filepath.Join(tc.opts.Dir, tc.name+".ref")) })
+	if c.Impl() != FileLock || !strings.Contains(logged, "falling back") {
+		t.Fatalf("impl %v, log %q; want FileLock and a line saying why", c.Impl(), logged)
+	}
+	rel, err := c.Acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Count(); n != 1 || err != nil {
+		t.Fatalf("count = %d, %v; want 1", n, err)
+	}
+	rel()
+	infos, err := List(opts)
+	if err != nil || len(infos) != 1 || infos[0].Impl != FileLock {
+		t.Fatalf("List = %+v, %v; want the FileLock counter", infos, err)
 	}
 }
 
@@ -65,7 +135,7 @@ func TestSysVKey(t *testing.T) {
 // the fix.
 func TestSysVRefusesWrongMode(t *testing.T) {
 	tc := newTestCounter(t, SysV)
-	id, err := semget(sysvKey(os.Geteuid(), tc.key), 1, ipcCreat|ipcExcl|0o666)
+	id, err := semget(testSysVKey(t, tc.opts.Dir, tc.key), 1, ipcCreat|ipcExcl|0o666)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,4 +13,4 @@ var errNoSysV = errors.New("refcount: the SysV semaphore implementation is not a
 
 func openSysV(name, key, dir string) (backend, error) { return nil, errNoSysV }
 
-func lookupSysV(name, key string) (backend, error) { return nil, errNoSysV }
+func lookupSysV(name, key, dir string) (backend, error) { return nil, errNoSysV }

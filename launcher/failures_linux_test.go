@@ -1,0 +1,350 @@
+//go:build linux
+
+package launcher_test
+
+// Issue 14 and issue 12 item 5: failed starts, impatient acquirers and
+// programs set up wrong end with a clear error and leave nothing behind.
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/procref/procref/launcher"
+	"github.com/procref/procref/platform"
+)
+
+// semSets counts the semaphore sets in /proc/sysvipc/sem with the IPC key
+// the reference counter of key gets in dir (HMAC of the dir's secret; an
+// independent computation, so a changed derivation fails here).
+func semSets(t *testing.T, dir, key string) int { return len(semIDs(t, dir, key)) }
+
+// semIDs returns the ids of those sets.
+func semIDs(t *testing.T, dir, key string) []string {
+	t.Helper()
+	secret, err := os.ReadFile(filepath.Join(dir, "secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("procref/refcount/sysv\x00" + strconv.Itoa(os.Geteuid()) + "\x00" + key))
+	want := strconv.Itoa(int(int32(binary.BigEndian.Uint32(m.Sum(nil)[:4]))))
+	data, err := os.ReadFile("/proc/sysvipc/sem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == want {
+			ids = append(ids, f[1])
+		}
+	}
+	return ids
+}
+
+// serviceFiles lists what the runtime dir holds for name (but the toys'
+// own exclusivity file, toy.excl).
+func serviceFiles(t *testing.T, dir, name string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, name+".*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range m {
+		if filepath.Base(p) != "toy.excl" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Must show: 10 failed starts leave 0 semaphore sets and no files.
+func TestFailedStartsLeaveNothing(t *testing.T) {
+	e := newEnv(t)
+	if err := platform.EnsurePrivateDir(e.run); err != nil {
+		t.Fatal(err)
+	}
+	e.doubleOK = true
+	f, err := lockExclusive() // the toy's OnFirstAcquire must fail
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	svc := toyService(toyLightName)
+	for i := range 10 {
+		_, err := svc.Acquire(testCtx(t, 30*time.Second))
+		if !errors.Is(err, launcher.ErrStartFailed) {
+			t.Fatalf("start %d: %v, want ErrStartFailed", i, err)
+		}
+	}
+	e.waitAllGone(5 * time.Second)
+	if n := semSets(t, e.run, svc.Key); n != 0 {
+		t.Errorf("%d semaphore sets left after 10 failed starts, want 0", n)
+	}
+	if files := serviceFiles(t, e.run, svc.Name); len(files) != 0 {
+		t.Errorf("files left after 10 failed starts: %v", files)
+	}
+}
+
+// Must show: ErrNotRegistered is what Acquire returns when the program
+// does not Register the service.
+func TestNotRegistered(t *testing.T) {
+	e := newEnv(t)
+	svc := &launcher.Service{Name: "not-registered", Key: launcher.Key("not-registered", e.run),
+		Hooks: noopHooks}
+	start := time.Now()
+	_, err := svc.Acquire(testCtx(t, 30*time.Second))
+	if !errors.Is(err, launcher.ErrNotRegistered) || !strings.Contains(err.Error(), "launcher.Register") {
+		t.Fatalf("Acquire of an unregistered service = %v, want ErrNotRegistered naming launcher.Register", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v", d)
+	}
+	if files := serviceFiles(t, e.run, svc.Name); len(files) != 0 {
+		t.Errorf("files left: %v", files)
+	}
+}
+
+// Must show: a program that forgets launcher.Main() gets a clear error
+// within a second (here the "program" is sleep, which never answers).
+func TestMissingMain(t *testing.T) {
+	e := newEnv(t)
+	svc := &launcher.Service{Name: "no-main", Key: launcher.Key("no-main", e.run),
+		Hooks: noopHooks,
+		Spawn: func() (*exec.Cmd, error) { return exec.Command("sleep", "60"), nil }}
+	start := time.Now()
+	_, err := svc.Acquire(testCtx(t, 30*time.Second))
+	took := time.Since(start)
+	if !errors.Is(err, launcher.ErrStartFailed) || !strings.Contains(err.Error(), "launcher.Main()") {
+		t.Fatalf("Acquire with no Main = %v, want ErrStartFailed naming launcher.Main()", err)
+	}
+	if took > 1500*time.Millisecond {
+		t.Errorf("the error took %v, want about 1 s", took)
+	}
+	if n := semSets(t, e.run, svc.Key); n != 0 {
+		t.Errorf("%d semaphore sets left", n)
+	}
+	if files := serviceFiles(t, e.run, svc.Name); len(files) != 0 {
+		t.Errorf("files left: %v", files)
+	}
+}
+
+// Must show: Acquire returns within its ctx plus 100 ms, and leaves the
+// start that another acquirer waits on alone.
+func TestImpatientAcquirer(t *testing.T) {
+	e := newEnv(t)
+	svc := toyService(toySlowName) // takes toySlowStart to start
+	var wg sync.WaitGroup
+	var patient *launcher.Handle
+	var patientErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		patient, patientErr = svc.Acquire(testCtx(t, 30*time.Second))
+	}()
+	for e.count("starting") == 0 { // the patient one's start is under way
+		time.Sleep(5 * time.Millisecond)
+	}
+	const short = 100 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), short)
+	defer cancel()
+	start := time.Now()
+	_, err := svc.Acquire(ctx)
+	if took := time.Since(start); took > short+100*time.Millisecond {
+		t.Errorf("Acquire with a %v ctx returned after %v", short, took)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("impatient Acquire = %v, want context.DeadlineExceeded", err)
+	}
+	wg.Wait()
+	if patientErr != nil {
+		t.Fatalf("the patient acquirer failed: %v", patientErr)
+	}
+	if n := e.count("first"); n != 1 {
+		t.Errorf("OnFirstAcquire ran %d times, want 1", n)
+	}
+	host := patient.Hint().Host
+	patient.Release()
+	waitExit(t, host, 10*time.Second, "supervisor")
+	e.waitAllGone(5 * time.Second)
+}
+
+// The impatient acquirer that started the service itself leaves it
+// starting; with no reference left it stops by itself and cleans up.
+func TestImpatientStarterLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	svc := toyService(toySlowName)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := svc.Acquire(ctx)
+	if took := time.Since(start); took > 200*time.Millisecond || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Acquire = %v after %v, want DeadlineExceeded within 200ms", err, took)
+	}
+	for _, id := range e.processes() {
+		waitExit(t, id, 10*time.Second, "supervisor")
+	}
+	if n := semSets(t, e.run, svc.Key); n != 0 {
+		t.Errorf("%d semaphore sets left", n)
+	}
+	if files := serviceFiles(t, e.run, svc.Name); len(files) != 0 {
+		t.Errorf("files left: %v", files)
+	}
+}
+
+// Issue 12 item 5: a forced drain (stop request with a session open) and a
+// set removed under a running supervisor (ipcrm) leave no set and no file.
+func TestStopAndIpcrmLeaveNothing(t *testing.T) {
+	e := newEnv(t)
+	svc := toyService(toyName)
+	ctx := testCtx(t, 30*time.Second)
+	sess, err := svc.Attach(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := launcher.RequestStop(ctx, sess.Hint); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, sess.Hint.Host, 10*time.Second, "supervisor after a stop request")
+	if n := semSets(t, e.run, svc.Key); n != 0 {
+		t.Errorf("forced drain: %d semaphore sets left while a window still held its reference", n)
+	}
+	sess.Conn.Close()
+	sess.Release()
+	if files := serviceFiles(t, e.run, svc.Name); len(files) != 0 {
+		t.Errorf("forced drain: files left: %v", files)
+	}
+
+	h := acquire(t, svc)
+	host := h.Hint().Host
+	ids := semIDs(t, e.run, svc.Key)
+	if len(ids) != 1 {
+		t.Fatalf("sets for the service: %v, want 1", ids)
+	}
+	if out, err := exec.Command("ipcrm", "-s", ids[0]).CombinedOutput(); err != nil {
+		t.Fatalf("ipcrm: %v: %s", err, out)
+	}
+	h.Release()
+	waitExit(t, host, 10*time.Second, "supervisor after ipcrm of its set")
+	if n := semSets(t, e.run, svc.Key); n != 0 {
+		t.Errorf("ipcrm: %d semaphore sets left", n)
+	}
+	if files := serviceFiles(t, e.run, svc.Name); len(files) != 0 {
+		t.Errorf("ipcrm: files left: %v", files)
+	}
+	e.waitAllGone(5 * time.Second)
+}
+
+// Must show: Handle.Done closes when the service is gone, Err says so, and
+// Info does not describe the replacement.
+func TestHandleDone(t *testing.T) {
+	e := newEnv(t)
+	svc := toyService(toyName)
+	h := acquire(t, svc)
+	defer h.Release()
+	if err := h.Err(); err != nil {
+		t.Fatalf("Err of a live service = %v", err)
+	}
+	old := h.Info()
+	select {
+	case <-h.Done():
+		t.Fatal("Done closed while the service is live")
+	default:
+	}
+	if err := launcher.RequestStop(testCtx(t, 10*time.Second), h.Hint()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done not closed 10 s after the service was stopped")
+	}
+	if err := h.Err(); !errors.Is(err, launcher.ErrServiceGone) {
+		t.Errorf("Err after stop = %v, want ErrServiceGone", err)
+	}
+	h2 := acquire(t, svc) // a new instance
+	defer h2.Release()
+	if got := h.Info(); got.PID != old.PID {
+		t.Errorf("the old handle's Info follows the new instance silently: %d, want %d", got.PID, old.PID)
+	}
+	h.Release()
+	h2.Release()
+	waitExit(t, h2.Hint().Host, 10*time.Second, "supervisor")
+	e.waitAllGone(5 * time.Second)
+}
+
+var noopHooks = launcher.Hooks{
+	OnFirstAcquire: func(context.Context) (launcher.Info, error) { return launcher.Info{}, nil },
+	OnLastRelease:  func(context.Context, launcher.Info) error { return nil },
+}
+
+// Issue 14: a Service is checked up front, before anything is created.
+func TestValidate(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		svc  launcher.Service
+		want string
+	}{
+		{launcher.Service{Name: "../x", Key: "k", Hooks: noopHooks}, "Name"},
+		{launcher.Service{Name: "", Key: "k", Hooks: noopHooks}, "Name"},
+		{launcher.Service{Name: "ok", Hooks: noopHooks}, "Key"},
+		{launcher.Service{Name: "ok", Key: "k"}, "OnFirstAcquire"},
+		{launcher.Service{Name: "ok", Key: "k", Hooks: launcher.Hooks{OnFirstAcquire: noopHooks.OnFirstAcquire}}, "OnLastRelease"},
+	} {
+		_, err := tc.svc.Acquire(testCtx(t, 5*time.Second))
+		if !errors.Is(err, launcher.ErrInvalidService) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Acquire(%+v) = %v, want ErrInvalidService naming %s", tc.svc, err, tc.want)
+		}
+	}
+	if _, err := os.Stat(e.run); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an invalid service created the runtime dir: %v", err)
+	}
+}
+
+// Issue 13 item 4: with Overlap, an acquirer arriving while the supervisor
+// drains does not wait for the old service's (slow) stop: it gets a new
+// instance at once, and the old one refuses new handshakes meanwhile.
+func TestOverlapReopenAtOnce(t *testing.T) {
+	e := newEnv(t)
+	svc := toyService(toyOverName)
+	h := acquire(t, svc)
+	oldHost := h.Hint().Host
+	h.Release()
+	for e.count("last") == 0 { // the old service is stopping now
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	h2 := acquire(t, svc)
+	took := time.Since(start)
+	if e.count("stopped") != 0 {
+		t.Errorf("the new acquirer waited for the old stop (took %v)", took)
+	}
+	if took > toySlowStop/2 {
+		t.Errorf("Acquire during a drain took %v, want well under the old stop (%v)", took, toySlowStop)
+	}
+	if h2.Hint().Host == oldHost {
+		t.Error("the new acquirer joined the draining supervisor")
+	}
+	waitExit(t, oldHost, 10*time.Second, "old supervisor")
+	if err := h2.Err(); err != nil {
+		t.Errorf("the new instance is not live after the old one stopped: %v", err)
+	}
+	host := h2.Hint().Host
+	h2.Release()
+	waitExit(t, host, 10*time.Second, "supervisor")
+	if files := serviceFiles(t, e.run, svc.Name); len(files) != 0 {
+		t.Errorf("files left: %v", files)
+	}
+	e.waitAllGone(5 * time.Second)
+}
