@@ -120,7 +120,7 @@ func (m *mux) clientInitialize(c *client, f *lspframe.Fields, body []byte) {
 		if params == nil {
 			params = []byte("{}")
 		}
-		m.initParams = append([]byte(nil), params...)
+		m.initParams = offerUTF16(params) // a fresh copy
 		m.setPhase(phaseStarting)
 		m.wg.Add(1)
 		go m.supervise()

@@ -266,7 +266,6 @@ func (m *mux) initialize(s *session) (bool, error) {
 	result := f.Result.Of(resp)
 	var caps struct {
 		Capabilities struct {
-			PositionEncoding string `json:"positionEncoding"`
 			Workspace        struct {
 				WorkspaceFolders struct {
 					Supported           bool            `json:"supported"`
@@ -289,8 +288,12 @@ func (m *mux) initialize(s *session) (bool, error) {
 	first := m.initResult == nil
 	restart := !first
 	if first {
-		m.initResult = append([]byte(nil), result...)
-		m.enc = parseEncoding(caps.Capabilities.PositionEncoding)
+		var name string
+		m.initResult, m.enc, name = resultEncoding(append([]byte(nil), result...))
+		if m.enc != encUTF16 {
+			m.log.Warn("language server uses a position encoding other than the utf-16 procref asked for; windows that did not offer it get wrong columns",
+				"encoding", name)
+		}
 		m.folderCaps = wf.Supported && len(cn) > 0 && !bytes.Equal(cn, []byte("false")) && !bytes.Equal(cn, null)
 	}
 	m.toServer(msgNotification("initialized", []byte("{}")), nil)
