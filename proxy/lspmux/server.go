@@ -266,7 +266,7 @@ func (m *mux) initialize(s *session) (bool, error) {
 	result := f.Result.Of(resp)
 	var caps struct {
 		Capabilities struct {
-			Workspace        struct {
+			Workspace struct {
 				WorkspaceFolders struct {
 					Supported           bool            `json:"supported"`
 					ChangeNotifications json.RawMessage `json:"changeNotifications"`
