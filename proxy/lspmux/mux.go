@@ -222,6 +222,7 @@ type client struct {
 	docs     map[string]*cdoc
 	tokens   map[string]string // client's raw token → host token
 	folders  []folder
+	caps     []byte // its initialize capabilities (capabilities.go)
 }
 
 // kill disconnects the client; its ServeClient then cleans up.

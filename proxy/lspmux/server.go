@@ -420,19 +420,18 @@ func (m *mux) crashed(s *session, cause error) bool {
 	}
 	clear(m.stokens)
 	if len(m.regs) > 0 {
-		var un []map[string]string
+		var un []json.RawMessage
 		for _, r := range m.regs {
 			var reg struct {
 				ID     string `json:"id"`
 				Method string `json:"method"`
 			}
 			json.Unmarshal(r.raw, &reg)
-			un = append(un, map[string]string{"id": reg.ID, "method": reg.Method})
+			un = append(un, mustJSON(map[string]string{"id": reg.ID, "method": reg.Method}))
 		}
-		params := mustJSON(map[string]any{"unregisterations": un})
 		for c := range m.clients {
-			if c.ready {
-				m.requestClient(c, "client/unregisterCapability", params)
+			if p := c.registrationsFor("unregisterations", un); c.ready && p != nil {
+				m.requestClient(c, "client/unregisterCapability", p)
 			}
 		}
 		m.regs = nil
@@ -663,18 +662,16 @@ func (m *mux) serverRequest(s *session, f *lspframe.Fields, body []byte) {
 				m.stokens[string(sp.Of(params))] = told
 			}
 		}
-		for c := range m.clients {
-			if c.ready {
-				if told != nil {
-					told[c] = true
-				}
-				m.requestClient(c, method, params)
-			}
-		}
+		m.passOn(method, params, told)
 		return
 	}
-	c := m.pickClient()
+	c := m.pickClient(method)
 	if c == nil {
+		if _, gated := capPaths[method]; gated {
+			// no window declared what it needs: answer as such a client would
+			answer(msgResult(sid, answerUndeclared(method, params)))
+			return
+		}
 		answer(msgError(sid, codeRequestFailed, "no editor is connected to answer "+method))
 		return
 	}
@@ -689,15 +686,49 @@ func (m *mux) serverRequest(s *session, f *lspframe.Fields, body []byte) {
 	c.send(lspframe.Splice(body, f.ID, idToken(hid)))
 }
 
+// passOn sends a request the mux has answered itself to every ready
+// client that can take it: registrations filtered to what each client
+// registers dynamically, the rest only to clients that declared the
+// capability (capabilities.go). told, if set, records who got it.
+// Called with mu held.
+func (m *mux) passOn(method string, params []byte, told map[*client]bool) {
+	var list []json.RawMessage
+	key := map[string]string{"client/registerCapability": "registrations", "client/unregisterCapability": "unregisterations"}[method]
+	if key != "" {
+		var p map[string][]json.RawMessage
+		json.Unmarshal(params, &p)
+		list = p[key]
+	}
+	for c := range m.clients {
+		if !c.ready {
+			continue
+		}
+		p := params
+		if key != "" {
+			p = c.registrationsFor(key, list)
+		} else if !c.wants(method) {
+			p = nil
+		}
+		if p == nil {
+			continue
+		}
+		if told != nil {
+			told[c] = true
+		}
+		m.requestClient(c, method, p)
+	}
+}
+
 // pickClient chooses the client for a backend request that one client
-// must answer: the one with the newest workspace/executeCommand in flight
-// (edits and prompts usually come from a command), else the most recently
-// active ready client, else any client that has sent initialize.
-func (m *mux) pickClient() *client {
+// must answer, among those that declared what method needs: the one with
+// the newest workspace/executeCommand in flight (edits and prompts usually
+// come from a command), else the most recently active ready client, else
+// any client that has sent initialize.
+func (m *mux) pickClient(method string) *client {
 	var best *client
 	var bestSeq int64 = -1
 	for _, p := range m.pending {
-		if p.c != nil && p.method == "workspace/executeCommand" && p.seq > bestSeq && !p.c.gone {
+		if p.c != nil && p.method == "workspace/executeCommand" && p.seq > bestSeq && !p.c.gone && p.c.wants(method) {
 			best, bestSeq = p.c, p.seq
 		}
 	}
@@ -705,7 +736,7 @@ func (m *mux) pickClient() *client {
 		return best
 	}
 	for c := range m.clients {
-		if c.ready && (best == nil || c.active > best.active) {
+		if c.ready && c.wants(method) && (best == nil || c.active > best.active) {
 			best = c
 		}
 	}
@@ -713,7 +744,7 @@ func (m *mux) pickClient() *client {
 		return best
 	}
 	for c := range m.clients {
-		if c.sentInit && (best == nil || c.id > best.id) {
+		if c.sentInit && c.wants(method) && (best == nil || c.id > best.id) {
 			best = c
 		}
 	}
