@@ -2,14 +2,19 @@ package host
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 
 	"github.com/procref/procref/handshake"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
+	"github.com/procref/procref/proxy/lspframe"
 	"github.com/procref/procref/proxy/lspmux"
 )
 
@@ -21,10 +26,15 @@ import (
 func (b *backend) setupMux(svc *launcher.Service) error {
 	var mu sync.Mutex
 	var current platform.Identity
+	var tail *stderrTail // the current server's
 	startOne := func() (lspmux.Backend, error) {
 		cmd := exec.Command(b.spec.Command[0], b.spec.Command[1:]...)
 		cmd.Dir = b.spec.Dir
-		cmd.Stderr = os.Stderr // the host log
+		t := &stderrTail{}
+		cmd.Stderr = io.MultiWriter(os.Stderr, t) // the host log, and what errors quote
+		mu.Lock()
+		tail = t
+		mu.Unlock()
 		platform.BindToParent(cmd)
 		be, err := lspmux.ExecBackend(cmd)
 		if err != nil {
@@ -57,6 +67,12 @@ func (b *backend) setupMux(svc *launcher.Service) error {
 		Logger:          b.log,
 		ShareGlobal:     b.spec.Share == ShareGlobal,
 		ShutdownTimeout: b.stopTimeout,
+		StderrTail: func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			return tail.String()
+		},
+		FailureHint: fmt.Sprintf("see `procref logs %s`, log: %s", svc.Name, svc.LogPath()),
 	})
 	if err != nil {
 		return err
@@ -113,12 +129,68 @@ func (b *backend) setupMux(svc *launcher.Service) error {
 	svc.Status = func() map[string]any {
 		mu.Lock()
 		defer mu.Unlock()
-		st := map[string]any{"mux_clients": m.Clients(), "backend_starts": m.Backends()}
-		if current.PID > 0 && current.Alive() {
-			st["backend_pid"] = current.PID
-		}
-		return st
+		return muxStatus(m, current)
 	}
 	svc.Done = m.Done()
 	return nil
+}
+
+func muxStatus(m *lspmux.Mux, current platform.Identity) map[string]any {
+	st := map[string]any{"mux_clients": m.Clients(), "backend_starts": m.Backends()}
+	if current.PID > 0 && current.Alive() {
+		st["backend_pid"] = current.PID
+	}
+	return st
+}
+
+// EndReason is what the host tells a proxy about why its window's session
+// ended ("" for a normal end: the editor sent exit or closed its end).
+// It is one line.
+func EndReason(err error) string {
+	var why string
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, lspmux.ErrClosed):
+		why = "the shared backend was stopped (`procref stop`, or its host shut down)"
+	case errors.Is(err, lspmux.ErrBackendFailed), errors.Is(err, lspmux.ErrInitFailed):
+		why = err.Error()
+	case errors.Is(err, lspframe.ErrBadHeader):
+		why = "procref dropped this window: the editor sent a malformed LSP frame (" + err.Error() + ")"
+	default:
+		why = "procref dropped this window: " + err.Error()
+	}
+	return strings.Join(strings.Fields(why), " ")
+}
+
+// stderrTail keeps the last bytes a server wrote to stderr, for the
+// errors that report its failure. Safe for concurrent use; a nil
+// *stderrTail is empty.
+type stderrTail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+// stderrKeep is how much of a server's stderr the host keeps for errors.
+const stderrKeep = 1024
+
+func (t *stderrTail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - stderrKeep; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+// String returns the last (at most 5) lines kept.
+func (t *stderrTail) String() string {
+	if t == nil {
+		return ""
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(string(t.buf)), "\n")
+	return strings.Join(lines[max(0, len(lines)-5):], "\n")
 }

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/procref/procref/host"
-	"github.com/procref/procref/internal/waiter"
 	"github.com/procref/procref/proxy"
 	"github.com/procref/procref/proxy/lspframe"
 )
@@ -213,11 +212,14 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer sess.Release()
 	log.Info("attached", "service", svc.Name, "host_pid", sess.Hint.Host.PID, "started", sess.Started)
 
-	// hostGone reports that the host or backend ended the session (the
-	// waiter prints goneMsg itself).
-	goneMsg := fmt.Sprintf("procref: the shared backend %s closed the connection (host pid %d); see `procref logs %s`\n", svc.Name, sess.Hint.Host.PID, svc.Name)
-	hostGone := func() int {
-		io.WriteString(stderr, goneMsg)
+	// ended reports why the host or backend ended the session: one line
+	// on stderr naming the log, exit 1.
+	logHint := fmt.Sprintf("see `procref logs %s` (log: %s)", svc.Name, sess.Hint.Log)
+	ended := func(why error) int {
+		if why == nil || errors.Is(why, host.ErrHostGone) {
+			why = fmt.Errorf("the shared backend %s closed the connection (host pid %d)", svc.Name, sess.Hint.Host.PID)
+		}
+		fmt.Fprintf(stderr, "procref: %v; %s\n", why, logHint)
 		return exitFailure
 	}
 
@@ -254,29 +256,11 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			p.stopWriting()
 			log.Debug("handed stdin and stdout to the host")
 			// From here this process only holds the reference and waits
-			// for the host's "bye". Where it can, it becomes the waiter:
-			// the same process (the editor's child) with a few kilobytes
-			// instead of a Go runtime's ~2 MB (see internal/waiter).
-			if sc, ok := sess.Conn.(syscall.Conn); ok && sess.ReferenceSurvivesExec() && waiter.Available() && os.Getenv("PROCREF_WAITER") != "0" {
-				// Race: a SIGTERM caught by Go just before the exec would be
-				// lost with this program. So the signals get their default
-				// action back first (a signal in the window terminates the
-				// process, harmless as before the handler was installed:
-				// the kernel gives the reference back, the host sees the
-				// session end); one that came before has canceled ctx; the
-				// waiter installs its own handlers (exit 0) first thing.
-				signal.Reset(syscall.SIGTERM, os.Interrupt, syscall.SIGHUP)
-				if ctx.Err() != nil {
-					return exitOK
-				}
-				err := waiter.Exec(dir, sc, svc.Name, goneMsg) // returns only if it failed
-				log.Debug("waiting in the proxy", "why", err)
-				go stopOnSignal(ctx, stop) // signals end this proxy cleanly again
+			// for the host's word that the session is over.
+			if err := host.WaitHandedOff(ctx, sess.Conn); err != nil {
+				return ended(err)
 			}
-			if host.WaitHandedOff(ctx, sess.Conn) {
-				return exitOK
-			}
-			return hostGone()
+			return exitOK
 		case errors.Is(err, host.ErrNoHandoff):
 			log.Debug("relaying", "why", err)
 		default:
@@ -301,7 +285,7 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case proxy.EditorClosed, proxy.Canceled:
 		return exitOK
 	default:
-		return hostGone()
+		return ended(nil)
 	}
 }
 

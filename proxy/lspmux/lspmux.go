@@ -142,6 +142,12 @@ type Config struct {
 	// stops the mux for good. A negative MaxRestarts disables restarts.
 	MaxRestarts   int
 	RestartWindow time.Duration
+	// StderrTail, if set, returns the last lines the backend wrote to
+	// stderr; they are added to the errors that report its failure.
+	StderrTail func() string
+	// FailureHint is added to every error a client is told about the
+	// backend's failure (e.g. where its log is).
+	FailureHint string
 }
 
 // ErrClosed is returned by ServeClient when the Mux has stopped.

@@ -396,10 +396,10 @@ func (m *mux) serveClient(ctx context.Context, conn io.ReadWriteCloser) error {
 	if m.phase == phaseStopped {
 		err := m.err
 		m.mu.Unlock()
-		conn.Close()
 		if err == nil {
 			err = ErrClosed
 		}
+		m.refuseStopped(conn, err)
 		return err
 	}
 	m.nextClient++

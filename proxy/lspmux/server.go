@@ -188,11 +188,19 @@ func (m *mux) supervise() {
 		if closing {
 			return // shutdown owns the session
 		}
-		if initErr != nil && neverUp {
-			// The backend answered the first initialize with an error:
-			// give it to the waiters and start afresh next time.
+		if neverUp {
+			// The backend refused the first initialize or died before
+			// answering: give that to the waiters and start afresh next
+			// time (a restart would only fail the same way).
 			s.teardown()
-			m.failInit(initErr.Error())
+			msg := fmt.Sprintf("the language server exited before answering initialize (%v)", s.waitErr)
+			if s.waitErr == nil {
+				msg = "the language server exited before answering initialize"
+			}
+			if initErr != nil {
+				msg = initErr.Error()
+			}
+			m.failInit(m.withOutput(msg))
 			return
 		}
 		s.teardown()
@@ -365,12 +373,16 @@ func (m *mux) hostCall(s *session, method string, params []byte, timeout time.Du
 
 // failInit answers every initialize waiter with an error and returns to
 // idle, so the next initialize tries a new backend.
+// The waiters are disconnected: an editor does not retry initialize on
+// the same connection, and its proxy then says why and exits 1.
 func (m *mux) failInit(msg string) {
+	m.log.Error("language server did not start", "err", msg)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	err := fmt.Errorf("%w: %s", ErrInitFailed, msg)
 	for _, w := range m.initWaiters {
-		w.c.send(msgError(w.id, codeRequestFailed, msg))
-		w.c.sentInit = false // it may try again
+		w.c.send(msgError(w.id, codeRequestFailed, m.withHint(msg)))
+		w.c.flushThenKill(err)
 	}
 	m.initWaiters = nil
 	m.sess = nil
@@ -440,8 +452,9 @@ func (m *mux) crashed(s *session, cause error) bool {
 	m.restarts = slices.DeleteFunc(m.restarts, func(t time.Time) bool { return now.Sub(t) > m.cfg.RestartWindow })
 	if m.cfg.MaxRestarts < 0 || len(m.restarts) >= m.cfg.MaxRestarts {
 		m.mu.Unlock()
-		m.stopFor(fmt.Errorf("%w: %d restarts within %v, last: %v", ErrBackendFailed, len(m.restarts), m.cfg.RestartWindow, cause),
-			fmt.Sprintf("The language server keeps crashing (%v); procref stopped it. Restart your editor's language client to try again.", cause))
+		why := m.withOutput(fmt.Sprintf("%d restarts within %v, last: %v", len(m.restarts), m.cfg.RestartWindow, cause))
+		m.stopFor(fmt.Errorf("%w (%s); fix the server's command, arguments or configuration, then restart the editor's language client", ErrBackendFailed, why),
+			m.withHint(fmt.Sprintf("The language server keeps crashing (%s); procref stopped it. Fix the server's command, arguments or configuration, then restart your editor's language client.", why)))
 		return false
 	}
 	m.restarts = append(m.restarts, now)
@@ -464,7 +477,7 @@ func (m *mux) stopFor(err error, msg string) {
 		cs = append(cs, c)
 	}
 	for _, w := range m.initWaiters {
-		w.c.send(msgError(w.id, codeRequestFailed, "language server unavailable: "+err.Error()))
+		w.c.send(msgError(w.id, codeRequestFailed, m.withHint("language server unavailable: "+err.Error())))
 	}
 	m.initWaiters = nil
 	m.mu.Unlock()

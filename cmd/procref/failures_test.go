@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/procref/procref/proxy/lspframe"
+)
+
+// crashyServer is a helper language server (GO_WANT_HELPER_PROCESS=crashy)
+// that answers initialize, says on stderr what is wrong, and exits 1: a
+// crash loop.
+func crashyServer() int {
+	body, err := lspframe.NewReader(os.Stdin, 0).Read()
+	if err != nil {
+		return 1
+	}
+	var m struct{ ID json.RawMessage }
+	json.Unmarshal(body, &m)
+	lspframe.Write(os.Stdout, []byte(`{"jsonrpc":"2.0","id":`+string(m.ID)+`,"result":{"capabilities":{}}}`))
+	fmt.Fprintln(os.Stderr, "error: required option '--stdio' not specified")
+	time.Sleep(200 * time.Millisecond) // the window gets its answer first
+	return 1
+}
+
+// handoffModes runs f with the descriptor handoff and with the relay.
+func handoffModes(t *testing.T, f func(t *testing.T, env []string)) {
+	for _, v := range []string{"1", "0"} {
+		t.Run("handoff="+v, func(t *testing.T) { f(t, []string{"PROCREF_HANDOFF=" + v}) })
+	}
+}
+
+// stderrLine waits until the proxy's stderr is one line containing every
+// want, and returns it.
+func stderrLine(t *testing.T, p *proc, want ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second) // exec copies stderr after the exit
+	for {
+		s := p.stderr.String()
+		ok := strings.Count(strings.TrimSpace(s), "\n") == 0
+		for _, w := range want {
+			ok = ok && strings.Contains(s, w)
+		}
+		if ok {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy stderr %q: want one line with %q", s, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestServerExitsAtOnce: 20 windows in a row on a server that exits at
+// once: every initialize gets an error answer naming the reason and the
+// log, every proxy exits 1 with one line on stderr.
+func TestServerExitsAtOnce(t *testing.T) {
+	handoffModes(t, func(t *testing.T, env []string) {
+		e := newEnv(t)
+		ws := t.TempDir()
+		for i := range 20 {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			p := e.start(ws, env, "--", "false")
+			c := p.client(ctx)
+			_, err := c.Initialize(ctx, ws)
+			if err == nil || !strings.Contains(err.Error(), "log") || !strings.Contains(err.Error(), "exit") {
+				t.Fatalf("start %d: initialize = %v, want an error with the reason and the log", i, err)
+			}
+			if code := p.wait(t, 10*time.Second); code != 1 {
+				t.Fatalf("start %d: exit code %d, want 1; stderr %q", i, code, p.stderr.String())
+			}
+			stderrLine(t, p, "procref: ", "log")
+			c.Close()
+			cancel()
+		}
+	})
+}
+
+// TestSessionEndReasons: the host stopped, a crash loop and a window
+// dropped for bad input each end the proxy with exit 1 and one line that
+// names the log (and, after the handoff, says which).
+func TestSessionEndReasons(t *testing.T) {
+	handoffModes(t, func(t *testing.T, env []string) {
+		handoff := env[0] == "PROCREF_HANDOFF=1"
+		t.Run("stop", func(t *testing.T) {
+			e := newEnv(t)
+			ws := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			p := e.start(ws, env, sampleServer("mux")...)
+			if _, err := p.client(ctx).Initialize(ctx, ws); err != nil {
+				t.Fatal(err)
+			}
+			waitWaiter(t, p.cmd.Process.Pid)
+			stop := exec.Command(procrefBin, "stop", "--all")
+			stop.Env = e.vars
+			if out, err := stop.CombinedOutput(); err != nil {
+				t.Fatalf("procref stop: %v %s", err, out)
+			}
+			if code := p.wait(t, 10*time.Second); code != 1 {
+				t.Fatalf("exit code %d, want 1; stderr %q", code, p.stderr.String())
+			}
+			want := []string{"procref logs"}
+			if handoff {
+				want = append(want, "stopped")
+			}
+			stderrLine(t, p, want...)
+		})
+		t.Run("crash-loop", func(t *testing.T) {
+			e := newEnv(t)
+			ws := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			p := e.start(ws, append(env, "GO_WANT_HELPER_PROCESS=crashy"), "--", os.Args[0])
+			c := p.client(ctx)
+			if _, err := c.Initialize(ctx, ws); err != nil {
+				t.Fatal(err)
+			}
+			if code := p.wait(t, 20*time.Second); code != 1 {
+				t.Fatalf("exit code %d, want 1; stderr %q", code, p.stderr.String())
+			}
+			want := []string{"procref logs"}
+			if handoff {
+				want = append(want, "keeps failing", "--stdio", "fix the server")
+			}
+			stderrLine(t, p, want...)
+		})
+		t.Run("bad-input", func(t *testing.T) {
+			e := newEnv(t)
+			ws := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			p := e.start(ws, env, sampleServer("mux")...)
+			c := p.client(ctx)
+			if _, err := c.Initialize(ctx, ws); err != nil {
+				t.Fatal(err)
+			}
+			waitWaiter(t, p.cmd.Process.Pid)
+			io.WriteString(p.stdin, "Content-Length: x\r\n\r\n{}")
+			if code := p.wait(t, 10*time.Second); code != 1 {
+				t.Fatalf("exit code %d, want 1; stderr %q", code, p.stderr.String())
+			}
+			want := []string{"procref logs"}
+			if handoff {
+				want = append(want, "malformed")
+			}
+			stderrLine(t, p, want...)
+		})
+	})
+}
