@@ -35,6 +35,9 @@ const (
 // (window/logMessage) that a shared backend is being started.
 const slowStart = 500 * time.Millisecond
 
+// errFlagsPrinted marks a flag error parseArgs has already printed.
+var errFlagsPrinted = errors.New("bad flags")
+
 type proxyFlags struct {
 	share, shareKey, logLevel, name, keyEnv, impl string
 	linger, connectTimeout                        time.Duration
@@ -50,6 +53,9 @@ func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, []string, er
 		}
 	}
 	if sep < 0 {
+		if len(args) > 0 && suggestCommand(args[0]) != "" {
+			return nil, nil, fmt.Errorf("unknown command %q: did you mean `procref %s`? (to run a server: `procref [flags] -- SERVER ARGS...`)", args[0], suggestCommand(args[0]))
+		}
 		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 			return nil, nil, fmt.Errorf("missing `--` before the server command: write `procref [flags] -- %s`", strings.Join(args, " "))
 		}
@@ -57,18 +63,17 @@ func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, []string, er
 	}
 	f := &proxyFlags{}
 	fs := flag.NewFlagSet("procref", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.StringVar(&f.share, "share", envOr("PROCREF_SHARE", host.ShareRoot), "root|global")
 	fs.StringVar(&f.shareKey, "share-key", os.Getenv("PROCREF_SHARE_KEY"), "share one backend per KEY")
 	fs.StringVar(&f.logLevel, "log-level", envOr("PROCREF_LOG_LEVEL", "warn"), "debug|info|warn|error")
 	fs.StringVar(&f.name, "name", os.Getenv("PROCREF_NAME"), "backend name")
 	fs.StringVar(&f.keyEnv, "key-env", os.Getenv("PROCREF_KEY_ENV"), "comma-separated env vars that are part of the backend identity")
 	fs.StringVar(&f.impl, "refcount", envOr("PROCREF_REFCOUNT", "auto"), "auto|sysv|filelock")
-	linger, err := time.ParseDuration(envOr("PROCREF_LINGER", "0s"))
+	linger, err := parseDuration(envOr("PROCREF_LINGER", "0s"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("PROCREF_LINGER: %w", err)
 	}
-	timeout, err := time.ParseDuration(envOr("PROCREF_CONNECT_TIMEOUT", "30s"))
+	timeout, err := parseDuration(envOr("PROCREF_CONNECT_TIMEOUT", "30s"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("PROCREF_CONNECT_TIMEOUT: %w", err)
 	}
@@ -76,15 +81,18 @@ func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, []string, er
 	if err != nil {
 		return nil, nil, fmt.Errorf("PROCREF_MAX_MESSAGE: %w", err)
 	}
-	fs.DurationVar(&f.linger, "linger", linger, "keep the backend after the last window")
-	fs.DurationVar(&f.connectTimeout, "connect-timeout", timeout, "give up starting/connecting after this")
+	lingerV, timeoutV := durationValue(linger), durationValue(timeout)
+	fs.Var(&lingerV, "linger", "keep the backend this long after the last window (a duration: 5s, 2m)")
+	fs.Var(&timeoutV, "connect-timeout", "give up starting/connecting after this (a duration: 30s)")
 	fs.Int64Var(&f.maxMessage, "max-message", maxMsg, "largest LSP message in mux mode")
-	if err := fs.Parse(args[:sep]); err != nil {
-		return nil, nil, err
+	pos, err := parseArgs(fs, args[:sep], stderr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errFlagsPrinted, err)
 	}
-	if fs.NArg() > 0 {
-		return nil, nil, fmt.Errorf("unexpected argument %q before `--`", fs.Arg(0))
+	if len(pos) > 0 {
+		return nil, nil, fmt.Errorf("unexpected argument %q before `--`", pos[0])
 	}
+	f.linger, f.connectTimeout = time.Duration(lingerV), time.Duration(timeoutV)
 	switch f.share {
 	case host.ShareRoot, host.ShareGlobal:
 	default:
@@ -107,7 +115,9 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
-		fmt.Fprintf(stderr, "procref: %v\n", err)
+		if !errors.Is(err, errFlagsPrinted) {
+			fmt.Fprintf(stderr, "procref: %v\n", err)
+		}
 		return exitUsage
 	}
 	log, err := newLogger(stderr, f.logLevel)
