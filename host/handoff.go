@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/pipeio"
+	"github.com/procref/procref/proxy/lspmux"
 )
 
 // The handoff (mux mode): instead of relaying an editor's bytes through its
@@ -169,7 +170,7 @@ func (h *handoffServer) serveSession(ctx context.Context, conn net.Conn, serve f
 // endLine is the host's last line to a proxy whose window was handed off:
 // "bye" for a normal end, else "end REASON" (see [WaitHandedOff]).
 func endLine(err error) string {
-	if why := EndReason(err); why != "" {
+	if why := lspmux.EndReason(err); why != "" {
 		return "end " + why + "\n"
 	}
 	return "bye\n"

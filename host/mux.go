@@ -2,7 +2,6 @@ package host
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,9 +13,95 @@ import (
 	"github.com/procref/procref/handshake"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
-	"github.com/procref/procref/proxy/lspframe"
 	"github.com/procref/procref/proxy/lspmux"
 )
+
+// muxServers starts the mux's server processes and remembers the current
+// one (its identity, for status and the final stop, and its stderr tail,
+// for the errors that report its failure). Safe for concurrent use.
+type muxServers struct {
+	b *backend
+
+	mu      sync.Mutex
+	current platform.Identity
+	tail    *stderrTail
+	// prestarted is the server process started when the host starts, so
+	// its start-up overlaps the first proxy's attach and handoff (a host
+	// exists only because a window is attaching); the first client's
+	// initialize takes it. Restarts after a crash start fresh.
+	prestarted lspmux.Backend
+}
+
+// start starts one server process.
+func (s *muxServers) start() (lspmux.Backend, error) {
+	b := s.b
+	cmd := exec.Command(b.spec.Command[0], b.spec.Command[1:]...)
+	cmd.Dir = b.spec.Dir
+	t := &stderrTail{}
+	cmd.Stderr = io.MultiWriter(os.Stderr, t) // the host log, and what errors quote
+	platform.BindToParent(cmd)
+	be, err := lspmux.ExecBackend(cmd)
+	if err != nil {
+		return nil, err
+	}
+	id, _ := platform.Lookup(cmd.Process.Pid)
+	s.mu.Lock()
+	s.current, s.tail = id, t
+	s.mu.Unlock()
+	b.log.Info("backend started", "pid", cmd.Process.Pid, "command", b.spec.Command)
+	return be, nil
+}
+
+// startMux is the mux's Config.Start: the prestarted server, else a new one.
+func (s *muxServers) startMux(context.Context) (lspmux.Backend, error) {
+	s.mu.Lock()
+	be := s.prestarted
+	s.prestarted = nil
+	s.mu.Unlock()
+	if be != nil {
+		return be, nil
+	}
+	return s.start()
+}
+
+// prestart is OnFirstAcquire. A failure here is not the service's: the
+// first initialize starts the server again and reports what went wrong.
+func (s *muxServers) prestart(context.Context) (launcher.Info, error) {
+	if be, err := s.start(); err == nil {
+		s.mu.Lock()
+		s.prestarted = be
+		s.mu.Unlock()
+	} else {
+		s.b.log.Info("starting the server ahead of the first initialize failed; retrying then", "err", err)
+	}
+	return launcher.Info{}, nil
+}
+
+// stop stops a prestarted server nobody took (the first window left
+// before initialize) and, after the mux closed, a current one still alive.
+func (s *muxServers) stop(afterMux bool) {
+	s.mu.Lock()
+	unused, id := s.prestarted, s.current
+	s.prestarted = nil
+	s.mu.Unlock()
+	if !afterMux {
+		if unused != nil {
+			unused.Close()
+			unused.Kill()
+			unused.Wait()
+		}
+		return
+	}
+	if id.PID > 0 && id.Alive() {
+		id.Stop(s.b.stopTimeout)
+	}
+}
+
+func (s *muxServers) stderr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tail.String()
+}
 
 // setupMux wires the LSP multiplexer into svc: every session connection is
 // one LSP client; the backend starts with the first client's initialize and
@@ -24,55 +109,15 @@ import (
 // last client is gone (graceful LSP shutdown/exit, then kill) or when the
 // backend fails beyond the restart limit.
 func (b *backend) setupMux(svc *launcher.Service) error {
-	var mu sync.Mutex
-	var current platform.Identity
-	var tail *stderrTail // the current server's
-	startOne := func() (lspmux.Backend, error) {
-		cmd := exec.Command(b.spec.Command[0], b.spec.Command[1:]...)
-		cmd.Dir = b.spec.Dir
-		t := &stderrTail{}
-		cmd.Stderr = io.MultiWriter(os.Stderr, t) // the host log, and what errors quote
-		mu.Lock()
-		tail = t
-		mu.Unlock()
-		platform.BindToParent(cmd)
-		be, err := lspmux.ExecBackend(cmd)
-		if err != nil {
-			return nil, err
-		}
-		id, _ := platform.Lookup(cmd.Process.Pid)
-		mu.Lock()
-		current = id
-		mu.Unlock()
-		b.log.Info("backend started", "pid", cmd.Process.Pid, "command", b.spec.Command)
-		return be, nil
-	}
-	// prestarted is the server process started when the host starts, so
-	// its start-up overlaps the first proxy's attach and handoff (a host
-	// exists only because a window is attaching); the first client's
-	// initialize takes it. Restarts after a crash start fresh.
-	var prestarted lspmux.Backend
+	servers := &muxServers{b: b}
 	m, err := lspmux.New(lspmux.Config{
-		Start: func(ctx context.Context) (lspmux.Backend, error) {
-			mu.Lock()
-			be := prestarted
-			prestarted = nil
-			mu.Unlock()
-			if be != nil {
-				return be, nil
-			}
-			return startOne()
-		},
+		Start:           servers.startMux,
 		MaxMessage:      b.spec.MaxMessage,
 		Logger:          b.log,
 		ShareGlobal:     b.spec.Share == ShareGlobal,
 		ShutdownTimeout: b.stopTimeout,
-		StderrTail: func() string {
-			mu.Lock()
-			defer mu.Unlock()
-			return tail.String()
-		},
-		FailureHint: fmt.Sprintf("see `procref logs %s`, log: %s", svc.Name, svc.LogPath()),
+		StderrTail:      servers.stderr,
+		FailureHint:     fmt.Sprintf("see `procref logs %s`, log: %s", svc.Name, svc.LogPath()),
 	})
 	if err != nil {
 		return err
@@ -86,38 +131,14 @@ func (b *backend) setupMux(svc *launcher.Service) error {
 		}
 	}
 	svc.Hooks = launcher.Hooks{
-		OnFirstAcquire: func(ctx context.Context) (launcher.Info, error) {
-			// A failure here is not the service's: the first initialize
-			// starts the server again and reports what went wrong.
-			if be, err := startOne(); err == nil {
-				mu.Lock()
-				prestarted = be
-				mu.Unlock()
-			} else {
-				b.log.Info("starting the server ahead of the first initialize failed; retrying then", "err", err)
-			}
-			return launcher.Info{}, nil
-		},
+		OnFirstAcquire: servers.prestart,
 		OnLastRelease: func(ctx context.Context, _ launcher.Info) error {
-			mu.Lock()
-			unused := prestarted
-			prestarted = nil
-			mu.Unlock()
-			if unused != nil { // the first window left before initialize
-				unused.Close()
-				unused.Kill()
-				unused.Wait()
-			}
+			servers.stop(false)
 			if h != nil {
 				h.close()
 			}
 			err := m.Close(ctx)
-			mu.Lock()
-			id := current
-			mu.Unlock()
-			if id.PID > 0 && id.Alive() {
-				id.Stop(b.stopTimeout)
-			}
+			servers.stop(true)
 			return err
 		},
 	}
@@ -127,9 +148,9 @@ func (b *backend) setupMux(svc *launcher.Service) error {
 		}
 	}
 	svc.Status = func() map[string]any {
-		mu.Lock()
-		defer mu.Unlock()
-		return muxStatus(m, current)
+		servers.mu.Lock()
+		defer servers.mu.Unlock()
+		return muxStatus(m, servers.current)
 	}
 	svc.Done = m.Done()
 	return nil
@@ -141,26 +162,6 @@ func muxStatus(m *lspmux.Mux, current platform.Identity) map[string]any {
 		st["backend_pid"] = current.PID
 	}
 	return st
-}
-
-// EndReason is what the host tells a proxy about why its window's session
-// ended ("" for a normal end: the editor sent exit or closed its end).
-// It is one line.
-func EndReason(err error) string {
-	var why string
-	switch {
-	case err == nil:
-		return ""
-	case errors.Is(err, lspmux.ErrClosed):
-		why = "the shared backend was stopped (`procref stop`, or its host shut down)"
-	case errors.Is(err, lspmux.ErrBackendFailed), errors.Is(err, lspmux.ErrInitFailed):
-		why = err.Error()
-	case errors.Is(err, lspframe.ErrBadHeader):
-		why = "procref dropped this window: the editor sent a malformed LSP frame (" + err.Error() + ")"
-	default:
-		why = "procref dropped this window: " + err.Error()
-	}
-	return strings.Join(strings.Fields(why), " ")
 }
 
 // stderrTail keeps the last bytes a server wrote to stderr, for the

@@ -90,7 +90,8 @@ func relayPoll(ctx context.Context, ed Editor, conn, presence net.Conn) (Outcome
 		l.up.buf = append(l.up.buf, ed.Pending...)
 		l.scan.Scan(ed.Pending)
 	}
-	l.spliceOut = canSplice(outF)
+	l.tail = ed.Tail
+	l.spliceOut = canSplice(outF) && l.tail == nil
 	l.spliceIn = canSplice(inF)
 	return l.run(), true
 }
@@ -140,6 +141,7 @@ type pollLoop struct {
 	up, down half // editor→backend, backend→editor
 	scan     exitScanner
 	gate     *lspGate // Editor.LSP: follows the framing, withholds exit
+	tail     *Tail    // Editor.Tail: gets a copy of backend→editor bytes
 	rbuf     []byte   // with gate: what was read, before filtering
 
 	editorEOF   bool // the editor closed its end (or reading it failed)
@@ -350,6 +352,9 @@ func (l *pollLoop) readDown() {
 	switch {
 	case m > 0:
 		l.down.buf, l.down.off = b[:m], 0
+		if l.tail != nil {
+			l.tail.Write(b[:m])
+		}
 		if l.editorGone {
 			l.down.buf = l.down.buf[:0]
 		}

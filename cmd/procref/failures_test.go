@@ -73,10 +73,13 @@ func TestServerExitsAtOnce(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "log") || !strings.Contains(err.Error(), "exit") {
 				t.Fatalf("start %d: initialize = %v, want an error with the reason and the log", i, err)
 			}
+			if i%2 == 1 {
+				p.stdin.Close() // as Neovim does after a failed initialize: still exit 1
+			}
 			if code := p.wait(t, 10*time.Second); code != 1 {
 				t.Fatalf("start %d: exit code %d, want 1; stderr %q", i, code, p.stderr.String())
 			}
-			stderrLine(t, p, "procref: ", "log")
+			stderrLine(t, p, "procref: ", "exited before answering initialize", "procref logs")
 			c.Close()
 			cancel()
 		}
@@ -85,10 +88,9 @@ func TestServerExitsAtOnce(t *testing.T) {
 
 // TestSessionEndReasons: the host stopped, a crash loop and a window
 // dropped for bad input each end the proxy with exit 1 and one line that
-// names the log (and, after the handoff, says which).
+// says which and names the log, with the handoff and without it.
 func TestSessionEndReasons(t *testing.T) {
 	handoffModes(t, func(t *testing.T, env []string) {
-		handoff := env[0] == "PROCREF_HANDOFF=1"
 		t.Run("stop", func(t *testing.T) {
 			e := newEnv(t)
 			ws := t.TempDir()
@@ -107,11 +109,7 @@ func TestSessionEndReasons(t *testing.T) {
 			if code := p.wait(t, 10*time.Second); code != 1 {
 				t.Fatalf("exit code %d, want 1; stderr %q", code, p.stderr.String())
 			}
-			want := []string{"procref logs"}
-			if handoff {
-				want = append(want, "stopped")
-			}
-			stderrLine(t, p, want...)
+			stderrLine(t, p, "procref logs", "stopped")
 		})
 		t.Run("crash-loop", func(t *testing.T) {
 			e := newEnv(t)
@@ -126,11 +124,7 @@ func TestSessionEndReasons(t *testing.T) {
 			if code := p.wait(t, 20*time.Second); code != 1 {
 				t.Fatalf("exit code %d, want 1; stderr %q", code, p.stderr.String())
 			}
-			want := []string{"procref logs"}
-			if handoff {
-				want = append(want, "keeps failing", "--stdio", "fix the server")
-			}
-			stderrLine(t, p, want...)
+			stderrLine(t, p, "procref logs", "keeps failing", "--stdio", "fix the server")
 		})
 		t.Run("bad-input", func(t *testing.T) {
 			e := newEnv(t)
@@ -147,11 +141,7 @@ func TestSessionEndReasons(t *testing.T) {
 			if code := p.wait(t, 10*time.Second); code != 1 {
 				t.Fatalf("exit code %d, want 1; stderr %q", code, p.stderr.String())
 			}
-			want := []string{"procref logs"}
-			if handoff {
-				want = append(want, "malformed")
-			}
-			stderrLine(t, p, want...)
+			stderrLine(t, p, "procref logs", "malformed")
 		})
 	})
 }

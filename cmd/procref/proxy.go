@@ -291,7 +291,15 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// soon as the stream does not look like LSP, so the generic bridge
 	// (--share=global, any protocol) is not affected.
 	lsp := spec.Mode == host.ModeTCP
-	switch proxy.Relay(ctx, proxy.Editor{In: stdin, Out: stdout, Pending: pending, LSP: lsp}, conn, presence) {
+	var tail *proxy.Tail
+	if spec.Mode == host.ModeMux {
+		tail = &proxy.Tail{} // the host's last message says why it ended the session
+	}
+	outcome := proxy.Relay(ctx, proxy.Editor{In: stdin, Out: stdout, Pending: pending, LSP: lsp, Tail: tail}, conn, presence)
+	if why := tail.EndReason(); why != "" {
+		return ended(errors.New(why)) // even if the editor closed its end after
+	}
+	switch outcome {
 	case proxy.EditorClosed, proxy.Canceled:
 		return exitOK
 	default:

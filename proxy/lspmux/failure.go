@@ -55,3 +55,43 @@ func (m *mux) refuseStopped(conn io.ReadWriteCloser, why error) {
 	msg := m.withHint(fmt.Sprintf("language server unavailable: %v", why))
 	lspframe.Write(conn, msgError(f.ID.Of(body), codeRequestFailed, msg))
 }
+
+// EndMethod is the notification the mux sends a client as its last
+// message when it ends the client's session for a reason (EndReason): an
+// editor ignores it ("$/" methods may be ignored), and a relaying proxy
+// reads the reason from it (the host says it out of band after a
+// handoff).
+const EndMethod = "$/procref/sessionEnded"
+
+// EndReason says in one line why ServeClient ended a session with err ("":
+// a normal end, the client sent exit or closed its end).
+func EndReason(err error) string {
+	var why string
+	switch {
+	case err == nil, errors.Is(err, errExit), errors.Is(err, io.EOF):
+		return ""
+	case errors.Is(err, ErrClosed):
+		why = "the shared backend was stopped (`procref stop`, or its host shut down)"
+	case errors.Is(err, ErrBackendFailed), errors.Is(err, ErrInitFailed):
+		why = err.Error()
+	case errors.Is(err, lspframe.ErrBadHeader):
+		why = "procref dropped this window: the editor sent a malformed LSP frame (" + err.Error() + ")"
+	default:
+		why = "procref dropped this window: " + err.Error()
+	}
+	return strings.Join(strings.Fields(why), " ")
+}
+
+// endWith ends c's session for err: the client gets EndMethod with the
+// reason as its last message, and is disconnected once its queue is
+// written (at most a second).
+// Only the first call counts: a later reason (Close after a crash loop)
+// would find the queue closed.
+func (c *client) endWith(err error) {
+	c.endOnce.Do(func() {
+		if why := EndReason(err); why != "" {
+			c.send(msgNotification(EndMethod, mustJSON(map[string]string{"reason": why})))
+		}
+		c.flushThenKill(err)
+	})
+}

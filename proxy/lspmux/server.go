@@ -382,7 +382,7 @@ func (m *mux) failInit(msg string) {
 	err := fmt.Errorf("%w: %s", ErrInitFailed, msg)
 	for _, w := range m.initWaiters {
 		w.c.send(msgError(w.id, codeRequestFailed, m.withHint(msg)))
-		w.c.flushThenKill(err)
+		w.c.endWith(err)
 	}
 	m.initWaiters = nil
 	m.sess = nil
@@ -487,11 +487,8 @@ func (m *mux) stopFor(err error, msg string) {
 	for _, c := range cs {
 		if msg != "" && c.sentInit {
 			c.send(msgNotification("window/showMessage", mustJSON(map[string]any{"type": 1, "message": msg})))
-			// let the writer flush the message before the disconnect
-			c.flushThenKill(err)
-		} else {
-			c.kill(err)
 		}
+		c.endWith(err) // the writer flushes before the disconnect
 	}
 	m.finish()
 }
@@ -517,7 +514,7 @@ func (m *mux) shutdown(ctx context.Context) error {
 	m.initWaiters = nil
 	m.mu.Unlock()
 	for _, c := range cs {
-		c.kill(ErrClosed)
+		c.endWith(ErrClosed)
 	}
 	var err error
 	if s != nil {
