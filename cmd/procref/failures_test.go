@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,52 @@ func crashyServer() int {
 	fmt.Fprintln(os.Stderr, "error: required option '--stdio' not specified")
 	time.Sleep(200 * time.Millisecond) // the window gets its answer first
 	return 1
+}
+
+// refusingServer (GO_WANT_HELPER_PROCESS=refuser) answers initialize with
+// an error, as a server given bad options does.
+func refusingServer() int {
+	body, err := lspframe.NewReader(os.Stdin, 0).Read()
+	if err != nil {
+		return 1
+	}
+	var m struct{ ID json.RawMessage }
+	json.Unmarshal(body, &m)
+	lspframe.Write(os.Stdout, []byte(`{"jsonrpc":"2.0","id":`+string(m.ID)+`,"error":{"code":-32603,"message":"unknown option --frobnicate"}}`))
+	io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// TestServerRefusesInitialize: the window gets the server's refusal and
+// the log path, the proxy exits 1 saying so, and the host log records it.
+func TestServerRefusesInitialize(t *testing.T) {
+	e := newEnv(t)
+	ws := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p := e.start(ws, []string{"GO_WANT_HELPER_PROCESS=refuser"}, "--", os.Args[0])
+	_, err := p.client(ctx).Initialize(ctx, ws)
+	if err == nil || !strings.Contains(err.Error(), "unknown option --frobnicate") || !strings.Contains(err.Error(), "log") {
+		t.Fatalf("initialize = %v, want the server's refusal and the log", err)
+	}
+	if code := p.wait(t, 10*time.Second); code != 1 {
+		t.Fatalf("exit code %d, want 1; stderr %q", code, p.stderr.String())
+	}
+	stderrLine(t, p, "refused initialize", "--frobnicate", "procref logs")
+	logs, _ := filepath.Glob(filepath.Join(e.state, "*.log"))
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var all []byte
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			all = append(all, b...)
+		}
+		if strings.Contains(string(all), "refused initialize: unknown option --frobnicate") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host log %v does not record the refusal:\n%s", logs, all)
+		}
+	}
 }
 
 // handoffModes runs f with the descriptor handoff and with the relay.

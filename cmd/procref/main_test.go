@@ -56,6 +56,8 @@ func helperProcess(kind string, args []string) int {
 	switch kind {
 	case "crashy":
 		return crashyServer()
+	case "refuser":
+		return refusingServer()
 	case "echo":
 		var addr string
 		for _, a := range args {
