@@ -232,6 +232,9 @@ func relayCopy(ctx context.Context, ed Editor, conn net.Conn, presence net.Conn)
 			// (Neovim 0.7 does until the process exits).
 			return EditorClosed
 		}
+		if ed.Tail.EndReason() != "" {
+			return BackendClosed // the host said why: no need to wait for the editor
+		}
 		t := time.NewTimer(backendGrace)
 		defer t.Stop()
 		select {

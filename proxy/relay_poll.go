@@ -182,6 +182,9 @@ func (l *pollLoop) run() Outcome {
 			if l.editorEOF || l.scan.saw || l.editorGone {
 				return EditorClosed
 			}
+			if l.tail.EndReason() != "" {
+				return BackendClosed // the host said why: no need to wait for the editor
+			}
 			// After an LSP exit the server closes first and the
 			// editor follows; give it backendGrace.
 			if deadline.IsZero() {
