@@ -46,6 +46,12 @@
 //   - crash: pending requests get an error answer at once, the backend is
 //     restarted (bounded), initialize, initialized, workspace folders and
 //     every open document are replayed, and clients get window/showMessage.
+//   - failures: a backend that cannot start, dies before answering the
+//     first initialize or refuses it fails every waiting initialize with
+//     the reason (its last stderr lines, Config.FailureHint) and ends those
+//     sessions (ErrInitFailed); a client the mux ends for a reason (stop,
+//     crash loop, bad input) gets EndMethod with EndReason as its last
+//     message, so a relaying proxy can say why.
 //   - containment: per-client bounds on the bytes queued toward the backend
 //     (a flooding client waits, others pass) and toward the client (a client
 //     that stops reading is disconnected); a malformed frame disconnects
