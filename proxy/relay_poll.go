@@ -196,42 +196,7 @@ func (l *pollLoop) run() Outcome {
 			}
 		}
 
-		n := 0
-		add := func(fd int, ev int16) {
-			for i := 0; i < n; i++ {
-				if int(fds[i].Fd) == fd {
-					fds[i].Events |= ev
-					return
-				}
-			}
-			fds[n] = unix.PollFd{Fd: int32(fd), Events: ev}
-			n++
-		}
-		add(l.wake, unix.POLLIN)
-		if l.pres >= 0 {
-			add(l.pres, unix.POLLIN)
-		}
-		switch {
-		case l.sockFull && !l.backendEOF:
-			add(l.sock, unix.POLLOUT)
-		case !l.editorEOF && !l.up.pending():
-			add(l.in, unix.POLLIN)
-		}
-		if l.up.pending() && !l.backendEOF {
-			add(l.sock, unix.POLLOUT)
-		}
-		switch {
-		case l.spliceOut && l.outFull:
-			add(l.out, unix.POLLOUT)
-		case l.spliceOut:
-			if !l.backendEOF {
-				add(l.sock, unix.POLLIN)
-			}
-		case l.down.pending():
-			add(l.out, unix.POLLOUT)
-		case !l.backendEOF:
-			add(l.sock, unix.POLLIN)
-		}
+		n := l.pollSet(&fds)
 		timeout := -1
 		if !deadline.IsZero() {
 			left := time.Until(deadline)
@@ -289,6 +254,48 @@ func (l *pollLoop) run() Outcome {
 			l.readDown()
 		}
 	}
+}
+
+// pollSet fills fds with what can make progress now and returns how many
+// it set.
+func (l *pollLoop) pollSet(fds *[4]unix.PollFd) int {
+	n := 0
+	add := func(fd int, ev int16) {
+		for i := 0; i < n; i++ {
+			if int(fds[i].Fd) == fd {
+				fds[i].Events |= ev
+				return
+			}
+		}
+		fds[n] = unix.PollFd{Fd: int32(fd), Events: ev}
+		n++
+	}
+	add(l.wake, unix.POLLIN)
+	if l.pres >= 0 {
+		add(l.pres, unix.POLLIN)
+	}
+	switch {
+	case l.sockFull && !l.backendEOF:
+		add(l.sock, unix.POLLOUT)
+	case !l.editorEOF && !l.up.pending():
+		add(l.in, unix.POLLIN)
+	}
+	if l.up.pending() && !l.backendEOF {
+		add(l.sock, unix.POLLOUT)
+	}
+	switch {
+	case l.spliceOut && l.outFull:
+		add(l.out, unix.POLLOUT)
+	case l.spliceOut:
+		if !l.backendEOF {
+			add(l.sock, unix.POLLIN)
+		}
+	case l.down.pending():
+		add(l.out, unix.POLLOUT)
+	case !l.backendEOF:
+		add(l.sock, unix.POLLIN)
+	}
+	return n
 }
 
 // backendGoneOutcome is the outcome when writing to the backend failed.
