@@ -27,7 +27,9 @@ func (c *client) declares(path ...string) bool {
 }
 
 // capPaths are the capabilities the server requests that one window must
-// answer need; requests not listed go to any window.
+// answer need; requests not listed go to any window. showMessageRequest
+// prefers windows declaring window.showMessage but falls back to any
+// (see serverRequest).
 var capPaths = map[string][]string{
 	"workspace/configuration":        {"workspace", "configuration"},
 	"workspace/applyEdit":            {"workspace", "applyEdit"},

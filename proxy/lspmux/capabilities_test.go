@@ -113,7 +113,7 @@ func TestCapabilitiesPerWindow(t *testing.T) {
 		"workspace/configuration":          {some, late, none},
 		"workspace/applyEdit":              {some, late, none},
 		"window/showDocument":              {some, late, none},
-		"window/showMessageRequest":        {some, late, none},
+		"window/showMessageRequest":        {some, late, none}, // "all" declared window.showMessage
 	} {
 		for _, c := range who {
 			if n := len(c.requestsFor(method)); n != 0 {
@@ -138,5 +138,12 @@ func TestCapabilitiesPerWindow(t *testing.T) {
 	answered(s.request("workspace/configuration", map[string]any{"items": []any{map[string]any{}, map[string]any{}}}), `[null,null]`)
 	answered(s.request("workspace/applyEdit", map[string]any{"edit": map[string]any{}}), `{"applied":false,"failureReason":"no connected editor supports workspace/applyEdit"}`)
 	answered(s.request("window/showDocument", map[string]any{"uri": "file:///x"}), `{"success":false}`)
-	answered(s.request("window/showMessageRequest", map[string]any{"type": 3, "message": "pick"}), `null`)
+	// showMessageRequest: every client handles it, declared or not
+	none.mu.Lock()
+	none.answer = func(m wireMsg) (any, string, bool) { return map[string]string{"title": "from-none"}, "", true }
+	none.mu.Unlock()
+	late.close()
+	some.close()
+	h.sync(none)
+	answered(s.request("window/showMessageRequest", map[string]any{"type": 3, "message": "pick"}), `{"title":"from-none"}`)
 }

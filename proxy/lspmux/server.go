@@ -676,6 +676,11 @@ func (m *mux) serverRequest(s *session, f *lspframe.Fields, body []byte) {
 		return
 	}
 	c := m.pickClient(method)
+	if c == nil && method == "window/showMessageRequest" {
+		// Every client handles it (LSP 1.0); window.showMessage (3.16)
+		// only refines it, and clients such as eglot 1.9 do not declare it.
+		c = m.pickClient("")
+	}
 	if c == nil {
 		if _, gated := capPaths[method]; gated {
 			// no window declared what it needs: answer as such a client would
