@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/pipeio"
+	"github.com/procref/procref/proxy/lspmux"
 )
 
 // The handoff (mux mode): instead of relaying an editor's bytes through its
@@ -31,7 +32,7 @@ import (
 //	host → proxy:                                 ok\n   (KEY is now expected)
 //	proxy → host, on HandoffSocket:               KEY N\n + SCM_RIGHTS{stdin, stdout}, then N pending bytes
 //	... the host serves the client on the passed descriptors ...
-//	host → proxy, on the session:                 bye\n  (then closes)
+//	host → proxy, on the session:                 bye\n or end REASON\n (then closes)
 //
 // KEY is random and travels only on the session, which passed the token
 // handshake; the socket lives in the private runtime dir and the host also
@@ -160,14 +161,19 @@ func (h *handoffServer) serveSession(ctx context.Context, conn net.Conn, serve f
 	}()
 	err = serve(ctx, c)
 	c.Close()
-	if err == nil {
-		// A normal end (exit, EOF). Without "bye" the proxy reports a
-		// failure: one line on stderr, exit 1.
-		io.WriteString(conn, "bye\n")
-	}
+	io.WriteString(conn, endLine(err))
 	conn.Close()
 	<-gone
 	return err
+}
+
+// endLine is the host's last line to a proxy whose window was handed off:
+// "bye" for a normal end, else "end REASON" (see [WaitHandedOff]).
+func endLine(err error) string {
+	if why := lspmux.EndReason(err); why != "" {
+		return "end " + why + "\n"
+	}
+	return "bye\n"
 }
 
 // newHandoffKey returns a random key for one handoff.

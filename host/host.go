@@ -24,6 +24,7 @@
 package host
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -178,20 +179,31 @@ func Handoff(session net.Conn, socket string, pending []byte) error {
 }
 
 // WaitHandedOff blocks until the window's session, handed off with
-// [Handoff], ends. It returns true when it ended normally (the host said
-// so: the editor sent exit or closed its end) or ctx ended (a signal: the
-// caller exits, which ends the session), and false when the host went away.
-func WaitHandedOff(ctx context.Context, session net.Conn) bool {
-	done := make(chan bool, 1)
+// [Handoff], ends. It returns nil when it ended normally (the host said
+// "bye": the editor sent exit or closed its end) or ctx ended (a signal:
+// the caller exits, which ends the session). Otherwise it returns why: the
+// host's reason (its "end REASON" line), or that the host went away.
+func WaitHandedOff(ctx context.Context, session net.Conn) error {
+	done := make(chan error, 1)
 	go func() {
-		var b [4]byte
-		n, _ := io.ReadFull(session, b[:])
-		done <- n == 4 && string(b[:]) == "bye\n"
+		line, err := bufio.NewReader(io.LimitReader(session, 64<<10)).ReadString('\n')
+		switch {
+		case line == "bye\n":
+			done <- nil
+		case strings.HasPrefix(line, "end ") && err == nil:
+			done <- errors.New(strings.TrimSpace(strings.TrimPrefix(line, "end ")))
+		default:
+			done <- ErrHostGone
+		}
 	}()
 	select {
-	case ok := <-done:
-		return ok
+	case err := <-done:
+		return err
 	case <-ctx.Done():
-		return true
+		return nil
 	}
 }
+
+// ErrHostGone is WaitHandedOff's answer when the host closed the session
+// without saying why (it crashed or was killed).
+var ErrHostGone = errors.New("the host went away")

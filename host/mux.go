@@ -2,9 +2,12 @@ package host
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 
 	"github.com/procref/procref/handshake"
@@ -13,50 +16,108 @@ import (
 	"github.com/procref/procref/proxy/lspmux"
 )
 
+// muxServers starts the mux's server processes and remembers the current
+// one (its identity, for status and the final stop, and its stderr tail,
+// for the errors that report its failure). Safe for concurrent use.
+type muxServers struct {
+	b *backend
+
+	mu      sync.Mutex
+	current platform.Identity
+	tail    *stderrTail
+	// prestarted is the server process started when the host starts, so
+	// its start-up overlaps the first proxy's attach and handoff (a host
+	// exists only because a window is attaching); the first client's
+	// initialize takes it. Restarts after a crash start fresh.
+	prestarted lspmux.Backend
+}
+
+// start starts one server process.
+func (s *muxServers) start() (lspmux.Backend, error) {
+	b := s.b
+	cmd := exec.Command(b.spec.Command[0], b.spec.Command[1:]...)
+	cmd.Dir = b.spec.Dir
+	t := &stderrTail{}
+	cmd.Stderr = io.MultiWriter(os.Stderr, t) // the host log, and what errors quote
+	platform.BindToParent(cmd)
+	be, err := lspmux.ExecBackend(cmd)
+	if err != nil {
+		return nil, err
+	}
+	id, _ := platform.Lookup(cmd.Process.Pid)
+	s.mu.Lock()
+	s.current, s.tail = id, t
+	s.mu.Unlock()
+	b.log.Info("backend started", "pid", cmd.Process.Pid, "command", b.spec.Command)
+	return be, nil
+}
+
+// startMux is the mux's Config.Start: the prestarted server, else a new one.
+func (s *muxServers) startMux(context.Context) (lspmux.Backend, error) {
+	s.mu.Lock()
+	be := s.prestarted
+	s.prestarted = nil
+	s.mu.Unlock()
+	if be != nil {
+		return be, nil
+	}
+	return s.start()
+}
+
+// prestart is OnFirstAcquire. A failure here is not the service's: the
+// first initialize starts the server again and reports what went wrong.
+func (s *muxServers) prestart(context.Context) (launcher.Info, error) {
+	if be, err := s.start(); err == nil {
+		s.mu.Lock()
+		s.prestarted = be
+		s.mu.Unlock()
+	} else {
+		s.b.log.Info("starting the server ahead of the first initialize failed; retrying then", "err", err)
+	}
+	return launcher.Info{}, nil
+}
+
+// stop stops a prestarted server nobody took (the first window left
+// before initialize) and, after the mux closed, a current one still alive.
+func (s *muxServers) stop(afterMux bool) {
+	s.mu.Lock()
+	unused, id := s.prestarted, s.current
+	s.prestarted = nil
+	s.mu.Unlock()
+	if !afterMux {
+		if unused != nil {
+			unused.Close()
+			unused.Kill()
+			unused.Wait()
+		}
+		return
+	}
+	if id.PID > 0 && id.Alive() {
+		id.Stop(s.b.stopTimeout)
+	}
+}
+
+func (s *muxServers) stderr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tail.String()
+}
+
 // setupMux wires the LSP multiplexer into svc: every session connection is
 // one LSP client; the backend starts with the first client's initialize and
 // is restarted by the mux after a crash (bounded); the service ends when the
 // last client is gone (graceful LSP shutdown/exit, then kill) or when the
 // backend fails beyond the restart limit.
 func (b *backend) setupMux(svc *launcher.Service) error {
-	var mu sync.Mutex
-	var current platform.Identity
-	startOne := func() (lspmux.Backend, error) {
-		cmd := exec.Command(b.spec.Command[0], b.spec.Command[1:]...)
-		cmd.Dir = b.spec.Dir
-		cmd.Stderr = os.Stderr // the host log
-		platform.BindToParent(cmd)
-		be, err := lspmux.ExecBackend(cmd)
-		if err != nil {
-			return nil, err
-		}
-		id, _ := platform.Lookup(cmd.Process.Pid)
-		mu.Lock()
-		current = id
-		mu.Unlock()
-		b.log.Info("backend started", "pid", cmd.Process.Pid, "command", b.spec.Command)
-		return be, nil
-	}
-	// prestarted is the server process started when the host starts, so
-	// its start-up overlaps the first proxy's attach and handoff (a host
-	// exists only because a window is attaching); the first client's
-	// initialize takes it. Restarts after a crash start fresh.
-	var prestarted lspmux.Backend
+	servers := &muxServers{b: b}
 	m, err := lspmux.New(lspmux.Config{
-		Start: func(ctx context.Context) (lspmux.Backend, error) {
-			mu.Lock()
-			be := prestarted
-			prestarted = nil
-			mu.Unlock()
-			if be != nil {
-				return be, nil
-			}
-			return startOne()
-		},
+		Start:           servers.startMux,
 		MaxMessage:      b.spec.MaxMessage,
 		Logger:          b.log,
 		ShareGlobal:     b.spec.Share == ShareGlobal,
 		ShutdownTimeout: b.stopTimeout,
+		StderrTail:      servers.stderr,
+		FailureHint:     fmt.Sprintf("see `procref logs %s`, log: %s", svc.Name, svc.LogPath()),
 	})
 	if err != nil {
 		return err
@@ -70,38 +131,14 @@ func (b *backend) setupMux(svc *launcher.Service) error {
 		}
 	}
 	svc.Hooks = launcher.Hooks{
-		OnFirstAcquire: func(ctx context.Context) (launcher.Info, error) {
-			// A failure here is not the service's: the first initialize
-			// starts the server again and reports what went wrong.
-			if be, err := startOne(); err == nil {
-				mu.Lock()
-				prestarted = be
-				mu.Unlock()
-			} else {
-				b.log.Info("starting the server ahead of the first initialize failed; retrying then", "err", err)
-			}
-			return launcher.Info{}, nil
-		},
+		OnFirstAcquire: servers.prestart,
 		OnLastRelease: func(ctx context.Context, _ launcher.Info) error {
-			mu.Lock()
-			unused := prestarted
-			prestarted = nil
-			mu.Unlock()
-			if unused != nil { // the first window left before initialize
-				unused.Close()
-				unused.Kill()
-				unused.Wait()
-			}
+			servers.stop(false)
 			if h != nil {
 				h.close()
 			}
 			err := m.Close(ctx)
-			mu.Lock()
-			id := current
-			mu.Unlock()
-			if id.PID > 0 && id.Alive() {
-				id.Stop(b.stopTimeout)
-			}
+			servers.stop(true)
 			return err
 		},
 	}
@@ -111,14 +148,50 @@ func (b *backend) setupMux(svc *launcher.Service) error {
 		}
 	}
 	svc.Status = func() map[string]any {
-		mu.Lock()
-		defer mu.Unlock()
-		st := map[string]any{"mux_clients": m.Clients(), "backend_starts": m.Backends()}
-		if current.PID > 0 && current.Alive() {
-			st["backend_pid"] = current.PID
-		}
-		return st
+		servers.mu.Lock()
+		defer servers.mu.Unlock()
+		return muxStatus(m, servers.current)
 	}
 	svc.Done = m.Done()
 	return nil
+}
+
+func muxStatus(m *lspmux.Mux, current platform.Identity) map[string]any {
+	st := map[string]any{"mux_clients": m.Clients(), "backend_starts": m.Backends()}
+	if current.PID > 0 && current.Alive() {
+		st["backend_pid"] = current.PID
+	}
+	return st
+}
+
+// stderrTail keeps the last bytes a server wrote to stderr, for the
+// errors that report its failure. Safe for concurrent use; a nil
+// *stderrTail is empty.
+type stderrTail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+// stderrKeep is how much of a server's stderr the host keeps for errors.
+const stderrKeep = 1024
+
+func (t *stderrTail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - stderrKeep; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+// String returns the last (at most 5) lines kept.
+func (t *stderrTail) String() string {
+	if t == nil {
+		return ""
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(string(t.buf)), "\n")
+	return strings.Join(lines[max(0, len(lines)-5):], "\n")
 }

@@ -153,6 +153,10 @@ type Editor struct {
 	// process on an exit without shutdown). The framing is followed
 	// exactly; a stream that stops looking like LSP passes unchanged.
 	LSP bool
+	// Tail, if set, gets a copy of what the backend sends the editor (mux
+	// mode: the host's reason for ending the session is its last message).
+	// The backend→editor bytes then pass through the process (no splice).
+	Tail *Tail
 }
 
 // Relay copies bytes editor→conn and conn→editor until one side ends, then
@@ -199,7 +203,11 @@ func relayCopy(ctx context.Context, ed Editor, conn net.Conn, presence net.Conn)
 	}()
 	go func() {
 		defer close(backendDone)
-		io.Copy(ed.Out, conn)
+		out := ed.Out
+		if ed.Tail != nil {
+			out = io.MultiWriter(ed.Out, ed.Tail)
+		}
+		io.Copy(out, conn)
 	}()
 	if presence != nil {
 		go func() {
@@ -223,6 +231,9 @@ func relayCopy(ctx context.Context, ed Editor, conn net.Conn, presence net.Conn)
 			// end of the session even if the editor keeps stdin open
 			// (Neovim 0.7 does until the process exits).
 			return EditorClosed
+		}
+		if ed.Tail.EndReason() != "" {
+			return BackendClosed // the host said why: no need to wait for the editor
 		}
 		t := time.NewTimer(backendGrace)
 		defer t.Stop()

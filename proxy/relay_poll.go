@@ -90,7 +90,8 @@ func relayPoll(ctx context.Context, ed Editor, conn, presence net.Conn) (Outcome
 		l.up.buf = append(l.up.buf, ed.Pending...)
 		l.scan.Scan(ed.Pending)
 	}
-	l.spliceOut = canSplice(outF)
+	l.tail = ed.Tail
+	l.spliceOut = canSplice(outF) && l.tail == nil
 	l.spliceIn = canSplice(inF)
 	return l.run(), true
 }
@@ -140,6 +141,7 @@ type pollLoop struct {
 	up, down half // editor→backend, backend→editor
 	scan     exitScanner
 	gate     *lspGate // Editor.LSP: follows the framing, withholds exit
+	tail     *Tail    // Editor.Tail: gets a copy of backend→editor bytes
 	rbuf     []byte   // with gate: what was read, before filtering
 
 	editorEOF   bool // the editor closed its end (or reading it failed)
@@ -180,6 +182,9 @@ func (l *pollLoop) run() Outcome {
 			if l.editorEOF || l.scan.saw || l.editorGone {
 				return EditorClosed
 			}
+			if l.tail.EndReason() != "" {
+				return BackendClosed // the host said why: no need to wait for the editor
+			}
 			// After an LSP exit the server closes first and the
 			// editor follows; give it backendGrace.
 			if deadline.IsZero() {
@@ -191,42 +196,7 @@ func (l *pollLoop) run() Outcome {
 			}
 		}
 
-		n := 0
-		add := func(fd int, ev int16) {
-			for i := 0; i < n; i++ {
-				if int(fds[i].Fd) == fd {
-					fds[i].Events |= ev
-					return
-				}
-			}
-			fds[n] = unix.PollFd{Fd: int32(fd), Events: ev}
-			n++
-		}
-		add(l.wake, unix.POLLIN)
-		if l.pres >= 0 {
-			add(l.pres, unix.POLLIN)
-		}
-		switch {
-		case l.sockFull && !l.backendEOF:
-			add(l.sock, unix.POLLOUT)
-		case !l.editorEOF && !l.up.pending():
-			add(l.in, unix.POLLIN)
-		}
-		if l.up.pending() && !l.backendEOF {
-			add(l.sock, unix.POLLOUT)
-		}
-		switch {
-		case l.spliceOut && l.outFull:
-			add(l.out, unix.POLLOUT)
-		case l.spliceOut:
-			if !l.backendEOF {
-				add(l.sock, unix.POLLIN)
-			}
-		case l.down.pending():
-			add(l.out, unix.POLLOUT)
-		case !l.backendEOF:
-			add(l.sock, unix.POLLIN)
-		}
+		n := l.pollSet(&fds)
 		timeout := -1
 		if !deadline.IsZero() {
 			left := time.Until(deadline)
@@ -284,6 +254,48 @@ func (l *pollLoop) run() Outcome {
 			l.readDown()
 		}
 	}
+}
+
+// pollSet fills fds with what can make progress now and returns how many
+// it set.
+func (l *pollLoop) pollSet(fds *[4]unix.PollFd) int {
+	n := 0
+	add := func(fd int, ev int16) {
+		for i := 0; i < n; i++ {
+			if int(fds[i].Fd) == fd {
+				fds[i].Events |= ev
+				return
+			}
+		}
+		fds[n] = unix.PollFd{Fd: int32(fd), Events: ev}
+		n++
+	}
+	add(l.wake, unix.POLLIN)
+	if l.pres >= 0 {
+		add(l.pres, unix.POLLIN)
+	}
+	switch {
+	case l.sockFull && !l.backendEOF:
+		add(l.sock, unix.POLLOUT)
+	case !l.editorEOF && !l.up.pending():
+		add(l.in, unix.POLLIN)
+	}
+	if l.up.pending() && !l.backendEOF {
+		add(l.sock, unix.POLLOUT)
+	}
+	switch {
+	case l.spliceOut && l.outFull:
+		add(l.out, unix.POLLOUT)
+	case l.spliceOut:
+		if !l.backendEOF {
+			add(l.sock, unix.POLLIN)
+		}
+	case l.down.pending():
+		add(l.out, unix.POLLOUT)
+	case !l.backendEOF:
+		add(l.sock, unix.POLLIN)
+	}
+	return n
 }
 
 // backendGoneOutcome is the outcome when writing to the backend failed.
@@ -350,6 +362,9 @@ func (l *pollLoop) readDown() {
 	switch {
 	case m > 0:
 		l.down.buf, l.down.off = b[:m], 0
+		if l.tail != nil {
+			l.tail.Write(b[:m])
+		}
 		if l.editorGone {
 			l.down.buf = l.down.buf[:0]
 		}

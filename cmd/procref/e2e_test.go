@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/internal/proctest"
-	"github.com/procref/procref/internal/waiter"
 	"github.com/procref/procref/lspclient"
 	"github.com/procref/procref/platform"
 	"github.com/procref/procref/refcount"
@@ -340,19 +338,14 @@ func testHostKilled(t *testing.T, mode string) {
 // and exit 0; the reference count drops each time; the last one out stops
 // the backend.
 func TestSignalsDetach(t *testing.T) {
-	for _, mode := range []string{"tcp", "mux", "mux-nowaiter"} {
+	for _, mode := range []string{"tcp", "mux"} {
 		t.Run(mode, func(t *testing.T) { testSignalsDetach(t, mode) })
 	}
 }
 
-// testSignalsDetach: in mux mode the signals reach the waiter the proxies
-// became, which must behave the same; with PROCREF_WAITER=0 (mux-nowaiter)
-// they reach the Go proxy waiting for the host's "bye".
+// testSignalsDetach: in mux mode the signals reach the proxy waiting for
+// the host's "bye" after the handoff, which must behave the same.
 func testSignalsDetach(t *testing.T, mode string) {
-	var extraEnv []string
-	if mode == "mux-nowaiter" {
-		mode, extraEnv = "mux", []string{"PROCREF_WAITER=0"}
-	}
 	e := newEnv(t)
 	ws := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -361,21 +354,12 @@ func testSignalsDetach(t *testing.T, mode string) {
 	sigs := []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP}
 	var procs []*proc
 	for range sigs {
-		p := e.start(ws, extraEnv, server...)
+		p := e.start(ws, nil, server...)
 		if _, err := p.client(ctx).Initialize(ctx, ws); err != nil {
 			t.Fatal(err)
 		}
-		if mode == "mux" && extraEnv == nil {
-			waitWaiter(t, p.cmd.Process.Pid)
-		}
+		waitWaiter(t, p.cmd.Process.Pid)
 		procs = append(procs, p)
-	}
-	if extraEnv != nil && runtime.GOOS == "linux" {
-		for _, p := range procs {
-			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.cmd.Process.Pid)); filepath.Base(exe) != "procref" {
-				t.Fatalf("with PROCREF_WAITER=0 the proxy's executable is %q, want procref", exe)
-			}
-		}
 	}
 	hint := e.onlyHint()
 	if mode == "mux" {
@@ -488,24 +472,19 @@ func rudeExitLeavesGopls(ctx context.Context, t *testing.T, e *env, ws string, a
 	}
 }
 
-// waitWaiter waits (bounded) until the mux-mode proxy pid has become the
-// waiter (internal/waiter) with its signal handlers installed; on systems
-// without a waiter, or with PROCREF_WAITER=0, it returns at once.
+// waitWaiter waits (bounded) until the proxy pid has its signal handlers
+// installed (they are installed off the attach path).
 func waitWaiter(t *testing.T, pid int) {
 	t.Helper()
-	if !waiter.Available() || os.Getenv("PROCREF_WAITER") == "0" {
+	if runtime.GOOS != "linux" {
 		return
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for {
-		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if filepath.Base(exe) == waiter.FileName && proctest.CaughtSignals(pid)&proctest.WaiterSignals == proctest.WaiterSignals {
-			return
-		}
+	for proctest.CaughtSignals(pid)&proctest.WaiterSignals != proctest.WaiterSignals {
 		if time.Now().After(deadline) {
-			t.Fatalf("proxy %d did not become the waiter: executable %q", pid, exe)
+			t.Fatalf("proxy %d did not install its signal handlers", pid)
 		}
-		time.Sleep(5 * time.Millisecond) // exec and rt_sigaction: no event to wait for
+		time.Sleep(5 * time.Millisecond) // rt_sigaction: no event to wait for
 	}
 }
 

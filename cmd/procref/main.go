@@ -27,7 +27,12 @@ func main() {
 
 // run dispatches a command line and returns the exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) > 0 {
+	if len(args) == 0 {
+		// `procref` alone: someone at a terminal, not an editor
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	{
 		switch args[0] {
 		case "status":
 			return cmdStatus(args[1:], stdout, stderr)
@@ -114,7 +119,9 @@ Proxy flags (each also settable by environment, for editors that cannot pass fla
   --key-env NAME,...      environment variables that must match to share a backend      (PROCREF_KEY_ENV)
   --refcount auto|sysv|filelock   reference-count implementation                        (PROCREF_REFCOUNT)
 
-Editors (tested configs for each editor in editors/ of the source tree):
+Editors (configs for each in editors/ of the source tree; run by a real
+headless editor in the tests: Neovim 0.7 start_client and Emacs eglot (and
+VS Code's wrapper scripts); the others are checked for syntax only):
   Neovim 0.11+:  vim.lsp.config('clangd', { cmd = { 'procref', '--', 'clangd' } })
   lspconfig:     require('lspconfig').clangd.setup({ cmd = { 'procref', '--', 'clangd' } })
   Helix:         [language-server.clangd]

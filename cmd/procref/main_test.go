@@ -54,6 +54,10 @@ func TestMain(m *testing.M) {
 // "echo": a line-agnostic TCP echo server on the address after --listen=.
 func helperProcess(kind string, args []string) int {
 	switch kind {
+	case "crashy":
+		return crashyServer()
+	case "refuser":
+		return refusingServer()
 	case "echo":
 		var addr string
 		for _, a := range args {

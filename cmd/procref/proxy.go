@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/procref/procref/host"
-	"github.com/procref/procref/internal/waiter"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/proxy"
 	"github.com/procref/procref/proxy/lspframe"
@@ -37,6 +36,9 @@ const (
 // (window/logMessage) that a shared backend is being started.
 const slowStart = 500 * time.Millisecond
 
+// errFlagsPrinted marks a flag error parseArgs has already printed.
+var errFlagsPrinted = errors.New("bad flags")
+
 type proxyFlags struct {
 	share, shareKey, logLevel, name, keyEnv, impl string
 	linger, connectTimeout                        time.Duration
@@ -52,6 +54,9 @@ func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, []string, er
 		}
 	}
 	if sep < 0 {
+		if len(args) > 0 && suggestCommand(args[0]) != "" {
+			return nil, nil, fmt.Errorf("unknown command %q: did you mean `procref %s`? (to run a server: `procref [flags] -- SERVER ARGS...`)", args[0], suggestCommand(args[0]))
+		}
 		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 			return nil, nil, fmt.Errorf("missing `--` before the server command: write `procref [flags] -- %s`", strings.Join(args, " "))
 		}
@@ -59,18 +64,17 @@ func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, []string, er
 	}
 	f := &proxyFlags{}
 	fs := flag.NewFlagSet("procref", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.StringVar(&f.share, "share", envOr("PROCREF_SHARE", host.ShareRoot), "root|global")
 	fs.StringVar(&f.shareKey, "share-key", os.Getenv("PROCREF_SHARE_KEY"), "share one backend per KEY")
 	fs.StringVar(&f.logLevel, "log-level", envOr("PROCREF_LOG_LEVEL", "warn"), "debug|info|warn|error")
 	fs.StringVar(&f.name, "name", os.Getenv("PROCREF_NAME"), "backend name")
 	fs.StringVar(&f.keyEnv, "key-env", os.Getenv("PROCREF_KEY_ENV"), "comma-separated env vars that are part of the backend identity")
 	fs.StringVar(&f.impl, "refcount", envOr("PROCREF_REFCOUNT", "auto"), "auto|sysv|filelock")
-	linger, err := time.ParseDuration(envOr("PROCREF_LINGER", "0s"))
+	linger, err := parseDuration(envOr("PROCREF_LINGER", "0s"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("PROCREF_LINGER: %w", err)
 	}
-	timeout, err := time.ParseDuration(envOr("PROCREF_CONNECT_TIMEOUT", "30s"))
+	timeout, err := parseDuration(envOr("PROCREF_CONNECT_TIMEOUT", "30s"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("PROCREF_CONNECT_TIMEOUT: %w", err)
 	}
@@ -78,15 +82,18 @@ func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, []string, er
 	if err != nil {
 		return nil, nil, fmt.Errorf("PROCREF_MAX_MESSAGE: %w", err)
 	}
-	fs.DurationVar(&f.linger, "linger", linger, "keep the backend after the last window")
-	fs.DurationVar(&f.connectTimeout, "connect-timeout", timeout, "give up starting/connecting after this")
+	lingerV, timeoutV := durationValue(linger), durationValue(timeout)
+	fs.Var(&lingerV, "linger", "keep the backend this long after the last window (a duration: 5s, 2m)")
+	fs.Var(&timeoutV, "connect-timeout", "give up starting/connecting after this (a duration: 30s)")
 	fs.Int64Var(&f.maxMessage, "max-message", maxMsg, "largest LSP message in mux mode")
-	if err := fs.Parse(args[:sep]); err != nil {
-		return nil, nil, err
+	pos, err := parseArgs(fs, args[:sep], stderr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errFlagsPrinted, err)
 	}
-	if fs.NArg() > 0 {
-		return nil, nil, fmt.Errorf("unexpected argument %q before `--`", fs.Arg(0))
+	if len(pos) > 0 {
+		return nil, nil, fmt.Errorf("unexpected argument %q before `--`", pos[0])
 	}
+	f.linger, f.connectTimeout = time.Duration(lingerV), time.Duration(timeoutV)
 	switch f.share {
 	case host.ShareRoot, host.ShareGlobal:
 	default:
@@ -109,7 +116,9 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
-		fmt.Fprintf(stderr, "procref: %v\n", err)
+		if !errors.Is(err, errFlagsPrinted) {
+			fmt.Fprintf(stderr, "procref: %v\n", err)
+		}
 		return exitUsage
 	}
 	log, err := newLogger(stderr, f.logLevel)
@@ -214,11 +223,14 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer sess.Release()
 	log.Info("attached", "service", svc.Name, "host_pid", sess.Hint.Host.PID, "started", sess.Started)
 
-	// hostGone reports that the host or backend ended the session (the
-	// waiter prints goneMsg itself).
-	goneMsg := fmt.Sprintf("procref: the shared backend %s closed the connection (host pid %d); see `procref logs %s`\n", svc.Name, sess.Hint.Host.PID, svc.Name)
-	hostGone := func() int {
-		io.WriteString(stderr, goneMsg)
+	// ended reports why the host or backend ended the session: one line
+	// on stderr naming the log, exit 1.
+	logHint := fmt.Sprintf("see `procref logs %s` (log: %s)", svc.Name, sess.Hint.Log)
+	ended := func(why error) int {
+		if why == nil || errors.Is(why, host.ErrHostGone) {
+			why = fmt.Errorf("the shared backend %s closed the connection (host pid %d)", svc.Name, sess.Hint.Host.PID)
+		}
+		fmt.Fprintf(stderr, "procref: %v; %s\n", why, logHint)
 		return exitFailure
 	}
 
@@ -249,29 +261,11 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			p.stopWriting()
 			log.Debug("handed stdin and stdout to the host")
 			// From here this process only holds the reference and waits
-			// for the host's "bye". Where it can, it becomes the waiter:
-			// the same process (the editor's child) with a few kilobytes
-			// instead of a Go runtime's ~2 MB (see internal/waiter).
-			if sc, ok := sess.Conn.(syscall.Conn); ok && sess.ReferenceSurvivesExec() && waiter.Available() && os.Getenv("PROCREF_WAITER") != "0" {
-				// Race: a SIGTERM caught by Go just before the exec would be
-				// lost with this program. So the signals get their default
-				// action back first (a signal in the window terminates the
-				// process, harmless as before the handler was installed:
-				// the kernel gives the reference back, the host sees the
-				// session end); one that came before has canceled ctx; the
-				// waiter installs its own handlers (exit 0) first thing.
-				signal.Reset(syscall.SIGTERM, os.Interrupt, syscall.SIGHUP)
-				if ctx.Err() != nil {
-					return exitOK
-				}
-				err := waiter.Exec(dir, sc, svc.Name, goneMsg) // returns only if it failed
-				log.Debug("waiting in the proxy", "why", err)
-				go stopOnSignal(ctx, stop) // signals end this proxy cleanly again
+			// for the host's word that the session is over.
+			if err := host.WaitHandedOff(ctx, sess.Conn); err != nil {
+				return ended(err)
 			}
-			if host.WaitHandedOff(ctx, sess.Conn) {
-				return exitOK
-			}
-			return hostGone()
+			return exitOK
 		case errors.Is(err, host.ErrNoHandoff):
 			log.Debug("relaying", "why", err)
 		default:
@@ -292,11 +286,19 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// soon as the stream does not look like LSP, so the generic bridge
 	// (--share=global, any protocol) is not affected.
 	lsp := spec.Mode == host.ModeTCP
-	switch proxy.Relay(ctx, proxy.Editor{In: stdin, Out: stdout, Pending: pending, LSP: lsp}, conn, presence) {
+	var tail *proxy.Tail
+	if spec.Mode == host.ModeMux {
+		tail = &proxy.Tail{} // the host's last message says why it ended the session
+	}
+	outcome := proxy.Relay(ctx, proxy.Editor{In: stdin, Out: stdout, Pending: pending, LSP: lsp, Tail: tail}, conn, presence)
+	if why := tail.EndReason(); why != "" {
+		return ended(errors.New(why)) // even if the editor closed its end after
+	}
+	switch outcome {
 	case proxy.EditorClosed, proxy.Canceled:
 		return exitOK
 	default:
-		return hostGone()
+		return ended(nil)
 	}
 }
 

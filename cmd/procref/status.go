@@ -105,9 +105,11 @@ func collectStatus(ctx context.Context) ([]backendRow, string, error) {
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("procref status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if pos, err := parseArgs(fs, args, stderr); err != nil || len(pos) > 0 {
+		if err == nil {
+			fmt.Fprintf(stderr, "procref status: unexpected argument %q\n", pos[0])
+		}
 		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -208,13 +210,14 @@ func baseName(p string) string {
 
 func cmdStop(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("procref stop", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	all := fs.Bool("all", false, "stop every backend")
-	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for a graceful stop before killing")
-	if err := fs.Parse(args); err != nil {
+	timeout := durationValue(10 * time.Second)
+	fs.Var(&timeout, "timeout", "how long to wait for a graceful stop before killing")
+	names, err := parseArgs(fs, args, stderr)
+	if err != nil {
 		return exitUsage
 	}
-	if (*all && fs.NArg() > 0) || (!*all && fs.NArg() != 1) {
+	if (*all && len(names) > 0) || (!*all && len(names) != 1) {
 		fmt.Fprintln(stderr, "procref stop: name one backend (see `procref status`) or use --all")
 		return exitUsage
 	}
@@ -223,7 +226,6 @@ func cmdStop(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "procref stop: %v\n", err)
 		return exitFailure
 	}
-	names := fs.Args()
 	if *all {
 		if names, err = discovery.List(dir); err != nil {
 			fmt.Fprintf(stderr, "procref stop: %v\n", err)
@@ -232,7 +234,7 @@ func cmdStop(args []string, stdout, stderr io.Writer) int {
 	}
 	code := exitOK
 	for _, name := range names {
-		if err := stopOne(dir, name, *timeout); err != nil {
+		if err := stopOne(dir, name, time.Duration(timeout)); err != nil {
 			fmt.Fprintf(stderr, "procref stop %s: %v\n", name, err)
 			code = exitFailure
 			continue
@@ -279,16 +281,16 @@ func stopOne(dir, name string, timeout time.Duration) error {
 
 func cmdLogs(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("procref logs", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	follow := fs.Bool("f", false, "follow the log")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseArgs(fs, args, stderr)
+	if err != nil {
 		return exitUsage
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "procref logs: name one backend (see `procref status`)")
 		return exitUsage
 	}
-	name := fs.Arg(0)
+	name := pos[0]
 	if strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
 		fmt.Fprintf(stderr, "procref logs: bad name %q\n", name)
 		return exitUsage

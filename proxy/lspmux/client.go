@@ -109,6 +109,9 @@ func (m *mux) clientInitialize(c *client, f *lspframe.Fields, body []byte) {
 	}
 	c.sentInit = true
 	c.folders = folders
+	if sp, ok, _ := lspframe.Lookup(params, "capabilities"); ok {
+		c.caps = append([]byte(nil), sp.Of(params)...)
+	}
 	switch m.phase {
 	case phaseStopped:
 		c.send(msgError(id, codeRequestFailed, "language server stopped"))
@@ -120,7 +123,7 @@ func (m *mux) clientInitialize(c *client, f *lspframe.Fields, body []byte) {
 		if params == nil {
 			params = []byte("{}")
 		}
-		m.initParams = append([]byte(nil), params...)
+		m.initParams = offerUTF16(params) // a fresh copy
 		m.setPhase(phaseStarting)
 		m.wg.Add(1)
 		go m.supervise()
@@ -169,12 +172,12 @@ func (m *mux) clientInitialized(c *client) {
 		return
 	}
 	c.ready = true
-	if len(m.regs) > 0 {
-		regs := make([]json.RawMessage, len(m.regs))
-		for i, r := range m.regs {
-			regs[i] = r.raw
-		}
-		m.requestClient(c, "client/registerCapability", mustJSON(map[string]any{"registrations": regs}))
+	regs := make([]json.RawMessage, len(m.regs))
+	for i, r := range m.regs {
+		regs[i] = r.raw
+	}
+	if p := c.registrationsFor("registrations", regs); p != nil {
+		m.requestClient(c, "client/registerCapability", p)
 	}
 }
 

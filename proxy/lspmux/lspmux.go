@@ -27,19 +27,31 @@
 //     folders contain it; diagnostics versions are mapped to each client's
 //     own version or dropped; other notifications go to all. progress
 //     creation, (un)registerCapability and */refresh are answered by the
-//     mux and passed to every client (their answers dropped); registrations
-//     are replayed to late joiners. workspace/configuration, applyEdit,
-//     showMessageRequest, showDocument and unknown server requests go to one
-//     client (the one with a pending workspace/executeCommand, else the most
+//     mux and passed on (their answers dropped) only to clients whose
+//     initialize declared the capability (window.workDoneProgress, the
+//     feature's dynamicRegistration, refreshSupport: capabilities.go);
+//     registrations are replayed to late joiners the same way.
+//     workspace/configuration, applyEdit, showMessageRequest, showDocument
+//     and unknown server requests go to one client that declared what they
+//     need (the one with a pending workspace/executeCommand, else the most
 //     recently active) and its answer is mapped back, or the backend gets an
-//     error answer if that client leaves first. workspace/workspaceFolders is
+//     error answer if that client leaves first; if no client declared it,
+//     the mux answers as such a client would. workspace/workspaceFolders is
 //     answered from the union of the clients' folders. Every server request
 //     gets exactly one answer.
+//   - positions: the backend is offered only UTF-16 (encoding.go), so every
+//     client is told "utf-16", which all clients support.
 //   - a client's shutdown is answered by the mux; its exit ends only that
 //     session.
 //   - crash: pending requests get an error answer at once, the backend is
 //     restarted (bounded), initialize, initialized, workspace folders and
 //     every open document are replayed, and clients get window/showMessage.
+//   - failures: a backend that cannot start, dies before answering the
+//     first initialize or refuses it fails every waiting initialize with
+//     the reason (its last stderr lines, Config.FailureHint) and ends those
+//     sessions (ErrInitFailed); a client the mux ends for a reason (stop,
+//     crash loop, bad input) gets EndMethod with EndReason as its last
+//     message, so a relaying proxy can say why.
 //   - containment: per-client bounds on the bytes queued toward the backend
 //     (a flooding client waits, others pass) and toward the client (a client
 //     that stops reading is disconnected); a malformed frame disconnects
@@ -54,7 +66,8 @@
 // clients (client/unregisterCapability) and the new backend registers
 // afresh, so clients never hold registrations no backend knows.
 //
-// Known limits: the first client's initialize parameters (capabilities,
+// Known limits: the first client's initialize parameters (capabilities
+// beyond those gated per client, e.g. snippet support and markup kinds;
 // initializationOptions) decide what the backend does for every client;
 // workspace/didChangeConfiguration is passed through, so the last client to
 // send one wins; a server request that cannot be attributed goes to the
@@ -135,6 +148,12 @@ type Config struct {
 	// stops the mux for good. A negative MaxRestarts disables restarts.
 	MaxRestarts   int
 	RestartWindow time.Duration
+	// StderrTail, if set, returns the last lines the backend wrote to
+	// stderr; they are added to the errors that report its failure.
+	StderrTail func() string
+	// FailureHint is added to every error a client is told about the
+	// backend's failure (e.g. where its log is).
+	FailureHint string
 }
 
 // ErrClosed is returned by ServeClient when the Mux has stopped.

@@ -208,6 +208,7 @@ type client struct {
 	awaiting atomic.Int64                                   // bytes of this client's requests the backend has not answered yet
 	stop     chan struct{}                                  // closed by kill
 	killOnce sync.Once
+	endOnce  sync.Once // endWith
 	killErr  error
 	flushErr error // guarded by out.mu
 
@@ -222,6 +223,7 @@ type client struct {
 	docs     map[string]*cdoc
 	tokens   map[string]string // client's raw token → host token
 	folders  []folder
+	caps     []byte // its initialize capabilities (capabilities.go)
 }
 
 // kill disconnects the client; its ServeClient then cleans up.
@@ -395,10 +397,10 @@ func (m *mux) serveClient(ctx context.Context, conn io.ReadWriteCloser) error {
 	if m.phase == phaseStopped {
 		err := m.err
 		m.mu.Unlock()
-		conn.Close()
 		if err == nil {
 			err = ErrClosed
 		}
+		m.refuseStopped(conn, err)
 		return err
 	}
 	m.nextClient++
@@ -456,6 +458,23 @@ func (m *mux) serveClient(ctx context.Context, conn io.ReadWriteCloser) error {
 
 	err := m.readClient(c)
 	m.removeClient(c)
+	c.out.mu.Lock()
+	ending := c.flushErr
+	c.out.mu.Unlock()
+	switch {
+	case ending != nil:
+		// the mux was ending the session (endWith) when the client left:
+		// its reason, not the client's EOF, is why the session ended
+		err = ending
+		<-c.stop // flushed (bounded, see flushThenKill)
+	case EndReason(err) != "":
+		select {
+		case <-c.stop: // killed, or the client's connection failed
+		default: // dropped for its input: tell it why
+			c.endWith(err)
+			<-c.stop
+		}
+	}
 	c.kill(err)
 	c.out.close(true)
 	switch {

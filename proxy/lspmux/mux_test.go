@@ -538,10 +538,12 @@ func TestStartFailureAnswersInitialize(t *testing.T) {
 	h.farm.mu.Lock()
 	h.farm.fail = nil
 	h.farm.mu.Unlock()
-	// the client may try again; so may others
-	if _, err := a.initialize(h.ctx, "file:///ws/r"); err != nil {
-		t.Fatalf("second initialize after Start recovered: %v", err)
+	// the client is disconnected (its proxy then exits 1 with the reason);
+	// the next window tries a new backend
+	if err := h.serveResult("a"); !errors.Is(err, ErrInitFailed) {
+		t.Fatalf("ServeClient after a failed initialize = %v, want ErrInitFailed", err)
 	}
+	h.join("a2", "r")
 	b := h.join("b", "r")
 	h.sync(b)
 	if h.mux.Backends() != 1 {

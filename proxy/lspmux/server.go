@@ -188,11 +188,19 @@ func (m *mux) supervise() {
 		if closing {
 			return // shutdown owns the session
 		}
-		if initErr != nil && neverUp {
-			// The backend answered the first initialize with an error:
-			// give it to the waiters and start afresh next time.
+		if neverUp {
+			// The backend refused the first initialize or died before
+			// answering: give that to the waiters and start afresh next
+			// time (a restart would only fail the same way).
 			s.teardown()
-			m.failInit(initErr.Error())
+			msg := fmt.Sprintf("the language server exited before answering initialize (%v)", s.waitErr)
+			if s.waitErr == nil {
+				msg = "the language server exited before answering initialize"
+			}
+			if initErr != nil {
+				msg = initErr.Error()
+			}
+			m.failInit(m.withOutput(msg))
 			return
 		}
 		s.teardown()
@@ -266,8 +274,7 @@ func (m *mux) initialize(s *session) (bool, error) {
 	result := f.Result.Of(resp)
 	var caps struct {
 		Capabilities struct {
-			PositionEncoding string `json:"positionEncoding"`
-			Workspace        struct {
+			Workspace struct {
 				WorkspaceFolders struct {
 					Supported           bool            `json:"supported"`
 					ChangeNotifications json.RawMessage `json:"changeNotifications"`
@@ -289,8 +296,12 @@ func (m *mux) initialize(s *session) (bool, error) {
 	first := m.initResult == nil
 	restart := !first
 	if first {
-		m.initResult = append([]byte(nil), result...)
-		m.enc = parseEncoding(caps.Capabilities.PositionEncoding)
+		var name string
+		m.initResult, m.enc, name = resultEncoding(append([]byte(nil), result...))
+		if m.enc != encUTF16 {
+			m.log.Warn("language server uses a position encoding other than the utf-16 procref asked for; windows that did not offer it get wrong columns",
+				"encoding", name)
+		}
 		m.folderCaps = wf.Supported && len(cn) > 0 && !bytes.Equal(cn, []byte("false")) && !bytes.Equal(cn, null)
 	}
 	m.toServer(msgNotification("initialized", []byte("{}")), nil)
@@ -362,12 +373,16 @@ func (m *mux) hostCall(s *session, method string, params []byte, timeout time.Du
 
 // failInit answers every initialize waiter with an error and returns to
 // idle, so the next initialize tries a new backend.
+// The waiters are disconnected: an editor does not retry initialize on
+// the same connection, and its proxy then says why and exits 1.
 func (m *mux) failInit(msg string) {
+	m.log.Error("language server did not start", "err", msg)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	err := fmt.Errorf("%w: %s", ErrInitFailed, msg)
 	for _, w := range m.initWaiters {
-		w.c.send(msgError(w.id, codeRequestFailed, msg))
-		w.c.sentInit = false // it may try again
+		w.c.send(msgError(w.id, codeRequestFailed, m.withHint(msg)))
+		w.c.endWith(err)
 	}
 	m.initWaiters = nil
 	m.sess = nil
@@ -417,19 +432,18 @@ func (m *mux) crashed(s *session, cause error) bool {
 	}
 	clear(m.stokens)
 	if len(m.regs) > 0 {
-		var un []map[string]string
+		var un []json.RawMessage
 		for _, r := range m.regs {
 			var reg struct {
 				ID     string `json:"id"`
 				Method string `json:"method"`
 			}
 			json.Unmarshal(r.raw, &reg)
-			un = append(un, map[string]string{"id": reg.ID, "method": reg.Method})
+			un = append(un, mustJSON(map[string]string{"id": reg.ID, "method": reg.Method}))
 		}
-		params := mustJSON(map[string]any{"unregisterations": un})
 		for c := range m.clients {
-			if c.ready {
-				m.requestClient(c, "client/unregisterCapability", params)
+			if p := c.registrationsFor("unregisterations", un); c.ready && p != nil {
+				m.requestClient(c, "client/unregisterCapability", p)
 			}
 		}
 		m.regs = nil
@@ -438,8 +452,9 @@ func (m *mux) crashed(s *session, cause error) bool {
 	m.restarts = slices.DeleteFunc(m.restarts, func(t time.Time) bool { return now.Sub(t) > m.cfg.RestartWindow })
 	if m.cfg.MaxRestarts < 0 || len(m.restarts) >= m.cfg.MaxRestarts {
 		m.mu.Unlock()
-		m.stopFor(fmt.Errorf("%w: %d restarts within %v, last: %v", ErrBackendFailed, len(m.restarts), m.cfg.RestartWindow, cause),
-			fmt.Sprintf("The language server keeps crashing (%v); procref stopped it. Restart your editor's language client to try again.", cause))
+		why := m.withOutput(fmt.Sprintf("%d restarts within %v, last: %v", len(m.restarts), m.cfg.RestartWindow, cause))
+		m.stopFor(fmt.Errorf("%w (%s); fix the server's command, arguments or configuration, then restart the editor's language client", ErrBackendFailed, why),
+			m.withHint(fmt.Sprintf("The language server keeps crashing (%s); procref stopped it. Fix the server's command, arguments or configuration, then restart your editor's language client.", why)))
 		return false
 	}
 	m.restarts = append(m.restarts, now)
@@ -462,7 +477,7 @@ func (m *mux) stopFor(err error, msg string) {
 		cs = append(cs, c)
 	}
 	for _, w := range m.initWaiters {
-		w.c.send(msgError(w.id, codeRequestFailed, "language server unavailable: "+err.Error()))
+		w.c.send(msgError(w.id, codeRequestFailed, m.withHint("language server unavailable: "+err.Error())))
 	}
 	m.initWaiters = nil
 	m.mu.Unlock()
@@ -472,11 +487,8 @@ func (m *mux) stopFor(err error, msg string) {
 	for _, c := range cs {
 		if msg != "" && c.sentInit {
 			c.send(msgNotification("window/showMessage", mustJSON(map[string]any{"type": 1, "message": msg})))
-			// let the writer flush the message before the disconnect
-			c.flushThenKill(err)
-		} else {
-			c.kill(err)
 		}
+		c.endWith(err) // the writer flushes before the disconnect
 	}
 	m.finish()
 }
@@ -502,7 +514,7 @@ func (m *mux) shutdown(ctx context.Context) error {
 	m.initWaiters = nil
 	m.mu.Unlock()
 	for _, c := range cs {
-		c.kill(ErrClosed)
+		c.endWith(ErrClosed)
 	}
 	var err error
 	if s != nil {
@@ -660,18 +672,21 @@ func (m *mux) serverRequest(s *session, f *lspframe.Fields, body []byte) {
 				m.stokens[string(sp.Of(params))] = told
 			}
 		}
-		for c := range m.clients {
-			if c.ready {
-				if told != nil {
-					told[c] = true
-				}
-				m.requestClient(c, method, params)
-			}
-		}
+		m.passOn(method, params, told)
 		return
 	}
-	c := m.pickClient()
+	c := m.pickClient(method)
+	if c == nil && method == "window/showMessageRequest" {
+		// Every client handles it (LSP 1.0); window.showMessage (3.16)
+		// only refines it, and clients such as eglot 1.9 do not declare it.
+		c = m.pickClient("")
+	}
 	if c == nil {
+		if _, gated := capPaths[method]; gated {
+			// no window declared what it needs: answer as such a client would
+			answer(msgResult(sid, answerUndeclared(method, params)))
+			return
+		}
 		answer(msgError(sid, codeRequestFailed, "no editor is connected to answer "+method))
 		return
 	}
@@ -686,15 +701,49 @@ func (m *mux) serverRequest(s *session, f *lspframe.Fields, body []byte) {
 	c.send(lspframe.Splice(body, f.ID, idToken(hid)))
 }
 
+// passOn sends a request the mux has answered itself to every ready
+// client that can take it: registrations filtered to what each client
+// registers dynamically, the rest only to clients that declared the
+// capability (capabilities.go). told, if set, records who got it.
+// Called with mu held.
+func (m *mux) passOn(method string, params []byte, told map[*client]bool) {
+	var list []json.RawMessage
+	key := map[string]string{"client/registerCapability": "registrations", "client/unregisterCapability": "unregisterations"}[method]
+	if key != "" {
+		var p map[string][]json.RawMessage
+		json.Unmarshal(params, &p)
+		list = p[key]
+	}
+	for c := range m.clients {
+		if !c.ready {
+			continue
+		}
+		p := params
+		if key != "" {
+			p = c.registrationsFor(key, list)
+		} else if !c.wants(method) {
+			p = nil
+		}
+		if p == nil {
+			continue
+		}
+		if told != nil {
+			told[c] = true
+		}
+		m.requestClient(c, method, p)
+	}
+}
+
 // pickClient chooses the client for a backend request that one client
-// must answer: the one with the newest workspace/executeCommand in flight
-// (edits and prompts usually come from a command), else the most recently
-// active ready client, else any client that has sent initialize.
-func (m *mux) pickClient() *client {
+// must answer, among those that declared what method needs: the one with
+// the newest workspace/executeCommand in flight (edits and prompts usually
+// come from a command), else the most recently active ready client, else
+// any client that has sent initialize.
+func (m *mux) pickClient(method string) *client {
 	var best *client
 	var bestSeq int64 = -1
 	for _, p := range m.pending {
-		if p.c != nil && p.method == "workspace/executeCommand" && p.seq > bestSeq && !p.c.gone {
+		if p.c != nil && p.method == "workspace/executeCommand" && p.seq > bestSeq && !p.c.gone && p.c.wants(method) {
 			best, bestSeq = p.c, p.seq
 		}
 	}
@@ -702,7 +751,7 @@ func (m *mux) pickClient() *client {
 		return best
 	}
 	for c := range m.clients {
-		if c.ready && (best == nil || c.active > best.active) {
+		if c.ready && c.wants(method) && (best == nil || c.active > best.active) {
 			best = c
 		}
 	}
@@ -710,7 +759,7 @@ func (m *mux) pickClient() *client {
 		return best
 	}
 	for c := range m.clients {
-		if c.sentInit && (best == nil || c.id > best.id) {
+		if c.sentInit && c.wants(method) && (best == nil || c.id > best.id) {
 			best = c
 		}
 	}

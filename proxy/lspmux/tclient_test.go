@@ -274,9 +274,14 @@ func (c *tclient) close() {
 }
 
 func (c *tclient) initialize(ctx context.Context, rootURI string) (json.RawMessage, error) {
+	return c.initializeCaps(ctx, rootURI, fullCaps)
+}
+
+// initializeCaps is initialize declaring caps.
+func (c *tclient) initializeCaps(ctx context.Context, rootURI string, caps map[string]any) (json.RawMessage, error) {
 	params := map[string]any{
 		"processId": nil, "rootUri": rootURI,
-		"capabilities": map[string]any{"window": map[string]any{"workDoneProgress": true}},
+		"capabilities": caps,
 	}
 	if rootURI != "" {
 		params["workspaceFolders"] = []folder{{URI: rootURI, Name: "root"}}
@@ -317,4 +322,19 @@ func (c *tclient) diagURIs() map[string]int {
 		out[p.URI]++
 	}
 	return out
+}
+
+// fullCaps declares everything the mux gates per window, so tests that do
+// not test the gating get every request.
+var fullCaps = map[string]any{
+	"window": map[string]any{"workDoneProgress": true, "showDocument": map[string]any{"support": true}, "showMessage": map[string]any{}},
+	"workspace": map[string]any{
+		"configuration": true, "applyEdit": true, "workspaceFolders": true,
+		"semanticTokens":        map[string]any{"refreshSupport": true},
+		"codeLens":              map[string]any{"refreshSupport": true},
+		"inlayHint":             map[string]any{"refreshSupport": true},
+		"diagnostics":           map[string]any{"refreshSupport": true},
+		"didChangeWatchedFiles": map[string]any{"dynamicRegistration": true},
+	},
+	"textDocument": map[string]any{"synchronization": map[string]any{"dynamicRegistration": true}},
 }

@@ -1,0 +1,64 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"sync"
+)
+
+// Tail keeps the last bytes the backend sent to the editor, so that a
+// relaying proxy can read why the host ended the session: the host's last
+// message is then the lspmux end notification (method EndMethod, params
+// {"reason": ...}). Safe for concurrent use.
+type Tail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+// tailKeep bounds what Tail keeps: the end notification is short.
+const tailKeep = 8 << 10
+
+// endMethod is lspmux.EndMethod (proxy does not import the host side).
+const endMethod = "$/procref/sessionEnded"
+
+func (t *Tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(p) >= tailKeep {
+		t.buf = append(t.buf[:0], p[len(p)-tailKeep:]...)
+		return len(p), nil
+	}
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - tailKeep; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+// EndReason returns the reason of the host's end notification if it was
+// the last message the backend sent, else "" (also for a nil Tail).
+func (t *Tail) EndReason() string {
+	if t == nil {
+		return ""
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	marker := []byte(`"method":"` + endMethod + `"`)
+	i := bytes.LastIndex(t.buf, marker)
+	if i < 0 {
+		return ""
+	}
+	start := bytes.LastIndexByte(t.buf[:i], '{')
+	if start < 0 {
+		return ""
+	}
+	var m struct {
+		Params struct {
+			Reason string `json:"reason"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(t.buf[start:], &m) != nil {
+		return ""
+	}
+	return m.Params.Reason
+}
