@@ -42,22 +42,17 @@ func (b *backend) setupMux(svc *launcher.Service) error {
 	// exists only because a window is attaching); the first client's
 	// initialize takes it. Restarts after a crash start fresh.
 	var prestarted lspmux.Backend
-	m, err := lspmux.New(lspmux.Config{
-		Start: func(ctx context.Context) (lspmux.Backend, error) {
-			mu.Lock()
-			be := prestarted
-			prestarted = nil
-			mu.Unlock()
-			if be != nil {
-				return be, nil
-			}
-			return startOne()
-		},
-		MaxMessage:      b.spec.MaxMessage,
-		Logger:          b.log,
-		ShareGlobal:     b.spec.Share == ShareGlobal,
-		ShutdownTimeout: b.stopTimeout,
-	})
+	start := func(ctx context.Context) (lspmux.Backend, error) {
+		mu.Lock()
+		be := prestarted
+		prestarted = nil
+		mu.Unlock()
+		if be != nil {
+			return be, nil
+		}
+		return startOne()
+	}
+	m, err := b.newMultiplexer(start)
 	if err != nil {
 		return err
 	}
