@@ -70,9 +70,14 @@ func errorMsg(id json.RawMessage, code int, message string) []byte {
 	return b
 }
 
+// notification returns a notification; nil params are left out (some
+// SDKs refuse "params":null).
 func notification(method string, params any) []byte {
-	p, _ := json.Marshal(params)
-	return (&msg{Method: method, Params: p}).encode()
+	m := &msg{Method: method}
+	if params != nil {
+		m.Params, _ = json.Marshal(params)
+	}
+	return m.encode()
 }
 
 func hostID(n int64) json.RawMessage { return strconv.AppendInt(nil, n, 10) }
