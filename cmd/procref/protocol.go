@@ -10,6 +10,30 @@ import (
 	"github.com/procref/procref/proxy"
 )
 
+// setProtocol sets the spec's protocol fields in mux mode. MCP and
+// JSON-RPC: the first message is read before attaching (the MCP
+// protocolVersion is in the key) and the share root is the working
+// directory. With --share=global or --share-key nothing is read for LSP
+// unless --protocol says otherwise.
+func (p *proxyRun) setProtocol(f *proxyFlags, spec *host.Spec, cwd string) error {
+	if spec.Mode != host.ModeMux || f.protocol == host.ProtocolLSP || (f.protocol == "" && spec.Share != host.ShareRoot) {
+		return nil
+	}
+	var err error
+	spec.Protocol, p.framing, spec.MCPVersion, err = p.learnProtocol(f.protocol, f.maxMessage)
+	if err != nil {
+		return err
+	}
+	if spec.Protocol == "" {
+		return nil // LSP: the root comes from its initialize
+	}
+	spec.Framing = string(p.framing)
+	if spec.Share == host.ShareRoot {
+		spec.Root = cwd
+	}
+	return nil
+}
+
 // learnProtocol finds the session's protocol in mux mode: forced
 // ("lsp", "mcp", "jsonrpc") or, if "", detected from the client's first
 // bytes: Content-Length is LSP; a JSON line is MCP if it is an initialize

@@ -180,21 +180,13 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			spec.KeyEnv = append(spec.KeyEnv, name+"="+os.Getenv(name))
 		}
 	}
-	// MCP and JSON-RPC: the first message is read before attaching (the
-	// MCP protocolVersion is in the key); with --share=global or
-	// --share-key nothing is read for LSP unless --protocol says otherwise.
-	if spec.Mode == host.ModeMux && (f.protocol != "" && f.protocol != host.ProtocolLSP || f.protocol == "" && spec.Share == host.ShareRoot) {
-		if spec.Protocol, p.framing, spec.MCPVersion, err = p.learnProtocol(f.protocol, f.maxMessage); err != nil {
-			if proxy.IsStdinClosed(err) {
-				return exitOK
-			}
-			return fail("reading the client's first message: %v", err)
+	if err := p.setProtocol(f, spec, cwd); err != nil {
+		if proxy.IsStdinClosed(err) {
+			return exitOK
 		}
-		spec.Framing = string(p.framing)
+		return fail("reading the client's first message: %v", err)
 	}
-	if spec.Share == host.ShareRoot && spec.Protocol != "" {
-		spec.Root = cwd // MCP, JSON-RPC: one server per working directory
-	} else if spec.Share == host.ShareRoot {
+	if spec.Share == host.ShareRoot && spec.Protocol == "" {
 		// Learn the root from the editor's initialize; it is replayed to
 		// the backend as the first message.
 		if err := p.peekInitialize(f.maxMessage); err != nil {
