@@ -366,3 +366,98 @@ func TestMCPGoSDKSharedMemory(t *testing.T) {
 		}
 	}
 }
+
+// ndjsonSession is a raw NDJSON session on a proxy's stdio.
+type ndjsonSession struct {
+	p *proc
+	r *bufio.Reader
+}
+
+func (s ndjsonSession) send(t *testing.T, line string) {
+	t.Helper()
+	if _, err := io.WriteString(s.p.stdin, line+"\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// expect reads lines until one contains want.
+func (s ndjsonSession) expect(t *testing.T, want string) string {
+	t.Helper()
+	for {
+		line := readLine(t, s.r, 20*time.Second)
+		if line == "" {
+			t.Fatalf("session ended waiting for %q; stderr: %s", want, s.p.stderr.String())
+		}
+		if strings.Contains(line, want) {
+			return line
+		}
+	}
+}
+
+func startNDJSON(t *testing.T, e *env, ws string, flags ...string) ndjsonSession {
+	args := append(append([]string{}, flags...), "--", procrefBin, "sample-server", "--mcp")
+	p := e.start(ws, nil, args...)
+	return ndjsonSession{p: p, r: bufio.NewReader(p.stdout)}
+}
+
+func mcpInit(version string) string {
+	return `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"` + version + `","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+}
+
+// TestMCPSampleServer: with the built-in sample MCP server (no node):
+// sessions asking for the same protocolVersion share one server, another
+// version gets its own; a session that sends a bad frame gets an error
+// and ends, the others go on; --protocol=jsonrpc rewrites ids so two
+// sessions using the same id each get their own answer.
+func TestMCPSampleServer(t *testing.T) {
+	e := newEnv(t)
+	ws := t.TempDir()
+	a, b := startNDJSON(t, e, ws), startNDJSON(t, e, ws)
+	for _, s := range []ndjsonSession{a, b} {
+		s.send(t, mcpInit("2025-06-18"))
+		s.expect(t, `"serverInfo"`)
+		s.send(t, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	}
+	c := startNDJSON(t, e, ws)
+	c.send(t, mcpInit("2025-03-26"))
+	c.expect(t, `"protocolVersion":"2025-03-26"`)
+	if names, _ := discovery.List(e.runtime); len(names) != 2 {
+		t.Fatalf("want two servers (one per protocolVersion), got %v", names)
+	}
+
+	a.send(t, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"message":"A"}}}`)
+	b.send(t, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"message":"B"}}}`)
+	pidA := a.expect(t, `"id":2`)
+	pidB := b.expect(t, `"id":2`)
+	if !strings.Contains(pidA, "echo: A") || !strings.Contains(pidB, "echo: B") {
+		t.Fatalf("answers crossed: A got %s, B got %s", pidA, pidB)
+	}
+	if pidA[strings.Index(pidA, "pid"):] != pidB[strings.Index(pidB, "pid"):] {
+		t.Fatalf("A and B are on different servers: %s / %s", pidA, pidB)
+	}
+
+	a.send(t, `{"jsonrpc":"2.0","id":3,"method":"tools/call",`) // a bad frame
+	a.expect(t, `"error"`)
+	a.p.wait(t, 10*time.Second)
+	b.send(t, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"still"}}}`)
+	b.expect(t, "echo: still")
+
+	// Generic JSON-RPC: every message is the client's own (initialize too).
+	x, y := startNDJSON(t, e, ws, "--protocol=jsonrpc"), startNDJSON(t, e, ws, "--protocol=jsonrpc")
+	for _, s := range []ndjsonSession{x, y} {
+		s.send(t, `{"jsonrpc":"2.0","id":7,"method":"tools/list"}`)
+	}
+	x.send(t, `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"echo","arguments":{"message":"X"}}}`)
+	y.send(t, `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"echo","arguments":{"message":"Y"}}}`)
+	x.expect(t, `"id":7`)
+	y.expect(t, `"id":7`)
+	if got := x.expect(t, `"id":8`); !strings.Contains(got, "echo: X") {
+		t.Fatalf("jsonrpc session X got %s", got)
+	}
+	if got := y.expect(t, `"id":8`); !strings.Contains(got, "echo: Y") {
+		t.Fatalf("jsonrpc session Y got %s", got)
+	}
+	if names, _ := discovery.List(e.runtime); len(names) != 3 {
+		t.Fatalf("want a third server for --protocol=jsonrpc, got %v", names)
+	}
+}
