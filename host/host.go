@@ -78,6 +78,12 @@ type Spec struct {
 	Root     string   `json:"root,omitempty"`
 	// KeyEnv are environment entries (NAME=value) that are part of the key.
 	KeyEnv []string `json:"key_env,omitempty"`
+	// Protocol is "" (LSP), ProtocolMCP or ProtocolJSONRPC (mux mode);
+	// Framing is the JSON-RPC framing (mcp.NDJSON or mcp.Header);
+	// MCPVersion the protocolVersion of the first client's initialize.
+	Protocol   string `json:"protocol,omitempty"`
+	Framing    string `json:"framing,omitempty"`
+	MCPVersion string `json:"mcp_version,omitempty"`
 	// Name overrides the base of the service name (default: command base).
 	Name         string        `json:"name,omitempty"`
 	Linger       time.Duration `json:"linger"`
@@ -114,6 +120,9 @@ func (s *Spec) Key() string {
 	parts = append(parts, "argc="+fmt.Sprint(len(s.Command)))
 	parts = append(parts, s.Command...)
 	parts = append(parts, s.KeyEnv...)
+	if s.Protocol != "" && s.Protocol != ProtocolLSP {
+		parts = append(parts, "protocol="+s.Protocol, "framing="+s.Framing, "mcp-version="+s.MCPVersion)
+	}
 	return launcher.Key(parts...)
 }
 

@@ -110,15 +110,8 @@ func (s *muxServers) stderr() string {
 // backend fails beyond the restart limit.
 func (b *backend) setupMux(svc *launcher.Service) error {
 	servers := &muxServers{b: b}
-	m, err := lspmux.New(lspmux.Config{
-		Start:           servers.startMux,
-		MaxMessage:      b.spec.MaxMessage,
-		Logger:          b.log,
-		ShareGlobal:     b.spec.Share == ShareGlobal,
-		ShutdownTimeout: b.stopTimeout,
-		StderrTail:      servers.stderr,
-		FailureHint:     fmt.Sprintf("see `procref logs %s`, log: %s", svc.Name, svc.LogPath()),
-	})
+	m, err := b.newMultiplexer(servers.startMux, servers.stderr,
+		fmt.Sprintf("see `procref logs %s`, log: %s", svc.Name, svc.LogPath()))
 	if err != nil {
 		return err
 	}
@@ -156,7 +149,7 @@ func (b *backend) setupMux(svc *launcher.Service) error {
 	return nil
 }
 
-func muxStatus(m *lspmux.Mux, current platform.Identity) map[string]any {
+func muxStatus(m multiplexer, current platform.Identity) map[string]any {
 	st := map[string]any{"mux_clients": m.Clients(), "backend_starts": m.Backends()}
 	if current.PID > 0 && current.Alive() {
 		st["backend_pid"] = current.PID

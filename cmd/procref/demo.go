@@ -30,7 +30,7 @@ func hello() string { return "hello" }
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("procref demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	mode := fs.String("mode", "mux", "mux (stdio server through the multiplexer) or tcp (server listens on {socket})")
+	mode := fs.String("mode", "mux", "mux (stdio server through the multiplexer), tcp (server listens on {socket}) or mcp (agent sessions share an MCP server)")
 	keep := fs.Bool("keep", false, "keep the demo's temporary directory")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -67,6 +67,11 @@ func runDemo(mode string, keep bool, out io.Writer) error {
 		return err
 	}
 	uri := proxy.PathToURI(file)
+	if mode == "mcp" {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		return runMCPDemo(ctx, exe, ws, out)
+	}
 
 	server := []string{exe, "sample-server"}
 	if mode == "tcp" {

@@ -65,11 +65,19 @@ func cmdSampleServer(args []string, stdin io.Reader, stdout, stderr io.Writer) i
 	fs := flag.NewFlagSet("procref sample-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "", "serve clients on this address instead of stdio: unix;PATH (e.g. unix;{socket} under procref) or HOST:PORT")
+	mcpMode := fs.Bool("mcp", false, "be a sample MCP server on stdio instead")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if *mcpMode {
+		if err := sampleserver.ServeMCP(ctx, stdin, stdout); err != nil {
+			fmt.Fprintf(stderr, "sample-server: %v\n", err)
+			return exitFailure
+		}
+		return exitOK
+	}
 	if *listen == "" {
 		err := sampleserver.Serve(ctx, stdin, stdout)
 		if err != nil && err != sampleserver.ErrExit {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/procref/procref/host"
 	"github.com/procref/procref/launcher"
+	"github.com/procref/procref/mcp"
 	"github.com/procref/procref/proxy"
 	"github.com/procref/procref/proxy/lspframe"
 )
@@ -41,6 +42,7 @@ var errFlagsPrinted = errors.New("bad flags")
 
 type proxyFlags struct {
 	share, shareKey, logLevel, name, keyEnv, impl string
+	protocol                                      string
 	linger, connectTimeout                        time.Duration
 	maxMessage                                    int64
 }
@@ -70,6 +72,7 @@ func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, []string, er
 	fs.StringVar(&f.name, "name", os.Getenv("PROCREF_NAME"), "backend name")
 	fs.StringVar(&f.keyEnv, "key-env", os.Getenv("PROCREF_KEY_ENV"), "comma-separated env vars that are part of the backend identity")
 	fs.StringVar(&f.impl, "refcount", envOr("PROCREF_REFCOUNT", "auto"), "auto|sysv|filelock")
+	fs.StringVar(&f.protocol, "protocol", os.Getenv("PROCREF_PROTOCOL"), "lsp|mcp|jsonrpc (default: detected from the client's first message)")
 	linger, err := parseDuration(envOr("PROCREF_LINGER", "0s"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("PROCREF_LINGER: %w", err)
@@ -98,6 +101,11 @@ func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, []string, er
 	case host.ShareRoot, host.ShareGlobal:
 	default:
 		return nil, nil, fmt.Errorf("--share must be root or global, not %q", f.share)
+	}
+	switch f.protocol {
+	case "", host.ProtocolLSP, host.ProtocolMCP, host.ProtocolJSONRPC:
+	default:
+		return nil, nil, fmt.Errorf("--protocol must be lsp, mcp or jsonrpc, not %q", f.protocol)
 	}
 	if f.shareKey != "" {
 		f.share = host.ShareKey
@@ -141,7 +149,7 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	in := bufio.NewReaderSize(stdin, 64<<10)
-	p := &proxyRun{in: in, out: stdout, stderr: stderr}
+	p := &proxyRun{in: in, out: stdout, stderr: stderr, framing: mcp.Header}
 
 	// fail reports a startup failure to the editor and on stderr.
 	fail := func(format string, a ...any) int {
@@ -182,7 +190,13 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			spec.KeyEnv = append(spec.KeyEnv, name+"="+os.Getenv(name))
 		}
 	}
-	if spec.Share == host.ShareRoot {
+	if err := p.setProtocol(f, spec, cwd); err != nil {
+		if proxy.IsStdinClosed(err) {
+			return exitOK
+		}
+		return fail("reading the client's first message: %v", err)
+	}
+	if spec.Share == host.ShareRoot && spec.Protocol == "" {
 		// Learn the root from the editor's initialize; it is replayed to
 		// the backend as the first message.
 		if err := p.peekInitialize(f.maxMessage); err != nil {
@@ -208,7 +222,7 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	actx, cancel := context.WithTimeout(ctx, f.connectTimeout+5*time.Second)
 	defer cancel()
 	slow := time.AfterFunc(slowStart, func() {
-		if p.first != nil {
+		if p.first != nil && spec.Protocol == "" {
 			p.write(proxy.LogMessage(fmt.Sprintf("procref: starting shared %s backend %s (log: %s)", spec.Mode, svc.Name, svc.LogPath())))
 		}
 	})
@@ -250,7 +264,7 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		// message; this proxy only holds the reference and waits.
 		var pend bytes.Buffer
 		if p.first != nil {
-			lspframe.Write(&pend, p.first)
+			mcp.Write(p.framing, &pend, p.first)
 		}
 		buffered, _ := in.Peek(in.Buffered())
 		pend.Write(buffered)
@@ -274,7 +288,7 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	if p.first != nil {
-		if err := lspframe.Write(conn, p.first); err != nil {
+		if err := mcp.Write(p.framing, conn, p.first); err != nil {
 			return fail("sending initialize to the backend: %v (log: %s)", err, sess.Hint.Log)
 		}
 	}
@@ -340,8 +354,9 @@ type proxyRun struct {
 	out    io.Writer
 	stderr io.Writer
 
-	first []byte           // the editor's first message, if read
-	init  proxy.Initialize // parsed from first
+	first   []byte           // the editor's first message, if read
+	init    proxy.Initialize // parsed from first
+	framing mcp.Framing      // of the client's stream
 
 	mu       sync.Mutex
 	relaying bool // after this, only the relay writes to out
@@ -360,7 +375,7 @@ func (p *proxyRun) write(body []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.relaying {
-		lspframe.Write(p.out, body)
+		mcp.Write(p.framing, p.out, body)
 	}
 }
 

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/procref/procref/mcp"
+	"github.com/procref/procref/platform"
+)
+
+// runMCPDemo is `procref demo --mode mcp`: three simulated agent sessions
+// share the built-in sample MCP server; one stores a note, another reads
+// it; the status table shows one server with three clients; when all leave
+// the server is gone. The caller has set up a private runtime dir.
+func runMCPDemo(ctx context.Context, exe, ws string, out io.Writer) error {
+	server := []string{exe, "sample-server", "--mcp"}
+	fmt.Fprintf(out, "procref demo: three agent sessions share one MCP server (mux mode)\n")
+	fmt.Fprintf(out, "  server command: procref -- procref sample-server --mcp\n\n")
+	var sessions []*mcpDemoSession
+	defer func() {
+		for _, s := range sessions {
+			s.cmd.Process.Kill()
+			s.cmd.Wait()
+		}
+	}()
+	for i := 1; i <= 3; i++ {
+		s, err := startMCPDemoSession(ctx, exe, ws, server)
+		if err != nil {
+			return fmt.Errorf("session %d: %w", i, err)
+		}
+		sessions = append(sessions, s)
+		echo, err := s.callTool("echo", map[string]string{"message": fmt.Sprintf("hello from session %d", i)})
+		if err != nil {
+			return fmt.Errorf("session %d: %w (proxy stderr: %s)", i, err, s.stderr.String())
+		}
+		fmt.Fprintf(out, "session %d: proxy pid %d; tools/call echo: %s\n", i, s.cmd.Process.Pid, echo)
+	}
+	r, err := sessions[0].callTool("remember", map[string]string{"note": "procref shares this server"})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "session 1: tools/call remember: %s\n", r)
+	notes, err := sessions[2].callTool("recall", nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "session 3: tools/call recall: %s (stored by session 1: one server, shared state)\n", notes)
+	if !strings.Contains(notes, "procref shares this server") {
+		return errors.New("session 3 does not see session 1's note")
+	}
+
+	fmt.Fprintf(out, "\n$ procref status\n")
+	rows, dir, err := collectStatus(ctx)
+	if err != nil {
+		return err
+	}
+	printStatus(out, rows, dir)
+	if len(rows) != 1 || rows[0].Clients != 3 || rows[0].State != "running" {
+		return fmt.Errorf("want one running MCP server with three clients, got %+v", rows)
+	}
+	backend, _ := platform.Lookup(rows[0].BackendPID)
+	hostID, _ := platform.Lookup(rows[0].HostPID)
+	fmt.Fprintln(out)
+	for i, s := range sessions {
+		s.stdin.Close() // an MCP client ends its session by closing stdin
+		err := s.cmd.Wait()
+		fmt.Fprintf(out, "session %d: closed, proxy exit code %d\n", i+1, s.cmd.ProcessState.ExitCode())
+		if err != nil {
+			return fmt.Errorf("session %d: proxy exited with %v: %s", i+1, err, s.stderr.String())
+		}
+	}
+	sessions = nil
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if hostID.Wait(wctx) != nil || backend.Wait(wctx) != nil {
+		return fmt.Errorf("server pid %d or host pid %d still running after the last session left", backend.PID, hostID.PID)
+	}
+	fmt.Fprintf(out, "server pid %d and host pid %d are gone: the last session left\n\ndemo OK\n", backend.PID, hostID.PID)
+	return nil
+}
+
+// mcpDemoSession is one simulated agent session: a proxy and a sequential
+// NDJSON MCP client on its stdio.
+type mcpDemoSession struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	r      mcp.Reader
+	stderr strings.Builder
+	nextID int
+}
+
+func startMCPDemoSession(ctx context.Context, exe, ws string, server []string) (*mcpDemoSession, error) {
+	s := &mcpDemoSession{cmd: exec.CommandContext(ctx, exe, append([]string{"--"}, server...)...)}
+	s.cmd.Dir, s.cmd.Stderr = ws, &s.stderr
+	var err error
+	if s.stdin, err = s.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	stdout, err := s.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	s.r = mcp.NewReader(mcp.NDJSON, bufio.NewReader(stdout), 0)
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	if _, err := s.call("initialize", map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{},
+		"clientInfo": map[string]string{"name": "procref-demo", "version": "1"}}); err != nil {
+		return s, err
+	}
+	return s, s.send(map[string]any{"jsonrpc": "2.0", "method": "notifications/initialized"})
+}
+
+func (s *mcpDemoSession) send(v any) error {
+	b, _ := json.Marshal(v)
+	return mcp.Write(mcp.NDJSON, s.stdin, b)
+}
+
+// call sends a request and returns its result, skipping other messages.
+func (s *mcpDemoSession) call(method string, params any) (json.RawMessage, error) {
+	s.nextID++
+	if err := s.send(map[string]any{"jsonrpc": "2.0", "id": s.nextID, "method": method, "params": params}); err != nil {
+		return nil, err
+	}
+	for {
+		body, err := s.r.Read()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", method, err)
+		}
+		var m struct {
+			ID     json.RawMessage `json:"id"`
+			Result json.RawMessage `json:"result"`
+			Error  *struct{ Message string }
+		}
+		if json.Unmarshal(body, &m) != nil || string(m.ID) != fmt.Sprint(s.nextID) {
+			continue
+		}
+		if m.Error != nil {
+			return nil, fmt.Errorf("%s: %s", method, m.Error.Message)
+		}
+		return m.Result, nil
+	}
+}
+
+// callTool calls a tool and returns its text.
+func (s *mcpDemoSession) callTool(name string, args any) (string, error) {
+	res, err := s.call("tools/call", map[string]any{"name": name, "arguments": args})
+	if err != nil {
+		return "", err
+	}
+	var r struct{ Content []struct{ Text string } }
+	json.Unmarshal(res, &r)
+	if len(r.Content) == 0 {
+		return "", fmt.Errorf("tools/call %s: no content in %s", name, res)
+	}
+	return r.Content[0].Text, nil
+}
