@@ -94,7 +94,7 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 		}
 		if !relost {
 			ok = true
-			return &Session{Hint: h, Conn: conn, dir: dir, release: closeAll, sysv: counter.Impl() == refcount.SysV}, nil
+			return &Session{Hint: h, Conn: conn, dir: dir, release: closeAll}, nil
 		}
 		conn.Close()
 	}
@@ -124,7 +124,7 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 			}
 			if !relost {
 				ok = true
-				return &Session{Hint: fh, Conn: fconn, dir: dir, release: closeAll, sysv: counter.Impl() == refcount.SysV}, nil
+				return &Session{Hint: fh, Conn: fconn, dir: dir, release: closeAll}, nil
 			}
 			fconn.Close()
 			continue
@@ -140,7 +140,7 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 		if herr == nil {
 			unlock()
 			ok = true
-			return &Session{Hint: h, Conn: conn, dir: dir, release: closeAll, sysv: counter.Impl() == refcount.SysV}, nil
+			return &Session{Hint: h, Conn: conn, dir: dir, release: closeAll}, nil
 		}
 		if errors.Is(herr, handshake.ErrDraining) {
 			// The host is draining but does not hold the lock yet (it takes
@@ -183,7 +183,7 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 			return nil, fmt.Errorf("connecting to the new supervisor of %s: %w (log: %s)", s.Name, herr, s.LogPath())
 		}
 		ok = true
-		return &Session{Hint: h, Conn: conn, Started: true, dir: dir, release: closeAll, sysv: counter.Impl() == refcount.SysV}, nil
+		return &Session{Hint: h, Conn: conn, Started: true, dir: dir, release: closeAll}, nil
 	}
 }
 

@@ -471,15 +471,7 @@ type Session struct {
 	dir     string
 	release func() error
 	once    sync.Once
-	sysv    bool // the reference is a System V semaphore's (SEM_UNDO)
 }
-
-// ReferenceSurvivesExec reports whether the session's reference belongs
-// to the process rather than to an open descriptor, so that it stays taken
-// when the process replaces its program with execve(2) and is given back
-// when that program exits: true for a System V semaphore reference
-// (SEM_UNDO adjustments are kept across execve), false for a file lock.
-func (s *Session) ReferenceSurvivesExec() bool { return s.sysv }
 
 // Release gives the reference back (idempotent). It does not close Conn.
 func (s *Session) Release() error {
