@@ -157,6 +157,7 @@ func TestSessionEndReasons(t *testing.T) {
 				t.Fatalf("exit code %d, want 1; stderr %q", code, p.stderr.String())
 			}
 			stderrLine(t, p, "procref logs", "stopped")
+			nothingLeft(t, e.runtime)
 		})
 		t.Run("crash-loop", func(t *testing.T) {
 			e := newEnv(t)
@@ -172,6 +173,7 @@ func TestSessionEndReasons(t *testing.T) {
 				t.Fatalf("exit code %d, want 1; stderr %q", code, p.stderr.String())
 			}
 			stderrLine(t, p, "procref logs", "keeps failing", "--stdio", "fix the server")
+			nothingLeft(t, e.runtime)
 		})
 		t.Run("bad-input", func(t *testing.T) {
 			e := newEnv(t)
@@ -191,4 +193,31 @@ func TestSessionEndReasons(t *testing.T) {
 			stderrLine(t, p, "procref logs", "malformed")
 		})
 	})
+}
+
+// nothingLeft waits until the host is gone and its runtime dir holds
+// nothing of the service (no hint, lock, socket or counter file; the
+// per-user key secret stays), failing after 10 s with what is left.
+func nothingLeft(t *testing.T, dir string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var left []string
+		for _, ent := range ents {
+			if ent.Name() != "secret" {
+				left = append(left, ent.Name())
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("runtime dir %s still holds %v", dir, left)
+		}
+		time.Sleep(20 * time.Millisecond) // the host's exit: no event to wait for from here
+	}
 }
