@@ -85,58 +85,14 @@ func runDemo(mode string, keep bool, out io.Writer) error {
 	fmt.Fprintf(out, "procref demo: two editor windows share one language server (%s mode)\n", mode)
 	fmt.Fprintf(out, "  server command: procref -- %s\n\n", strings.Join(append([]string{"procref"}, server[1:]...), " "))
 
-	type window struct {
-		cmd    *exec.Cmd
-		client *demoClient
-		stderr strings.Builder
-	}
-	var wins []*window
-	defer func() {
-		for _, w := range wins {
-			if w.cmd.ProcessState == nil {
-				w.cmd.Process.Kill()
-				w.cmd.Wait()
-			}
-		}
-	}()
+	var wins []*demoWindow
+	defer func() { killDemoWindows(wins) }()
 	for i := 1; i <= 2; i++ {
-		w := &window{cmd: exec.CommandContext(ctx, exe, append([]string{"--"}, server...)...)}
-		w.cmd.Dir = ws
-		w.cmd.Stderr = &w.stderr
-		stdin, err := w.cmd.StdinPipe()
-		if err != nil {
-			return err
-		}
-		stdoutPipe, err := w.cmd.StdoutPipe()
-		if err != nil {
-			return err
-		}
-		start := time.Now()
-		if err := w.cmd.Start(); err != nil {
-			return err
-		}
+		w := &demoWindow{cmd: exec.CommandContext(ctx, exe, append([]string{"--"}, server...)...)}
 		wins = append(wins, w)
-		w.client = newDemoClient(stdoutPipe, stdin)
-		name, err := w.client.initialize(ws)
-		if err != nil {
-			return fmt.Errorf("window %d: %w (proxy stderr: %s)", i, err, w.stderr.String())
-		}
-		fmt.Fprintf(out, "window %d: proxy pid %d attached in %v; server %q initialized\n", i, w.cmd.Process.Pid, time.Since(start).Round(time.Millisecond), name)
-		if err := w.client.didOpen(uri, "go", demoFile); err != nil {
+		if err := w.open(i, ws, uri, out); err != nil {
 			return err
 		}
-		diags, err := w.client.waitDiagnostics(uri)
-		if err != nil {
-			return fmt.Errorf("window %d: %w", i, err)
-		}
-		for _, d := range diags {
-			fmt.Fprintf(out, "window %d: diagnostic demo.go:%d:%d: %s\n", i, d.Range.Start.Line+1, d.Range.Start.Character+1, d.Message)
-		}
-		hover, err := w.client.hover(uri, 3, 6)
-		if err != nil {
-			return fmt.Errorf("window %d: hover: %w", i, err)
-		}
-		fmt.Fprintf(out, "window %d: hover on hello: %s\n", i, hover)
 	}
 
 	fmt.Fprintf(out, "\n$ procref status\n")
@@ -181,6 +137,65 @@ func runDemo(mode string, keep bool, out io.Writer) error {
 		return errors.New("a backend is still listed after the last window left")
 	}
 	fmt.Fprintln(out, "\ndemo OK")
+	return nil
+}
+
+// demoWindow is one simulated editor window: a real proxy process and the
+// demo's LSP client on its stdio.
+type demoWindow struct {
+	cmd    *exec.Cmd
+	client *demoClient
+	stderr strings.Builder
+}
+
+// killDemoWindows kills the proxies still running when the demo fails.
+func killDemoWindows(wins []*demoWindow) {
+	for _, w := range wins {
+		if w.cmd.Process != nil && w.cmd.ProcessState == nil {
+			w.cmd.Process.Kill()
+			w.cmd.Wait()
+		}
+	}
+}
+
+// open starts window i's proxy, initializes, opens the demo file and prints
+// its diagnostics and a hover.
+func (w *demoWindow) open(i int, ws, uri string, out io.Writer) error {
+	w.cmd.Dir = ws
+	w.cmd.Stderr = &w.stderr
+	stdin, err := w.cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdoutPipe, err := w.cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := w.cmd.Start(); err != nil {
+		return err
+	}
+	w.client = newDemoClient(stdoutPipe, stdin)
+	name, err := w.client.initialize(ws)
+	if err != nil {
+		return fmt.Errorf("window %d: %w (proxy stderr: %s)", i, err, w.stderr.String())
+	}
+	fmt.Fprintf(out, "window %d: proxy pid %d attached in %v; server %q initialized\n", i, w.cmd.Process.Pid, time.Since(start).Round(time.Millisecond), name)
+	if err := w.client.didOpen(uri, "go", demoFile); err != nil {
+		return err
+	}
+	diags, err := w.client.waitDiagnostics(uri)
+	if err != nil {
+		return fmt.Errorf("window %d: %w", i, err)
+	}
+	for _, d := range diags {
+		fmt.Fprintf(out, "window %d: diagnostic demo.go:%d:%d: %s\n", i, d.Range.Start.Line+1, d.Range.Start.Character+1, d.Message)
+	}
+	hover, err := w.client.hover(uri, 3, 6)
+	if err != nil {
+		return fmt.Errorf("window %d: hover: %w", i, err)
+	}
+	fmt.Fprintf(out, "window %d: hover on hello: %s\n", i, hover)
 	return nil
 }
 
