@@ -3,6 +3,7 @@ package handshake
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -13,8 +14,9 @@ import (
 // can connect to its loopback port. At most [MaxPending] accepted
 // connections wait for their handshake line at once (a new one pushes out
 // the oldest once that has waited 100 ms, so a peer that holds connections
-// open cannot keep a real client out, and descriptors stay bounded); accept errors (EMFILE, ENFILE,
-// ...) back off instead of spinning; and refused handshakes and accept
+// open cannot keep a real client out, and descriptors stay bounded; the
+// pushed-out one is told "busy" and a real client dials again); accept
+// errors (EMFILE, ENFILE, ...) back off instead of spinning; and refused handshakes and accept
 // errors are logged as one summary line per [SummaryInterval], not a line
 // each. The caller keeps a short deadline on each handshake. A Guard is
 // safe for concurrent use.
@@ -101,7 +103,11 @@ func (g *Guard) admit(conn net.Conn) {
 			continue
 		}
 		delete(g.pending, oldest)
+		// Tell a real client to try again (a fresh socket's buffer takes
+		// the line at once; the deadline only guards against a stuck one).
 		// Its handler's read fails now and reports through Done.
+		oldest.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
+		io.WriteString(oldest, busyAnswer+"\n")
 		oldest.Close()
 	}
 	g.pending[conn] = time.Now()

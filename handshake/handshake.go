@@ -6,7 +6,10 @@
 // Wire format, one line each way, then the raw protocol bytes:
 //
 //	client → host: "procref/1 <token> <client-pid>[ <verb>]\n"
-//	host → client: "ok <nonce>\n" | "draining\n" | "denied\n"
+//	host → client: "ok <nonce>\n" | "draining\n" | "denied\n" | "busy\n"
+//
+// "busy" comes from a [Guard] that pushed the connection out to make room
+// for newer ones; [Dial] tries again.
 //
 // A host that receives a wrong token closes the connection without writing
 // anything, so no protocol byte reaches a backend from an unauthenticated
@@ -63,6 +66,9 @@ var (
 	ErrWrongNonce = errors.New("host answered with another nonce")
 	// ErrBadToken is returned by [Server] when the client's token is wrong.
 	ErrBadToken = errors.New("wrong or missing token")
+	// ErrBusy means a flood of connections pushed this one out before the
+	// host read its line; [Dial] retries it until its ctx is done.
+	ErrBusy = errors.New("host is busy with other connections")
 	// ErrMalformed means the peer did not speak the handshake.
 	ErrMalformed = errors.New("malformed handshake")
 )
@@ -110,6 +116,8 @@ func Client(ctx context.Context, conn net.Conn, token, nonce string, pid int, ve
 		return ErrDraining
 	case answer == "denied":
 		return ErrDenied
+	case answer == busyAnswer:
+		return ErrBusy
 	case strings.HasPrefix(answer, "ok "):
 		got := strings.TrimPrefix(answer, "ok ")
 		if subtle.ConstantTimeCompare([]byte(got), []byte(nonce)) != 1 {
@@ -122,7 +130,27 @@ func Client(ctx context.Context, conn net.Conn, token, nonce string, pid int, ve
 
 // Dial connects to the host on 127.0.0.1:port and runs [Client]. On success
 // the returned connection is ready for protocol bytes and owned by the caller.
+// A connection pushed out by the host's [Guard] (ErrBusy) is dialled again,
+// with back-off, until ctx is done.
 func Dial(ctx context.Context, port int, token, nonce string, pid int, verb string) (net.Conn, error) {
+	backoff := 5 * time.Millisecond
+	for {
+		conn, err := dialOnce(ctx, port, token, nonce, pid, verb)
+		if !errors.Is(err, ErrBusy) {
+			return conn, err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (%w)", err, ctx.Err())
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
+}
+
+func dialOnce(ctx context.Context, port int, token, nonce string, pid int, verb string) (net.Conn, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
@@ -168,6 +196,9 @@ func Accept(w io.Writer, nonce string) error {
 	_, err := io.WriteString(w, "ok "+nonce+"\n")
 	return err
 }
+
+// busyAnswer is what a Guard writes to a connection it pushes out.
+const busyAnswer = "busy"
 
 // Refuse writes "draining" (draining true) or "denied".
 func Refuse(w io.Writer, draining bool) error {

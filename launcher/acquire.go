@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -30,7 +31,14 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 		return nil, err
 	}
 	if os.Getenv(EnvSupervise) == s.Name {
-		return nil, fmt.Errorf("this process was started as the supervisor of %s but did not call launcher.Main(): call it first thing in main", s.Name)
+		err := fmt.Errorf("%w: the program was started as the supervisor of %s but did not call launcher.Main(): call it first thing in main", ErrStartFailed, s.Name)
+		// Tell the acquirer that spawned us at once, instead of letting it
+		// wait for mainTimeout.
+		if ready := readyFile(); ready != nil {
+			io.WriteString(ready, "error: "+strings.TrimPrefix(err.Error(), ErrStartFailed.Error()+": ")+"\n")
+			ready.Close()
+		}
+		return nil, err
 	}
 	dir, err := s.dir()
 	if err != nil {
@@ -415,8 +423,11 @@ func (s *Service) spawn(ctx context.Context) error {
 // readyStarted is the first line a supervisor writes on its ready pipe.
 const readyStarted = "started"
 
-// mainTimeout bounds the wait for readyStarted.
-const mainTimeout = time.Second
+// mainTimeout bounds the wait for readyStarted from a program that says
+// nothing at all. A program that forgot launcher.Main() but acquires the
+// service reports that at once (see connect); this is the fallback, long
+// enough for a slow exec on a loaded machine (1 s was not, under -race).
+const mainTimeout = 10 * time.Second
 
 // spawnResult turns the supervisor's ready line into spawn's result.
 func (s *Service) spawnResult(line string, id platform.Identity, logPath string) error {

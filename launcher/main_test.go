@@ -1,6 +1,7 @@
 package launcher_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,6 +22,9 @@ import (
 //     sets its own), checked for leaked goroutines at the end.
 func TestMain(m *testing.M) {
 	registerTestServices()
+	if os.Getenv(noMainEnv) != "" {
+		os.Exit(forgetMain())
+	}
 	launcher.Main()
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(runHelper())
@@ -47,6 +51,25 @@ func TestMain(m *testing.M) {
 	cleanupExampleService()
 	os.RemoveAll(base)
 	os.Exit(code)
+}
+
+// noMainEnv makes a re-executed test binary skip launcher.Main and acquire
+// the service it was started to supervise, as a program that forgot Main.
+const noMainEnv = "LAUNCHER_TEST_NO_MAIN"
+
+// forgetMain acquires the service named by EnvSupervise without having
+// called launcher.Main; the acquire must fail.
+func forgetMain() int {
+	name := os.Getenv(launcher.EnvSupervise)
+	svc := &launcher.Service{Name: name, Key: launcher.Key(name, os.Getenv("PROCREF_RUNTIME_DIR")), Hooks: launcher.Hooks{
+		OnFirstAcquire: func(context.Context) (launcher.Info, error) { return launcher.Info{}, nil },
+		OnLastRelease:  func(context.Context, launcher.Info) error { return nil },
+	}}
+	if _, err := svc.Acquire(context.Background()); err == nil {
+		fmt.Fprintln(os.Stderr, "acquire without Main succeeded")
+		return 1
+	}
+	return 3
 }
 
 // helperEnv selects a helper mode in a re-executed test binary.

@@ -50,7 +50,7 @@ const (
 	toyBadRecName = "toy-badrec" // toy whose OnRecover always fails
 	toyOverName   = "toy-over"   // toy-light with Overlap and a slow stop
 
-	toySlowStop = time.Second
+	toySlowStop = 30 * time.Second // unless the test opens stopGate
 
 	toySlowStart = 500 * time.Millisecond
 
@@ -130,6 +130,20 @@ func record(kind string, kv ...string) {
 	}
 	defer f.Close()
 	io.WriteString(f, strings.Join(append([]string{kind}, kv...), " ")+"\n")
+}
+
+// stopGate is the file whose creation lets a toy-over stop finish.
+const stopGate = "stop-gate"
+
+// waitGate waits until path exists, at most max.
+func waitGate(path string, max time.Duration) {
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // lockExclusive takes the toy's "I am the live service" lock, or fails.
@@ -233,7 +247,9 @@ func (l *toyLight) last(ctx context.Context, info launcher.Info) error {
 	record("last", "sup="+selfIdent())
 	l.ln.Close()
 	if l.overlap {
-		time.Sleep(toySlowStop) // a server that takes its time to shut down
+		// A server that takes its time to shut down: it stops when the test
+		// opens the gate (or after toySlowStop if no test is watching).
+		waitGate(filepath.Join(runDir(), stopGate), toySlowStop)
 		record("stopped", "sup="+selfIdent())
 		return nil
 	}

@@ -221,8 +221,11 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	actx, cancel := context.WithTimeout(ctx, f.connectTimeout+5*time.Second)
 	defer cancel()
+	// Decided here, not in the timer: answerInitialize may set p.first
+	// later, on another goroutine.
+	announce := p.first != nil && spec.Protocol == ""
 	slow := time.AfterFunc(slowStart, func() {
-		if p.first != nil && spec.Protocol == "" {
+		if announce {
 			p.write(proxy.LogMessage(fmt.Sprintf("procref: starting shared %s backend %s (log: %s)", spec.Mode, svc.Name, svc.LogPath())))
 		}
 	})
@@ -397,17 +400,24 @@ func (p *proxyRun) peekInitialize(max int64) error {
 // read yet, it waits briefly for it.
 func (p *proxyRun) answerInitialize(msg string) {
 	if p.first == nil {
-		got := make(chan struct{})
+		type first struct {
+			body []byte
+			init proxy.Initialize
+		}
+		got := make(chan first, 1)
 		go func() {
 			defer close(got)
 			if body, err := lspframe.NewReader(p.in, 0).Read(); err == nil {
 				if in, err := proxy.ParseInitialize(body); err == nil {
-					p.first, p.init = body, in
+					got <- first{body, in}
 				}
 			}
 		}()
 		select {
-		case <-got:
+		case f, ok := <-got:
+			if ok {
+				p.first, p.init = f.body, f.init
+			}
 		case <-time.After(3 * time.Second):
 			return
 		}
