@@ -95,17 +95,10 @@ func runDemo(mode string, keep bool, out io.Writer) error {
 		}
 	}
 
-	fmt.Fprintf(out, "\n$ procref status\n")
-	rows, dir, err := collectStatus(ctx)
+	backend, hostID, err := demoShared(ctx, out, len(wins))
 	if err != nil {
 		return err
 	}
-	printStatus(out, rows, dir)
-	if len(rows) != 1 || rows[0].Clients != 2 || rows[0].State != "running" {
-		return fmt.Errorf("want one running backend with two clients, got %+v", rows)
-	}
-	backend, _ := platform.Lookup(rows[0].BackendPID)
-	hostID, _ := platform.Lookup(rows[0].HostPID)
 
 	fmt.Fprintln(out)
 	for i, w := range wins {
@@ -119,22 +112,8 @@ func runDemo(mode string, keep bool, out io.Writer) error {
 			return fmt.Errorf("window %d: proxy exited with %v: %s", i+1, err, w.stderr.String())
 		}
 	}
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-	defer wcancel()
-	if err := hostID.Wait(wctx); err != nil {
-		return fmt.Errorf("host pid %d still running after the last window left", hostID.PID)
-	}
-	if err := backend.Wait(wctx); err != nil {
-		return fmt.Errorf("backend pid %d still running after the last window left", backend.PID)
-	}
-	fmt.Fprintf(out, "backend pid %d and host pid %d are gone: the last window detached\n\n$ procref status\n", backend.PID, hostID.PID)
-	rows, dir, err = collectStatus(ctx)
-	if err != nil {
+	if err := demoGone(ctx, out, backend, hostID); err != nil {
 		return err
-	}
-	printStatus(out, rows, dir)
-	if len(rows) != 0 {
-		return errors.New("a backend is still listed after the last window left")
 	}
 	fmt.Fprintln(out, "\ndemo OK")
 	return nil
@@ -210,4 +189,42 @@ func (p pipeRWC) Write(b []byte) (int, error) { return p.w.Write(b) }
 func (p pipeRWC) Close() error {
 	p.w.Close()
 	return p.r.Close()
+}
+
+// demoShared prints `procref status` and checks that it shows one running
+// backend with the given number of clients; it returns the backend's and
+// the host's identities.
+func demoShared(ctx context.Context, out io.Writer, clients int) (backend, host platform.Identity, err error) {
+	fmt.Fprintf(out, "\n$ procref status\n")
+	rows, dir, err := collectStatus(ctx)
+	if err != nil {
+		return backend, host, err
+	}
+	printStatus(out, rows, dir)
+	if len(rows) != 1 || rows[0].Clients != clients || rows[0].State != "running" {
+		return backend, host, fmt.Errorf("want one running backend with %d clients, got %+v", clients, rows)
+	}
+	backend, _ = platform.Lookup(rows[0].BackendPID)
+	host, _ = platform.Lookup(rows[0].HostPID)
+	return backend, host, nil
+}
+
+// demoGone checks that the backend and the host exit once the last client
+// has left, and that `procref status` lists nothing.
+func demoGone(ctx context.Context, out io.Writer, backend, host platform.Identity) error {
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if host.Wait(wctx) != nil || backend.Wait(wctx) != nil {
+		return fmt.Errorf("backend pid %d or host pid %d still running after the last client left", backend.PID, host.PID)
+	}
+	fmt.Fprintf(out, "backend pid %d and host pid %d are gone: the last client left\n\n$ procref status\n", backend.PID, host.PID)
+	rows, dir, err := collectStatus(ctx)
+	if err != nil {
+		return err
+	}
+	printStatus(out, rows, dir)
+	if len(rows) != 0 {
+		return errors.New("a backend is still listed after the last client left")
+	}
+	return nil
 }

@@ -9,10 +9,8 @@ import (
 	"io"
 	"os/exec"
 	"strings"
-	"time"
 
 	"github.com/procref/procref/mcp"
-	"github.com/procref/procref/platform"
 )
 
 // runMCPDemo is `procref demo --mode mcp`: three simulated agent sessions
@@ -56,17 +54,10 @@ func runMCPDemo(ctx context.Context, exe, ws string, out io.Writer) error {
 		return errors.New("session 3 does not see session 1's note")
 	}
 
-	fmt.Fprintf(out, "\n$ procref status\n")
-	rows, dir, err := collectStatus(ctx)
+	backend, hostID, err := demoShared(ctx, out, len(sessions))
 	if err != nil {
 		return err
 	}
-	printStatus(out, rows, dir)
-	if len(rows) != 1 || rows[0].Clients != 3 || rows[0].State != "running" {
-		return fmt.Errorf("want one running MCP server with three clients, got %+v", rows)
-	}
-	backend, _ := platform.Lookup(rows[0].BackendPID)
-	hostID, _ := platform.Lookup(rows[0].HostPID)
 	fmt.Fprintln(out)
 	for i, s := range sessions {
 		s.stdin.Close() // an MCP client ends its session by closing stdin
@@ -77,12 +68,10 @@ func runMCPDemo(ctx context.Context, exe, ws string, out io.Writer) error {
 		}
 	}
 	sessions = nil
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-	defer wcancel()
-	if hostID.Wait(wctx) != nil || backend.Wait(wctx) != nil {
-		return fmt.Errorf("server pid %d or host pid %d still running after the last session left", backend.PID, hostID.PID)
+	if err := demoGone(ctx, out, backend, hostID); err != nil {
+		return err
 	}
-	fmt.Fprintf(out, "server pid %d and host pid %d are gone: the last session left\n\ndemo OK\n", backend.PID, hostID.PID)
+	fmt.Fprintln(out, "\ndemo OK")
 	return nil
 }
 
