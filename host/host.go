@@ -34,6 +34,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -155,6 +156,12 @@ func (s *Spec) Service(exe string) (*launcher.Service, error) {
 		Dir:          s.RuntimeDir,
 		LogDir:       s.LogDir,
 		Impl:         impl,
+		// A window that arrives while a host drains starts a new host at
+		// once instead of waiting for the old backend to shut down: every
+		// file of a host instance is its own (sockets carry its pid), the
+		// backend's port is picked fresh, and a mux backend is private to
+		// its host.
+		Overlap: true,
 		Spawn: func() (*exec.Cmd, error) {
 			cmd := exec.Command(exe, "host")
 			cmd.Env = append(os.Environ(), EnvSpec+"="+string(spec))
@@ -169,10 +176,12 @@ func (s *Spec) Service(exe string) (*launcher.Service, error) {
 // the proxy relays instead.
 var ErrNoHandoff = errors.New("no descriptor handoff")
 
-// HandoffSocket is the unix socket, in the private runtime dir, on which a
-// mux-mode host takes editors' descriptors from their proxies.
-func HandoffSocket(runtimeDir, serviceName string) string {
-	return filepath.Join(runtimeDir, serviceName+".fd.sock")
+// HandoffSocket is the unix socket, in the private runtime dir, on which
+// the mux-mode host of serviceName with process id hostPID takes editors'
+// descriptors from their proxies. One per host: a draining host and its
+// successor run side by side (see the Overlap in Service).
+func HandoffSocket(runtimeDir, serviceName string, hostPID int) string {
+	return filepath.Join(runtimeDir, serviceName+"."+strconv.Itoa(hostPID)+".fd.sock")
 }
 
 // Handoff passes the proxy's stdin and stdout (descriptors 0 and 1) to the

@@ -118,7 +118,7 @@ func (b *backend) setupMux(svc *launcher.Service) error {
 	// The descriptor handoff (handoff.go); without it proxies relay.
 	var h *handoffServer
 	if dir, err := svc.RuntimeDir(); err == nil {
-		if h, err = startHandoff(HandoffSocket(dir, svc.Name), b.log); err != nil {
+		if h, err = startHandoff(HandoffSocket(dir, svc.Name, os.Getpid()), b.log); err != nil {
 			b.log.Info("no descriptor handoff; proxies relay", "err", err)
 			h = nil
 		}

@@ -114,7 +114,7 @@ func (b *backend) listenAddr() (Addr, error) {
 	if err != nil {
 		return Addr{}, fmt.Errorf("%w: %v", ErrBackendStart, err)
 	}
-	path, err := SocketPath(dir, b.svc.Name)
+	path, err := SocketPath(dir, b.svc.Name, os.Getpid())
 	if err != nil {
 		return Addr{}, fmt.Errorf("%w: %v", ErrBackendStart, err)
 	}
@@ -133,17 +133,20 @@ func maxSocketPath() int {
 	return 103
 }
 
-// SocketPath returns the {socket} path of service name in the private
-// runtime dir: dir/NAME.sock, or dir/KEYHEX.sock (the name's last 12 hex
-// digits) when that is too long for a unix socket, or an error that says
-// what to do when even that is.
-func SocketPath(dir, name string) (string, error) {
+// SocketPath returns the {socket} path of service name's host with process
+// id pid, in the private runtime dir: dir/NAME.PID.sock, or
+// dir/KEYHEX.PID.sock (the name's last 12 hex digits) when that is too long
+// for a unix socket, or an error that says what to do when even that is.
+// The pid keeps a draining host's backend and its successor's apart: a
+// server that unlinks its socket when it stops must not take the new one's.
+func SocketPath(dir, name string, pid int) (string, error) {
 	limit := maxSocketPath()
-	p := filepath.Join(dir, name+".sock")
+	suffix := "." + strconv.Itoa(pid) + ".sock"
+	p := filepath.Join(dir, name+suffix)
 	if len(p) <= limit {
 		return p, nil
 	}
-	p = filepath.Join(dir, name[max(0, len(name)-12):]+".sock")
+	p = filepath.Join(dir, name[max(0, len(name)-12):]+suffix)
 	if len(p) <= limit {
 		return p, nil
 	}

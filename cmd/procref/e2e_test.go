@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -81,7 +82,7 @@ func TestGoplsTCPMode(t *testing.T) {
 		t.Fatalf("want exactly one gopls child of host %d, got %v", hint.Host.PID, got)
 	}
 	backend := hint.Backend
-	socket := filepath.Join(e.runtime, hint.Name+".sock")
+	socket := filepath.Join(e.runtime, hint.Name+"."+strconv.Itoa(hint.Host.PID)+".sock")
 	if runtime.GOOS == "linux" {
 		if tcp := proctest.ListeningTCP(backend.PID); len(tcp) > 0 {
 			t.Errorf("gopls (pid %d) listens on TCP %v, want only its unix socket", backend.PID, tcp)

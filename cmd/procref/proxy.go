@@ -272,7 +272,7 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		buffered, _ := in.Peek(in.Buffered())
 		pend.Write(buffered)
 		dir, _ := svc.RuntimeDir() // checked by Attach already
-		err := host.Handoff(sess.Conn, host.HandoffSocket(dir, svc.Name), pend.Bytes())
+		err := host.Handoff(sess.Conn, host.HandoffSocket(dir, svc.Name, sess.Hint.Host.PID), pend.Bytes())
 		switch {
 		case err == nil:
 			p.stopWriting()

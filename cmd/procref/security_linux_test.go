@@ -97,7 +97,7 @@ func TestOtherUserCannotReachSocket(t *testing.T) {
 		t.Fatalf("%v; stderr: %s", err, p.stderr.String())
 	}
 	hint := e.onlyHint()
-	socket := filepath.Join(e.runtime, hint.Name+".sock")
+	socket := filepath.Join(e.runtime, hint.Name+"."+strconv.Itoa(hint.Host.PID)+".sock")
 	pp := e.start(ws, nil, "--share=global", "--", procrefBin, "sample-server", "--listen=127.0.0.1:{port}")
 	pc := pp.client(ctx)
 	if _, err := pc.Initialize(ctx, ws); err != nil {

@@ -1,0 +1,102 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/procref/procref/discovery"
+	"github.com/procref/procref/platform"
+)
+
+// TestReopenAtOnce (issue 13, "reopen at once"): the last window of a
+// backend that is slow to stop leaves, and a new window arrives while the
+// host drains. The new window gets a new host and its initialize answered
+// while the old backend is still running: it did not wait for the old
+// shutdown. The old backend here is a shell that runs the sample server,
+// ignores SIGTERM and then waits for a gate file, so it cannot be gone
+// before the test opens the gate (only the host's SIGKILL, about 10 s
+// into the drain, could end it sooner, and that would fail the test too).
+func TestReopenAtOnce(t *testing.T) {
+	for _, mode := range []string{"mux", "tcp"} {
+		t.Run(mode, func(t *testing.T) { testReopenAtOnce(t, mode) })
+	}
+}
+
+func testReopenAtOnce(t *testing.T, mode string) {
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ws := t.TempDir()
+	gate := filepath.Join(t.TempDir(), "gate")
+	script := `trap "" TERM; "$0" sample-server ${2:+"$2"}; while [ ! -e "$1" ]; do sleep 0.02; done`
+	server := []string{"--share=global", "--", "sh", "-c", script, procrefBin, gate}
+	if mode == "tcp" {
+		server = append(server, "--listen=unix;{socket}")
+	}
+	p1 := e.start(ws, nil, server...)
+	c1 := p1.client(ctx)
+	if _, err := c1.Initialize(ctx, ws); err != nil {
+		t.Fatalf("first window: %v; stderr: %s", err, p1.stderr.String())
+	}
+	old := e.onlyHint()
+	if old.Backend.PID == 0 { // mux mode: the hint does not name the server
+		kids := children(old.Host.PID, "sh")
+		if len(kids) != 1 {
+			t.Fatalf("host %d: want one sh child, got %v", old.Host.PID, kids)
+		}
+		old.Backend, _ = platform.Lookup(kids[0])
+	}
+	if err := c1.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c1.Close()
+	p1.wait(t, 10*time.Second)
+	// The drain has begun once the old host has given up its hint.
+	for {
+		if _, err := discovery.Read(e.runtime, old.Name); errors.Is(err, discovery.ErrNoHint) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the old host never gave up its hint")
+		}
+		time.Sleep(10 * time.Millisecond) // the host's drain: no event to wait for from here
+	}
+
+	p2 := e.start(ws, nil, server...)
+	c2 := p2.client(ctx)
+	if _, err := c2.Initialize(ctx, ws); err != nil {
+		t.Fatalf("window during the drain: %v; stderr: %s", err, p2.stderr.String())
+	}
+	if !old.Backend.Alive() {
+		t.Error("the old backend was gone before the new window was answered: the new window waited for the old shutdown")
+	}
+	if !old.Host.Alive() {
+		t.Error("the old host was gone before the new window was answered")
+	}
+	now := e.onlyHint()
+	if now.Host == old.Host {
+		t.Fatal("the new window joined the draining host")
+	}
+
+	// Let the old backend go; the old host then exits, the new one serves on.
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, old.Backend, 20*time.Second, "old backend")
+	waitGone(t, old.Host, 20*time.Second, "old host")
+	if err := c2.Shutdown(ctx); err != nil {
+		t.Errorf("new window after the old host left: %v", err)
+	}
+	c2.Close()
+	if code := p2.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("new window's proxy exited %d; stderr: %s", code, p2.stderr.String())
+	}
+	waitGone(t, now.Host, 20*time.Second, "new host")
+	nothingLeft(t, e.runtime)
+}
