@@ -249,12 +249,14 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 				err = nil
 			} else {
 				c.send(errorMsg(nil, codeInvalidRequest, "procref: "+err.Error()))
+				c.send(endMsg(err))
 			}
 			c.kill(err)
 			break
 		}
 		if err := m.fromClient(c, body); err != nil {
 			c.send(errorMsg(nil, codeParseError, "procref: "+err.Error()))
+			c.send(endMsg(err))
 			c.kill(err)
 			break
 		}
@@ -262,6 +264,13 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 	m.removeClient(c)
 	<-wrote
 	return c.err
+}
+
+// endMsg is the last message of a session procref ends, with the reason:
+// a relaying proxy reads it to tell the user why (as for LSP, the same
+// notification; with the handoff the host says it on the session instead).
+func endMsg(err error) []byte {
+	return notification(lspmux.EndMethod, map[string]string{"reason": err.Error()})
 }
 
 // writeClient writes c's queue to conn until c is gone, then flushes what

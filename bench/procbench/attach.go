@@ -43,6 +43,11 @@ type scenario struct {
 	cold  bool   // a procref cold start: a new service must appear and go
 	plain bool   // not LSP: exec, read stdout to EOF, wait (the exec floor)
 	warm  bool   // a keeper holds the service up for the whole run
+	// reopen: an unmeasured window attaches and quits first; the measured
+	// one is exec'd the moment that proxy has exited (the host is
+	// draining or about to), as when an editor window is closed and
+	// opened again.
+	reopen bool
 }
 
 // Scenario keys.
@@ -54,6 +59,7 @@ const (
 	scColdGopls  = "procref-cold-gopls"
 	scColdEcho   = "procref-cold-echo"
 	scColdMux    = "procref-cold-gopls-mux"
+	scReopenMux  = "procref-reopen-gopls-mux"
 	scExecFloor  = "floor-procref-version"
 	attachTimout = 60 * time.Second
 	quitTimeout  = 10 * time.Second
@@ -117,6 +123,7 @@ func (r *rig) benchAttach(n int, builds []build, floors []string) (*attachResult
 		sc = append(sc,
 			&scenario{Key: scColdGopls + key, Label: "procref cold, gopls serve -listen (tcp)" + label, argv: goplsTCP, dir: ws("cold" + wsSuffix), cold: true},
 			&scenario{Key: scColdMux + key, Label: "procref cold, gopls on stdio (mux mode)" + label, argv: []string{b.path, "--", r.gopls}, dir: ws("cold-mux" + wsSuffix), cold: true},
+			&scenario{Key: scReopenMux + key, Label: "procref reopen right after the last window closed, gopls on stdio (mux mode)" + label, argv: []string{b.path, "--", r.gopls}, dir: ws("reopen-mux" + wsSuffix), reopen: true},
 			&scenario{Key: scColdEcho + key, Label: "procref cold, echo backend (tcp)" + label, argv: echoTCP(coldStamp), dir: ws("cold-echo" + wsSuffix), echo: true, stamp: coldStamp, cold: true},
 			&scenario{Key: scExecFloor + key, Label: "`procref version`" + label, argv: []string{b.path, "version"}, dir: r.dir, plain: true},
 		)
@@ -221,6 +228,13 @@ func (r *rig) attachOnce(s *scenario, name string) (attachSample, error) {
 	if s.cold {
 		pre = r.hints()
 	}
+	var prev *discovery.Hint // the reopen scenario's first window's service
+	if s.reopen {
+		var err error
+		if prev, err = r.openAndClose(s, name+"-prev"); err != nil {
+			return smp, err
+		}
+	}
 	c, err := r.startChild(name, s.dir, s.argv...)
 	if err != nil {
 		return smp, err
@@ -269,12 +283,54 @@ func (r *rig) attachOnce(s *scenario, name string) (attachSample, error) {
 	if err != nil {
 		return smp, err
 	}
+	if s.reopen {
+		// Both the draining service and the one the measured window
+		// started (or joined) must be gone before the next scenario.
+		for _, h := range r.hints() {
+			if h.Root == prev.Root {
+				svc = h
+			}
+		}
+		if err := r.waitServiceGone(prev, 15*time.Second); err != nil {
+			return smp, err
+		}
+	}
 	if svc != nil {
 		if err := r.waitServiceGone(svc, 15*time.Second); err != nil {
 			return smp, err
 		}
 	}
 	return smp, nil
+}
+
+// openAndClose runs one unmeasured window of s: exec, initialize, clean
+// quit. It returns the hint of the service the window used, read while it
+// was attached.
+func (r *rig) openAndClose(s *scenario, name string) (*discovery.Hint, error) {
+	c, err := r.startChild(name, s.dir, s.argv...)
+	if err != nil {
+		return nil, err
+	}
+	defer c.kill()
+	if err := c.send(initializeBody(s.dir)); err != nil {
+		return nil, err
+	}
+	if _, err := c.await(1, s.echo, attachTimout); err != nil {
+		return nil, err
+	}
+	var svc *discovery.Hint
+	for _, h := range r.hints() {
+		if h.Root == s.dir || svc == nil {
+			svc = h
+		}
+	}
+	if svc == nil {
+		return nil, fmt.Errorf("%s: attached but no service is listed", s.Label)
+	}
+	if _, err := c.quit(s.echo, quitTimeout); err != nil {
+		return nil, err
+	}
+	return svc, nil
 }
 
 func stampLines(path string) []string {

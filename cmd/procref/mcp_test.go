@@ -438,9 +438,22 @@ func TestMCPSampleServer(t *testing.T) {
 		t.Fatalf("A and B are on different servers: %s / %s", pidA, pidB)
 	}
 
-	a.send(t, `{"jsonrpc":"2.0","id":3,"method":"tools/call",`) // a bad frame
-	a.expect(t, `"error"`)
-	a.p.wait(t, 10*time.Second)
+	// A bad frame, from a session whose proxy handed its stdio to the host
+	// (a) and from one whose proxy relays (d).
+	d := ndjsonSession{p: e.start(ws, []string{"PROCREF_HANDOFF=0"}, "--", procrefBin, "sample-server", "--mcp")}
+	d.r = bufio.NewReader(d.p.stdout)
+	d.send(t, mcpInit("2025-06-18"))
+	d.expect(t, `"serverInfo"`)
+	for _, s := range []ndjsonSession{a, d} {
+		s.send(t, `{"jsonrpc":"2.0","id":3,"method":"tools/call",`)
+		s.expect(t, `"error"`)
+		if code := s.p.wait(t, 10*time.Second); code != 1 {
+			t.Errorf("proxy of a session that sent a bad frame exited %d, want 1; stderr: %s", code, s.p.stderr.String())
+		}
+		if msg := s.p.stderr.String(); !strings.Contains(msg, "invalid JSON") || !strings.Contains(msg, ".log") {
+			t.Errorf("stderr of a session that sent a bad frame = %q, want the reason and the log path", msg)
+		}
+	}
 	b.send(t, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"still"}}}`)
 	b.expect(t, "echo: still")
 
