@@ -410,7 +410,9 @@ func (r *rig) waitServiceGone(h *discovery.Hint, timeout time.Duration) error {
 			return fmt.Errorf("backend pid %d of %s still running", pid, h.Name)
 		}
 	}
-	if _, err := discovery.Read(r.runtime, h.Name); !errors.Is(err, discovery.ErrNoHint) {
+	// A successor's hint under the same name (a window reopened meanwhile)
+	// is not this host's.
+	if now, err := discovery.Read(r.runtime, h.Name); !errors.Is(err, discovery.ErrNoHint) && (err != nil || now.Nonce == h.Nonce) {
 		return fmt.Errorf("hint of %s still present after its host exited (%v)", h.Name, err)
 	}
 	return nil
