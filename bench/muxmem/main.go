@@ -44,6 +44,9 @@ import (
 // quiet discards the windows' stderr (clangd logs every request there).
 var quiet bool
 
+// mcpMode: the windows are MCP sessions (see mcp.go).
+var mcpMode bool
+
 func main() {
 	n := flag.Int("n", 4, "number of windows")
 	file := flag.String("file", "", "document to open (its directory is the workspace root)")
@@ -54,8 +57,21 @@ func main() {
 	settle := flag.Duration("settle", 2*time.Second, "wait before measuring")
 	timeout := flag.Duration("timeout", 60*time.Second, "bound on each window's start")
 	childErr := flag.Bool("stderr", false, "pass the windows' stderr through")
+	flag.BoolVar(&mcpMode, "mcp", false, "the windows are MCP sessions (newline-delimited JSON): initialize, then a tools/call of the echo tool; no -file")
+	rtt := flag.Int("rtt", 0, "with -mcp: then time this many sequential echo tools/calls on window 0 and print their percentiles")
 	flag.Parse()
 	cmd := flag.Args()
+	if mcpMode {
+		if len(cmd) == 0 {
+			fmt.Fprintln(os.Stderr, "usage: muxmem -mcp -n N [-rtt R] -- CMD ARGS...")
+			os.Exit(2)
+		}
+		if err := runMCP(*n, *rtt, *settle, *timeout, cmd); err != nil {
+			fmt.Fprintln(os.Stderr, "muxmem:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(cmd) == 0 || *file == "" {
 		fmt.Fprintln(os.Stderr, "usage: muxmem -n N -file F [-diag] -- CMD ARGS...")
 		os.Exit(2)
@@ -89,6 +105,8 @@ type window struct {
 	// diags are the messages of the first publishDiagnostics for the
 	// file; written before diag is closed.
 	diags []string
+	// replies gets one value per answer to an -rtt request (ids ≥ 100).
+	replies chan struct{}
 }
 
 func (w *window) send(v any) error {
@@ -98,6 +116,10 @@ func (w *window) send(v any) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if mcpMode {
+		_, err = fmt.Fprintf(w.stdin, "%s\n", b)
+		return err
+	}
 	_, err = fmt.Fprintf(w.stdin, "Content-Length: %d\r\n\r\n%s", len(b), b)
 	return err
 }
@@ -170,6 +192,35 @@ func (w *window) read(r io.Reader) {
 	}
 }
 
+// startWindow starts one window's command in dir, tagged for find, and
+// reads its output.
+func startWindow(argv []string, dir, tag, uri string) (*window, error) {
+	c := exec.Command(argv[0], argv[1:]...)
+	c.Dir = dir
+	c.Env = append(os.Environ(), "MUXMEM_TAG="+tag)
+	if !quiet {
+		c.Stderr = os.Stderr
+	}
+	in, err := c.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := c.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Start(); err != nil {
+		return nil, err
+	}
+	w := &window{cmd: c, stdin: in, init: make(chan struct{}), hover: make(chan struct{}), diag: make(chan struct{}), closed: make(chan struct{}), uri: uri, replies: make(chan struct{}, 1)}
+	if mcpMode {
+		go w.readMCP(out)
+	} else {
+		go w.read(out)
+	}
+	return w, nil
+}
+
 func run(n int, file, lang string, hoverAt [2]int, diag bool, diagWait, settle, timeout time.Duration, argv []string) error {
 	abs, err := filepath.Abs(file)
 	if err != nil {
@@ -185,26 +236,12 @@ func run(n int, file, lang string, hoverAt [2]int, diag bool, diagWait, settle, 
 	var wins []*window
 	defer func() { cleanup(wins, tag) }()
 	for i := range n {
-		c := exec.Command(argv[0], argv[1:]...)
-		c.Dir = root
-		c.Env = append(os.Environ(), "MUXMEM_TAG="+tag)
-		if !quiet {
-			c.Stderr = os.Stderr
-		}
-		in, err := c.StdinPipe()
+		w, err := startWindow(argv, root, tag, uri)
 		if err != nil {
 			return err
 		}
-		out, err := c.StdoutPipe()
-		if err != nil {
-			return err
-		}
-		if err := c.Start(); err != nil {
-			return err
-		}
-		w := &window{cmd: c, stdin: in, init: make(chan struct{}), hover: make(chan struct{}), diag: make(chan struct{}), closed: make(chan struct{}), uri: uri}
+		c := w.cmd
 		wins = append(wins, w)
-		go w.read(out)
 		start := time.Now()
 		w.send(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": map[string]any{
 			"processId": os.Getpid(), "rootUri": "file://" + root, "capabilities": map[string]any{
@@ -253,6 +290,13 @@ func run(n int, file, lang string, hoverAt [2]int, diag bool, diagWait, settle, 
 		slog.Info("window ready", "i", i, "pid", c.Process.Pid, "took", time.Since(start).Round(time.Millisecond), "diagnostics", gotDiag, "diag_messages", diags, "hover_bytes", w.hoverN)
 	}
 	time.Sleep(settle) // let the processes reach a steady state; nothing to wait on
+	report(tag)
+	return nil
+}
+
+// report prints every process of this run with its RSS and Pss, and the
+// totals per role.
+func report(tag string) {
 	procs := find(tag)
 	sort.Slice(procs, func(a, b int) bool {
 		return procs[a].role+strconv.Itoa(procs[a].pid) < procs[b].role+strconv.Itoa(procs[b].pid)
@@ -280,7 +324,6 @@ func run(n int, file, lang string, hoverAt [2]int, diag bool, diagWait, settle, 
 		s := tot[k]
 		fmt.Printf("sum %-12s n=%-3d rss_kib=%-8d pss_kib=%d\n", k, s.n, s.rss, s.pss)
 	}
-	return nil
 }
 
 type proc struct {
