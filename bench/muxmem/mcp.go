@@ -104,11 +104,14 @@ func (w *window) await(ch chan struct{}, timeout time.Duration, what string) err
 	}
 }
 
-// measureRTT times n sequential echo calls on w and prints
+// measureRTT times n sequential echo calls on w (after a warm-up) and prints
 // "rtt n=N p50_us=X p90_us=Y p99_us=Z".
 func measureRTT(w *window, n int, timeout time.Duration) error {
 	d := make([]time.Duration, 0, n)
-	for i := range n {
+	// The first calls are not measured: a fresh server (node's JIT) is
+	// slower for a while, whatever is in front of it.
+	const warmup = 200
+	for i := range warmup + n {
 		t0 := time.Now()
 		w.send(echoCall(100 + i))
 		select {
@@ -118,7 +121,9 @@ func measureRTT(w *window, n int, timeout time.Duration) error {
 		case <-time.After(timeout):
 			return fmt.Errorf("rtt: call %d not answered within %v", i, timeout)
 		}
-		d = append(d, time.Since(t0))
+		if i >= warmup {
+			d = append(d, time.Since(t0))
+		}
 	}
 	slices.Sort(d)
 	pct := func(p int) int64 { return d[min(len(d)-1, len(d)*p/100)].Microseconds() }
