@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/procref/procref/handshake"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 	"github.com/procref/procref/proxy/lspmux"
@@ -135,7 +134,7 @@ func (b *backend) setupMux(svc *launcher.Service) error {
 			return err
 		},
 	}
-	svc.Serve = func(ctx context.Context, conn net.Conn, _ handshake.Request) {
+	svc.Serve = func(ctx context.Context, conn net.Conn, _ launcher.Peer) {
 		if err := h.serveSession(ctx, conn, m.ServeClient); err != nil {
 			b.log.Info("client session ended", "err", err)
 		}

@@ -17,8 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/procref/procref/discovery"
-	"github.com/procref/procref/handshake"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 )
@@ -34,11 +32,7 @@ func Run(ctx context.Context, spec *Spec, exe string, log *slog.Logger) error {
 	svc.Logger = log
 	svc.StartTimeout = spec.StartTimeout
 	b := &backend{spec: spec, log: log, stopTimeout: 5 * time.Second, svc: svc}
-	svc.Describe = func(h *discovery.Hint) {
-		h.Mode = spec.Mode
-		h.Command = spec.Command
-		h.Root = spec.Root
-	}
+	svc.About = launcher.About{Mode: spec.Mode, Command: spec.Command, Root: spec.Root}
 	switch spec.Mode {
 	case ModeTCP:
 		svc.Hooks = launcher.Hooks{
@@ -312,7 +306,7 @@ func (b *backend) recoverTCP(ctx context.Context, old launcher.Info, cause error
 // serveTCP handles a proxy's session in tcp mode: it tells the proxy the
 // backend's address ("backend NETWORK ADDRESS\n") and then holds the
 // connection as the proxy's presence until the proxy closes it.
-func (b *backend) serveTCP(ctx context.Context, conn net.Conn, req handshake.Request) {
+func (b *backend) serveTCP(ctx context.Context, conn net.Conn, peer launcher.Peer) {
 	defer conn.Close()
 	b.mu.Lock()
 	addr := b.addr

@@ -25,6 +25,11 @@ import (
 // in this time is treated as stale (and, under the lock, replaced).
 const verifyTimeout = 2 * time.Second
 
+// newSession is a Session on conn, verified against h.
+func newSession(h *discovery.Hint, conn net.Conn, started bool, dir string, release func() error) *Session {
+	return &Session{Conn: conn, Started: started, Supervisor: h.Host, Log: h.Log, hint: h, dir: dir, release: release}
+}
+
 // connect is the acquirer's startup protocol (see the package doc).
 func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 	if err := s.Validate(); err != nil {
@@ -102,7 +107,7 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 		}
 		if !relost {
 			ok = true
-			return &Session{Hint: h, Conn: conn, dir: dir, release: closeAll}, nil
+			return newSession(h, conn, false, dir, closeAll), nil
 		}
 		conn.Close()
 	}
@@ -132,7 +137,7 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 			}
 			if !relost {
 				ok = true
-				return &Session{Hint: fh, Conn: fconn, dir: dir, release: closeAll}, nil
+				return newSession(fh, fconn, false, dir, closeAll), nil
 			}
 			fconn.Close()
 			continue
@@ -148,7 +153,7 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 		if herr == nil {
 			unlock()
 			ok = true
-			return &Session{Hint: h, Conn: conn, dir: dir, release: closeAll}, nil
+			return newSession(h, conn, false, dir, closeAll), nil
 		}
 		if errors.Is(herr, handshake.ErrDraining) {
 			// The host is draining but does not hold the lock yet (it takes
@@ -191,7 +196,7 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 			return nil, fmt.Errorf("connecting to the new supervisor of %s: %w (log: %s)", s.Name, herr, s.LogPath())
 		}
 		ok = true
-		return &Session{Hint: h, Conn: conn, Started: true, dir: dir, release: closeAll}, nil
+		return newSession(h, conn, true, dir, closeAll), nil
 	}
 }
 

@@ -92,7 +92,7 @@ func Example() {
 	conn.Close()
 	fmt.Print("echo: ", reply)
 
-	supervisor := a.Hint().Host
+	supervisor := a.Supervisor()
 	a.Release()
 	b.Release()
 	// The last release ends the service: its supervisor runs OnLastRelease

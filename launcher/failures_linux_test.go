@@ -189,7 +189,7 @@ func TestImpatientAcquirer(t *testing.T) {
 	if n := e.count("first"); n != 1 {
 		t.Errorf("OnFirstAcquire ran %d times, want 1", n)
 	}
-	host := patient.Hint().Host
+	host := patient.Supervisor()
 	patient.Release()
 	waitExit(t, host, 10*time.Second, "supervisor")
 	e.waitAllGone(5 * time.Second)
@@ -228,10 +228,10 @@ func TestStopAndIpcrmLeaveNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := launcher.RequestStop(ctx, sess.Hint); err != nil {
+	if err := svc.RequestStop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitExit(t, sess.Hint.Host, 10*time.Second, "supervisor after a stop request")
+	waitExit(t, sess.Supervisor, 10*time.Second, "supervisor after a stop request")
 	if n := semSets(t, e.run, svc.Key); n != 0 {
 		t.Errorf("forced drain: %d semaphore sets left while a window still held its reference", n)
 	}
@@ -242,7 +242,7 @@ func TestStopAndIpcrmLeaveNothing(t *testing.T) {
 	}
 
 	h := acquire(t, svc)
-	host := h.Hint().Host
+	host := h.Supervisor()
 	ids := semIDs(t, e.run, svc.Key)
 	if len(ids) != 1 {
 		t.Fatalf("sets for the service: %v, want 1", ids)
@@ -277,7 +277,7 @@ func TestHandleDone(t *testing.T) {
 		t.Fatal("Done closed while the service is live")
 	default:
 	}
-	if err := launcher.RequestStop(testCtx(t, 10*time.Second), h.Hint()); err != nil {
+	if err := svc.RequestStop(testCtx(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -295,7 +295,7 @@ func TestHandleDone(t *testing.T) {
 	}
 	h.Release()
 	h2.Release()
-	waitExit(t, h2.Hint().Host, 10*time.Second, "supervisor")
+	waitExit(t, h2.Supervisor(), 10*time.Second, "supervisor")
 	e.waitAllGone(5 * time.Second)
 }
 
@@ -334,7 +334,7 @@ func TestOverlapReopenAtOnce(t *testing.T) {
 	e := newEnv(t)
 	svc := toyService(toyOverName)
 	h := acquire(t, svc)
-	oldHost := h.Hint().Host
+	oldHost := h.Supervisor()
 	h.Release()
 	for e.count("last") == 0 { // the old service is stopping now
 		time.Sleep(5 * time.Millisecond)
@@ -345,7 +345,7 @@ func TestOverlapReopenAtOnce(t *testing.T) {
 	if e.count("stopped") != 0 {
 		t.Errorf("the old stop finished before the gate was opened")
 	}
-	if h2.Hint().Host == oldHost {
+	if h2.Supervisor() == oldHost {
 		t.Error("the new acquirer joined the draining supervisor")
 	}
 	if err := os.WriteFile(filepath.Join(e.run, stopGate), nil, 0o600); err != nil {
@@ -355,7 +355,7 @@ func TestOverlapReopenAtOnce(t *testing.T) {
 	if err := h2.Err(); err != nil {
 		t.Errorf("the new instance is not live after the old one stopped: %v", err)
 	}
-	host := h2.Hint().Host
+	host := h2.Supervisor()
 	h2.Release()
 	waitExit(t, host, 10*time.Second, "supervisor")
 	if files := serviceFiles(t, e.run, svc.Name); len(files) != 0 {

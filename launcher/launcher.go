@@ -203,16 +203,18 @@ type Service struct {
 	// re-executing this program with PROCREF_SUPERVISE=Name. The launcher
 	// adds the ready pipe, log file, detaching and environment.
 	Spawn func() (*exec.Cmd, error)
-	// Serve, if set, runs in the supervisor for every session connection
-	// that passed the handshake; the connection is counted as a user while
-	// Serve runs. It owns conn. The procref host relays here.
-	Serve func(ctx context.Context, conn net.Conn, req handshake.Request)
+	// Serve, if set, makes the supervisor the server: it runs in the
+	// supervisor for every connection from [Service.Attach] that passed the
+	// handshake, and the connection is counted as a user while Serve runs.
+	// It owns conn. (The procref host multiplexes editors here.)
+	Serve func(ctx context.Context, conn net.Conn, peer Peer)
 	// Status, if set, adds fields to the supervisor's status answer.
 	Status func() map[string]any
 	// Logger receives the lifecycle's log lines; nil means slog.Default().
 	Logger *slog.Logger
-	// Describe fills the hint's descriptive fields (mode, command, root).
-	Describe func(h *discovery.Hint)
+	// About is recorded in the service's hint for status tools such as
+	// `procref status`; the launcher does not interpret it.
+	About About
 	// Overlap lets a new instance start while the old one is still in
 	// OnLastRelease: a draining supervisor gives the service up (removes
 	// its hint, counter and locks, refuses new handshakes) before it stops
@@ -368,6 +370,10 @@ type Handle struct {
 // Acquire again.
 var ErrServiceGone = errors.New("service is gone")
 
+// ErrDraining is what [Service.RequestStop] wraps when the supervisor is
+// stopping the service already.
+var ErrDraining = errors.New("service is stopping")
+
 // Info returns the latest Info published by the supervisor this handle was
 // acquired from (after a recovery the supervisor republishes it), else the
 // one seen at Acquire. It never describes another instance: once that
@@ -428,8 +434,9 @@ func (h *Handle) goneErr() error {
 	return fmt.Errorf("%w: supervisor pid %d of %s exited (log: %s)", ErrServiceGone, h.hint.Host.PID, h.s.Name, h.s.LogPath())
 }
 
-// Hint returns the hint the handle was verified against.
-func (h *Handle) Hint() *discovery.Hint { return h.hint }
+// Supervisor returns the identity (pid and start time) of the supervisor
+// process the handle was verified against.
+func (h *Handle) Supervisor() platform.Identity { return h.hint.Host }
 
 // Release gives the reference back and ends Done's watcher. It is
 // idempotent; the kernel also gives the reference back if the process dies.
@@ -454,20 +461,37 @@ func (s *Service) Acquire(ctx context.Context) (*Handle, error) {
 		return nil, err
 	}
 	sess.Conn.Close()
-	h := &Handle{s: s, dir: sess.dir, hint: sess.Hint, release: sess.release}
-	json.Unmarshal(sess.Hint.Info, &h.info)
+	h := &Handle{s: s, dir: sess.dir, hint: sess.hint, release: sess.release}
+	json.Unmarshal(sess.hint.Info, &h.info)
 	return h, nil
 }
 
-// Session is a reference plus an authenticated connection to the host, for
-// proxies that relay a protocol.
+// Peer is the process at the other end of a [Service.Serve] connection,
+// as it named itself in the handshake.
+type Peer struct {
+	PID int
+}
+
+// About describes a service for status tools; see [Service.About].
+type About struct {
+	Mode    string   // e.g. procref's "mux" or "tcp"
+	Command []string // what the service runs
+	Root    string   // e.g. a workspace root
+}
+
+// Session is a reference plus an authenticated connection to the
+// supervisor's [Service.Serve].
 type Session struct {
-	// Hint is the verified hint.
-	Hint *discovery.Hint
 	// Conn carries the protocol bytes; the caller owns it.
 	Conn net.Conn
-	// Started reports whether this call started the host.
+	// Started reports whether this call started the supervisor.
 	Started bool
+	// Supervisor is the identity of the supervisor process at the other
+	// end of Conn.
+	Supervisor platform.Identity
+	// Log is the supervisor's log file.
+	Log     string
+	hint    *discovery.Hint
 	dir     string
 	release func() error
 	once    sync.Once
@@ -480,8 +504,10 @@ func (s *Session) Release() error {
 	return err
 }
 
-// Attach takes a reference and returns a session connection to the host,
-// starting the host if needed. It blocks at most until ctx is done.
+// Attach takes a reference and returns a connection to the supervisor's
+// [Service.Serve] (which must be set), starting the supervisor if needed.
+// It blocks at most until ctx is done. The caller owns the Session: Release
+// it and close its Conn.
 func (s *Service) Attach(ctx context.Context) (*Session, error) {
 	return s.connect(ctx, handshake.VerbSession)
 }

@@ -41,7 +41,7 @@ func TestAcquireRelease(t *testing.T) {
 	if n, err := svc.Count(); err != nil || n != 1 {
 		t.Errorf("Count = %d, %v; want 1", n, err)
 	}
-	host := h.Hint().Host
+	host := h.Supervisor()
 	if err := h.Release(); err != nil {
 		t.Fatal(err)
 	}
@@ -173,13 +173,13 @@ func TestLingerKeepsService(t *testing.T) {
 	e := newEnv(t)
 	svc := toyService(toyLingerName)
 	h := acquire(t, svc)
-	nonce := h.Hint().Nonce
+	first := h.Supervisor()
 	h.Release()
 	h2 := acquire(t, svc)
-	if h2.Hint().Nonce != nonce {
+	if h2.Supervisor() != first {
 		t.Errorf("re-acquire within the linger started a new service")
 	}
-	host := h2.Hint().Host
+	host := h2.Supervisor()
 	h2.Release()
 	waitExit(t, host, toyLinger+5*time.Second, "supervisor")
 	if e.count("first") != 1 || e.count("last") != 1 {
@@ -225,15 +225,15 @@ func TestZeroCrossingRace(t *testing.T) {
 		if err != nil {
 			t.Fatalf("iteration %d: Acquire: %v", i, err)
 		}
-		if pid, perr := ping(ctx, next.Info().Port); perr != nil || pid != next.Hint().Host.PID {
-			t.Fatalf("iteration %d: the acquired service does not work: pid %d, %v (host %v)", i, pid, perr, next.Hint().Host)
+		if pid, perr := ping(ctx, next.Info().Port); perr != nil || pid != next.Supervisor().PID {
+			t.Fatalf("iteration %d: the acquired service does not work: pid %d, %v (host %v)", i, pid, perr, next.Supervisor())
 		}
-		if next.Hint().Nonce != holder.Hint().Nonce {
+		if next.Supervisor() != holder.Supervisor() {
 			starts++
 		}
 		holder = next
 	}
-	host := holder.Hint().Host
+	host := holder.Supervisor()
 	holder.Release()
 	waitExit(t, host, 10*time.Second, "last supervisor")
 	t.Logf("%d iterations, %d new services", iterations, starts)
@@ -282,7 +282,7 @@ func TestStarterKilledDuringStart(t *testing.T) {
 	ps[0].cmd.Wait()
 
 	h := acquire(t, toyService(toySlowName))
-	if pid, err := ping(testCtx(t, 10*time.Second), h.Info().Port); err != nil || pid != h.Hint().Host.PID {
+	if pid, err := ping(testCtx(t, 10*time.Second), h.Info().Port); err != nil || pid != h.Supervisor().PID {
 		t.Fatalf("service does not work: %d, %v", pid, err)
 	}
 	if n := e.count("double"); n != 0 {
@@ -291,7 +291,7 @@ func TestStarterKilledDuringStart(t *testing.T) {
 	if n := e.count("first"); n != 1 {
 		t.Errorf("OnFirstAcquire completed %d times, want 1", n)
 	}
-	host := h.Hint().Host
+	host := h.Supervisor()
 	h.Release()
 	waitExit(t, host, 10*time.Second, "supervisor")
 	e.waitAllGone(5 * time.Second)
@@ -425,7 +425,7 @@ func TestStaleHints(t *testing.T) {
 
 			svc := toyService(toyLightName)
 			h := acquire(t, svc)
-			hint := h.Hint()
+			hint := liveHint(t, svc)
 			if hint.Port == fh.port || hint.Nonce == nonce || hint.Host.PID == os.Getpid() {
 				t.Fatalf("Acquire trusted the stale hint: %+v", hint)
 			}
@@ -573,7 +573,7 @@ func TestServiceKilledRecovers(t *testing.T) {
 	if got := h2.Info(); got.PID != info.PID || got.Port != info.Port {
 		t.Errorf("new acquirer sees %+v, want %+v", got, info)
 	}
-	host := h.Hint().Host
+	host := h.Supervisor()
 	h.Release()
 	h2.Release()
 	waitExit(t, host, 10*time.Second, "supervisor")
@@ -649,7 +649,7 @@ func TestHealthCheckRecovers(t *testing.T) {
 	if id, err := platform.Lookup(old.PID); err == nil {
 		t.Errorf("the hung service process %v was not ended", id)
 	}
-	host := h.Hint().Host
+	host := h.Supervisor()
 	h.Release()
 	waitExit(t, host, 10*time.Second, "supervisor")
 	if n := e.count("recover"); n != 1 {
@@ -677,7 +677,7 @@ func TestAcquireRunsNoHook(t *testing.T) {
 	if n := calls.Load(); n != 0 {
 		t.Errorf("OnHealthCheck ran %d times in the acquirer, want 0", n)
 	}
-	host := h.Hint().Host
+	host := h.Supervisor()
 	h.Release()
 	h2.Release()
 	waitExit(t, host, 10*time.Second, "supervisor")
@@ -697,7 +697,7 @@ func TestHookCtxOutlivesHook(t *testing.T) {
 	if pid, err := ping(testCtx(t, 5*time.Second), info.Port); err != nil || pid != info.PID {
 		t.Errorf("the service started with exec.CommandContext does not answer: %d, %v", pid, err)
 	}
-	host := h.Hint().Host
+	host := h.Supervisor()
 	h.Release()
 	waitExit(t, host, 10*time.Second, "supervisor")
 	e.waitAllGone(5 * time.Second)
@@ -708,7 +708,7 @@ func TestHookCtxOutlivesHook(t *testing.T) {
 func TestFailingRecoverBacksOff(t *testing.T) {
 	e := newEnv(t)
 	h := acquire(t, toyService(toyBadRecName))
-	host := h.Hint().Host
+	host := h.Supervisor()
 	defer h.Release()
 	start := time.Now()
 	if err := syscall.Kill(h.Info().PID, syscall.SIGKILL); err != nil {
@@ -732,7 +732,7 @@ func TestSupervisorKilled(t *testing.T) {
 	e := newEnv(t)
 	svc := toyService(toyName)
 	h := acquire(t, svc)
-	host := h.Hint().Host
+	host := h.Supervisor()
 	child, err := platform.Lookup(h.Info().PID)
 	if err != nil {
 		t.Fatal(err)
@@ -747,7 +747,7 @@ func TestSupervisorKilled(t *testing.T) {
 	// The handle still holds its reference; a new acquirer (here the same
 	// process, as a second user) must not trust the dead supervisor's hint.
 	h2 := acquire(t, svc)
-	if h2.Hint().Host == host || h2.Hint().Nonce == h.Hint().Nonce {
+	if h2.Supervisor() == host {
 		t.Fatalf("Acquire returned the killed supervisor")
 	}
 	if pid, err := ping(testCtx(t, 10*time.Second), h2.Info().Port); err != nil || pid != h2.Info().PID {
@@ -757,7 +757,7 @@ func TestSupervisorKilled(t *testing.T) {
 		t.Errorf("OnFirstAcquire ran %d times, want 2", n)
 	}
 	h.Release()
-	host2 := h2.Hint().Host
+	host2 := h2.Supervisor()
 	h2.Release()
 	waitExit(t, host2, 10*time.Second, "second supervisor")
 	if n := e.count("last"); n != 1 {
@@ -772,7 +772,7 @@ func TestUnauthenticatedConnectionsClosed(t *testing.T) {
 	e := newEnv(t)
 	svc := toyService(toyName)
 	h := acquire(t, svc)
-	hint := h.Hint()
+	hint := liveHint(t, svc)
 	ctx := testCtx(t, 30*time.Second)
 	for _, tc := range []struct{ name, send string }{
 		{"wrong token", handshake.Protocol + " " + handshake.NewSecret() + " 1\nSECRET-PAYLOAD-1\n"},
@@ -843,10 +843,10 @@ func TestStopWithOpenSession(t *testing.T) {
 	}
 	defer sess.Release()
 	defer sess.Conn.Close()
-	if err := launcher.RequestStop(ctx, sess.Hint); err != nil {
+	if err := svc.RequestStop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitExit(t, sess.Hint.Host, 10*time.Second, "supervisor after a stop request with a session open")
+	waitExit(t, sess.Supervisor, 10*time.Second, "supervisor after a stop request with a session open")
 	sess.Conn.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := sess.Conn.Read(make([]byte, 1)); err == nil {
 		t.Error("session still open after stop")
@@ -862,14 +862,14 @@ func TestQueryStatus(t *testing.T) {
 	newEnv(t)
 	svc := toyService(toyName)
 	h := acquire(t, svc)
-	st, err := launcher.QueryStatus(testCtx(t, 10*time.Second), h.Hint())
+	st, err := svc.QueryStatus(testCtx(t, 10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.PID != h.Hint().Host.PID || st.Port != h.Hint().Port || st.Count != 1 || st.Info.PID != h.Info().PID {
+	if st.PID != h.Supervisor().PID || st.Port != liveHint(t, svc).Port || st.Count != 1 || st.Info.PID != h.Info().PID {
 		t.Errorf("status %+v", st)
 	}
-	host := h.Hint().Host
+	host := h.Supervisor()
 	h.Release()
 	waitExit(t, host, 10*time.Second, "supervisor")
 }
@@ -912,7 +912,7 @@ func BenchmarkAcquireWarm(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	host := holder.Hint().Host
+	host := holder.Supervisor()
 	defer func() {
 		holder.Release()
 		host.Wait(ctx)

@@ -75,7 +75,7 @@ func TestOtherUserLockedOut(t *testing.T) {
 		helperEnv+"=nobody",
 		"PROBE_HINT="+e.hintPath(toyName),
 		"PROBE_RUN="+e.run,
-		"PROBE_PORT="+strconv.Itoa(h.Hint().Port),
+		"PROBE_PORT="+strconv.Itoa(liveHint(t, svc).Port),
 		"PROBE_NAME="+svc.Name,
 		"PROBE_KEY="+svc.Key,
 		"PROBE_SET="+ourSet,
@@ -151,7 +151,7 @@ func TestOtherUserLockedOut(t *testing.T) {
 	if n, err := svc.Count(); err != nil || n != before {
 		t.Errorf("our count is %d, %v after the other user left; want %d", n, err, before)
 	}
-	host := h.Hint().Host
+	host := h.Supervisor()
 	h.Release()
 	waitExit(t, host, 10*time.Second, "supervisor")
 	e.waitAllGone(5 * time.Second)

@@ -154,9 +154,7 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 		case <-ctx.Done():
 		}
 	}()
-	if s.Describe != nil {
-		s.Describe(&sv.hint)
-	}
+	sv.hint.Mode, sv.hint.Command, sv.hint.Root = s.About.Mode, s.About.Command, s.About.Root
 	if err := sv.publish(); err != nil {
 		sv.stopService(ctx)
 		return err
@@ -354,7 +352,7 @@ func (sv *supervisor) handle(ctx context.Context, conn net.Conn) {
 			conn.Close()
 			return
 		}
-		sv.s.Serve(ctx, conn, req)
+		sv.s.Serve(ctx, conn, Peer{PID: req.PID})
 	case handshake.VerbPing, handshake.VerbCheck, handshake.VerbStatus, handshake.VerbStop:
 		sv.mu.Lock()
 		draining := sv.draining
@@ -405,10 +403,12 @@ func (sv *supervisor) status() Status {
 	return st
 }
 
-// QueryStatus asks the host described by h for its status.
-func QueryStatus(ctx context.Context, h *discovery.Hint) (Status, error) {
+// QueryStatus asks the running supervisor of s for its status, without
+// taking a reference or starting anything. Only Name and Dir of s are used.
+// It blocks at most until ctx is done (and 2 s per step).
+func (s *Service) QueryStatus(ctx context.Context) (Status, error) {
 	var st Status
-	conn, err := discovery.Verify(ctx, h, handshake.VerbStatus, 2*time.Second)
+	conn, err := s.dialRunning(ctx, handshake.VerbStatus)
 	if err != nil {
 		return st, err
 	}
@@ -418,13 +418,33 @@ func QueryStatus(ctx context.Context, h *discovery.Hint) (Status, error) {
 	return st, err
 }
 
-// RequestStop asks the host described by h to shut down now.
-func RequestStop(ctx context.Context, h *discovery.Hint) error {
-	conn, err := discovery.Verify(ctx, h, handshake.VerbStop, 2*time.Second)
+// RequestStop asks the running supervisor of s to stop the service now,
+// whoever holds references (they find it gone: [Handle.Done]). Only Name
+// and Dir of s are used. An error wrapping [ErrDraining] means it is
+// stopping already.
+func (s *Service) RequestStop(ctx context.Context) error {
+	conn, err := s.dialRunning(ctx, handshake.VerbStop)
 	if err != nil {
 		return err
 	}
 	return conn.Close()
+}
+
+// dialRunning connects to the live supervisor of s with verb.
+func (s *Service) dialRunning(ctx context.Context, verb string) (net.Conn, error) {
+	dir, err := s.dir()
+	if err != nil {
+		return nil, err
+	}
+	h, err := discovery.Read(dir, s.Name)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not running: %w", s.Name, err)
+	}
+	conn, err := discovery.Verify(ctx, h, verb, 2*time.Second)
+	if errors.Is(err, handshake.ErrDraining) {
+		return nil, fmt.Errorf("%s: %w", s.Name, ErrDraining)
+	}
+	return conn, err
 }
 
 func (sv *supervisor) notifyLocked() {

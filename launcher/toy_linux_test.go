@@ -35,6 +35,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/handshake"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
@@ -363,7 +364,7 @@ func (t *toyProc) recover(ctx context.Context, old launcher.Info, cause error) (
 
 // toyServe records the first line each authenticated session sends, so a
 // test can show that no byte of an unauthenticated one ever got here.
-func toyServe(ctx context.Context, conn net.Conn, req handshake.Request) {
+func toyServe(ctx context.Context, conn net.Conn, req launcher.Peer) {
 	defer conn.Close()
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	record("serve", "pid="+strconv.Itoa(req.PID), "line="+strconv.Quote(line))
@@ -436,7 +437,10 @@ func acquirer() int {
 			if err != nil {
 				r.Err = err.Error()
 			} else {
-				r.Nonce, r.Host, r.Info = h.Hint().Nonce, h.Hint().Host, h.Info()
+				r.Host, r.Info = h.Supervisor(), h.Info()
+				if hint, err := discovery.Read(runDir(), svc.Name); err == nil && hint.Host == r.Host {
+					r.Nonce = hint.Nonce
+				}
 			}
 		case "release":
 			if h == nil {
@@ -705,6 +709,16 @@ func (p *acqProc) reply(t *testing.T, ctx context.Context) reply {
 }
 
 // acquire takes a reference in this process, bounded by the test.
+// liveHint reads the hint of svc's running supervisor.
+func liveHint(t *testing.T, svc *launcher.Service) *discovery.Hint {
+	t.Helper()
+	h, err := discovery.Read(runDir(), svc.Name)
+	if err != nil {
+		t.Fatalf("hint of %s: %v", svc.Name, err)
+	}
+	return h
+}
+
 func acquire(t *testing.T, svc *launcher.Service) *launcher.Handle {
 	t.Helper()
 	h, err := svc.Acquire(testCtx(t, time.Minute))

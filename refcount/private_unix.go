@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -77,71 +75,6 @@ func openPrivate(path string, create bool) (*os.File, error) {
 		return nil, err
 	}
 	return os.NewFile(uintptr(fd), path), nil
-}
-
-// tryLockFile takes an exclusive flock on path with a fresh open file
-// description, so that two callers in one process exclude each other too.
-func tryLockFile(path string) (func() error, error) {
-	for attempt := 0; ; attempt++ {
-		fd, id, err := openPrivateFD(path, true)
-		if err != nil {
-			return nil, err
-		}
-		for {
-			err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
-			if err != unix.EINTR {
-				break
-			}
-		}
-		if err != nil {
-			unix.Close(fd)
-			if errors.Is(err, unix.EWOULDBLOCK) {
-				return nil, ErrLocked
-			}
-			return nil, fmt.Errorf("flock: %w", err)
-		}
-		// Race: the file may have been removed (and perhaps recreated)
-		// between open and flock; a lock on the old inode excludes
-		// nobody. Check that path still names our inode, else retry.
-		if cur, err := pathID(path); err != nil || cur != id {
-			unix.Close(fd)
-			if attempt < 10 {
-				continue
-			}
-			return nil, fmt.Errorf("lock file keeps being replaced")
-		}
-		pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
-		if err := unix.Ftruncate(fd, 0); err == nil {
-			unix.Pwrite(fd, pid, 0) // best effort: only a hint for Holder
-		}
-		return func() error {
-			unix.Ftruncate(fd, 0) // clear the hint before unlocking
-			return unix.Close(fd)
-		}, nil
-	}
-}
-
-// readHolder reads the holder's pid hint; see Lock.Holder.
-func readHolder(path string) (int, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	s := strings.TrimSpace(string(data))
-	if s == "" {
-		return 0, nil
-	}
-	pid, err := strconv.Atoi(s)
-	if err != nil || pid <= 0 {
-		return 0, nil
-	}
-	if !processAlive(pid) {
-		return 0, nil
-	}
-	return pid, nil
 }
 
 // processAlive: signal 0 succeeds, or fails with EPERM (alive, not ours).

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/windows"
 )
@@ -88,52 +86,7 @@ func isLockViolation(err error) bool {
 	return errors.Is(err, windows.ERROR_LOCK_VIOLATION) || errors.Is(err, windows.ERROR_IO_PENDING)
 }
 
-// startupLockOffset is where the startup lock's byte lives, far from the
-// pid hint at offset 0: Windows locks are mandatory, so readers of the hint
-// must not overlap the locked byte.
-const startupLockOffset = 1 << 40
-
-// tryLockFile takes an exclusive LockFileEx lock through a fresh handle, so
-// two callers in one process exclude each other too. Windows drops the lock
-// when the handle is closed, including at process death.
-func tryLockFile(path string) (func() error, error) {
-	h, _, err := openPrivateHandle(path, true)
-	if err != nil {
-		return nil, err
-	}
-	if err := lockRange(h, startupLockOffset, 1); err != nil {
-		windows.CloseHandle(h)
-		if isLockViolation(err) {
-			return nil, ErrLocked
-		}
-		return nil, fmt.Errorf("LockFileEx: %w", err)
-	}
-	f := os.NewFile(uintptr(h), path)
-	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0) // best effort hint
-	}
-	return func() error {
-		f.Truncate(0)
-		unlockRange(h, startupLockOffset, 1)
-		return f.Close()
-	}, nil
-}
-
-func readHolder(path string) (int, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid <= 0 || !processAlive(pid) {
-		return 0, nil
-	}
-	return pid, nil
-}
-
+// processAlive: the process exists and has not exited.
 func processAlive(pid int) bool {
 	h, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION, false, uint32(pid))
 	if err != nil {

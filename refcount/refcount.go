@@ -400,27 +400,37 @@ func (l *Lock) Path() string { return l.path }
 // [ErrLocked]. The returned release is idempotent. After taking the lock,
 // TryLock writes the current pid into the lock file (see [Lock.Holder]).
 func (l *Lock) TryLock() (release func() error, err error) {
-	rel, err := tryLockFile(l.path)
-	if err != nil {
-		if errors.Is(err, ErrLocked) {
-			return nil, fmt.Errorf("startup lock %s: %w", l.path, err)
-		}
-		return nil, fmt.Errorf("take startup lock %s: %w", l.path, err)
-	}
-	var once sync.Once
-	return func() error {
-		var rerr error
-		once.Do(func() { rerr = rel() })
-		return rerr
-	}, nil
+	return l.take(context.Background(), false)
 }
 
-// Lock blocks until it takes the lock or ctx is done. It polls (1 ms rising
-// to 20 ms) because flock cannot be cancelled; a dead holder's lock is taken
-// within one poll interval. On ctx expiry the error wraps both [ErrLocked]
-// and ctx.Err() and names the holder: "startup lock FILE held by pid N".
+// Lock blocks until it takes the lock or ctx is done, trying again every
+// 5 ms (gofrs/flock's TryLockContext: flock cannot be cancelled); a dead
+// holder's lock is taken within one interval. On ctx expiry the error wraps
+// both [ErrLocked] and ctx.Err() and names the holder: "startup lock FILE
+// held by pid N".
 func (l *Lock) Lock(ctx context.Context) (release func() error, err error) {
-	return l.lockPoll(ctx)
+	return l.take(ctx, true)
+}
+
+func (l *Lock) take(ctx context.Context, wait bool) (func() error, error) {
+	rel, err := lockFile(ctx, l.path, wait)
+	switch {
+	case err == nil:
+		var once sync.Once
+		return func() error {
+			var rerr error
+			once.Do(func() { rerr = rel() })
+			return rerr
+		}, nil
+	case errors.Is(err, ErrLocked) && wait:
+		if pid, _ := l.Holder(); pid != 0 {
+			return nil, fmt.Errorf("startup lock %s held by pid %d: %w", l.path, pid, err)
+		}
+		return nil, fmt.Errorf("startup lock %s held by another process (pid unknown): %w", l.path, err)
+	case errors.Is(err, ErrLocked):
+		return nil, fmt.Errorf("startup lock %s: %w", l.path, err)
+	}
+	return nil, fmt.Errorf("take startup lock %s: %w", l.path, err)
 }
 
 // Holder returns the pid that holds the lock, as written into the lock file

@@ -238,14 +238,14 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	defer sess.Release()
-	log.Info("attached", "service", svc.Name, "host_pid", sess.Hint.Host.PID, "started", sess.Started)
+	log.Info("attached", "service", svc.Name, "host_pid", sess.Supervisor.PID, "started", sess.Started)
 
 	// ended reports why the host or backend ended the session: one line
 	// on stderr naming the log, exit 1.
-	logHint := fmt.Sprintf("see `procref logs %s` (log: %s)", svc.Name, sess.Hint.Log)
+	logHint := fmt.Sprintf("see `procref logs %s` (log: %s)", svc.Name, sess.Log)
 	ended := func(why error) int {
 		if why == nil || errors.Is(why, host.ErrHostGone) {
-			why = fmt.Errorf("the shared backend %s closed the connection (host pid %d)", svc.Name, sess.Hint.Host.PID)
+			why = fmt.Errorf("the shared backend %s closed the connection (host pid %d)", svc.Name, sess.Supervisor.PID)
 		}
 		fmt.Fprintf(stderr, "procref: %v; %s\n", why, logHint)
 		return exitFailure
@@ -256,7 +256,7 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		bconn, err := dialBackend(actx, sess, stderr)
 		if err != nil {
 			sess.Conn.Close()
-			return fail("%v (log: %s)", err, sess.Hint.Log)
+			return fail("%v (log: %s)", err, sess.Log)
 		}
 		conn, presence = bconn, sess.Conn
 		defer presence.Close()
@@ -272,7 +272,7 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		buffered, _ := in.Peek(in.Buffered())
 		pend.Write(buffered)
 		dir, _ := svc.RuntimeDir() // checked by Attach already
-		err := host.Handoff(sess.Conn, host.HandoffSocket(dir, svc.Name, sess.Hint.Host.PID), pend.Bytes())
+		err := host.Handoff(sess.Conn, host.HandoffSocket(dir, svc.Name, sess.Supervisor.PID), pend.Bytes())
 		switch {
 		case err == nil:
 			p.stopWriting()
@@ -287,12 +287,12 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			log.Debug("relaying", "why", err)
 		default:
 			sess.Conn.Close()
-			return fail("%v (log: %s)", err, sess.Hint.Log)
+			return fail("%v (log: %s)", err, sess.Log)
 		}
 	}
 	if p.first != nil {
 		if err := mcp.Write(p.framing, conn, p.first); err != nil {
-			return fail("sending initialize to the backend: %v (log: %s)", err, sess.Hint.Log)
+			return fail("sending initialize to the backend: %v (log: %s)", err, sess.Log)
 		}
 	}
 	p.stopWriting()

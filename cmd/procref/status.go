@@ -72,7 +72,7 @@ func collectStatus(ctx context.Context) ([]backendRow, string, error) {
 		}
 		row.Mode, row.HostPID, row.Port, row.Root, row.Command, row.Log = h.Mode, h.Host.PID, h.Port, h.Root, h.Command, h.Log
 		row.BackendPID = h.Backend.PID
-		st, err := launcher.QueryStatus(ctx, h)
+		st, err := (&launcher.Service{Name: name, Dir: dir}).QueryStatus(ctx)
 		switch {
 		case err == nil:
 			row.State = "running"
@@ -261,7 +261,7 @@ func stopOne(dir, name string, timeout time.Duration) error {
 	if h.Host.Alive() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		if err := launcher.RequestStop(ctx, h); err == nil || errors.Is(err, handshake.ErrDraining) {
+		if err := (&launcher.Service{Name: h.Name, Dir: dir}).RequestStop(ctx); err == nil || errors.Is(err, launcher.ErrDraining) {
 			h.Host.Wait(ctx)
 		}
 		if h.Host.Alive() {
