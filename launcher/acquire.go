@@ -35,11 +35,11 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	if os.Getenv(EnvSupervise) == s.Name {
+	if os.Getenv(s.env("SUPERVISE")) == s.Name {
 		err := fmt.Errorf("%w: the program was started as the supervisor of %s but did not call launcher.Main(): call it first thing in main", ErrStartFailed, s.Name)
 		// Tell the acquirer that spawned us at once, instead of letting it
 		// wait for mainTimeout.
-		if ready := readyFile(); ready != nil {
+		if ready := readyFile(s.env("READY_FD")); ready != nil {
 			io.WriteString(ready, "error: "+strings.TrimPrefix(err.Error(), ErrStartFailed.Error()+": ")+"\n")
 			ready.Close()
 		}
@@ -336,7 +336,7 @@ func (s *Service) spawn(ctx context.Context) error {
 		var exe string
 		exe, err = os.Executable()
 		cmd = exec.Command(exe)
-		cmd.Env = append(os.Environ(), EnvSupervise+"="+s.Name)
+		cmd.Env = append(os.Environ(), s.env("SUPERVISE")+"="+s.Name)
 	}
 	if err != nil {
 		return fmt.Errorf("preparing the supervisor command: %w", err)
@@ -368,12 +368,12 @@ func (s *Service) spawn(ctx context.Context) error {
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.ExtraFiles = append([]*os.File{w}, cmd.ExtraFiles...)
-	cmd.Env = append(cmd.Env, EnvReadyFD+"=3")
+	cmd.Env = append(cmd.Env, s.env("READY_FD")+"=3")
 	platform.Detach(cmd)
 	err = cmd.Start()
 	w.Close() // our copy: EOF on r once the supervisor exits or closes its end
 	if err != nil {
-		return fmt.Errorf("starting host: %w", err)
+		return fmt.Errorf("starting the supervisor: %w", err)
 	}
 	pid := cmd.Process.Pid
 	id, _ := platform.Lookup(pid)
@@ -467,9 +467,10 @@ func openLog(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 }
 
-// readyFile returns the inherited ready pipe, or nil.
-func readyFile() *os.File {
-	v := os.Getenv(EnvReadyFD)
+// readyFile returns the ready pipe inherited as the descriptor named by the
+// environment variable env, or nil.
+func readyFile(env string) *os.File {
+	v := os.Getenv(env)
 	if v == "" {
 		return nil
 	}
@@ -477,6 +478,6 @@ func readyFile() *os.File {
 	if err != nil {
 		return nil
 	}
-	os.Unsetenv(EnvReadyFD)
+	os.Unsetenv(env)
 	return os.NewFile(uintptr(fd), "ready")
 }

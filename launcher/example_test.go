@@ -123,3 +123,17 @@ func cleanupExampleService() {
 		c.Close()
 	}
 }
+
+// A service name is file-name safe and short; the key decides identity.
+func ExampleName() {
+	key := "0123456789abcdef0123456789abcdef"
+	fmt.Println(launcher.Name("/usr/local/bin/my server", key))
+	// Output: my_server-0123456789ab
+}
+
+// A Service is checked before anything is created.
+func ExampleService_Validate() {
+	svc := &launcher.Service{Name: "../escape", Key: "k"}
+	fmt.Println(svc.Validate())
+	// Output: invalid service "../escape": Name must be 1-200 letters, digits, '-', '_' or '.', not starting with '.' (see launcher.Name)
+}

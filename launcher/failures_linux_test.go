@@ -6,11 +6,13 @@ package launcher_test
 // programs set up wrong end with a clear error and leave nothing behind.
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 )
@@ -362,4 +365,42 @@ func TestOverlapReopenAtOnce(t *testing.T) {
 		t.Errorf("files left: %v", files)
 	}
 	e.waitAllGone(5 * time.Second)
+}
+
+// Issue 14: the app's name picks the environment variables and the
+// directories: a service of App "toyapp" lives in $TOYAPP_RUNTIME_DIR and
+// logs to $TOYAPP_STATE_DIR, its supervisor is started with
+// TOYAPP_SUPERVISE, and procref's runtime dir never sees it.
+func TestAppName(t *testing.T) {
+	e := newEnv(t)
+	appRun, appState := filepath.Join(t.TempDir(), "run"), filepath.Join(t.TempDir(), "state")
+	t.Setenv("TOYAPP_RUNTIME_DIR", appRun)
+	t.Setenv("TOYAPP_STATE_DIR", appState)
+	if err := os.MkdirAll(e.run, 0o700); err != nil { // the toy's own files live there
+		t.Fatal(err)
+	}
+	svc := toyService(toyAppName)
+	h := acquire(t, svc)
+	sup := h.Supervisor()
+	if _, err := discovery.Read(appRun, svc.Name); err != nil {
+		t.Errorf("no hint in the app's runtime dir: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(appState, svc.Name+".log")); err != nil {
+		t.Errorf("no log in the app's state dir: %v", err)
+	}
+	if names, _ := discovery.List(e.run); len(names) != 0 {
+		t.Errorf("procref's runtime dir holds hints %v", names)
+	}
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", sup.PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(env, []byte("\x00TOYAPP_SUPERVISE="+svc.Name+"\x00")) || bytes.Contains(env, []byte("PROCREF_SUPERVISE=")) {
+		t.Errorf("the supervisor was not started with TOYAPP_SUPERVISE alone")
+	}
+	h.Release()
+	waitExit(t, sup, 10*time.Second, "supervisor")
+	if files := serviceFiles(t, appRun, svc.Name); len(files) != 0 {
+		t.Errorf("files left in the app's runtime dir: %v", files)
+	}
 }

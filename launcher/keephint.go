@@ -33,7 +33,7 @@ func (sv *supervisor) keepHint(ctx context.Context, every time.Duration) {
 			continue
 		}
 		if err == nil {
-			err = errors.New("the file names another host")
+			err = errors.New("the file names another supervisor")
 		}
 		// Under mu, like the drain's decision: a drain that has begun
 		// removes the hint, and it must stay removed.
@@ -47,7 +47,7 @@ func (sv *supervisor) keepHint(ctx context.Context, every time.Duration) {
 		sv.mu.Unlock()
 		switch {
 		case werr != nil && !failing:
-			sv.log.Error("the hint file is gone or damaged and cannot be rewritten; new clients cannot find this host", "why", err, "err", werr)
+			sv.log.Error("the hint file is gone or damaged and cannot be rewritten; new clients cannot find this supervisor", "why", err, "err", werr)
 			failing = true
 		case werr == nil:
 			sv.log.Warn("rewrote the hint file", "why", err)

@@ -114,13 +114,26 @@ import (
 // versions never share a host.
 const ProtocolVersion = "1"
 
-// Environment variables of the supervisor protocol.
+// Environment variables of the supervisor protocol, for the default
+// [Service.App]; another App's are APP_SUPERVISE and APP_READY_FD.
 const (
 	// EnvSupervise names the service a re-executed process must supervise.
 	EnvSupervise = "PROCREF_SUPERVISE"
 	// EnvReadyFD is the inherited file descriptor of the ready pipe.
 	EnvReadyFD = "PROCREF_READY_FD"
 )
+
+// env returns the name of s's environment variable for setting
+// ("SUPERVISE", "READY_FD").
+func (s *Service) env(setting string) string { return platform.AppEnv(s.app(), setting) }
+
+// app returns s.App or the default.
+func (s *Service) app() string {
+	if s.App == "" {
+		return platform.DefaultApp
+	}
+	return s.App
+}
 
 // Sentinel errors.
 var (
@@ -192,7 +205,15 @@ type Service struct {
 	StartTimeout time.Duration
 	// StopTimeout bounds OnLastRelease; 0 means 10s.
 	StopTimeout time.Duration
-	// Dir is the private runtime dir; "" means platform.RuntimeDir().
+	// App names the program the service belongs to: it prefixes the
+	// environment variables (APP_SUPERVISE, APP_READY_FD, APP_RUNTIME_DIR,
+	// APP_STATE_DIR) and names the directories ($XDG_RUNTIME_DIR/APP,
+	// ~/.local/state/APP). "" means "procref". Two apps never share a
+	// runtime dir, so never a key secret, a hint or a count, even for
+	// equal Name and Key.
+	App string
+	// Dir is the private runtime dir; "" means the App's (see
+	// platform.AppRuntimeDir).
 	Dir string
 	// LogDir holds <Name>.log, the supervisor's stdout and stderr; ""
 	// means platform.StateDir().
@@ -316,20 +337,21 @@ func Register(s *Service) *Service {
 }
 
 // Main turns this process into a supervisor if it was started as one
-// (PROCREF_SUPERVISE is set): it runs [Supervise] for the registered service
+// (APP_SUPERVISE is set for the App of a registered service, or
+// PROCREF_SUPERVISE): it runs [Supervise] for the registered service
 // and exits. Otherwise it returns at once. Call it first thing in main.
 func Main() {
-	name := os.Getenv(EnvSupervise)
+	name, app := supervisedName()
 	if name == "" {
 		return
 	}
 	registry.Lock()
 	s := registry.m[name]
 	registry.Unlock()
-	if s == nil {
+	if s == nil || s.app() != app {
 		// The acquirer reads this line and returns ErrNotRegistered.
 		msg := fmt.Sprintf("%v: %q (call launcher.Register for it before launcher.Main)", ErrNotRegistered, name)
-		if ready := readyFile(); ready != nil {
+		if ready := readyFile(platform.AppEnv(app, "READY_FD")); ready != nil {
 			io.WriteString(ready, "error: "+msg+"\n")
 			ready.Close()
 		}
@@ -339,12 +361,30 @@ func Main() {
 	// Processes the hooks start must not inherit the supervisor role: a
 	// service that re-executes this program (as tests and many daemons do)
 	// would otherwise become a second supervisor.
-	os.Unsetenv(EnvSupervise)
+	os.Unsetenv(s.env("SUPERVISE"))
 	if err := Supervise(context.Background(), s); err != nil {
 		fmt.Fprintf(os.Stderr, "procref supervisor %s: %v\n", name, err)
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// supervisedName returns the service this process was started to
+// supervise, and its app: APP_SUPERVISE for the apps of the registered
+// services and the default app.
+func supervisedName() (name, app string) {
+	registry.Lock()
+	apps := []string{platform.DefaultApp}
+	for _, s := range registry.m {
+		apps = append(apps, s.app())
+	}
+	registry.Unlock()
+	for _, a := range apps {
+		if v := os.Getenv(platform.AppEnv(a, "SUPERVISE")); v != "" {
+			return v, a
+		}
+	}
+	return "", ""
 }
 
 // Handle is an acquired reference to a running service.
@@ -540,14 +580,14 @@ func (s *Service) dir() (string, error) {
 		}
 		return s.Dir, nil
 	}
-	return platform.RuntimeDir()
+	return platform.AppRuntimeDir(s.app())
 }
 
 func (s *Service) logDir() (string, error) {
 	if s.LogDir != "" {
 		return s.LogDir, platform.EnsurePrivateDir(s.LogDir)
 	}
-	return platform.StateDir()
+	return platform.AppStateDir(s.app())
 }
 
 // LogPath returns the supervisor's log file path.

@@ -63,7 +63,7 @@ type supervisor struct {
 //
 // SIGTERM and SIGINT make it shut down as if the count had reached zero.
 func Supervise(ctx context.Context, s *Service) (err error) {
-	ready := readyFile()
+	ready := readyFile(s.env("READY_FD"))
 	if ready != nil {
 		// Tells the acquirer that Main (or Supervise) runs: a program that
 		// forgot launcher.Main() never writes it.

@@ -50,6 +50,7 @@ const (
 	toyHealthName = "toy-health" // toy with a periodic health check
 	toyBadRecName = "toy-badrec" // toy whose OnRecover always fails
 	toyOverName   = "toy-over"   // toy-light with Overlap and a slow stop
+	toyAppName    = "toy-app"    // toy-light of another App ("toyapp")
 
 	toySlowStop = 30 * time.Second // unless the test opens stopGate
 
@@ -58,7 +59,7 @@ const (
 	toyLinger = 300 * time.Millisecond
 )
 
-var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHealthName, toyBadRecName, toyOverName}
+var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHealthName, toyBadRecName, toyOverName, toyAppName}
 
 func registerTestServices() {
 	launcher.Register(echoService())
@@ -94,13 +95,16 @@ func toyService(name string) *launcher.Service {
 		if name == toyHealthName {
 			s.HealthInterval = 100 * time.Millisecond
 		}
-	case toyLightName, toySlowName, toyOverName:
+	case toyLightName, toySlowName, toyOverName, toyAppName:
 		l := &toyLight{}
 		if name == toySlowName {
 			l.delay = toySlowStart
 		}
 		if name == toyOverName {
 			l.overlap, s.Overlap = true, true
+		}
+		if name == toyAppName {
+			s.App = "toyapp"
 		}
 		s.Hooks = launcher.Hooks{OnFirstAcquire: l.first, OnLastRelease: l.last}
 	default:

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -233,17 +234,40 @@ func StartBound(cmd *exec.Cmd) error { return startBound(cmd) }
 // XDG_RUNTIME_DIR it is xdg.RuntimeDir/procref (per-user Application Support /
 // LocalAppData). We do not use adrg/xdg's unset-variable fallback directly: it
 // silently yields /tmp, where another user may have created procref first.
-func RuntimeDir() (string, error) {
-	dir := os.Getenv("PROCREF_RUNTIME_DIR")
+func RuntimeDir() (string, error) { return AppRuntimeDir(DefaultApp) }
+
+// DefaultApp is the application name of RuntimeDir and StateDir.
+const DefaultApp = "procref"
+
+// AppEnv is the environment variable name of setting for app: "procref",
+// "RUNTIME_DIR" → "PROCREF_RUNTIME_DIR"; characters other than letters and
+// digits in app become '_'.
+func AppEnv(app, setting string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			return r
+		}
+		return '_'
+	}, app) + "_" + setting
+}
+
+// AppRuntimeDir is RuntimeDir for another application: $APP_RUNTIME_DIR,
+// else the same places with app in place of "procref".
+func AppRuntimeDir(app string) (string, error) {
+	env := AppEnv(app, "RUNTIME_DIR")
+	dir := os.Getenv(env)
 	if dir == "" {
 		if x := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(x) {
-			dir = filepath.Join(x, "procref")
+			dir = filepath.Join(x, app)
 		} else {
-			dir = defaultRuntimeDir()
+			dir = defaultRuntimeDir(app)
 		}
 	}
 	if err := EnsurePrivateDir(dir); err != nil {
-		return "", fmt.Errorf("runtime dir: %w (or set PROCREF_RUNTIME_DIR to a private directory)", err)
+		return "", fmt.Errorf("runtime dir: %w (or set %s to a private directory)", err, env)
 	}
 	return dir, nil
 }
@@ -251,17 +275,22 @@ func RuntimeDir() (string, error) {
 // StateDir returns the private directory for logs: $PROCREF_STATE_DIR, else
 // $XDG_STATE_HOME/procref, else xdg.StateHome/procref (~/.local/state/procref
 // on Linux). It is created 0700 and verified with EnsurePrivateDir.
-func StateDir() (string, error) {
-	dir := os.Getenv("PROCREF_STATE_DIR")
+func StateDir() (string, error) { return AppStateDir(DefaultApp) }
+
+// AppStateDir is StateDir for another application: $APP_STATE_DIR, else
+// $XDG_STATE_HOME/app, else xdg.StateHome/app.
+func AppStateDir(app string) (string, error) {
+	env := AppEnv(app, "STATE_DIR")
+	dir := os.Getenv(env)
 	if dir == "" {
 		base := os.Getenv("XDG_STATE_HOME")
 		if !filepath.IsAbs(base) {
 			base = xdg.StateHome
 		}
-		dir = filepath.Join(base, "procref")
+		dir = filepath.Join(base, app)
 	}
 	if err := EnsurePrivateDir(dir); err != nil {
-		return "", fmt.Errorf("state dir: %w (or set PROCREF_STATE_DIR to a private directory)", err)
+		return "", fmt.Errorf("state dir: %w (or set %s to a private directory)", err, env)
 	}
 	return dir, nil
 }

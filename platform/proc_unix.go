@@ -37,22 +37,22 @@ func detach(cmd *exec.Cmd) {
 // variable so tests can point it at a temporary directory.
 var runUserBase = "/run/user"
 
-func defaultRuntimeDir() string {
+func defaultRuntimeDir(app string) string {
 	if runtime.GOOS == "darwin" {
-		return filepath.Join(xdg.RuntimeDir, "procref")
+		return filepath.Join(xdg.RuntimeDir, app)
 	}
 	uid := os.Getuid()
 	base := filepath.Join(runUserBase, strconv.Itoa(uid))
 	if fi, err := os.Lstat(base); err == nil && fi.IsDir() && fi.Mode().Perm()&0o077 == 0 {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid {
-			return filepath.Join(base, "procref")
+			return filepath.Join(base, app)
 		}
 	}
 	// Per-uid name: a shared /tmp/procref could be created first by another
 	// user. If another user pre-creates /tmp/procref-<ouruid>, the ownership
 	// check in EnsurePrivateDir refuses it with instructions (the sticky bit
 	// on /tmp stops them replacing it after we own it).
-	return filepath.Join(os.TempDir(), "procref-"+strconv.Itoa(uid))
+	return filepath.Join(os.TempDir(), app+"-"+strconv.Itoa(uid))
 }
 
 func checkPrivateDir(path string) error {

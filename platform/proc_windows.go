@@ -186,7 +186,7 @@ func startBound(cmd *exec.Cmd) error {
 	return nil
 }
 
-func defaultRuntimeDir() string { return filepath.Join(xdg.RuntimeDir, "procref") }
+func defaultRuntimeDir(app string) string { return filepath.Join(xdg.RuntimeDir, app) }
 
 // checkPrivateDir on Windows: no uid/mode bits; refuse reparse points
 // (symlinks, junctions) and non-directories, rely on the per-user profile
