@@ -30,174 +30,195 @@ func newSession(h *discovery.Hint, conn net.Conn, started bool, dir string, rele
 	return &Session{Conn: conn, Started: started, Supervisor: h.Host, Log: h.Log, hint: h, dir: dir, release: release}
 }
 
-// connect is the acquirer's startup protocol (see the package doc).
+// connect is the acquirer's startup protocol (see the package doc): take a
+// reference, then find the live supervisor or start one under the startup
+// lock. It returns a Session owning the reference, or releases it.
 func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
 	if os.Getenv(s.env("SUPERVISE")) == s.Name {
-		err := fmt.Errorf("%w: the program was started as the supervisor of %s but did not call launcher.Main(): call it first thing in main", ErrStartFailed, s.Name)
-		// Tell the acquirer that spawned us at once, instead of letting it
-		// wait for mainTimeout.
-		if ready := readyFile(s.env("READY_FD")); ready != nil {
-			io.WriteString(ready, "error: "+strings.TrimPrefix(err.Error(), ErrStartFailed.Error()+": ")+"\n")
-			ready.Close()
-		}
-		return nil, err
+		return nil, s.forgotMain()
 	}
 	dir, err := s.dir()
 	if err != nil {
 		return nil, err
 	}
-	counter, release, err := s.reference(dir)
-	if err != nil {
+	a := &acquirer{s: s, dir: dir, verb: verb}
+	if a.counter, a.release, err = s.reference(dir); err != nil {
 		return nil, err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			release()
-			if counter != nil {
-				counter.Close()
-			}
+	sess, err := a.run(ctx)
+	if err != nil {
+		a.release()
+		if a.counter != nil {
+			a.counter.Close()
 		}
-	}()
-	closeAll := func() error {
+		return nil, err
+	}
+	return sess, nil
+}
+
+// forgotMain is connect's error in a program re-executed as a supervisor
+// that did not call Main; it also tells the acquirer that spawned us at
+// once, instead of letting it wait for mainTimeout.
+func (s *Service) forgotMain() error {
+	err := fmt.Errorf("%w: the program was started as the supervisor of %s but did not call launcher.Main(): call it first thing in main", ErrStartFailed, s.Name)
+	if ready := readyFile(s.env("READY_FD")); ready != nil {
+		io.WriteString(ready, "error: "+strings.TrimPrefix(err.Error(), ErrStartFailed.Error()+": ")+"\n")
+		ready.Close()
+	}
+	return err
+}
+
+// acquirer is one connect call: the reference it holds and where it looks.
+type acquirer struct {
+	s       *Service
+	dir     string
+	verb    string
+	counter *refcount.Counter
+	release func() error // gives the reference back
+	busyPID int          // a supervisor without a live hint, seen under the lock
+}
+
+// session hands the reference over to a Session on conn.
+func (a *acquirer) session(h *discovery.Hint, conn net.Conn, started bool) *Session {
+	counter, release := a.counter, a.release
+	return newSession(h, conn, started, a.dir, func() error {
 		err := release()
 		counter.Close()
 		return err
-	}
-	// lost reports whether our reference was lost with a removed counter,
-	// and if so takes a fresh one.
-	//
-	// Race: a draining supervisor removes the counter (under the startup
-	// lock) when it saw the count at zero. An acquirer that had opened the
-	// old counter may add its reference between that count and the removal;
-	// the reference is then lost with the object, and a supervisor started
-	// later would not see it and could shut down under us. Any service we
-	// can verify after that removal was started after it, so checking the
-	// counter after a successful verification (and, under the lock, before
-	// one) catches every lost reference; we then take a new one and verify
-	// again, which the new supervisor's drain re-check will see.
-	lost := func() (bool, error) {
-		if _, cerr := counter.Count(); !errors.Is(cerr, refcount.ErrRemoved) {
-			return false, nil
-		}
-		release()
-		counter.Close()
-		c, rel, err := s.reference(dir)
-		if err != nil {
-			counter, release = nil, func() error { return nil }
-			return true, err
-		}
-		counter, release = c, rel
-		return true, nil
-	}
+	})
+}
 
-	// Fast path: a live host.
-	for range 3 {
-		h, conn, err := s.tryHint(ctx, dir, verb)
+// lost reports whether our reference was lost with a removed counter,
+// and if so takes a fresh one.
+//
+// Race: a draining supervisor removes the counter (under the startup
+// lock) when it saw the count at zero. An acquirer that had opened the
+// old counter may add its reference between that count and the removal;
+// the reference is then lost with the object, and a supervisor started
+// later would not see it and could shut down under us. Any service we
+// can verify after that removal was started after it, so checking the
+// counter after a successful verification (and, under the lock, before
+// one) catches every lost reference; we then take a new one and verify
+// again, which the new supervisor's drain re-check will see.
+func (a *acquirer) lost() (bool, error) {
+	if _, cerr := a.counter.Count(); !errors.Is(cerr, refcount.ErrRemoved) {
+		return false, nil
+	}
+	a.release()
+	a.counter.Close()
+	c, rel, err := a.s.reference(a.dir)
+	if err != nil {
+		a.counter, a.release = nil, func() error { return nil }
+		return true, err
+	}
+	a.counter, a.release = c, rel
+	return true, nil
+}
+
+// found turns a verified live supervisor into a Session, unless our
+// reference was lost meanwhile (then nil: look again).
+func (a *acquirer) found(h *discovery.Hint, conn net.Conn) (*Session, error) {
+	relost, err := a.lost()
+	if err != nil || relost {
+		conn.Close()
+		return nil, err
+	}
+	return a.session(h, conn, false), nil
+}
+
+// run looks for a live supervisor, then takes the startup lock (or finds
+// one published while waiting for it) until it has a session.
+func (a *acquirer) run(ctx context.Context) (*Session, error) {
+	for range 3 { // fast path: a live supervisor
+		h, conn, err := a.s.tryHint(ctx, a.dir, a.verb)
 		if err != nil {
 			break
 		}
-		relost, lerr := lost()
-		if lerr != nil {
-			conn.Close()
-			return nil, lerr
+		if sess, err := a.found(h, conn); sess != nil || err != nil {
+			return sess, err
 		}
-		if !relost {
-			ok = true
-			return newSession(h, conn, false, dir, closeAll), nil
-		}
-		conn.Close()
 	}
-
-	lock, err := refcount.OpenLock(dir, s.Name)
+	lock, err := refcount.OpenLock(a.dir, a.s.Name)
 	if err != nil {
 		return nil, fmt.Errorf("opening startup lock: %w", err)
 	}
-	busyPID := 0 // a supervisor without a live hint, seen under the lock
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		unlock, fh, fconn, err := s.lockOrFind(ctx, lock, dir, verb)
+		unlock, fh, fconn, err := a.s.lockOrFind(ctx, lock, a.dir, a.verb)
 		if err != nil {
-			if busyPID != 0 {
-				return nil, fmt.Errorf("%w (supervisor pid %d of %s has published no hint; if it is stuck, kill it)", err, busyPID, s.Name)
+			if a.busyPID != 0 {
+				return nil, fmt.Errorf("%w (supervisor pid %d of %s has published no hint; if it is stuck, kill it)", err, a.busyPID, a.s.Name)
 			}
 			return nil, err
 		}
-		if fconn != nil {
-			// Found live while waiting: as on the fast path.
-			relost, lerr := lost()
-			if lerr != nil {
-				fconn.Close()
-				return nil, lerr
-			}
-			if !relost {
-				ok = true
-				return newSession(fh, fconn, false, dir, closeAll), nil
-			}
-			fconn.Close()
-			continue
-		}
-		// Under the lock no counter is removed, so once we hold a reference
-		// on the live one it stays counted (see lost).
-		if _, lerr := lost(); lerr != nil {
-			unlock()
-			return nil, lerr
-		}
-		// Someone may have started it while we waited for the lock.
-		h, conn, herr := s.tryHint(ctx, dir, verb)
-		if herr == nil {
-			unlock()
-			ok = true
-			return newSession(h, conn, false, dir, closeAll), nil
-		}
-		if errors.Is(herr, handshake.ErrDraining) {
-			// The host is draining but does not hold the lock yet (it takes
-			// it to finish). Let it: release and come round again.
-			unlock()
-			if attempt > 200 {
-				return nil, fmt.Errorf("supervisor of %s keeps draining: %w", s.Name, herr)
-			}
-			time.Sleep(5 * time.Millisecond)
-			continue
-		}
-		// No live hint. A supervisor may still be alive without one: it is
-		// starting but the acquirer that spawned it died before it was
-		// ready (so the startup lock was let go early), or it is finishing
-		// a drain. Starting another now could run two copies of the
-		// service; wait (bounded by ctx) for it to publish or to exit.
-		if pid, busy := s.supervisorBusy(dir); busy {
-			unlock()
-			busyPID = pid
-			if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
-				return nil, fmt.Errorf("supervisor of %s (pid %d) is starting or stopping and has published no hint; if it is stuck, kill it: %w", s.Name, pid, err)
+		if fconn != nil { // found live while waiting: as on the fast path
+			if sess, err := a.found(fh, fconn); sess != nil || err != nil {
+				return sess, err
 			}
 			continue
 		}
-		if herr != nil && !errors.Is(herr, discovery.ErrNoHint) {
-			s.logger().Info("replacing stale hint", "service", s.Name, "reason", herr)
-		}
-		discovery.Remove(dir, s.Name, "")
-		serr := s.spawn(ctx)
-		if serr != nil {
-			release()
-			s.removeLeftovers(dir, counter)
-			counter, release = nil, func() error { return nil }
-			unlock()
-			return nil, serr
-		}
-		h, conn, herr = s.tryHint(ctx, dir, verb)
+		sess, again, err := a.locked(ctx, attempt)
 		unlock()
-		if herr != nil {
-			return nil, fmt.Errorf("connecting to the new supervisor of %s: %w (log: %s)", s.Name, herr, s.LogPath())
+		if sess != nil || err != nil || !again {
+			return sess, err
 		}
-		ok = true
-		return newSession(h, conn, true, dir, closeAll), nil
 	}
+}
+
+// locked is run's step under the startup lock: join a supervisor started
+// meanwhile, wait for one that is draining or busy (again), or start one.
+func (a *acquirer) locked(ctx context.Context, attempt int) (sess *Session, again bool, err error) {
+	s := a.s
+	// Under the lock no counter is removed, so once we hold a reference
+	// on the live one it stays counted (see lost).
+	if _, err := a.lost(); err != nil {
+		return nil, false, err
+	}
+	h, conn, herr := s.tryHint(ctx, a.dir, a.verb)
+	switch {
+	case herr == nil: // someone started it while we waited for the lock
+		return a.session(h, conn, false), false, nil
+	case errors.Is(herr, handshake.ErrDraining):
+		// The supervisor is draining but does not hold the lock yet (it
+		// takes it to finish). Let it: come round again.
+		if attempt > 200 {
+			return nil, false, fmt.Errorf("supervisor of %s keeps draining: %w", s.Name, herr)
+		}
+		time.Sleep(5 * time.Millisecond)
+		return nil, true, nil
+	}
+	// No live hint. A supervisor may still be alive without one: it is
+	// starting but the acquirer that spawned it died before it was ready
+	// (so the startup lock was let go early), or it is finishing a drain.
+	// Starting another now could run two copies of the service; wait
+	// (bounded by ctx) for it to publish or to exit.
+	if pid, busy := s.supervisorBusy(a.dir); busy {
+		a.busyPID = pid
+		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
+			return nil, false, fmt.Errorf("supervisor of %s (pid %d) is starting or stopping and has published no hint; if it is stuck, kill it: %w", s.Name, pid, err)
+		}
+		return nil, true, nil
+	}
+	if !errors.Is(herr, discovery.ErrNoHint) {
+		s.logger().Info("replacing stale hint", "service", s.Name, "reason", herr)
+	}
+	discovery.Remove(a.dir, s.Name, "")
+	if err := s.spawn(ctx); err != nil {
+		a.release()
+		s.removeLeftovers(a.dir, a.counter)
+		a.counter, a.release = nil, func() error { return nil }
+		return nil, false, err
+	}
+	h, conn, herr = s.tryHint(ctx, a.dir, a.verb)
+	if herr != nil {
+		return nil, false, fmt.Errorf("connecting to the new supervisor of %s: %w (log: %s)", s.Name, herr, s.LogPath())
+	}
+	return a.session(h, conn, true), false, nil
 }
 
 // lockOrFind takes the startup lock, or finds the service live while it
