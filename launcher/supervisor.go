@@ -100,21 +100,9 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 		changed: make(chan struct{}),
 		stopReq: make(chan struct{}),
 	}
-	// The supervisor lock is held for the supervisor's whole life, from
-	// before OnFirstAcquire until after OnLastRelease (see supervisorBusy).
-	// It is the only thing OnFirstAcquire must wait for: the service is
-	// started only by the one supervisor that holds it.
-	supLock, err := refcount.OpenLock(sv.dir, s.Name+supervisorLockSuffix)
+	releaseSup, err := sv.lockSupervisor()
 	if err != nil {
-		return fmt.Errorf("opening supervisor lock: %w", err)
-	}
-	releaseSup, err := supLock.TryLock()
-	if err != nil {
-		if errors.Is(err, refcount.ErrLocked) {
-			pid, _ := supLock.Holder()
-			return fmt.Errorf("another supervisor of %s is running (pid %d): %w", s.Name, pid, err)
-		}
-		return fmt.Errorf("taking supervisor lock: %w", err)
+		return err
 	}
 	defer releaseSup()
 	sv.releaseSup = releaseSup
@@ -143,17 +131,7 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 		sv.removeLeftovers()
 		return fmt.Errorf("starting service: %w", startErr)
 	}
-	go func() {
-		select {
-		case sig := <-sigs:
-			sv.log.Info("signal: shutting down", "signal", sig.String())
-			sv.requestStop()
-		case <-s.Done: // nil: never
-			sv.log.Info("service ended: shutting down")
-			sv.requestStop()
-		case <-ctx.Done():
-		}
-	}()
+	go sv.stopOn(ctx, sigs)
 	sv.hint.Mode, sv.hint.Command, sv.hint.Root = s.About.Mode, s.About.Command, s.About.Root
 	if err := sv.publish(); err != nil {
 		sv.stopService(ctx)
@@ -163,20 +141,58 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	go sv.acceptLoop(ctx)
 	signalReady("ok")
 	sv.log.Info("ready", "pid", os.Getpid(), "port", sv.hint.Port, "info", sv.info)
-
-	if s.Hooks.OnHealthCheck != nil && s.HealthInterval >= 0 {
-		go sv.healthLoop(ctx, durationOr(s.HealthInterval, 10*time.Second))
-	}
-	go sv.watchService(ctx)
-	go sv.keepHint(ctx, hintCheckInterval)
-
-	sv.waitForShutdown(ctx)
+	sv.serve(ctx)
 	cancel()
 	sv.ln.Close()
 	sv.wg.Wait()
 	sv.guard.Flush()
 	sv.log.Info("stopped")
 	return nil
+}
+
+// lockSupervisor takes the supervisor lock, held for the supervisor's whole
+// life, from before OnFirstAcquire until after OnLastRelease (see
+// supervisorBusy). It is the only thing OnFirstAcquire must wait for: the
+// service is started only by the one supervisor that holds it.
+func (sv *supervisor) lockSupervisor() (func() error, error) {
+	supLock, err := refcount.OpenLock(sv.dir, sv.s.Name+supervisorLockSuffix)
+	if err != nil {
+		return nil, fmt.Errorf("opening supervisor lock: %w", err)
+	}
+	release, err := supLock.TryLock()
+	if errors.Is(err, refcount.ErrLocked) {
+		pid, _ := supLock.Holder()
+		return nil, fmt.Errorf("another supervisor of %s is running (pid %d): %w", sv.s.Name, pid, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("taking supervisor lock: %w", err)
+	}
+	return release, nil
+}
+
+// stopOn asks for a shutdown on SIGTERM or SIGINT, or when the service's
+// Done is closed; it returns when ctx is done.
+func (sv *supervisor) stopOn(ctx context.Context, sigs <-chan os.Signal) {
+	select {
+	case sig := <-sigs:
+		sv.log.Info("signal: shutting down", "signal", sig.String())
+		sv.requestStop()
+	case <-sv.s.Done: // nil: never
+		sv.log.Info("service ended: shutting down")
+		sv.requestStop()
+	case <-ctx.Done():
+	}
+}
+
+// serve runs the live service's watchers (health, the service's own exit,
+// the hint) and returns once it has been shut down.
+func (sv *supervisor) serve(ctx context.Context) {
+	if sv.s.Hooks.OnHealthCheck != nil && sv.s.HealthInterval >= 0 {
+		go sv.healthLoop(ctx, durationOr(sv.s.HealthInterval, 10*time.Second))
+	}
+	go sv.watchService(ctx)
+	go sv.keepHint(ctx, hintCheckInterval)
+	sv.waitForShutdown(ctx)
 }
 
 // start runs OnFirstAcquire with svcCtx (cancelled by svcCancel on a

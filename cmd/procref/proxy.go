@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -150,27 +151,59 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	in := bufio.NewReaderSize(stdin, 64<<10)
 	p := &proxyRun{in: in, out: stdout, stderr: stderr, framing: mcp.Header}
-
-	// fail reports a startup failure to the editor and on stderr.
-	fail := func(format string, a ...any) int {
-		msg := fmt.Sprintf(format, a...)
-		fmt.Fprintf(stderr, "procref: %s\n", msg)
-		p.answerInitialize(msg)
-		return exitFailure
+	cwd, _ := os.Getwd()
+	spec, exe, err := newSpec(f, command, cwd)
+	if err != nil {
+		return p.fail("%v", err)
 	}
+	if err := p.scope(f, spec, cwd); err != nil {
+		if proxy.IsStdinClosed(err) {
+			return exitOK // the editor went away before saying anything
+		}
+		return p.fail("%v", err)
+	}
+	svc, err := spec.Service(exe)
+	if err != nil {
+		return p.fail("%v", err)
+	}
+	svc.Logger = log
+	actx, cancel := context.WithTimeout(ctx, f.connectTimeout+5*time.Second)
+	defer cancel()
+	sess, err := p.attach(actx, spec, svc)
+	if err != nil {
+		if ctx.Err() != nil {
+			return exitOK
+		}
+		return p.fail("%v", err)
+	}
+	defer sess.Release()
+	log.Info("attached", "service", svc.Name, "host_pid", sess.Supervisor.PID, "started", sess.Started)
+	a := &attached{p: p, ctx: ctx, spec: spec, svc: svc, sess: sess, log: log, stdin: stdin, stdout: stdout}
+	return a.run(actx)
+}
 
+// fail reports a startup failure to the editor and on stderr.
+func (p *proxyRun) fail(format string, a ...any) int {
+	msg := fmt.Sprintf(format, a...)
+	fmt.Fprintf(p.stderr, "procref: %s\n", msg)
+	p.answerInitialize(msg)
+	return exitFailure
+}
+
+// newSpec is the service the flags and the server command describe, and
+// this executable (which runs the host).
+func newSpec(f *proxyFlags, command []string, cwd string) (*host.Spec, string, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return fail("cannot find my own executable: %v", err)
+		return nil, "", fmt.Errorf("cannot find my own executable: %w", err)
 	}
 	path, err := exec.LookPath(command[0])
+	if err == nil {
+		path, err = filepath.Abs(path)
+	}
 	if err != nil {
-		return fail("cannot start language server %q: %v", command[0], err)
+		return nil, "", fmt.Errorf("cannot start language server %q: %w", command[0], err)
 	}
-	if path, err = filepath.Abs(path); err != nil {
-		return fail("cannot start language server %q: %v", command[0], err)
-	}
-	cwd, _ := os.Getwd()
 	spec := &host.Spec{
 		Mode:         host.ModeFor(command),
 		Command:      append([]string{path}, command[1:]...),
@@ -190,37 +223,44 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			spec.KeyEnv = append(spec.KeyEnv, name+"="+os.Getenv(name))
 		}
 	}
-	if err := p.setProtocol(f, spec, cwd); err != nil {
-		if proxy.IsStdinClosed(err) {
-			return exitOK
-		}
-		return fail("reading the client's first message: %v", err)
-	}
-	if spec.Share == host.ShareRoot && spec.Protocol == "" {
-		// Learn the root from the editor's initialize; it is replayed to
-		// the backend as the first message.
-		if err := p.peekInitialize(f.maxMessage); err != nil {
-			if proxy.IsStdinClosed(err) {
-				return exitOK // the editor went away before saying anything
-			}
-			return fail("reading the editor's first message: %v", err)
-		}
-		spec.Root = p.init.Root
-		if spec.Root == "" {
-			spec.Root = cwd
-		}
-		if fi, err := os.Stat(spec.Root); err == nil && fi.IsDir() {
-			spec.Dir = spec.Root
-		}
-	}
-	svc, err := spec.Service(exe)
-	if err != nil {
-		return fail("%v", err)
-	}
-	svc.Logger = log
+	return spec, exe, nil
+}
 
-	actx, cancel := context.WithTimeout(ctx, f.connectTimeout+5*time.Second)
-	defer cancel()
+// scope completes spec from the client's first bytes: the protocol, and
+// with --share=root the workspace root from the editor's initialize (which
+// is then replayed to the backend as the first message).
+func (p *proxyRun) scope(f *proxyFlags, spec *host.Spec, cwd string) error {
+	if err := p.setProtocol(f, spec, cwd); err != nil {
+		return wrapFirst("the client's", err)
+	}
+	if spec.Share != host.ShareRoot || spec.Protocol != "" {
+		return nil
+	}
+	if err := p.peekInitialize(f.maxMessage); err != nil {
+		return wrapFirst("the editor's", err)
+	}
+	spec.Root = p.init.Root
+	if spec.Root == "" {
+		spec.Root = cwd
+	}
+	if fi, err := os.Stat(spec.Root); err == nil && fi.IsDir() {
+		spec.Dir = spec.Root
+	}
+	return nil
+}
+
+// wrapFirst says whose first message could not be read; a closed stdin
+// stays recognisable (proxy.IsStdinClosed).
+func wrapFirst(whose string, err error) error {
+	if proxy.IsStdinClosed(err) {
+		return err
+	}
+	return fmt.Errorf("reading %s first message: %w", whose, err)
+}
+
+// attach attaches to (or starts) the shared host; a start that takes
+// longer than slowStart is announced to the editor.
+func (p *proxyRun) attach(ctx context.Context, spec *host.Spec, svc *launcher.Service) (*launcher.Session, error) {
 	// Decided here, not in the timer: answerInitialize may set p.first
 	// later, on another goroutine.
 	announce := p.first != nil && spec.Protocol == ""
@@ -229,94 +269,109 @@ func cmdProxy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			p.write(proxy.LogMessage(fmt.Sprintf("procref: starting shared %s backend %s (log: %s)", spec.Mode, svc.Name, svc.LogPath())))
 		}
 	})
-	sess, err := svc.Attach(actx)
-	slow.Stop()
-	if err != nil {
-		if ctx.Err() != nil {
-			return exitOK
-		}
-		return fail("%v", err)
-	}
-	defer sess.Release()
-	log.Info("attached", "service", svc.Name, "host_pid", sess.Supervisor.PID, "started", sess.Started)
+	defer slow.Stop()
+	return svc.Attach(ctx)
+}
 
-	// ended reports why the host or backend ended the session: one line
-	// on stderr naming the log, exit 1.
-	logHint := fmt.Sprintf("see `procref logs %s` (log: %s)", svc.Name, sess.Log)
-	ended := func(why error) int {
-		if why == nil || errors.Is(why, host.ErrHostGone) {
-			why = fmt.Errorf("the shared backend %s closed the connection (host pid %d)", svc.Name, sess.Supervisor.PID)
-		}
-		fmt.Fprintf(stderr, "procref: %v; %s\n", why, logHint)
-		return exitFailure
-	}
+// attached is a proxy with its session: it hands the editor's stdio to the
+// host or relays until the session ends.
+type attached struct {
+	p      *proxyRun
+	ctx    context.Context // ends with a signal
+	spec   *host.Spec
+	svc    *launcher.Service
+	sess   *launcher.Session
+	log    *slog.Logger
+	stdin  io.Reader
+	stdout io.Writer
+}
 
+// ended reports why the host or backend ended the session: one line on
+// stderr naming the log, exit 1.
+func (a *attached) ended(why error) int {
+	if why == nil || errors.Is(why, host.ErrHostGone) {
+		why = fmt.Errorf("the shared backend %s closed the connection (host pid %d)", a.svc.Name, a.sess.Supervisor.PID)
+	}
+	fmt.Fprintf(a.p.stderr, "procref: %v; see `procref logs %s` (log: %s)\n", why, a.svc.Name, a.sess.Log)
+	return exitFailure
+}
+
+// run connects the editor to the session (actx bounds the backend dial)
+// and returns the exit code.
+func (a *attached) run(actx context.Context) int {
+	p, sess := a.p, a.sess
 	conn, presence := sess.Conn, net.Conn(nil)
-	if spec.Mode == host.ModeTCP {
-		bconn, err := dialBackend(actx, sess, stderr)
+	if a.spec.Mode == host.ModeTCP {
+		bconn, err := dialBackend(actx, sess, p.stderr)
 		if err != nil {
 			sess.Conn.Close()
-			return fail("%v (log: %s)", err, sess.Log)
+			return p.fail("%v (log: %s)", err, sess.Log)
 		}
 		conn, presence = bconn, sess.Conn
 		defer presence.Close()
 	}
-	if spec.Mode == host.ModeMux && stdin == io.Reader(os.Stdin) && stdout == io.Writer(os.Stdout) && os.Getenv("PROCREF_HANDOFF") != "0" {
-		// Hand stdin and stdout to the host (Linux): it then reads and
-		// writes the editor's pipes itself, one process hop fewer per
-		// message; this proxy only holds the reference and waits.
-		var pend bytes.Buffer
-		if p.first != nil {
-			mcp.Write(p.framing, &pend, p.first)
-		}
-		buffered, _ := in.Peek(in.Buffered())
-		pend.Write(buffered)
-		dir, _ := svc.RuntimeDir() // checked by Attach already
-		err := host.Handoff(sess.Conn, host.HandoffSocket(dir, svc.Name, sess.Supervisor.PID), pend.Bytes())
-		switch {
-		case err == nil:
-			p.stopWriting()
-			log.Debug("handed stdin and stdout to the host")
-			// From here this process only holds the reference and waits
-			// for the host's word that the session is over.
-			if err := host.WaitHandedOff(ctx, sess.Conn); err != nil {
-				return ended(err)
-			}
-			return exitOK
-		case errors.Is(err, host.ErrNoHandoff):
-			log.Debug("relaying", "why", err)
-		default:
-			sess.Conn.Close()
-			return fail("%v (log: %s)", err, sess.Log)
+	if a.spec.Mode == host.ModeMux && a.stdin == io.Reader(os.Stdin) && a.stdout == io.Writer(os.Stdout) && os.Getenv("PROCREF_HANDOFF") != "0" {
+		if code, done := a.handOff(); done {
+			return code
 		}
 	}
 	if p.first != nil {
 		if err := mcp.Write(p.framing, conn, p.first); err != nil {
-			return fail("sending initialize to the backend: %v (log: %s)", err, sess.Log)
+			return p.fail("sending initialize to the backend: %v (log: %s)", err, sess.Log)
 		}
 	}
 	p.stopWriting()
-	pending, _ := in.Peek(in.Buffered())
+	pending, _ := p.in.Peek(p.in.Buffered())
 	// In tcp mode the relay keeps the editor's LSP exit from the shared
 	// server. It follows the framing from the first byte (the initialize,
 	// if peeked, went out whole above) and passes everything unchanged as
 	// soon as the stream does not look like LSP, so the generic bridge
 	// (--share=global, any protocol) is not affected.
-	lsp := spec.Mode == host.ModeTCP
+	lsp := a.spec.Mode == host.ModeTCP
 	var tail *proxy.Tail
-	if spec.Mode == host.ModeMux {
+	if a.spec.Mode == host.ModeMux {
 		tail = &proxy.Tail{} // the host's last message says why it ended the session
 	}
-	outcome := proxy.Relay(ctx, proxy.Editor{In: stdin, Out: stdout, Pending: pending, LSP: lsp, Tail: tail}, conn, presence)
+	outcome := proxy.Relay(a.ctx, proxy.Editor{In: a.stdin, Out: a.stdout, Pending: pending, LSP: lsp, Tail: tail}, conn, presence)
 	if why := tail.EndReason(); why != "" {
-		return ended(errors.New(why)) // even if the editor closed its end after
+		return a.ended(errors.New(why)) // even if the editor closed its end after
 	}
 	switch outcome {
 	case proxy.EditorClosed, proxy.Canceled:
 		return exitOK
 	default:
-		return ended(nil)
+		return a.ended(nil)
 	}
+}
+
+// handOff hands stdin and stdout to the host (Linux): it then reads and
+// writes the editor's pipes itself, one process hop fewer per message;
+// this proxy only holds the reference and waits for the host's word that
+// the session is over. done false: no handoff here, relay instead.
+func (a *attached) handOff() (code int, done bool) {
+	p, sess := a.p, a.sess
+	var pend bytes.Buffer
+	if p.first != nil {
+		mcp.Write(p.framing, &pend, p.first)
+	}
+	buffered, _ := p.in.Peek(p.in.Buffered())
+	pend.Write(buffered)
+	dir, _ := a.svc.RuntimeDir() // checked by Attach already
+	err := host.Handoff(sess.Conn, host.HandoffSocket(dir, a.svc.Name, sess.Supervisor.PID), pend.Bytes())
+	switch {
+	case err == nil:
+		p.stopWriting()
+		a.log.Debug("handed stdin and stdout to the host")
+		if err := host.WaitHandedOff(a.ctx, sess.Conn); err != nil {
+			return a.ended(err), true
+		}
+		return exitOK, true
+	case errors.Is(err, host.ErrNoHandoff):
+		a.log.Debug("relaying", "why", err)
+		return 0, false
+	}
+	sess.Conn.Close()
+	return p.fail("%v (log: %s)", err, sess.Log), true
 }
 
 // dialBackend connects to a tcp-mode backend at the address its host

@@ -381,34 +381,40 @@ func (m *mux) clientNotification(c *client, f *lspframe.Fields, body []byte) err
 			return item{}, nil
 		})
 	case "workspace/didChangeWorkspaceFolders":
-		var p struct {
-			Event struct {
-				Added   []folder `json:"added"`
-				Removed []folder `json:"removed"`
-			} `json:"event"`
-		}
-		if err := json.Unmarshal(params, &p); err != nil {
-			return nil
-		}
-		return m.forward(c, body, func(int64) (item, func()) {
-			m.dropFolders(c, true)
-			keep := c.folders[:0]
-			for _, f := range c.folders {
-				removed := false
-				for _, r := range p.Event.Removed {
-					removed = removed || sameFolder(r.URI, f.URI)
-				}
-				if !removed {
-					keep = append(keep, f)
-				}
-			}
-			c.folders = append(keep, p.Event.Added...)
-			m.addFolders(c)
-			return item{}, nil
-		})
+		return m.changeFolders(c, body, params)
 	}
 	// nothing keeps body: recycled once written
 	return m.forward(c, body, func(int64) (item, func()) { return item{body: body, recycle: true}, nil })
+}
+
+// changeFolders applies c's didChangeWorkspaceFolders to its folders; the
+// backend hears of folders no other client has (addFolders, dropFolders).
+func (m *mux) changeFolders(c *client, body, params []byte) error {
+	var p struct {
+		Event struct {
+			Added   []folder `json:"added"`
+			Removed []folder `json:"removed"`
+		} `json:"event"`
+	}
+	if err := json.Unmarshal(params, &p); err != nil {
+		return nil
+	}
+	return m.forward(c, body, func(int64) (item, func()) {
+		m.dropFolders(c, true)
+		keep := c.folders[:0]
+		for _, f := range c.folders {
+			removed := false
+			for _, r := range p.Event.Removed {
+				removed = removed || sameFolder(r.URI, f.URI)
+			}
+			if !removed {
+				keep = append(keep, f)
+			}
+		}
+		c.folders = append(keep, p.Event.Added...)
+		m.addFolders(c)
+		return item{}, nil
+	})
 }
 
 // parseDidOpen reads didOpen params without a full decode (the text may

@@ -795,9 +795,7 @@ func (m *mux) unregister(params []byte) {
 
 func (m *mux) serverNotification(f *lspframe.Fields, body []byte) {
 	params := f.Params.Of(body)
-	abs := func(sp lspframe.Span) lspframe.Span {
-		return lspframe.Span{Start: f.Params.Start + sp.Start, End: f.Params.Start + sp.End}
-	}
+	abs := func(sp lspframe.Span) lspframe.Span { return inParams(f, sp) }
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch f.MethodName() {
@@ -848,40 +846,7 @@ func (m *mux) serverNotification(f *lspframe.Fields, body []byte) {
 		return
 	}
 	if d := m.docs[uri]; d != nil {
-		var verSp lspframe.Span
-		var server int64
-		if f.MethodName() == "textDocument/publishDiagnostics" {
-			if sp, ok, _ := lspframe.Lookup(params, "version"); ok {
-				if v, ok := parseHostID(sp.Of(params)); ok {
-					verSp, server = abs(sp), v
-				}
-			}
-		}
-		var stripped []byte
-		strip := func() []byte {
-			if stripped == nil {
-				np, _, _ := lspframe.DeleteMember(params, "version")
-				stripped = lspframe.Splice(body, f.Params, np)
-			}
-			return stripped
-		}
-		if f.MethodName() == "textDocument/publishDiagnostics" {
-			d.lastDiag = body
-			if verSp.Ok() {
-				d.lastDiag = strip()
-			}
-		}
-		for c := range d.openers {
-			if !verSp.Ok() {
-				c.send(body)
-				continue
-			}
-			if cv, ok := d.clientVersion(c, server); ok {
-				c.send(lspframe.Splice(body, verSp, idToken(cv)))
-				continue
-			}
-			c.send(strip())
-		}
+		m.toOpeners(d, f, body)
 		return
 	}
 	// Nobody has it open: the clients whose folders contain it.
@@ -896,5 +861,52 @@ func (m *mux) serverNotification(f *lspframe.Fields, body []byte) {
 				break
 			}
 		}
+	}
+}
+
+// inParams is sp, a span within f's params, as a span of the whole body.
+func inParams(f *lspframe.Fields, sp lspframe.Span) lspframe.Span {
+	return lspframe.Span{Start: f.Params.Start + sp.Start, End: f.Params.Start + sp.End}
+}
+
+// toOpeners sends a server notification about d's document to the clients
+// that have it open; publishDiagnostics carries the backend's version,
+// which each client gets as the version it knows (or none).
+func (m *mux) toOpeners(d *doc, f *lspframe.Fields, body []byte) {
+	params := f.Params.Of(body)
+	abs := func(sp lspframe.Span) lspframe.Span { return inParams(f, sp) }
+	var verSp lspframe.Span
+	var server int64
+	if f.MethodName() == "textDocument/publishDiagnostics" {
+		if sp, ok, _ := lspframe.Lookup(params, "version"); ok {
+			if v, ok := parseHostID(sp.Of(params)); ok {
+				verSp, server = abs(sp), v
+			}
+		}
+	}
+	var stripped []byte
+	strip := func() []byte {
+		if stripped == nil {
+			np, _, _ := lspframe.DeleteMember(params, "version")
+			stripped = lspframe.Splice(body, f.Params, np)
+		}
+		return stripped
+	}
+	if f.MethodName() == "textDocument/publishDiagnostics" {
+		d.lastDiag = body
+		if verSp.Ok() {
+			d.lastDiag = strip()
+		}
+	}
+	for c := range d.openers {
+		if !verSp.Ok() {
+			c.send(body)
+			continue
+		}
+		if cv, ok := d.clientVersion(c, server); ok {
+			c.send(lspframe.Splice(body, verSp, idToken(cv)))
+			continue
+		}
+		c.send(strip())
 	}
 }
