@@ -48,6 +48,11 @@ type scenario struct {
 	// draining or about to), as when an editor window is closed and
 	// opened again.
 	reopen bool
+	// overlap: an unmeasured copy of the same command is told to shut down
+	// and exit just before the measured one is exec'd, and exits while it
+	// starts: the reopen floor, what a new server pays for an old one's
+	// exit on this machine.
+	overlap bool
 }
 
 // Scenario keys.
@@ -60,6 +65,7 @@ const (
 	scColdEcho   = "procref-cold-echo"
 	scColdMux    = "procref-cold-gopls-mux"
 	scReopenMux  = "procref-reopen-gopls-mux"
+	scDirectOver = "gopls-direct-overlap"
 	scExecFloor  = "floor-procref-version"
 	attachTimout = 60 * time.Second
 	quitTimeout  = 10 * time.Second
@@ -118,6 +124,7 @@ func (r *rig) benchAttach(n int, builds []build, floors []string) (*attachResult
 			sc = append(sc,
 				&scenario{Key: scAutoWarm, Label: "gopls -remote=auto, warm daemon", argv: auto, dir: ws("auto"), warm: true},
 				&scenario{Key: scDirect, Label: "gopls direct (stdio, new process)", argv: []string{r.gopls}, dir: ws("direct")},
+				&scenario{Key: scDirectOver, Label: "gopls direct, started while the previous one exits", argv: []string{r.gopls}, dir: ws("direct-overlap"), overlap: true},
 			)
 		}
 		sc = append(sc,
@@ -128,7 +135,7 @@ func (r *rig) benchAttach(n int, builds []build, floors []string) (*attachResult
 			&scenario{Key: scExecFloor + key, Label: "`procref version`" + label, argv: []string{b.path, "version"}, dir: r.dir, plain: true},
 		)
 		for _, s := range sc[first:] {
-			if s.Key != scAutoWarm && s.Key != scDirect {
+			if s.Key != scAutoWarm && s.Key != scDirect && s.Key != scDirectOver {
 				s.Build = b.name
 			}
 		}
@@ -232,6 +239,22 @@ func (r *rig) attachOnce(s *scenario, name string) (attachSample, error) {
 	if s.reopen {
 		var err error
 		if prev, err = r.openAndClose(s, name+"-prev"); err != nil {
+			return smp, err
+		}
+	}
+	if s.overlap {
+		prev, err := r.startChild(name+"-prev", s.dir, s.argv...)
+		if err != nil {
+			return smp, err
+		}
+		defer prev.wait(quitTimeout)
+		if err := prev.send(initializeBody(s.dir)); err != nil {
+			return smp, err
+		}
+		if _, err := prev.await(1, s.echo, attachTimout); err != nil {
+			return smp, err
+		}
+		if err := prev.leave(s.echo, quitTimeout); err != nil {
 			return smp, err
 		}
 	}

@@ -219,6 +219,17 @@ func (c *child) await(id int, echo bool, timeout time.Duration) (time.Time, erro
 // quit does a clean LSP quit (shutdown, exit, stdin closed) and returns the
 // exit code. A child that does not exit within timeout is killed.
 func (c *child) quit(echo bool, timeout time.Duration) (int, error) {
+	qerr := c.leave(echo, timeout)
+	code, err := c.wait(timeout)
+	if err != nil {
+		return code, err
+	}
+	return code, qerr
+}
+
+// leave is quit without waiting for the exit: shutdown (answered), exit,
+// stdin closed.
+func (c *child) leave(echo bool, timeout time.Duration) error {
 	var qerr error
 	if err := c.send([]byte(`{"jsonrpc":"2.0","id":2,"method":"shutdown"}`)); err != nil {
 		qerr = err
@@ -229,11 +240,7 @@ func (c *child) quit(echo bool, timeout time.Duration) (int, error) {
 	c.inMu.Lock()
 	c.in.Close()
 	c.inMu.Unlock()
-	code, err := c.wait(timeout)
-	if err != nil {
-		return code, err
-	}
-	return code, qerr
+	return qerr
 }
 
 // wait waits for the child to exit and returns its exit code (-1 if killed
