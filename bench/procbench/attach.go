@@ -254,6 +254,7 @@ func (r *rig) attachOnce(s *scenario, name string) (attachSample, error) {
 		if _, err := prev.await(1, s.echo, attachTimout); err != nil {
 			return smp, err
 		}
+		settleWindow(prev)
 		if err := prev.leave(s.echo, quitTimeout); err != nil {
 			return smp, err
 		}
@@ -326,6 +327,20 @@ func (r *rig) attachOnce(s *scenario, name string) (attachSample, error) {
 	return smp, nil
 }
 
+// prevWindowLife is how long the window before a reopen (or before the
+// overlap floor's start) stays open after initialized: long enough for
+// gopls to load the workspace it was told about, as for any real window,
+// so that its shutdown is that of an idle server, not an interrupted load.
+const prevWindowLife = time.Second
+
+// settleWindow sends initialized, as an editor does, and keeps the window
+// open for prevWindowLife (nothing to wait on: the load's end is internal
+// to the server).
+func settleWindow(c *child) {
+	c.send([]byte(`{"jsonrpc":"2.0","method":"initialized","params":{}}`))
+	time.Sleep(prevWindowLife)
+}
+
 // openAndClose runs one unmeasured window of s: exec, initialize, clean
 // quit. It returns the hint of the service the window used, read while it
 // was attached.
@@ -341,6 +356,7 @@ func (r *rig) openAndClose(s *scenario, name string) (*discovery.Hint, error) {
 	if _, err := c.await(1, s.echo, attachTimout); err != nil {
 		return nil, err
 	}
+	settleWindow(c)
 	var svc *discovery.Hint
 	for _, h := range r.hints() {
 		if h.Root == s.dir || svc == nil {
