@@ -172,9 +172,14 @@ type Editor struct {
 // system calls per direction. It puts In and Out in non-blocking mode for
 // the duration and restores their flags before it returns. Otherwise (a
 // terminal, a file, net.Pipe in tests, Windows) it copies with goroutines.
+//
+// PROCREF_RELAY=copy selects the portable relay everywhere, to measure
+// what the poll(2) relay gains (bench/hover.sh).
 func Relay(ctx context.Context, ed Editor, conn net.Conn, presence net.Conn) Outcome {
-	if o, ok := relayPoll(ctx, ed, conn, presence); ok {
-		return o
+	if os.Getenv("PROCREF_RELAY") != "copy" {
+		if o, ok := relayPoll(ctx, ed, conn, presence); ok {
+			return o
+		}
 	}
 	return relayCopy(ctx, ed, conn, presence)
 }

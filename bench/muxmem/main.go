@@ -58,7 +58,7 @@ func main() {
 	timeout := flag.Duration("timeout", 60*time.Second, "bound on each window's start")
 	childErr := flag.Bool("stderr", false, "pass the windows' stderr through")
 	flag.BoolVar(&mcpMode, "mcp", false, "the windows are MCP sessions (newline-delimited JSON): initialize, then a tools/call of the echo tool; no -file")
-	rtt := flag.Int("rtt", 0, "with -mcp: then time this many sequential echo tools/calls on window 0 and print their percentiles")
+	rtt := flag.Int("rtt", 0, "then time this many sequential requests on window 0 (hovers at -hover; with -mcp echo tools/calls) and print their percentiles")
 	flag.Parse()
 	cmd := flag.Args()
 	if mcpMode {
@@ -84,7 +84,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "muxmem: -hover %q: want line:character: %v\n", *hoverAt, err)
 		os.Exit(2)
 	}
-	if err := run(*n, *file, *lang, pos, *diag, *diagWait, *settle, *timeout, cmd); err != nil {
+	if err := run(*n, *rtt, *file, *lang, pos, *diag, *diagWait, *settle, *timeout, cmd); err != nil {
 		fmt.Fprintln(os.Stderr, "muxmem:", err)
 		os.Exit(1)
 	}
@@ -179,6 +179,8 @@ func (w *window) read(r io.Reader) {
 			initOnce.Do(func() { close(w.init) })
 		case m.Method == "" && bytes.Equal(m.ID, []byte("2")):
 			hoverOnce.Do(func() { w.hoverN = len(m.Result); close(w.hover) })
+		case m.Method == "" && len(m.ID) >= 3: // ids from 100 on: -rtt
+			w.replies <- struct{}{}
 		case m.Method == "textDocument/publishDiagnostics" && m.Params.URI == w.uri:
 			diagOnce.Do(func() {
 				for _, d := range m.Params.Diagnostics {
@@ -221,7 +223,7 @@ func startWindow(argv []string, dir, tag, uri string) (*window, error) {
 	return w, nil
 }
 
-func run(n int, file, lang string, hoverAt [2]int, diag bool, diagWait, settle, timeout time.Duration, argv []string) error {
+func run(n, rtt int, file, lang string, hoverAt [2]int, diag bool, diagWait, settle, timeout time.Duration, argv []string) error {
 	abs, err := filepath.Abs(file)
 	if err != nil {
 		return err
@@ -288,6 +290,15 @@ func run(n int, file, lang string, hoverAt [2]int, diag bool, diagWait, settle, 
 			}
 		}
 		slog.Info("window ready", "i", i, "pid", c.Process.Pid, "took", time.Since(start).Round(time.Millisecond), "diagnostics", gotDiag, "diag_messages", diags, "hover_bytes", w.hoverN)
+	}
+	if rtt > 0 {
+		hover := func(id int) map[string]any {
+			return map[string]any{"jsonrpc": "2.0", "id": id, "method": "textDocument/hover", "params": map[string]any{
+				"textDocument": map[string]any{"uri": uri}, "position": map[string]any{"line": hoverAt[0], "character": hoverAt[1]}}}
+		}
+		if err := measureRTT(wins[0], rtt, timeout, hover); err != nil {
+			return err
+		}
 	}
 	time.Sleep(settle) // let the processes reach a steady state; nothing to wait on
 	report(tag)

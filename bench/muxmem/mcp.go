@@ -82,7 +82,7 @@ func runMCP(n, rtt int, settle, timeout time.Duration, argv []string) error {
 		slog.Info("session ready", "i", i, "pid", w.cmd.Process.Pid, "took", time.Since(start).Round(time.Millisecond))
 	}
 	if rtt > 0 {
-		if err := measureRTT(wins[0], rtt, timeout); err != nil {
+		if err := measureRTT(wins[0], rtt, timeout, echoCall); err != nil {
 			return err
 		}
 	}
@@ -104,16 +104,16 @@ func (w *window) await(ch chan struct{}, timeout time.Duration, what string) err
 	}
 }
 
-// measureRTT times n sequential echo calls on w (after a warm-up) and prints
-// "rtt n=N p50_us=X p90_us=Y p99_us=Z".
-func measureRTT(w *window, n int, timeout time.Duration) error {
+// measureRTT times n sequential requests call(id) on w (after a warm-up)
+// and prints "rtt n=N p50_us=X p90_us=Y p99_us=Z".
+func measureRTT(w *window, n int, timeout time.Duration, call func(id int) map[string]any) error {
 	d := make([]time.Duration, 0, n)
 	// The first calls are not measured: a fresh server (node's JIT) is
 	// slower for a while, whatever is in front of it.
 	const warmup = 200
 	for i := range warmup + n {
 		t0 := time.Now()
-		w.send(echoCall(100 + i))
+		w.send(call(100 + i))
 		select {
 		case <-w.replies:
 		case <-w.closed:
