@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -116,7 +117,7 @@ func TestRelayPipesBulk(t *testing.T) {
 	if o := waitOutcome(t, done); o != EditorClosed {
 		t.Errorf("outcome %v, want EditorClosed", o)
 	}
-	if n := pollRelaysRun(); n == 0 {
+	if n := pollRelaysRun(); n == 0 && os.Getenv("PROCREF_RELAY") != "copy" {
 		t.Error("the poll loop did not run on real pipes and TCP")
 	}
 	e.closeProxySide()
@@ -401,5 +402,21 @@ func TestRelayCopyLSPExitWithheld(t *testing.T) {
 	b.Close()
 	if o := waitOutcome(t, done); o != EditorClosed {
 		t.Errorf("outcome %v, want EditorClosed", o)
+	}
+}
+
+// TestRelayPipesPortable runs the TestRelayPipes tests again with the
+// portable relay (PROCREF_RELAY=copy), so the poll(2) relay and its
+// fallback pass the same tests here too.
+func TestRelayPipesPortable(t *testing.T) {
+	if os.Getenv("PROCREF_RELAY") == "copy" {
+		t.Skip("already the portable relay")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestRelayPipes", "-test.count", "1")
+	cmd.Env = append(os.Environ(), "PROCREF_RELAY=copy")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("TestRelayPipes* with the portable relay: %v\n%s", err, out)
 	}
 }

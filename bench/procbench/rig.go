@@ -73,7 +73,8 @@ func newRig(procref, gopls string) (*rig, error) {
 	}
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if _, ok := set[k]; !ok && !strings.HasPrefix(k, "PROCREF_") {
+		// PROCREF_RELAY passes: it selects the relay being measured.
+		if _, ok := set[k]; !ok && (!strings.HasPrefix(k, "PROCREF_") || k == "PROCREF_RELAY") {
 			r.env = append(r.env, kv)
 		}
 	}
