@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -43,14 +42,6 @@ var (
 	// strayFDs keeps descriptors that must not be closed (see openShared).
 	strayFDs []int
 )
-
-func openFile(name, dir string) (backend, error) {
-	return openFileCounter(filepath.Join(dir, name+".ref"), true)
-}
-
-func lookupFile(name, dir string) (backend, error) {
-	return openFileCounter(filepath.Join(dir, name+".ref"), false)
-}
 
 func openFileCounter(path string, create bool) (*fileCounter, error) {
 	sharedMu.Lock()
@@ -89,16 +80,7 @@ func (sf *sharedFile) unref() error {
 	return unix.Close(sf.fd)
 }
 
-func (c *fileCounter) current() error {
-	id, err := pathID(c.path)
-	if err != nil {
-		return err
-	}
-	if id != c.sf.fid {
-		return fmt.Errorf("%s was replaced: %w", c.path, ErrRemoved)
-	}
-	return nil
-}
+func (c *fileCounter) current() error { return checkCurrent(c.path, c.sf.fid) }
 
 func posixLock(fd int, cmd int, typ int16, start, length int64) (*unix.Flock_t, error) {
 	lk := &unix.Flock_t{Type: typ, Whence: 0, Start: start, Len: length}

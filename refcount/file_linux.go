@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,14 +24,6 @@ type fileCounter struct {
 	fid   fileID
 }
 
-func openFile(name, dir string) (backend, error) {
-	return openFileCounter(filepath.Join(dir, name+".ref"), true)
-}
-
-func lookupFile(name, dir string) (backend, error) {
-	return openFileCounter(filepath.Join(dir, name+".ref"), false)
-}
-
 func openFileCounter(path string, create bool) (*fileCounter, error) {
 	fd, id, err := openPrivateFD(path, create)
 	if err != nil {
@@ -42,16 +33,7 @@ func openFileCounter(path string, create bool) (*fileCounter, error) {
 }
 
 // current returns ErrRemoved if path no longer names our inode.
-func (c *fileCounter) current() error {
-	id, err := pathID(c.path)
-	if err != nil {
-		return err
-	}
-	if id != c.fid {
-		return fmt.Errorf("%s was replaced: %w", c.path, ErrRemoved)
-	}
-	return nil
-}
+func (c *fileCounter) current() error { return checkCurrent(c.path, c.fid) }
 
 func ofdLock(fd int, cmd int, typ int16, start, length int64) (*unix.Flock_t, error) {
 	lk := &unix.Flock_t{Type: typ, Whence: 0, Start: start, Len: length}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/windows"
 )
@@ -22,14 +21,6 @@ type fileCounter struct {
 	fid   fileID
 }
 
-func openFile(name, dir string) (backend, error) {
-	return openFileCounter(filepath.Join(dir, name+".ref"), true)
-}
-
-func lookupFile(name, dir string) (backend, error) {
-	return openFileCounter(filepath.Join(dir, name+".ref"), false)
-}
-
 func openFileCounter(path string, create bool) (*fileCounter, error) {
 	h, id, err := openPrivateHandle(path, create)
 	if err != nil {
@@ -38,16 +29,7 @@ func openFileCounter(path string, create bool) (*fileCounter, error) {
 	return &fileCounter{path: path, probe: h, fid: id}, nil
 }
 
-func (c *fileCounter) current() error {
-	id, err := pathID(c.path)
-	if err != nil {
-		return err
-	}
-	if id != c.fid {
-		return fmt.Errorf("%s was replaced: %w", c.path, ErrRemoved)
-	}
-	return nil
-}
+func (c *fileCounter) current() error { return checkCurrent(c.path, c.fid) }
 
 func (c *fileCounter) acquire() (func() error, error) {
 	h, id, err := openPrivateHandle(c.path, false)

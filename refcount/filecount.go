@@ -2,8 +2,30 @@ package refcount
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"time"
 )
+
+func openFile(name, dir string) (backend, error) {
+	return openFileCounter(filepath.Join(dir, name+".ref"), true)
+}
+
+func lookupFile(name, dir string) (backend, error) {
+	return openFileCounter(filepath.Join(dir, name+".ref"), false)
+}
+
+// checkCurrent returns ErrRemoved if path no longer names the file fid.
+func checkCurrent(path string, fid fileID) error {
+	id, err := pathID(path)
+	if err != nil {
+		return err
+	}
+	if id != fid {
+		return fmt.Errorf("%s was replaced: %w", path, ErrRemoved)
+	}
+	return nil
+}
 
 // fileSlots is the number of one-byte lock slots in a .ref file, so the
 // maximum number of references held at once with FileLock. The locks lie
