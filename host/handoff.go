@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/pipeio"
-	"github.com/procref/procref/proxy/lspmux"
+	"github.com/procref/procref/lspmux"
 )
 
 // The handoff (mux mode): instead of relaying an editor's bytes through its

@@ -14,7 +14,7 @@
 //     proxy relays bytes to the backend directly (e.g. gopls serve
 //     -listen=unix;{socket}).
 //   - mux mode (default): the backend is any stdio language server; the host
-//     runs the LSP multiplexer (package proxy/lspmux). On Linux a proxy hands
+//     runs the LSP multiplexer (package lspmux). On Linux a proxy hands
 //     its stdin and stdout to the host ([Handoff]), which then reads and
 //     writes the editor's pipes itself; elsewhere (or if the handoff is not
 //     possible) the proxy's session connection carries the LSP stream.

@@ -11,8 +11,8 @@ import (
 	"sync"
 
 	"github.com/procref/procref/launcher"
+	"github.com/procref/procref/lspmux"
 	"github.com/procref/procref/platform"
-	"github.com/procref/procref/proxy/lspmux"
 )
 
 // muxServers starts the mux's server processes and remembers the current

@@ -4,8 +4,8 @@ import (
 	"context"
 	"io"
 
+	"github.com/procref/procref/lspmux"
 	"github.com/procref/procref/mcp"
-	"github.com/procref/procref/proxy/lspmux"
 )
 
 // Protocols a mux-mode host multiplexes.

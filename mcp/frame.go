@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/procref/procref/proxy/lspframe"
+	"github.com/procref/procref/lspframe"
 )
 
 // Framing is how JSON-RPC messages are delimited on a stream.

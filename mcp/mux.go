@@ -1,7 +1,7 @@
 // Package mcp shares one stdio JSON-RPC server among many client sessions:
 // the host side of procref's mux mode for MCP servers (policy [MCP]) and
 // for any other JSON-RPC server (policy [Plain]). LSP has its own
-// multiplexer (proxy/lspmux); this package reuses its backend process type.
+// multiplexer (lspmux); this package reuses its backend process type.
 //
 // The parts: framing (frame.go: NDJSON or Content-Length, bounded), the
 // core (this file: sessions, request ids rewritten and mapped back, the
@@ -24,7 +24,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/procref/procref/proxy/lspmux"
+	"github.com/procref/procref/lspmux"
 )
 
 // Policy selects the protocol rules.

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procref/procref/lspmux"
 	"github.com/procref/procref/mcp"
-	"github.com/procref/procref/proxy/lspmux"
 	"github.com/procref/procref/sampleserver"
 )
 

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"math"
 
-	"github.com/procref/procref/proxy/lspframe"
+	"github.com/procref/procref/lspframe"
 )
 
 // lspGate follows the LSP framing of the editor's stream in tcp mode and

@@ -22,7 +22,7 @@ import (
 	"sync"
 	"unicode"
 
-	"github.com/procref/procref/proxy/lspframe"
+	"github.com/procref/procref/lspframe"
 )
 
 // ErrExit is returned by Serve when the client sent "exit".

@@ -6,8 +6,8 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/procref/procref/lspframe"
 	"github.com/procref/procref/proxy"
-	"github.com/procref/procref/proxy/lspframe"
 )
 
 // demoClient is the simulated editor of `procref demo`: a sequential LSP

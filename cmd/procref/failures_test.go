@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procref/procref/proxy/lspframe"
+	"github.com/procref/procref/lspframe"
 )
 
 // crashyServer is a helper language server (GO_WANT_HELPER_PROCESS=crashy)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procref/procref/proxy/lspframe"
+	"github.com/procref/procref/lspframe"
 )
 
 // TestOversizedFrameEndsSession: a window that announces a 10 GB message

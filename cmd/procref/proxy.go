@@ -22,9 +22,9 @@ import (
 
 	"github.com/procref/procref/host"
 	"github.com/procref/procref/launcher"
+	"github.com/procref/procref/lspframe"
 	"github.com/procref/procref/mcp"
 	"github.com/procref/procref/proxy"
-	"github.com/procref/procref/proxy/lspframe"
 )
 
 // Exit codes of the proxy.

@@ -3,7 +3,7 @@ package lspmux
 import (
 	"strconv"
 
-	"github.com/procref/procref/proxy/lspframe"
+	"github.com/procref/procref/lspframe"
 )
 
 // doc is one URI open in at least one client.

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/pipeio"
-	"github.com/procref/procref/proxy/lspframe"
+	"github.com/procref/procref/lspframe"
 )
 
 type phase int

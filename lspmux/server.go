@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/procref/procref/proxy/lspframe"
+	"github.com/procref/procref/lspframe"
 )
 
 // session is one backend incarnation.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/procref/procref/proxy/lspframe"
+	"github.com/procref/procref/lspframe"
 )
 
 // ErrInitFailed is the cause (wrapped) ServeClient returns for a client

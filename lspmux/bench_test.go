@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procref/procref/proxy/lspframe"
+	"github.com/procref/procref/lspframe"
 )
 
 // echoServer is a lean server for benchmarks: it answers test/echo with

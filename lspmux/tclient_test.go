@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/procref/procref/proxy/lspframe"
+	"github.com/procref/procref/lspframe"
 )
 
 // tclient is a minimal LSP client for tests. It records every message it

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/procref/procref/proxy/lspframe"
+	"github.com/procref/procref/lspframe"
 )
 
 // item is one message in a queue: body with edits applied (ids, tokens:

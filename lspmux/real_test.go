@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procref/procref/proxy/lspframe"
+	"github.com/procref/procref/lspframe"
 )
 
 // needServer skips (or, with PROCREF_REQUIRE_SERVERS=1, fails) when a real
@@ -303,7 +303,7 @@ func runRealCase(t *testing.T, rc realCase) {
 	// node client, concurrently with the Go clients
 	nodeDone := make(chan string, 1)
 	if rc.nodeClient {
-		dir, _ := filepath.Abs("../../testdata/lspmux-node")
+		dir, _ := filepath.Abs("../testdata/lspmux-node")
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", "vscode-jsonrpc")); err != nil {
 			msg := "node client not installed: run `npm ci --prefix testdata/lspmux-node`"
 			if os.Getenv("PROCREF_REQUIRE_SERVERS") == "1" {
@@ -323,7 +323,7 @@ func runRealCase(t *testing.T, rc realCase) {
 		line, char := hoverPos(rc.files[file], rc.hoverLine, rc.hoverWord)
 		cmd := exec.CommandContext(ctx, "node", "client.js", strconv.Itoa(r.ln.Addr().(*net.TCPAddr).Port),
 			(&url.URL{Scheme: "file", Path: r.root}).String(), r.uri(file), rc.lang, strconv.Itoa(line), strconv.Itoa(char))
-		cmd.Dir, _ = filepath.Abs("../../testdata/lspmux-node")
+		cmd.Dir, _ = filepath.Abs("../testdata/lspmux-node")
 		cmd.Stderr = os.Stderr
 		go func() {
 			out, err := cmd.Output()

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/procref/procref/proxy/lspframe"
+	"github.com/procref/procref/lspframe"
 )
 
 // fakeServer is an in-process language server that records what it gets

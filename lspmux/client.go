@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/procref/procref/proxy/lspframe"
+	"github.com/procref/procref/lspframe"
 )
 
 // fromClient routes one message from c. A non-nil error ends the session.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/procref/procref/proxy/lspframe"
+	"github.com/procref/procref/lspframe"
 )
 
 // FuzzRouter sends arbitrary messages from one client while another works
