@@ -16,9 +16,9 @@ import (
 // the oldest once that has waited 100 ms, so a peer that holds connections
 // open cannot keep a real client out, and descriptors stay bounded; the
 // pushed-out one is told "busy" and a real client dials again); accept
-// errors (EMFILE, ENFILE, ...) back off instead of spinning; and refused handshakes and accept
-// errors are logged as one summary line per [SummaryInterval], not a line
-// each. The caller keeps a short deadline on each handshake. A Guard is
+// errors (EMFILE, ENFILE, ...) back off instead of spinning; and refused
+// handshakes and accept errors are logged as one summary line per
+// [SummaryInterval], not a line each. The caller keeps a short deadline on each handshake. A Guard is
 // safe for concurrent use.
 type Guard struct {
 	log      *slog.Logger
