@@ -15,8 +15,9 @@
 //     locks.
 //
 // The startup lock ([Lock]) is an exclusive lock on <dir>/<name>.lock
-// (flock on unix, LockFileEx on Windows); the kernel drops it when its holder
-// dies. The holder writes its pid into the file so that a waiter that gave up
+// taken with github.com/gofrs/flock (flock on unix, LockFileEx on Windows),
+// with our private-file checks around it; the kernel drops it when its
+// holder dies. The holder writes its pid into the file so that a waiter that gave up
 // can say who holds it.
 package refcount
 
