@@ -135,8 +135,7 @@ func (n *neovim) remote(t *testing.T, args ...string) string {
 }
 
 // proxies returns the procref proxies this Neovim runs: its children named
-// procref, or procref-wait once a mux-mode proxy has become the waiter
-// (IsProxy). (The host is below the first proxy too until that proxy exits:
+// procref (IsProxy). (The host is below the first proxy too until that proxy exits:
 // it is started detached, in its own session, but not double-forked.)
 func (n *neovim) proxies() []int {
 	var kids []int

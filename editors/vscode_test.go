@@ -117,8 +117,7 @@ func TestVSCodeWrappers(t *testing.T) {
 			if host.Mode != sc.mode {
 				t.Errorf("backend mode = %q, want %q", host.Mode, sc.mode)
 			}
-			// The wrapper exec'ed procref: the script's pid is the proxy
-			// (procref, or procref-wait after the handoff in mux mode).
+			// The wrapper exec'ed procref: the script's pid is the proxy.
 			if self, ok := procByPID(c.Process.Pid); !ok || !self.IsProxy() {
 				t.Errorf("pid %d is %+v after exec, want the procref proxy", c.Process.Pid, self)
 			}

@@ -397,7 +397,7 @@ func measure(pid, ppid int) proc {
 		p.role = "backend"
 	case base == "procref" && bytes.Contains(env, []byte("\x00PROCREF_SUPERVISE=")):
 		p.role = "supervisor"
-	case base == "procref", base == "procref-wait": // the waiter a mux proxy becomes
+	case base == "procref":
 		p.role = "proxy"
 	default:
 		p.role = "backend"

@@ -150,7 +150,7 @@ func testKillProxyMidRequest(t *testing.T, mode string) {
 	}
 	if mode == "mux" {
 		for _, p := range procs {
-			waitWaiter(t, p.cmd.Process.Pid) // the count below then proves SEM_UNDO survived the exec
+			waitSignalHandlers(t, p.cmd.Process.Pid) // the count below then proves SEM_UNDO survived the exec
 		}
 	}
 	hint := e.onlyHint()
@@ -304,7 +304,7 @@ func testHostKilled(t *testing.T, mode string) {
 	hint := e.onlyHint()
 	backend := hint.Backend
 	if mode == "mux" {
-		waitWaiter(t, p.cmd.Process.Pid)
+		waitSignalHandlers(t, p.cmd.Process.Pid)
 		backend = muxBackend(t, hint)
 	}
 	hint.Host.Kill()
@@ -359,7 +359,7 @@ func testSignalsDetach(t *testing.T, mode string) {
 		if _, err := p.client(ctx).Initialize(ctx, ws); err != nil {
 			t.Fatal(err)
 		}
-		waitWaiter(t, p.cmd.Process.Pid)
+		waitSignalHandlers(t, p.cmd.Process.Pid)
 		procs = append(procs, p)
 	}
 	hint := e.onlyHint()
@@ -473,15 +473,15 @@ func rudeExitLeavesGopls(ctx context.Context, t *testing.T, e *env, ws string, a
 	}
 }
 
-// waitWaiter waits (bounded) until the proxy pid has its signal handlers
+// waitSignalHandlers waits (bounded) until the proxy pid has its signal handlers
 // installed (they are installed off the attach path).
-func waitWaiter(t *testing.T, pid int) {
+func waitSignalHandlers(t *testing.T, pid int) {
 	t.Helper()
 	if runtime.GOOS != "linux" {
 		return
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for proctest.CaughtSignals(pid)&proctest.WaiterSignals != proctest.WaiterSignals {
+	for proctest.CaughtSignals(pid)&proctest.ProxySignals != proctest.ProxySignals {
 		if time.Now().After(deadline) {
 			t.Fatalf("proxy %d did not install its signal handlers", pid)
 		}

@@ -147,7 +147,7 @@ func TestSessionEndReasons(t *testing.T) {
 			if _, err := p.client(ctx).Initialize(ctx, ws); err != nil {
 				t.Fatal(err)
 			}
-			waitWaiter(t, p.cmd.Process.Pid)
+			waitSignalHandlers(t, p.cmd.Process.Pid)
 			stop := exec.Command(procrefBin, "stop", "--all")
 			stop.Env = e.vars
 			if out, err := stop.CombinedOutput(); err != nil {
@@ -185,7 +185,7 @@ func TestSessionEndReasons(t *testing.T) {
 			if _, err := c.Initialize(ctx, ws); err != nil {
 				t.Fatal(err)
 			}
-			waitWaiter(t, p.cmd.Process.Pid)
+			waitSignalHandlers(t, p.cmd.Process.Pid)
 			io.WriteString(p.stdin, "Content-Length: x\r\n\r\n{}")
 			if code := p.wait(t, 10*time.Second); code != 1 {
 				t.Fatalf("exit code %d, want 1; stderr %q", code, p.stderr.String())

@@ -20,14 +20,12 @@ type Proc struct {
 // script's file name, e.g. pylsp) or argv[0]'s file name is name.
 func (p Proc) Is(name string) bool { return p.Comm == name || p.Argv0 == name }
 
-// IsProxy reports whether the process is a procref proxy: procref itself,
-// or procref-wait, the waiter a mux-mode proxy becomes (same pid) once the
-// host has taken over its editor's pipes (package internal/waiter).
-func (p Proc) IsProxy() bool { return p.Is("procref") || p.Is("procref-wait") }
+// IsProxy reports whether the process is a procref proxy.
+func (p Proc) IsProxy() bool { return p.Is("procref") }
 
-// WaiterSignals is the SigCgt mask of the signals procref-wait catches
-// (SIGHUP, SIGINT, SIGTERM: bits 0, 1 and 14).
-const WaiterSignals = 1<<0 | 1<<1 | 1<<14
+// ProxySignals is the SigCgt mask of the signals a proxy catches once its
+// handler is installed (SIGHUP, SIGINT, SIGTERM: bits 0, 1 and 14).
+const ProxySignals = 1<<0 | 1<<1 | 1<<14
 
 // CaughtSignals returns pid's SigCgt mask from /proc/PID/status: the
 // signals it has handlers for (0 if unknown).
