@@ -4,62 +4,69 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/procref/procref/hostproto"
 	"github.com/procref/procref/internal/pipeio"
 	"github.com/procref/procref/lspmux"
 )
 
-// The handoff (mux mode): instead of relaying an editor's bytes through its
-// proxy, the proxy passes its stdin and stdout to the host, which then reads
-// and writes the editor's pipes itself — one process hop fewer on every
-// message. The proxy stays as the editor's child: it holds the kernel
-// reference and its session connection, whose end tells the host that the
-// proxy is gone (kill -9 included), and it exits when the host says "bye"
-// (the window's LSP session ended: exit, EOF) or when the host is gone.
-//
-//	proxy → host, on the authenticated session:   handoff KEY\n
-//	host → proxy:                                 ok\n   (KEY is now expected)
-//	proxy → host, on HandoffSocket:               KEY N\n + SCM_RIGHTS{stdin, stdout}, then N pending bytes
-//	... the host serves the client on the passed descriptors ...
-//	host → proxy, on the session:                 bye\n or end REASON\n (then closes)
-//
-// KEY is random and travels only on the session, which passed the token
-// handshake; the socket lives in the private runtime dir and the host also
-// checks the peer's uid (SO_PEERCRED).
-
-const (
-	handoffLine = "handoff "
-	handoffWait = 5 * time.Second
-)
-
-// delivery is what arrives on the handoff socket for one key.
-type delivery struct {
-	in, out *os.File
-	pending []byte
-}
+// The host's half of the descriptor handoff (the protocol is in package
+// hostproto): a session that asks for it registers a key, the proxy's
+// descriptors arrive on the handoff socket under that key, and the mux
+// serves the editor's pipes as one client.
 
 // handoffServer receives editors' descriptors for the mux.
 type handoffServer struct {
 	log *slog.Logger
-	ln  net.Listener
+	ln  *net.UnixListener
 
 	mu      sync.Mutex
-	waiting map[string]chan delivery
+	waiting map[string]chan hostproto.Handed
 }
 
-func (h *handoffServer) expect(key string) (<-chan delivery, func()) {
-	ch := make(chan delivery, 1)
+// startHandoff listens on path (hostproto.HandoffSocket) for proxies'
+// descriptors; an error wrapping hostproto.ErrNoHandoff means not here.
+func startHandoff(path string, log *slog.Logger) (*handoffServer, error) {
+	ln, err := hostproto.ListenHandoff(path)
+	if err != nil {
+		return nil, err
+	}
+	h := &handoffServer{log: log, ln: ln, waiting: map[string]chan hostproto.Handed{}}
+	go func() {
+		for {
+			c, err := ln.AcceptUnix()
+			if err != nil {
+				return
+			}
+			go h.receive(c)
+		}
+	}()
+	return h, nil
+}
+
+// receive takes one proxy's descriptors and hands them to the session that
+// expects their key.
+func (h *handoffServer) receive(c *net.UnixConn) {
+	d, err := hostproto.ReceiveHandoff(c)
+	if err != nil {
+		h.log.Warn("handoff refused", "err", err)
+		return
+	}
+	if !h.deliver(d) {
+		h.log.Warn("handoff: nobody expects this key")
+		d.In.Close()
+		d.Out.Close()
+	}
+}
+
+func (h *handoffServer) expect(key string) (<-chan hostproto.Handed, func()) {
+	ch := make(chan hostproto.Handed, 1)
 	h.mu.Lock()
 	h.waiting[key] = ch
 	h.mu.Unlock()
@@ -70,10 +77,10 @@ func (h *handoffServer) expect(key string) (<-chan delivery, func()) {
 	}
 }
 
-func (h *handoffServer) deliver(key string, d delivery) bool {
+func (h *handoffServer) deliver(d hostproto.Handed) bool {
 	h.mu.Lock()
-	ch := h.waiting[key]
-	delete(h.waiting, key)
+	ch := h.waiting[d.Key]
+	delete(h.waiting, d.Key)
 	h.mu.Unlock()
 	if ch == nil {
 		return false
@@ -111,45 +118,25 @@ func (c *fdClient) Close() error {
 }
 
 // serveSession serves one proxy's session: a handoff if it asks for one,
-// else the LSP stream on the connection itself. serve is the mux's
+// else the client's stream on the connection itself. serve is the mux's
 // ServeClient.
 func (h *handoffServer) serveSession(ctx context.Context, conn net.Conn, serve func(context.Context, io.ReadWriteCloser) error) error {
 	br := bufio.NewReader(conn)
-	if b, err := br.Peek(1); err != nil || h == nil || b[0] != handoffLine[0] {
+	if b, err := br.Peek(1); err != nil || h == nil || !hostproto.IsHandoffRequest(b[0]) {
 		// No handoff socket here: a proxy that asks anyway gets a
 		// malformed-frame disconnect from the mux; proxies only ask when
 		// the socket exists.
 		return serve(ctx, bufConn{conn, br})
 	}
-	// LSP frames start with a header ("Content-Length"); 'h' is a handoff.
-	conn.SetReadDeadline(time.Now().Add(handoffWait))
-	line, err := br.ReadString('\n')
-	conn.SetReadDeadline(time.Time{})
-	key, ok := strings.CutPrefix(strings.TrimSpace(line), handoffLine)
-	if err != nil || !ok || len(key) != 32 {
-		conn.Close()
-		return fmt.Errorf("bad handoff request %q: %v", line, err)
-	}
-	ch, cancel := h.expect(key)
-	defer cancel()
-	if _, err := io.WriteString(conn, "ok\n"); err != nil {
+	d, err := h.await(ctx, conn, br)
+	if err != nil {
 		conn.Close()
 		return err
 	}
-	var d delivery
-	select {
-	case d = <-ch:
-	case <-time.After(handoffWait):
-		conn.Close()
-		return errors.New("handoff: the proxy's descriptors did not arrive")
-	case <-ctx.Done():
-		conn.Close()
-		return ctx.Err()
-	}
-	in, out := pipeio.New(d.in), pipeio.New(d.out)
+	in, out := pipeio.New(d.In), pipeio.New(d.Out)
 	c := &fdClient{r: io.Reader(in), in: in, out: out}
-	if len(d.pending) > 0 {
-		c.r = io.MultiReader(bytes.NewReader(d.pending), in)
+	if len(d.Pending) > 0 {
+		c.r = io.MultiReader(bytes.NewReader(d.Pending), in)
 	}
 	// The proxy's end of the session is its life: when it is gone (exit,
 	// kill -9), the editor's descriptors are closed, which ends the client.
@@ -161,26 +148,29 @@ func (h *handoffServer) serveSession(ctx context.Context, conn net.Conn, serve f
 	}()
 	err = serve(ctx, c)
 	c.Close()
-	io.WriteString(conn, endLine(err))
+	io.WriteString(conn, hostproto.EndLine(lspmux.EndReason(err)))
 	conn.Close()
 	<-gone
 	return err
 }
 
-// endLine is the host's last line to a proxy whose window was handed off:
-// "bye" for a normal end, else "end REASON" (see [WaitHandedOff]).
-func endLine(err error) string {
-	if why := lspmux.EndReason(err); why != "" {
-		return "end " + why + "\n"
+// await accepts the handoff request on the session and waits for the
+// descriptors.
+func (h *handoffServer) await(ctx context.Context, conn net.Conn, br *bufio.Reader) (hostproto.Handed, error) {
+	var ch <-chan hostproto.Handed
+	cancel := func() {}
+	defer func() { cancel() }()
+	if err := hostproto.AcceptHandoff(conn, br, func(key string) { ch, cancel = h.expect(key) }); err != nil {
+		return hostproto.Handed{}, err
 	}
-	return "bye\n"
-}
-
-// newHandoffKey returns a random key for one handoff.
-func newHandoffKey() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
+	select {
+	case d := <-ch:
+		return d, nil
+	case <-time.After(hostproto.HandoffWait):
+		return hostproto.Handed{}, errors.New("handoff: the proxy's descriptors did not arrive")
+	case <-ctx.Done():
+		return hostproto.Handed{}, ctx.Err()
+	}
 }
 
 // bufConn is a connection whose first bytes were peeked.

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"fmt"
+	"github.com/procref/procref/hostproto"
 	"io"
 	"net"
 	"os"
@@ -117,7 +118,7 @@ func (b *backend) setupMux(svc *launcher.Service) error {
 	// The descriptor handoff (handoff.go); without it proxies relay.
 	var h *handoffServer
 	if dir, err := svc.RuntimeDir(); err == nil {
-		if h, err = startHandoff(HandoffSocket(dir, svc.Name, os.Getpid()), b.log); err != nil {
+		if h, err = startHandoff(hostproto.HandoffSocket(dir, svc.Name, os.Getpid()), b.log); err != nil {
 			b.log.Info("no descriptor handoff; proxies relay", "err", err)
 			h = nil
 		}

@@ -2,17 +2,11 @@ package host
 
 import (
 	"context"
+	"github.com/procref/procref/hostproto"
 	"io"
 
 	"github.com/procref/procref/lspmux"
 	"github.com/procref/procref/mcp"
-)
-
-// Protocols a mux-mode host multiplexes.
-const (
-	ProtocolLSP     = "lsp"
-	ProtocolMCP     = "mcp"
-	ProtocolJSONRPC = "jsonrpc"
 )
 
 // multiplexer is what the mux-mode host needs of a protocol's multiplexer
@@ -30,9 +24,9 @@ type multiplexer interface {
 // failureHint go into the LSP multiplexer's failure messages.
 func (b *backend) newMultiplexer(start func(context.Context) (lspmux.Backend, error), stderrTail func() string, failureHint string) (multiplexer, error) {
 	switch b.spec.Protocol {
-	case ProtocolMCP, ProtocolJSONRPC:
+	case hostproto.ProtocolMCP, hostproto.ProtocolJSONRPC:
 		policy := mcp.MCP
-		if b.spec.Protocol == ProtocolJSONRPC {
+		if b.spec.Protocol == hostproto.ProtocolJSONRPC {
 			policy = mcp.Plain
 		}
 		return mcp.New(mcp.Config{
@@ -47,7 +41,7 @@ func (b *backend) newMultiplexer(start func(context.Context) (lspmux.Backend, er
 		Start:           start,
 		MaxMessage:      b.spec.MaxMessage,
 		Logger:          b.log,
-		ShareGlobal:     b.spec.Share == ShareGlobal,
+		ShareGlobal:     b.spec.Share == hostproto.ShareGlobal,
 		ShutdownTimeout: b.stopTimeout,
 		StderrTail:      stderrTail,
 		FailureHint:     failureHint,

@@ -1,10 +1,10 @@
 package host
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/procref/procref/hostproto"
 	"io"
 	"log/slog"
 	"net"
@@ -24,7 +24,7 @@ import (
 // Run is `procref host`: it runs the supervisor for spec in this process
 // until the last proxy is gone (or a stop request), then stops the backend.
 // It blocks.
-func Run(ctx context.Context, spec *Spec, exe string, log *slog.Logger) error {
+func Run(ctx context.Context, spec *hostproto.Spec, exe string, log *slog.Logger) error {
 	svc, err := spec.Service(exe)
 	if err != nil {
 		return err
@@ -34,7 +34,7 @@ func Run(ctx context.Context, spec *Spec, exe string, log *slog.Logger) error {
 	b := &backend{spec: spec, log: log, stopTimeout: 5 * time.Second, svc: svc}
 	svc.About = launcher.About{Mode: spec.Mode, Command: spec.Command, Root: spec.Root}
 	switch spec.Mode {
-	case ModeTCP:
+	case hostproto.ModeTCP:
 		svc.Hooks = launcher.Hooks{
 			OnFirstAcquire: b.startTCP,
 			OnLastRelease:  b.stopTCP,
@@ -42,7 +42,7 @@ func Run(ctx context.Context, spec *Spec, exe string, log *slog.Logger) error {
 			OnRecover:      b.recoverTCP,
 		}
 		svc.Serve = b.serveTCP
-	case ModeMux:
+	case hostproto.ModeMux:
 		if err := b.setupMux(svc); err != nil {
 			return err
 		}
@@ -54,68 +54,43 @@ func Run(ctx context.Context, spec *Spec, exe string, log *slog.Logger) error {
 
 // backend is the host's view of its backend process.
 type backend struct {
-	spec        *Spec
+	spec        *hostproto.Spec
 	log         *slog.Logger
 	stopTimeout time.Duration
 	svc         *launcher.Service // its runtime dir and name place {socket}
 
 	mu       sync.Mutex
-	addr     Addr // where a tcp-mode backend listens
+	addr     hostproto.Addr // where a tcp-mode backend listens
 	id       platform.Identity
 	restarts []time.Time
 	extra    func() map[string]any
 }
 
-// Addr is where a tcp-mode backend listens: Network "unix" with a socket
-// path ({socket}) or "tcp" with 127.0.0.1:PORT ({port}).
-type Addr struct {
-	Network, Address string
-}
-
-func (a Addr) String() string { return a.Network + " " + a.Address }
-
-// PortWarning is what procref says wherever a {port} backend shows up.
-func PortWarning(a Addr) string {
-	return fmt.Sprintf("the backend listens on %s, which every local user can connect to without procref's token; use {socket} instead of {port} if the server can listen on a unix socket (gopls: -listen=unix;{socket})", a.Address)
-}
-
-// usesSocket reports whether a command asks for {socket}.
-func usesSocket(command []string) bool { return uses(command, SocketPlaceholder) }
-
-func uses(command []string, placeholder string) bool {
-	for _, a := range command[1:] {
-		if strings.Contains(a, placeholder) {
-			return true
-		}
-	}
-	return false
-}
-
 // listenAddr picks the address for a new backend: the socket path (a stale
 // socket there is removed) or a free loopback port.
-func (b *backend) listenAddr() (Addr, error) {
-	if !usesSocket(b.spec.Command) {
+func (b *backend) listenAddr() (hostproto.Addr, error) {
+	if !hostproto.Uses(b.spec.Command, hostproto.SocketPlaceholder) {
 		port, err := freePort()
 		if err != nil {
-			return Addr{}, fmt.Errorf("%w: finding a free port: %v", ErrBackendStart, err)
+			return hostproto.Addr{}, fmt.Errorf("%w: finding a free port: %v", ErrBackendStart, err)
 		}
-		return Addr{"tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}, nil
+		return hostproto.Addr{Network: "tcp", Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}, nil
 	}
-	if uses(b.spec.Command, PortPlaceholder) {
-		return Addr{}, fmt.Errorf("%w: the command has both {socket} and {port}; use one", ErrBackendStart)
+	if hostproto.Uses(b.spec.Command, hostproto.PortPlaceholder) {
+		return hostproto.Addr{}, fmt.Errorf("%w: the command has both {socket} and {port}; use one", ErrBackendStart)
 	}
 	dir, err := b.svc.RuntimeDir()
 	if err != nil {
-		return Addr{}, fmt.Errorf("%w: %v", ErrBackendStart, err)
+		return hostproto.Addr{}, fmt.Errorf("%w: %v", ErrBackendStart, err)
 	}
 	path, err := SocketPath(dir, b.svc.Name, os.Getpid())
 	if err != nil {
-		return Addr{}, fmt.Errorf("%w: %v", ErrBackendStart, err)
+		return hostproto.Addr{}, fmt.Errorf("%w: %v", ErrBackendStart, err)
 	}
 	if err := removeSocket(path); err != nil {
-		return Addr{}, fmt.Errorf("%w: %v", ErrBackendStart, err)
+		return hostproto.Addr{}, fmt.Errorf("%w: %v", ErrBackendStart, err)
 	}
-	return Addr{"unix", path}, nil
+	return hostproto.Addr{Network: "unix", Address: path}, nil
 }
 
 // maxSocketPath returns the longest unix socket path: sun_path holds 108
@@ -173,8 +148,8 @@ func (b *backend) startTCP(ctx context.Context) (launcher.Info, error) {
 	_, port, _ := net.SplitHostPort(addr.Address)
 	args := make([]string, len(b.spec.Command))
 	for i, a := range b.spec.Command {
-		a = strings.ReplaceAll(a, SocketPlaceholder, addr.Address)
-		args[i] = strings.ReplaceAll(a, PortPlaceholder, port)
+		a = strings.ReplaceAll(a, hostproto.SocketPlaceholder, addr.Address)
+		args[i] = strings.ReplaceAll(a, hostproto.PortPlaceholder, port)
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = b.spec.Dir
@@ -188,7 +163,7 @@ func (b *backend) startTCP(ctx context.Context) (launcher.Info, error) {
 	id, _ := platform.Lookup(cmd.Process.Pid)
 	b.log.Info("backend started", "pid", cmd.Process.Pid, "listen", addr.String(), "command", args)
 	if addr.Network == "tcp" {
-		b.log.Warn(PortWarning(addr))
+		b.log.Warn(hostproto.PortWarning(addr))
 	}
 
 	// Wait until it accepts. There is no portable event for "a process
@@ -250,7 +225,7 @@ func (b *backend) stopTCP(ctx context.Context, info launcher.Info) error {
 	if errors.Is(err, platform.ErrNoProcess) {
 		err = nil
 	}
-	if usesSocket(b.spec.Command) {
+	if hostproto.Uses(b.spec.Command, hostproto.SocketPlaceholder) {
 		b.mu.Lock()
 		path := b.addr.Address
 		b.mu.Unlock()
@@ -311,7 +286,7 @@ func (b *backend) serveTCP(ctx context.Context, conn net.Conn, peer launcher.Pee
 	b.mu.Lock()
 	addr := b.addr
 	b.mu.Unlock()
-	if _, err := fmt.Fprintf(conn, "backend %s\n", addr); err != nil {
+	if err := hostproto.WriteBackendAddr(conn, addr); err != nil {
 		return
 	}
 	go func() {
@@ -319,23 +294,4 @@ func (b *backend) serveTCP(ctx context.Context, conn net.Conn, peer launcher.Pee
 		conn.Close()
 	}()
 	io.Copy(io.Discard, conn)
-}
-
-// ReadBackendAddr reads the host's "backend NETWORK ADDRESS" line in tcp
-// mode.
-func ReadBackendAddr(conn net.Conn, timeout time.Duration) (Addr, error) {
-	conn.SetReadDeadline(time.Now().Add(timeout))
-	defer conn.SetReadDeadline(time.Time{})
-	// The host writes exactly one line and nothing after it, so a
-	// buffered reader cannot swallow later bytes.
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		return Addr{}, fmt.Errorf("reading the backend address from the host: %w", err)
-	}
-	rest, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "backend ")
-	network, address, _ := strings.Cut(rest, " ")
-	if !ok || (network != "unix" && network != "tcp") || address == "" {
-		return Addr{}, fmt.Errorf("host sent %q, want \"backend NETWORK ADDRESS\"", line)
-	}
-	return Addr{network, address}, nil
 }

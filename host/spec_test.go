@@ -1,68 +1,15 @@
 package host
 
 import (
+	"github.com/procref/procref/hostproto"
 	"strings"
 	"testing"
 )
 
-// TestModeFor: a {socket} or {port} anywhere in the arguments (not the
-// program name) means tcp mode; anything else is the multiplexer's.
-func TestModeFor(t *testing.T) {
-	for _, tc := range []struct {
-		cmd  []string
-		want string
-	}{
-		{[]string{"/usr/bin/clangd"}, ModeMux},
-		{[]string{"/bin/gopls", "serve", "-listen=unix;{socket}"}, ModeTCP},
-		{[]string{"/bin/srv", "--port", "{port}"}, ModeTCP},
-		{[]string{"/weird/{socket}/srv"}, ModeMux},
-	} {
-		if got := ModeFor(tc.cmd); got != tc.want {
-			t.Errorf("ModeFor(%q) = %s, want %s", tc.cmd, got, tc.want)
-		}
-	}
-}
-
-// TestSpecKey: everything that makes two backends different changes the
-// key (and so the name); what does not (linger, log level) leaves it.
-func TestSpecKey(t *testing.T) {
-	base := Spec{Mode: ModeMux, Command: []string{"/usr/bin/clangd", "--background-index"}, Share: ShareRoot, Root: "/src/a"}
-	name := base.ServiceName()
-	if !strings.HasPrefix(name, "clangd-") || len(name) != len("clangd-")+12 {
-		t.Errorf("ServiceName = %q, want clangd-<12 hex>", name)
-	}
-	for what, change := range map[string]func(*Spec){
-		"another root":     func(s *Spec) { s.Root = "/src/b" },
-		"another argument": func(s *Spec) { s.Command = []string{"/usr/bin/clangd"} },
-		"another program":  func(s *Spec) { s.Command[0] = "/opt/clangd" },
-		"global sharing":   func(s *Spec) { s.Share, s.Root = ShareGlobal, "" },
-		"a key env value":  func(s *Spec) { s.KeyEnv = []string{"CC=clang"} },
-		"MCP":              func(s *Spec) { s.Protocol, s.Framing, s.MCPVersion = ProtocolMCP, "ndjson", "2025-06-18" },
-		"tcp mode":         func(s *Spec) { s.Mode = ModeTCP },
-	} {
-		s := base
-		s.Command = append([]string(nil), base.Command...)
-		change(&s)
-		if s.Key() == base.Key() {
-			t.Errorf("%s: same key as the base spec", what)
-		}
-	}
-	same := base
-	same.Linger, same.LogLevel = 5e9, "debug"
-	if same.Key() != base.Key() {
-		t.Error("linger or log level changed the key")
-	}
-	named := base
-	named.Name = "my clangd"
-	if n := named.ServiceName(); !strings.HasPrefix(n, "my_clangd-") {
-		t.Errorf("--name: ServiceName = %q", n)
-	}
-}
-
 // TestBothPlaceholders: a command with both {socket} and {port} is refused
 // with a message that says to use one.
 func TestBothPlaceholders(t *testing.T) {
-	b := &backend{spec: &Spec{Command: []string{"/bin/srv", "--unix={socket}", "--port={port}"}}}
+	b := &backend{spec: &hostproto.Spec{Command: []string{"/bin/srv", "--unix={socket}", "--port={port}"}}}
 	_, err := b.listenAddr()
 	if err == nil || !strings.Contains(err.Error(), "use one") {
 		t.Errorf("listenAddr = %v, want an error saying to use one placeholder", err)

@@ -3,6 +3,7 @@ package lspmux
 import (
 	"errors"
 	"fmt"
+	"github.com/procref/procref/hostproto"
 	"io"
 	"strings"
 	"time"
@@ -56,13 +57,6 @@ func (m *mux) refuseStopped(conn io.ReadWriteCloser, why error) {
 	lspframe.Write(conn, msgError(f.ID.Of(body), codeRequestFailed, msg))
 }
 
-// EndMethod is the notification the mux sends a client as its last
-// message when it ends the client's session for a reason (EndReason): an
-// editor ignores it ("$/" methods may be ignored), and a relaying proxy
-// reads the reason from it (the host says it out of band after a
-// handoff).
-const EndMethod = "$/procref/sessionEnded"
-
 // EndReason says in one line why ServeClient ended a session with err ("":
 // a normal end, the client sent exit or closed its end).
 func EndReason(err error) string {
@@ -82,7 +76,7 @@ func EndReason(err error) string {
 	return strings.Join(strings.Fields(why), " ")
 }
 
-// endWith ends c's session for err: the client gets EndMethod with the
+// endWith ends c's session for err: the client gets hostproto.EndMethod with the
 // reason as its last message, and is disconnected once its queue is
 // written (at most a second).
 // Only the first call counts: a later reason (Close after a crash loop)
@@ -90,7 +84,7 @@ func EndReason(err error) string {
 func (c *client) endWith(err error) {
 	c.endOnce.Do(func() {
 		if why := EndReason(err); why != "" {
-			c.send(msgNotification(EndMethod, mustJSON(map[string]string{"reason": why})))
+			c.send(msgNotification(hostproto.EndMethod, mustJSON(map[string]string{"reason": why})))
 		}
 		c.flushThenKill(err)
 	})

@@ -50,7 +50,7 @@
 //     first initialize or refuses it fails every waiting initialize with
 //     the reason (its last stderr lines, Config.FailureHint) and ends those
 //     sessions (ErrInitFailed); a client the mux ends for a reason (stop,
-//     crash loop, bad input) gets EndMethod with EndReason as its last
+//     crash loop, bad input) gets hostproto.EndMethod with EndReason as its last
 //     message, so a relaying proxy can say why.
 //   - containment: per-client bounds on the bytes queued toward the backend
 //     (a flooding client waits, others pass) and toward the client (a client

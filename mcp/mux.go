@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/procref/procref/hostproto"
 	"github.com/procref/procref/lspmux"
 )
 
@@ -270,7 +271,7 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 // a relaying proxy reads it to tell the user why (as for LSP, the same
 // notification; with the handoff the host says it on the session instead).
 func endMsg(err error) []byte {
-	return notification(lspmux.EndMethod, map[string]string{"reason": err.Error()})
+	return notification(hostproto.EndMethod, map[string]string{"reason": err.Error()})
 }
 
 // writeClient writes c's queue to conn until c is gone, then flushes what

@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/procref/procref/hostproto"
 	"io"
 	"net"
 	"net/url"
@@ -156,7 +157,7 @@ type Editor struct {
 	// Tail, if set, gets a copy of what the backend sends the editor (mux
 	// mode: the host's reason for ending the session is its last message).
 	// The backend→editor bytes then pass through the process (no splice).
-	Tail *Tail
+	Tail *hostproto.Tail
 }
 
 // Relay copies bytes editor→conn and conn→editor until one side ends, then

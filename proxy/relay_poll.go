@@ -5,6 +5,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"github.com/procref/procref/hostproto"
 	"net"
 	"os"
 	"sync/atomic"
@@ -140,9 +141,9 @@ type pollLoop struct {
 
 	up, down half // editor→backend, backend→editor
 	scan     exitScanner
-	gate     *lspGate // Editor.LSP: follows the framing, withholds exit
-	tail     *Tail    // Editor.Tail: gets a copy of backend→editor bytes
-	rbuf     []byte   // with gate: what was read, before filtering
+	gate     *lspGate        // Editor.LSP: follows the framing, withholds exit
+	tail     *hostproto.Tail // Editor.Tail: gets a copy of backend→editor bytes
+	rbuf     []byte          // with gate: what was read, before filtering
 
 	editorEOF   bool // the editor closed its end (or reading it failed)
 	backendEOF  bool // the backend closed its end

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/procref/procref/hostproto"
 	"io"
 	"net"
 	"os"
@@ -20,13 +21,13 @@ import (
 // cmdHost is the hidden `procref host` subcommand: a proxy starts it,
 // detached, with the backend spec in PROCREF_HOST_SPEC.
 func cmdHost(args []string, stderr io.Writer) int {
-	raw := os.Getenv(host.EnvSpec)
+	raw := os.Getenv(hostproto.EnvSpec)
 	if raw == "" || len(args) > 0 {
 		fmt.Fprintln(stderr, "procref host is started by the proxy; it is not meant to be run by hand")
 		return exitUsage
 	}
-	os.Unsetenv(host.EnvSpec) // the backend need not see it
-	var spec host.Spec
+	os.Unsetenv(hostproto.EnvSpec) // the backend need not see it
+	var spec hostproto.Spec
 	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
 		fmt.Fprintf(stderr, "procref host: bad spec: %v\n", err)
 		return exitUsage

@@ -141,15 +141,29 @@ func (e *env) start(dir string, extraEnv []string, args ...string) *proc {
 	p := &proc{cmd: exec.Command(procrefBin, args...), stderr: &proctest.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = append(append([]string{}, e.vars...), extraEnv...)
 	p.cmd.Dir = dir
-	p.cmd.Stderr = p.stderr
-	var err error
+	// Our own stderr pipe, read to EOF before done closes: Process.Wait
+	// (below) does not wait for exec's copy, and the proxy's last line is
+	// written just before it exits.
+	er, ew, err := os.Pipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	p.cmd.Stderr = ew
+	stderrDone := make(chan struct{})
+	go func() {
+		io.Copy(p.stderr, er)
+		er.Close()
+		close(stderrDone)
+	}()
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
 		e.t.Fatal(err)
 	}
 	if p.stdout, err = p.cmd.StdoutPipe(); err != nil {
 		e.t.Fatal(err)
 	}
-	if err := p.cmd.Start(); err != nil {
+	err = p.cmd.Start()
+	ew.Close()
+	if err != nil {
 		e.t.Fatal(err)
 	}
 	go func() {
@@ -158,6 +172,10 @@ func (e *env) start(dir string, extraEnv []string, args ...string) *proc {
 		st, err := p.cmd.Process.Wait()
 		p.cmd.ProcessState = st
 		p.err = err
+		select {
+		case <-stderrDone:
+		case <-time.After(5 * time.Second): // a child kept our stderr open
+		}
 		close(p.done)
 	}()
 	e.t.Cleanup(func() {

@@ -451,7 +451,7 @@ func TestMCPSampleServer(t *testing.T) {
 			t.Errorf("proxy of a session that sent a bad frame exited %d, want 1; stderr: %s", code, s.p.stderr.String())
 		}
 		if msg := s.p.stderr.String(); !strings.Contains(msg, "invalid JSON") || !strings.Contains(msg, ".log") {
-			t.Errorf("stderr of a session that sent a bad frame = %q, want the reason and the log path", msg)
+			t.Errorf("stderr of a session (%d) that sent a bad frame = %q, want the reason and the log path", s.p.cmd.Process.Pid, msg)
 		}
 	}
 	b.send(t, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"still"}}}`)

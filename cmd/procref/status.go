@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/procref/procref/hostproto"
 	"io"
 	"net"
 	"os"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/handshake"
-	"github.com/procref/procref/host"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 	"github.com/procref/procref/refcount"
@@ -81,8 +81,8 @@ func collectStatus(ctx context.Context) ([]backendRow, string, error) {
 				row.BackendPID = st.Info.PID
 			}
 			if st.Info.Port > 0 {
-				addr := host.Addr{Network: "tcp", Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(st.Info.Port))}
-				row.Listen, row.Warning = addr.Address, host.PortWarning(addr)
+				addr := hostproto.Addr{Network: "tcp", Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(st.Info.Port))}
+				row.Listen, row.Warning = addr.Address, hostproto.PortWarning(addr)
 			} else if p := st.Info.Data["socket"]; p != "" {
 				row.Listen = p
 			}

@@ -1,4 +1,4 @@
-package proxy
+package hostproto
 
 import (
 	"bytes"
@@ -6,10 +6,17 @@ import (
 	"sync"
 )
 
+// EndMethod is the notification a mux-mode host sends a client as its last
+// message when it ends the client's session for a reason, params
+// {"reason": "..."}: an editor ignores it ("$/" methods may be ignored),
+// and a relaying proxy reads the reason from it ([Tail]). After a handoff
+// the host says the same out of band ([EndLine]).
+const EndMethod = "$/procref/sessionEnded"
+
 // Tail keeps the last bytes the backend sent to the editor, so that a
 // relaying proxy can read why the host ended the session: the host's last
-// message is then the lspmux end notification (method EndMethod, params
-// {"reason": ...}). Safe for concurrent use.
+// message is then the end notification (EndMethod). Safe for concurrent
+// use.
 type Tail struct {
 	mu  sync.Mutex
 	buf []byte
@@ -17,9 +24,6 @@ type Tail struct {
 
 // tailKeep bounds what Tail keeps: the end notification is short.
 const tailKeep = 8 << 10
-
-// endMethod is lspmux.EndMethod (proxy does not import the host side).
-const endMethod = "$/procref/sessionEnded"
 
 func (t *Tail) Write(p []byte) (int, error) {
 	t.mu.Lock()
@@ -43,7 +47,7 @@ func (t *Tail) EndReason() string {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	marker := []byte(`"method":"` + endMethod + `"`)
+	marker := []byte(`"method":"` + EndMethod + `"`)
 	i := bytes.LastIndex(t.buf, marker)
 	if i < 0 {
 		return ""

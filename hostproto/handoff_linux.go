@@ -1,0 +1,164 @@
+//go:build linux
+
+package hostproto
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// handoff is Handoff on Linux, for descriptors in and out (0 and 1 there).
+func handoff(session net.Conn, socket string, in, out int, pending []byte) error {
+	for _, fd := range []int{in, out} {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return fmt.Errorf("%w: fd %d: %v", ErrNoHandoff, fd, err)
+		}
+		if t := st.Mode & unix.S_IFMT; t != unix.S_IFIFO && t != unix.S_IFSOCK {
+			return fmt.Errorf("%w: fd %d is not a pipe or socket", ErrNoHandoff, fd)
+		}
+	}
+	if _, err := os.Stat(socket); err != nil {
+		return fmt.Errorf("%w: %v", ErrNoHandoff, err)
+	}
+	key, err := requestHandoff(session)
+	if err != nil {
+		return err
+	}
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: socket, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("handoff: %w", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(HandoffWait))
+	header := []byte(key + " " + strconv.Itoa(len(pending)) + "\n")
+	if _, _, err := c.WriteMsgUnix(header, unix.UnixRights(in, out), nil); err != nil {
+		return fmt.Errorf("handoff: sending descriptors: %w", err)
+	}
+	if len(pending) > 0 {
+		if _, err := c.Write(pending); err != nil {
+			return fmt.Errorf("handoff: sending pending bytes: %w", err)
+		}
+	}
+	return nil
+}
+
+// ListenHandoff listens on path, the host's HandoffSocket, for proxies'
+// descriptors; the socket is 0600 and removed when the listener closes. A
+// stale socket at path is replaced: the caller runs under the supervisor
+// lock, and the path carries its pid, so no live host owns it.
+func ListenHandoff(path string) (*net.UnixListener, error) {
+	if len(path) >= len(unix.RawSockaddrUnix{}.Path) {
+		return nil, fmt.Errorf("%w: socket path too long: %s", ErrNoHandoff, path)
+	}
+	os.Remove(path)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(true)
+	os.Chmod(path, 0o600)
+	return ln, nil
+}
+
+// ReceiveHandoff reads one proxy's descriptors and pending bytes from c,
+// a connection accepted on ListenHandoff's listener, within HandoffWait.
+// It refuses a peer of another uid. It closes c; the returned files are
+// the caller's.
+func ReceiveHandoff(c *net.UnixConn) (Handed, error) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(HandoffWait))
+	if uid, err := peerUID(c); err != nil || uid != os.Getuid() {
+		return Handed{}, fmt.Errorf("handoff refused: peer uid %d is not ours (%v)", uid, err)
+	}
+	buf := make([]byte, 128)
+	oob := make([]byte, unix.CmsgSpace(2*4))
+	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+	var fds []int
+	if err == nil {
+		fds = parseRights(oob[:oobn])
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+		}
+	}()
+	if err != nil || len(fds) != 2 {
+		return Handed{}, fmt.Errorf("handoff: %d descriptors, want 2 (%v)", len(fds), err)
+	}
+	line, rest, found := bytes.Cut(buf[:n], []byte("\n"))
+	key, size, _ := strings.Cut(string(line), " ")
+	want, err := strconv.Atoi(size)
+	if !found || err != nil || want < 0 || want > maxPending || len(rest) > want {
+		return Handed{}, fmt.Errorf("handoff: bad header %q", line)
+	}
+	pending := make([]byte, want)
+	copy(pending, rest)
+	if _, err := io.ReadFull(c, pending[len(rest):]); err != nil {
+		return Handed{}, fmt.Errorf("handoff: pending bytes: %w", err)
+	}
+	// Non-blocking, so the Go poller serves them and Close interrupts a
+	// blocked read (the description is shared with the proxy, which no
+	// longer uses it, and the editor holds the other ends).
+	for _, fd := range fds {
+		unix.SetNonblock(fd, true)
+	}
+	ok = true // from here the files own the descriptors
+	return Handed{
+		Key:     key,
+		In:      os.NewFile(uintptr(fds[0]), "editor-stdin"),
+		Out:     os.NewFile(uintptr(fds[1]), "editor-stdout"),
+		Pending: pending,
+	}, nil
+}
+
+// parseRights returns the descriptors in a control message.
+func parseRights(oob []byte) []int {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	var all []int
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			unix.CloseOnExec(fd)
+			all = append(all, fd)
+		}
+	}
+	return all
+}
+
+func peerUID(c *net.UnixConn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	uid := -1
+	var cerr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		if err != nil {
+			cerr = err
+			return
+		}
+		uid = int(cred.Uid)
+	}); err != nil {
+		return -1, err
+	}
+	return uid, cerr
+}

@@ -1,0 +1,17 @@
+//go:build !linux
+
+package hostproto
+
+import "net"
+
+// Descriptor passing is implemented on Linux only; proxies relay elsewhere.
+
+func handoff(session net.Conn, socket string, in, out int, pending []byte) error {
+	return ErrNoHandoff
+}
+
+// ListenHandoff is not available here: it returns ErrNoHandoff.
+func ListenHandoff(path string) (*net.UnixListener, error) { return nil, ErrNoHandoff }
+
+// ReceiveHandoff is not available here: it returns ErrNoHandoff.
+func ReceiveHandoff(c *net.UnixConn) (Handed, error) { return Handed{}, ErrNoHandoff }

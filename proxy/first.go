@@ -1,0 +1,163 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/procref/procref/hostproto"
+	"github.com/procref/procref/lspframe"
+	"github.com/procref/procref/mcp"
+)
+
+// scope completes spec from the client's first bytes: the protocol, and
+// with --share=root the workspace root from the editor's initialize (which
+// is then replayed to the backend as the first message).
+func (p *run) scope(spec *hostproto.Spec, cwd string) error {
+	if err := p.setProtocol(spec, cwd); err != nil {
+		return wrapFirst("the client's", err)
+	}
+	if spec.Share != hostproto.ShareRoot || spec.Protocol != "" {
+		return nil
+	}
+	if err := p.peekInitialize(); err != nil {
+		return wrapFirst("the editor's", err)
+	}
+	spec.Root = p.init.Root
+	if spec.Root == "" {
+		spec.Root = cwd
+	}
+	if fi, err := os.Stat(spec.Root); err == nil && fi.IsDir() {
+		spec.Dir = spec.Root
+	}
+	return nil
+}
+
+// wrapFirst says whose first message could not be read; a closed stdin
+// stays recognisable (IsStdinClosed).
+func wrapFirst(whose string, err error) error {
+	if IsStdinClosed(err) {
+		return err
+	}
+	return fmt.Errorf("reading %s first message: %w", whose, err)
+}
+
+// setProtocol sets the spec's protocol fields in mux mode. MCP and
+// JSON-RPC: the first message is read before attaching (the MCP
+// protocolVersion is in the key) and the share root is the working
+// directory. With --share=global or --share-key nothing is read for LSP
+// unless --protocol says otherwise.
+func (p *run) setProtocol(spec *hostproto.Spec, cwd string) error {
+	forced := p.cfg.Protocol
+	if spec.Mode != hostproto.ModeMux || forced == hostproto.ProtocolLSP || (forced == "" && spec.Share != hostproto.ShareRoot) {
+		return nil
+	}
+	var err error
+	spec.Protocol, p.framing, spec.MCPVersion, err = p.learnProtocol(forced)
+	if err != nil {
+		return err
+	}
+	if spec.Protocol == "" {
+		return nil // LSP: the root comes from its initialize
+	}
+	spec.Framing = string(p.framing)
+	if spec.Share == hostproto.ShareRoot {
+		spec.Root = cwd
+	}
+	return nil
+}
+
+// learnProtocol finds the session's protocol in mux mode: forced
+// ("lsp", "mcp", "jsonrpc") or, if "", detected from the client's first
+// bytes: Content-Length is LSP; a JSON line is MCP if it is an initialize
+// with a protocolVersion, else generic JSON-RPC. For anything but LSP it
+// reads the first message (kept in p.first, sent on after attaching) and
+// returns the spec fields that go into the share key. For LSP it consumes
+// nothing and returns protocol "".
+func (p *run) learnProtocol(forced string) (protocol string, framing mcp.Framing, version string, err error) {
+	framing, err = mcp.Detect(p.in)
+	if err != nil {
+		return "", "", "", err
+	}
+	if forced == hostproto.ProtocolLSP || (forced == "" && framing == mcp.Header) {
+		return "", mcp.Header, "", nil
+	}
+	if forced == hostproto.ProtocolMCP && framing != mcp.NDJSON {
+		return "", "", "", errors.New("--protocol=mcp needs newline-delimited JSON (MCP's stdio transport), but the client sent a Content-Length header; use --protocol=jsonrpc or lsp")
+	}
+	p.framing = framing
+	body, err := mcp.NewReader(framing, p.in, p.cfg.MaxMessage).Read()
+	if err != nil {
+		return "", "", "", err
+	}
+	in, err := ParseInitialize(body)
+	if err != nil {
+		return "", "", "", fmt.Errorf("the client's first message is not JSON-RPC: %w", err)
+	}
+	p.first, p.init = body, in
+	var m struct {
+		Params struct {
+			ProtocolVersion string `json:"protocolVersion"`
+		} `json:"params"`
+	}
+	json.Unmarshal(body, &m)
+	protocol = forced
+	if protocol == "" {
+		protocol = hostproto.ProtocolJSONRPC
+		if framing == mcp.NDJSON && in.Method == "initialize" && m.Params.ProtocolVersion != "" {
+			protocol = hostproto.ProtocolMCP
+		}
+	}
+	if protocol == hostproto.ProtocolMCP {
+		version = m.Params.ProtocolVersion
+	}
+	return protocol, framing, version, nil
+}
+
+// peekInitialize reads the editor's first LSP message (kept in p.first).
+func (p *run) peekInitialize() error {
+	body, err := lspframe.NewReader(p.in, p.cfg.MaxMessage).Read()
+	if err != nil {
+		return err
+	}
+	in, err := ParseInitialize(body)
+	if err != nil {
+		return fmt.Errorf("the editor's first message is not JSON-RPC: %w", err)
+	}
+	p.first, p.init = body, in
+	return nil
+}
+
+// answerInitialize answers the editor's first request with an error, so the
+// editor shows why instead of waiting. If the first message has not been
+// read yet, it waits briefly for it.
+func (p *run) answerInitialize(msg string) {
+	if p.first == nil {
+		type first struct {
+			body []byte
+			init Initialize
+		}
+		got := make(chan first, 1)
+		go func() {
+			defer close(got)
+			if body, err := lspframe.NewReader(p.in, 0).Read(); err == nil {
+				if in, err := ParseInitialize(body); err == nil {
+					got <- first{body, in}
+				}
+			}
+		}()
+		select {
+		case f, ok := <-got:
+			if ok {
+				p.first, p.init = f.body, f.init
+			}
+		case <-time.After(3 * time.Second):
+			return
+		}
+	}
+	if p.first != nil && p.init.ID != nil {
+		p.write(ErrorResponse(p.init.ID, -32002, "procref: "+msg))
+	}
+}
