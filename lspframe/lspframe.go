@@ -77,19 +77,8 @@ func (r *Reader) Read() ([]byte, error) {
 // it to flush what it gathered before waiting.
 func (r *Reader) Buffered() int { return r.br.Buffered() }
 
-// Ready reports whether a whole message has been received and not yet
-// returned, so that the next Read will not block. It may report false for
-// some messages that are there (it only recognises "\r\n" header lines);
-// a router uses it to flush what it gathered before Read may wait.
-func (r *Reader) Ready() bool { return r.ready() }
-
 // Max returns the reader's body size bound.
 func (r *Reader) Max() int64 { return r.max }
-
-// ParseHeader returns the Content-Length of one complete header block (its
-// lines up to the empty line that ends it), by the rules Reader.Read
-// applies; a block it cannot trust is a wrapped [ErrBadHeader].
-func ParseHeader(block []byte) (int64, error) { return parseHeader(block) }
 
 // Write writes body as one framed message with a single Write call on w
 // (or a single writev for a *net.TCPConn or *net.UnixConn with a large

@@ -45,7 +45,11 @@ func (r *Reader) read() ([]byte, error) {
 	return body, nil
 }
 
-func (r *Reader) ready() bool {
+// Ready reports whether a whole message has been received and not yet
+// returned, so that the next Read will not block. It may report false for
+// some messages that are there (it only recognises "\r\n" header lines);
+// a router uses it to flush what it gathered before Read may wait.
+func (r *Reader) Ready() bool {
 	if r.err != nil || r.discard > 0 {
 		return false
 	}
@@ -153,8 +157,10 @@ func headerLine(line []byte, length *int64) error {
 	return nil
 }
 
-// parseHeader is ParseHeader.
-func parseHeader(block []byte) (int64, error) {
+// ParseHeader returns the Content-Length of one complete header block (its
+// lines up to the empty line that ends it), by the rules Reader.Read
+// applies; a block it cannot trust is a wrapped [ErrBadHeader].
+func ParseHeader(block []byte) (int64, error) {
 	if len(block) > MaxHeaderBytes {
 		return 0, errf(ErrBadHeader, "header block longer than %d bytes", MaxHeaderBytes)
 	}

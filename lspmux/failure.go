@@ -3,10 +3,11 @@ package lspmux
 import (
 	"errors"
 	"fmt"
-	"github.com/procref/procref/hostproto"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/procref/procref/hostproto"
 
 	"github.com/procref/procref/lspframe"
 )
@@ -19,7 +20,7 @@ var ErrInitFailed = errors.New("language server did not start")
 
 // withOutput appends the backend's last stderr lines (Config.StderrTail)
 // to a description of its failure.
-func (m *mux) withOutput(msg string) string {
+func (m *Mux) withOutput(msg string) string {
 	if m.cfg.StderrTail == nil {
 		return msg
 	}
@@ -31,7 +32,7 @@ func (m *mux) withOutput(msg string) string {
 
 // withHint appends Config.FailureHint (where the log is) to a message
 // for the user.
-func (m *mux) withHint(msg string) string {
+func (m *Mux) withHint(msg string) string {
 	if m.cfg.FailureHint == "" {
 		return msg
 	}
@@ -41,7 +42,7 @@ func (m *mux) withHint(msg string) string {
 // refuseStopped serves a client that arrives after the mux stopped: its
 // initialize (if it sends one within a second) is answered with why, then
 // the connection is closed. It blocks for at most a second.
-func (m *mux) refuseStopped(conn io.ReadWriteCloser, why error) {
+func (m *Mux) refuseStopped(conn io.ReadWriteCloser, why error) {
 	t := time.AfterFunc(time.Second, func() { conn.Close() })
 	defer t.Stop()
 	defer conn.Close()

@@ -57,6 +57,18 @@
 //     that stops reading is disconnected); a malformed frame disconnects
 //     only that client; invalid JSON gets a parse error answer.
 //
+// The parts, a file each: sessions.go (a client session: reading,
+// routing, leaving), ids.go (the routing tables of request ids and
+// progress tokens, changed only through methods that check them),
+// initialize.go (the one backend initialize and its cached result),
+// documents.go and text.go (open counts, versions, each client's text),
+// folders.go (the union of workspace folders), requests.go and
+// capabilities.go (backend requests to clients, gated by what each
+// declared), notifications.go, encoding.go (UTF-16 for everyone),
+// backend.go (the server process: start, crash, restart, stop), queue.go
+// (bounded queues and direct writes) and failure.go (what a client is told
+// when its session ends).
+//
 // Messages are never fully decoded to route them: ids and the few params
 // the mux needs are found with [lspframe.Scan] and spliced into the original
 // bytes. Only didOpen/didChange/didClose and small control messages are
@@ -80,7 +92,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os/exec"
 	"time"
 )
 
@@ -97,14 +108,6 @@ type Backend interface {
 	// Wait blocks until the server process has exited and returns its exit
 	// status. It may be called more than once and from several goroutines.
 	Wait() error
-}
-
-// ExecBackend starts cmd with its stdin and stdout connected to fresh
-// pipes and returns it as a Backend. The caller sets everything else on
-// cmd first (SysProcAttr, Stderr, Env, Dir); cmd.Stdin and cmd.Stdout must
-// be nil. Wait may be called at any time (the pipes are not closed by it).
-func ExecBackend(cmd *exec.Cmd) (Backend, error) {
-	return execBackend(cmd)
 }
 
 // Config configures a Mux. Only Start is required.
@@ -163,50 +166,3 @@ var ErrClosed = errors.New("lsp multiplexer closed")
 // recorded by Err when the backend failed more often than the restart
 // limit allows.
 var ErrBackendFailed = errors.New("language server keeps failing")
-
-// Mux multiplexes clients onto one backend. All methods are safe for
-// concurrent use.
-type Mux struct {
-	m *mux
-}
-
-// New returns a Mux. It starts no backend: the first client's initialize
-// does.
-func New(cfg Config) (*Mux, error) {
-	m, err := newMux(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &Mux{m: m}, nil
-}
-
-// ServeClient serves one client session on conn, whose first message is
-// expected to be initialize. It blocks until the session ends: the client
-// sent exit, hit EOF, sent a malformed frame, fell too far behind reading,
-// ctx ended, or the Mux stopped. It always closes conn, and closes the
-// client's documents for it before returning. It returns nil for a clean
-// end (exit or EOF) and the cause otherwise.
-func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
-	return m.m.serveClient(ctx, conn)
-}
-
-// Clients returns the number of connected client sessions.
-func (m *Mux) Clients() int { return m.m.clientCount() }
-
-// Close stops the Mux: every client is disconnected, the backend gets
-// shutdown and then exit (each step bounded by ShutdownTimeout and ctx),
-// and is killed if it does not leave. It blocks until the backend process
-// has exited and every goroutine of the Mux has finished. Later calls
-// return the first call's result.
-func (m *Mux) Close(ctx context.Context) error { return m.m.close(ctx) }
-
-// Done is closed when the Mux has stopped for good: Close was called or
-// the backend failed beyond the restart limit (see Err).
-func (m *Mux) Done() <-chan struct{} { return m.m.done }
-
-// Err returns why the Mux stopped (nil while it runs, ErrClosed after
-// Close, a wrapped ErrBackendFailed after too many crashes).
-func (m *Mux) Err() error { return m.m.stopErr() }
-
-// Backends returns how many backends the Mux has started (1 + restarts).
-func (m *Mux) Backends() int { return m.m.backendCount() }

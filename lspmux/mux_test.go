@@ -84,6 +84,7 @@ func newHarness(t testing.TB, tune func(*Config, *fakeFarm)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.checks = true // every change of the routing tables is verified
 	h.mux = m
 	t.Cleanup(h.cleanup)
 	return h
@@ -188,7 +189,7 @@ func newHeldInitHarness(t *testing.T) (*harness, chan struct{}) {
 func TestInitializeOnceCachedAndWaits(t *testing.T) {
 	h, release := newHeldInitHarness(t)
 	waiting := make(chan struct{}, 8)
-	h.mux.m.testHook = func(ev string) {
+	h.mux.testHook = func(ev string) {
 		if ev == "init-wait" {
 			waiting <- struct{}{}
 		}
@@ -584,7 +585,7 @@ func TestPipelinedAfterInitialize(t *testing.T) {
 	h, release := newHeldInitHarness(t)
 	waiting := make(chan struct{}, 1)
 	awaiting := make(chan struct{}, 8)
-	h.mux.m.testHook = func(ev string) {
+	h.mux.testHook = func(ev string) {
 		switch ev {
 		case "init-wait":
 			waiting <- struct{}{}

@@ -45,7 +45,7 @@ func (c *fileConn) Close() error {
 func TestDirectWritesToAPipeClient(t *testing.T) {
 	h := newHarness(t, nil)
 	var rests atomic.Int64
-	h.mux.m.testHook = func(ev string) {
+	h.mux.testHook = func(ev string) {
 		if ev == "direct-rest" {
 			rests.Add(1)
 		}

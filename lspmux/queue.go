@@ -2,10 +2,13 @@ package lspmux
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
+	"github.com/procref/procref/internal/pipeio"
 	"github.com/procref/procref/lspframe"
 )
 
@@ -387,4 +390,207 @@ func (q *quota) release(n int64) {
 	close(q.wake)
 	q.wake = make(chan struct{})
 	q.mu.Unlock()
+}
+
+// send queues body toward the client. A client whose queue is over its
+// bound is not reading: it is disconnected (never block the router).
+// Called with or without m.mu held.
+func (c *client) send(body []byte) {
+	c.sendItem(item{body: body})
+}
+
+// sendItem is send for an item with edits.
+func (c *client) sendItem(it item) {
+	c.push(it, nil)
+}
+
+// sendDirect is sendItem from the session reader, which may write to the
+// client itself: when nothing is queued for the client and its writer is
+// idle, the reader takes the client over, keeps adding what it routes
+// there, and writes it all at once before it next waits for the backend
+// (flushClients), saving the hand-off to the writer goroutine on the
+// round-trip path and batching a burst into one write. That write is
+// never waits where the connection has a non-blocking write (TryWrite: the
+// editor's pipes after a handoff), else is bounded by a deadline of
+// directWait, so a client that does not read costs the reader at most
+// that once: what did not fit goes back to the queue for the writer
+// goroutine, which then owns the client. Called without m.mu held.
+func (s *session) sendDirect(c *client, it item) {
+	if c.deadline == nil && c.try == nil {
+		c.push(it, nil)
+		return
+	}
+	if c.push(it, s) {
+		s.direct = append(s.direct, c)
+	}
+}
+
+// flushClients writes what the session reader gathered for the clients it
+// took over (sendDirect). Called by the session reader before it blocks.
+func (s *session) flushClients() {
+	for i, c := range s.direct {
+		if err := c.out.drain(c.writeDirect); err != nil {
+			c.kill(fmt.Errorf("write to client: %w", err))
+		}
+		s.direct[i] = nil
+	}
+	s.direct = s.direct[:0]
+}
+
+// directWait bounds a direct write to a client (see sendDirect).
+const directWait = 200 * time.Microsecond
+
+// writeDirect writes a batch to the client for flushClients: the small
+// messages at its head in one write, without waiting (TryWrite) or under a
+// deadline; it hands back what it did not write.
+func (c *client) writeDirect(items []item) ([]item, error) {
+	frame := c.dbuf[:0]
+	i := 0
+	for ; i < len(items); i++ {
+		it := &items[i]
+		if it.framed || len(it.body) > directMax {
+			break // large or partly written: the writer goroutine's
+		}
+		frame = appendEdited(frame, it.body, it.edits)
+		if it.recycle {
+			lspframe.Recycle(it.body)
+		}
+	}
+	c.dbuf = frame
+	if len(frame) == 0 {
+		return items, nil
+	}
+	var rest []item
+	if c.try != nil {
+		n, err := c.try.TryWrite(frame)
+		if err == nil {
+			if n < len(frame) {
+				// The editor's pipe is full: the rest is the writer
+				// goroutine's, which waits for room.
+				rest = append(rest, item{body: append([]byte(nil), frame[n:]...), framed: true})
+				c.m.event("direct-rest")
+			}
+			return append(rest, items[i:]...), nil
+		}
+		if !errors.Is(err, pipeio.ErrWouldBlock) {
+			return nil, err
+		}
+	}
+	if c.deadline == nil {
+		rest = append(rest, item{body: append([]byte(nil), frame...), framed: true})
+		return append(rest, items[i:]...), nil
+	}
+	if err := c.deadline.SetWriteDeadline(time.Now().Add(directWait)); err != nil {
+		rest = append(rest, item{body: append([]byte(nil), frame...), framed: true})
+		return append(rest, items[i:]...), nil
+	}
+	n, err := c.conn.Write(frame)
+	if derr := c.deadline.SetWriteDeadline(time.Time{}); derr != nil && err == nil {
+		err = derr
+	}
+	if err != nil {
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, err
+		}
+		rest = append(rest, item{body: append([]byte(nil), frame[n:]...), framed: true})
+	}
+	return append(rest, items[i:]...), nil
+}
+
+// directMax is the largest body written directly (sendDirect, toServer
+// with direct): larger ones are left to the writer goroutines, where their
+// time on the wire blocks nobody else.
+const directMax = 64 << 10
+
+// appendEdited appends the framed message of body with edits applied.
+func appendEdited(dst, body []byte, edits []lspframe.Edit) []byte {
+	n := len(body)
+	for _, e := range edits {
+		n += len(e.With) - (e.At.End - e.At.Start)
+	}
+	dst = lspframe.AppendHeader(dst, n)
+	at := 0
+	for _, e := range edits { // in order: see the callers
+		dst = append(dst, body[at:e.At.Start]...)
+		dst = append(dst, e.With...)
+		at = e.At.End
+	}
+	return append(dst, body[at:]...)
+}
+
+// push queues it (for owner, see queue.pushItem; the result is then
+// whether the caller has taken the client's queue over and must drain
+// it). A client over its bound is disconnected.
+func (c *client) push(it item, owner any) bool {
+	ok, drain := c.out.pushItem(it, c.m.cfg.ClientQueue, owner)
+	if !ok {
+		select {
+		case <-c.stop:
+		default:
+			c.log.Warn("lsp client is not reading its messages; disconnecting it", "queued_limit", c.m.cfg.ClientQueue)
+			go c.kill(errSlowClient)
+		}
+	}
+	return drain
+}
+
+// toServer queues body for the current backend. release (if set) is called
+// once it has been written or dropped. Called with mu held; never blocks.
+func (m *Mux) toServer(body []byte, release func()) bool {
+	return m.toServerItem(item{body: body, release: release})
+}
+
+// toServerItem is toServer for an item with edits.
+func (m *Mux) toServerItem(it item) bool {
+	if m.sess == nil {
+		if it.release != nil {
+			it.release()
+		}
+		return false
+	}
+	ok, _ := m.sess.q.pushItem(it, 0, nil)
+	return ok
+}
+
+// toServerDirect is toServerItem for c's reader: when the backend's queue
+// is empty and idle, or already c's, c's reader becomes (or stays) its
+// writer and writes what gathered before it next blocks (flushServer):
+// no hand-off to the session writer goroutine on the round-trip path, and
+// a burst of small messages leaves in one write. Large items always go to
+// the writer goroutine. Called with mu held, from c's reader.
+func (m *Mux) toServerDirect(c *client, it item) {
+	if m.sess == nil {
+		if it.release != nil {
+			it.release()
+		}
+		return
+	}
+	if len(it.body) > directMax || (c.claimed != nil && c.claimed != m.sess) {
+		m.sess.q.pushItem(it, 0, nil)
+		return
+	}
+	if _, claimed := m.sess.q.pushItem(it, 0, c); claimed {
+		c.claimed = m.sess
+	}
+}
+
+// flushServer writes what c's reader gathered for the backend (see
+// toServerDirect). c's reader calls it before anything that may block:
+// reading the client, waiting for quota or for the backend to run.
+// Called without m.mu held.
+func (m *Mux) flushServer(c *client) {
+	if s := c.claimed; s != nil {
+		c.claimed = nil
+		m.drainTo(s)
+	}
+}
+
+// broadcast sends body to every client that has sent initialize (used for
+// notifications that concern all of them). Called with mu held.
+func (m *Mux) broadcast(body []byte) {
+	for c := range m.clients {
+		if c.sentInit {
+			c.send(body)
+		}
+	}
 }

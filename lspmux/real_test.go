@@ -166,7 +166,7 @@ func newRealRig(t *testing.T, bin string, args []string, files map[string]string
 		t.Fatal(err)
 	}
 	for _, f := range tune {
-		f(&m.m.cfg)
+		f(&m.cfg)
 	}
 	r.mux = m
 	r.ln, err = net.Listen("tcp", "127.0.0.1:0")

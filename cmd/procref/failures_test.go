@@ -216,7 +216,13 @@ func nothingLeft(t *testing.T, dir string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("runtime dir %s still holds %v", dir, left)
+			var detail strings.Builder
+			for _, name := range left {
+				if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil && strings.HasSuffix(name, ".json") {
+					fmt.Fprintf(&detail, "\n%s: %s", name, b)
+				}
+			}
+			t.Fatalf("runtime dir %s still holds %v%s", dir, left, detail.String())
 		}
 		time.Sleep(20 * time.Millisecond) // the host's exit: no event to wait for from here
 	}

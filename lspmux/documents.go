@@ -1,6 +1,7 @@
 package lspmux
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/procref/procref/lspframe"
@@ -51,7 +52,7 @@ type didChangeParams struct {
 
 // nextVersion returns the next backend version for uri and records which
 // client version it stands for. Called with mu held.
-func (m *mux) nextVersion(d *doc, c *client, cv int64) int64 {
+func (m *Mux) nextVersion(d *doc, c *client, cv int64) int64 {
 	m.verSeq[d.uri]++
 	v := m.verSeq[d.uri]
 	d.vmap[d.vnext%len(d.vmap)] = verMap{server: v, c: c, client: cv}
@@ -74,7 +75,7 @@ func (d *doc) clientVersion(c *client, server int64) (int64, bool) {
 // original message with its version rewritten if c is the first to open
 // the URI, a full-text change if c reopens it, else nothing. Called with
 // mu held.
-func (m *mux) openDoc(c *client, p *didOpenParams, body []byte, verAt lspframe.Span) []byte {
+func (m *Mux) openDoc(c *client, p *didOpenParams, body []byte, verAt lspframe.Span) []byte {
 	td := &p.TextDocument
 	d := m.docs[td.URI]
 	if d == nil {
@@ -107,7 +108,7 @@ func (m *mux) openDoc(c *client, p *didOpenParams, body []byte, verAt lspframe.S
 // changeDoc applies c's change to its copy and returns what the backend
 // gets: the original change with the next version if the backend has c's
 // text, else c's full text. Called with mu held.
-func (m *mux) changeDoc(c *client, p *didChangeParams, body []byte, verAt lspframe.Span) []byte {
+func (m *Mux) changeDoc(c *client, p *didChangeParams, body []byte, verAt lspframe.Span) []byte {
 	d := m.docs[p.TextDocument.URI]
 	if d == nil || d.openers[c] == nil {
 		c.log.Warn("lsp client changed a document it has not opened; dropped", "uri", p.TextDocument.URI)
@@ -125,7 +126,7 @@ func (m *mux) changeDoc(c *client, p *didChangeParams, body []byte, verAt lspfra
 
 // syncFrom makes c the document's last editor and returns a didChange that
 // gives the backend c's full text. Called with mu held.
-func (m *mux) syncFrom(d *doc, c *client) []byte {
+func (m *Mux) syncFrom(d *doc, c *client) []byte {
 	cd := d.openers[c]
 	d.lastEditor = c
 	v := m.nextVersion(d, c, cd.version)
@@ -136,7 +137,7 @@ func (m *mux) syncFrom(d *doc, c *client) []byte {
 }
 
 // fullOpen returns a didOpen carrying c's text as version v.
-func (m *mux) fullOpen(d *doc, c *client, v int64) []byte {
+func (m *Mux) fullOpen(d *doc, c *client, v int64) []byte {
 	return msgNotification("textDocument/didOpen", mustJSON(map[string]any{
 		"textDocument": textDocumentItem{URI: d.uri, LanguageID: d.languageID, Version: v, Text: d.openers[c].text},
 	}))
@@ -146,7 +147,7 @@ func (m *mux) fullOpen(d *doc, c *client, v int64) []byte {
 // c's text was the backend's, another opener's text replaces it (when it
 // differs). Called with mu held; live is false while the backend is down
 // (the replay then uses the state as it is).
-func (m *mux) closeDoc(c *client, uri string, live bool) {
+func (m *Mux) closeDoc(c *client, uri string, live bool) {
 	d := m.docs[uri]
 	delete(c.docs, uri)
 	if d == nil || d.openers[c] == nil {
@@ -188,7 +189,7 @@ func (m *mux) closeDoc(c *client, uri string, live bool) {
 
 // replayDocs opens every document at a freshly started backend with its
 // last editor's text. Called with mu held.
-func (m *mux) replayDocs() {
+func (m *Mux) replayDocs() {
 	for _, d := range m.docs {
 		c := d.lastEditor
 		if c == nil || d.openers[c] == nil {
@@ -200,5 +201,79 @@ func (m *mux) replayDocs() {
 		d.lastEditor = c
 		v := m.nextVersion(d, c, d.openers[c].version)
 		m.toServer(m.fullOpen(d, c, v), nil)
+	}
+}
+
+// parseDidOpen reads didOpen params without a full decode (the text may
+// be large): it returns the document and the span of its version within
+// params.
+func parseDidOpen(params []byte) (didOpenParams, lspframe.Span, error) {
+	var p didOpenParams
+	tdSp, ok, err := lspframe.Lookup(params, "textDocument")
+	if err != nil || !ok {
+		return p, lspframe.Span{}, fmt.Errorf("no textDocument: %v", err)
+	}
+	td := tdSp.Of(params)
+	sp, err := lspframe.Members(td, "uri", "languageId", "version", "text")
+	if err != nil {
+		return p, lspframe.Span{}, err
+	}
+	item := &p.TextDocument
+	if item.URI, err = lspframe.Unquote(sp[0].Of(td)); err != nil || item.URI == "" {
+		return p, lspframe.Span{}, fmt.Errorf("bad uri: %v", err)
+	}
+	if sp[1].Ok() {
+		item.LanguageID, _ = lspframe.Unquote(sp[1].Of(td))
+	}
+	if item.Text, err = lspframe.Unquote(sp[3].Of(td)); err != nil {
+		return p, lspframe.Span{}, fmt.Errorf("bad text: %v", err)
+	}
+	var vs lspframe.Span
+	if v, err := strconv.ParseInt(string(sp[2].Of(td)), 10, 64); err == nil {
+		item.Version = v
+		vs = lspframe.Span{Start: tdSp.Start + sp[2].Start, End: tdSp.Start + sp[2].End}
+	}
+	return p, vs, nil
+}
+
+// toOpeners sends a server notification about d's document to the clients
+// that have it open; publishDiagnostics carries the backend's version,
+// which each client gets as the version it knows (or none).
+func (m *Mux) toOpeners(d *doc, f *lspframe.Fields, body []byte) {
+	params := f.Params.Of(body)
+	abs := func(sp lspframe.Span) lspframe.Span { return inParams(f, sp) }
+	var verSp lspframe.Span
+	var server int64
+	if f.MethodName() == "textDocument/publishDiagnostics" {
+		if sp, ok, _ := lspframe.Lookup(params, "version"); ok {
+			if v, ok := parseHostID(sp.Of(params)); ok {
+				verSp, server = abs(sp), v
+			}
+		}
+	}
+	var stripped []byte
+	strip := func() []byte {
+		if stripped == nil {
+			np, _, _ := lspframe.DeleteMember(params, "version")
+			stripped = lspframe.Splice(body, f.Params, np)
+		}
+		return stripped
+	}
+	if f.MethodName() == "textDocument/publishDiagnostics" {
+		d.lastDiag = body
+		if verSp.Ok() {
+			d.lastDiag = strip()
+		}
+	}
+	for c := range d.openers {
+		if !verSp.Ok() {
+			c.send(body)
+			continue
+		}
+		if cv, ok := d.clientVersion(c, server); ok {
+			c.send(lspframe.Splice(body, verSp, idToken(cv)))
+			continue
+		}
+		c.send(strip())
 	}
 }
