@@ -1,9 +1,13 @@
-// Package proxy is the editor-facing half of procref: the stdio⇄TCP relay
-// and the few LSP messages the proxy itself reads or writes (it peeks at the
-// editor's initialize to learn the workspace root, answers it with an error
-// when the backend cannot start, and tells the editor about a slow cold
-// start with window/logMessage). The host-side LSP multiplexer is the
-// subpackage lspmux; LSP framing is lspframe.
+// Package proxy is the proxy process, one per editor window: [Run] takes a
+// kernel reference, finds or starts the shared host through the launcher,
+// and connects the editor to it. In mux mode on Linux it hands the editor's
+// stdin and stdout to the host (hostproto.Handoff) and waits for the end of
+// the session; otherwise it relays ([Relay]: poll/splice on Linux,
+// goroutines elsewhere). It reads the few messages it must itself: the
+// editor's first message (the workspace root, the protocol), an error
+// answer to initialize when the backend cannot start, and a
+// window/logMessage during a slow cold start. It never imports the host:
+// what the two say to each other is package hostproto.
 package proxy
 
 import (
