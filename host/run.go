@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/procref/procref/hostproto"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +15,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/procref/procref/hostproto"
+	"github.com/procref/procref/internal/restarts"
 
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
@@ -31,7 +33,8 @@ func Run(ctx context.Context, spec *hostproto.Spec, exe string, log *slog.Logger
 	}
 	svc.Logger = log
 	svc.StartTimeout = spec.StartTimeout
-	b := &backend{spec: spec, log: log, stopTimeout: 5 * time.Second, svc: svc}
+	b := &backend{spec: spec, log: log, stopTimeout: 5 * time.Second, svc: svc,
+		restarts: restarts.Budget{Max: 3, Window: time.Minute}}
 	svc.About = launcher.About{Mode: spec.Mode, Command: spec.Command, Root: spec.Root}
 	switch spec.Mode {
 	case hostproto.ModeTCP:
@@ -62,7 +65,7 @@ type backend struct {
 	mu       sync.Mutex
 	addr     hostproto.Addr // where a tcp-mode backend listens
 	id       platform.Identity
-	restarts []time.Time
+	restarts restarts.Budget // crash recovery: at most 3 restarts a minute
 	extra    func() map[string]any
 }
 
@@ -248,30 +251,12 @@ func (b *backend) checkTCP(ctx context.Context, info launcher.Info) error {
 	return c.Close()
 }
 
-// maxRestarts bounds crash recovery: at most this many restarts a minute.
-const maxRestarts = 3
-
-func (b *backend) allowRestart() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := time.Now()
-	recent := b.restarts[:0]
-	for _, t := range b.restarts {
-		if now.Sub(t) < time.Minute {
-			recent = append(recent, t)
-		}
-	}
-	b.restarts = recent
-	if len(recent) >= maxRestarts {
-		return fmt.Errorf("backend restarted %d times in the last minute; giving up", len(recent))
-	}
-	b.restarts = append(b.restarts, now)
-	return nil
-}
-
 func (b *backend) recoverTCP(ctx context.Context, old launcher.Info, cause error) (launcher.Info, error) {
-	if err := b.allowRestart(); err != nil {
-		return launcher.Info{}, err
+	b.mu.Lock()
+	ok := b.restarts.Spend(time.Now())
+	b.mu.Unlock()
+	if !ok {
+		return launcher.Info{}, fmt.Errorf("backend restarted %d times in the last minute; giving up", b.restarts.Max)
 	}
 	b.log.Warn("restarting backend", "cause", cause)
 	b.stopTCP(ctx, old)

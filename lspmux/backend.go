@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"slices"
 	"sync"
 	"time"
 
@@ -311,12 +310,11 @@ func (m *Mux) supervise() {
 // The first restart is immediate. It reports false if the mux closed.
 func (m *Mux) backoff() bool {
 	m.mu.Lock()
-	n := len(m.restarts) - 1
+	d := m.restarts.Backoff()
 	m.mu.Unlock()
-	if n <= 0 {
+	if d == 0 {
 		return true
 	}
-	d := min(100*time.Millisecond<<(n-1), 2*time.Second)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -347,13 +345,13 @@ func (m *Mux) crashed(s *session, cause error) bool {
 	// with the replay.
 	m.sess = nil
 	m.setPhase(phaseRestarting)
-	for hid := range m.pending {
-		if p := m.takeRequest(hid); p.c != nil && !p.c.gone {
-			p.c.send(msgError(p.origID, codeRequestFailed, "the language server crashed; procref is restarting it"))
+	for _, hid := range m.calls.All() {
+		if p, _ := m.takeRequest(hid); p.Client != nil && !p.Client.gone {
+			p.Client.send(msgError(p.ID, codeRequestFailed, "the language server crashed; procref is restarting it"))
 		}
 	}
-	for _, sr := range m.srvReqs {
-		m.takeServerRequest(sr.c, sr.hid)
+	for hid, c := range m.asks.All() {
+		m.takeServerRequest(c, hid)
 	}
 	clear(m.stokens)
 	if len(m.regs) > 0 {
@@ -373,16 +371,13 @@ func (m *Mux) crashed(s *session, cause error) bool {
 		}
 		m.regs = nil
 	}
-	now := time.Now()
-	m.restarts = slices.DeleteFunc(m.restarts, func(t time.Time) bool { return now.Sub(t) > m.cfg.RestartWindow })
-	if m.cfg.MaxRestarts < 0 || len(m.restarts) >= m.cfg.MaxRestarts {
+	if !m.restarts.Spend(time.Now()) {
 		m.mu.Unlock()
-		why := m.withOutput(fmt.Sprintf("%d restarts within %v, last: %v", len(m.restarts), m.cfg.RestartWindow, cause))
+		why := m.withOutput(fmt.Sprintf("%d restarts within %v, last: %v", m.restarts.Recent(), m.cfg.RestartWindow, cause))
 		m.stopFor(fmt.Errorf("%w (%s); fix the server's command, arguments or configuration, then restart the editor's language client", ErrBackendFailed, why),
 			m.withHint(fmt.Sprintf("The language server keeps crashing (%s); procref stopped it. Fix the server's command, arguments or configuration, then restart your editor's language client.", why)))
 		return false
 	}
-	m.restarts = append(m.restarts, now)
 	m.mu.Unlock()
 	return true
 }

@@ -51,7 +51,7 @@ func TestExecBackendKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.mux.Close(h.ctx) // the harness's own (unused) mux
-	m.checks = true
+	m.checks, m.calls.Check, m.asks.Check = true, true, true
 	h.mux = m
 	a, b := h.join("a", "r"), h.join("b", "r")
 	mustNoErr(t, a.didOpen("file:///ws/r/a.c", "int a;", 1))

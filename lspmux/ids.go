@@ -2,10 +2,10 @@ package lspmux
 
 import (
 	"fmt"
-	"maps"
 	"strconv"
 	"time"
 
+	"github.com/procref/procref/internal/idroute"
 	"github.com/procref/procref/lspframe"
 )
 
@@ -32,12 +32,12 @@ func (m *Mux) clientRequest(c *client, f *lspframe.Fields, body []byte) error {
 	return m.forward(c, body, func(hid int64) (item, func()) {
 		origID := append([]byte(nil), f.ID.Of(body)...)
 		edits := []lspframe.Edit{{At: f.ID, With: idToken(hid)}}
-		p := &pending{c: c, origID: origID, method: f.MethodName(), seq: m.activeSeq, size: int64(len(body))}
 		var origToks [][]byte
 		for _, s := range toks {
 			origToks = append(origToks, append([]byte(nil), s.Of(body)...))
 		}
-		for i, htok := range m.addRequest(hid, p, origToks...) {
+		data := call{method: f.MethodName(), seq: m.activeSeq, size: int64(len(body))}
+		for i, htok := range m.addRequest(hid, c, origID, data, origToks...) {
 			edits = append(edits, lspframe.Edit{At: toks[i], With: []byte(htok)})
 		}
 		// nothing keeps body (ids and tokens were copied): written with
@@ -117,36 +117,21 @@ func (m *Mux) clientResponse(c *client, f *lspframe.Fields, body []byte) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	sr := m.takeServerRequest(c, hid)
-	if sr == nil {
+	sid, ok := m.takeServerRequest(c, hid)
+	if !ok {
 		return
 	}
 	// Sent without the client's quota: it answers what the backend asked.
-	m.toServer(lspframe.Splice(body, f.ID, sr.sid), nil)
+	m.toServer(lspframe.Splice(body, f.ID, sid), nil)
 }
 
-// pending is a request in flight at the backend.
-type pending struct {
-	c      *client // nil: the mux's own request, answered on ch
-	origID []byte
+// call is the mux's part of a request in flight at the backend (the
+// routing table's Data).
+type call struct {
 	method string
-	tokens []string // host progress tokens standing for the client's
-	ch     chan []byte
-	seq    int64
-	size   int64 // request bytes, counted in c.awaiting until answered
-}
-
-// srvReq is a backend request forwarded to one client.
-type srvReq struct {
-	sid []byte
-	c   *client
-	hid int64
-}
-
-// ctoken is a client's own progress token behind a host token.
-type ctoken struct {
-	c    *client
-	orig []byte
+	seq    int64       // m.activeSeq when it was sent (pickClient)
+	size   int64       // request bytes, counted in c.awaiting until answered
+	ch     chan []byte // the mux's own request: where its answer goes
 }
 
 // hostCall sends the mux's own request and waits for the answer, the
@@ -155,7 +140,7 @@ func (m *Mux) hostCall(s *session, method string, params []byte, timeout time.Du
 	hid := m.nextID.Add(1)
 	ch := make(chan []byte, 1)
 	m.mu.Lock()
-	m.addRequest(hid, &pending{method: method, ch: ch})
+	m.addRequest(hid, nil, nil, call{method: method, ch: ch})
 	s.q.push(msgRequest(hid, method, params), 0, nil)
 	m.mu.Unlock()
 	var tc <-chan time.Time
@@ -184,145 +169,88 @@ func (m *Mux) serverResponse(s *session, f *lspframe.Fields, body []byte) {
 		return
 	}
 	m.mu.Lock()
-	p := m.takeRequest(hid)
+	p, ok := m.takeRequest(hid)
 	m.mu.Unlock()
-	if p == nil {
+	if !ok {
 		return // its client has gone, or a duplicate
 	}
-	if p.ch != nil {
-		p.ch <- body
+	if p.Data.ch != nil {
+		p.Data.ch <- body
 		return
 	}
-	c := p.c
+	c := p.Client
 	// the body goes to this one client and nothing keeps it: written
 	// with the client's id spliced in, then recycled
-	s.sendDirect(c, item{body: body, edits: []lspframe.Edit{{At: f.ID, With: p.origID}}, recycle: true})
+	s.sendDirect(c, item{body: body, edits: []lspframe.Edit{{At: f.ID, With: p.ID}}, recycle: true})
 }
 
-// The routing tables: m.pending (host id → request in flight at the
-// backend) with each client's c.reqs (its id → host id) and c.awaiting
-// (bytes of its unanswered requests); m.ctokens and c.tokens (host
-// progress token ⇄ the client's own); m.srvReqs (backend id → backend
-// request awaiting a client's answer) with c.outReqs. They change only
-// through the four methods below, which keep them in step; with
-// Mux.checks set (tests) every change is followed by checkIDs. All are
-// called with mu held.
+// The routing tables (package idroute): m.calls, the requests in flight
+// at the backend with their progress tokens, and m.asks, the backend's
+// requests in flight at clients. Every change goes through the four
+// methods below, which also keep each client's c.awaiting (the bytes of
+// its unanswered requests) in step; with m.checks set (tests) the tables
+// verify themselves after every change and checkAwaiting the bytes. All
+// are called with mu held.
 
-// addRequest records request hid of p.c (nil: the mux's own) and gives
-// each of the client's progress tokens a host token, returned in order.
-func (m *Mux) addRequest(hid int64, p *pending, clientTokens ...[]byte) []string {
-	m.pending[hid] = p
-	if c := p.c; c != nil {
-		c.reqs[string(p.origID)] = hid
-		c.awaiting.Add(p.size)
-		for _, orig := range clientTokens {
-			htok := string(lspframe.Quote("procref/" + strconv.FormatInt(m.nextID.Add(1), 10)))
-			m.ctokens[htok] = &ctoken{c: c, orig: orig}
-			c.tokens[string(orig)] = htok
-			p.tokens = append(p.tokens, htok)
-		}
+// addRequest records request hid of client c (nil: the mux's own) with
+// its own id, and gives each of its progress tokens a host token, returned
+// in order.
+func (m *Mux) addRequest(hid int64, c *client, id []byte, data call, clientTokens ...[]byte) []string {
+	var toks []idroute.Token
+	var hosts []string
+	for _, orig := range clientTokens {
+		htok := string(lspframe.Quote("procref/" + strconv.FormatInt(m.nextID.Add(1), 10)))
+		toks = append(toks, idroute.Token{Host: htok, Client: orig})
+		hosts = append(hosts, htok)
 	}
-	m.checkIDs()
-	return p.tokens
+	m.calls.Add(hid, idroute.Call[*client, call]{Client: c, ID: id, Tokens: toks, Data: data})
+	if c != nil {
+		c.awaiting.Add(data.size)
+		m.checkAwaiting(c)
+	}
+	return hosts
 }
 
 // takeRequest removes request hid (answered, failed or abandoned) with
-// its client's entries and tokens, and returns it; nil if there is none.
-func (m *Mux) takeRequest(hid int64) *pending {
-	p := m.pending[hid]
-	if p == nil {
-		return nil
+// its tokens and returns it; false if there is none.
+func (m *Mux) takeRequest(hid int64) (idroute.Call[*client, call], bool) {
+	p, ok := m.calls.Take(hid)
+	if ok && p.Client != nil {
+		p.Client.awaiting.Add(-p.Data.size)
+		m.checkAwaiting(p.Client)
 	}
-	delete(m.pending, hid)
-	if c := p.c; c != nil {
-		delete(c.reqs, string(p.origID))
-		c.awaiting.Add(-p.size)
-		for _, t := range p.tokens {
-			if ct := m.ctokens[t]; ct != nil && c.tokens[string(ct.orig)] == t {
-				delete(c.tokens, string(ct.orig))
-			}
-			delete(m.ctokens, t)
-		}
-	}
-	m.checkIDs()
-	return p
+	return p, ok
 }
 
-// addServerRequest records a backend request forwarded to sr.c. A
-// backend that reuses an id still awaiting an answer replaces the older
-// request (which then gets no answer from here).
-func (m *Mux) addServerRequest(sr *srvReq) {
-	if old := m.srvReqs[string(sr.sid)]; old != nil {
-		m.log.Warn("language server reused a request id still awaiting an answer", "id", string(sr.sid))
-		delete(old.c.outReqs, old.hid)
+// addServerRequest records backend request sid forwarded to c under host
+// id hid. A backend that reuses an id still awaiting an answer replaces
+// the older request (which then gets no answer from here).
+func (m *Mux) addServerRequest(c *client, sid []byte, hid int64) {
+	if m.asks.Add(hid, idroute.Ask[*client, struct{}]{Client: c, ServerID: sid}) {
+		m.log.Warn("language server reused a request id still awaiting an answer", "id", string(sid))
 	}
-	m.srvReqs[string(sr.sid)] = sr
-	sr.c.outReqs[sr.hid] = sr
-	m.checkIDs()
 }
 
 // takeServerRequest removes c's backend request hid (answered, or c
-// left) and returns it; nil if there is none.
-func (m *Mux) takeServerRequest(c *client, hid int64) *srvReq {
-	sr := c.outReqs[hid]
-	if sr == nil {
-		return nil
-	}
-	delete(c.outReqs, hid)
-	delete(m.srvReqs, string(sr.sid))
-	m.checkIDs()
-	return sr
+// left) and returns the backend's id for it; false if there is none.
+func (m *Mux) takeServerRequest(c *client, hid int64) ([]byte, bool) {
+	a, ok := m.asks.Take(c, hid)
+	return a.ServerID, ok
 }
 
-// checkIDs panics if the routing tables disagree (tests only: m.checks).
-func (m *Mux) checkIDs() {
+// checkAwaiting panics if c.awaiting is not the size of c's requests in
+// flight (tests only: m.checks).
+func (m *Mux) checkAwaiting(c *client) {
 	if !m.checks {
 		return
 	}
-	fail := func(format string, a ...any) { panic(fmt.Sprintf("lspmux: routing tables disagree: "+format, a...)) }
-	awaiting := map[*client]int64{}
-	tokens := 0
-	for hid, p := range m.pending {
-		if p.c == nil {
-			continue
+	var sum int64
+	m.calls.Each(func(_ int64, p idroute.Call[*client, call]) {
+		if p.Client == c {
+			sum += p.Data.size
 		}
-		if got := p.c.reqs[string(p.origID)]; got != hid {
-			fail("request %d of client %d is under host id %d in the client's table", hid, p.c.id, got)
-		}
-		awaiting[p.c] += p.size
-		for _, t := range p.tokens {
-			if ct := m.ctokens[t]; ct == nil || ct.c != p.c {
-				fail("host token %s of request %d is not its client's", t, hid)
-			}
-		}
-		tokens += len(p.tokens)
-	}
-	if tokens != len(m.ctokens) {
-		fail("%d host tokens, %d belong to requests in flight", len(m.ctokens), tokens)
-	}
-	for c := range m.clients {
-		for orig, hid := range c.reqs {
-			if p := m.pending[hid]; p == nil || p.c != c {
-				fail("client %d's request %s (host id %d) is not in flight", c.id, orig, hid)
-			}
-		}
-		if got := c.awaiting.Load(); got != awaiting[c] {
-			fail("client %d awaits %d bytes, its requests in flight are %d", c.id, got, awaiting[c])
-		}
-		for htok := range maps.Values(c.tokens) {
-			if ct := m.ctokens[htok]; ct == nil || ct.c != c {
-				fail("client %d's token maps to host token %s, which is not its own", c.id, htok)
-			}
-		}
-		for hid, sr := range c.outReqs {
-			if sr.c != c || sr.hid != hid || m.srvReqs[string(sr.sid)] != sr {
-				fail("backend request %s asked of client %d is not recorded", sr.sid, c.id)
-			}
-		}
-	}
-	for sid, sr := range m.srvReqs {
-		if sr.c.outReqs[sr.hid] != sr {
-			fail("backend request %s is not in its client's table", sid)
-		}
+	})
+	if got := c.awaiting.Load(); got != sum {
+		panic(fmt.Sprintf("lspmux: client %d awaits %d bytes, its requests in flight are %d", c.id, got, sum))
 	}
 }

@@ -191,7 +191,7 @@ func (m *Mux) initialize(s *session) (bool, error) {
 	if restart {
 		note := msgNotification("window/showMessage", mustJSON(map[string]any{
 			"type":    2, // warning
-			"message": fmt.Sprintf("The language server crashed and was restarted by procref (restart %d); open documents were restored.", len(m.restarts)),
+			"message": fmt.Sprintf("The language server crashed and was restarted by procref (restart %d); open documents were restored.", m.restarts.Recent()),
 		}))
 		for c := range m.clients {
 			if c.inited {

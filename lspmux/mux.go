@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/procref/procref/internal/idroute"
+	"github.com/procref/procref/internal/restarts"
 	"github.com/procref/procref/lspframe"
 )
 
@@ -56,16 +58,15 @@ type Mux struct {
 	folderCaps  bool // backend supports workspace folder change notifications
 	clients     map[*client]struct{}
 	activeSeq   int64
-	pending     map[int64]*pending // host id → request in flight at the backend
-	srvReqs     map[string]*srvReq // backend's raw id → its request awaiting a client's answer
+	calls       idroute.Calls[*client, call]    // requests in flight at the backend (ids.go)
+	asks        idroute.Asks[*client, struct{}] // backend requests in flight at clients (ids.go)
 	docs        map[string]*doc
 	verSeq      map[string]int64 // last version the backend saw per URI (survives close)
 	regs        []registration
-	ctokens     map[string]*ctoken          // host token (raw JSON) → client's own token
 	stokens     map[string]map[*client]bool // backend-created progress token → clients told of it
 	folders     map[string]*folderRef       // union of the clients' workspace folders
 	backendFold map[string]bool             // folders the backend has been told about
-	restarts    []time.Time
+	restarts    restarts.Budget
 
 	checks   bool               // tests only: verify the routing tables after every change (checkIDs)
 	testHook func(event string) // tests only: called at notable points (with mu held, except "direct-rest")
@@ -113,14 +114,12 @@ func New(cfg Config) (*Mux, error) {
 		done:        make(chan struct{}),
 		phaseCh:     make(chan struct{}),
 		clients:     map[*client]struct{}{},
-		pending:     map[int64]*pending{},
-		srvReqs:     map[string]*srvReq{},
 		docs:        map[string]*doc{},
 		verSeq:      map[string]int64{},
-		ctokens:     map[string]*ctoken{},
 		stokens:     map[string]map[*client]bool{},
 		folders:     map[string]*folderRef{},
 		backendFold: map[string]bool{},
+		restarts:    restarts.Budget{Max: cfg.MaxRestarts, Window: cfg.RestartWindow},
 	}, nil
 }
 

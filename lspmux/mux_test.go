@@ -84,7 +84,7 @@ func newHarness(t testing.TB, tune func(*Config, *fakeFarm)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.checks = true // every change of the routing tables is verified
+	m.checks, m.calls.Check, m.asks.Check = true, true, true // every change of the routing tables is verified
 	h.mux = m
 	t.Cleanup(h.cleanup)
 	return h

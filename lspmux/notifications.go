@@ -24,7 +24,7 @@ func (m *Mux) clientNotification(c *client, f *lspframe.Fields, body []byte) err
 		}
 		at := lspframe.Span{Start: f.Params.Start + sp.Start, End: f.Params.Start + sp.End}
 		return m.forward(c, body, func(int64) (item, func()) {
-			hid, ok := c.reqs[string(at.Of(body))]
+			hid, ok := m.calls.HostID(c, at.Of(body))
 			if !ok {
 				return item{}, nil // already answered
 			}
@@ -37,7 +37,7 @@ func (m *Mux) clientNotification(c *client, f *lspframe.Fields, body []byte) err
 		}
 		at := lspframe.Span{Start: f.Params.Start + sp.Start, End: f.Params.Start + sp.End}
 		return m.forward(c, body, func(int64) (item, func()) {
-			if htok, ok := c.tokens[string(at.Of(body))]; ok {
+			if htok, ok := m.calls.HostToken(c, at.Of(body)); ok {
 				return item{body: body, edits: []lspframe.Edit{{At: at, With: []byte(htok)}}}, nil
 			}
 			return item{body: body}, nil // a token the backend created
@@ -103,8 +103,8 @@ func (m *Mux) serverNotification(f *lspframe.Fields, body []byte) {
 			return
 		}
 		tok := string(sp.Of(params))
-		if ct := m.ctokens[tok]; ct != nil {
-			ct.c.send(lspframe.Splice(body, abs(sp), ct.orig))
+		if c, orig, ok := m.calls.Token(tok); ok {
+			c.send(lspframe.Splice(body, abs(sp), orig))
 			return
 		}
 		if told := m.stokens[tok]; told != nil {
@@ -125,8 +125,8 @@ func (m *Mux) serverNotification(f *lspframe.Fields, body []byte) {
 		if !ok {
 			return
 		}
-		if sr := m.srvReqs[string(sp.Of(params))]; sr != nil {
-			sr.c.send(lspframe.Splice(body, abs(sp), idToken(sr.hid)))
+		if c, hid, ok := m.asks.ByServerID(sp.Of(params)); ok {
+			c.send(lspframe.Splice(body, abs(sp), idToken(hid)))
 		}
 		return
 	}

@@ -144,7 +144,7 @@ func newRealRig(t *testing.T, bin string, args []string, files map[string]string
 			t.Fatal(err)
 		}
 	}
-	m, err := New(Config{
+	cfg := Config{
 		Logger:          testLogger(t),
 		ShutdownTimeout: 5 * time.Second,
 		ShareGlobal:     global,
@@ -161,13 +161,15 @@ func newRealRig(t *testing.T, bin string, args []string, files map[string]string
 			r.mu.Unlock()
 			return tap, nil
 		},
-	})
+	}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	m, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range tune {
-		f(&m.cfg)
-	}
+	m.checks, m.calls.Check, m.asks.Check = true, true, true
 	r.mux = m
 	r.ln, err = net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/procref/procref/internal/idroute"
 	"github.com/procref/procref/lspframe"
 )
 
@@ -79,7 +80,7 @@ func (m *Mux) serverRequest(s *session, f *lspframe.Fields, body []byte) {
 		return
 	}
 	hid := m.nextID.Add(1)
-	m.addServerRequest(&srvReq{sid: sid, c: c, hid: hid})
+	m.addServerRequest(c, sid, hid)
 	c.send(lspframe.Splice(body, f.ID, idToken(hid)))
 }
 
@@ -124,11 +125,11 @@ func (m *Mux) passOn(method string, params []byte, told map[*client]bool) {
 func (m *Mux) pickClient(method string) *client {
 	var best *client
 	var bestSeq int64 = -1
-	for _, p := range m.pending {
-		if p.c != nil && p.method == "workspace/executeCommand" && p.seq > bestSeq && !p.c.gone && p.c.wants(method) {
-			best, bestSeq = p.c, p.seq
+	m.calls.Each(func(_ int64, p idroute.Call[*client, call]) {
+		if c := p.Client; c != nil && p.Data.method == "workspace/executeCommand" && p.Data.seq > bestSeq && !c.gone && c.wants(method) {
+			best, bestSeq = c, p.Data.seq
 		}
-	}
+	})
 	if best != nil {
 		return best
 	}

@@ -136,10 +136,7 @@ type client struct {
 	ready    bool // has sent initialized
 	gone     bool
 	active   int64
-	reqs     map[string]int64  // client's raw request id → host id
-	outReqs  map[int64]*srvReq // host id of a backend request forwarded to this client
 	docs     map[string]*cdoc
-	tokens   map[string]string // client's raw token → host token
 	folders  []folder
 	caps     []byte // its initialize capabilities (capabilities.go)
 }
@@ -199,12 +196,9 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 			t, _ := conn.(interface{ TryWrite([]byte) (int, error) })
 			return t
 		}(),
-		quota:   newQuota(m.cfg.ClientInflight),
-		stop:    make(chan struct{}),
-		reqs:    map[string]int64{},
-		outReqs: map[int64]*srvReq{},
-		docs:    map[string]*cdoc{},
-		tokens:  map[string]string{},
+		quota: newQuota(m.cfg.ClientInflight),
+		stop:  make(chan struct{}),
+		docs:  map[string]*cdoc{},
 	}
 	c.log = m.log.With("client", c.id)
 	m.clients[c] = struct{}{}
@@ -327,15 +321,15 @@ func (m *Mux) removeClient(c *client) {
 		}
 	}
 	live := m.phase == phaseRunning && !m.closing
-	for hid := range c.outReqs {
-		sr := m.takeServerRequest(c, hid)
+	for _, hid := range m.asks.OfClient(c) {
+		sid, _ := m.takeServerRequest(c, hid)
 		if live {
 			// Known race: the client may have answered an instant before
 			// leaving; its answer was then routed already and the entry gone.
-			m.toServer(msgError(sr.sid, codeRequestFailed, "the editor that was asked has disconnected"), nil)
+			m.toServer(msgError(sid, codeRequestFailed, "the editor that was asked has disconnected"), nil)
 		}
 	}
-	for _, hid := range c.reqs {
+	for _, hid := range m.calls.OfClient(c) {
 		m.takeRequest(hid)
 		if live {
 			m.toServer(msgNotification("$/cancelRequest", mustJSON(map[string]int64{"id": hid})), nil)

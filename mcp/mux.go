@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/hostproto"
+	"github.com/procref/procref/internal/restarts"
 	"github.com/procref/procref/lspmux"
 )
 
@@ -82,7 +83,7 @@ type Mux struct {
 	ready    chan bool // closed (after a true send) when srv may take traffic
 	starting bool
 	starts   int
-	crashes  []time.Time
+	restarts restarts.Budget
 	nextID   int64
 	tick     int64
 	calls    map[int64]*call   // host id → the request it stands for
@@ -182,7 +183,8 @@ func New(cfg Config) (*Mux, error) {
 		clients: map[*client]bool{}, ready: make(chan bool, 1),
 		calls: map[int64]*call{}, srvReqs: map[string]*sreq{},
 		progress: map[string]ptoken{}, policy: newMCPState(),
-		done: make(chan struct{}),
+		restarts: restarts.Budget{Max: cfg.MaxRestarts, Window: cfg.RestartWindow},
+		done:     make(chan struct{}),
 	}, nil
 }
 
@@ -703,22 +705,19 @@ func (m *Mux) crashed(s *server, cause error) {
 // if not, the Mux stops.
 func (m *Mux) countCrash(cause error) bool {
 	m.mu.Lock()
-	now := time.Now()
-	kept := m.crashes[:0]
-	for _, t := range m.crashes {
-		if now.Sub(t) < m.cfg.RestartWindow {
-			kept = append(kept, t)
-		}
-	}
-	m.crashes = append(kept, now)
-	over := m.cfg.MaxRestarts < 0 || len(m.crashes) > m.cfg.MaxRestarts
+	ok := m.restarts.Spend(time.Now())
+	wait := m.restarts.Backoff()
 	m.mu.Unlock()
-	if over {
+	if !ok {
 		m.stop(fmt.Errorf("%w: %v", ErrBackendFailed, cause))
 		return false
 	}
-	time.Sleep(time.Duration(len(m.crashes)) * 100 * time.Millisecond)
-	return m.ctx.Err() == nil
+	select {
+	case <-time.After(wait):
+		return true
+	case <-m.ctx.Done():
+		return false
+	}
 }
 
 // stop ends the Mux for good with err.
