@@ -1,7 +1,9 @@
 // Package mcp shares one stdio JSON-RPC server among many client sessions:
 // the host side of procref's mux mode for MCP servers (policy [MCP]) and
 // for any other JSON-RPC server (policy [Plain]). LSP has its own
-// multiplexer (lspmux); this package reuses its backend process type.
+// multiplexer (lspmux); this package reuses its backend process type, and
+// both keep their id and token routing in internal/idroute and their
+// restart budget in internal/restarts.
 //
 // The parts: framing (frame.go: NDJSON or Content-Length, bounded), the
 // core (this file: sessions, request ids rewritten and mapped back, the
@@ -25,6 +27,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/hostproto"
+	"github.com/procref/procref/internal/idroute"
 	"github.com/procref/procref/internal/restarts"
 	"github.com/procref/procref/lspmux"
 )
@@ -86,33 +89,22 @@ type Mux struct {
 	restarts restarts.Budget
 	nextID   int64
 	tick     int64
-	calls    map[int64]*call   // host id → the request it stands for
-	srvReqs  map[string]*sreq  // host id sent to a session → server request
-	progress map[string]ptoken // host progress token → owner
+	calls    idroute.Calls[*client, call] // requests in flight at the server, by host id
+	asks     idroute.Asks[*client, ask]   // server requests in flight at sessions, by host id
 	policy   mcpState
 	done     chan struct{}
 	err      error
 }
 
-// call is a request the server has not answered yet.
+// call is the mux's part of a request in flight at the server (the
+// routing table's Data).
 type call struct {
-	c      *client         // nil for the mux's own requests or a gone session
-	id     json.RawMessage // the session's own id
-	token  string          // host progress token, if any
-	srv    *server
+	srv    *server        // the server it was sent to
 	onDone func(res *msg) // the mux's own requests
 }
 
-// ptoken is a progress token's owner.
-type ptoken struct {
-	c     *client
-	token json.RawMessage
-}
-
-// sreq is a server request forwarded to a session.
-type sreq struct {
-	c     *client
-	id    json.RawMessage // the server's id
+// ask is the mux's part of a server request in flight at a session.
+type ask struct {
 	srv   *server
 	roots *rootsGather // roots/list fan-out, else nil
 }
@@ -123,9 +115,8 @@ type client struct {
 	gone     chan struct{}
 	once     sync.Once
 	err      error
-	ids      map[string]int64 // the session's pending ids → host ids
-	inflight int              // its requests the server has not answered
-	active   int64            // m.tick at its last request
+	inflight int   // its requests the server has not answered (addCall, takeCall)
+	active   int64 // m.tick at its last request
 	mcpClient
 }
 
@@ -181,8 +172,7 @@ func New(cfg Config) (*Mux, error) {
 	return &Mux{
 		cfg: cfg, log: cfg.Logger, ctx: ctx, end: end,
 		clients: map[*client]bool{}, ready: make(chan bool, 1),
-		calls: map[int64]*call{}, srvReqs: map[string]*sreq{},
-		progress: map[string]ptoken{}, policy: newMCPState(),
+		policy:   newMCPState(),
 		restarts: restarts.Budget{Max: cfg.MaxRestarts, Window: cfg.RestartWindow},
 		done:     make(chan struct{}),
 	}, nil
@@ -210,7 +200,7 @@ func (m *Mux) Done() <-chan struct{} { return m.done }
 // ends (EOF, a bad frame, the client fell behind, ctx, or the Mux
 // stopped), closes conn, and returns nil for a clean end (EOF).
 func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
-	c := &client{out: make(chan []byte, clientQueue), gone: make(chan struct{}), ids: map[string]int64{}, mcpClient: newMCPClient()}
+	c := &client{out: make(chan []byte, clientQueue), gone: make(chan struct{}), mcpClient: newMCPClient()}
 	wrote := make(chan struct{})
 	go func() {
 		defer close(wrote)
@@ -364,15 +354,13 @@ func (m *Mux) forward(c *client, in *msg) {
 	hid := m.nextID
 	m.tick++
 	c.active = m.tick
-	cl := &call{c: c, id: in.ID, srv: m.srv}
+	cl := idroute.Call[*client, call]{Client: c, ID: in.ID, Data: call{srv: m.srv}}
 	if tok := getParam(in.Params, "_meta", "progressToken"); tok != nil {
-		cl.token = fmt.Sprintf("procref-%d", hid)
-		in.Params, _ = setParam(in.Params, mustJSON(cl.token), "_meta", "progressToken")
-		m.progress[cl.token] = ptoken{c: c, token: tok}
+		host := mustJSON(fmt.Sprintf("procref-%d", hid))
+		in.Params, _ = setParam(in.Params, host, "_meta", "progressToken")
+		cl.Tokens = []idroute.Token{{Host: string(host), Client: tok}}
 	}
-	m.calls[hid] = cl
-	c.ids[string(in.ID)] = hid
-	c.inflight++
+	m.addCall(hid, cl)
 	out := *in
 	out.ID = hostID(hid)
 	m.sendServerLocked(out.encode())
@@ -382,8 +370,25 @@ func (m *Mux) forward(c *client, in *msg) {
 // the server went away first). Callers hold m.mu.
 func (m *Mux) hostRequest(method string, params json.RawMessage, done func(*msg)) {
 	m.nextID++
-	m.calls[m.nextID] = &call{srv: m.srv, onDone: done}
+	m.addCall(m.nextID, idroute.Call[*client, call]{Data: call{srv: m.srv, onDone: done}})
 	m.sendServerLocked((&msg{ID: hostID(m.nextID), Method: method, Params: params}).encode())
+}
+
+// addCall and takeCall are the only changes of m.calls; they keep each
+// session's inflight count in step. Callers hold m.mu.
+func (m *Mux) addCall(hid int64, cl idroute.Call[*client, call]) {
+	m.calls.Add(hid, cl)
+	if cl.Client != nil {
+		cl.Client.inflight++
+	}
+}
+
+func (m *Mux) takeCall(hid int64) (idroute.Call[*client, call], bool) {
+	cl, ok := m.calls.Take(hid)
+	if ok && cl.Client != nil {
+		cl.Client.inflight--
+	}
+	return cl, ok
 }
 
 // toServer queues body toward the current server (dropped if none).
@@ -406,22 +411,25 @@ func (m *Mux) sendServerLocked(body []byte) {
 
 // clientResponse maps a session's answer to a server request back.
 func (m *Mux) clientResponse(c *client, in *msg) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r := m.srvReqs[string(in.ID)]
-	if r == nil || r.c != c {
-		return // answered already, or for a server that is gone
-	}
-	delete(m.srvReqs, string(in.ID))
-	if r.roots != nil {
-		r.roots.add(m, in)
+	var hid int64
+	if json.Unmarshal(in.ID, &hid) != nil {
 		return
 	}
-	if r.srv != m.srv {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.asks.Take(c, hid)
+	if !ok {
+		return // answered already, or for a server that is gone
+	}
+	if a.Data.roots != nil {
+		a.Data.roots.add(m, in)
+		return
+	}
+	if a.Data.srv != m.srv {
 		return
 	}
 	out := *in
-	out.ID = r.id
+	out.ID = a.ServerID
 	m.sendServerLocked(out.encode())
 }
 
@@ -432,28 +440,19 @@ func (m *Mux) removeClient(c *client) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.clients, c)
-	for hid, cl := range m.calls {
-		if cl.c != c {
-			continue
-		}
-		cl.c = nil
-		if cl.token != "" {
-			delete(m.progress, cl.token)
-		}
-		if m.cfg.Policy == MCP && cl.srv == m.srv {
+	for _, hid := range m.calls.OfClient(c) {
+		cl, _ := m.takeCall(hid)
+		if m.cfg.Policy == MCP && cl.Data.srv == m.srv {
 			m.sendServerLocked(notification("notifications/cancelled", map[string]any{
 				"requestId": hid, "reason": "procref: the client session ended"}))
 		}
 	}
-	for id, r := range m.srvReqs {
-		if r.c != c {
-			continue
-		}
-		delete(m.srvReqs, id)
-		if r.roots != nil {
-			r.roots.add(m, nil)
-		} else if r.srv == m.srv {
-			m.sendServerLocked(errorMsg(r.id, codeInternal, "procref: the client session that was asked ended"))
+	for _, hid := range m.asks.OfClient(c) {
+		a, _ := m.asks.Take(c, hid)
+		if a.Data.roots != nil {
+			a.Data.roots.add(m, nil)
+		} else if a.Data.srv == m.srv {
+			m.sendServerLocked(errorMsg(a.ServerID, codeInternal, "procref: the client session that was asked ended"))
 		}
 	}
 	if m.cfg.Policy == MCP {
@@ -585,26 +584,20 @@ func (m *Mux) serverResponse(in *msg) {
 	if json.Unmarshal(in.ID, &hid) != nil {
 		return
 	}
-	cl := m.calls[hid]
-	if cl == nil {
+	cl, ok := m.takeCall(hid)
+	if !ok {
 		return
 	}
-	delete(m.calls, hid)
-	if cl.token != "" {
-		delete(m.progress, cl.token)
-	}
-	if cl.onDone != nil {
-		cl.onDone(in)
+	if cl.Data.onDone != nil {
+		cl.Data.onDone(in)
 		return
 	}
-	if cl.c == nil {
+	if cl.Client == nil {
 		return
 	}
-	delete(cl.c.ids, string(cl.id))
-	cl.c.inflight--
 	out := *in
-	out.ID = cl.id
-	cl.c.send(out.encode())
+	out.ID = cl.ID
+	cl.Client.send(out.encode())
 }
 
 // serverRequest forwards a server request to the session chosen by the
@@ -626,13 +619,18 @@ func (m *Mux) serverRequest(s *server, in *msg) {
 	m.sendToClient(c, s, in, nil)
 }
 
-// sendToClient forwards server request in to c under a host id.
+// sendToClient forwards server request in to c under a host id. A
+// roots/list fan-out (g) is answered by the mux, so the server's cancel
+// does not look for it.
 func (m *Mux) sendToClient(c *client, s *server, in *msg, g *rootsGather) {
 	m.nextID++
-	key := fmt.Sprintf(`"procref-s%d"`, m.nextID)
-	m.srvReqs[key] = &sreq{c: c, id: in.ID, srv: s, roots: g}
+	sid := in.ID
+	if g != nil {
+		sid = nil
+	}
+	m.asks.Add(m.nextID, idroute.Ask[*client, ask]{Client: c, ServerID: sid, Data: ask{srv: s, roots: g}})
 	out := *in
-	out.ID = json.RawMessage(key)
+	out.ID = hostID(m.nextID)
 	c.send(out.encode())
 }
 
@@ -677,20 +675,24 @@ func (m *Mux) crashed(s *server, cause error) {
 	m.srv = nil
 	m.starting = true
 	m.setReadyLocked(false)
-	for hid, cl := range m.calls {
-		delete(m.calls, hid)
-		if cl.c != nil {
-			cl.c.inflight--
-			delete(cl.c.ids, string(cl.id))
-			cl.c.send(errorMsg(cl.id, codeInternal, "procref: the server exited before answering; it is being restarted"))
+	for _, hid := range m.calls.All() {
+		if cl, _ := m.takeCall(hid); cl.Client != nil {
+			cl.Client.send(errorMsg(cl.ID, codeInternal, "procref: the server exited before answering; it is being restarted"))
 		}
 	}
-	for id, r := range m.srvReqs {
-		if r.roots == nil {
-			delete(m.srvReqs, id)
-		}
+	type asked struct {
+		c   *client
+		hid int64
 	}
-	clear(m.progress)
+	var dead []asked
+	m.asks.Each(func(hid int64, a idroute.Ask[*client, ask]) {
+		if a.Data.roots == nil { // a fan-out still answers the (new) server once
+			dead = append(dead, asked{a.Client, hid})
+		}
+	})
+	for _, a := range dead {
+		m.asks.Take(a.c, a.hid)
+	}
 	m.mu.Unlock()
 	if !m.countCrash(cause) {
 		return

@@ -79,6 +79,7 @@ func TestConcurrentSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mcp.CheckTables(m)
 	defer m.Close(context.Background())
 	var wg sync.WaitGroup
 	open := func() session {
@@ -142,6 +143,7 @@ func TestServerCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mcp.CheckTables(m)
 	defer m.Close(context.Background())
 	c, srv := net.Pipe()
 	go m.ServeClient(context.Background(), srv)

@@ -103,7 +103,7 @@ func (m *Mux) mcpFromClient(c *client, in *msg) error {
 		m.subscribe(c, in)
 	case "notifications/cancelled":
 		m.mu.Lock()
-		hid, ok := c.ids[string(getParam(in.Params, "requestId"))]
+		hid, ok := m.calls.HostID(c, getParam(in.Params, "requestId"))
 		m.mu.Unlock()
 		if ok {
 			in.Params, _ = setParam(in.Params, hostID(hid), "requestId")
@@ -297,9 +297,9 @@ func (m *Mux) mcpNotification(in *msg) {
 	case "notifications/progress":
 		var tok string
 		json.Unmarshal(getParam(in.Params, "progressToken"), &tok)
-		if own, ok := m.progress[tok]; ok && own.c != nil {
-			in.Params, _ = setParam(in.Params, own.token, "progressToken")
-			own.c.send(in.encode())
+		if c, own, ok := m.calls.Token(string(mustJSON(tok))); ok {
+			in.Params, _ = setParam(in.Params, own, "progressToken")
+			c.send(in.encode())
 		}
 	case "notifications/resources/updated":
 		b := in.encode()
@@ -315,14 +315,10 @@ func (m *Mux) mcpNotification(in *msg) {
 			}
 		}
 	case "notifications/cancelled":
-		id := string(getParam(in.Params, "requestId"))
-		for key, r := range m.srvReqs {
-			if r.srv == m.srv && string(r.id) == id && r.roots == nil {
-				delete(m.srvReqs, key)
-				in.Params, _ = setParam(in.Params, json.RawMessage(key), "requestId")
-				r.c.send(in.encode())
-				return
-			}
+		if c, hid, ok := m.asks.ByServerID(getParam(in.Params, "requestId")); ok {
+			m.asks.Take(c, hid)
+			in.Params, _ = setParam(in.Params, hostID(hid), "requestId")
+			c.send(in.encode())
 		}
 	default:
 		b := in.encode()

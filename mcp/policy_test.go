@@ -85,6 +85,7 @@ func newPolicyRig(t *testing.T) *policyRig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mcp.CheckTables(m)
 	r.m = m
 	t.Cleanup(func() {
 		m.Close(context.Background())

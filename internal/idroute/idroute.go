@@ -225,18 +225,22 @@ type Asks[C comparable, V any] struct {
 
 // Add records a server request sent to a client under host id hid. If
 // the server reused an id still awaiting an answer, the older request is
-// dropped and returned (its answer will not reach the server).
+// dropped (its answer will not reach the server) and Add reports it. An
+// ask without a ServerID (one server request fanned out to several
+// clients, answered by the multiplexer) is not found by ByServerID.
 func (t *Asks[C, V]) Add(hid int64, ask Ask[C, V]) (replaced bool) {
 	if t.asks == nil {
 		t.asks = map[int64]*Ask[C, V]{}
 		t.byServer = map[string]int64{}
 	}
-	if old, ok := t.byServer[string(ask.ServerID)]; ok {
-		delete(t.asks, old)
-		replaced = true
+	if ask.ServerID != nil {
+		if old, ok := t.byServer[string(ask.ServerID)]; ok {
+			delete(t.asks, old)
+			replaced = true
+		}
+		t.byServer[string(ask.ServerID)] = hid
 	}
 	t.asks[hid] = &ask
-	t.byServer[string(ask.ServerID)] = hid
 	t.check()
 	return replaced
 }
@@ -249,9 +253,18 @@ func (t *Asks[C, V]) Take(c C, hid int64) (Ask[C, V], bool) {
 		return Ask[C, V]{}, false
 	}
 	delete(t.asks, hid)
-	delete(t.byServer, string(a.ServerID))
+	if a.ServerID != nil {
+		delete(t.byServer, string(a.ServerID))
+	}
 	t.check()
 	return *a, true
+}
+
+// Each calls f with every server request in flight; f must not change t.
+func (t *Asks[C, V]) Each(f func(hid int64, ask Ask[C, V])) {
+	for hid, a := range t.asks {
+		f(hid, *a)
+	}
 }
 
 // ByServerID returns the client and host id the server's request id was
@@ -289,8 +302,14 @@ func (t *Asks[C, V]) check() {
 	if !t.Check {
 		return
 	}
-	if len(t.asks) != len(t.byServer) {
-		fail("%d server requests in flight, %d server ids", len(t.asks), len(t.byServer))
+	indexed := 0
+	for _, a := range t.asks {
+		if a.ServerID != nil {
+			indexed++
+		}
+	}
+	if indexed != len(t.byServer) {
+		fail("%d server requests with a server id in flight, %d server ids", indexed, len(t.byServer))
 	}
 	for sid, hid := range t.byServer {
 		if a := t.asks[hid]; a == nil || string(a.ServerID) != sid {

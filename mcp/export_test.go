@@ -1,0 +1,9 @@
+package mcp
+
+// CheckTables makes m verify its routing tables after every change (a
+// broken invariant panics), for the tests.
+func CheckTables(m *Mux) {
+	m.mu.Lock()
+	m.calls.Check, m.asks.Check = true, true
+	m.mu.Unlock()
+}
