@@ -134,6 +134,7 @@ func TestCapabilitiesPerWindow(t *testing.T) {
 
 	// no window declared it: the mux answers as such a client would
 	all.close()
+	h.serveResult("all") // the mux has let it go
 	h.sync(none)
 	answered(s.request("workspace/configuration", map[string]any{"items": []any{map[string]any{}, map[string]any{}}}), `[null,null]`)
 	answered(s.request("workspace/applyEdit", map[string]any{"edit": map[string]any{}}), `{"applied":false,"failureReason":"no connected editor supports workspace/applyEdit"}`)
@@ -144,6 +145,8 @@ func TestCapabilitiesPerWindow(t *testing.T) {
 	none.mu.Unlock()
 	late.close()
 	some.close()
+	h.serveResult("late")
+	h.serveResult("some")
 	h.sync(none)
 	answered(s.request("window/showMessageRequest", map[string]any{"type": 3, "message": "pick"}), `{"title":"from-none"}`)
 }

@@ -198,10 +198,7 @@ func relayCopy(ctx context.Context, ed Editor, conn net.Conn, presence net.Conn)
 	closeConn := func() { once.Do(func() { conn.Close() }) }
 	defer closeConn()
 
-	watch := &exitWatcher{r: io.MultiReader(bytes.NewReader(ed.Pending), ed.In)}
-	if ed.LSP {
-		watch.gate = newLSPGate()
-	}
+	watch := &exitWatcher{r: io.MultiReader(bytes.NewReader(ed.Pending), ed.In), gate: newLSPGate(ed.LSP)}
 	go func() {
 		defer close(editorDone)
 		// Plain read/write with a large buffer: io.Copy would pick a
@@ -269,32 +266,23 @@ func relayCopy(ctx context.Context, ed Editor, conn net.Conn, presence net.Conn)
 // cmd/procref) a 16 MiB message crosses in a few system calls.
 const copyBuffer = 256 << 10
 
-// exitWatcher passes the editor's bytes through an exitScanner, and
-// through an lspGate if set (then it ends at the exit notification).
+// exitWatcher passes the editor's bytes through an lspGate (which, if it
+// withholds exit, ends the stream there) and tells whether the editor sent
+// exit.
 type exitWatcher struct {
 	r    io.Reader
 	gate *lspGate
 	out  []byte // gate output not yet returned
 	buf  []byte
-	mu   sync.Mutex
-	scan exitScanner
+	mu   sync.Mutex // gate: Read writes, sawExit reads
 }
 
 func (w *exitWatcher) Read(p []byte) (int, error) {
-	if w.gate == nil {
-		n, err := w.r.Read(p)
-		if n > 0 {
-			w.mu.Lock()
-			w.scan.Scan(p[:n])
-			w.mu.Unlock()
-		}
-		return n, err
-	}
 	for len(w.out) == 0 {
 		w.mu.Lock()
-		exit := w.gate.exit
+		stopped := w.gate.stopped()
 		w.mu.Unlock()
-		if exit {
+		if stopped {
 			return 0, io.EOF
 		}
 		if w.buf == nil {
@@ -303,9 +291,6 @@ func (w *exitWatcher) Read(p []byte) (int, error) {
 		n, err := w.r.Read(w.buf)
 		w.mu.Lock()
 		w.out = w.gate.Filter(w.out[:0], w.buf[:n])
-		if w.gate.exit {
-			w.scan.saw = true
-		}
 		w.mu.Unlock()
 		if err != nil && len(w.out) == 0 {
 			return 0, err
@@ -319,74 +304,7 @@ func (w *exitWatcher) Read(p []byte) (int, error) {
 func (w *exitWatcher) sawExit() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.scan.saw
-}
-
-// exitScanner notes an LSP "exit" notification ("method":"exit") in a
-// stream of chunks. It looks at raw bytes, so a document that contains that
-// text can make a backend failure look like a clean exit; that costs only
-// an exit code, never data. It does not allocate: a match across two chunks
-// is found in a small window around the boundary.
-type exitScanner struct {
-	saw  bool
-	tail [exitWindow]byte
-	n    int // bytes of tail in use
-}
-
-// exitWindow covers `"method" : "exit"` with generous white space.
-const exitWindow = 48
-
-// Scan looks at the next chunk of the stream.
-func (s *exitScanner) Scan(chunk []byte) {
-	if s.saw || len(chunk) == 0 {
-		return
-	}
-	if s.n > 0 {
-		var w [2 * exitWindow]byte
-		k := copy(w[:], s.tail[:s.n])
-		k += copy(w[k:], chunk[:min(len(chunk), exitWindow)])
-		if hasExitMethod(w[:k]) {
-			s.saw = true
-			return
-		}
-	}
-	if hasExitMethod(chunk) {
-		s.saw = true
-		return
-	}
-	if len(chunk) >= exitWindow {
-		s.n = copy(s.tail[:], chunk[len(chunk)-exitWindow:])
-		return
-	}
-	// A short chunk: keep the last exitWindow bytes of tail+chunk.
-	var w [2 * exitWindow]byte
-	k := copy(w[:], s.tail[:s.n])
-	k += copy(w[k:], chunk)
-	s.n = copy(s.tail[:], w[max(0, k-exitWindow):k])
-}
-
-// hasExitMethod reports whether b contains "method" : "exit".
-func hasExitMethod(b []byte) bool {
-	for {
-		i := bytes.Index(b, exitMethod)
-		if i < 0 {
-			return false
-		}
-		j := i - 1
-		for j >= 0 && (b[j] == ' ' || b[j] == '\t' || b[j] == '\r' || b[j] == '\n') {
-			j--
-		}
-		if j >= 0 && b[j] == ':' {
-			j--
-			for j >= 0 && (b[j] == ' ' || b[j] == '\t' || b[j] == '\r' || b[j] == '\n') {
-				j--
-			}
-			if j >= 7 && string(b[j-7:j+1]) == `"method"` {
-				return true
-			}
-		}
-		b = b[i+len(exitMethod):]
-	}
+	return w.gate.exit
 }
 
 var exitMethod = []byte(`"exit"`)

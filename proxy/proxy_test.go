@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,22 +73,21 @@ func TestRelayOutcomes(t *testing.T) {
 	pw.Close()
 }
 
-func TestHasExitMethod(t *testing.T) {
-	for s, want := range map[string]bool{
-		`{"jsonrpc":"2.0","method":"exit"}`:         true,
-		`{"method" :  "exit","jsonrpc":"2.0"}`:      true,
-		`{"method":"shutdown","id":1}`:              false,
-		`{"method":"x","params":{"reason":"exit"}}`: false,
-	} {
-		if got := hasExitMethod([]byte(s)); got != want {
-			t.Errorf("%s: %v, want %v", s, got, want)
+// TestExitWatcher: the exit notification is seen whatever the reads'
+// boundaries, and a message that only mentions exit is not it.
+func TestExitWatcher(t *testing.T) {
+	exit := frame(`{"jsonrpc":"2.0","method" :  "exit"}`)
+	for cut := 0; cut <= len(exit); cut++ {
+		w := &exitWatcher{r: io.MultiReader(strings.NewReader(exit[:cut]), strings.NewReader(exit[cut:])), gate: newLSPGate(false)}
+		if b, _ := io.ReadAll(w); string(b) != exit || !w.sawExit() {
+			t.Fatalf("split at %d: passed %q, saw exit %v", cut, b, w.sawExit())
 		}
 	}
-	// Split across reads.
-	w := &exitWatcher{r: io.MultiReader(bytes.NewReader([]byte(`{"method":"ex`)), bytes.NewReader([]byte(`it"}`)))}
-	io.ReadAll(w)
-	if !w.sawExit() {
-		t.Error("exit split across reads not seen")
+	for _, body := range []string{`{"method":"shutdown","id":1}`, `{"method":"x","params":{"method":"exit"}}`} {
+		w := &exitWatcher{r: strings.NewReader(frame(body)), gate: newLSPGate(false)}
+		if io.ReadAll(w); w.sawExit() {
+			t.Errorf("%s taken for exit", body)
+		}
 	}
 }
 

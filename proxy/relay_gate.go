@@ -7,13 +7,15 @@ import (
 	"github.com/procref/procref/lspframe"
 )
 
-// lspGate follows the LSP framing of the editor's stream in tcp mode and
-// keeps the editor's exit notification from the shared server: a TCP-native
-// server such as gopls ends its whole process on an exit that was not
-// preceded by shutdown, which would end it for every window. The proxy
-// instead half-closes its connection, which ends only this client's
-// session. Message boundaries are exact (Content-Length), so nothing else
-// is ever held back; if the stream stops looking like LSP framing, the gate
+// lspGate follows the LSP framing of the editor's stream and notes the
+// editor's exit notification: a relayed session that ends after it ended
+// normally. With withhold (tcp mode) it also keeps the exit from the
+// shared server: a TCP-native server such as gopls ends its whole process
+// on an exit that was not preceded by shutdown, which would end it for
+// every window. The proxy instead half-closes its connection, which ends
+// only this client's session. Message boundaries are exact
+// (Content-Length), so nothing else is ever held back; if the stream stops
+// looking like LSP framing (MCP's lines, any other protocol), the gate
 // turns itself off and passes every byte (raw).
 type lspGate struct {
 	hdr   []byte // the current message's header so far (need < 0)
@@ -21,7 +23,9 @@ type lspGate struct {
 	small []byte // a small body held until complete, to be inspected
 	held  bool   // the current body is being held in small
 	raw   bool   // framing lost: pass everything
-	exit  bool   // an exit notification was withheld; nothing more passes
+	exit  bool   // the editor sent the exit notification
+	// withhold: keep exit and everything after it from the server
+	withhold bool
 }
 
 const (
@@ -32,12 +36,16 @@ const (
 	gateSmallBody = 4 << 10
 )
 
-func newLSPGate() *lspGate { return &lspGate{need: -1} }
+func newLSPGate(withhold bool) *lspGate { return &lspGate{need: -1, withhold: withhold} }
+
+// stopped reports whether the gate withheld exit: nothing more passes.
+func (g *lspGate) stopped() bool { return g.exit && g.withhold }
 
 // Filter appends to dst the bytes of chunk that may go to the server now,
-// and returns dst. Once the gate has seen exit it returns dst unchanged.
+// and returns dst. Once the gate has withheld exit it returns dst
+// unchanged.
 func (g *lspGate) Filter(dst, chunk []byte) []byte {
-	for len(chunk) > 0 && !g.exit {
+	for len(chunk) > 0 && !g.stopped() {
 		if g.raw {
 			return append(dst, chunk...)
 		}
@@ -85,7 +93,9 @@ func (g *lspGate) Filter(dst, chunk []byte) []byte {
 			if g.held {
 				if isExitNotification(g.small) {
 					g.exit = true
-					return dst
+					if g.withhold {
+						return dst
+					}
 				}
 				dst = append(dst, g.small...)
 			}
@@ -97,7 +107,7 @@ func (g *lspGate) Filter(dst, chunk []byte) []byte {
 // Splicable is how many bytes may bypass Filter right now: the rest of a
 // large body, which is never inspected.
 func (g *lspGate) Splicable() int {
-	if g.exit {
+	if g.stopped() {
 		return 0
 	}
 	if g.raw {

@@ -82,15 +82,10 @@ func relayPoll(ctx context.Context, ed Editor, conn, presence net.Conn) (Outcome
 	pollRelays.Add(1)
 	l := &pollLoop{in: in, out: out, sock: sock, pres: pres, wake: wake}
 	l.up.buf = make([]byte, 0, max(pollBuffer, len(ed.Pending)))
-	if ed.LSP {
-		l.gate = newLSPGate()
-		l.rbuf = make([]byte, pollBuffer)
-		l.up.buf = l.gate.Filter(l.up.buf, ed.Pending)
-		l.gateCheck()
-	} else {
-		l.up.buf = append(l.up.buf, ed.Pending...)
-		l.scan.Scan(ed.Pending)
-	}
+	l.gate = newLSPGate(ed.LSP)
+	l.rbuf = make([]byte, pollBuffer)
+	l.up.buf = l.gate.Filter(l.up.buf, ed.Pending)
+	l.gateCheck()
 	l.tail = ed.Tail
 	l.spliceOut = canSplice(outF) && l.tail == nil
 	l.spliceIn = canSplice(inF)
@@ -139,11 +134,10 @@ func (h *half) pending() bool { return h.off < len(h.buf) }
 type pollLoop struct {
 	in, out, sock, pres, wake int
 
-	up, down half // editor→backend, backend→editor
-	scan     exitScanner
-	gate     *lspGate        // Editor.LSP: follows the framing, withholds exit
+	up, down half            // editor→backend, backend→editor
+	gate     *lspGate        // follows the framing; withholds exit with Editor.LSP
 	tail     *hostproto.Tail // Editor.Tail: gets a copy of backend→editor bytes
-	rbuf     []byte          // with gate: what was read, before filtering
+	rbuf     []byte          // what was read, before the gate
 
 	editorEOF   bool // the editor closed its end (or reading it failed)
 	backendEOF  bool // the backend closed its end
@@ -180,7 +174,7 @@ func (l *pollLoop) run() Outcome {
 		}
 		switch {
 		case l.backendEOF && !l.down.pending():
-			if l.editorEOF || l.scan.saw || l.editorGone {
+			if l.editorEOF || l.gate.exit || l.editorGone {
 				return EditorClosed
 			}
 			if l.tail.EndReason() != "" {
@@ -202,7 +196,7 @@ func (l *pollLoop) run() Outcome {
 		if !deadline.IsZero() {
 			left := time.Until(deadline)
 			if left <= 0 {
-				if l.backendEOF && !l.editorEOF && !l.scan.saw {
+				if l.backendEOF && !l.editorEOF && !l.gate.exit {
 					return BackendClosed
 				}
 				return EditorClosed
@@ -301,7 +295,7 @@ func (l *pollLoop) pollSet(fds *[4]unix.PollFd) int {
 
 // backendGoneOutcome is the outcome when writing to the backend failed.
 func (l *pollLoop) backendGoneOutcome() Outcome {
-	if l.scan.saw || l.editorEOF {
+	if l.gate.exit || l.editorEOF {
 		return EditorClosed
 	}
 	return BackendClosed
@@ -319,27 +313,18 @@ func ready(fds []unix.PollFd, fd int) bool {
 // gateCheck ends the editor's side once the gate has withheld exit: what
 // came before it is flushed, then the connection is half-closed.
 func (l *pollLoop) gateCheck() {
-	if l.gate.exit {
-		l.scan.saw = true
+	if l.gate.stopped() {
 		l.editorEOF = true
 	}
 }
 
 func (l *pollLoop) readUp() {
-	b := l.up.buf[:cap(l.up.buf)]
-	if l.gate != nil {
-		b = l.rbuf // filtered into up.buf
-	}
+	b := l.rbuf // filtered into up.buf
 	m, err := readFD(l.in, b)
 	switch {
 	case m > 0:
-		if l.gate != nil {
-			l.up.buf = l.gate.Filter(l.up.buf[:0], b[:m])
-			l.gateCheck()
-		} else {
-			l.up.buf = b[:m]
-			l.scan.Scan(l.up.buf)
-		}
+		l.up.buf = l.gate.Filter(l.up.buf[:0], b[:m])
+		l.gateCheck()
 		l.up.off = 0
 		l.bulk = m >= bulkRead
 		if l.bulk {

@@ -75,31 +75,15 @@ func canSplice(out *os.File) bool {
 // pipe): the next wake-up splices instead of copying.
 const bulkRead = 64 << 10
 
-// scanKeep is how much of a burst is always read and scanned rather than
-// spliced: the end of what the editor has written, where an LSP exit
-// notification (the last message of a session, ~60 bytes) can be.
-const scanKeep = 8 << 10
-
 // spliceUp moves editor bytes into the socket without copying them
-// through the process, then the rest is read as usual (readUp).
-//
-// With the LSP gate it moves exactly what the gate lets bypass it: the
-// rest of a large message body, which is never inspected.
-//
-// Without it, it moves what the pipe holds but the last scanKeep bytes,
-// which are read and scanned: the exit scanner does not see the spliced
-// bytes, and exit is the last message of a session, so it is in the part
-// read — a client that sent more than scanKeep bytes after its exit would
-// make the proxy miss it, which costs only the exit code.
+// through the process, then the rest is read as usual (readUp). It moves
+// exactly what the LSP gate lets bypass it: the rest of a large message
+// body, which is never inspected, or everything once the stream is not
+// LSP.
 //
 // An error means the backend is gone.
 func (l *pollLoop) spliceUp() error {
-	k := 0
-	if l.gate != nil {
-		k = min(l.gate.Splicable(), spliceChunk)
-	} else if avail, err := unix.IoctlGetInt(l.in, unix.TIOCINQ); err == nil && avail > 2*scanKeep { // TIOCINQ: FIONREAD
-		k = avail - scanKeep
-	}
+	k := min(l.gate.Splicable(), spliceChunk)
 	if k == 0 {
 		l.bulk = false
 		l.readUp()
@@ -107,21 +91,14 @@ func (l *pollLoop) spliceUp() error {
 	}
 	n, err := nbSplice(l.in, nil, l.sock, nil, k, unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
 	switch {
-	case n > 0 && l.gate != nil:
-		l.gate.Skip(int(n))
 	case n > 0:
-		l.scan.n = 0 // the stream the scanner sees is no longer contiguous
-		if int(n) < k {
-			l.sockFull = true // the pipe had k bytes, so the socket took less
-		}
-	case err == unix.EAGAIN && l.gate != nil:
+		l.gate.Skip(int(n))
+	case err == unix.EAGAIN:
 		// Either side: the pipe may be empty (k is what the body still
 		// lacks, not what has arrived) or the socket full. Reading settles
 		// it without losing anything.
 		l.bulk = false
 		l.readUp()
-	case err == unix.EAGAIN:
-		l.sockFull = true // the pipe had data, so the socket is full
 	case err == nil:
 		l.editorEOF = true
 	case err == unix.EPIPE || err == unix.ECONNRESET:

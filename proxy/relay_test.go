@@ -131,7 +131,7 @@ func TestRelayPipesBulk(t *testing.T) {
 // right after 2 MiB of bulk data, which the relay splices) it is a clean
 // end.
 func TestRelayPipesBackendCloses(t *testing.T) {
-	bulk := bytes.Repeat([]byte("x"), 2<<20)
+	bulk := []byte(frame(`{"params":"` + strings.Repeat("x", 2<<20) + `"}`)) // one large LSP message
 	for _, tc := range []struct {
 		sendExit bool
 		before   []byte
@@ -157,10 +157,10 @@ func TestRelayPipesBackendCloses(t *testing.T) {
 		}
 		if sendExit {
 			msg := "Content-Length: 33\r\n\r\n{\"jsonrpc\":\"2.0\",\"method\":\"exit\"}"
+			// in two writes: the gate passes the message once whole
 			e.toProxy.Write([]byte(msg[:38]))
-			io.ReadFull(b, make([]byte, 38))
 			e.toProxy.Write([]byte(msg[38:]))
-			io.ReadFull(b, make([]byte, len(msg)-38))
+			io.ReadFull(b, make([]byte, len(msg)))
 		}
 		b.Close()
 		want := BackendClosed
@@ -252,31 +252,6 @@ func TestRelayPipesRestoresBlocking(t *testing.T) {
 	}
 }
 
-func TestExitScanner(t *testing.T) {
-	msg := []byte(`Content-Length: 42` + "\r\n\r\n" + `{"jsonrpc":"2.0","method" : "exit"}`)
-	for cut := 0; cut <= len(msg); cut++ {
-		var s exitScanner
-		s.Scan(msg[:cut])
-		s.Scan(msg[cut:])
-		if !s.saw {
-			t.Fatalf("exit split at %d not seen", cut)
-		}
-	}
-	// Byte by byte.
-	var s exitScanner
-	for i := range msg {
-		s.Scan(msg[i : i+1])
-	}
-	if !s.saw {
-		t.Error("exit fed byte by byte not seen")
-	}
-	var n exitScanner
-	n.Scan([]byte(`{"method":"shutdown"} {"params":{"x":"exit"}}`))
-	if n.saw {
-		t.Error("false exit")
-	}
-}
-
 func frame(body string) string {
 	return "Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
 }
@@ -292,7 +267,7 @@ func TestLSPGate(t *testing.T) {
 	stream := before + exit + frame(`{"jsonrpc":"2.0","id":2,"method":"after"}`)
 	exitBody := len(before) + strings.Index(exit, "{")
 	for _, size := range []int{1, 2, 3, 7, 64, 1000, 4096, len(stream)} {
-		g := newLSPGate()
+		g := newLSPGate(true)
 		var out []byte
 		for i := 0; i < len(stream); i += size {
 			out = g.Filter(out, []byte(stream[i:min(i+size, len(stream))]))
@@ -305,7 +280,7 @@ func TestLSPGate(t *testing.T) {
 		}
 	}
 	// Splicing the large body's middle.
-	g := newLSPGate()
+	g := newLSPGate(true)
 	out := g.Filter(nil, []byte(before[:200]))
 	k := g.Splicable()
 	if k == 0 {
@@ -318,13 +293,25 @@ func TestLSPGate(t *testing.T) {
 		t.Fatalf("with a splice: exit %v, %d bytes", g.exit, len(out))
 	}
 	// Binary data with a blank line early: not LSP, everything passes.
-	g = newLSPGate()
+	g = newLSPGate(true)
 	bin := append([]byte("\x00\x01\r\n\r\n\xff"), []byte(exit)...)
 	if out := g.Filter(nil, bin); string(out) != string(bin) || !g.raw {
 		t.Errorf("binary stream changed (raw %v)", g.raw)
 	}
+	// Without withhold (mux mode) exit is noted and passes, and so does
+	// what follows.
+	for _, size := range []int{1, 7, 4096, len(stream)} {
+		g := newLSPGate(false)
+		var out []byte
+		for i := 0; i < len(stream); i += size {
+			out = g.Filter(out, []byte(stream[i:min(i+size, len(stream))]))
+		}
+		if !g.exit || string(out) != stream {
+			t.Fatalf("pass mode, chunks of %d: exit %v, %d of %d bytes passed", size, g.exit, len(out), len(stream))
+		}
+	}
 	// Not LSP: everything passes.
-	g = newLSPGate()
+	g = newLSPGate(true)
 	junk := strings.Repeat("no header here ", 400) + exit
 	if out := g.Filter(nil, []byte(junk)); string(out) != junk || !g.raw {
 		t.Errorf("raw stream changed (raw %v)", g.raw)
