@@ -11,6 +11,9 @@
 #           direct; procref mux mode (handoff); procref tcp mode
 #           (`gopls serve -listen=unix;{socket}`) with the poll(2) relay
 #           and with the portable relay
+#   floor:  the same server behind a minimal relay process (procbench relay
+#           -exec -poll: one poll(2) loop, no attach, no multiplexer), what
+#           one extra process hop costs on this machine
 # Usage: bench/hover.sh [N]   (default 200; Linux; go, clangd, gopls)
 set -eu
 cd "$(dirname "$0")/.."
@@ -19,6 +22,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/procref-hover.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 go build -o "$tmp/procref" ./cmd/procref
 go build -o "$tmp/muxmem" ./bench/muxmem
+go build -o "$tmp/procbench" ./bench/procbench
 gopls=$(command -v gopls || echo "$(go env GOPATH)/bin/gopls")
 mkdir -m 700 "$tmp/run" "$tmp/state" "$tmp/go"
 export PROCREF_RUNTIME_DIR="$tmp/run" PROCREF_STATE_DIR="$tmp/state"
@@ -45,16 +49,18 @@ run() { # label, env..., -- cmd...
 	env "$@" 2>/dev/null | grep '^rtt' || echo "failed"
 }
 for block in 1 2 3; do
-	for mode in direct handoff poll copy; do
+	for mode in direct floor handoff poll copy; do
 		case $mode in
+		floor) run "b$block clangd floor (bare relay)" "$tmp/muxmem" -n 1 -rtt "$n" -settle 0s -lang cpp -hover 395:7 -file "$tmp/inventory.cpp" -- "$tmp/procbench" relay -exec -poll clangd ;;
 		direct) run "b$block clangd direct" "$tmp/muxmem" -n 1 -rtt "$n" -settle 0s -lang cpp -hover 395:7 -file "$tmp/inventory.cpp" -- clangd ;;
 		handoff) run "b$block clangd procref handoff" "$tmp/muxmem" -n 1 -rtt "$n" -settle 0s -lang cpp -hover 395:7 -file "$tmp/inventory.cpp" -- "$tmp/procref" -- clangd ;;
 		poll) run "b$block clangd procref relay poll" PROCREF_HANDOFF=0 "$tmp/muxmem" -n 1 -rtt "$n" -settle 0s -lang cpp -hover 395:7 -file "$tmp/inventory.cpp" -- "$tmp/procref" -- clangd ;;
 		copy) run "b$block clangd procref relay copy" PROCREF_HANDOFF=0 PROCREF_RELAY=copy "$tmp/muxmem" -n 1 -rtt "$n" -settle 0s -lang cpp -hover 395:7 -file "$tmp/inventory.cpp" -- "$tmp/procref" -- clangd ;;
 		esac
 	done
-	for mode in direct handoff poll copy; do
+	for mode in direct floor handoff poll copy; do
 		case $mode in
+		floor) run "b$block gopls floor (bare relay)" "$tmp/muxmem" -n 1 -rtt "$n" -settle 0s -lang go -hover 7:27 -file "$tmp/go/main.go" -- "$tmp/procbench" relay -exec -poll "$gopls" ;;
 		direct) run "b$block gopls direct" "$tmp/muxmem" -n 1 -rtt "$n" -settle 0s -lang go -hover 7:27 -file "$tmp/go/main.go" -- "$gopls" ;;
 		handoff) run "b$block gopls procref mux handoff" "$tmp/muxmem" -n 1 -rtt "$n" -settle 0s -lang go -hover 7:27 -file "$tmp/go/main.go" -- "$tmp/procref" -- "$gopls" ;;
 		poll) run "b$block gopls procref tcp poll" "$tmp/muxmem" -n 1 -rtt "$n" -settle 0s -lang go -hover 7:27 -file "$tmp/go/main.go" -- "$tmp/procref" -- "$gopls" serve "-listen=unix;{socket}" ;;
