@@ -48,10 +48,11 @@ type scenario struct {
 	// draining or about to), as when an editor window is closed and
 	// opened again.
 	reopen bool
-	// overlap: an unmeasured copy of the same command is told to shut down
-	// and exit just before the measured one is exec'd, and exits while it
-	// starts: the reopen floor, what a new server pays for an old one's
-	// exit on this machine.
+	// overlap: an unmeasured copy of the same command, which was sent
+	// initialized and lived prevWindowLife as the reopen's closed window,
+	// is sent shutdown just before the measured one is exec'd, and exit
+	// once it answers: the reopen floor, what a new server pays for an old
+	// one's shutdown and exit on this machine.
 	overlap bool
 }
 
@@ -255,9 +256,20 @@ func (r *rig) attachOnce(s *scenario, name string) (attachSample, error) {
 			return smp, err
 		}
 		settleWindow(prev)
-		if err := prev.leave(s.echo, quitTimeout); err != nil {
+		// As the draining host does to its server: shutdown, exit once it
+		// is answered, stdin closed; the measured start does not wait for
+		// any of it (in the reopen scenario the new window arrives as the
+		// old host begins its drain).
+		if err := prev.send([]byte(`{"jsonrpc":"2.0","id":2,"method":"shutdown"}`)); err != nil {
 			return smp, err
 		}
+		left := make(chan error, 1)
+		go func() { left <- prev.leaveAfter(s.echo, quitTimeout) }()
+		defer func() {
+			if err := <-left; err != nil {
+				fmt.Fprintf(os.Stderr, "procbench: %s: previous server: %v\n", s.Label, err)
+			}
+		}()
 	}
 	c, err := r.startChild(name, s.dir, s.argv...)
 	if err != nil {
