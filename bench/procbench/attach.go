@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -48,10 +49,11 @@ type scenario struct {
 	// draining or about to), as when an editor window is closed and
 	// opened again.
 	reopen bool
-	// overlap: an unmeasured copy of the same command is told to shut down
-	// and exit just before the measured one is exec'd, and exits while it
-	// starts: the reopen floor, what a new server pays for an old one's
-	// exit on this machine.
+	// overlap: an unmeasured copy of the same command, which was sent
+	// initialized and lived prevWindowLife as the reopen's closed window,
+	// is sent shutdown just before the measured one is exec'd, and exit
+	// once it answers: the reopen floor, what a new server pays for an old
+	// one's shutdown and exit on this machine.
 	overlap bool
 }
 
@@ -254,10 +256,23 @@ func (r *rig) attachOnce(s *scenario, name string) (attachSample, error) {
 		if _, err := prev.await(1, s.echo, attachTimout); err != nil {
 			return smp, err
 		}
-		settleWindow(prev)
-		if err := prev.leave(s.echo, quitTimeout); err != nil {
+		if err := settleWindow(prev, s.dir); err != nil {
 			return smp, err
 		}
+		// As the draining host does to its server: shutdown, exit once it
+		// is answered, stdin closed; the measured start does not wait for
+		// any of it (in the reopen scenario the new window arrives as the
+		// old host begins its drain).
+		if err := prev.send([]byte(`{"jsonrpc":"2.0","id":2,"method":"shutdown"}`)); err != nil {
+			return smp, err
+		}
+		left := make(chan error, 1)
+		go func() { left <- prev.leaveAfter(s.echo, quitTimeout) }()
+		defer func() {
+			if err := <-left; err != nil {
+				fmt.Fprintf(os.Stderr, "procbench: %s: previous server: %v\n", s.Label, err)
+			}
+		}()
 	}
 	c, err := r.startChild(name, s.dir, s.argv...)
 	if err != nil {
@@ -333,12 +348,27 @@ func (r *rig) attachOnce(s *scenario, name string) (attachSample, error) {
 // so that its shutdown is that of an idle server, not an interrupted load.
 const prevWindowLife = time.Second
 
-// settleWindow sends initialized, as an editor does, and keeps the window
-// open for prevWindowLife (nothing to wait on: the load's end is internal
-// to the server).
-func settleWindow(c *child) {
+// settleWindow sends initialized, as an editor does, asks for a hover in
+// the fixture's main.go (answered once the workspace is loaded) and keeps
+// the window open for the rest of prevWindowLife. While it waits for the
+// hover it answers the server's requests, as an editor does: gopls asks for
+// workspace/configuration before it loads anything, and a window that left
+// that unanswered kept the old gopls waiting, to load the workspace only
+// when the quit's reader answered it, beside the measured start.
+func settleWindow(c *child, dir string) error {
+	begin := time.Now()
 	c.send([]byte(`{"jsonrpc":"2.0","method":"initialized","params":{}}`))
-	time.Sleep(prevWindowLife)
+	hover, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 3, "method": "textDocument/hover",
+		"params": map[string]any{"textDocument": map[string]any{"uri": fileURI(filepath.Join(dir, "main.go"))},
+			"position": map[string]any{"line": 5, "character": 13}}})
+	if err := c.send(hover); err != nil {
+		return err
+	}
+	if _, err := c.await(3, false, attachTimout); err != nil {
+		return err
+	}
+	time.Sleep(prevWindowLife - time.Since(begin))
+	return nil
 }
 
 // openAndClose runs one unmeasured window of s: exec, initialize, clean
@@ -356,7 +386,9 @@ func (r *rig) openAndClose(s *scenario, name string) (*discovery.Hint, error) {
 	if _, err := c.await(1, s.echo, attachTimout); err != nil {
 		return nil, err
 	}
-	settleWindow(c)
+	if err := settleWindow(c, s.dir); err != nil {
+		return nil, err
+	}
 	var svc *discovery.Hint
 	for _, h := range r.hints() {
 		if h.Root == s.dir || svc == nil {

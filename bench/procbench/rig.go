@@ -231,11 +231,19 @@ func (c *child) quit(echo bool, timeout time.Duration) (int, error) {
 // leave is quit without waiting for the exit: shutdown (answered), exit,
 // stdin closed.
 func (c *child) leave(echo bool, timeout time.Duration) error {
-	var qerr error
 	if err := c.send([]byte(`{"jsonrpc":"2.0","id":2,"method":"shutdown"}`)); err != nil {
-		qerr = err
-	} else if _, err := c.await(2, echo, timeout); err != nil {
-		qerr = err
+		c.leaveAfter(echo, 0)
+		return err
+	}
+	return c.leaveAfter(echo, timeout)
+}
+
+// leaveAfter is leave once shutdown was sent: it waits up to timeout for
+// the answer (0: not at all), then sends exit and closes stdin.
+func (c *child) leaveAfter(echo bool, timeout time.Duration) error {
+	var qerr error
+	if timeout > 0 {
+		_, qerr = c.await(2, echo, timeout)
 	}
 	c.send([]byte(`{"jsonrpc":"2.0","method":"exit"}`))
 	c.inMu.Lock()
