@@ -3,7 +3,6 @@ package host
 import (
 	"context"
 	"fmt"
-	"github.com/procref/procref/hostproto"
 	"io"
 	"net"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/procref/procref/hostproto"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/lspmux"
 	"github.com/procref/procref/platform"

@@ -2,9 +2,9 @@ package host
 
 import (
 	"context"
-	"github.com/procref/procref/hostproto"
 	"io"
 
+	"github.com/procref/procref/hostproto"
 	"github.com/procref/procref/lspmux"
 	"github.com/procref/procref/mcp"
 )

@@ -18,7 +18,6 @@ import (
 
 	"github.com/procref/procref/hostproto"
 	"github.com/procref/procref/internal/restarts"
-
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 )

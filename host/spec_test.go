@@ -1,9 +1,10 @@
 package host
 
 import (
-	"github.com/procref/procref/hostproto"
 	"strings"
 	"testing"
+
+	"github.com/procref/procref/hostproto"
 )
 
 // TestBothPlaceholders: a command with both {socket} and {port} is refused

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/procref/procref/hostproto"
-
 	"github.com/procref/procref/lspframe"
 )
 

@@ -15,7 +15,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/procref/procref/hostproto"
 	"io"
 	"net"
 	"net/url"
@@ -25,6 +24,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/procref/procref/hostproto"
 )
 
 // Initialize is what the proxy learns from the editor's first message.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/procref/procref/hostproto"
 	"io"
 	"net"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/host"
+	"github.com/procref/procref/hostproto"
 	"github.com/procref/procref/sampleserver"
 )
 
