@@ -5,13 +5,13 @@ package proxy
 import (
 	"context"
 	"errors"
-	"github.com/procref/procref/hostproto"
 	"net"
 	"os"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/procref/procref/hostproto"
 	"golang.org/x/sys/unix"
 )
 
@@ -151,8 +151,8 @@ type pollLoop struct {
 
 	// spliceIn: editor→backend bulk moves pipe→socket inside the kernel
 	// (Linux). bulk: the last read took a full pipe's worth, so more is
-	// likely queued. sockFull: the last splice found the socket full.
-	spliceIn, bulk, sockFull bool
+	// likely queued.
+	spliceIn, bulk bool
 
 	grown bool // the editor's pipes were grown for bulk traffic
 }
@@ -226,10 +226,7 @@ func (l *pollLoop) run() Outcome {
 		}
 		// Reads are attempted by readiness, but a spurious wake-up only
 		// costs an EAGAIN.
-		if l.sockFull && (l.backendEOF || ready(fds[:n], l.sock)) {
-			l.sockFull = false
-		}
-		if !l.sockFull && !l.editorEOF && !l.up.pending() && ready(fds[:n], l.in) {
+		if !l.editorEOF && !l.up.pending() && ready(fds[:n], l.in) {
 			if l.spliceIn && l.bulk && !l.backendEOF {
 				if err := l.spliceUp(); err != nil {
 					return l.backendGoneOutcome()
@@ -269,10 +266,7 @@ func (l *pollLoop) pollSet(fds *[4]unix.PollFd) int {
 	if l.pres >= 0 {
 		add(l.pres, unix.POLLIN)
 	}
-	switch {
-	case l.sockFull && !l.backendEOF:
-		add(l.sock, unix.POLLOUT)
-	case !l.editorEOF && !l.up.pending():
+	if !l.editorEOF && !l.up.pending() {
 		add(l.in, unix.POLLIN)
 	}
 	if l.up.pending() && !l.backendEOF {
