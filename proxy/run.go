@@ -88,7 +88,9 @@ func Run(ctx context.Context, cfg Config) error {
 	cwd, _ := os.Getwd()
 	spec, err := newSpec(cfg, cwd)
 	if err == nil && cfg.Executable == "" {
-		cfg.Executable, err = os.Executable()
+		if cfg.Executable, err = os.Executable(); err != nil {
+			err = fmt.Errorf("cannot find my own executable: %w", err)
+		}
 	}
 	if err != nil {
 		return p.fail(err)
