@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/procref/procref/hostproto"
+	"github.com/procref/procref/internal/lastbytes"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/lspmux"
 	"github.com/procref/procref/platform"
@@ -37,7 +38,7 @@ func (s *muxServers) start() (lspmux.Backend, error) {
 	b := s.b
 	cmd := exec.Command(b.spec.Command[0], b.spec.Command[1:]...)
 	cmd.Dir = b.spec.Dir
-	t := &stderrTail{}
+	t := newStderrTail()
 	cmd.Stderr = io.MultiWriter(os.Stderr, t) // the host log, and what errors quote
 	platform.BindToParent(cmd)
 	be, err := lspmux.ExecBackend(cmd)
@@ -161,30 +162,21 @@ func muxStatus(m multiplexer, current platform.Identity) map[string]any {
 // errors that report its failure. Safe for concurrent use; a nil
 // *stderrTail is empty.
 type stderrTail struct {
-	mu  sync.Mutex
-	buf []byte
+	keep lastbytes.Buffer
 }
 
 // stderrKeep is how much of a server's stderr the host keeps for errors.
 const stderrKeep = 1024
 
-func (t *stderrTail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - stderrKeep; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
+func newStderrTail() *stderrTail { return &stderrTail{keep: lastbytes.Buffer{Max: stderrKeep}} }
+
+func (t *stderrTail) Write(p []byte) (int, error) { return t.keep.Write(p) }
 
 // String returns the last (at most 5) lines kept.
 func (t *stderrTail) String() string {
 	if t == nil {
 		return ""
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := strings.Split(strings.TrimSpace(string(t.buf)), "\n")
+	lines := strings.Split(strings.TrimSpace(string(t.keep.Bytes())), "\n")
 	return strings.Join(lines[max(0, len(lines)-5):], "\n")
 }

@@ -3,7 +3,8 @@ package hostproto
 import (
 	"bytes"
 	"encoding/json"
-	"sync"
+
+	"github.com/procref/procref/internal/lastbytes"
 )
 
 // EndMethod is the notification a mux-mode host sends a client as its last
@@ -16,28 +17,19 @@ const EndMethod = "$/procref/sessionEnded"
 // Tail keeps the last bytes the backend sent to the editor, so that a
 // relaying proxy can read why the host ended the session: the host's last
 // message is then the end notification (EndMethod). Safe for concurrent
-// use.
+// use; make one with NewTail.
 type Tail struct {
-	mu  sync.Mutex
-	buf []byte
+	keep lastbytes.Buffer
 }
 
 // tailKeep bounds what Tail keeps: the end notification is short.
 const tailKeep = 8 << 10
 
-func (t *Tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(p) >= tailKeep {
-		t.buf = append(t.buf[:0], p[len(p)-tailKeep:]...)
-		return len(p), nil
-	}
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - tailKeep; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
+// NewTail returns an empty Tail.
+func NewTail() *Tail { return &Tail{keep: lastbytes.Buffer{Max: tailKeep}} }
+
+// Write keeps the end of what the backend sent; it never fails.
+func (t *Tail) Write(p []byte) (int, error) { return t.keep.Write(p) }
 
 // EndReason returns the reason of the host's end notification if it was
 // the last message the backend sent, else "" (also for a nil Tail).
@@ -45,14 +37,13 @@ func (t *Tail) EndReason() string {
 	if t == nil {
 		return ""
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	buf := t.keep.Bytes()
 	marker := []byte(`"method":"` + EndMethod + `"`)
-	i := bytes.LastIndex(t.buf, marker)
+	i := bytes.LastIndex(buf, marker)
 	if i < 0 {
 		return ""
 	}
-	start := bytes.LastIndexByte(t.buf[:i], '{')
+	start := bytes.LastIndexByte(buf[:i], '{')
 	if start < 0 {
 		return ""
 	}
@@ -61,7 +52,7 @@ func (t *Tail) EndReason() string {
 			Reason string `json:"reason"`
 		} `json:"params"`
 	}
-	if json.Unmarshal(t.buf[start:], &m) != nil {
+	if json.Unmarshal(buf[start:], &m) != nil {
 		return ""
 	}
 	return m.Params.Reason

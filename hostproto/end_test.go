@@ -9,7 +9,7 @@ import (
 func TestTailEndReason(t *testing.T) {
 	frame := func(body string) string { return fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body) }
 	note := `{"jsonrpc":"2.0","method":"$/procref/sessionEnded","params":{"reason":"the shared backend was stopped"}}`
-	var tl Tail
+	tl := NewTail()
 	tl.Write([]byte(frame(`{"jsonrpc":"2.0","id":1,"result":{}}`)))
 	if r := tl.EndReason(); r != "" {
 		t.Fatalf("EndReason without the notification = %q", r)

@@ -265,7 +265,7 @@ func (a *attached) serve(actx context.Context) error {
 	lsp := a.spec.Mode == hostproto.ModeTCP
 	var tail *hostproto.Tail
 	if a.spec.Mode == hostproto.ModeMux {
-		tail = &hostproto.Tail{} // the host's last message says why it ended the session
+		tail = hostproto.NewTail() // the host's last message says why it ended the session
 	}
 	outcome := Relay(a.ctx, Editor{In: a.cfg.Stdin, Out: a.cfg.Stdout, Pending: pending, LSP: lsp, Tail: tail}, conn, presence)
 	if why := tail.EndReason(); why != "" {
