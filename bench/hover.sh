@@ -21,8 +21,8 @@ n=${1:-200}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/procref-hover.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 go build -o "$tmp/procref" ./cmd/procref
-go build -o "$tmp/muxmem" ./bench/muxmem
-go build -o "$tmp/procbench" ./bench/procbench
+go -C bench build -o "$tmp/muxmem" ./muxmem
+go -C bench build -o "$tmp/procbench" ./procbench
 gopls=$(command -v gopls || echo "$(go env GOPATH)/bin/gopls")
 mkdir -m 700 "$tmp/run" "$tmp/state" "$tmp/go"
 export PROCREF_RUNTIME_DIR="$tmp/run" PROCREF_STATE_DIR="$tmp/state"

@@ -18,8 +18,8 @@ ev=$PWD/testdata/mcp-node/node_modules/@modelcontextprotocol/server-everything/d
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/procref-mcpbench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 go build -o "$tmp/procref" ./cmd/procref
-go build -o "$tmp/muxmem" ./bench/muxmem
-go build -o "$tmp/procbench" ./bench/procbench
+go -C bench build -o "$tmp/muxmem" ./muxmem
+go -C bench build -o "$tmp/procbench" ./procbench
 mkdir -m 700 "$tmp/run" "$tmp/state"
 export PROCREF_RUNTIME_DIR="$tmp/run" PROCREF_STATE_DIR="$tmp/state"
 echo "## MCP run of $(date -u '+%Y-%m-%d %H:%M:%S UTC') at commit $(git rev-parse --short HEAD)"

@@ -67,7 +67,7 @@ if [ "$src" = . ] && [ -n "$(git status --porcelain -- cmd host proxy internal r
 	commit="$commit + uncommitted changes"
 fi
 (cd "$src" && CGO_ENABLED=0 go build -o "$out/procref" ./cmd/procref)
-go build -o "$out/muxmem" ./bench/muxmem
+go -C bench build -o "$out/muxmem" ./muxmem
 
 mkdir -p "$work/run" "$work/state" "$work/tmp" "$work/cache" "$work/c" "$work/big" "$work/cpp"
 chmod 700 "$work/run" "$work/state"

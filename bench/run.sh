@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/run.sh — procref's benchmarks (issue 4, item 6); results go to
-# docs/benchmarks.md.
+# bench/results.md.
 #
 # Builds procref (as a user would: `CGO_ENABLED=0 go build ./cmd/procref`) and
 # bench/procbench into a temporary directory, prints the date, the machine
@@ -22,7 +22,7 @@
 #                                            bench/run.sh -only latency,throughput
 #                                            bench/run.sh -only mux   (mux mode: procref -- procbench lsp-echo)
 #   With a C compiler, bench/crelay.c is built and measured as a reference
-#   relay, and so is cat (see "Round trip" in docs/benchmarks.md).
+#   relay, and so is cat (see "Round trip" in bench/results.md).
 # Environment:
 #   SRC=head               build procref and procbench from the committed HEAD
 #                          (git archive) instead of the working tree, so the
@@ -35,7 +35,7 @@
 # XDG_RUNTIME_DIR and TMPDIR (so nothing collides with other users of procref
 # or of the gopls daemon), and every process started is stopped at the end,
 # also on Ctrl-C. The Go benchmark functions are separate:
-#   go test -run '^$' -bench . ./bench/procbench
+#   go -C bench test -run '^$' -bench . ./procbench
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -50,8 +50,8 @@ if [[ ${SRC:-} == head ]]; then
 	git -C "$root" archive HEAD | tar -x -C "$src"
 	built="HEAD"
 fi
-(cd "$src" && CGO_ENABLED=0 go build -o "$bin/procref" ./cmd/procref && go build -o "$bin/procbench" ./bench/procbench &&
-	go build -o "$bin/emptymain" ./bench/emptymain)
+(cd "$src" && CGO_ENABLED=0 go build -o "$bin/procref" ./cmd/procref && go -C bench build -o "$bin/procbench" ./procbench &&
+	go -C bench build -o "$bin/emptymain" ./emptymain)
 
 gopls=${GOPLS:-$(command -v gopls || true)}
 if [[ -z $gopls ]]; then

@@ -24,7 +24,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/procref/procref/handshake"
+	"github.com/procref/procref/internal/handshake"
 	"github.com/procref/procref/platform"
 )
 

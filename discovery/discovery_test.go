@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procref/procref/handshake"
+	"github.com/procref/procref/internal/handshake"
 	"github.com/procref/procref/platform"
 	"go.uber.org/goleak"
 )

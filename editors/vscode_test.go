@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/discovery"
-	"github.com/procref/procref/lspclient"
+	"github.com/procref/procref/internal/lspclient"
 )
 
 // pipeRWC joins a process's stdout (read) and stdin (write).

@@ -18,7 +18,7 @@ import (
 	"unsafe"
 
 	"github.com/procref/procref/discovery"
-	"github.com/procref/procref/handshake"
+	"github.com/procref/procref/internal/handshake"
 	"github.com/procref/procref/refcount"
 	"golang.org/x/sys/unix"
 )

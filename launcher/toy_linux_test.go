@@ -36,7 +36,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/discovery"
-	"github.com/procref/procref/handshake"
+	"github.com/procref/procref/internal/handshake"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 	"github.com/procref/procref/refcount"

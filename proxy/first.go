@@ -7,9 +7,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/procref/procref/hostproto"
-	"github.com/procref/procref/lspframe"
-	"github.com/procref/procref/mcp"
+	"github.com/procref/procref/internal/hostproto"
+	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/mcp"
 )
 
 // scope completes spec from the client's first bytes: the protocol, and

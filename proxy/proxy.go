@@ -25,7 +25,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/procref/procref/hostproto"
+	"github.com/procref/procref/internal/hostproto"
 )
 
 // Initialize is what the proxy learns from the editor's first message.

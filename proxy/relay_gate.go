@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"math"
 
-	"github.com/procref/procref/lspframe"
+	"github.com/procref/procref/internal/lspframe"
 )
 
 // lspGate follows the LSP framing of the editor's stream and notes the

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/procref/procref/hostproto"
+	"github.com/procref/procref/internal/hostproto"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,7 +29,7 @@ var pollRelays atomic.Int64
 // Why not Go's poller: there, a message from the backend wakes the thread
 // parked in epoll_wait, which hands the goroutine to a P, which may need
 // another thread woken — two or three wake-ups per message on a 2-core
-// machine, ~50 µs more per round trip than a C relay (docs/benchmarks.md).
+// machine, ~50 µs more per round trip than a C relay (bench/results.md).
 // Here the thread blocked in poll is the one that reads and writes.
 func relayPoll(ctx context.Context, ed Editor, conn, presence net.Conn) (Outcome, bool) {
 	inF, ok1 := ed.In.(*os.File)

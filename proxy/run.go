@@ -16,9 +16,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/procref/procref/hostproto"
+	"github.com/procref/procref/internal/hostproto"
 	"github.com/procref/procref/launcher"
-	"github.com/procref/procref/mcp"
+	"github.com/procref/procref/internal/mcp"
 )
 
 // Config is one proxy: the server command and how it is shared (the flags

@@ -1,6 +1,6 @@
 // Command procbench measures procref against its baselines (issue 4, item 6)
 // and prints the results as markdown tables. bench/run.sh builds procref and
-// procbench, prints the machine, and runs it; docs/benchmarks.md records the
+// procbench, prints the machine, and runs it; bench/results.md records the
 // results.
 //
 // Usage:

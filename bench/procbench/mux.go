@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/procref/procref/lspframe"
+	"github.com/procref/procref/internal/lspframe"
 )
 
 // lspEchoMain is `procbench lsp-echo`: a stdio LSP server that answers every

@@ -6,7 +6,7 @@ import (
 	"io"
 	"path/filepath"
 
-	"github.com/procref/procref/lspframe"
+	"github.com/procref/procref/internal/lspframe"
 	"github.com/procref/procref/proxy"
 )
 

@@ -10,7 +10,7 @@ import (
 	"os/exec"
 	"strings"
 
-	"github.com/procref/procref/mcp"
+	"github.com/procref/procref/internal/mcp"
 )
 
 // runMCPDemo is `procref demo --mode mcp`: three simulated agent sessions

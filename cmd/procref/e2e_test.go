@@ -18,7 +18,7 @@ import (
 
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/internal/proctest"
-	"github.com/procref/procref/lspclient"
+	"github.com/procref/procref/internal/lspclient"
 	"github.com/procref/procref/platform"
 	"github.com/procref/procref/refcount"
 )

@@ -9,7 +9,7 @@ import (
 	"time"
 	"unicode/utf16"
 
-	"github.com/procref/procref/lspclient"
+	"github.com/procref/procref/internal/lspclient"
 )
 
 // TestClangdMixedEncodingsThroughProxies: an nvim-lspconfig-like window

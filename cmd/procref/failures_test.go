@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procref/procref/lspframe"
+	"github.com/procref/procref/internal/lspframe"
 )
 
 // crashyServer is a helper language server (GO_WANT_HELPER_PROCESS=crashy)

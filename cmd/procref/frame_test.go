@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procref/procref/lspframe"
+	"github.com/procref/procref/internal/lspframe"
 )
 
 // TestOversizedFrameEndsSession: a window that announces a 10 GB message

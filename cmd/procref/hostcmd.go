@@ -13,9 +13,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/procref/procref/host"
-	"github.com/procref/procref/hostproto"
-	"github.com/procref/procref/sampleserver"
+	"github.com/procref/procref/internal/host"
+	"github.com/procref/procref/internal/hostproto"
+	"github.com/procref/procref/internal/sampleserver"
 )
 
 // cmdHost is the hidden `procref host` subcommand: a proxy starts it,

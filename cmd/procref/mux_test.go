@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/discovery"
-	"github.com/procref/procref/lspclient"
+	"github.com/procref/procref/internal/lspclient"
 )
 
 const pyFixture = "import os\n\n\ndef greet(name):\n    return 'hello ' + name\n\n\nprint(undefined_name)\n"

@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/procref/procref/hostproto"
-	"github.com/procref/procref/lspframe"
+	"github.com/procref/procref/internal/hostproto"
+	"github.com/procref/procref/internal/lspframe"
 	"github.com/procref/procref/proxy"
 )
 

@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/procref/procref/discovery"
-	"github.com/procref/procref/handshake"
-	"github.com/procref/procref/lspclient"
+	"github.com/procref/procref/internal/handshake"
+	"github.com/procref/procref/internal/lspclient"
 )
 
 // The other user's side of TestOtherUserCannotReachSocket: the test binary

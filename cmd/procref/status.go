@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/procref/procref/discovery"
-	"github.com/procref/procref/handshake"
-	"github.com/procref/procref/hostproto"
+	"github.com/procref/procref/internal/handshake"
+	"github.com/procref/procref/internal/hostproto"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 	"github.com/procref/procref/refcount"

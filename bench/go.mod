@@ -1,0 +1,12 @@
+module github.com/procref/procref/bench
+
+go 1.26.0
+
+require (
+	github.com/procref/procref v0.0.0
+	golang.org/x/sys v0.50.0
+)
+
+require github.com/adrg/xdg v0.5.3 // indirect
+
+replace github.com/procref/procref => ../

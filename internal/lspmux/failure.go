@@ -1,0 +1,91 @@
+package lspmux
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/procref/procref/internal/hostproto"
+	"github.com/procref/procref/internal/lspframe"
+)
+
+// ErrInitFailed is the cause (wrapped) ServeClient returns for a client
+// whose initialize failed because the backend could not start, exited
+// before answering, or refused it: the client was answered with an error
+// and disconnected.
+var ErrInitFailed = errors.New("language server did not start")
+
+// withOutput appends the backend's last stderr lines (Config.StderrTail)
+// to a description of its failure.
+func (m *Mux) withOutput(msg string) string {
+	if m.cfg.StderrTail == nil {
+		return msg
+	}
+	if tail := strings.TrimSpace(m.cfg.StderrTail()); tail != "" {
+		msg += "; its last output: " + strings.ReplaceAll(tail, "\n", " | ")
+	}
+	return msg
+}
+
+// withHint appends Config.FailureHint (where the log is) to a message
+// for the user.
+func (m *Mux) withHint(msg string) string {
+	if m.cfg.FailureHint == "" {
+		return msg
+	}
+	return msg + " (" + m.cfg.FailureHint + ")"
+}
+
+// refuseStopped serves a client that arrives after the mux stopped: its
+// initialize (if it sends one within a second) is answered with why, then
+// the connection is closed. It blocks for at most a second.
+func (m *Mux) refuseStopped(conn io.ReadWriteCloser, why error) {
+	t := time.AfterFunc(time.Second, func() { conn.Close() })
+	defer t.Stop()
+	defer conn.Close()
+	body, err := lspframe.NewReader(conn, m.cfg.MaxMessage).Read()
+	if err != nil {
+		return
+	}
+	f, err := lspframe.Scan(body)
+	if err != nil || f.Kind() != lspframe.Request {
+		return
+	}
+	msg := m.withHint(fmt.Sprintf("language server unavailable: %v", why))
+	lspframe.Write(conn, msgError(f.ID.Of(body), codeRequestFailed, msg))
+}
+
+// EndReason says in one line why ServeClient ended a session with err ("":
+// a normal end, the client sent exit or closed its end).
+func EndReason(err error) string {
+	var why string
+	switch {
+	case err == nil, errors.Is(err, errExit), errors.Is(err, io.EOF):
+		return ""
+	case errors.Is(err, ErrClosed):
+		why = "the shared backend was stopped (`procref stop`, or its host shut down)"
+	case errors.Is(err, ErrBackendFailed), errors.Is(err, ErrInitFailed):
+		why = err.Error()
+	case errors.Is(err, lspframe.ErrBadHeader):
+		why = "procref dropped this window: the editor sent a malformed LSP frame (" + err.Error() + ")"
+	default:
+		why = "procref dropped this window: " + err.Error()
+	}
+	return strings.Join(strings.Fields(why), " ")
+}
+
+// endWith ends c's session for err: the client gets hostproto.EndMethod with the
+// reason as its last message, and is disconnected once its queue is
+// written (at most a second).
+// Only the first call counts: a later reason (Close after a crash loop)
+// would find the queue closed.
+func (c *client) endWith(err error) {
+	c.endOnce.Do(func() {
+		if why := EndReason(err); why != "" {
+			c.send(msgNotification(hostproto.EndMethod, mustJSON(map[string]string{"reason": why})))
+		}
+		c.flushThenKill(err)
+	})
+}

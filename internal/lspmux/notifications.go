@@ -1,0 +1,168 @@
+package lspmux
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/procref/procref/internal/lspframe"
+)
+
+func (m *Mux) clientNotification(c *client, f *lspframe.Fields, body []byte) error {
+	if !m.ready(c) {
+		// Dropped: LSP forbids notifications before the initialize result.
+		// Say so, or a client that sends didOpen early never learns why it
+		// gets no diagnostics.
+		m.log.Warn("notification before the initialize result dropped (LSP forbids it)", "client", c.id, "method", f.MethodName())
+		return nil
+	}
+	params := f.Params.Of(body)
+	switch f.MethodName() {
+	case "$/cancelRequest":
+		sp, ok, _ := lspframe.Lookup(params, "id")
+		if !ok {
+			return nil
+		}
+		at := lspframe.Span{Start: f.Params.Start + sp.Start, End: f.Params.Start + sp.End}
+		return m.forward(c, body, func(int64) (item, func()) {
+			hid, ok := m.calls.HostID(c, at.Of(body))
+			if !ok {
+				return item{}, nil // already answered
+			}
+			return item{body: body, edits: []lspframe.Edit{{At: at, With: idToken(hid)}}}, nil
+		})
+	case "window/workDoneProgress/cancel":
+		sp, ok, _ := lspframe.Lookup(params, "token")
+		if !ok {
+			return nil
+		}
+		at := lspframe.Span{Start: f.Params.Start + sp.Start, End: f.Params.Start + sp.End}
+		return m.forward(c, body, func(int64) (item, func()) {
+			if htok, ok := m.calls.HostToken(c, at.Of(body)); ok {
+				return item{body: body, edits: []lspframe.Edit{{At: at, With: []byte(htok)}}}, nil
+			}
+			return item{body: body}, nil // a token the backend created
+		})
+	case "textDocument/didOpen":
+		p, vs, err := parseDidOpen(params)
+		if err != nil {
+			c.log.Warn("lsp client sent a bad didOpen; dropped", "err", err)
+			return nil
+		}
+		verAt := lspframe.Span{}
+		if vs.Ok() {
+			verAt = lspframe.Span{Start: f.Params.Start + vs.Start, End: f.Params.Start + vs.End}
+		}
+		return m.forward(c, body, func(int64) (item, func()) {
+			return item{body: m.openDoc(c, &p, body, verAt)}, nil
+		})
+	case "textDocument/didChange":
+		var p didChangeParams
+		if err := json.Unmarshal(params, &p); err != nil || p.TextDocument.URI == "" {
+			c.log.Warn("lsp client sent a bad didChange; dropped", "err", err)
+			return nil
+		}
+		vs, _, _ := lspframe.Lookup(params, "textDocument", "version")
+		verAt := lspframe.Span{}
+		if vs.Ok() {
+			verAt = lspframe.Span{Start: f.Params.Start + vs.Start, End: f.Params.Start + vs.End}
+		}
+		return m.forward(c, body, func(int64) (item, func()) {
+			return item{body: m.changeDoc(c, &p, body, verAt)}, nil
+		})
+	case "textDocument/didClose":
+		var p struct {
+			TextDocument struct {
+				URI string `json:"uri"`
+			} `json:"textDocument"`
+		}
+		if err := json.Unmarshal(params, &p); err != nil {
+			return nil
+		}
+		return m.forward(c, body, func(int64) (item, func()) {
+			if _, ok := c.docs[p.TextDocument.URI]; ok {
+				m.closeDoc(c, p.TextDocument.URI, true)
+			}
+			return item{}, nil
+		})
+	case "workspace/didChangeWorkspaceFolders":
+		return m.changeFolders(c, body, params)
+	}
+	// nothing keeps body: recycled once written
+	return m.forward(c, body, func(int64) (item, func()) { return item{body: body, recycle: true}, nil })
+}
+
+func (m *Mux) serverNotification(f *lspframe.Fields, body []byte) {
+	params := f.Params.Of(body)
+	abs := func(sp lspframe.Span) lspframe.Span { return inParams(f, sp) }
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch f.MethodName() {
+	case "$/progress":
+		sp, ok, _ := lspframe.Lookup(params, "token")
+		if !ok {
+			return
+		}
+		tok := string(sp.Of(params))
+		if c, orig, ok := m.calls.Token(tok); ok {
+			c.send(lspframe.Splice(body, abs(sp), orig))
+			return
+		}
+		if told := m.stokens[tok]; told != nil {
+			for c := range told {
+				if !c.gone {
+					c.send(body)
+				}
+			}
+			if k, ok, _ := lspframe.Lookup(params, "value", "kind"); ok && string(k.Of(params)) == `"end"` {
+				delete(m.stokens, tok)
+			}
+			return
+		}
+		m.log.Debug("progress for an unknown token; dropped", "token", tok)
+		return
+	case "$/cancelRequest":
+		sp, ok, _ := lspframe.Lookup(params, "id")
+		if !ok {
+			return
+		}
+		if c, hid, ok := m.asks.ByServerID(sp.Of(params)); ok {
+			c.send(lspframe.Splice(body, abs(sp), idToken(hid)))
+		}
+		return
+	}
+	// URI-scoped: params.uri or params.textDocument.uri
+	uriSp, ok, _ := lspframe.Lookup(params, "uri")
+	if !ok {
+		uriSp, ok, _ = lspframe.Lookup(params, "textDocument", "uri")
+	}
+	if !ok {
+		m.broadcast(body)
+		return
+	}
+	uri, err := lspframe.Unquote(uriSp.Of(params))
+	if err != nil {
+		return
+	}
+	if d := m.docs[uri]; d != nil {
+		m.toOpeners(d, f, body)
+		return
+	}
+	// Nobody has it open: the clients whose folders contain it.
+	for c := range m.clients {
+		if !c.inited {
+			continue
+		}
+		for _, fo := range c.folders {
+			root := strings.TrimSuffix(fo.URI, "/")
+			if strings.HasPrefix(uri, root+"/") || uri == root {
+				c.send(body)
+				break
+			}
+		}
+	}
+}
+
+// inParams is sp, a span within f's params, as a span of the whole body.
+func inParams(f *lspframe.Fields, sp lspframe.Span) lspframe.Span {
+	return lspframe.Span{Start: f.Params.Start + sp.Start, End: f.Params.Start + sp.End}
+}

@@ -1,0 +1,368 @@
+package lspmux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/procref/procref/internal/lspframe"
+)
+
+// fromClient routes one message from c. A non-nil error ends the session.
+func (m *Mux) fromClient(c *client, body []byte) error {
+	f, err := lspframe.Scan(body)
+	if err != nil {
+		c.log.Warn("lsp client sent invalid json; answered with a parse error", "err", err)
+		c.send(msgError(nil, codeParseError, err.Error()))
+		return nil
+	}
+	if f.Method.Ok() && f.MethodName() == "" {
+		var id []byte
+		if f.ID.Ok() && validID(f.ID.Of(body)) {
+			id = f.ID.Of(body)
+		}
+		c.send(msgError(id, codeInvalidRequest, "empty method name"))
+		return nil
+	}
+	if k := f.Kind(); (k == lspframe.Request && notificationOnly[f.MethodName()]) ||
+		(k == lspframe.Notification && requestOnly[f.MethodName()]) {
+		// A lifecycle or document message of the wrong kind would reach
+		// the backend untracked (an exit request would stop it for all).
+		c.log.Warn("lsp client sent a message of the wrong kind; refused", "method", f.MethodName(), "kind", k)
+		if k == lspframe.Request {
+			c.send(msgError(f.ID.Of(body), codeInvalidRequest, f.MethodName()+" is a notification"))
+		}
+		return nil
+	}
+	if k := f.Kind(); (k == lspframe.Request && f.MethodName() != "initialize") ||
+		(k == lspframe.Notification && f.MethodName() != "exit") {
+		// A client that sends on right after its initialize (before the
+		// result: LSP forbids it, but servers on stdio just read on, and
+		// some clients rely on that) gets its messages handled in order
+		// once it is answered, not refused.
+		m.awaitInit(c)
+	}
+	switch f.Kind() {
+	case lspframe.Response:
+		m.clientResponse(c, &f, body)
+		return nil
+	case lspframe.Request:
+		id := f.ID.Of(body)
+		if !validID(id) {
+			c.send(msgError(nil, codeInvalidRequest, "request id must be a number or a string"))
+			return nil
+		}
+		switch f.MethodName() {
+		case "initialize":
+			m.clientInitialize(c, &f, body)
+			return nil
+		case "shutdown":
+			// The backend stays up for the others; the client's exit
+			// will end only its session.
+			c.send(msgResult(id, nil))
+			return nil
+		}
+		return m.clientRequest(c, &f, body)
+	case lspframe.Notification:
+		switch f.MethodName() {
+		case "exit":
+			return errExit
+		case "initialized":
+			m.clientInitialized(c)
+			return nil
+		}
+		return m.clientNotification(c, &f, body)
+	}
+	var id []byte
+	if f.ID.Ok() && validID(f.ID.Of(body)) {
+		id = f.ID.Of(body)
+	}
+	c.send(msgError(id, codeInvalidRequest, "not a json-rpc request, notification or response"))
+	return nil
+}
+
+// notificationOnly and requestOnly are the methods the mux tracks or that
+// end the backend's session; they are refused in the other kind.
+var (
+	notificationOnly = map[string]bool{
+		"initialized": true, "exit": true, "$/cancelRequest": true, "$/progress": true,
+		"textDocument/didOpen": true, "textDocument/didChange": true, "textDocument/didClose": true,
+		"workspace/didChangeWorkspaceFolders": true, "window/workDoneProgress/cancel": true,
+	}
+	requestOnly = map[string]bool{"initialize": true, "shutdown": true}
+)
+
+// ready reports whether c may talk to the backend, waiting while the
+// backend restarts.
+func (m *Mux) ready(c *client) bool {
+	m.mu.Lock()
+	inited := c.inited
+	m.mu.Unlock()
+	return inited && m.waitRunning(c)
+}
+
+// clientStall is how long a client whose queue is over a quarter of its
+// bound may go without taking a message before it counts as not reading.
+const clientStall = 2 * time.Second
+
+// client is one client session.
+type client struct {
+	m     *Mux
+	id    int
+	conn  io.ReadWriteCloser
+	out   *queue
+	quota *quota
+	log   *slog.Logger
+
+	deadline interface{ SetWriteDeadline(time.Time) error } // conn's, if it has one (sendDirect)
+	try      interface{ TryWrite([]byte) (int, error) }     // conn's non-blocking write, if it has one (sendDirect)
+	dbuf     []byte                                         // writeDirect's frame buffer (owned by whoever is writing)
+	claimed  *session                                       // the client reader is the writer of this session's queue (forward)
+	awaiting atomic.Int64                                   // bytes of this client's requests the backend has not answered yet
+	stop     chan struct{}                                  // closed by kill
+	killOnce sync.Once
+	endOnce  sync.Once // endWith
+	killErr  error
+	flushErr error // guarded by out.mu
+
+	// guarded by m.mu
+	sentInit bool // has sent initialize
+	inited   bool // has been answered initialize (successfully)
+	ready    bool // has sent initialized
+	gone     bool
+	active   int64
+	docs     map[string]*cdoc
+	folders  []folder
+	caps     []byte // its initialize capabilities (capabilities.go)
+}
+
+// kill disconnects the client; its ServeClient then cleans up.
+func (c *client) kill(err error) {
+	c.killOnce.Do(func() {
+		c.killErr = err
+		close(c.stop)
+		c.conn.Close()
+	})
+}
+
+// flushThenKill disconnects c once what is queued for it has been written
+// (or after a second, for a client that does not read).
+func (c *client) flushThenKill(err error) {
+	c.out.mu.Lock()
+	c.flushErr = err
+	c.out.mu.Unlock()
+	time.AfterFunc(time.Second, func() { c.kill(err) }) // harmless if already gone
+	c.out.close(false)
+}
+
+var (
+	errSlowClient = errors.New("client stopped reading (outgoing queue full)")
+	errExit       = errors.New("client sent exit")
+)
+
+// ServeClient serves one client session on conn, whose first message is
+// expected to be initialize. It blocks until the session ends: the client
+// sent exit, hit EOF, sent a malformed frame, fell too far behind reading,
+// ctx ended, or the Mux stopped. It always closes conn, and closes the
+// client's documents for it before returning. It returns nil for a clean
+// end (exit or EOF) and the cause otherwise.
+func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
+	m.mu.Lock()
+	if m.phase == phaseStopped {
+		err := m.err
+		m.mu.Unlock()
+		if err == nil {
+			err = ErrClosed
+		}
+		m.refuseStopped(conn, err)
+		return err
+	}
+	m.nextClient++
+	c := &client{
+		m:    m,
+		id:   m.nextClient,
+		conn: conn,
+		out:  newQueue(),
+		deadline: func() interface{ SetWriteDeadline(time.Time) error } {
+			d, _ := conn.(interface{ SetWriteDeadline(time.Time) error })
+			return d
+		}(),
+		try: func() interface{ TryWrite([]byte) (int, error) } {
+			t, _ := conn.(interface{ TryWrite([]byte) (int, error) })
+			return t
+		}(),
+		quota: newQuota(m.cfg.ClientInflight),
+		stop:  make(chan struct{}),
+		docs:  map[string]*cdoc{},
+	}
+	c.log = m.log.With("client", c.id)
+	m.clients[c] = struct{}{}
+	m.wg.Add(2)
+	m.mu.Unlock()
+	defer m.wg.Done()
+	c.log.Debug("lsp client connected")
+
+	go func() { // writer
+		defer m.wg.Done()
+		var batch []item
+		var buf []byte
+		for {
+			var ok bool
+			batch, ok = c.out.popBatch(c.stop, batch)
+			if !ok {
+				c.out.mu.Lock()
+				err := c.flushErr
+				c.out.mu.Unlock()
+				c.kill(err) // after flushThenKill, or already killed
+				return
+			}
+			var err error
+			if buf, err = writeBatch(conn, batch, buf); err != nil {
+				c.kill(fmt.Errorf("write to client: %w", err))
+				return
+			}
+			clear(batch)
+		}
+	}()
+	stopCtx := context.AfterFunc(ctx, func() { c.kill(ctx.Err()) })
+	defer stopCtx()
+
+	err := m.readClient(c)
+	m.removeClient(c)
+	c.out.mu.Lock()
+	ending := c.flushErr
+	c.out.mu.Unlock()
+	switch {
+	case ending != nil:
+		// the mux was ending the session (endWith) when the client left:
+		// its reason, not the client's EOF, is why the session ended
+		err = ending
+		<-c.stop // flushed (bounded, see flushThenKill)
+	case EndReason(err) != "":
+		select {
+		case <-c.stop: // killed, or the client's connection failed
+		default: // dropped for its input: tell it why
+			c.endWith(err)
+			<-c.stop
+		}
+	}
+	c.kill(err)
+	c.out.close(true)
+	switch {
+	case errors.Is(err, errExit), errors.Is(err, io.EOF):
+		c.log.Debug("lsp client left", "why", err)
+		return nil
+	case c.killErr != nil && c.killErr != err:
+		err = c.killErr
+	}
+	c.log.Info("lsp client disconnected", "why", err)
+	return err
+}
+
+// readClient reads and routes the client's messages until the session
+// ends, and returns why.
+func (m *Mux) readClient(c *client) error {
+	r := lspframe.NewReader(c.conn, m.cfg.MaxMessage)
+	defer m.flushServer(c)
+	for {
+		if !r.Ready() {
+			m.flushServer(c) // Read may block: never while holding the backend
+		}
+		body, err := r.Read()
+		if err != nil {
+			if errors.Is(err, lspframe.ErrTooLarge) {
+				// Skipping the body would read all of it (10 GB for a
+				// Content-Length of 10000000000) while the window waits:
+				// end this window's session, after the error answer.
+				c.log.Warn("lsp client sent a message over the size limit; ending its session", "err", err)
+				c.send(msgError(nil, codeInvalidRequest, "procref: "+err.Error()+"; this session ends (raise --max-message if the message was real)"))
+				c.flushThenKill(err)
+				<-c.stop
+				return err
+			}
+			select {
+			case <-c.stop: // killed: report the kill reason
+				if c.killErr != nil {
+					return c.killErr
+				}
+			default:
+			}
+			if errors.Is(err, lspframe.ErrBadHeader) {
+				c.log.Warn("lsp client sent a malformed frame; disconnecting it", "err", err)
+			}
+			return err
+		}
+		if err := m.fromClient(c, body); err != nil {
+			return err
+		}
+	}
+}
+
+// removeClient forgets c: closes its documents at the backend, answers the
+// backend requests it held with an error, cancels its requests in flight,
+// and drops its workspace folders.
+func (m *Mux) removeClient(c *client) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c.gone {
+		return
+	}
+	c.gone = true
+	delete(m.clients, c)
+	for i := 0; i < len(m.initWaiters); i++ {
+		if m.initWaiters[i].c == c {
+			m.initWaiters = append(m.initWaiters[:i], m.initWaiters[i+1:]...)
+			i--
+		}
+	}
+	live := m.phase == phaseRunning && !m.closing
+	for _, hid := range m.asks.OfClient(c) {
+		sid, _ := m.takeServerRequest(c, hid)
+		if live {
+			// Known race: the client may have answered an instant before
+			// leaving; its answer was then routed already and the entry gone.
+			m.toServer(msgError(sid, codeRequestFailed, "the editor that was asked has disconnected"), nil)
+		}
+	}
+	for _, hid := range m.calls.OfClient(c) {
+		m.takeRequest(hid)
+		if live {
+			m.toServer(msgNotification("$/cancelRequest", mustJSON(map[string]int64{"id": hid})), nil)
+		}
+	}
+	for _, set := range m.stokens {
+		delete(set, c)
+	}
+	for uri := range c.docs {
+		m.closeDoc(c, uri, live)
+	}
+	m.dropFolders(c, live)
+}
+
+// waitRunning blocks until the backend is running (true), or the client or
+// mux stops (false). Messages that need the backend wait here while it
+// restarts.
+func (m *Mux) waitRunning(c *client) bool {
+	for {
+		m.mu.Lock()
+		p, ch := m.phase, m.phaseCh
+		m.mu.Unlock()
+		switch p {
+		case phaseRunning:
+			return true
+		case phaseStopped:
+			return false
+		}
+		m.flushServer(c) // never wait while holding the backend
+		select {
+		case <-ch:
+		case <-c.stop:
+			return false
+		}
+	}
+}

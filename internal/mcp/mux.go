@@ -1,0 +1,768 @@
+// Package mcp shares one stdio JSON-RPC server among many client sessions:
+// the host side of procref's mux mode for MCP servers (policy [MCP]) and
+// for any other JSON-RPC server (policy [Plain]). LSP has its own
+// multiplexer (lspmux); this package reuses its backend process type, and
+// both keep their id and token routing in internal/idroute and their
+// restart budget in internal/restarts.
+//
+// The parts: framing (frame.go: NDJSON or Content-Length, bounded), the
+// core (this file: sessions, request ids rewritten and mapped back, the
+// backend's supervision and restart), and the MCP policy (policy.go:
+// initialize caching, cancel and progress routing, logging levels,
+// resource subscriptions, server→client requests, roots).
+//
+// Plain policy: request ids are rewritten and mapped back; notifications
+// from a client go to the server; the server's notifications go to every
+// session; its requests go to the most recently active session.
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/procref/procref/internal/hostproto"
+	"github.com/procref/procref/internal/idroute"
+	"github.com/procref/procref/internal/restarts"
+	"github.com/procref/procref/internal/lspmux"
+)
+
+// Policy selects the protocol rules.
+type Policy string
+
+// Policies.
+const (
+	MCP   Policy = "mcp"
+	Plain Policy = "jsonrpc"
+)
+
+// Config configures a Mux. Start is required.
+type Config struct {
+	// Start starts the server process; called for the first session and
+	// again after a crash. ctx ends when the Mux closes.
+	Start func(ctx context.Context) (lspmux.Backend, error)
+	// Policy is MCP or Plain (default MCP); Framing the wire framing of
+	// both the sessions and the server (default NDJSON).
+	Policy  Policy
+	Framing Framing
+	// MaxMessage bounds one message (default lspframe.DefaultMaxMessage);
+	// a session that sends a larger one is ended with an error.
+	MaxMessage int64
+	Logger     *slog.Logger
+	// ShutdownTimeout is how long Close lets the server exit after its
+	// stdin is closed before killing it (default 300ms: MCP servers are
+	// stopped by closing stdin, and many never exit on their own).
+	ShutdownTimeout time.Duration
+	// MaxRestarts crashes are restarted within RestartWindow (defaults 3,
+	// one minute); one more stops the Mux.
+	MaxRestarts   int
+	RestartWindow time.Duration
+}
+
+// ErrBackendFailed is recorded when the server failed more often than the
+// restart limit allows.
+var ErrBackendFailed = errors.New("the server keeps failing")
+
+// clientQueue bounds the messages queued toward one session; a session
+// that falls this far behind is disconnected.
+const clientQueue = 4096
+
+// Mux multiplexes sessions onto one server. Methods are safe for
+// concurrent use.
+type Mux struct {
+	cfg Config
+	log *slog.Logger
+	ctx context.Context
+	end context.CancelFunc
+
+	mu       sync.Mutex
+	clients  map[*client]bool
+	srv      *server   // nil while none runs
+	ready    chan bool // closed (after a true send) when srv may take traffic
+	starting bool
+	starts   int
+	restarts restarts.Budget
+	nextID   int64
+	tick     int64
+	calls    idroute.Calls[*client, call] // requests in flight at the server, by host id
+	asks     idroute.Asks[*client, ask]   // server requests in flight at sessions, by host id
+	policy   mcpState
+	done     chan struct{}
+	err      error
+}
+
+// call is the mux's part of a request in flight at the server (the
+// routing table's Data).
+type call struct {
+	srv    *server        // the server it was sent to
+	onDone func(res *msg) // the mux's own requests
+}
+
+// ask is the mux's part of a server request in flight at a session.
+type ask struct {
+	srv   *server
+	roots *rootsGather // roots/list fan-out, else nil
+}
+
+// client is one session.
+type client struct {
+	out      chan []byte
+	gone     chan struct{}
+	once     sync.Once
+	err      error
+	inflight int   // its requests the server has not answered (addCall, takeCall)
+	active   int64 // m.tick at its last request
+	mcpClient
+}
+
+func (c *client) kill(err error) {
+	c.once.Do(func() {
+		c.err = err
+		close(c.gone)
+	})
+}
+
+// send queues body toward the session; a session too far behind is
+// disconnected. Callers hold m.mu or own c.
+func (c *client) send(body []byte) {
+	select {
+	case c.out <- body:
+	default:
+		c.kill(errors.New("the client stopped reading its messages"))
+	}
+}
+
+// server is one running server process.
+type server struct {
+	be   lspmux.Backend
+	out  chan []byte
+	dead chan struct{} // closed when the writer stops
+	gen  int
+}
+
+// New returns a Mux. It starts no server: the first session does.
+func New(cfg Config) (*Mux, error) {
+	if cfg.Start == nil {
+		return nil, errors.New("mcp: Config.Start is required")
+	}
+	if cfg.Policy == "" {
+		cfg.Policy = MCP
+	}
+	if cfg.Framing == "" {
+		cfg.Framing = NDJSON
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 300 * time.Millisecond
+	}
+	if cfg.MaxRestarts == 0 {
+		cfg.MaxRestarts = 3
+	}
+	if cfg.RestartWindow <= 0 {
+		cfg.RestartWindow = time.Minute
+	}
+	ctx, end := context.WithCancel(context.Background())
+	return &Mux{
+		cfg: cfg, log: cfg.Logger, ctx: ctx, end: end,
+		clients: map[*client]bool{}, ready: make(chan bool, 1),
+		policy:   newMCPState(),
+		restarts: restarts.Budget{Max: cfg.MaxRestarts, Window: cfg.RestartWindow},
+		done:     make(chan struct{}),
+	}, nil
+}
+
+// Clients returns the number of connected sessions.
+func (m *Mux) Clients() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.clients)
+}
+
+// Backends returns how many server processes the Mux has started.
+func (m *Mux) Backends() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.starts
+}
+
+// Done is closed when the Mux has stopped: Close, or the server failed
+// beyond the restart limit.
+func (m *Mux) Done() <-chan struct{} { return m.done }
+
+// ServeClient serves one session on conn. It blocks until the session
+// ends (EOF, a bad frame, the client fell behind, ctx, or the Mux
+// stopped), closes conn, and returns nil for a clean end (EOF).
+func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
+	c := &client{out: make(chan []byte, clientQueue), gone: make(chan struct{}), mcpClient: newMCPClient()}
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		m.writeClient(c, conn)
+	}()
+	m.mu.Lock()
+	if m.err != nil {
+		m.mu.Unlock()
+		c.kill(m.err)
+		<-wrote
+		conn.Close()
+		return m.err
+	}
+	m.clients[c] = true
+	m.mu.Unlock()
+	if m.cfg.Policy == Plain {
+		go m.ensureServer()
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+			c.kill(ctx.Err())
+		case <-m.done:
+			c.kill(m.stopErr())
+		case <-c.gone:
+		}
+		// The writer flushes what is queued (an error answer to a bad
+		// frame); a client that does not read loses it after a while.
+		t := time.AfterFunc(2*time.Second, func() { conn.Close() })
+		<-wrote
+		t.Stop()
+		conn.Close() // ends the reader
+	}()
+	r := NewReader(m.cfg.Framing, conn, m.cfg.MaxMessage)
+	for {
+		body, err := r.Read()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = nil
+			} else {
+				c.send(errorMsg(nil, codeInvalidRequest, "procref: "+err.Error()))
+				c.send(endMsg(err))
+			}
+			c.kill(err)
+			break
+		}
+		if err := m.fromClient(c, body); err != nil {
+			c.send(errorMsg(nil, codeParseError, "procref: "+err.Error()))
+			c.send(endMsg(err))
+			c.kill(err)
+			break
+		}
+	}
+	m.removeClient(c)
+	<-wrote
+	return c.err
+}
+
+// endMsg is the last message of a session procref ends, with the reason:
+// a relaying proxy reads it to tell the user why (as for LSP, the same
+// notification; with the handoff the host says it on the session instead).
+func endMsg(err error) []byte {
+	return notification(hostproto.EndMethod, map[string]string{"reason": err.Error()})
+}
+
+// writeClient writes c's queue to conn until c is gone, then flushes what
+// is queued (an error answer to a bad frame included), bounded.
+func (m *Mux) writeClient(c *client, conn io.Writer) {
+	write := func(b []byte) bool {
+		if err := Write(m.cfg.Framing, conn, b); err != nil {
+			c.kill(fmt.Errorf("writing to the client: %w", err))
+			return false
+		}
+		return true
+	}
+	for {
+		select {
+		case b := <-c.out:
+			if !write(b) {
+				return
+			}
+		case <-c.gone:
+			for {
+				select {
+				case b := <-c.out:
+					if !write(b) {
+						return
+					}
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// fromClient routes one message from c. An error ends the session.
+func (m *Mux) fromClient(c *client, body []byte) error {
+	in, err := parseMsg(body)
+	if err != nil {
+		return fmt.Errorf("the client sent invalid JSON: %w", err)
+	}
+	switch {
+	case in.isResponse():
+		m.clientResponse(c, in)
+		return nil
+	case in.Method == "":
+		return errors.New("the client sent a message that is neither a request, a response nor a notification")
+	}
+	if m.cfg.Policy == MCP {
+		return m.mcpFromClient(c, in)
+	}
+	if !m.waitReady(c) {
+		return nil
+	}
+	if in.isRequest() {
+		m.forward(c, in)
+		return nil
+	}
+	m.toServer(body)
+	return nil
+}
+
+// waitReady blocks until a server is up (and, for MCP, initialized), c is
+// gone or the Mux stopped; it reports whether to go on.
+func (m *Mux) waitReady(c *client) bool {
+	for {
+		m.mu.Lock()
+		ready := m.ready
+		m.mu.Unlock()
+		select {
+		case ok := <-ready:
+			ready <- ok // keep it readable for the next waiter
+			if ok {
+				return true
+			}
+		case <-c.gone:
+			return false
+		case <-m.done:
+			return false
+		}
+	}
+}
+
+// forward sends c's request to the server under a fresh host id (and
+// progress token rewritten to a host token if it has one).
+func (m *Mux) forward(c *client, in *msg) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.nextID++
+	hid := m.nextID
+	m.tick++
+	c.active = m.tick
+	cl := idroute.Call[*client, call]{Client: c, ID: in.ID, Data: call{srv: m.srv}}
+	if tok := getParam(in.Params, "_meta", "progressToken"); tok != nil {
+		host := mustJSON(fmt.Sprintf("procref-%d", hid))
+		in.Params, _ = setParam(in.Params, host, "_meta", "progressToken")
+		cl.Tokens = []idroute.Token{{Host: string(host), Client: tok}}
+	}
+	m.addCall(hid, cl)
+	out := *in
+	out.ID = hostID(hid)
+	m.sendServerLocked(out.encode())
+}
+
+// hostRequest sends the mux's own request; done gets the answer (nil if
+// the server went away first). Callers hold m.mu.
+func (m *Mux) hostRequest(method string, params json.RawMessage, done func(*msg)) {
+	m.nextID++
+	m.addCall(m.nextID, idroute.Call[*client, call]{Data: call{srv: m.srv, onDone: done}})
+	m.sendServerLocked((&msg{ID: hostID(m.nextID), Method: method, Params: params}).encode())
+}
+
+// addCall and takeCall are the only changes of m.calls; they keep each
+// session's inflight count in step. Callers hold m.mu.
+func (m *Mux) addCall(hid int64, cl idroute.Call[*client, call]) {
+	m.calls.Add(hid, cl)
+	if cl.Client != nil {
+		cl.Client.inflight++
+	}
+}
+
+func (m *Mux) takeCall(hid int64) (idroute.Call[*client, call], bool) {
+	cl, ok := m.calls.Take(hid)
+	if ok && cl.Client != nil {
+		cl.Client.inflight--
+	}
+	return cl, ok
+}
+
+// toServer queues body toward the current server (dropped if none).
+func (m *Mux) toServer(body []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sendServerLocked(body)
+}
+
+func (m *Mux) sendServerLocked(body []byte) {
+	if m.srv == nil {
+		return
+	}
+	select {
+	case m.srv.out <- body:
+	case <-m.srv.dead: // the reader reports the crash
+	case <-m.done:
+	}
+}
+
+// clientResponse maps a session's answer to a server request back.
+func (m *Mux) clientResponse(c *client, in *msg) {
+	var hid int64
+	if json.Unmarshal(in.ID, &hid) != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.asks.Take(c, hid)
+	if !ok {
+		return // answered already, or for a server that is gone
+	}
+	if a.Data.roots != nil {
+		a.Data.roots.add(m, in)
+		return
+	}
+	if a.Data.srv != m.srv {
+		return
+	}
+	out := *in
+	out.ID = a.ServerID
+	m.sendServerLocked(out.encode())
+}
+
+// removeClient forgets a session: its pending requests are cancelled at
+// the server, server requests it held are answered with an error, and the
+// policy drops its state.
+func (m *Mux) removeClient(c *client) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.clients, c)
+	for _, hid := range m.calls.OfClient(c) {
+		cl, _ := m.takeCall(hid)
+		if m.cfg.Policy == MCP && cl.Data.srv == m.srv {
+			m.sendServerLocked(notification("notifications/cancelled", map[string]any{
+				"requestId": hid, "reason": "procref: the client session ended"}))
+		}
+	}
+	for _, hid := range m.asks.OfClient(c) {
+		a, _ := m.asks.Take(c, hid)
+		if a.Data.roots != nil {
+			a.Data.roots.add(m, nil)
+		} else if a.Data.srv == m.srv {
+			m.sendServerLocked(errorMsg(a.ServerID, codeInternal, "procref: the client session that was asked ended"))
+		}
+	}
+	if m.cfg.Policy == MCP {
+		m.mcpRemove(c)
+	}
+}
+
+// ensureServer starts the server if none runs or is starting. It blocks
+// while starting.
+func (m *Mux) ensureServer() {
+	m.mu.Lock()
+	if m.srv != nil || m.starting || m.err != nil {
+		m.mu.Unlock()
+		return
+	}
+	m.starting = true
+	m.mu.Unlock()
+	for {
+		err := m.startServer()
+		if err == nil {
+			return
+		}
+		m.log.Warn("starting the server failed", "err", err)
+		if !m.countCrash(err) {
+			return
+		}
+	}
+}
+
+// startServer starts one server process and its reader and writer, and
+// (MCP) initializes it; it marks the Mux ready when done.
+func (m *Mux) startServer() error {
+	be, err := m.cfg.Start(m.ctx)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.starts++
+	s := &server{be: be, out: make(chan []byte, 1024), dead: make(chan struct{}), gen: m.starts}
+	m.srv = s
+	m.starting = false
+	m.mu.Unlock()
+	go m.writeServer(s)
+	go m.readServer(s)
+	if m.cfg.Policy == MCP {
+		m.mcpStarted(s)
+		return nil
+	}
+	m.setReady(true)
+	return nil
+}
+
+// setReady marks the Mux ready (or, false, tells waiters to look again).
+func (m *Mux) setReady(ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.setReadyLocked(ok)
+}
+
+func (m *Mux) setReadyLocked(ok bool) {
+	select {
+	case <-m.ready:
+	default:
+	}
+	m.ready <- ok
+}
+
+func (m *Mux) writeServer(s *server) {
+	defer close(s.dead)
+	for {
+		select {
+		case b := <-s.out:
+			if err := Write(m.cfg.Framing, s.be, b); err != nil {
+				s.be.Close()
+				return
+			}
+		case <-m.ctx.Done():
+			return
+		}
+	}
+}
+
+func (m *Mux) readServer(s *server) {
+	r := NewReader(m.cfg.Framing, s.be, m.cfg.MaxMessage)
+	for {
+		body, err := r.Read()
+		if err != nil {
+			s.be.Close()
+			s.be.Kill()
+			werr := s.be.Wait()
+			m.crashed(s, fmt.Errorf("%v (exit: %v)", err, werr))
+			return
+		}
+		in, err := parseMsg(body)
+		if err != nil {
+			m.log.Warn("the server sent invalid JSON; dropped", "err", err)
+			continue
+		}
+		m.fromServer(s, in)
+	}
+}
+
+// fromServer routes one message from the server.
+func (m *Mux) fromServer(s *server, in *msg) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s != m.srv {
+		return
+	}
+	switch {
+	case in.isResponse():
+		m.serverResponse(in)
+	case in.isRequest():
+		m.serverRequest(s, in)
+	case in.isNotification():
+		if m.cfg.Policy == MCP {
+			m.mcpNotification(in)
+			return
+		}
+		b := in.encode()
+		for c := range m.clients {
+			c.send(b)
+		}
+	}
+}
+
+func (m *Mux) serverResponse(in *msg) {
+	var hid int64
+	if json.Unmarshal(in.ID, &hid) != nil {
+		return
+	}
+	cl, ok := m.takeCall(hid)
+	if !ok {
+		return
+	}
+	if cl.Data.onDone != nil {
+		cl.Data.onDone(in)
+		return
+	}
+	if cl.Client == nil {
+		return
+	}
+	out := *in
+	out.ID = cl.ID
+	cl.Client.send(out.encode())
+}
+
+// serverRequest forwards a server request to the session chosen by the
+// policy under a host id; with none, the server gets an error answer.
+func (m *Mux) serverRequest(s *server, in *msg) {
+	var c *client
+	if m.cfg.Policy == MCP {
+		if m.mcpServerRequest(s, in) {
+			return
+		}
+		c = m.pickClient(capabilityFor(in.Method))
+	} else {
+		c = m.pickClient("")
+	}
+	if c == nil {
+		m.sendServerLocked(errorMsg(in.ID, codeInternal, "procref: no client session can answer "+in.Method))
+		return
+	}
+	m.sendToClient(c, s, in, nil)
+}
+
+// sendToClient forwards server request in to c under a host id. A
+// roots/list fan-out (g) is answered by the mux, so the server's cancel
+// does not look for it.
+func (m *Mux) sendToClient(c *client, s *server, in *msg, g *rootsGather) {
+	m.nextID++
+	sid := in.ID
+	if g != nil {
+		sid = nil
+	}
+	m.asks.Add(m.nextID, idroute.Ask[*client, ask]{Client: c, ServerID: sid, Data: ask{srv: s, roots: g}})
+	out := *in
+	out.ID = hostID(m.nextID)
+	c.send(out.encode())
+}
+
+// pickClient returns the session that most likely caused a server
+// request: among those that declared capability (any, if ""), the most
+// recently active one with a request in flight, else the most recently
+// active one.
+func (m *Mux) pickClient(capability string) *client {
+	var best *client
+	score := func(c *client) int64 {
+		if c.inflight > 0 {
+			return c.active + m.tick + 1 // above every idle session
+		}
+		return c.active
+	}
+	for c := range m.clients {
+		if capability != "" && !c.caps[capability] {
+			continue
+		}
+		if best == nil || score(c) > score(best) {
+			best = c
+		}
+	}
+	return best
+}
+
+func (m *Mux) stopErr() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.err
+}
+
+// crashed handles the end of server s: pending requests get an error,
+// and the server is restarted (bounded) or the Mux stops.
+func (m *Mux) crashed(s *server, cause error) {
+	m.mu.Lock()
+	if s != m.srv || m.ctx.Err() != nil {
+		m.mu.Unlock()
+		return
+	}
+	m.log.Warn("the server exited", "err", cause)
+	m.srv = nil
+	m.starting = true
+	m.setReadyLocked(false)
+	for _, hid := range m.calls.All() {
+		if cl, _ := m.takeCall(hid); cl.Client != nil {
+			cl.Client.send(errorMsg(cl.ID, codeInternal, "procref: the server exited before answering; it is being restarted"))
+		}
+	}
+	type asked struct {
+		c   *client
+		hid int64
+	}
+	var dead []asked
+	m.asks.Each(func(hid int64, a idroute.Ask[*client, ask]) {
+		if a.Data.roots == nil { // a fan-out still answers the (new) server once
+			dead = append(dead, asked{a.Client, hid})
+		}
+	})
+	for _, a := range dead {
+		m.asks.Take(a.c, a.hid)
+	}
+	m.mu.Unlock()
+	if !m.countCrash(cause) {
+		return
+	}
+	m.mu.Lock()
+	m.starting = false
+	m.mu.Unlock()
+	go m.ensureServer()
+}
+
+// countCrash records a failure and reports whether a restart is allowed;
+// if not, the Mux stops.
+func (m *Mux) countCrash(cause error) bool {
+	m.mu.Lock()
+	ok := m.restarts.Spend(time.Now())
+	wait := m.restarts.Backoff()
+	m.mu.Unlock()
+	if !ok {
+		m.stop(fmt.Errorf("%w: %v", ErrBackendFailed, cause))
+		return false
+	}
+	select {
+	case <-time.After(wait):
+		return true
+	case <-m.ctx.Done():
+		return false
+	}
+}
+
+// stop ends the Mux for good with err.
+func (m *Mux) stop(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return
+	}
+	m.err = err
+	m.end()
+	close(m.done)
+}
+
+// Close stops the Mux: every session is disconnected, the server's stdin
+// is closed, and the server is killed if it has not exited within
+// ShutdownTimeout. It blocks until the server process has exited.
+func (m *Mux) Close(ctx context.Context) error {
+	m.stop(errors.New("the shared server was stopped"))
+	m.mu.Lock()
+	s := m.srv
+	m.srv = nil
+	m.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	s.be.Close()
+	exited := make(chan struct{})
+	go func() {
+		s.be.Wait()
+		close(exited)
+	}()
+	select {
+	case <-exited:
+	case <-time.After(m.cfg.ShutdownTimeout):
+	case <-ctx.Done():
+	}
+	s.be.Kill()
+	<-exited
+	return nil
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, _ := json.Marshal(v)
+	return b
+}
