@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/hostproto"
-	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/internal/mcp"
+	"github.com/procref/procref/launcher"
 )
 
 // Config is one proxy: the server command and how it is shared (the flags

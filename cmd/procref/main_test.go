@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/procref/procref/discovery"
-	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/internal/lspclient"
+	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/platform"
 )
 

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/hostproto"
-	"github.com/procref/procref/internal/pipeio"
 	"github.com/procref/procref/internal/lspmux"
+	"github.com/procref/procref/internal/pipeio"
 )
 
 // The host's half of the descriptor handoff (the protocol is in package

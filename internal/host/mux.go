@@ -12,8 +12,8 @@ import (
 
 	"github.com/procref/procref/internal/hostproto"
 	"github.com/procref/procref/internal/lastbytes"
-	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/internal/lspmux"
+	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 )
 

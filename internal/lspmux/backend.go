@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/procref/procref/internal/pipeio"
 	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/pipeio"
 )
 
 type procBackend struct {

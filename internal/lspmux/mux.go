@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/idroute"
-	"github.com/procref/procref/internal/restarts"
 	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/restarts"
 )
 
 type phase int

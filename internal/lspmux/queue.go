@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/procref/procref/internal/pipeio"
 	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/pipeio"
 )
 
 // item is one message in a queue: body with edits applied (ids, tokens:

@@ -28,8 +28,8 @@ import (
 
 	"github.com/procref/procref/internal/hostproto"
 	"github.com/procref/procref/internal/idroute"
-	"github.com/procref/procref/internal/restarts"
 	"github.com/procref/procref/internal/lspmux"
+	"github.com/procref/procref/internal/restarts"
 )
 
 // Policy selects the protocol rules.
