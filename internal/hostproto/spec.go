@@ -74,7 +74,10 @@ type Spec struct {
 	KeyEnv []string `json:"key_env,omitempty"`
 	// Protocol is "" (LSP), ProtocolMCP or ProtocolJSONRPC (mux mode);
 	// Framing is the JSON-RPC framing (mcp.NDJSON or mcp.Header);
-	// MCPVersion the protocolVersion of the first client's initialize.
+	// MCPVersion the protocol version of the first client's first message
+	// (informative: it is not in the key, since legacy (initialize) and
+	// 2026-07-28 (stateless, _meta on every request) sessions share one
+	// server; a version the server cannot serve gets the server's error).
 	Protocol   string `json:"protocol,omitempty"`
 	Framing    string `json:"framing,omitempty"`
 	MCPVersion string `json:"mcp_version,omitempty"`
@@ -110,7 +113,7 @@ func Uses(command []string, placeholder string) bool {
 	return false
 }
 
-// Key returns the service key: uid, protocol version, mode, absolute command
+// Key returns the service key: uid, protocol and framing, mode, absolute command
 // path, arguments, share scope, root or share key, and KeyEnv.
 func (s *Spec) Key() string {
 	parts := []string{"mode=" + s.Mode, "share=" + s.Share}
@@ -124,7 +127,7 @@ func (s *Spec) Key() string {
 	parts = append(parts, s.Command...)
 	parts = append(parts, s.KeyEnv...)
 	if s.Protocol != "" && s.Protocol != ProtocolLSP {
-		parts = append(parts, "protocol="+s.Protocol, "framing="+s.Framing, "mcp-version="+s.MCPVersion)
+		parts = append(parts, "protocol="+s.Protocol, "framing="+s.Framing)
 	}
 	return launcher.Key(parts...)
 }
