@@ -58,6 +58,8 @@ func helperProcess(kind string, args []string) int {
 		return crashyServer()
 	case "refuser":
 		return refusingServer()
+	case "gosdk":
+		return goSDKServer()
 	case "echo":
 		var addr string
 		for _, a := range args {

@@ -1,0 +1,221 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mcpsdk "github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/procref/procref/discovery"
+)
+
+// goSDKServer is the test helper "gosdk": an official Go SDK v1.8.0 server
+// on stdio (it serves 2025-11-25 and 2026-07-28) with a shared counter
+// ("incr", answering the count and its pid), a slow tool that sends
+// progress ("slow"; with hold it then waits for "release" or its cancel).
+func goSDKServer() int {
+	var mu sync.Mutex
+	count := 0
+	release := make(chan struct{})
+	var once sync.Once
+	s := mcpsdk.NewServer(&mcpsdk.Implementation{Name: "procref-gosdk-test", Version: "1.0.0"}, nil)
+	text := func(s string) *mcpsdk.CallToolResult {
+		return &mcpsdk.CallToolResult{Content: []mcpsdk.Content{&mcpsdk.TextContent{Text: s}}}
+	}
+	mcpsdk.AddTool(s, &mcpsdk.Tool{Name: "incr"}, func(ctx context.Context, req *mcpsdk.CallToolRequest, _ struct{}) (*mcpsdk.CallToolResult, any, error) {
+		mu.Lock()
+		count++
+		n := count
+		mu.Unlock()
+		return text(fmt.Sprintf("count=%d pid=%d", n, os.Getpid())), nil, nil
+	})
+	mcpsdk.AddTool(s, &mcpsdk.Tool{Name: "release"}, func(ctx context.Context, req *mcpsdk.CallToolRequest, _ struct{}) (*mcpsdk.CallToolResult, any, error) {
+		once.Do(func() { close(release) })
+		return text("released"), nil, nil
+	})
+	type slowIn struct {
+		Steps int  `json:"steps,omitempty"`
+		Hold  bool `json:"hold,omitempty"`
+	}
+	mcpsdk.AddTool(s, &mcpsdk.Tool{Name: "slow"}, func(ctx context.Context, req *mcpsdk.CallToolRequest, in slowIn) (*mcpsdk.CallToolResult, any, error) {
+		tok := req.Params.GetProgressToken()
+		for i := 1; i <= in.Steps; i++ {
+			if tok != nil {
+				req.Session.NotifyProgress(ctx, &mcpsdk.ProgressNotificationParams{ProgressToken: tok, Progress: float64(i), Total: float64(in.Steps)})
+			}
+		}
+		if in.Hold {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return nil, nil, fmt.Errorf("slow: cancelled: %w", ctx.Err())
+			}
+		}
+		return text("done"), nil, nil
+	})
+	if err := s.Run(context.Background(), &mcpsdk.StdioTransport{}); err != nil {
+		fmt.Fprintln(os.Stderr, "gosdk server:", err)
+		return 1
+	}
+	return 0
+}
+
+// goSession is one Go SDK client session through procref, recording the
+// progress tokens it is sent.
+type goSession struct {
+	name string
+	s    *mcpsdk.ClientSession
+	mu   sync.Mutex
+	toks []string
+	got  chan string // each progress token as it arrives
+}
+
+func (g *goSession) tokens() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.toks...)
+}
+
+// TestMCPErasOneServer: Go SDK v1.8.0 sessions with its defaults
+// (2026-07-28: server/discover, _meta on every request) and with
+// 2025-11-25 (initialize) share one Go SDK server process: shared state
+// seen across eras, each session's progress carries only its own token,
+// and one session cancelling its call leaves another session's call
+// alone.
+func TestMCPErasOneServer(t *testing.T) {
+	e := newEnv(t)
+	ws := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect := func(name, version string) *goSession {
+		g := &goSession{name: name, got: make(chan string, 64)}
+		cmd := exec.Command(procrefBin, "--", self)
+		cmd.Env = append(append([]string{}, e.vars...), "GO_WANT_HELPER_PROCESS=gosdk")
+		cmd.Dir, cmd.Stderr = ws, os.Stderr
+		c := mcpsdk.NewClient(&mcpsdk.Implementation{Name: name, Version: "1.0.0"}, &mcpsdk.ClientOptions{
+			ProgressNotificationHandler: func(_ context.Context, req *mcpsdk.ProgressNotificationClientRequest) {
+				tok := fmt.Sprint(req.Params.ProgressToken)
+				g.mu.Lock()
+				g.toks = append(g.toks, tok)
+				g.mu.Unlock()
+				select {
+				case g.got <- tok:
+				default:
+				}
+			},
+		})
+		var opts *mcpsdk.ClientSessionOptions
+		if version != "" {
+			opts = &mcpsdk.ClientSessionOptions{ProtocolVersion: version}
+		}
+		s, err := c.Connect(ctx, &mcpsdk.CommandTransport{Command: cmd}, opts)
+		if err != nil {
+			t.Fatalf("%s: connect: %v", name, err)
+		}
+		t.Cleanup(func() { s.Close() })
+		g.s = s
+		return g
+	}
+	call := func(ctx context.Context, g *goSession, tool string, args map[string]any, tok string) (string, error) {
+		p := &mcpsdk.CallToolParams{Name: tool, Arguments: args}
+		if tok != "" {
+			p.SetProgressToken(tok)
+		}
+		res, err := g.s.CallTool(ctx, p)
+		if err != nil {
+			return "", err
+		}
+		b, _ := json.Marshal(res.Content)
+		if res.IsError {
+			return string(b), fmt.Errorf("error result %s", b)
+		}
+		return string(b), nil
+	}
+
+	legacy := connect("L", "2025-11-25")
+	m1, m2 := connect("M1", ""), connect("M2", "")
+	if v := m1.s.InitializeResult().ProtocolVersion; v < "2026-07-28" {
+		t.Fatalf("the default Go SDK session negotiated %s through procref, want 2026-07-28", v)
+	}
+	if v := legacy.s.InitializeResult().ProtocolVersion; v != "2025-11-25" {
+		t.Fatalf("the legacy session negotiated %s, want 2025-11-25", v)
+	}
+	pids := map[string]bool{}
+	for i, g := range []*goSession{legacy, m1, m2} {
+		got, err := call(ctx, g, "incr", nil, "")
+		if err != nil {
+			t.Fatalf("%s: incr: %v", g.name, err)
+		}
+		if !strings.Contains(got, fmt.Sprintf("count=%d ", i+1)) {
+			t.Fatalf("%s: incr = %s, want count=%d: state is not shared across eras", g.name, got, i+1)
+		}
+		pids[got[strings.Index(got, "pid="):]] = true
+	}
+	if names, _ := discovery.List(e.runtime); len(names) != 1 || len(pids) != 1 {
+		t.Fatalf("want one host and one server for both eras, got hosts %v, server pids %v", names, pids)
+	}
+	if kids := children(e.onlyHint().Host.PID, filepath.Base(self)[:min(15, len(filepath.Base(self)))]); len(kids) != 1 {
+		t.Fatalf("host has server children %v, want exactly one", kids)
+	}
+
+	// L holds a call open; M2 starts one and gives up on it after its own
+	// first progress; L's call must still complete once released.
+	lDone := make(chan error, 1)
+	go func() {
+		got, err := call(ctx, legacy, "slow", map[string]any{"steps": 3, "hold": true}, "tok-L")
+		if err == nil && !strings.Contains(got, "done") {
+			err = fmt.Errorf("got %s", got)
+		}
+		lDone <- err
+	}()
+	cctx, ccancel := context.WithCancel(ctx)
+	m2Done := make(chan error, 1)
+	go func() {
+		_, err := call(cctx, m2, "slow", map[string]any{"steps": 3, "hold": true}, "tok-M2")
+		m2Done <- err
+	}()
+	for _, g := range []*goSession{legacy, m2} {
+		select {
+		case <-g.got:
+		case <-ctx.Done():
+			t.Fatalf("%s: no progress", g.name)
+		}
+	}
+	ccancel()
+	if err := <-m2Done; err == nil {
+		t.Fatal("M2's cancelled call succeeded")
+	}
+	if got, err := call(ctx, m1, "slow", map[string]any{"steps": 2}, "tok-M1"); err != nil || !strings.Contains(got, "done") {
+		t.Fatalf("M1: slow: %s %v", got, err)
+	}
+	if _, err := call(ctx, m1, "release", nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-lDone; err != nil {
+		t.Fatalf("L's call failed after M2 cancelled its own: %v", err)
+	}
+	for _, g := range []*goSession{legacy, m1, m2} {
+		toks := g.tokens()
+		if len(toks) == 0 {
+			t.Errorf("%s got no progress", g.name)
+		}
+		for _, tok := range toks {
+			if tok != "tok-"+g.name {
+				t.Errorf("%s got progress token %q, want only its own tok-%s (all: %v)", g.name, tok, g.name, toks)
+			}
+		}
+	}
+}
