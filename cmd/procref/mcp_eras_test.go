@@ -16,6 +16,8 @@ import (
 
 	mcpsdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/procref/procref/discovery"
+	"github.com/procref/procref/internal/proctest"
+	"github.com/procref/procref/platform"
 )
 
 // goSDKServer is the test helper "gosdk": an official Go SDK v1.8.0 server
@@ -218,4 +220,50 @@ func TestMCPErasOneServer(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestMCPShServerIgnoringEOF: a server behind `sh -c` whose child ignores
+// stdin EOF and holds the server's stderr (as npx, uvx and shell wrappers
+// do): when the last session leaves, the host ends the server's whole
+// process group and exits; nothing it started is left running.
+func TestMCPShServerIgnoringEOF(t *testing.T) {
+	e := newEnv(t)
+	ws := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(procrefBin, "--", "sh", "-c", `trap "" TERM HUP; sleep 300 </dev/null & exec "$0"`, self)
+	cmd.Env = append(append([]string{}, e.vars...), "GO_WANT_HELPER_PROCESS=gosdk")
+	cmd.Dir, cmd.Stderr = ws, os.Stderr
+	s, err := mcpsdk.NewClient(&mcpsdk.Implementation{Name: "sh", Version: "1"}, nil).Connect(ctx, &mcpsdk.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CallTool(ctx, &mcpsdk.CallToolParams{Name: "incr"}); err != nil {
+		t.Fatal(err)
+	}
+	host := e.onlyHint().Host
+	var sleeps []platform.Identity
+	for _, p := range proctest.Processes() {
+		if p.Comm == "sleep" && (p.PPID != 0) {
+			for _, q := range proctest.Processes() {
+				if q.PID == p.PPID && q.PPID == host.PID {
+					id, err := platform.Lookup(p.PID)
+					if err == nil {
+						sleeps = append(sleeps, id)
+					}
+				}
+			}
+		}
+	}
+	if len(sleeps) != 1 {
+		t.Fatalf("want the wrapper's one sleep child under the server, got %v", sleeps)
+	}
+	t.Cleanup(func() { sleeps[0].Kill() })
+	s.Close()
+	waitGone(t, host, 30*time.Second, "the host after the last session left")
+	waitGone(t, sleeps[0], 10*time.Second, "the server's sleep child (its process group)")
 }
