@@ -88,6 +88,7 @@ const usage = `procref — share one language server among all your editor windo
 
 Usage:
   procref [flags] -- SERVER [ARGS...]   run as the editor's language server (the proxy)
+  procref SERVER [ARGS...]             the same without flags: SERVER (not a subcommand) is run
   procref status [--json]              list shared backends
   procref stop NAME | --all            stop a backend (graceful, then forceful)
   procref logs NAME [-f]               show (or follow) a backend's log

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -266,4 +267,21 @@ func TestMCPShServerIgnoringEOF(t *testing.T) {
 	s.Close()
 	waitGone(t, host, 30*time.Second, "the host after the last session left")
 	waitGone(t, sleeps[0], 10*time.Second, "the server's sleep child (its process group)")
+}
+
+// TestRunWithoutSeparator: `procref CMD ARGS...` without `--` runs CMD
+// when it is not a procref subcommand (the MCP Inspector's CLI drops the
+// `--`), and a typo of a subcommand that is no program still gets the
+// suggestion.
+func TestRunWithoutSeparator(t *testing.T) {
+	e := newEnv(t)
+	ws := t.TempDir()
+	p := e.start(ws, nil, procrefBin, "sample-server", "--mcp")
+	s := ndjsonSession{p: p, r: bufio.NewReader(p.stdout)}
+	s.send(t, mcpInit("2025-11-25"))
+	s.expect(t, `"serverInfo"`)
+	typo := e.start(ws, nil, "stauts")
+	if code := typo.wait(t, 20*time.Second); code == 0 || !strings.Contains(typo.stderr.String(), "did you mean `procref status`") {
+		t.Fatalf("typo: exit %d, stderr %q", code, typo.stderr.String())
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -42,6 +43,13 @@ func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, []string, er
 			sep = i
 			break
 		}
+	}
+	if sep < 0 && len(args) > 0 && !strings.HasPrefix(args[0], "-") && runnable(args[0]) {
+		// `procref CMD ARGS...`: CMD is not a procref subcommand (run
+		// dispatched those), so it is the server; some launchers (the MCP
+		// Inspector's CLI) drop a `--` among the arguments.
+		args = append([]string{"--"}, args...)
+		sep = 0
 	}
 	if sep < 0 {
 		if len(args) > 0 && suggestCommand(args[0]) != "" {
@@ -170,4 +178,11 @@ func stopOnSignal(ctx context.Context, stop func()) {
 		stop()
 	case <-ctx.Done():
 	}
+}
+
+// runnable reports whether name is a program procref can start: a path to
+// an executable file, or a name found in $PATH.
+func runnable(name string) bool {
+	_, err := exec.LookPath(name)
+	return err == nil
 }
