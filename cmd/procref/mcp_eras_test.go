@@ -285,3 +285,44 @@ func TestRunWithoutSeparator(t *testing.T) {
 		t.Fatalf("typo: exit %d, stderr %q", code, typo.stderr.String())
 	}
 }
+
+// TestMCPModernClientLegacyServer: Go SDK sessions with their defaults
+// (2026-07-28) on server-everything, a TypeScript SDK server without
+// server/discover: the SDK falls back to initialize, and all sessions,
+// with a TypeScript SDK one, end on the one shared server.
+func TestMCPModernClientLegacyServer(t *testing.T) {
+	node, everything := requireMCPServer(t, "server-everything")
+	e := newEnv(t)
+	ws := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	connect := func(name string) *mcpsdk.ClientSession {
+		cmd := exec.Command(procrefBin, "--", node, everything, "stdio")
+		cmd.Env, cmd.Dir, cmd.Stderr = e.vars, ws, os.Stderr
+		s, err := mcpsdk.NewClient(&mcpsdk.Implementation{Name: name, Version: "1"}, nil).Connect(ctx, &mcpsdk.CommandTransport{Command: cmd}, nil)
+		if err != nil {
+			t.Fatalf("%s: connect: %v", name, err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	for _, name := range []string{"G1", "G2"} {
+		if name == "G2" {
+			// A TypeScript SDK session joins between them (it waits for its
+			// initialize answer).
+			startTSClient(t, e, ws, "TS", node, everything, "stdio")
+		}
+		s := connect(name)
+		res, err := s.CallTool(ctx, &mcpsdk.CallToolParams{Name: "echo", Arguments: map[string]any{"message": name}})
+		if err != nil {
+			t.Fatalf("%s: echo: %v", name, err)
+		}
+		if b, _ := json.Marshal(res.Content); !strings.Contains(string(b), name) {
+			t.Fatalf("%s: echo answered %s", name, b)
+		}
+	}
+	if names, _ := discovery.List(e.runtime); len(names) != 1 {
+		t.Fatalf("want one shared server-everything for both eras' clients, got %v", names)
+	}
+	mcpServerPID(t, e.onlyHint()) // exactly one node server under the host
+}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/procref/procref/internal/lspmux"
 	"github.com/procref/procref/internal/mcp"
@@ -62,6 +63,13 @@ func (ms *modernServer) start(ctx context.Context) (lspmux.Backend, error) {
 				send(map[string]any{"jsonrpc": "2.0", "method": "notifications/tools/list_changed",
 					"params": map[string]any{"_meta": map[string]any{mcp.MetaSubscriptionID: in.ID}}})
 			case "tools/call":
+				if in.Params.Name == "burst" {
+					for i := 0; i < burst; i++ {
+						send(map[string]any{"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+					}
+					send(map[string]any{"jsonrpc": "2.0", "id": in.ID, "result": map[string]any{"content": []any{}}})
+					continue
+				}
 				state := fmt.Sprintf("signed-by-%d", gen)
 				switch {
 				case in.Params.RequestState == "":
@@ -78,6 +86,9 @@ func (ms *modernServer) start(ctx context.Context) (lspmux.Backend, error) {
 	}()
 	return b, nil
 }
+
+// burst is how many notifications the "burst" tool sends before its answer.
+const burst = 20000
 
 const meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}`
 
@@ -163,4 +174,56 @@ func TestFloodFairness(t *testing.T) {
 		msg := fmt.Sprintf("other-%d", i)
 		other.call(t, fmt.Sprintf(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"message":%q}}}`, msg), "echo: "+msg)
 	}
+}
+
+// TestBurstAndBadInput: a session reading a burst of 20000 server
+// notifications gets all of them and is not dropped; a batch and an answer
+// with an id the mux never sent each end only the session that sent it,
+// with an error saying why.
+func TestBurstAndBadInput(t *testing.T) {
+	ms := &modernServer{}
+	m, err := mcp.New(mcp.Config{Start: ms.start})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	open := func() session {
+		c, s := net.Pipe()
+		go m.ServeClient(context.Background(), s)
+		t.Cleanup(func() { c.Close() })
+		return session{conn: c, r: bufio.NewReader(c)}
+	}
+	a, batch, stray := open(), open(), open()
+	a.call(t, `{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{`+meta+`}}`, `"supportedVersions"`)
+	a.conn.SetDeadline(time.Now().Add(60 * time.Second))
+	io.WriteString(a.conn, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{`+meta+`,"name":"burst"}}`+"\n")
+	n := 0
+	for {
+		line, err := a.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %d of %d notifications: %v", n, burst, err)
+		}
+		if strings.Contains(line, "list_changed") {
+			n++
+		} else if strings.Contains(line, `"id":2`) {
+			break
+		}
+	}
+	if n != burst {
+		t.Errorf("got %d of %d notifications", n, burst)
+	}
+	for _, tc := range []struct {
+		s          session
+		line, want string
+	}{
+		{batch, `[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, "batch"},
+		{stray, `{"jsonrpc":"2.0","id":987654,"result":{}}`, "matches no request"},
+	} {
+		tc.s.call(t, tc.line, tc.want)
+		tc.s.conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.Copy(io.Discard, tc.s.r); err != nil {
+			t.Errorf("%s: the session did not end: %v", tc.want, err)
+		}
+	}
+	a.call(t, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{`+meta+`,"name":"ask"}}`, "input_required")
 }
