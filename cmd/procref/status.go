@@ -18,6 +18,7 @@ import (
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/internal/handshake"
 	"github.com/procref/procref/internal/hostproto"
+	"github.com/procref/procref/internal/lspmux"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 	"github.com/procref/procref/refcount"
@@ -43,6 +44,10 @@ type backendRow struct {
 	// loopback port (then Warning says who can reach it).
 	Listen  string `json:"listen,omitempty"`
 	Warning string `json:"warning,omitempty"`
+	// GroupLeft: the backend's process group (it leads one) still has
+	// processes although the backend itself is gone, or its host is
+	// stale: children of a wrapper (npx, uvx, sh -c) left running.
+	GroupLeft bool `json:"group_left,omitempty"`
 }
 
 // collectStatus reads every hint in the runtime dir and asks each live host.
@@ -96,6 +101,10 @@ func collectStatus(ctx context.Context) ([]backendRow, string, error) {
 		}
 		if row.BackendPID > 0 && row.State == "running" {
 			row.BackendRSS, _ = platform.RSS(row.BackendPID)
+		}
+		if row.BackendPID > 0 && lspmux.ProcessGroupAlive(row.BackendPID) {
+			_, lerr := platform.Lookup(row.BackendPID)
+			row.GroupLeft = lerr != nil || row.State != "running"
 		}
 		rows = append(rows, row)
 	}
@@ -157,6 +166,9 @@ func printStatus(w io.Writer, rows []backendRow, dir string) {
 		}
 		if r.Warning != "" {
 			fmt.Fprintf(w, "warning: %s: %s\n", r.Name, r.Warning)
+		}
+		if r.GroupLeft {
+			fmt.Fprintf(w, "warning: %s: processes of the backend's process group %d are still running; end them with `kill -- -%d`\n", r.Name, r.BackendPID, r.BackendPID)
 		}
 	}
 }
