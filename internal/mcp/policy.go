@@ -55,6 +55,7 @@ type mcpState struct {
 	initResult  json.RawMessage // cached for every session
 	initErr     json.RawMessage // the server's error answer to initialize
 	initStarted bool
+	initFor     *server       // the server the initialize was sent to
 	initDone    chan struct{} // closed when initResult or initErr is known
 	subs        map[string]map[*client]bool
 	srvLevel    int // the level the server was set to; -1 none
@@ -197,6 +198,13 @@ func (m *Mux) mcpStarted(s *server) {
 	if s != m.srv || !m.policy.initStarted {
 		return // no session has asked yet; the first initialize comes here
 	}
+	// Known race, answered here: a server started for a 2026-07-28 session
+	// is set as m.srv before startServer calls us, so a legacy session's
+	// first initialize can call us too; each server gets one initialize.
+	if m.policy.initFor == s {
+		return
+	}
+	m.policy.initFor = s
 	restart := m.policy.initResult != nil
 	m.hostRequest("initialize", m.policy.initParams, func(res *msg) {
 		if res.Error != nil && !restart {
@@ -210,6 +218,7 @@ func (m *Mux) mcpStarted(s *server) {
 			if !restart {
 				m.policy.initErr = res.Error
 				m.policy.initStarted = false
+				m.policy.initFor = nil // the next session's initialize tries again
 				close(m.policy.initDone)
 				m.policy.initDone = make(chan struct{})
 			}
