@@ -99,18 +99,7 @@ const meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","i
 // refused with "issue ... again" (not the new server's signature error).
 func TestModernSessions(t *testing.T) {
 	ms := &modernServer{}
-	m, err := mcp.New(mcp.Config{Start: ms.start})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mcp.CheckTables(m)
-	defer m.Close(context.Background())
-	open := func() session {
-		c, s := net.Pipe()
-		go m.ServeClient(context.Background(), s)
-		t.Cleanup(func() { c.Close() })
-		return session{conn: c, r: bufio.NewReader(c)}
-	}
+	m, open := newMux(t, ms.start)
 	a, b := open(), open()
 	for _, s := range []session{a, b} {
 		s.call(t, `{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{`+meta+`}}`, `"supportedVersions"`)
@@ -145,17 +134,7 @@ func TestModernSessions(t *testing.T) {
 // reading its answers; another session's calls still complete (the flood
 // holds at most MaxInflight places at the server).
 func TestFloodFairness(t *testing.T) {
-	m, err := mcp.New(mcp.Config{Start: startPipeBackend})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(context.Background())
-	open := func() session {
-		c, s := net.Pipe()
-		go m.ServeClient(context.Background(), s)
-		t.Cleanup(func() { c.Close() })
-		return session{conn: c, r: bufio.NewReader(c)}
-	}
+	_, open := newMux(t, startPipeBackend)
 	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{}}}`
 	flood, other := open(), open()
 	flood.call(t, init, `"serverInfo"`)
@@ -182,17 +161,7 @@ func TestFloodFairness(t *testing.T) {
 // with an error saying why.
 func TestBurstAndBadInput(t *testing.T) {
 	ms := &modernServer{}
-	m, err := mcp.New(mcp.Config{Start: ms.start})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(context.Background())
-	open := func() session {
-		c, s := net.Pipe()
-		go m.ServeClient(context.Background(), s)
-		t.Cleanup(func() { c.Close() })
-		return session{conn: c, r: bufio.NewReader(c)}
-	}
+	_, open := newMux(t, ms.start)
 	a, batch, stray := open(), open(), open()
 	a.call(t, `{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{`+meta+`}}`, `"supportedVersions"`)
 	a.conn.SetDeadline(time.Now().Add(60 * time.Second))
@@ -226,4 +195,22 @@ func TestBurstAndBadInput(t *testing.T) {
 		}
 	}
 	a.call(t, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{`+meta+`,"name":"ask"}}`, "input_required")
+}
+
+// newMux returns a Mux on start, checking its tables and closed when the
+// test ends, and a function that opens one session on it.
+func newMux(t *testing.T, start func(context.Context) (lspmux.Backend, error)) (*mcp.Mux, func() session) {
+	t.Helper()
+	m, err := mcp.New(mcp.Config{Start: start})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mcp.CheckTables(m)
+	t.Cleanup(func() { m.Close(context.Background()) })
+	return m, func() session {
+		c, s := net.Pipe()
+		go m.ServeClient(context.Background(), s)
+		t.Cleanup(func() { c.Close() })
+		return session{conn: c, r: bufio.NewReader(c)}
+	}
 }
