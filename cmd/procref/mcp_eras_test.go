@@ -114,7 +114,22 @@ func TestMCPErasOneServer(t *testing.T) {
 		if !strings.Contains(got, fmt.Sprintf("count=%d ", i+1)) {
 			t.Fatalf("%s: incr = %s, want count=%d: state is not shared across eras", g.name, got, i+1)
 		}
-		pids[got[strings.Index(got, "pid="):]] = true
+		pids[serverPID(got)] = true
+	}
+	// A TypeScript SDK session (2025-11-25) on the same server sees the
+	// same counter, when node and the SDK are installed.
+	if _, err := exec.LookPath("node"); err == nil {
+		if _, err := os.Stat(filepath.Join(mcpNode, "node_modules")); err == nil {
+			te := *e
+			te.vars = append(append([]string{}, e.vars...), "GO_WANT_HELPER_PROCESS=gosdk")
+			ts := startTSClient(t, &te, ws, "TS", self)
+			ts.send(map[string]any{"op": "call", "id": "incr", "name": "incr", "args": map[string]any{}})
+			got := text(ts.answer("incr", 30*time.Second))
+			if !strings.Contains(got, "count=4 ") {
+				t.Fatalf("TS: incr = %s, want count=4", got)
+			}
+			pids[serverPID(got)] = true
+		}
 	}
 	if names, _ := discovery.List(e.runtime); len(names) != 1 || len(pids) != 1 {
 		t.Fatalf("want one host and one server for both eras, got hosts %v, server pids %v", names, pids)
@@ -274,4 +289,13 @@ func TestMCPModernClientLegacyServer(t *testing.T) {
 		t.Fatalf("want one shared server-everything for both eras' clients, got %v", names)
 	}
 	mcpServerPID(t, e.onlyHint()) // exactly one node server under the host
+}
+
+// serverPID returns the "pid=N" the test server's incr answers with.
+func serverPID(answer string) string {
+	f := strings.FieldsFunc(answer[strings.Index(answer, "pid="):], func(r rune) bool { return r < '0' || r > '9' })
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
 }
