@@ -422,7 +422,7 @@ func TestMuxWindowLeavesBeforeInitialize(t *testing.T) {
 	waitGone(t, hint.Host, 5*time.Second, "host")
 }
 
-// TestGoplsGlobalRudeExit: with --share=global (nothing read before
+// TestGoplsGlobalRudeExit: with --share=global (only the framing read before
 // attaching) the proxy still keeps a window's exit without shutdown from
 // the shared gopls: the other window keeps working.
 func TestGoplsGlobalRudeExit(t *testing.T) {
