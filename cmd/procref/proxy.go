@@ -56,7 +56,7 @@ func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, []string, er
 			return nil, nil, fmt.Errorf("unknown command %q: did you mean `procref %s`? (to run a server: `procref [flags] -- SERVER ARGS...`)", args[0], suggestCommand(args[0]))
 		}
 		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-			return nil, nil, fmt.Errorf("missing `--` before the server command: write `procref [flags] -- %s`", strings.Join(args, " "))
+			return nil, nil, fmt.Errorf("unknown command %q: not a procref subcommand, and no program of that name in $PATH (to run a server: `procref [flags] -- SERVER ARGS...`, see `procref help`)", args[0])
 		}
 		return nil, nil, errors.New("missing `--` and server command: usage `procref [flags] -- SERVER ARGS...` (see `procref help`)")
 	}
