@@ -162,6 +162,8 @@ func (c *client) flushThenKill(err error) {
 
 var (
 	errSlowClient = errors.New("client stopped reading (outgoing queue full)")
+	// errFrozenClient: see Config.ClientFrozen.
+	errFrozenClient = errors.New("client read nothing while messages for it queued (frozen window)")
 	errExit       = errors.New("client sent exit")
 )
 
@@ -187,7 +189,7 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 		m:    m,
 		id:   m.nextClient,
 		conn: conn,
-		out:  newQueue(),
+		out:  newClientQueue(m.cfg.ClientFrozen),
 		deadline: func() interface{ SetWriteDeadline(time.Time) error } {
 			d, _ := conn.(interface{ SetWriteDeadline(time.Time) error })
 			return d
@@ -211,6 +213,10 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 		defer m.wg.Done()
 		var batch []item
 		var buf []byte
+		w := io.Writer(conn)
+		if c.out.frozenAfter > 0 {
+			w = &touchWriter{w: conn, q: c.out}
+		}
 		for {
 			var ok bool
 			batch, ok = c.out.popBatch(c.stop, batch)
@@ -222,7 +228,7 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 				return
 			}
 			var err error
-			if buf, err = writeBatch(conn, batch, buf); err != nil {
+			if buf, err = writeBatch(w, batch, buf); err != nil {
 				c.kill(fmt.Errorf("write to client: %w", err))
 				return
 			}
