@@ -164,7 +164,7 @@ var (
 	errSlowClient = errors.New("client stopped reading (outgoing queue full)")
 	// errFrozenClient: see Config.ClientFrozen.
 	errFrozenClient = errors.New("client read nothing while messages for it queued (frozen window)")
-	errExit       = errors.New("client sent exit")
+	errExit         = errors.New("client sent exit")
 )
 
 // ServeClient serves one client session on conn, whose first message is
