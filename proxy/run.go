@@ -224,6 +224,9 @@ func (a *attached) ended(why error) error {
 	if why == nil || errors.Is(why, hostproto.ErrHostGone) {
 		why = fmt.Errorf("the shared backend %s closed the connection (host pid %d)", a.svc.Name, a.sess.Supervisor.PID)
 	}
+	if clean := hostproto.CleanLine(why.Error()); clean != why.Error() {
+		why = errors.New(clean) // a reason line is plain text (a backend's stderr may hold NULs)
+	}
 	return fmt.Errorf("%w; see `procref logs %s` (log: %s)", why, a.svc.Name, a.sess.Log)
 }
 
