@@ -8,9 +8,9 @@ import (
 func TestCleanLine(t *testing.T) {
 	for in, want := range map[string]string{
 		"gopls crashed:\x00\x00 panic\n\tgoroutine 1": "gopls crashed: panic goroutine 1",
-		"bad \xff\xfe bytes\r\n":                       "bad bytes",
-		"plain":                                        "plain",
-		"\x1b[31mred\x1b[0m":                           "[31mred [0m",
+		"bad \xff\xfe bytes\r\n":                      "bad bytes",
+		"plain":                                       "plain",
+		"\x1b[31mred\x1b[0m":                          "[31mred [0m",
 	} {
 		if got := CleanLine(in); got != want {
 			t.Errorf("CleanLine(%q) = %q, want %q", in, got, want)
