@@ -33,6 +33,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	mode := fs.String("mode", "mux", "mux (stdio server through the multiplexer), tcp (server listens on {socket}) or mcp (agent sessions share an MCP server)")
 	keep := fs.Bool("keep", false, "keep the demo's temporary directory")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
 		return exitUsage
 	}
 	if err := runDemo(*mode, *keep, stdout); err != nil {
