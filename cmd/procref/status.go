@@ -226,11 +226,16 @@ func cmdStop(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "procref stop: %v\n", err)
 		return exitFailure
 	}
+	known, err := discovery.List(dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "procref stop: %v\n", err)
+		return exitFailure
+	}
 	if *all {
-		if names, err = discovery.List(dir); err != nil {
-			fmt.Fprintf(stderr, "procref stop: %v\n", err)
-			return exitFailure
-		}
+		names = known
+	} else if names[0], err = resolveName(names[0], known); err != nil {
+		fmt.Fprintf(stderr, "procref stop: %v\n", err)
+		return exitFailure
 	}
 	code := exitOK
 	for _, name := range names {
@@ -297,6 +302,10 @@ func cmdLogs(args []string, stdout, stderr io.Writer) int {
 	}
 	dir, err := platform.StateDir()
 	if err != nil {
+		fmt.Fprintf(stderr, "procref logs: %v\n", err)
+		return exitFailure
+	}
+	if name, err = resolveName(name, logNames(dir)); err != nil {
 		fmt.Fprintf(stderr, "procref logs: %v\n", err)
 		return exitFailure
 	}
