@@ -203,7 +203,7 @@ func demoShared(ctx context.Context, out io.Writer, clients int) (backend, host 
 	if err != nil {
 		return backend, host, err
 	}
-	printStatus(out, rows, dir)
+	printStatus(out, rows, dir, false)
 	if len(rows) != 1 || rows[0].Clients != clients || rows[0].State != "running" {
 		return backend, host, fmt.Errorf("want one running backend with %d clients, got %+v", clients, rows)
 	}
@@ -225,7 +225,7 @@ func demoGone(ctx context.Context, out io.Writer, backend, host platform.Identit
 	if err != nil {
 		return err
 	}
-	printStatus(out, rows, dir)
+	printStatus(out, rows, dir, false)
 	if len(rows) != 0 {
 		return errors.New("a backend is still listed after the last client left")
 	}

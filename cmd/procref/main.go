@@ -88,7 +88,7 @@ const usage = `procref — share one language server among all your editor windo
 
 Usage:
   procref [flags] -- SERVER [ARGS...]   run as the editor's language server (the proxy)
-  procref status [--json]              list shared backends
+  procref status [--wide|--json]       list shared backends (--wide: port, log, command)
   procref stop NAME | --all            stop a backend (graceful, then forceful)
   procref logs NAME [-f]               show (or follow) a backend's log
   procref demo [--mode mux|tcp|mcp]    run a self-contained demonstration

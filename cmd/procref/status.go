@@ -106,6 +106,7 @@ func collectStatus(ctx context.Context) ([]backendRow, string, error) {
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("procref status", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
+	wide := fs.Bool("wide", false, "also show port, root, log and the whole command (wider than 120 columns)")
 	if pos, err := parseArgs(fs, args, stderr); err != nil || len(pos) > 0 {
 		if err == nil {
 			fmt.Fprintf(stderr, "procref status: unexpected argument %q\n", pos[0])
@@ -128,17 +129,24 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		enc.Encode(rows)
 		return exitOK
 	}
-	printStatus(stdout, rows, dir)
+	printStatus(stdout, rows, dir, *wide)
 	return exitOK
 }
 
-func printStatus(w io.Writer, rows []backendRow, dir string) {
+// printStatus prints the table: by default the columns that fit 120
+// columns (a long name is clipped, a long root keeps its end); wide adds
+// the port, log and whole command, unclipped.
+func printStatus(w io.Writer, rows []backendRow, dir string, wide bool) {
 	if len(rows) == 0 {
 		fmt.Fprintf(w, "no shared backends (runtime dir %s)\n", dir)
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tMODE\tPID\tPORT\tREFS\tCLIENTS\tUPTIME\tRSS\tROOT\tCOMMAND\tLOG")
+	if wide {
+		fmt.Fprintln(tw, "NAME\tSTATE\tMODE\tPID\tPORT\tREFS\tCLIENTS\tUPTIME\tRSS\tROOT\tCOMMAND\tLOG")
+	} else {
+		fmt.Fprintln(tw, "NAME\tSTATE\tMODE\tPID\tREFS\tCLIENTS\tUPTIME\tRSS\tROOT")
+	}
 	for _, r := range rows {
 		pid := "-"
 		if r.BackendPID > 0 {
@@ -146,9 +154,15 @@ func printStatus(w io.Writer, rows []backendRow, dir string) {
 		} else if r.HostPID > 0 {
 			pid = fmt.Sprintf("host %d", r.HostPID)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
-			r.Name, r.State, dash(r.Mode), pid, dashInt(r.Port), r.References, r.Clients,
-			uptime(r.Uptime), rss(r.BackendRSS), dash(r.Root), dash(shortCommand(r.Command)), dash(r.Log))
+		if wide {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
+				r.Name, r.State, dash(r.Mode), pid, dashInt(r.Port), r.References, r.Clients,
+				uptime(r.Uptime), rss(r.BackendRSS), dash(r.Root), dash(strings.Join(r.Command, " ")), dash(r.Log))
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n",
+			clip(r.Name, 26), clip(r.State, 10), dash(r.Mode), clip(pid, 12), r.References, r.Clients,
+			clip(uptime(r.Uptime), 10), clip(rss(r.BackendRSS), 7), dash(clipLeft(r.Root, 23)))
 	}
 	tw.Flush()
 	for _, r := range rows {
@@ -159,6 +173,24 @@ func printStatus(w io.Writer, rows []backendRow, dir string) {
 			fmt.Fprintf(w, "warning: %s: %s\n", r.Name, r.Warning)
 		}
 	}
+}
+
+// clip shortens s to n runes, marking the cut with "…".
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// clipLeft is clip keeping the end (of a path).
+func clipLeft(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return "…" + string(r[len(r)-n+1:])
 }
 
 func dash(s string) string {
