@@ -147,6 +147,10 @@ type Config struct {
 	// would otherwise grow until ClientQueue. Checked when something more
 	// is queued for it. Default 30s; negative disables it.
 	ClientFrozen time.Duration
+	// MaxRequests bounds one client's requests in flight at the backend:
+	// while it has that many unanswered, the mux stops reading its input,
+	// so a flooding client cannot starve the others (fair.go). Default 32.
+	MaxRequests int
 	// ClientInflight bounds the bytes one client may have queued toward the
 	// backend; past it the mux stops reading that client until the backend
 	// has taken them, so a flooding client cannot starve others. Default

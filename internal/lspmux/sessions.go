@@ -124,6 +124,8 @@ type client struct {
 	dbuf     []byte                                         // writeDirect's frame buffer (owned by whoever is writing)
 	claimed  *session                                       // the client reader is the writer of this session's queue (forward)
 	awaiting atomic.Int64                                   // bytes of this client's requests the backend has not answered yet
+	inflight atomic.Int64                                   // this client's requests in flight at the backend (fair.go)
+	slot     chan struct{}                                  // cap 1: a request of this client ended (fair.go)
 	stop     chan struct{}                                  // closed by kill
 	killOnce sync.Once
 	endOnce  sync.Once // endWith
@@ -190,6 +192,7 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 		id:   m.nextClient,
 		conn: conn,
 		out:  newClientQueue(m.cfg.ClientFrozen),
+		slot: make(chan struct{}, 1),
 		deadline: func() interface{ SetWriteDeadline(time.Time) error } {
 			d, _ := conn.(interface{ SetWriteDeadline(time.Time) error })
 			return d
