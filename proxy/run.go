@@ -117,6 +117,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer sess.Release()
 	cfg.Logger.Info("attached", "service", svc.Name, "host_pid", sess.Supervisor.PID, "started", sess.Started)
+	if !sess.Started && cfg.Linger != 0 {
+		// The linger is the host's, fixed when the first window started
+		// it; a later window cannot change it (documented in the README).
+		cfg.Logger.Warn("--linger applies only to the window that starts the backend; this backend was already running, so its own linger applies",
+			"service", svc.Name, "linger", cfg.Linger, "restart_with_yours", "procref stop "+svc.Name)
+	}
 	a := &attached{run: p, ctx: ctx, spec: spec, svc: svc, sess: sess}
 	return a.serve(actx)
 }
