@@ -70,3 +70,24 @@ func TestDemoHelpExitsZero(t *testing.T) {
 		t.Errorf("demo --help does not mention --mode mcp: %s", out.String())
 	}
 }
+
+// The eglot one-liner in the README and the help maps every C and C++
+// mode, as editors/emacs-eglot.el does: a buffer in a mode not listed
+// would silently use a plain, unshared clangd.
+func TestEglotOneLinerCoversModes(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	el, err := os.ReadFile("../../editors/emacs-eglot.el")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"(c-mode ", " c-ts-mode ", " c++-mode ", " c++-ts-mode)"} {
+		for name, text := range map[string]string{"README.md": string(readme), "procref help": usage, "editors/emacs-eglot.el": string(el)} {
+			if !strings.Contains(text, mode) {
+				t.Errorf("%s: the eglot clangd line lacks %q", name, strings.TrimSpace(strings.Trim(mode, "()")))
+			}
+		}
+	}
+}
