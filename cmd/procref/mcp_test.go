@@ -40,7 +40,7 @@ func requireMCPServer(t *testing.T, pkg string) (node, entry string) {
 		if os.Getenv("PROCREF_REQUIRE_SERVERS") == "1" {
 			t.Fatalf("%s: %v (run `npm ci --prefix testdata/mcp-node`)", pkg, err)
 		}
-		t.Skipf("%s: %v (run `npm ci --prefix testdata/mcp-node`; PROCREF_REQUIRE_SERVERS=1 fails instead)", pkg, err)
+		t.Skipf("SKIPPED, NODE MODULES MISSING: %s: %v: run `npm ci --prefix testdata/mcp-node` (PROCREF_REQUIRE_SERVERS=1 fails instead)", pkg, err)
 	}
 	return node, entry
 }

@@ -115,6 +115,7 @@ func collectStatus(ctx context.Context) ([]backendRow, string, error) {
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("procref status", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
+	wide := fs.Bool("wide", false, "also show port, root, log and the whole command (wider than 120 columns)")
 	if pos, err := parseArgs(fs, args, stderr); err != nil || len(pos) > 0 {
 		if err == nil {
 			fmt.Fprintf(stderr, "procref status: unexpected argument %q\n", pos[0])
@@ -137,17 +138,24 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		enc.Encode(rows)
 		return exitOK
 	}
-	printStatus(stdout, rows, dir)
+	printStatus(stdout, rows, dir, *wide)
 	return exitOK
 }
 
-func printStatus(w io.Writer, rows []backendRow, dir string) {
+// printStatus prints the table: by default the columns that fit 120
+// columns (a long name is clipped, a long root keeps its end); wide adds
+// the port, log and whole command, unclipped.
+func printStatus(w io.Writer, rows []backendRow, dir string, wide bool) {
 	if len(rows) == 0 {
 		fmt.Fprintf(w, "no shared backends (runtime dir %s)\n", dir)
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tMODE\tPID\tPORT\tREFS\tCLIENTS\tUPTIME\tRSS\tROOT\tCOMMAND\tLOG")
+	if wide {
+		fmt.Fprintln(tw, "NAME\tSTATE\tMODE\tPID\tPORT\tREFS\tCLIENTS\tUPTIME\tRSS\tROOT\tCOMMAND\tLOG")
+	} else {
+		fmt.Fprintln(tw, "NAME\tSTATE\tMODE\tPID\tREFS\tCLIENTS\tUPTIME\tRSS\tROOT")
+	}
 	for _, r := range rows {
 		pid := "-"
 		if r.BackendPID > 0 {
@@ -155,9 +163,15 @@ func printStatus(w io.Writer, rows []backendRow, dir string) {
 		} else if r.HostPID > 0 {
 			pid = fmt.Sprintf("host %d", r.HostPID)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
-			r.Name, r.State, dash(r.Mode), pid, dashInt(r.Port), r.References, r.Clients,
-			uptime(r.Uptime), rss(r.BackendRSS), dash(r.Root), dash(shortCommand(r.Command)), dash(r.Log))
+		if wide {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
+				r.Name, r.State, dash(r.Mode), pid, dashInt(r.Port), r.References, r.Clients,
+				uptime(r.Uptime), rss(r.BackendRSS), dash(r.Root), dash(strings.Join(r.Command, " ")), dash(r.Log))
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n",
+			clip(r.Name, 26), clip(r.State, 10), dash(r.Mode), clip(pid, 12), r.References, r.Clients,
+			clip(uptime(r.Uptime), 10), clip(rss(r.BackendRSS), 7), dash(clipLeft(r.Root, 23)))
 	}
 	tw.Flush()
 	for _, r := range rows {
@@ -171,6 +185,24 @@ func printStatus(w io.Writer, rows []backendRow, dir string) {
 			fmt.Fprintf(w, "warning: %s: processes of the backend's process group %d are still running; end them with `kill -- -%d`\n", r.Name, r.BackendPID, r.BackendPID)
 		}
 	}
+}
+
+// clip shortens s to n runes, marking the cut with "…".
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// clipLeft is clip keeping the end (of a path).
+func clipLeft(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return "…" + string(r[len(r)-n+1:])
 }
 
 func dash(s string) string {
@@ -238,11 +270,16 @@ func cmdStop(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "procref stop: %v\n", err)
 		return exitFailure
 	}
+	known, err := discovery.List(dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "procref stop: %v\n", err)
+		return exitFailure
+	}
 	if *all {
-		if names, err = discovery.List(dir); err != nil {
-			fmt.Fprintf(stderr, "procref stop: %v\n", err)
-			return exitFailure
-		}
+		names = known
+	} else if names[0], err = resolveName(names[0], known); err != nil {
+		fmt.Fprintf(stderr, "procref stop: %v\n", err)
+		return exitFailure
 	}
 	code := exitOK
 	for _, name := range names {
@@ -309,6 +346,10 @@ func cmdLogs(args []string, stdout, stderr io.Writer) int {
 	}
 	dir, err := platform.StateDir()
 	if err != nil {
+		fmt.Fprintf(stderr, "procref logs: %v\n", err)
+		return exitFailure
+	}
+	if name, err = resolveName(name, logNames(dir)); err != nil {
 		fmt.Fprintf(stderr, "procref logs: %v\n", err)
 		return exitFailure
 	}

@@ -17,6 +17,9 @@ func (m *Mux) clientRequest(c *client, f *lspframe.Fields, body []byte) error {
 		c.send(msgError(f.ID.Of(body), codeServerNotInitialized, "initialize first"))
 		return nil
 	}
+	if !m.waitRequestSlot(c) {
+		return c.killErr
+	}
 	var toks []lspframe.Span
 	if f.Params.Ok() {
 		params := f.Params.Of(body)
@@ -205,6 +208,7 @@ func (m *Mux) addRequest(hid int64, c *client, id []byte, data call, clientToken
 	}
 	m.calls.Add(hid, idroute.Call[*client, call]{Client: c, ID: id, Tokens: toks, Data: data})
 	if c != nil {
+		c.inflight.Add(1)
 		c.awaiting.Add(data.size)
 		m.checkAwaiting(c)
 	}
@@ -216,6 +220,7 @@ func (m *Mux) addRequest(hid int64, c *client, id []byte, data call, clientToken
 func (m *Mux) takeRequest(hid int64) (idroute.Call[*client, call], bool) {
 	p, ok := m.calls.Take(hid)
 	if ok && p.Client != nil {
+		p.Client.requestDone()
 		p.Client.awaiting.Add(-p.Data.size)
 		m.checkAwaiting(p.Client)
 	}
@@ -226,6 +231,7 @@ func (m *Mux) takeRequest(hid int64) (idroute.Call[*client, call], bool) {
 // id hid. A backend that reuses an id still awaiting an answer replaces
 // the older request (which then gets no answer from here).
 func (m *Mux) addServerRequest(c *client, sid []byte, hid int64) {
+	c.wakeSlot() // it may wait for a slot that only its answer frees
 	if m.asks.Add(hid, idroute.Ask[*client, struct{}]{Client: c, ServerID: sid}) {
 		m.log.Warn("language server reused a request id still awaiting an answer", "id", string(sid))
 	}
