@@ -179,6 +179,11 @@ func (m *Mux) serverResponse(s *session, f *lspframe.Fields, body []byte) {
 		return
 	}
 	c := p.Client
+	if out, ok := m.viewResult(c, f, body, p.ID); ok {
+		lspframe.Recycle(body)
+		s.sendDirect(c, item{body: out})
+		return
+	}
 	// the body goes to this one client and nothing keeps it: written
 	// with the client's id spliced in, then recycled
 	s.sendDirect(c, item{body: body, edits: []lspframe.Edit{{At: f.ID, With: p.ID}}, recycle: true})
