@@ -72,3 +72,65 @@ func TestEmacsEglotRenameOwnVersion(t *testing.T) {
 	b.quit(t)
 	e.waitNoHosts(gone, 15*time.Second)
 }
+
+// nvimRenameExpr is a luaeval for `nvim --remote-expr`: in the buffer of
+// file, insert a line at the top (unsaved), rename `greeting` to name as
+// vim.lsp.buf.rename would (request, then apply_workspace_edit, which
+// checks versions), and return the buffer's lines or "ERR ...".
+func nvimRenameExpr(file, name string) string {
+	lua := fmt.Sprintf(`(function()
+  local b = vim.fn.bufnr(%q)
+  vim.api.nvim_buf_set_lines(b, 0, 0, false, {"# edited in nvim"})
+  local row
+  for i, l in ipairs(vim.api.nvim_buf_get_lines(b, 0, -1, false)) do
+    if l:find("def greeting", 1, true) then row = i - 1 end
+  end
+  local params = {textDocument = {uri = vim.uri_from_bufnr(b)}, position = {line = row, character = 5}, newName = %q}
+  local res, err = vim.lsp.buf_request_sync(b, "textDocument/rename", params, 10000)
+  if not res then return "ERR " .. tostring(err) end
+  for _, r in pairs(res) do
+    if r.error then return "ERR " .. vim.inspect(r.error) end
+    if r.result then vim.lsp.util.apply_workspace_edit(r.result, "utf-16") end
+  end
+  return table.concat(vim.api.nvim_buf_get_lines(b, 0, -1, false), "\n")
+end)()`, file, name)
+	return "luaeval('" + strings.ReplaceAll(lua, "'", "''") + "')"
+}
+
+// TestNeovimAndEmacsRenameOwnVersion: a Neovim and an Emacs share one
+// pylsp in mux mode on one file. Neovim edits it (unsaved) and renames:
+// the edits carry Neovim's buffer version, so Neovim applies them (it
+// drops edits older than its buffer: "Buffer … newer than edits"). Emacs,
+// whose text now differs from pylsp's, is refused rather than given edits
+// for Neovim's text, and its buffer is untouched.
+func TestNeovimAndEmacsRenameOwnVersion(t *testing.T) {
+	sc := pylspCase
+	nvim := requireTool(t, "nvim", "neovim")
+	bin := requireTool(t, "emacs", "emacs-nox")
+	client := requireTool(t, "emacsclient", "emacs-bin-common")
+	server := requireServer(t, sc)
+	e := newTestEnv(t, filepath.Dir(server))
+	requireEglot(t, e, bin)
+	ws := copyFixture(t, sc.fixture)
+
+	n := e.startNeovim(t, nvim, "nvim", ws, sc)
+	n.ready(t, sc, 0)
+	m := e.startEmacs(t, bin, client, "emacs", ws, sc)
+	proxyM := m.ready(t, sc)
+	host := e.onlyHost()
+	backend := oneBackend(t, sc, host.Host, n)
+	gone := append(identities(t, append(n.proxies(), proxyM)), backend)
+
+	out := n.remote(t, "--remote-expr", nvimRenameExpr(n.file, "salute"))
+	if strings.HasPrefix(out, "ERR") || !strings.Contains(out, "def salute(name)") ||
+		!strings.Contains(out, `salute("procref")`) || !strings.HasPrefix(out, "# edited in nvim") {
+		t.Fatalf("nvim: rename after an edit left:\n%s\nwant both uses renamed", out)
+	}
+	got, err := m.eval(t, renameExpr(m.file, "", "other"))
+	if err != nil || strings.Contains(got, "other") {
+		t.Fatalf("emacs: rename on text pylsp does not have = %s (%v); want a refusal and its text untouched", got, err)
+	}
+	n.quit(t)
+	m.quit(t)
+	e.waitNoHosts(gone, 15*time.Second)
+}
