@@ -80,8 +80,8 @@ func (m *Mux) serverRequest(s *session, f *lspframe.Fields, body []byte) {
 		return
 	}
 	if method == "workspace/applyEdit" {
-		// the edit in c's document versions (views.go)
-		out, changed, err := m.clientEditVersions(c, params)
+		// the edit in c's view: its versions and lines (textview.go)
+		out, changed, err := m.viewJSON(c, "", params)
 		if err != nil {
 			answer(msgResult(sid, mustJSON(map[string]any{"applied": false, "failureReason": err.Error()})))
 			return

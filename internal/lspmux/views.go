@@ -1,7 +1,6 @@
 package lspmux
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -24,28 +23,6 @@ import (
 const codeContentModified = -32801
 
 var errOtherText = errors.New("the language server computed this on text another window has (unsaved edits there); save or undo them, then retry")
-
-// clientEditVersions returns raw (a result or params that may hold a
-// WorkspaceEdit) with every documentChanges TextDocumentEdit version given
-// as c's version. raw is returned as is when it holds none. Called with mu
-// held.
-func (m *Mux) clientEditVersions(c *client, raw []byte) (out []byte, changed bool, err error) {
-	if !bytes.Contains(raw, []byte(`"documentChanges"`)) {
-		return raw, false, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return raw, false, nil // not ours to judge: passed on as the server sent it
-	}
-	changed, err = m.walkEdits(c, v)
-	if err != nil || !changed {
-		return raw, false, err
-	}
-	out, err = json.Marshal(v)
-	return out, err == nil, err
-}
 
 // walkEdits rewrites the versions of every documentChanges array within
 // v, reporting whether it changed anything.
@@ -129,24 +106,25 @@ func (m *Mux) versionFor(c *client, uri string, server int64) (cv *int64, known 
 	if v, ok := d.clientVersion(c, server); ok {
 		return &v, true, nil
 	}
-	if server == m.verSeq[uri] && d.lastEditor != nil && d.openers[d.lastEditor] != nil && d.openers[d.lastEditor].text == cd.text {
+	if server == m.verSeq[uri] {
+		// the backend's current text: c's own, or one viewJSON has
+		// mapped the edit's positions from into c's text
 		v := cd.version
 		return &v, true, nil
 	}
 	return nil, true, errOtherText
 }
 
-// viewResult is serverResponse's step for a result that holds document
-// versions: it returns the body c gets (c's versions, or an error answer
-// when the edit was computed on another window's text), and false when
-// body needs no change. Takes mu.
-func (m *Mux) viewResult(c *client, f *lspframe.Fields, body, id []byte) ([]byte, bool) {
-	res := f.Result.Of(body)
-	if !f.Result.Ok() || !bytes.Contains(res, []byte(`"documentChanges"`)) {
+// viewResult is serverResponse's step for a result to c: it returns the
+// body c gets in c's view (viewJSON), or an error answer when the result
+// was computed on text c does not have; false when body needs no change.
+// uri is the request's document. Takes mu.
+func (m *Mux) viewResult(c *client, f *lspframe.Fields, body, id []byte, uri string) ([]byte, bool) {
+	if !f.Result.Ok() {
 		return nil, false
 	}
 	m.mu.Lock()
-	out, changed, err := m.clientEditVersions(c, res)
+	out, changed, err := m.viewJSON(c, uri, f.Result.Of(body))
 	m.mu.Unlock()
 	if err != nil {
 		return msgError(id, codeContentModified, err.Error()), true
