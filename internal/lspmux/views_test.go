@@ -3,6 +3,9 @@ package lspmux
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -118,5 +121,92 @@ func TestWorkspaceEditVersionsPerWindow(t *testing.T) {
 	case <-answered:
 	case <-h.ctx.Done():
 		t.Fatal("applyEdit not answered")
+	}
+}
+
+// lineHoverHook answers hover with the server's text of the asked line
+// and a range over that line, as a real server's answer is placed.
+func lineHoverHook(s *fakeServer, method string, id, params json.RawMessage) bool {
+	if method != "textDocument/hover" {
+		return false
+	}
+	var p struct {
+		TextDocument struct{ URI string } `json:"textDocument"`
+		Position     position             `json:"position"`
+	}
+	json.Unmarshal(params, &p)
+	s.mu.Lock()
+	lines := strings.Split(s.open[p.TextDocument.URI].text, "\n")
+	s.mu.Unlock()
+	l := p.Position.Line
+	s.reply(id, map[string]any{"contents": lines[l], "range": textRange{Start: position{Line: l}, End: position{Line: l, Character: len(lines[l])}}})
+	return true
+}
+
+// Two windows on one file, a with unsaved edits the server has: b's
+// hovers are computed at b's line in the server's text and placed at b's
+// line; a hover on a line a changed is refused; b's diagnostics are moved
+// to its lines and those on changed lines dropped, while a gets them all.
+func TestTwoWindowsOwnText(t *testing.T) {
+	h := newHarness(t, func(cfg *Config, f *fakeFarm) { f.hook = lineHoverHook })
+	a, b := h.join("a", "r"), h.join("b", "r")
+	const uri = "file:///ws/r/x.c"
+	a.didOpen(uri, "l0\nl1\nl2\nl3\n", 1)
+	b.didOpen(uri, "l0\nl1\nl2\nl3\n", 1)
+	fullChange(a, uri, 2, "l0\nl1\nX2\nextra\nl3\n") // unsaved in a
+	h.sync(a)
+	h.sync(b)
+	var hv struct {
+		Contents string
+		Range    textRange
+	}
+	res, err := b.hover(h.ctx, uri, 3, 0)
+	if err != nil || json.Unmarshal(res, &hv) != nil || hv.Contents != "l3" || hv.Range.Start.Line != 3 {
+		t.Fatalf("b: hover on its line 3 = %s, %v; want l3 at line 3", res, err)
+	}
+	res, err = b.hover(h.ctx, uri, 1, 0)
+	if err != nil || json.Unmarshal(res, &hv) != nil || hv.Contents != "l1" || hv.Range.Start.Line != 1 {
+		t.Fatalf("b: hover on its line 1 = %s, %v; want l1 at line 1", res, err)
+	}
+	var re *rpcError
+	if res, err := b.hover(h.ctx, uri, 2, 0); !errors.As(err, &re) || re.Code != codeContentModified {
+		t.Fatalf("b: hover on a line a changed = %s, %v; want ContentModified", res, err)
+	}
+	res, err = a.hover(h.ctx, uri, 3, 0)
+	if err != nil || json.Unmarshal(res, &hv) != nil || hv.Contents != "extra" || hv.Range.Start.Line != 3 {
+		t.Fatalf("a: hover on its line 3 = %s, %v; want extra at line 3", res, err)
+	}
+
+	diagAt := func(lines ...int) []any {
+		var ds []any
+		for _, l := range lines {
+			ds = append(ds, map[string]any{"range": textRange{Start: position{Line: l}, End: position{Line: l, Character: 1}}, "message": fmt.Sprint("at ", l)})
+		}
+		return ds
+	}
+	h.server().notify("textDocument/publishDiagnostics", map[string]any{"uri": uri, "version": 2, "diagnostics": diagAt(0, 2, 4)})
+	lines := func(c *tclient) ([]int, bool) {
+		m, err := c.waitNote(h.ctx, func(m wireMsg) bool {
+			return m.Method == "textDocument/publishDiagnostics" && strings.Contains(string(m.Params), "at 0")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p struct {
+			Version     *int64
+			Diagnostics []struct{ Range textRange }
+		}
+		json.Unmarshal(m.Params, &p)
+		var ls []int
+		for _, d := range p.Diagnostics {
+			ls = append(ls, d.Range.Start.Line)
+		}
+		return ls, p.Version != nil
+	}
+	if got, ver := lines(a); !slices.Equal(got, []int{0, 2, 4}) || !ver {
+		t.Errorf("a: diagnostics at %v (version %v), want 0 2 4 with its version", got, ver)
+	}
+	if got, ver := lines(b); !slices.Equal(got, []int{0, 3}) || ver {
+		t.Errorf("b: diagnostics at %v (version %v), want 0 and 3 (its lines; the changed line dropped), no version", got, ver)
 	}
 }
