@@ -121,3 +121,41 @@ func TestRealPylspRenameVersions(t *testing.T) {
 	before := "def greeting():\n    return 'hi'\n\n\nprint(greeting())\n"
 	realRenameVersions(t, "pylsp", nil, "c.py", before, "# edited\n"+before, 0, 5, true)
 }
+
+// realFolderKeepsEdits: with --share=global, a window with unsaved edits
+// adds a workspace folder; the server (told only "+folder") keeps the
+// edited text: a hover on a symbol only the unsaved text defines works.
+func realFolderKeepsEdits(t *testing.T, bin, name, before, after string, line, char int, want string) {
+	r := newRealRig(t, bin, nil, map[string]string{"go.mod": "module example.com/m\n\ngo 1.21\n", name: before}, true)
+	a := r.dial("a")
+	if _, err := a.initializeCaps(r.ctx, r.uri(""), docChangeCaps()); err != nil {
+		t.Fatal(err)
+	}
+	uri := r.uri(name)
+	lang := map[string]string{"gopls": "go", "pylsp": "python"}[bin]
+	a.notify("textDocument/didOpen", map[string]any{"textDocument": map[string]any{"uri": uri, "languageId": lang, "version": 1, "text": before}})
+	fullChange(a, uri, 2, after)
+	other := t.TempDir()
+	a.notify("workspace/didChangeWorkspaceFolders", map[string]any{"event": map[string]any{
+		"added": []folder{{URI: "file://" + other, Name: "other"}}, "removed": []folder{},
+	}})
+	res, err := a.hover(r.ctx, uri, line, char)
+	if err != nil || !strings.Contains(string(res), want) {
+		t.Fatalf("hover on a symbol of the unsaved text after a folder change = %s, %v; want it to mention %q", res, err, want)
+	}
+	if n := r.tap().count("workspace/didChangeWorkspaceFolders", ""); n != 1 {
+		t.Errorf("server got %d folder changes, want 1", n)
+	}
+}
+
+func TestRealPylspFolderChangeKeepsEdits(t *testing.T) {
+	before := "def one():\n    return 1\n"
+	after := before + "\n\ndef unsaved_fn():\n    \"\"\"Unsaved doc.\"\"\"\n    return 2\n\n\nunsaved_fn()\n"
+	realFolderKeepsEdits(t, "pylsp", "c.py", before, after, 9, 2, "Unsaved doc")
+}
+
+func TestRealGoplsFolderChangeKeepsEdits(t *testing.T) {
+	before := "package m\n"
+	after := before + "\n// UnsavedFn is unsaved.\nfunc UnsavedFn() int { return 2 }\n\nvar _ = UnsavedFn()\n"
+	realFolderKeepsEdits(t, "gopls", "c.go", before, after, 5, 10, "UnsavedFn is unsaved")
+}
