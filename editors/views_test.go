@@ -135,3 +135,55 @@ func TestNeovimAndEmacsRenameOwnVersion(t *testing.T) {
 	m.quit(t)
 	e.waitNoHosts(gone, 15*time.Second)
 }
+
+// TestNeovimAndEmacsOwnText: a Neovim and an Emacs share one pylsp on one
+// file; Emacs inserts two lines at the top without saving, so pylsp has
+// Emacs's text. Neovim, which does not have those lines, still gets its
+// hover on `greeting` at its own line, and the deliberate error's
+// diagnostic at its own line (8), not Emacs's (10).
+func TestNeovimAndEmacsOwnText(t *testing.T) {
+	sc := pylspCase
+	nvim := requireTool(t, "nvim", "neovim")
+	bin := requireTool(t, "emacs", "emacs-nox")
+	client := requireTool(t, "emacsclient", "emacs-bin-common")
+	server := requireServer(t, sc)
+	e := newTestEnv(t, filepath.Dir(server))
+	requireEglot(t, e, bin)
+	ws := copyFixture(t, sc.fixture)
+	d := editorDeadline(t)
+
+	n := e.startNeovim(t, nvim, "nvim", ws, sc)
+	clientN, _ := n.ready(t, sc, 0)
+	m := e.startEmacs(t, bin, client, "emacs", ws, sc)
+	proxyM := m.ready(t, sc)
+	host := e.onlyHost()
+	backend := oneBackend(t, sc, host.Host, n)
+	gone := append(identities(t, append(n.proxies(), proxyM)), backend)
+
+	n.events.refresh()
+	from := len(n.events.events)
+	out, err := m.eval(t, fmt.Sprintf(`(with-current-buffer (find-buffer-visiting %q)
+  (goto-char (point-min)) (insert "# one\n# two\n") (eglot--signal-textDocument/didChange) "ok")`, m.file))
+	if err != nil || out != `"ok"` {
+		t.Fatalf("emacs: edit = %s, %v", out, err)
+	}
+	// pylsp publishes for Emacs's text; Neovim gets them in its lines
+	n.events.waitFor(t, from, d, "nvim: diagnostics after emacs's edit", func(ev event) bool {
+		return ev.Event == "diagnostics" && ev.Client == clientN && strings.Contains(ev.Text, sc.wantDiag)
+	}, n.done)
+	lnums := n.remote(t, "--remote-expr", fmt.Sprintf(`luaeval('table.concat(vim.tbl_map(function(d) return d.lnum end, vim.diagnostic.get(vim.fn.bufnr(%q))), ",")')`, n.file))
+	if lnums != "8" {
+		t.Errorf("nvim: diagnostics at lines %q after emacs's unsaved edit, want 8 (its own line of undefined_name)", lnums)
+	}
+	from = len(n.events.events)
+	if got := n.remote(t, "--remote-expr", "luaeval('ProcrefTestHover()')"); got != "1" {
+		t.Fatalf("nvim: ProcrefTestHover() = %q, want 1", got)
+	}
+	h := n.events.waitFor(t, from, d, "nvim: hover after emacs's edit", func(ev event) bool { return ev.Event == "hover" }, n.done)
+	if ev := n.events.events[h]; ev.Err != "" || !strings.Contains(ev.Text, sc.wantHover) {
+		t.Errorf("nvim: hover at its own line after emacs's unsaved edit = %s, want it to mention %q", ev, sc.wantHover)
+	}
+	n.quit(t)
+	m.quit(t)
+	e.waitNoHosts(gone, 15*time.Second)
+}
