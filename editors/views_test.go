@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/procref/procref/platform"
 )
 
 // renameExpr is elisp that, in the buffer visiting file, optionally
@@ -106,21 +108,8 @@ end)()`, file, name)
 // edits for Neovim's text.
 func TestNeovimAndEmacsRenameOwnVersion(t *testing.T) {
 	sc := pylspCase
-	nvim := requireTool(t, "nvim", "neovim")
-	bin := requireTool(t, "emacs", "emacs-nox")
-	client := requireTool(t, "emacsclient", "emacs-bin-common")
-	server := requireServer(t, sc)
-	e := newTestEnv(t, filepath.Dir(server))
-	requireEglot(t, e, bin)
-	ws := copyFixture(t, sc.fixture)
-
-	n := e.startNeovim(t, nvim, "nvim", ws, sc)
-	n.ready(t, sc, 0)
-	m := e.startEmacs(t, bin, client, "emacs", ws, sc)
-	proxyM := m.ready(t, sc)
-	host := e.onlyHost()
-	backend := oneBackend(t, sc, host.Host, n)
-	gone := append(identities(t, append(n.proxies(), proxyM)), backend)
+	r := startNeovimAndEmacs(t, sc)
+	n, m := r.n, r.m
 
 	out := n.remote(t, "--remote-expr", nvimRenameExpr(n.file, "salute"))
 	if strings.HasPrefix(out, "ERR") || !strings.Contains(out, "def salute(name)") ||
@@ -131,9 +120,7 @@ func TestNeovimAndEmacsRenameOwnVersion(t *testing.T) {
 	if err != nil || !strings.Contains(got, "-32801") { // ContentModified: pylsp's rename replaces the whole file
 		t.Fatalf("emacs: rename on text pylsp does not have = %s (%v); want a refusal and its text untouched", got, err)
 	}
-	n.quit(t)
-	m.quit(t)
-	e.waitNoHosts(gone, 15*time.Second)
+	r.quit(t)
 }
 
 // TestNeovimAndEmacsOwnText: a Neovim and an Emacs share one pylsp on one
@@ -143,22 +130,9 @@ func TestNeovimAndEmacsRenameOwnVersion(t *testing.T) {
 // diagnostic at its own line (8), not Emacs's (10).
 func TestNeovimAndEmacsOwnText(t *testing.T) {
 	sc := pylspCase
-	nvim := requireTool(t, "nvim", "neovim")
-	bin := requireTool(t, "emacs", "emacs-nox")
-	client := requireTool(t, "emacsclient", "emacs-bin-common")
-	server := requireServer(t, sc)
-	e := newTestEnv(t, filepath.Dir(server))
-	requireEglot(t, e, bin)
-	ws := copyFixture(t, sc.fixture)
+	r := startNeovimAndEmacs(t, sc)
+	n, m, clientN := r.n, r.m, r.clientN
 	d := editorDeadline(t)
-
-	n := e.startNeovim(t, nvim, "nvim", ws, sc)
-	clientN, _ := n.ready(t, sc, 0)
-	m := e.startEmacs(t, bin, client, "emacs", ws, sc)
-	proxyM := m.ready(t, sc)
-	host := e.onlyHost()
-	backend := oneBackend(t, sc, host.Host, n)
-	gone := append(identities(t, append(n.proxies(), proxyM)), backend)
 
 	n.events.refresh()
 	from := len(n.events.events)
@@ -183,7 +157,48 @@ func TestNeovimAndEmacsOwnText(t *testing.T) {
 	if ev := n.events.events[h]; ev.Err != "" || !strings.Contains(ev.Text, sc.wantHover) {
 		t.Errorf("nvim: hover at its own line after emacs's unsaved edit = %s, want it to mention %q", ev, sc.wantHover)
 	}
-	n.quit(t)
-	m.quit(t)
-	e.waitNoHosts(gone, 15*time.Second)
+	r.quit(t)
+}
+
+// nvimAndEmacs is a Neovim and an Emacs sharing one sc server on sc's
+// fixture, both ready.
+type nvimAndEmacs struct {
+	e       *testEnv
+	n       *neovim
+	m       *emacs
+	clientN int // Neovim's LSP client id
+	gone    []platform.Identity
+}
+
+// startNeovimAndEmacs starts both editors on one copy of sc's fixture and
+// checks they share one server below one host.
+func startNeovimAndEmacs(t *testing.T, sc serverCase) *nvimAndEmacs {
+	t.Helper()
+	nvim := requireTool(t, "nvim", "neovim")
+	bin := requireTool(t, "emacs", "emacs-nox")
+	client := requireTool(t, "emacsclient", "emacs-bin-common")
+	server := requireServer(t, sc)
+	e := newTestEnv(t, filepath.Dir(server))
+	requireEglot(t, e, bin)
+	ws := copyFixture(t, sc.fixture)
+	r := &nvimAndEmacs{e: e}
+	r.n = e.startNeovim(t, nvim, "nvim", ws, sc)
+	r.clientN, _ = r.n.ready(t, sc, 0)
+	r.m = e.startEmacs(t, bin, client, "emacs", ws, sc)
+	proxyM := r.m.ready(t, sc)
+	host := e.onlyHost()
+	backend := oneBackend(t, sc, host.Host, r.n)
+	if pids := instances(descendants(r.m.cmd.Process.Pid), sc.server); len(pids) != 0 {
+		t.Fatalf("emacs runs its own %s: %v", sc.server, pids)
+	}
+	r.gone = append(identities(t, append(r.n.proxies(), proxyM)), backend)
+	return r
+}
+
+// quit ends both editors and waits until no server, proxy or host is left.
+func (r *nvimAndEmacs) quit(t *testing.T) {
+	t.Helper()
+	r.n.quit(t)
+	r.m.quit(t)
+	r.e.waitNoHosts(r.gone, 15*time.Second)
 }
