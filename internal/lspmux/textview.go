@@ -96,7 +96,8 @@ func (m *Mux) viewRequest(c *client, f *lspframe.Fields, body []byte) (edits []l
 		"textDocument/semanticTokens/range", "textDocument/foldingRange":
 		return nil, uri, errDiffers
 	}
-	for _, key := range []string{"position", "range"} {
+	// context: codeAction's diagnostics, ranges in the same document
+	for _, key := range []string{"position", "range", "context"} {
 		sp, ok, _ := lspframe.Lookup(params, key)
 		if !ok {
 			continue

@@ -210,3 +210,40 @@ func TestTwoWindowsOwnText(t *testing.T) {
 		t.Errorf("b: diagnostics at %v (version %v), want 0 and 3 (its lines; the changed line dropped), no version", got, ver)
 	}
 }
+
+// A code action request from a window whose text differs carries its
+// range and its context's diagnostics moved to the server's lines.
+func TestCodeActionContextMapped(t *testing.T) {
+	got := make(chan json.RawMessage, 1)
+	h := newHarness(t, func(cfg *Config, f *fakeFarm) {
+		f.hook = func(s *fakeServer, method string, id, params json.RawMessage) bool {
+			if method != "textDocument/codeAction" {
+				return false
+			}
+			got <- params
+			s.reply(id, []any{})
+			return true
+		}
+	})
+	a, b := h.join("a", "r"), h.join("b", "r")
+	const uri = "file:///ws/r/x.c"
+	a.didOpen(uri, "l0\nl1\n", 1)
+	b.didOpen(uri, "l0\nl1\n", 1)
+	fullChange(a, uri, 2, "new\nl0\nl1\n") // the server has a's text
+	h.sync(a)
+	rng := textRange{Start: position{Line: 1}, End: position{Line: 1, Character: 2}}
+	if _, err := b.call(h.ctx, "textDocument/codeAction", map[string]any{
+		"textDocument": map[string]any{"uri": uri}, "range": rng,
+		"context": map[string]any{"diagnostics": []any{map[string]any{"range": rng, "message": "m"}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Range   textRange
+		Context struct{ Diagnostics []struct{ Range textRange } }
+	}
+	json.Unmarshal(<-got, &p)
+	if p.Range.Start.Line != 2 || len(p.Context.Diagnostics) != 1 || p.Context.Diagnostics[0].Range.Start.Line != 2 {
+		t.Fatalf("server got range line %d, context %+v; want both at line 2", p.Range.Start.Line, p.Context)
+	}
+}
