@@ -35,11 +35,20 @@ func (m *Mux) clientRequest(c *client, f *lspframe.Fields, body []byte) error {
 	return m.forward(c, body, func(hid int64) (item, func()) {
 		origID := append([]byte(nil), f.ID.Of(body)...)
 		edits := []lspframe.Edit{{At: f.ID, With: idToken(hid)}}
+		var uri string
+		if f.Params.Ok() { // positions in c's text to the backend's (textview.go)
+			vedits, u, err := m.viewRequest(c, f, body)
+			if err != nil {
+				c.send(msgError(origID, codeContentModified, err.Error()))
+				return item{}, nil
+			}
+			edits, uri = append(edits, vedits...), u
+		}
 		var origToks [][]byte
 		for _, s := range toks {
 			origToks = append(origToks, append([]byte(nil), s.Of(body)...))
 		}
-		data := call{method: f.MethodName(), seq: m.activeSeq, size: int64(len(body))}
+		data := call{method: f.MethodName(), seq: m.activeSeq, size: int64(len(body)), uri: uri}
 		for i, htok := range m.addRequest(hid, c, origID, data, origToks...) {
 			edits = append(edits, lspframe.Edit{At: toks[i], With: []byte(htok)})
 		}
@@ -135,6 +144,7 @@ type call struct {
 	seq    int64       // m.activeSeq when it was sent (pickClient)
 	size   int64       // request bytes, counted in c.awaiting until answered
 	ch     chan []byte // the mux's own request: where its answer goes
+	uri    string      // the request's textDocument (textview.go)
 }
 
 // hostCall sends the mux's own request and waits for the answer, the
@@ -182,6 +192,11 @@ func (m *Mux) serverResponse(s *session, f *lspframe.Fields, body []byte) {
 		return
 	}
 	c := p.Client
+	if out, ok := m.viewResult(c, f, body, p.ID, p.Data.uri); ok {
+		lspframe.Recycle(body)
+		s.sendDirect(c, item{body: out})
+		return
+	}
 	// the body goes to this one client and nothing keeps it: written
 	// with the client's id spliced in, then recycled
 	s.sendDirect(c, item{body: body, edits: []lspframe.Edit{{At: f.ID, With: p.ID}}, recycle: true})
