@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procref/procref/internal/lspmux"
-
 	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/platform"
 )
@@ -69,11 +67,11 @@ func TestStatusShowsLeftoverGroup(t *testing.T) {
 	if group == 0 {
 		t.Fatal("no backend pid in the hint")
 	}
-	t.Cleanup(func() { lspmux.KillProcessGroup(group) })
+	t.Cleanup(func() { platform.KillProcessGroup(group) })
 	h.Host.Kill()
 	waitGone(t, h.Host, 20*time.Second, "the killed host")
 	waitGone(t, h.Backend, 20*time.Second, "the sh wrapper (parent-death signal)")
-	if !lspmux.ProcessGroupAlive(group) {
+	if !platform.ProcessGroupAlive(group) {
 		t.Skip("the real server ended with its wrapper: nothing left to show")
 	}
 	st := e.start(ws, nil, "status")

@@ -18,7 +18,6 @@ import (
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/internal/handshake"
 	"github.com/procref/procref/internal/hostproto"
-	"github.com/procref/procref/internal/lspmux"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 	"github.com/procref/procref/refcount"
@@ -102,7 +101,7 @@ func collectStatus(ctx context.Context) ([]backendRow, string, error) {
 		if row.BackendPID > 0 && row.State == "running" {
 			row.BackendRSS, _ = platform.RSS(row.BackendPID)
 		}
-		if row.BackendPID > 0 && lspmux.ProcessGroupAlive(row.BackendPID) {
+		if row.BackendPID > 0 && platform.ProcessGroupAlive(row.BackendPID) {
 			_, lerr := platform.Lookup(row.BackendPID)
 			row.GroupLeft = lerr != nil || row.State != "running"
 		}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/hostproto"
-	"github.com/procref/procref/internal/lspmux"
 	"github.com/procref/procref/internal/restarts"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
@@ -160,7 +159,7 @@ func (b *backend) startTCP(ctx context.Context) (launcher.Info, error) {
 	cmd.Stderr = os.Stderr
 	// Its own process group: a wrapper that does not exec (`sh -c 'gopls
 	// ...'`) is ended with the server it started.
-	lspmux.SetProcessGroup(cmd)
+	platform.SetProcessGroup(cmd)
 	if err := platform.StartBound(cmd); err != nil {
 		return launcher.Info{}, fmt.Errorf("%w: %v", ErrBackendStart, err)
 	}
@@ -193,7 +192,7 @@ func (b *backend) startTCP(ctx context.Context) (launcher.Info, error) {
 			return launcher.Info{}, fmt.Errorf("%w: %s exited before listening on %s (%v)", ErrBackendStart, args[0], addr.Address, exitText(werr))
 		case <-ctx.Done():
 			id.Stop(time.Second)
-			lspmux.KillProcessGroup(cmd.Process.Pid)
+			platform.KillProcessGroup(cmd.Process.Pid)
 			return launcher.Info{}, fmt.Errorf("%w: %s did not listen on %s within the start timeout (is {socket} or {port} in the right argument?)", ErrBackendStart, args[0], addr.Address)
 		case <-t.C:
 		}
@@ -234,7 +233,7 @@ func (b *backend) stopTCP(ctx context.Context, info launcher.Info) error {
 	}
 	// The leader got its grace (SIGTERM, then SIGKILL); what is left of
 	// its group (children of a wrapper, also after a crash) goes now.
-	if gerr := lspmux.KillProcessGroup(id.PID); gerr != nil && err == nil {
+	if gerr := platform.KillProcessGroup(id.PID); gerr != nil && err == nil {
 		err = fmt.Errorf("stop the backend's process group %d: %w", id.PID, gerr)
 	}
 	if hostproto.Uses(b.spec.Command, hostproto.SocketPlaceholder) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/procref/procref/internal/lspframe"
 	"github.com/procref/procref/internal/pipeio"
+	"github.com/procref/procref/platform"
 )
 
 type procBackend struct {
@@ -36,7 +37,7 @@ func ExecBackend(cmd *exec.Cmd) (Backend, error) {
 	if cmd.Stdin != nil || cmd.Stdout != nil {
 		return nil, errors.New("lspmux: ExecBackend needs cmd.Stdin and cmd.Stdout unset")
 	}
-	SetProcessGroup(cmd)
+	platform.SetProcessGroup(cmd)
 	if cmd.WaitDelay == 0 {
 		// A stderr copy held open by a process that escaped the group
 		// must not block Wait for ever.
@@ -89,7 +90,7 @@ func (b *procBackend) Close() error {
 // Kill ends the server's whole process group, even after the server
 // itself has exited (its children may not have).
 func (b *procBackend) Kill() error {
-	gerr := KillProcessGroup(b.cmd.Process.Pid)
+	gerr := platform.KillProcessGroup(b.cmd.Process.Pid)
 	select {
 	case <-b.waited:
 		return gerr

@@ -1,6 +1,6 @@
 //go:build unix
 
-package lspmux
+package platform
 
 import (
 	"errors"

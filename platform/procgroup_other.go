@@ -1,11 +1,11 @@
 //go:build !unix
 
-package lspmux
+package platform
 
 import "os/exec"
 
 // SetProcessGroup: on Windows the host's kill-on-close job object (see
-// platform.StartBound) ends the whole tree; nothing to set here.
+// StartBound) ends the whole tree; nothing to set here.
 func SetProcessGroup(cmd *exec.Cmd) {}
 
 // KillProcessGroup is a no-op without unix process groups; the process
