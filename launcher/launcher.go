@@ -517,6 +517,11 @@ type About struct {
 	Mode    string   // e.g. procref's "mux" or "tcp"
 	Command []string // what the service runs
 	Root    string   // e.g. a workspace root
+	// Dir is the working directory the service was started in.
+	Dir string
+	// Identity is what identifies the service's executables (procref's
+	// hostproto.Identity); a status tool compares it with the files now.
+	Identity string
 }
 
 // Session is a reference plus an authenticated connection to the

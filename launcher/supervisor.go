@@ -133,6 +133,7 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	}
 	go sv.stopOn(ctx, sigs)
 	sv.hint.Mode, sv.hint.Command, sv.hint.Root = s.About.Mode, s.About.Command, s.About.Root
+	sv.hint.Dir, sv.hint.Identity = s.About.Dir, s.About.Identity
 	if err := sv.publish(); err != nil {
 		sv.stopService(ctx)
 		return err

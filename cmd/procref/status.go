@@ -26,7 +26,7 @@ import (
 // backendRow is one row of `procref status`.
 type backendRow struct {
 	Name       string   `json:"name"`
-	State      string   `json:"state"` // running, stale, draining
+	State      string   `json:"state"` // running, stale, draining, superseded (binary changed)
 	Reason     string   `json:"reason,omitempty"`
 	Mode       string   `json:"mode,omitempty"`
 	HostPID    int      `json:"host_pid,omitempty"`
@@ -96,6 +96,11 @@ func collectStatus(ctx context.Context) ([]backendRow, string, error) {
 		}
 		if row.BackendPID > 0 && row.State == "running" {
 			row.BackendRSS, _ = platform.RSS(row.BackendPID)
+		}
+		if row.State == "running" && hostproto.Superseded(h.Identity, h.Dir, h.Command) {
+			// New windows get a new backend; this one drains when its
+			// last window leaves.
+			row.State = "superseded (binary changed)"
 		}
 		rows = append(rows, row)
 	}
