@@ -51,6 +51,7 @@ const (
 	toyBadRecName = "toy-badrec" // toy whose OnRecover always fails
 	toyOverName   = "toy-over"   // toy-light with Overlap and a slow stop
 	toyAppName    = "toy-app"    // toy-light of another App ("toyapp")
+	toyIdleName   = "toy-idle"   // toy-light with a 1 s linger
 
 	toySlowStop = 30 * time.Second // unless the test opens stopGate
 
@@ -59,7 +60,7 @@ const (
 	toyLinger = 300 * time.Millisecond
 )
 
-var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHealthName, toyBadRecName, toyOverName, toyAppName}
+var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHealthName, toyBadRecName, toyOverName, toyAppName, toyIdleName}
 
 func registerTestServices() {
 	launcher.Register(echoService())
@@ -95,7 +96,7 @@ func toyService(name string) *launcher.Service {
 		if name == toyHealthName {
 			s.HealthInterval = 100 * time.Millisecond
 		}
-	case toyLightName, toySlowName, toyOverName, toyAppName:
+	case toyLightName, toySlowName, toyOverName, toyAppName, toyIdleName:
 		l := &toyLight{}
 		if name == toySlowName {
 			l.delay = toySlowStart
@@ -105,6 +106,9 @@ func toyService(name string) *launcher.Service {
 		}
 		if name == toyAppName {
 			s.App = "toyapp"
+		}
+		if name == toyIdleName {
+			s.Linger = time.Second
 		}
 		s.Hooks = launcher.Hooks{OnFirstAcquire: l.first, OnLastRelease: l.last}
 	default:
