@@ -85,6 +85,7 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 			signalReady("error: " + oneLine(err.Error()))
 		}
 	}()
+	s = s.resolved()
 	if err := s.Validate(); err != nil {
 		return err
 	}
@@ -456,6 +457,7 @@ func (s *Service) RequestStop(ctx context.Context) error {
 
 // dialRunning connects to the live supervisor of s with verb.
 func (s *Service) dialRunning(ctx context.Context, verb string) (net.Conn, error) {
+	s = s.resolved()
 	dir, err := s.dir()
 	if err != nil {
 		return nil, err

@@ -67,7 +67,13 @@ func registerTestServices() {
 	for _, n := range toyNames {
 		launcher.Register(toyService(n))
 	}
+	v2 := toyService(toyOverName)
+	v2.Version = toyVersion2
+	launcher.Register(v2)
 }
+
+// toyVersion2 is the Version of a second build of toy-over.
+const toyVersion2 = "build-2"
 
 func runDir() string { return os.Getenv("PROCREF_RUNTIME_DIR") }
 
