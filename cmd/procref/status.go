@@ -26,7 +26,7 @@ import (
 // backendRow is one row of `procref status`.
 type backendRow struct {
 	Name       string   `json:"name"`
-	State      string   `json:"state"` // running, stale, draining
+	State      string   `json:"state"` // running, stale, draining, superseded (binary changed)
 	Reason     string   `json:"reason,omitempty"`
 	Mode       string   `json:"mode,omitempty"`
 	HostPID    int      `json:"host_pid,omitempty"`
@@ -104,6 +104,11 @@ func collectStatus(ctx context.Context) ([]backendRow, string, error) {
 		if row.BackendPID > 0 && platform.ProcessGroupAlive(row.BackendPID) {
 			_, lerr := platform.Lookup(row.BackendPID)
 			row.GroupLeft = lerr != nil || row.State != "running"
+		}
+		if row.State == "running" && hostproto.Superseded(h.Identity, h.Dir, h.Command) {
+			// New windows get a new backend; this one drains when its
+			// last window leaves.
+			row.State = "superseded (binary changed)"
 		}
 		rows = append(rows, row)
 	}

@@ -34,7 +34,6 @@ func Run(ctx context.Context, spec *hostproto.Spec, exe string, log *slog.Logger
 	svc.StartTimeout = spec.StartTimeout
 	b := &backend{spec: spec, log: log, stopTimeout: 5 * time.Second, svc: svc,
 		restarts: restarts.Budget{Max: 3, Window: time.Minute}}
-	svc.About = launcher.About{Mode: spec.Mode, Command: spec.Command, Root: spec.Root}
 	switch spec.Mode {
 	case hostproto.ModeTCP:
 		svc.Hooks = launcher.Hooks{
