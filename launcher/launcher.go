@@ -235,9 +235,22 @@ type Service struct {
 	Linger time.Duration
 	// HealthInterval is the period of OnHealthCheck; 0 means 10s, <0 never.
 	HealthInterval time.Duration
-	// StartTimeout bounds OnFirstAcquire (and waiting for it); 0 means 30s.
+	// HealthTimeout bounds one OnHealthCheck; 0 means 10s. A check that
+	// overruns it counts as failed.
+	HealthTimeout time.Duration
+	// StartTimeout bounds OnFirstAcquire and each OnRecover (and waiting
+	// for them); 0 means 30s.
 	StartTimeout time.Duration
 	// StopTimeout bounds OnLastRelease; 0 means 10s.
+	//
+	// No hook can wedge the service: when a hook overruns its timeout
+	// (StartTimeout, HealthTimeout, StopTimeout) its ctx is cancelled, and
+	// if it has not returned 3 s later the supervisor stops waiting for it
+	// ([ErrHookStuck]): it logs which hook and how long, kills the
+	// service's process (Info.PID) and its process group, removes its hint
+	// and counter, and exits, ending its own process group too (whatever
+	// the hook started without binding it). The next Acquire starts a fresh
+	// supervisor. A SIGTERM gives a running hook the same 3 s.
 	StopTimeout time.Duration
 	// App names the program the service belongs to: it prefixes the
 	// environment variables (APP_SUPERVISE, APP_READY_FD, APP_RUNTIME_DIR,

@@ -51,8 +51,15 @@ type supervisor struct {
 	stopOnce sync.Once
 	// hookMu serialises the hooks: they run one at a time.
 	hookMu sync.Mutex
-	// svcCtx is the ctx every start hook gets; see Supervise.
-	svcCtx context.Context
+	// svcCtx is the ctx every start hook gets; see Supervise. svcCancel
+	// cancels it.
+	svcCtx    context.Context
+	svcCancel context.CancelFunc
+	// stuck names the hook the supervisor gave up on (set by abandon).
+	stuck string
+	// term is closed on SIGTERM or SIGINT: a running hook gets hookGrace.
+	term     chan struct{}
+	termOnce sync.Once
 	// releaseSup lets go of the supervisor lock (idempotent).
 	releaseSup func() error
 	hint       discovery.Hint
@@ -104,7 +111,11 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 		started: time.Now(),
 		changed: make(chan struct{}),
 		stopReq: make(chan struct{}),
+		term:    make(chan struct{}),
 	}
+	// Registered after signalReady's defer, so it runs before it: a stuck
+	// supervisor's ready line must be written before endOwnGroup kills it.
+	defer sv.finish(&err, signalReady)
 	releaseSup, err := sv.lockSupervisor()
 	if err != nil {
 		return err
@@ -123,6 +134,7 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	// by StartTimeout while OnFirstAcquire has not returned.
 	svcCtx, svcCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer svcCancel()
+	go sv.watchSignals(ctx, sigs)
 	setupErr, startErr := sv.start(svcCtx, svcCancel, sigs)
 	if err := setupErr; err != nil {
 		if startErr == nil {
@@ -136,7 +148,7 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 		sv.removeLeftovers()
 		return fmt.Errorf("starting service: %w", startErr)
 	}
-	go sv.stopOn(ctx, sigs)
+	go sv.stopOn(ctx)
 	sv.hint.Mode, sv.hint.Command, sv.hint.Root = s.About.Mode, s.About.Command, s.About.Root
 	sv.hint.Dir, sv.hint.Identity = s.About.Dir, s.About.Identity
 	if err := sv.publish(); err != nil {
@@ -176,13 +188,23 @@ func (sv *supervisor) lockSupervisor() (func() error, error) {
 	return release, nil
 }
 
-// stopOn asks for a shutdown on SIGTERM or SIGINT, or when the service's
-// Done is closed; it returns when ctx is done.
-func (sv *supervisor) stopOn(ctx context.Context, sigs <-chan os.Signal) {
+// watchSignals closes sv.term on the first SIGTERM or SIGINT and asks for
+// a shutdown; it runs from the start, so that a signal also ends a hook that
+// hangs (runHook) and the start itself. It returns when ctx is done.
+func (sv *supervisor) watchSignals(ctx context.Context, sigs <-chan os.Signal) {
 	select {
 	case sig := <-sigs:
 		sv.log.Info("signal: shutting down", "signal", sig.String())
+		sv.termOnce.Do(func() { close(sv.term) })
 		sv.requestStop()
+	case <-ctx.Done():
+	}
+}
+
+// stopOn asks for a shutdown when the service's Done is closed; it returns
+// when ctx is done.
+func (sv *supervisor) stopOn(ctx context.Context) {
+	select {
 	case <-sv.s.Done: // nil: never
 		sv.log.Info("service ended: shutting down")
 		sv.requestStop()
@@ -212,9 +234,8 @@ func (sv *supervisor) start(svcCtx context.Context, svcCancel context.CancelFunc
 	// that it starts at once; the setup goroutine runs while the hook waits
 	// (spawning a process, polling it). Nobody can reach this supervisor
 	// before the hint is published below, after both are done.
-	sv.svcCtx = svcCtx
+	sv.svcCtx, sv.svcCancel = svcCtx, svcCancel
 	startTimeout := durationOr(sv.s.StartTimeout, 30*time.Second)
-	startTimer := time.AfterFunc(startTimeout, svcCancel)
 	setupDone := make(chan error, 1)
 	go func() {
 		// signal.Notify costs a millisecond the first time (it starts the
@@ -231,14 +252,28 @@ func (sv *supervisor) start(svcCtx context.Context, svcCancel context.CancelFunc
 	if sv.s.Hooks.OnFirstAcquire != nil {
 		sv.hookMu.Lock()
 		var info Info
-		info, startErr = sv.s.Hooks.OnFirstAcquire(svcCtx)
-		sv.mu.Lock()
-		sv.info = info
-		sv.mu.Unlock()
+		var err error
+		herr := sv.runHook("OnFirstAcquire", startTimeout, svcCancel, func() {
+			info, err = sv.s.Hooks.OnFirstAcquire(svcCtx)
+		})
+		// info and err are read only once the hook has returned in time
+		// (runHook then saw done closed); a stuck hook may still write them.
+		if herr == nil {
+			sv.mu.Lock()
+			sv.info = info
+			sv.mu.Unlock()
+			startErr = err
+		} else {
+			startErr = fmt.Errorf("%w; raise Service.StartTimeout or make the hook return when its ctx is done", herr)
+		}
 		sv.hookMu.Unlock()
 	}
-	if !startTimer.Stop() && startErr == nil {
-		startErr = fmt.Errorf("OnFirstAcquire took longer than the start timeout %v; raise Service.StartTimeout", startTimeout)
+	select {
+	case <-sv.term:
+		if startErr == nil {
+			startErr = errors.New("stopped by a signal while starting")
+		}
+	default:
 	}
 	return <-setupDone, startErr
 }
@@ -683,6 +718,7 @@ func (sv *supervisor) removeCounter(n int, cerr error, force bool) {
 	os.Remove(sv.lock.Path())
 }
 
+// stopService runs OnLastRelease, bounded by StopTimeout (see runHook).
 func (sv *supervisor) stopService(ctx context.Context) {
 	if sv.s.Hooks.OnLastRelease == nil {
 		return
@@ -694,8 +730,15 @@ func (sv *supervisor) stopService(ctx context.Context) {
 	sv.mu.Lock()
 	info := sv.info
 	sv.mu.Unlock()
-	if err := sv.s.Hooks.OnLastRelease(sctx, info); err != nil {
+	var err error
+	herr := sv.runHook("OnLastRelease", durationOr(sv.s.StopTimeout, 10*time.Second), cancel, func() {
+		err = sv.s.Hooks.OnLastRelease(sctx, info)
+	})
+	if herr == nil && err != nil {
 		sv.log.Warn("OnLastRelease", "err", err)
+	}
+	if herr != nil && !errors.Is(herr, ErrHookStuck) {
+		sv.log.Warn("OnLastRelease", "err", herr)
 	}
 }
 
@@ -726,10 +769,20 @@ func (sv *supervisor) check(ctx context.Context, cause error) {
 		sv.hookMu.Unlock()
 		return
 	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err := sv.s.Hooks.OnHealthCheck(cctx, info)
+	timeout := durationOr(sv.s.HealthTimeout, 10*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	var err error
+	herr := sv.runHook("OnHealthCheck", timeout, cancel, func() {
+		err = sv.s.Hooks.OnHealthCheck(cctx, info)
+	})
 	cancel()
 	sv.hookMu.Unlock()
+	if errors.Is(herr, ErrHookStuck) {
+		return // abandoned: the service is being ended
+	}
+	if herr != nil {
+		err = herr // late: as good as failed
+	}
 	if err != nil {
 		sv.log.Warn("health check failed", "err", err, "cause", cause)
 		sv.recover(ctx, info, err)
@@ -787,17 +840,19 @@ func (sv *supervisor) recover(ctx context.Context, old Info, cause error) bool {
 
 // runRecover calls OnRecover up to recoverAttempts times with back-off.
 // Each call gets the service-lifetime ctx, cancelled if it overruns
-// StartTimeout. The caller holds hookMu.
+// StartTimeout (then the supervisor gives up: no retry). The caller holds
+// hookMu.
 func (sv *supervisor) runRecover(ctx context.Context, old Info, cause error) (Info, error) {
 	wait := recoverBackoff
-	var err error
+	timeout := durationOr(sv.s.StartTimeout, 30*time.Second)
 	for attempt := 1; ; attempt++ {
-		timeout := durationOr(sv.s.StartTimeout, 30*time.Second)
-		timer := time.AfterFunc(timeout, func() { sv.requestStop() })
 		var info Info
-		info, err = sv.s.Hooks.OnRecover(sv.svcCtx, old, cause)
-		if !timer.Stop() && err == nil {
-			err = fmt.Errorf("OnRecover took longer than the start timeout %v", timeout)
+		var err error
+		herr := sv.runHook("OnRecover", timeout, sv.svcCancel, func() {
+			info, err = sv.s.Hooks.OnRecover(sv.svcCtx, old, cause)
+		})
+		if herr != nil {
+			return Info{}, herr
 		}
 		if err == nil || attempt >= recoverAttempts {
 			return info, err

@@ -64,6 +64,7 @@ var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHe
 
 func registerTestServices() {
 	launcher.Register(echoService())
+	launcher.Register(hangService())
 	for _, n := range toyNames {
 		launcher.Register(toyService(n))
 	}
@@ -395,6 +396,8 @@ func runHelper() int {
 	switch mode := os.Getenv(helperEnv); mode {
 	case "toychild":
 		return toyChild()
+	case "hungchild":
+		return hungChild()
 	case "acquirer":
 		return acquirer()
 	case "nobody":
