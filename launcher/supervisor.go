@@ -117,6 +117,10 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	// supervisor's ready line must be written before endOwnGroup kills it.
 	defer sv.finish(&err, signalReady)
 	releaseSup, err := sv.lockSupervisor()
+	if errors.Is(err, errJoined) {
+		signalReady("ok") // our acquirer finds the live one's hint
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -168,24 +172,49 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	return nil
 }
 
+// errJoined is lockSupervisor's answer when another supervisor of the
+// service published a live hint while we waited for its lock: our acquirer
+// joins that one.
+var errJoined = errors.New("another supervisor is live: joined it")
+
 // lockSupervisor takes the supervisor lock, held for the supervisor's whole
 // life, from before OnFirstAcquire until after OnLastRelease (see
 // supervisorBusy). It is the only thing OnFirstAcquire must wait for: the
 // service is started only by the one supervisor that holds it.
+//
+// Race (issue 24 item 5): an acquirer spawns a supervisor and is killed
+// before that one took this lock; the startup lock dies with it, the next
+// acquirer finds no supervisor busy and spawns a second. Whichever loses
+// here waits (bounded by StartTimeout and hookGrace) for the winner: it
+// takes over if the winner exits without publishing, and it returns
+// errJoined once the winner's hint verifies, so that its acquirer joins
+// the winner. Never "another supervisor is running".
 func (sv *supervisor) lockSupervisor() (func() error, error) {
 	supLock, err := refcount.OpenLock(sv.dir, sv.s.Name+supervisorLockSuffix)
 	if err != nil {
 		return nil, fmt.Errorf("opening supervisor lock: %w", err)
 	}
-	release, err := supLock.TryLock()
-	if errors.Is(err, refcount.ErrLocked) {
-		pid, _ := supLock.Holder()
-		return nil, fmt.Errorf("another supervisor of %s is running (pid %d): %w", sv.s.Name, pid, err)
+	deadline := time.Now().Add(durationOr(sv.s.StartTimeout, 30*time.Second) + hookGrace)
+	for {
+		release, err := supLock.TryLock()
+		if err == nil {
+			return release, nil
+		}
+		if !errors.Is(err, refcount.ErrLocked) {
+			return nil, fmt.Errorf("taking supervisor lock: %w", err)
+		}
+		if h, err := discovery.Read(sv.dir, sv.s.Name); err == nil && h.Key == sv.s.Key {
+			if conn, err := discovery.Verify(context.Background(), h, handshake.VerbPing, verifyTimeout); err == nil {
+				conn.Close()
+				return nil, errJoined
+			}
+		}
+		if time.Now().After(deadline) {
+			pid, _ := supLock.Holder()
+			return nil, fmt.Errorf("another supervisor of %s (pid %d) neither published its hint nor exited: %w", sv.s.Name, pid, err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("taking supervisor lock: %w", err)
-	}
-	return release, nil
 }
 
 // watchSignals closes sv.term on the first SIGTERM or SIGINT and asks for
