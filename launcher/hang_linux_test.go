@@ -257,3 +257,40 @@ func TestSIGTERMWhileHookHangs(t *testing.T) {
 	waitExit(t, sup, 20*time.Second, "supervisor")
 	checkEnded(t, e, svc, "OnFirstAcquire")
 }
+
+// Must show: while OnLastRelease hangs, status says stopping (ErrDraining),
+// not "not running" until the supervisor has ended the service; after it
+// exited, status says ErrNotRunning.
+func TestStatusWhileStopHangs(t *testing.T) {
+	e := newEnv(t)
+	setHangMode(t, e, "last")
+	svc := hangService()
+	h := acquire(t, svc)
+	sup := h.Supervisor()
+	if _, err := svc.QueryStatus(testCtx(t, 10*time.Second)); err != nil {
+		t.Fatalf("QueryStatus of a live service: %v", err)
+	}
+	h.Release()
+	sawStopping := false
+	for sup.Alive() {
+		_, err := svc.QueryStatus(testCtx(t, 10*time.Second))
+		switch {
+		case errors.Is(err, launcher.ErrDraining):
+			sawStopping = true
+		case errors.Is(err, launcher.ErrNotRunning):
+			// Only once the supervisor has ended the service (it then
+			// removes its files and exits).
+			if b, _ := os.ReadFile(svc.LogPath()); !strings.Contains(string(b), "hook did not return") {
+				t.Fatalf("status says not running while supervisor %v stops: %v", sup, err)
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !sawStopping {
+		t.Error("status never said stopping while OnLastRelease hung")
+	}
+	if _, err := svc.QueryStatus(testCtx(t, 10*time.Second)); !errors.Is(err, launcher.ErrNotRunning) {
+		t.Errorf("QueryStatus after the end = %v, want ErrNotRunning", err)
+	}
+	checkEnded(t, e, svc, "OnLastRelease")
+}

@@ -464,9 +464,13 @@ type Handle struct {
 // Acquire again.
 var ErrServiceGone = errors.New("service is gone")
 
-// ErrDraining is what [Service.RequestStop] wraps when the supervisor is
-// stopping the service already.
+// ErrDraining is what [Service.RequestStop] and [Service.QueryStatus] wrap
+// when the supervisor is stopping the service already.
 var ErrDraining = errors.New("service is stopping")
+
+// ErrNotRunning is what [Service.QueryStatus] and [Service.RequestStop]
+// wrap when no supervisor of the service runs.
+var ErrNotRunning = errors.New("service is not running")
 
 // Info returns the latest Info published by the supervisor this handle was
 // acquired from (after a recovery the supervisor republishes it), else the

@@ -494,7 +494,9 @@ func (sv *supervisor) status() Status {
 
 // QueryStatus asks the running supervisor of s for its status, without
 // taking a reference or starting anything. Only Name and Dir of s are used.
-// It blocks at most until ctx is done (and 2 s per step).
+// It blocks at most until ctx is done (and 2 s per step). An error wraps
+// [ErrNotRunning] when no supervisor runs, and [ErrDraining] when one is
+// stopping (also after a stuck hook, see [ErrHookStuck]) or still starting.
 func (s *Service) QueryStatus(ctx context.Context) (Status, error) {
 	var st Status
 	conn, err := s.dialRunning(ctx, handshake.VerbStatus)
@@ -510,7 +512,7 @@ func (s *Service) QueryStatus(ctx context.Context) (Status, error) {
 // RequestStop asks the running supervisor of s to stop the service now,
 // whoever holds references (they find it gone: [Handle.Done]). Only Name
 // and Dir of s are used. An error wrapping [ErrDraining] means it is
-// stopping already.
+// stopping already, one wrapping [ErrNotRunning] that none runs.
 func (s *Service) RequestStop(ctx context.Context) error {
 	conn, err := s.dialRunning(ctx, handshake.VerbStop)
 	if err != nil {
@@ -528,13 +530,42 @@ func (s *Service) dialRunning(ctx context.Context, verb string) (net.Conn, error
 	}
 	h, err := discovery.Read(dir, s.Name)
 	if err != nil {
-		return nil, fmt.Errorf("%s is not running: %w", s.Name, err)
+		// No hint, but a supervisor that holds its lock: one still
+		// starting, or one stopping (its drain removes the hint first,
+		// and a stuck hook's is a drain too).
+		if pid, busy := s.supervisorHeld(dir); busy {
+			return nil, fmt.Errorf("%s: %w or starting (supervisor pid %d has no hint published)", s.Name, ErrDraining, pid)
+		}
+		return nil, fmt.Errorf("%w: %s (%w)", ErrNotRunning, s.Name, err)
 	}
 	conn, err := discovery.Verify(ctx, h, verb, 2*time.Second)
 	if errors.Is(err, handshake.ErrDraining) {
-		return nil, fmt.Errorf("%s: %w", s.Name, ErrDraining)
+		return nil, fmt.Errorf("%s: %w (%w)", s.Name, ErrDraining, err)
 	}
 	return conn, err
+}
+
+// supervisorHeld is supervisorBusy for a probe that holds no startup
+// lock: it removes the lock file it finds free (holding it, which is safe,
+// see removeCounter), so that a status or stop request never leaves one
+// behind a supervisor that has just removed its files.
+func (s *Service) supervisorHeld(dir string) (int, bool) {
+	path := filepath.Join(dir, s.Name+supervisorLockSuffix+".lock")
+	if _, err := os.Stat(path); err != nil {
+		return 0, false
+	}
+	l, err := refcount.OpenLock(dir, s.Name+supervisorLockSuffix)
+	if err != nil {
+		return 0, false
+	}
+	release, err := l.TryLock()
+	if err == nil {
+		os.Remove(path)
+		release()
+		return 0, false
+	}
+	pid, _ := l.Holder()
+	return pid, errors.Is(err, refcount.ErrLocked)
 }
 
 func (sv *supervisor) notifyLocked() {
