@@ -89,7 +89,11 @@ func hangFirst(ctx context.Context) (launcher.Info, error) {
 	if strings.HasPrefix(hangMode(), "first") {
 		<-make(chan struct{}) // ignores ctx
 	}
-	return launcher.Info{PID: id.PID, StartTime: id.StartTime, Port: port}, nil
+	info := launcher.Info{PID: id.PID, StartTime: id.StartTime, Port: port}
+	if hangMode() == "big" {
+		info.Data = map[string]string{"big": strings.Repeat("x", 70<<10)}
+	}
+	return info, nil
 }
 
 func hangLast(ctx context.Context, info launcher.Info) error {

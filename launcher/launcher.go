@@ -616,7 +616,9 @@ func (s *Service) Attach(ctx context.Context) (*Session, error) {
 	return s.connect(ctx, handshake.VerbSession)
 }
 
-// Count returns the service's current kernel reference count.
+// Count returns the service's current kernel reference count. On a
+// service that is not running it leaves nothing behind (no semaphore set,
+// no file).
 func (s *Service) Count() (int, error) {
 	s = s.resolved()
 	dir, err := s.dir()
@@ -627,8 +629,27 @@ func (s *Service) Count() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer c.Close()
-	return c.Count()
+	n, err := c.Count()
+	if err != nil || n > 0 {
+		c.Close()
+		return n, err
+	}
+	// Opening may have created the counter of a stopped service: remove it
+	// again unless someone is starting the service (startup lock) or a
+	// supervisor lives, as after a failed start (removeLeftovers closes c).
+	lock, lerr := refcount.OpenLock(dir, s.Name)
+	if lerr != nil {
+		c.Close()
+		return 0, nil
+	}
+	unlock, lerr := lock.TryLock()
+	if lerr != nil {
+		c.Close()
+		return 0, nil
+	}
+	defer unlock()
+	s.removeLeftovers(dir, c)
+	return 0, nil
 }
 
 // dir returns the verified private runtime dir. There is no fallback: a

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -359,10 +360,20 @@ func (sv *supervisor) open() error {
 	return nil
 }
 
+// MaxInfoSize bounds the JSON of a service's [Info]: it is published in
+// the hint file, which discovery.MaxHintSize (64 KiB) bounds with the
+// rest of the hint. A start (or recovery) whose Info is larger fails with
+// a clear error instead of publishing a hint nobody can read.
+const MaxInfoSize = discovery.MaxHintSize - 8<<10
+
 // publish writes the hint with the current info.
 func (sv *supervisor) publish() error {
 	sv.mu.Lock()
 	b, _ := json.Marshal(sv.info)
+	if len(b) > MaxInfoSize {
+		sv.mu.Unlock()
+		return fmt.Errorf("the service's Info is %d bytes as JSON, over the limit of %d: keep Info.Data small (put large data in a file and its path in Data)", len(b), MaxInfoSize)
+	}
 	sv.hint.Info = b
 	if sv.info.PID > 0 {
 		sv.hint.Backend, _ = serviceIdentity(sv.info)
@@ -441,7 +452,7 @@ func (sv *supervisor) handle(ctx context.Context, conn net.Conn) {
 			conn.Close()
 			return
 		}
-		sv.s.Serve(ctx, conn, Peer{PID: req.PID})
+		sv.serveConn(ctx, conn, Peer{PID: req.PID})
 	case handshake.VerbPing, handshake.VerbCheck, handshake.VerbStatus, handshake.VerbStop:
 		sv.mu.Lock()
 		draining := sv.draining
@@ -468,6 +479,19 @@ func (sv *supervisor) handle(ctx context.Context, conn net.Conn) {
 		handshake.Refuse(conn, false)
 		conn.Close()
 	}
+}
+
+// serveConn runs Serve for one session. A panic in it ends only this
+// connection (logged with its stack), never the supervisor and every other
+// session with it.
+func (sv *supervisor) serveConn(ctx context.Context, conn net.Conn, peer Peer) {
+	defer func() {
+		if r := recover(); r != nil {
+			sv.log.Error("Serve panicked: closing this connection only", "peer_pid", peer.PID, "value", fmt.Sprint(r), "stack", string(debug.Stack()))
+			conn.Close()
+		}
+	}()
+	sv.s.Serve(ctx, conn, peer)
 }
 
 // Status is the supervisor's answer to a status request.

@@ -383,6 +383,9 @@ func toyServe(ctx context.Context, conn net.Conn, req launcher.Peer) {
 	defer conn.Close()
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	record("serve", "pid="+strconv.Itoa(req.PID), "line="+strconv.Quote(line))
+	if line == "panic\n" {
+		panic("toy: asked to") // TestServePanicEndsOnlyItsConnection
+	}
 	if err == nil {
 		fmt.Fprintf(conn, "echo %s", line)
 	}
