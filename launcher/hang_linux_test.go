@@ -47,12 +47,17 @@ func hangService() *launcher.Service {
 			OnFirstAcquire: hangFirst,
 			OnLastRelease:  hangLast,
 			OnHealthCheck:  hangHealth,
-			OnRecover: func(context.Context, launcher.Info, error) (launcher.Info, error) {
+			OnRecover: func(ctx context.Context, old launcher.Info, _ error) (launcher.Info, error) {
 				record("recovering", "sup="+selfIdent())
+				if hangMode() == "sick" {
+					launcher.StopChild(old, time.Second)
+					return hangFirst(ctx)
+				}
 				<-make(chan struct{})
 				return launcher.Info{}, nil
 			},
 		},
+		HealthRestarts: 2,
 	}
 	if hangMode() == "first-term" {
 		s.StartTimeout = 10 * time.Minute // only the signal can end it
@@ -113,7 +118,7 @@ func hangHealth(ctx context.Context, info launcher.Info) error {
 			resp.Body.Close()
 		}
 		return err
-	case "recover":
+	case "recover", "sick":
 		return errors.New("toy-hang: unhealthy")
 	}
 	return nil
@@ -297,4 +302,33 @@ func TestStatusWhileStopHangs(t *testing.T) {
 		t.Errorf("QueryStatus after the end = %v, want ErrNotRunning", err)
 	}
 	checkEnded(t, e, svc, "OnLastRelease")
+}
+
+// Must show: a service that keeps failing its health check is restarted
+// HealthRestarts times, then the supervisor shuts down and leaves nothing.
+func TestHealthRestartBudget(t *testing.T) {
+	e := newEnv(t)
+	setHangMode(t, e, "sick")
+	svc := hangService()
+	h := acquire(t, svc)
+	select {
+	case <-h.Done():
+	case <-testCtx(t, time.Minute).Done():
+		t.Fatal("the supervisor restarts a failing service forever")
+	}
+	h.Release()
+	waitExit(t, h.Supervisor(), 20*time.Second, "supervisor")
+	e.waitAllGone(20 * time.Second)
+	if n := e.count("recovering"); n != svc.HealthRestarts {
+		t.Errorf("%d restarts, want HealthRestarts = %d", n, svc.HealthRestarts)
+	}
+	if b, _ := os.ReadFile(svc.LogPath()); !strings.Contains(string(b), "health restart budget spent") {
+		t.Errorf("the log does not say the budget was spent:\n%s", tail(b, 2000))
+	}
+	if n := semSets(t, e.run, svc.Key); n != 0 {
+		t.Errorf("%d semaphore sets left", n)
+	}
+	if f := serviceFiles(t, e.run, svc.Name); len(f) != 0 {
+		t.Errorf("files left: %v", f)
+	}
 }

@@ -238,6 +238,11 @@ type Service struct {
 	// HealthTimeout bounds one OnHealthCheck; 0 means 10s. A check that
 	// overruns it counts as failed.
 	HealthTimeout time.Duration
+	// HealthRestarts is how many times failed health checks may restart the
+	// service (OnRecover) within 10 minutes; the next failure then shuts the
+	// supervisor down (the next Acquire starts a fresh one). 0 means 5;
+	// <0 means none: the first failure shuts down.
+	HealthRestarts int
 	// StartTimeout bounds OnFirstAcquire and each OnRecover (and waiting
 	// for them); 0 means 30s.
 	StartTimeout time.Duration

@@ -18,6 +18,7 @@ import (
 
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/internal/handshake"
+	"github.com/procref/procref/internal/restarts"
 	"github.com/procref/procref/platform"
 	"github.com/procref/procref/refcount"
 )
@@ -56,6 +57,8 @@ type supervisor struct {
 	// cancels it.
 	svcCtx    context.Context
 	svcCancel context.CancelFunc
+	// healthBudget bounds health-triggered restarts (under mu).
+	healthBudget *restarts.Budget
 	// stuck names the hook the supervisor gave up on (set by abandon).
 	stuck string
 	// term is closed on SIGTERM or SIGINT: a running hook gets hookGrace.
@@ -869,8 +872,35 @@ func (sv *supervisor) check(ctx context.Context, cause error) {
 	}
 	if err != nil {
 		sv.log.Warn("health check failed", "err", err, "cause", cause)
+		if !sv.spendHealthRestart() {
+			return
+		}
 		sv.recover(ctx, info, err)
 	}
+}
+
+// healthRestartWindow is the window of Service.HealthRestarts.
+const healthRestartWindow = 10 * time.Minute
+
+// spendHealthRestart takes one restart from the health-restart budget, or
+// reports false and asks for the shutdown when it is spent: a service that
+// keeps failing its check is not restarted forever.
+func (sv *supervisor) spendHealthRestart() bool {
+	sv.mu.Lock()
+	if sv.healthBudget == nil {
+		n := sv.s.HealthRestarts
+		if n == 0 {
+			n = 5
+		}
+		sv.healthBudget = &restarts.Budget{Max: n, Window: healthRestartWindow}
+	}
+	ok, max := sv.healthBudget.Spend(time.Now()), sv.healthBudget.Max
+	sv.mu.Unlock()
+	if !ok {
+		sv.log.Error("health check keeps failing: health restart budget spent; shutting down", "restarts", max, "window", healthRestartWindow.String())
+		sv.requestStop()
+	}
+	return ok
 }
 
 // recoverAttempts and recoverBackoff bound a failing OnRecover: it is tried
