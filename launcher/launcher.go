@@ -36,6 +36,17 @@
 // The procref command uses its hidden `procref host` subcommand instead, via
 // [Service.Spawn], and calls [Supervise] itself.
 //
+// The supervisor's process is the program's executable (os.Executable)
+// started by whichever acquirer comes first, and it keeps that user's
+// conditions for its whole life, which may be days: the first acquirer's
+// environment (plus APP_SUPERVISE=Name and APP_READY_FD), its working
+// directory, and no arguments at all (os.Args is the program's name only),
+// so Main must run before flags are parsed, and hooks must not depend on
+// flags, on the working directory or on an environment variable that
+// differs between users of one service (put what matters into Key). Its
+// stdin is /dev/null, stdout and stderr go to [Service.LogPath], and it
+// runs detached in a session and process group of its own.
+//
 // The common case, a child process, is one call each way: [StartChild] in
 // OnFirstAcquire (and OnRecover) and [StopChild] in OnLastRelease; see
 // examples/sharedhttp for a complete program. The hooks' ctx lives as long
@@ -273,8 +284,10 @@ type Service struct {
 	// Impl selects the reference-count implementation.
 	Impl refcount.Impl
 	// Spawn returns the command that runs the supervisor; nil means
-	// re-executing this program with PROCREF_SUPERVISE=Name. The launcher
-	// adds the ready pipe, log file, detaching and environment.
+	// re-executing this program, without arguments, in the first
+	// acquirer's working directory and environment, with
+	// PROCREF_SUPERVISE=Name (see the package doc). The launcher adds the
+	// ready pipe, log file, detaching and environment.
 	Spawn func() (*exec.Cmd, error)
 	// Serve, if set, makes the supervisor the server: it runs in the
 	// supervisor for every connection from [Service.Attach] that passed the

@@ -117,3 +117,40 @@ func TestInfoTooLarge(t *testing.T) {
 		t.Errorf("files left: %v", f)
 	}
 }
+
+// Must show what the package doc says of the supervisor's process: the
+// first acquirer's environment and working directory, no arguments (only
+// the program's own name), PROCREF_SUPERVISE naming the service.
+func TestSupervisorEnvironment(t *testing.T) {
+	e := newEnv(t)
+	wd := t.TempDir()
+	t.Chdir(wd)
+	t.Setenv("LAUNCHER_TEST_MARK", "first-user")
+	svc := toyService(toyLightName)
+	h := acquire(t, svc)
+	sup := h.Supervisor()
+	proc := fmt.Sprintf("/proc/%d/", sup.PID)
+	env, _ := os.ReadFile(proc + "environ")
+	vars := strings.Split(string(env), "\x00")
+	has := func(v string) bool {
+		for _, x := range vars {
+			if x == v {
+				return true
+			}
+		}
+		return false
+	}
+	if !has("LAUNCHER_TEST_MARK=first-user") || !has(launcher.EnvSupervise+"="+svc.Name) {
+		t.Errorf("the supervisor's environment lacks the first user's variable or %s", launcher.EnvSupervise)
+	}
+	if cwd, err := os.Readlink(proc + "cwd"); err != nil || cwd != wd {
+		t.Errorf("the supervisor's working directory is %q (%v), want the first user's %q", cwd, err, wd)
+	}
+	cmdline, _ := os.ReadFile(proc + "cmdline")
+	if args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00"); len(args) != 1 {
+		t.Errorf("the supervisor got arguments %q, want none", args[1:])
+	}
+	h.Release()
+	waitExit(t, sup, 20*time.Second, "supervisor")
+	e.waitAllGone(20 * time.Second)
+}
