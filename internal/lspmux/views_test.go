@@ -312,7 +312,9 @@ func TestTwoWindowsManyRegions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sent struct{ Item struct{ Range, SelectionRange textRange } }
+	var sent struct {
+		Item struct{ Range, SelectionRange textRange }
+	}
 	json.Unmarshal(<-items, &sent)
 	if sent.Item.Range.Start.Line != 3 || sent.Item.Range.End.Line != 4 || sent.Item.SelectionRange.Start.Line != 3 {
 		t.Fatalf("server got the item at %+v, want its lines 3-4", sent.Item)
