@@ -5,7 +5,6 @@ import (
 	"testing"
 )
 
-
 // TestInflight: requests the editor sent and the server has not answered
 // get an error, in the order sent; notifications, the server's own
 // requests and answered requests do not, however the server's bytes are
