@@ -23,6 +23,7 @@ type Inflight struct {
 	hdr     []byte          // the server's current header so far (need < 0)
 	need    int
 	body    []byte
+	skip    bool // the current body is not kept: nothing was pending when it began
 	lost    bool // framing lost or a body too big to follow
 }
 
@@ -85,13 +86,20 @@ func (f *Inflight) Write(p []byte) (int, error) {
 			}
 			chunk = chunk[end+4-old:]
 			f.hdr, f.need, f.body = f.hdr[:0], int(n), f.body[:0]
+			// A message can answer only a request sent before it began:
+			// with none pending, its bytes are only counted.
+			f.skip = len(f.pending) == 0
 		}
 		k := min(f.need, len(chunk))
-		f.body = append(f.body, chunk[:k]...)
+		if !f.skip {
+			f.body = append(f.body, chunk[:k]...)
+		}
 		chunk, f.need = chunk[k:], f.need-k
 		if f.need == 0 {
 			f.need = -1
-			f.answered(f.body)
+			if !f.skip {
+				f.answered(f.body)
+			}
 		}
 	}
 	return len(p), nil
