@@ -299,7 +299,17 @@ func (sv *supervisor) start(svcCtx context.Context, svcCancel context.CancelFunc
 		} else {
 			startErr = fmt.Errorf("%w; raise Service.StartTimeout or make the hook return when its ctx is done", herr)
 		}
+		late := errors.Is(herr, errHookLate) && err == nil // returned, so readable
+		if late {
+			sv.mu.Lock()
+			sv.info = info
+			sv.mu.Unlock()
+		}
 		sv.hookMu.Unlock()
+		if late {
+			// It started the service after all, too late: stop it.
+			sv.stopService(context.Background())
+		}
 	}
 	select {
 	case <-sv.term:
@@ -367,7 +377,7 @@ func (sv *supervisor) open() error {
 // the hint file, which discovery.MaxHintSize (64 KiB) bounds with the
 // rest of the hint. A start (or recovery) whose Info is larger fails with
 // a clear error instead of publishing a hint nobody can read.
-const MaxInfoSize = discovery.MaxHintSize - 8<<10
+const MaxInfoSize = 56 << 10 // the hint file limit (64 KiB) less room for the rest
 
 // publish writes the hint with the current info.
 func (sv *supervisor) publish() error {
