@@ -39,7 +39,7 @@ func hangService() *launcher.Service {
 	s := &launcher.Service{
 		Name:           toyHangName,
 		Key:            launcher.Key(toyHangName, runDir()),
-		StartTimeout:   time.Second,
+		StartTimeout:   5 * time.Second, // a start under load takes more than 1 s
 		StopTimeout:    500 * time.Millisecond,
 		HealthTimeout:  500 * time.Millisecond,
 		HealthInterval: 100 * time.Millisecond,
@@ -49,9 +49,12 @@ func hangService() *launcher.Service {
 			OnHealthCheck:  hangHealth,
 			OnRecover: func(ctx context.Context, old launcher.Info, _ error) (launcher.Info, error) {
 				record("recovering", "sup="+selfIdent())
-				if hangMode() == "sick" {
+				switch hangMode() {
+				case "sick":
 					launcher.StopChild(old, time.Second)
 					return hangFirst(ctx)
+				case "recover-child":
+					return recoverNeverReady(ctx, old)
 				}
 				<-make(chan struct{})
 				return launcher.Info{}, nil
@@ -101,6 +104,27 @@ func hangFirst(ctx context.Context) (launcher.Info, error) {
 	return info, nil
 }
 
+// recoverNeverReady is the other realistic trigger: StartChild in
+// OnRecover for a child that never gets ready. It relies on the ctx being
+// cancelled at StartTimeout.
+func recoverNeverReady(ctx context.Context, old launcher.Info) (launcher.Info, error) {
+	launcher.StopChild(old, time.Second)
+	exe, err := os.Executable()
+	if err != nil {
+		return launcher.Info{}, err
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), helperEnv+"=hungchild")
+	once := false
+	return launcher.StartChild(ctx, cmd, func(context.Context) error {
+		if !once {
+			once = true
+			record("first", "sup="+selfIdent(), "child="+pidIdent(cmd.Process.Pid))
+		}
+		return errors.New("toy-hang: never ready")
+	})
+}
+
 func hangLast(ctx context.Context, info launcher.Info) error {
 	if hangMode() == "last" {
 		<-make(chan struct{})
@@ -118,7 +142,7 @@ func hangHealth(ctx context.Context, info launcher.Info) error {
 			resp.Body.Close()
 		}
 		return err
-	case "recover", "sick":
+	case "recover", "sick", "recover-child":
 		return errors.New("toy-hang: unhealthy")
 	}
 	return nil
@@ -157,10 +181,16 @@ func setHangMode(t *testing.T, e *testEnv, mode string) {
 // gone, the log names the hook, no semaphore set and no file left.
 func checkEnded(t *testing.T, e *testEnv, svc *launcher.Service, hook string) {
 	t.Helper()
+	checkEndedSaying(t, e, svc, "hook did not return", "hook="+hook)
+}
+
+// checkEndedSaying is checkEnded for a log that says both phrases.
+func checkEndedSaying(t *testing.T, e *testEnv, svc *launcher.Service, phrase, hook string) {
+	t.Helper()
 	e.waitAllGone(20 * time.Second)
 	b, _ := os.ReadFile(svc.LogPath())
-	if !strings.Contains(string(b), "hook did not return") || !strings.Contains(string(b), "hook="+hook) {
-		t.Errorf("the log does not say that %s did not return:\n%s", hook, tail(b, 2000))
+	if !strings.Contains(string(b), phrase) || !strings.Contains(string(b), hook) {
+		t.Errorf("the log does not say %q of %s:\n%s", phrase, hook, tail(b, 2000))
 	}
 	if n := semSets(t, e.run, svc.Key); n != 0 {
 		t.Errorf("%d semaphore sets left", n)
@@ -192,6 +222,7 @@ func TestHookStuck(t *testing.T) {
 		{"first", "OnFirstAcquire"},
 		{"health", "OnHealthCheck"},
 		{"recover", "OnRecover"},
+		{"recover-child", "OnRecover"},
 		{"last", "OnLastRelease"},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
@@ -222,7 +253,11 @@ func TestHookStuck(t *testing.T) {
 				}
 				waitExit(t, sup, 20*time.Second, "supervisor")
 			}
-			checkEnded(t, e, svc, tc.hook)
+			if tc.mode == "recover-child" { // StartChild returns once its ctx is cancelled
+				checkEndedSaying(t, e, svc, "longer than its timeout", tc.hook)
+			} else {
+				checkEnded(t, e, svc, tc.hook)
+			}
 			startsFresh(t, e, sup)
 		})
 	}

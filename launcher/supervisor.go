@@ -299,7 +299,17 @@ func (sv *supervisor) start(svcCtx context.Context, svcCancel context.CancelFunc
 		} else {
 			startErr = fmt.Errorf("%w; raise Service.StartTimeout or make the hook return when its ctx is done", herr)
 		}
+		late := errors.Is(herr, errHookLate) && err == nil // returned, so readable
+		if late {
+			sv.mu.Lock()
+			sv.info = info
+			sv.mu.Unlock()
+		}
 		sv.hookMu.Unlock()
+		if late {
+			// It started the service after all, too late: stop it.
+			sv.stopService(context.Background())
+		}
 	}
 	select {
 	case <-sv.term:
