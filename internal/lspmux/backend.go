@@ -5,110 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"sync"
 	"time"
 
 	"github.com/procref/procref/internal/lspframe"
-	"github.com/procref/procref/internal/pipeio"
-	"github.com/procref/procref/platform"
 )
-
-type procBackend struct {
-	cmd    *exec.Cmd
-	stdin  *pipeio.File // our write end of the server's stdin
-	stdout *pipeio.File // our read end of the server's stdout
-
-	closeOnce sync.Once
-	waitOnce  sync.Once
-	waited    chan struct{}
-	waitErr   error
-}
-
-// ExecBackend starts cmd with its stdin and stdout connected to fresh
-// pipes and returns it as a Backend. The caller sets everything else on
-// cmd first (SysProcAttr, Stderr, Env, Dir); cmd.Stdin and cmd.Stdout must
-// be nil. Wait may be called at any time (the pipes are not closed by it).
-// The server leads its own process group; Kill ends the whole group, so
-// nothing it started (npx, uvx, `sh -c` children) outlives it, and Wait
-// does not wait on a pipe a leftover child holds open.
-func ExecBackend(cmd *exec.Cmd) (Backend, error) {
-	if cmd.Stdin != nil || cmd.Stdout != nil {
-		return nil, errors.New("lspmux: ExecBackend needs cmd.Stdin and cmd.Stdout unset")
-	}
-	platform.SetProcessGroup(cmd)
-	if cmd.WaitDelay == 0 {
-		// A stderr copy held open by a process that escaped the group
-		// must not block Wait for ever.
-		cmd.WaitDelay = 2 * time.Second
-	}
-	// Plain os.Pipe rather than cmd.StdoutPipe: exec closes its own pipes
-	// in Wait, which would race with our reader draining the last output.
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("lspmux: stdin pipe: %w", err)
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		inR.Close()
-		inW.Close()
-		return nil, fmt.Errorf("lspmux: stdout pipe: %w", err)
-	}
-	cmd.Stdin, cmd.Stdout = inR, outW
-	err = cmd.Start()
-	inR.Close() // the child has its copies
-	outW.Close()
-	if err != nil {
-		inW.Close()
-		outR.Close()
-		return nil, fmt.Errorf("lspmux: start %s: %w", cmd.Path, err)
-	}
-	b := &procBackend{cmd: cmd, stdin: pipeio.New(inW), stdout: pipeio.New(outR), waited: make(chan struct{})}
-	go b.wait() // reap promptly so Wait can be called by anyone, any time
-	return b, nil
-}
-
-func (b *procBackend) wait() {
-	b.waitOnce.Do(func() {
-		b.waitErr = b.cmd.Wait()
-		close(b.waited)
-	})
-}
-
-func (b *procBackend) Read(p []byte) (int, error)  { return b.stdout.Read(p) }
-func (b *procBackend) Write(p []byte) (int, error) { return b.stdin.Write(p) }
-
-func (b *procBackend) Close() error {
-	b.closeOnce.Do(func() {
-		b.stdin.Close()
-		b.stdout.Close()
-	})
-	return nil
-}
-
-// Kill ends the server's whole process group, even after the server
-// itself has exited (its children may not have).
-func (b *procBackend) Kill() error {
-	gerr := platform.KillProcessGroup(b.cmd.Process.Pid)
-	select {
-	case <-b.waited:
-		return gerr
-	default:
-	}
-	if err := b.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("lspmux: kill backend pid %d: %w", b.cmd.Process.Pid, err)
-	}
-	return gerr
-}
-
-func (b *procBackend) Wait() error {
-	<-b.waited
-	return b.waitErr
-}
-
-// Pid returns the backend's process id (tests and logs use it).
-func (b *procBackend) Pid() int { return b.cmd.Process.Pid }
 
 // session is one backend incarnation.
 type session struct {

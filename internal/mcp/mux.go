@@ -1,9 +1,9 @@
 // Package mcp shares one stdio JSON-RPC server among many client sessions:
 // the host side of procref's mux mode for MCP servers (policy [MCP]) and
 // for any other JSON-RPC server (policy [Plain]). LSP has its own
-// multiplexer (lspmux); this package reuses its backend process type, and
-// both keep their id and token routing in internal/idroute and their
-// restart budget in internal/restarts.
+// multiplexer (lspmux); both run their server process with the core
+// (internal/mux), and keep their id and token routing in internal/idroute
+// and their restart budget in internal/restarts.
 //
 // The parts: framing (frame.go: NDJSON or Content-Length, bounded), the
 // core (this file: sessions, request ids rewritten and mapped back, the
@@ -28,7 +28,7 @@ import (
 
 	"github.com/procref/procref/internal/hostproto"
 	"github.com/procref/procref/internal/idroute"
-	"github.com/procref/procref/internal/lspmux"
+	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/restarts"
 )
 
@@ -45,7 +45,7 @@ const (
 type Config struct {
 	// Start starts the server process; called for the first session and
 	// again after a crash. ctx ends when the Mux closes.
-	Start func(ctx context.Context) (lspmux.Backend, error)
+	Start func(ctx context.Context) (mux.Server, error)
 	// Policy is MCP or Plain (default MCP); Framing the wire framing of
 	// both the sessions and the server (default NDJSON).
 	Policy  Policy
@@ -163,7 +163,7 @@ func (c *client) busy() bool { return c.inflight-c.listens >= MaxInflight }
 
 // server is one running server process.
 type server struct {
-	be   lspmux.Backend
+	be   mux.Server
 	out  chan []byte
 	dead chan struct{} // closed when the writer stops
 	gen  int

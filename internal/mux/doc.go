@@ -1,0 +1,11 @@
+// Package mux is the multiplexer core every protocol shares: one server
+// process, many clients. The protocol rules (LSP in lspmux, MCP and plain
+// JSON-RPC in mcp) are policies on top of it.
+//
+// Words: a *client* is one editor window or agent session connected to
+// the host; the *server* is the one shared server process (and its
+// restarts). Nothing here is called a session.
+//
+// The parts, a file each: server.go (the server process: start, stop,
+// kill of its whole process group).
+package mux
