@@ -9,54 +9,35 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/mux"
 )
 
 // session is one backend incarnation.
 type session struct {
 	n          int
 	be         Backend
-	q          *queue
+	q          *mux.Queue
 	readerDone chan struct{}
 	writerDone chan struct{}
 	exited     chan struct{}
 	waitErr    error
 	downOnce   sync.Once
-	direct     []*client // clients the reader has taken over (sendDirect); reader only
-}
-
-// write writes one item to the backend and releases its quota.
-func (s *session) write(it item) error {
-	err := it.write(s.be)
-	if it.release != nil {
-		it.release()
-	}
-	return err
+	direct     mux.Direct // clients the reader has taken over (sendDirect); reader only
 }
 
 // drain writes what is queued for the backend in the calling goroutine
 // (see mux.toServerDirect). Called without m.mu held.
 func (m *Mux) drainTo(s *session) {
-	var buf []byte
-	err := s.q.drain(func(items []item) ([]item, error) {
-		var err error
-		buf, err = writeBatch(s.be, items, buf)
-		for _, it := range items {
-			if it.release != nil {
-				it.release()
-			}
-		}
-		return nil, err
-	})
-	if err != nil {
+	if err := s.q.DrainTo(s.be); err != nil {
 		m.log.Warn("writing to language server failed", "err", err)
-		s.q.close(true) // the writer goroutine then ends, as after its own failure
+		s.q.Close(true) // the writer goroutine then ends, as after its own failure
 	}
 }
 
 // teardown stops a session for good and waits for its goroutines.
 func (s *session) teardown() {
 	s.downOnce.Do(func() {
-		s.q.close(true)
+		s.q.Close(true)
 		s.be.Close()
 		s.be.Kill()
 	})
@@ -75,7 +56,7 @@ func (m *Mux) startSession() (*session, error) {
 	s := &session{
 		n:          m.sessions,
 		be:         be,
-		q:          newQueue(),
+		q:          mux.NewQueue(lspFraming{}),
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
 		exited:     make(chan struct{}),
@@ -85,32 +66,8 @@ func (m *Mux) startSession() (*session, error) {
 	go func() { // writer
 		defer m.wg.Done()
 		defer close(s.writerDone)
-		var batch []item
-		var buf []byte
-		for {
-			var ok bool
-			batch, ok = s.q.popBatch(nil, batch)
-			if !ok {
-				return
-			}
-			var err error
-			buf, err = writeBatch(be, batch, buf)
-			for _, it := range batch {
-				if it.release != nil {
-					it.release()
-				}
-			}
-			clear(batch)
-			if err != nil {
-				m.log.Warn("writing to language server failed", "err", err)
-				s.q.close(true)
-				// drain what is left so pushes' releases run
-				for {
-					if _, ok := s.q.pop(nil); !ok {
-						return
-					}
-				}
-			}
+		if err := s.q.Run(be, nil); err != nil {
+			m.log.Warn("writing to language server failed", "err", err)
 		}
 	}()
 	go func() { // reader
@@ -377,8 +334,8 @@ func (m *Mux) stopSession(ctx context.Context, s *session) error {
 	case <-sctx.Done():
 	}
 	cancel()
-	s.q.push(msgNotification("exit", nil), 0, nil)
-	s.q.close(false) // the writer sends what is queued, then stops
+	s.q.Push(msgNotification("exit", nil), 0, nil)
+	s.q.Close(false) // the writer sends what is queued, then stops
 	sctx, cancel = step()
 	defer cancel()
 	select {

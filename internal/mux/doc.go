@@ -7,5 +7,9 @@
 // restarts). Nothing here is called a session.
 //
 // The parts, a file each: server.go (the server process: start, stop,
-// kill of its whole process group).
+// kill of its whole process group), queue.go (a queue toward one
+// destination, written by its writer goroutine or directly by a producer
+// that finds it empty), direct.go (direct writes to a client's connection,
+// bounded), quota.go (a client's bytes toward the server). Framing is the
+// policy's (Framing): the core never looks inside a message.
 package mux
