@@ -131,7 +131,11 @@ type ask struct {
 
 // client is one session.
 type client struct {
-	out      *outQueue
+	out      *mux.Queue        // toward the session (written by its writer goroutine, or directly by the server's reader)
+	direct   *mux.DirectWriter // the server reader's direct writes to the session's connection
+	claimed  *server           // c's reader took this server's queue over and must write it (flushServer); c's reader only
+	maxQueue int64             // bound of out (Config.MaxQueueBytes)
+	stall    time.Duration     // frozen bound of out (Config.StallTimeout)
 	gone     chan struct{}
 	once     sync.Once
 	err      error
@@ -149,24 +153,17 @@ func (c *client) kill(err error) {
 	})
 }
 
-// send queues body toward the session; a session that stopped reading
-// (see StallTimeout) is disconnected. Callers hold m.mu or own c.
-func (c *client) send(body []byte) {
-	if err := c.out.push(body); err != nil {
-		c.kill(err)
-	}
-}
-
 // busy reports whether c has MaxInflight requests outstanding. Callers
 // hold m.mu.
 func (c *client) busy() bool { return c.inflight-c.listens >= MaxInflight }
 
 // server is one running server process.
 type server struct {
-	be   mux.Server
-	out  chan []byte
-	dead chan struct{} // closed when the writer stops
-	gen  int
+	be     mux.Server
+	q      *mux.Queue    // toward the server's stdin
+	dead   chan struct{} // closed when the writer stops
+	gen    int
+	direct mux.Direct // sessions the server's reader took over (sendResponse); its reader only
 }
 
 // New returns a Mux. It starts no server: the first session does.
@@ -230,8 +227,10 @@ func (m *Mux) Done() <-chan struct{} { return m.done }
 // ends (EOF, a bad frame, the client fell behind, ctx, or the Mux
 // stopped), closes conn, and returns nil for a clean end (EOF).
 func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
-	c := &client{out: newOutQueue(m.cfg.StallTimeout, m.cfg.MaxQueueBytes), gone: make(chan struct{}),
-		room: make(chan struct{}, 1), mcpClient: newMCPClient()}
+	f := queueFraming{m.cfg.Framing}
+	c := &client{out: mux.NewClientQueue(f, m.cfg.StallTimeout), direct: mux.NewDirectWriter(conn, f),
+		maxQueue: int64(m.cfg.MaxQueueBytes), stall: m.cfg.StallTimeout,
+		gone: make(chan struct{}), room: make(chan struct{}, 1), mcpClient: newMCPClient()}
 	wrote := make(chan struct{})
 	go func() {
 		defer close(wrote)
@@ -278,12 +277,15 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 			c.kill(err)
 			break
 		}
-		if err := m.fromClient(c, body); err != nil {
+		err = m.fromClient(c, body)
+		m.flushServer(c)
+		if err != nil {
 			c.send(errorMsg(nil, codeParseError, "procref: "+err.Error()))
 			c.send(endMsg(err))
 			c.kill(err)
 			break
 		}
+		m.waitServerRoom(c)
 	}
 	m.removeClient(c)
 	<-wrote
@@ -300,6 +302,7 @@ func (m *Mux) waitRoom(c *client) bool {
 		if !busy {
 			return true
 		}
+		m.flushServer(c) // what this reader gathered may be those requests
 		select {
 		case <-c.room:
 		case <-c.gone:
@@ -316,31 +319,11 @@ func endMsg(err error) []byte {
 }
 
 // writeClient writes c's queue to conn until c is gone, then flushes what
-// is queued (an error answer to a bad frame included), bounded.
+// is queued (an error answer to a bad frame included), bounded by the
+// closing of conn.
 func (m *Mux) writeClient(c *client, conn io.Writer) {
-	write := func(b []byte) bool {
-		if err := Write(m.cfg.Framing, conn, b); err != nil {
-			c.kill(fmt.Errorf("writing to the client: %w", err))
-			return false
-		}
-		return true
-	}
-	for {
-		select {
-		case <-c.out.ready:
-			for _, b := range c.out.take() {
-				if !write(b) {
-					return
-				}
-			}
-		case <-c.gone:
-			for _, b := range c.out.take() {
-				if !write(b) {
-					return
-				}
-			}
-			return
-		}
+	if err := c.out.Run(c.out.TouchWriter(conn), c.gone); err != nil {
+		c.kill(fmt.Errorf("writing to the client: %w", err))
 	}
 }
 
@@ -376,6 +359,7 @@ func (m *Mux) fromClient(c *client, body []byte) error {
 // waitReady blocks until a server is up (and, for MCP, initialized), c is
 // gone or the Mux stopped; it reports whether to go on.
 func (m *Mux) waitReady(c *client) bool {
+	m.flushServer(c) // never wait while holding the server's queue
 	for {
 		m.mu.Lock()
 		ready := m.ready
@@ -419,7 +403,7 @@ func (m *Mux) forward(c *client, in *msg) {
 	m.addCall(hid, cl)
 	out := *in
 	out.ID = hostID(hid)
-	m.sendServerLocked(out.encode())
+	m.sendServerFrom(c, out.encode())
 }
 
 // hostRequest sends the mux's own request; done gets the answer (nil if
@@ -470,11 +454,9 @@ func (m *Mux) sendServerLocked(body []byte) {
 	if m.srv == nil {
 		return
 	}
-	select {
-	case m.srv.out <- body:
-	case <-m.srv.dead: // the reader reports the crash
-	case <-m.done:
-	}
+	// A closed queue (the writer failed) drops it: the reader reports the
+	// crash.
+	m.srv.q.Push(body, 0, nil)
 }
 
 // clientResponse maps a session's answer to a server request back. An
@@ -562,7 +544,7 @@ func (m *Mux) startServer() error {
 	}
 	m.mu.Lock()
 	m.starts++
-	s := &server{be: be, out: make(chan []byte, 1024), dead: make(chan struct{}), gen: m.starts}
+	s := &server{be: be, q: mux.NewQueue(queueFraming{m.cfg.Framing}), dead: make(chan struct{}), gen: m.starts}
 	m.srv = s
 	m.starting = false
 	m.mu.Unlock()
@@ -592,18 +574,13 @@ func (m *Mux) setReadyLocked(ok bool) {
 	m.ready <- ok
 }
 
+// writeServer is the server's writer goroutine; a failed write closes
+// the server's stdin, so the reader sees the end and reports the crash.
 func (m *Mux) writeServer(s *server) {
 	defer close(s.dead)
-	for {
-		select {
-		case b := <-s.out:
-			if err := Write(m.cfg.Framing, s.be, b); err != nil {
-				s.be.Close()
-				return
-			}
-		case <-m.ctx.Done():
-			return
-		}
+	if err := s.q.Run(s.be, m.ctx.Done()); err != nil {
+		m.log.Warn("writing to the server failed", "err", err)
+		s.be.Close()
 	}
 }
 
@@ -612,6 +589,7 @@ func (m *Mux) readServer(s *server) {
 	for {
 		body, err := r.Read()
 		if err != nil {
+			s.q.Close(true) // the writer goroutine ends
 			s.be.Close()
 			s.be.Kill()
 			werr := s.be.Wait()
@@ -624,6 +602,7 @@ func (m *Mux) readServer(s *server) {
 			continue
 		}
 		m.fromServer(s, in)
+		s.direct.Flush() // before the next Read may block: never while holding sessions
 	}
 }
 
@@ -636,7 +615,7 @@ func (m *Mux) fromServer(s *server, in *msg) {
 	}
 	switch {
 	case in.isResponse():
-		m.serverResponse(in)
+		m.serverResponse(s, in)
 	case in.isRequest():
 		m.serverRequest(s, in)
 	case in.isNotification():
@@ -653,7 +632,7 @@ func (m *Mux) fromServer(s *server, in *msg) {
 	}
 }
 
-func (m *Mux) serverResponse(in *msg) {
+func (m *Mux) serverResponse(s *server, in *msg) {
 	var hid int64
 	if json.Unmarshal(in.ID, &hid) != nil {
 		return
@@ -674,7 +653,7 @@ func (m *Mux) serverResponse(in *msg) {
 	}
 	out := *in
 	out.ID = cl.ID
-	cl.Client.send(out.encode())
+	m.sendResponse(s, cl.Client, out.encode())
 }
 
 // serverRequest forwards a server request to the session chosen by the
@@ -833,6 +812,7 @@ func (m *Mux) Close(ctx context.Context) error {
 	if s == nil {
 		return nil
 	}
+	s.q.Close(true)
 	s.be.Close()
 	exited := make(chan struct{})
 	go func() {
@@ -852,54 +832,4 @@ func (m *Mux) Close(ctx context.Context) error {
 func mustJSON(v any) json.RawMessage {
 	b, _ := json.Marshal(v)
 	return b
-}
-
-// outQueue is the unbounded queue toward one session, with the bounds
-// that tell a session that stopped reading from one that is reading a
-// burst: the age of its oldest message and its size in bytes.
-type outQueue struct {
-	mu       sync.Mutex
-	q        [][]byte
-	since    time.Time // when the oldest queued message was queued
-	bytes    int
-	stall    time.Duration
-	maxBytes int
-	ready    chan struct{} // signalled when q becomes non-empty
-}
-
-func newOutQueue(stall time.Duration, maxBytes int) *outQueue {
-	return &outQueue{stall: stall, maxBytes: maxBytes, ready: make(chan struct{}, 1)}
-}
-
-// push queues b; it fails when the session has not taken anything for
-// the stall timeout or the queue is over its byte bound.
-func (o *outQueue) push(b []byte) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	now := time.Now()
-	if len(o.q) > 0 && now.Sub(o.since) > o.stall {
-		return fmt.Errorf("the client stopped reading its messages (none taken for %v)", o.stall)
-	}
-	if o.bytes+len(b) > o.maxBytes {
-		return fmt.Errorf("the client stopped reading its messages (over %d MiB queued)", o.maxBytes>>20)
-	}
-	if len(o.q) == 0 {
-		o.since = now
-		select {
-		case o.ready <- struct{}{}:
-		default:
-		}
-	}
-	o.q = append(o.q, b)
-	o.bytes += len(b)
-	return nil
-}
-
-// take returns everything queued and empties the queue.
-func (o *outQueue) take() [][]byte {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	q := o.q
-	o.q, o.bytes = nil, 0
-	return q
 }
