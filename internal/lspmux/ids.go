@@ -224,7 +224,7 @@ func (m *Mux) addRequest(hid int64, c *client, id []byte, data call, clientToken
 	}
 	m.calls.Add(hid, idroute.Call[*client, call]{Client: c, ID: id, Tokens: toks, Data: data})
 	if c != nil {
-		c.inflight.Add(1)
+		c.bound.Add()
 		c.awaiting.Add(data.size)
 		m.checkAwaiting(c)
 	}
@@ -236,7 +236,7 @@ func (m *Mux) addRequest(hid int64, c *client, id []byte, data call, clientToken
 func (m *Mux) takeRequest(hid int64) (idroute.Call[*client, call], bool) {
 	p, ok := m.calls.Take(hid)
 	if ok && p.Client != nil {
-		p.Client.requestDone()
+		p.Client.bound.Done()
 		p.Client.awaiting.Add(-p.Data.size)
 		m.checkAwaiting(p.Client)
 	}
@@ -247,7 +247,7 @@ func (m *Mux) takeRequest(hid int64) (idroute.Call[*client, call], bool) {
 // id hid. A backend that reuses an id still awaiting an answer replaces
 // the older request (which then gets no answer from here).
 func (m *Mux) addServerRequest(c *client, sid []byte, hid int64) {
-	c.wakeSlot() // it may wait for a slot that only its answer frees
+	c.bound.Wake() // it may wait for a slot that only its answer frees
 	if m.asks.Add(hid, idroute.Ask[*client, struct{}]{Client: c, ServerID: sid}) {
 		m.log.Warn("language server reused a request id still awaiting an answer", "id", string(sid))
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/procref/procref/internal/idroute"
 	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/restarts"
 )
 
@@ -97,7 +98,7 @@ func New(cfg Config) (*Mux, error) {
 		cfg.ClientQueue = 32 << 20
 	}
 	if cfg.MaxRequests <= 0 {
-		cfg.MaxRequests = defaultMaxRequests
+		cfg.MaxRequests = mux.DefaultMaxInflight
 	}
 	if cfg.ClientFrozen == 0 {
 		cfg.ClientFrozen = 30 * time.Second

@@ -123,8 +123,7 @@ type client struct {
 	direct   *mux.DirectWriter // writes to conn for the session reader (sendDirect)
 	claimed  *session          // the client reader is the writer of this session's queue (forward)
 	awaiting atomic.Int64      // bytes of this client's requests the backend has not answered yet
-	inflight atomic.Int64      // this client's requests in flight at the backend (fair.go)
-	slot     chan struct{}     // cap 1: a request of this client ended (fair.go)
+	bound    *mux.Bound        // this client's requests in flight at the backend (fair.go)
 	stop     chan struct{}     // closed by kill
 	killOnce sync.Once
 	endOnce  sync.Once // endWith
@@ -199,7 +198,7 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 		id:     m.nextClient,
 		conn:   conn,
 		out:    mux.NewClientQueue(lspFraming{}, m.cfg.ClientFrozen),
-		slot:   make(chan struct{}, 1),
+		bound:  mux.NewBound(m.cfg.MaxRequests),
 		direct: mux.NewDirectWriter(conn, lspFraming{}),
 		quota:  mux.NewQuota(m.cfg.ClientInflight),
 		stop:   make(chan struct{}),

@@ -87,7 +87,7 @@ const (
 // one session pipelining a flood holds at most MaxInflight places in the
 // server's queue and every other session's requests are interleaved with
 // it, in turn, instead of waiting behind the whole flood.
-const MaxInflight = 32
+const MaxInflight = mux.DefaultMaxInflight
 
 // Mux multiplexes sessions onto one server. Methods are safe for
 // concurrent use.
@@ -139,10 +139,8 @@ type client struct {
 	gone     chan struct{}
 	once     sync.Once
 	err      error
-	inflight int           // its requests the server has not answered (addCall, takeCall)
-	listens  int           // of which subscriptions/listen streams
-	room     chan struct{} // signalled when inflight drops below MaxInflight
-	active   int64         // m.tick at its last request
+	bound    *mux.Bound // its requests the server has not answered, subscriptions/listen streams aside (addCall, takeCall)
+	active   int64      // m.tick at its last request
 	mcpClient
 }
 
@@ -152,10 +150,6 @@ func (c *client) kill(err error) {
 		close(c.gone)
 	})
 }
-
-// busy reports whether c has MaxInflight requests outstanding. Callers
-// hold m.mu.
-func (c *client) busy() bool { return c.inflight-c.listens >= MaxInflight }
 
 // server is one running server process.
 type server struct {
@@ -230,7 +224,7 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 	f := queueFraming{m.cfg.Framing}
 	c := &client{out: mux.NewClientQueue(f, m.cfg.StallTimeout), direct: mux.NewDirectWriter(conn, f),
 		maxQueue: int64(m.cfg.MaxQueueBytes), stall: m.cfg.StallTimeout,
-		gone: make(chan struct{}), room: make(chan struct{}, 1), mcpClient: newMCPClient()}
+		gone: make(chan struct{}), bound: mux.NewBound(MaxInflight), mcpClient: newMCPClient()}
 	wrote := make(chan struct{})
 	go func() {
 		defer close(wrote)
@@ -293,22 +287,10 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 }
 
 // waitRoom blocks while c has MaxInflight requests outstanding (the
-// fairness bound); it reports false if c is gone meanwhile.
+// fairness bound, mux.Bound); it reports false if c is gone meanwhile.
 func (m *Mux) waitRoom(c *client) bool {
-	for {
-		m.mu.Lock()
-		busy := c.busy()
-		m.mu.Unlock()
-		if !busy {
-			return true
-		}
-		m.flushServer(c) // what this reader gathered may be those requests
-		select {
-		case <-c.room:
-		case <-c.gone:
-			return false
-		}
-	}
+	// what this reader gathered may be those requests
+	return c.bound.Wait(c.gone, nil, func() { m.flushServer(c) })
 }
 
 // endMsg is the last message of a session procref ends, with the reason:
@@ -415,30 +397,19 @@ func (m *Mux) hostRequest(method string, params json.RawMessage, done func(*msg)
 }
 
 // addCall and takeCall are the only changes of m.calls; they keep each
-// session's inflight count in step. Callers hold m.mu.
+// session's bound in step (a subscriptions/listen stream is not counted:
+// it stays open for the session's life). Callers hold m.mu.
 func (m *Mux) addCall(hid int64, cl idroute.Call[*client, call]) {
 	m.calls.Add(hid, cl)
-	if c := cl.Client; c != nil {
-		c.inflight++
-		if cl.Data.listen {
-			c.listens++
-		}
+	if c := cl.Client; c != nil && !cl.Data.listen {
+		c.bound.Add()
 	}
 }
 
 func (m *Mux) takeCall(hid int64) (idroute.Call[*client, call], bool) {
 	cl, ok := m.calls.Take(hid)
-	if c := cl.Client; ok && c != nil {
-		c.inflight--
-		if cl.Data.listen {
-			c.listens--
-		}
-		if !c.busy() {
-			select {
-			case c.room <- struct{}{}:
-			default:
-			}
-		}
+	if c := cl.Client; ok && c != nil && !cl.Data.listen {
+		c.bound.Done()
 	}
 	return cl, ok
 }
@@ -705,7 +676,7 @@ func (m *Mux) pickClient(capability, method string) *client {
 		if capability != "" && !c.caps[capability] {
 			continue
 		}
-		if c.inflight-c.listens > 0 {
+		if c.bound.Count() > 0 {
 			candidates++
 			if busy == nil || c.active > busy.active {
 				busy = c

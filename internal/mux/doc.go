@@ -10,6 +10,8 @@
 // kill of its whole process group), queue.go (a queue toward one
 // destination, written by its writer goroutine or directly by a producer
 // that finds it empty), direct.go (direct writes to a client's connection,
-// bounded), quota.go (a client's bytes toward the server). Framing is the
+// bounded), quota.go (a client's bytes toward the server), bound.go (a client's
+// requests in flight at the server, bounded, and the clients served in
+// turn). Framing is the
 // policy's (Framing): the core never looks inside a message.
 package mux

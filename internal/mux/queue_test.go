@@ -96,3 +96,29 @@ func TestQueueRunWriteError(t *testing.T) {
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
+
+// A full bound holds its reader until a request ends, lets it through at
+// once when pass says so, and gives up when the client is gone.
+func TestBoundWait(t *testing.T) {
+	b := NewBound(2)
+	b.Add()
+	b.Add()
+	if !b.Full() {
+		t.Fatal("bound of 2 with 2 in flight is not full")
+	}
+	passed := make(chan bool)
+	go func() { passed <- b.Wait(nil, nil, nil) }()
+	b.Done()
+	if !<-passed {
+		t.Fatal("Wait reported the client gone")
+	}
+	b.Add()
+	if !b.Wait(nil, func() bool { return true }, nil) {
+		t.Fatal("Wait with pass did not let the reader through")
+	}
+	gone := make(chan struct{})
+	close(gone)
+	if b.Wait(gone, nil, nil) {
+		t.Fatal("Wait on a gone client reported room")
+	}
+}
