@@ -14,12 +14,7 @@ import (
 type lineFraming struct{}
 
 func (lineFraming) AppendFrame(dst, body []byte, edits []lspframe.Edit) []byte {
-	at := 0
-	for _, e := range edits {
-		dst = append(append(dst, body[at:e.At.Start]...), e.With...)
-		at = e.At.End
-	}
-	return append(append(dst, body[at:]...), '\n')
+	return append(append(dst, lspframe.SpliceAll(body, edits...)...), '\n')
 }
 
 func (f lineFraming) WriteFrame(w io.Writer, body []byte, edits []lspframe.Edit) error {
