@@ -16,15 +16,7 @@ import (
 func TestCoreCrashFreesBound(t *testing.T) {
 	const n = 2
 	h := newHarness(t, func(cfg *Config, _ *fakeFarm) { cfg.MaxRequests = n })
-	waiting := make(chan struct{}, 1)
-	h.mux.testHook = func(ev string) {
-		if ev == "request-slot-wait" {
-			select {
-			case waiting <- struct{}{}:
-			default:
-			}
-		}
-	}
+	waiting := slotWaits(h)
 	c := h.join("a", "r")
 	var held []chan wireMsg
 	for i := range n + 1 {
