@@ -215,7 +215,7 @@ func (m *Mux) crashed(s *session, cause error) bool {
 	// changes were applied to the mux's copies and reach the new backend
 	// with the replay.
 	m.sess = nil
-	m.setPhase(phaseRestarting)
+	m.life.Set(mux.Restarting)
 	for _, hid := range m.calls.All() {
 		if p, _ := m.takeRequest(hid); p.Client != nil && !p.Client.gone {
 			p.Client.send(msgError(p.ID, codeRequestFailed, "the language server crashed; procref is restarting it"))
@@ -260,8 +260,8 @@ func (m *Mux) stopFor(err error, msg string) {
 	if m.err == nil {
 		m.err = err
 	}
-	if m.phase != phaseStopped {
-		m.setPhase(phaseStopped)
+	if m.life.Phase() != mux.Stopped {
+		m.life.Set(mux.Stopped)
 	}
 	var cs []*client
 	for c := range m.clients {
@@ -291,8 +291,8 @@ func (m *Mux) shutdown(ctx context.Context) error {
 	if m.err == nil {
 		m.err = ErrClosed
 	}
-	if m.phase != phaseStopped {
-		m.setPhase(phaseStopped)
+	if m.life.Phase() != mux.Stopped {
+		m.life.Set(mux.Stopped)
 	}
 	s := m.sess
 	var cs []*client

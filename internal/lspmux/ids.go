@@ -93,7 +93,7 @@ func (m *Mux) forward(c *client, body []byte, build func(hid int64) (mux.Item, f
 			}
 		}
 		m.mu.Lock()
-		if m.phase != phaseRunning {
+		if m.life.Phase() != mux.Running {
 			m.mu.Unlock()
 			c.quota.Release(n)
 			if !m.waitRunning(c) {

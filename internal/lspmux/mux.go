@@ -14,16 +14,6 @@ import (
 	"github.com/procref/procref/internal/restarts"
 )
 
-type phase int
-
-const (
-	phaseIdle       phase = iota // no initialized backend; the next initialize starts one
-	phaseStarting                // first initialize in flight
-	phaseRunning                 // backend initialized
-	phaseRestarting              // backend crashed; restarting and replaying
-	phaseStopped                 // for good
-)
-
 // Mux multiplexes clients onto one backend. All methods are safe for
 // concurrent use.
 //
@@ -46,8 +36,7 @@ type Mux struct {
 	nextClient int
 
 	mu          sync.Mutex
-	phase       phase
-	phaseCh     chan struct{} // closed and replaced at every phase change
+	life        mux.Lifecycle // the backend's phase (Running: initialized; Starting: first initialize in flight)
 	closing     bool
 	err         error
 	sess        *session
@@ -119,7 +108,6 @@ func New(cfg Config) (*Mux, error) {
 		ctx:         ctx,
 		cancel:      cancel,
 		done:        make(chan struct{}),
-		phaseCh:     make(chan struct{}),
 		clients:     map[*client]struct{}{},
 		docs:        map[string]*doc{},
 		verSeq:      map[string]int64{},
@@ -128,14 +116,6 @@ func New(cfg Config) (*Mux, error) {
 		backendFold: map[string]bool{},
 		restarts:    restarts.Budget{Max: cfg.MaxRestarts, Window: cfg.RestartWindow},
 	}, nil
-}
-
-// setPhase changes the phase and wakes everyone waiting for a change.
-// Called with mu held.
-func (m *Mux) setPhase(p phase) {
-	m.phase = p
-	close(m.phaseCh)
-	m.phaseCh = make(chan struct{})
 }
 
 // Clients returns the number of connected client sessions.

@@ -183,7 +183,7 @@ var (
 // end (exit or EOF) and the cause otherwise.
 func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 	m.mu.Lock()
-	if m.phase == phaseStopped {
+	if m.life.Phase() == mux.Stopped {
 		err := m.err
 		m.mu.Unlock()
 		if err == nil {
@@ -309,7 +309,7 @@ func (m *Mux) removeClient(c *client) {
 			i--
 		}
 	}
-	live := m.phase == phaseRunning && !m.closing
+	live := m.life.Phase() == mux.Running && !m.closing
 	for _, hid := range m.asks.OfClient(c) {
 		sid, _ := m.takeServerRequest(c, hid)
 		if live {
@@ -339,12 +339,12 @@ func (m *Mux) removeClient(c *client) {
 func (m *Mux) waitRunning(c *client) bool {
 	for {
 		m.mu.Lock()
-		p, ch := m.phase, m.phaseCh
+		p, ch := m.life.Phase(), m.life.Changed()
 		m.mu.Unlock()
 		switch p {
-		case phaseRunning:
+		case mux.Running:
 			return true
-		case phaseStopped:
+		case mux.Stopped:
 			return false
 		}
 		m.flushServer(c) // never wait while holding the backend
