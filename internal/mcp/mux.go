@@ -5,9 +5,11 @@
 // (internal/mux), and keep their id and token routing in internal/idroute
 // and their restart budget in internal/restarts.
 //
-// The parts: framing (frame.go: NDJSON or Content-Length, bounded), the
-// core (this file: sessions, request ids rewritten and mapped back, the
-// backend's supervision and restart), and the MCP policy (policy.go:
+// The parts: framing (frame.go: NDJSON or Content-Length, bounded),
+// sessions and the server (this file: request ids rewritten and mapped
+// back, the server's start and restart in the core's lifecycle,
+// mux.Lifecycle), the core's queues with direct writes (queues.go), and
+// the MCP policy (policy.go:
 // initialize caching, cancel and progress routing, logging levels,
 // resource subscriptions, server→client requests, roots).
 //
@@ -99,9 +101,8 @@ type Mux struct {
 
 	mu       sync.Mutex
 	clients  map[*client]bool
-	srv      *server   // nil while none runs
-	ready    chan bool // closed (after a true send) when srv may take traffic
-	starting bool
+	srv      *server       // nil while none runs
+	life     mux.Lifecycle // the server's phase (Running: srv takes traffic)
 	starts   int
 	restarts restarts.Budget
 	nextID   int64
@@ -192,7 +193,7 @@ func New(cfg Config) (*Mux, error) {
 	ctx, end := context.WithCancel(context.Background())
 	return &Mux{
 		cfg: cfg, log: cfg.Logger, ctx: ctx, end: end,
-		clients: map[*client]bool{}, ready: make(chan bool, 1),
+		clients:  map[*client]bool{},
 		policy:   newMCPState(),
 		restarts: restarts.Budget{Max: cfg.MaxRestarts, Window: cfg.RestartWindow},
 		done:     make(chan struct{}),
@@ -344,14 +345,16 @@ func (m *Mux) waitReady(c *client) bool {
 	m.flushServer(c) // never wait while holding the server's queue
 	for {
 		m.mu.Lock()
-		ready := m.ready
+		p, changed := m.life.Phase(), m.life.Changed()
 		m.mu.Unlock()
+		switch p {
+		case mux.Running:
+			return true
+		case mux.Stopped:
+			return false
+		}
 		select {
-		case ok := <-ready:
-			ready <- ok // keep it readable for the next waiter
-			if ok {
-				return true
-			}
+		case <-changed:
 		case <-c.gone:
 			return false
 		case <-m.done:
@@ -484,16 +487,23 @@ func (m *Mux) removeClient(c *client) {
 	}
 }
 
-// ensureServer starts the server if none runs or is starting. It blocks
-// while starting.
+// ensureServer starts the first server if none runs or is starting
+// (phase Idle). It blocks while starting.
 func (m *Mux) ensureServer() {
 	m.mu.Lock()
-	if m.srv != nil || m.starting || m.err != nil {
+	if m.life.Phase() != mux.Idle {
 		m.mu.Unlock()
 		return
 	}
-	m.starting = true
+	m.life.Set(mux.Starting)
 	m.mu.Unlock()
+	m.startLoop()
+}
+
+// startLoop starts the server, again after each failed start while the
+// restart budget allows (phase Starting or Restarting, which keeps anyone
+// else from starting one).
+func (m *Mux) startLoop() {
 	for {
 		err := m.startServer()
 		if err == nil {
@@ -517,7 +527,6 @@ func (m *Mux) startServer() error {
 	m.starts++
 	s := &server{be: be, q: mux.NewQueue(queueFraming{m.cfg.Framing}), dead: make(chan struct{}), gen: m.starts}
 	m.srv = s
-	m.starting = false
 	m.mu.Unlock()
 	go m.writeServer(s)
 	go m.readServer(s)
@@ -526,23 +535,12 @@ func (m *Mux) startServer() error {
 		// initialize comes first on the server's stdin.
 		m.mcpStarted(s)
 	}
-	m.setReady(true)
-	return nil
-}
-
-// setReady marks the Mux ready (or, false, tells waiters to look again).
-func (m *Mux) setReady(ok bool) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.setReadyLocked(ok)
-}
-
-func (m *Mux) setReadyLocked(ok bool) {
-	select {
-	case <-m.ready:
-	default:
+	if m.srv == s { // not crashed or closed meanwhile
+		m.life.Set(mux.Running)
 	}
-	m.ready <- ok
+	m.mu.Unlock()
+	return nil
 }
 
 // writeServer is the server's writer goroutine; a failed write closes
@@ -710,8 +708,7 @@ func (m *Mux) crashed(s *server, cause error) {
 	}
 	m.log.Warn("the server exited", "err", cause)
 	m.srv = nil
-	m.starting = true
-	m.setReadyLocked(false)
+	m.life.Set(mux.Restarting)
 	for _, hid := range m.calls.All() {
 		if cl, _ := m.takeCall(hid); cl.Client != nil {
 			cl.Client.send(errorMsg(cl.ID, codeInternal, "procref: the server exited before answering; it is being restarted"))
@@ -734,10 +731,7 @@ func (m *Mux) crashed(s *server, cause error) {
 	if !m.countCrash(cause) {
 		return
 	}
-	m.mu.Lock()
-	m.starting = false
-	m.mu.Unlock()
-	go m.ensureServer()
+	go m.startLoop()
 }
 
 // countCrash records a failure and reports whether a restart is allowed;
@@ -767,6 +761,7 @@ func (m *Mux) stop(err error) {
 		return
 	}
 	m.err = err
+	m.life.Set(mux.Stopped)
 	m.end()
 	close(m.done)
 }

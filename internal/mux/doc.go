@@ -6,7 +6,8 @@
 // the host; the *server* is the one shared server process (and its
 // restarts). Nothing here is called a session.
 //
-// The parts, a file each: server.go (the server process: start, stop,
+// The parts, a file each: phase.go (the server's lifecycle: idle,
+// starting, running, restarting, stopped, changed in one place), server.go (the server process: start, stop,
 // kill of its whole process group), queue.go (a queue toward one
 // destination, written by its writer goroutine or directly by a producer
 // that finds it empty), direct.go (direct writes to a client's connection,
