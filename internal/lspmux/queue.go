@@ -61,9 +61,12 @@ func (s *session) sendDirect(c *client, it mux.Item) {
 		return
 	}
 	if c.push(it, s) {
-		s.direct.Add(c.out, c.direct, func(err error) { c.kill(fmt.Errorf("write to client: %w", err)) })
+		s.direct.Add(c.out, c.direct, c)
 	}
 }
+
+// DirectFailed ends c after a failed direct write (see sendDirect).
+func (c *client) DirectFailed(err error) { c.kill(fmt.Errorf("write to client: %w", err)) }
 
 // flushClients writes what the session reader gathered for the clients it
 // took over (sendDirect). Called by the session reader before it blocks.

@@ -68,9 +68,12 @@ func (m *Mux) sendResponse(s *server, c *client, body []byte) {
 		return
 	}
 	if c.push(body, s) {
-		s.direct.Add(c.out, c.direct, func(err error) { c.kill(fmt.Errorf("writing to the client: %w", err)) })
+		s.direct.Add(c.out, c.direct, c)
 	}
 }
+
+// DirectFailed ends c after a failed direct write (see sendResponse).
+func (c *client) DirectFailed(err error) { c.kill(fmt.Errorf("writing to the client: %w", err)) }
 
 // sendServerFrom is sendServerLocked from c's reader, which writes to the
 // server's stdin itself when nothing is queued there (flushServer, before

@@ -122,15 +122,19 @@ type Direct struct {
 }
 
 type direct struct {
-	q    *Queue
-	w    *DirectWriter
-	fail func(error)
+	q *Queue
+	w *DirectWriter
+	c DirectClient
 }
 
-// Add records that the producer took q over (PushItem reported claimed);
-// fail is called if writing to the client fails.
-func (d *Direct) Add(q *Queue, w *DirectWriter, fail func(error)) {
-	d.taken = append(d.taken, direct{q, w, fail})
+// DirectClient is the client a direct write is for: told if the write
+// fails (it then ends the client).
+type DirectClient interface{ DirectFailed(err error) }
+
+// Add records that the producer took client c's queue q over (PushItem
+// reported claimed), to be written with w.
+func (d *Direct) Add(q *Queue, w *DirectWriter, c DirectClient) {
+	d.taken = append(d.taken, direct{q, w, c})
 }
 
 // Flush writes what was gathered for every queue taken over, and lets
@@ -139,7 +143,7 @@ func (d *Direct) Add(q *Queue, w *DirectWriter, fail func(error)) {
 func (d *Direct) Flush() {
 	for i, t := range d.taken {
 		if err := t.q.Drain(t.w.Write); err != nil {
-			t.fail(err)
+			t.c.DirectFailed(err)
 		}
 		d.taken[i] = direct{}
 	}
