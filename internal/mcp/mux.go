@@ -120,6 +120,7 @@ type call struct {
 	srv      *server        // the server it was sent to
 	onDone   func(res *msg) // the mux's own requests
 	listen   bool           // a subscriptions/listen stream
+	interest []string       // a listen's notifications ([listenInterest])
 	logLevel int            // its _meta logLevel (modern era); -1 none
 	discover string         // server/discover: the protocol version to cache
 }
@@ -368,6 +369,15 @@ func (m *Mux) waitReady(c *client) bool {
 func (m *Mux) forward(c *client, in *msg) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.srv == nil {
+		// The server exited after c's waitReady: answer as a request in
+		// flight at the crash is answered (the client may ask again),
+		// rather than queue it for a server that no longer runs.
+		if in.isRequest() {
+			c.send(errorMsg(in.ID, codeInternal, "procref: the server exited before answering; it is being restarted"))
+		}
+		return
+	}
 	m.nextID++
 	hid := m.nextID
 	m.tick++
@@ -379,7 +389,9 @@ func (m *Mux) forward(c *client, in *msg) {
 			cl.Data.discover = v
 		}
 	}
-	cl.Data.listen = in.Method == "subscriptions/listen"
+	if in.Method == "subscriptions/listen" {
+		cl.Data.listen, cl.Data.interest = true, listenInterest(in.Params)
+	}
 	if tok := getParam(in.Params, "_meta", "progressToken"); tok != nil {
 		host := mustJSON(fmt.Sprintf("procref-%d", hid))
 		in.Params, _ = setParam(in.Params, host, "_meta", "progressToken")
@@ -469,6 +481,9 @@ func (m *Mux) removeClient(c *client) {
 	delete(m.clients, c)
 	for _, hid := range m.calls.OfClient(c) {
 		cl, _ := m.takeCall(hid)
+		if m.cfg.Policy == MCP && m.keepListen(hid, cl) {
+			continue
+		}
 		if m.cfg.Policy == MCP && cl.Data.srv == m.srv {
 			m.sendServerLocked(notification("notifications/cancelled", map[string]any{
 				"requestId": hid, "reason": "procref: the client session ended"}))
@@ -483,6 +498,7 @@ func (m *Mux) removeClient(c *client) {
 		}
 	}
 	if m.cfg.Policy == MCP {
+		m.endKeptListens()
 		m.mcpRemove(c)
 	}
 }
