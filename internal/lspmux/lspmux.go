@@ -65,8 +65,10 @@
 // folders.go (the union of workspace folders), requests.go and
 // capabilities.go (backend requests to clients, gated by what each
 // declared), notifications.go, encoding.go (UTF-16 for everyone),
-// backend.go (the server process: start, crash, restart, stop), queue.go
-// (bounded queues and direct writes) and failure.go (what a client is told
+// backend.go (the backend's start, crash, restart and stop, in the core's
+// lifecycle), queue.go (LSP framing for the core's queues and direct
+// writes, internal/mux), fair.go (the core's in-flight bound) and
+// failure.go (what a client is told
 // when its session ends).
 //
 // Messages are never fully decoded to route them: ids and the few params
