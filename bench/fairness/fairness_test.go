@@ -25,6 +25,7 @@ import (
 
 	"github.com/procref/procref/internal/lspframe"
 	"github.com/procref/procref/internal/lspmux"
+	"github.com/procref/procref/internal/mux"
 )
 
 func TestMain(m *testing.M) {
@@ -118,7 +119,7 @@ func benchFlood(b *testing.B, maxRequests int) {
 			Start: func(ctx context.Context) (lspmux.Backend, error) {
 				cmd := exec.Command(os.Args[0], "-test.run=^$")
 				cmd.Env = append(os.Environ(), "FAIRNESS_ECHO=1")
-				return lspmux.ExecBackend(cmd)
+				return mux.Exec(cmd)
 			},
 		})
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/procref/procref/internal/hostproto"
 	"github.com/procref/procref/internal/lspmux"
 	"github.com/procref/procref/internal/mcp"
+	"github.com/procref/procref/internal/mux"
 )
 
 // multiplexer is what the mux-mode host needs of a protocol's multiplexer
@@ -22,7 +23,7 @@ type multiplexer interface {
 // newMultiplexer returns the multiplexer for the spec's protocol; start
 // starts (or takes the prestarted) server process; stderrTail and
 // failureHint go into the LSP multiplexer's failure messages.
-func (b *backend) newMultiplexer(start func(context.Context) (lspmux.Backend, error), stderrTail func() string, failureHint string) (multiplexer, error) {
+func (b *backend) newMultiplexer(start func(context.Context) (mux.Server, error), stderrTail func() string, failureHint string) (multiplexer, error) {
 	switch b.spec.Protocol {
 	case hostproto.ProtocolMCP, hostproto.ProtocolJSONRPC:
 		policy := mcp.MCP
