@@ -551,23 +551,36 @@ func (s *Service) QueryStatus(ctx context.Context) (Status, error) {
 }
 
 // RequestStop asks the running supervisor of s to stop the service now,
-// whoever holds references (they find it gone: [Handle.Done]). Only Name
-// and Dir of s are used. An error wrapping [ErrDraining] means it is
-// stopping already, one wrapping [ErrNotRunning] that none runs.
+// whoever holds references (they find it gone: [Handle.Done]), and blocks
+// until that supervisor process has exited or ctx is done (the error is
+// then ctx's). Only Name and Dir of s are used. An error wrapping
+// [ErrDraining] means it is stopping already, one wrapping
+// [ErrNotRunning] that none runs.
 func (s *Service) RequestStop(ctx context.Context) error {
-	conn, err := s.dialRunning(ctx, handshake.VerbStop)
+	conn, host, err := s.dialSupervisor(ctx, handshake.VerbStop)
 	if err != nil {
 		return err
 	}
-	return conn.Close()
+	conn.Close()
+	if err := host.Wait(ctx); err != nil {
+		return fmt.Errorf("%s: waiting for supervisor pid %d to stop: %w", s.Name, host.PID, err)
+	}
+	return nil
 }
 
 // dialRunning connects to the live supervisor of s with verb.
 func (s *Service) dialRunning(ctx context.Context, verb string) (net.Conn, error) {
+	conn, _, err := s.dialSupervisor(ctx, verb)
+	return conn, err
+}
+
+// dialSupervisor is dialRunning that also returns the supervisor's
+// identity.
+func (s *Service) dialSupervisor(ctx context.Context, verb string) (net.Conn, platform.Identity, error) {
 	s = s.resolved()
 	dir, err := s.dir()
 	if err != nil {
-		return nil, err
+		return nil, platform.Identity{}, err
 	}
 	h, err := discovery.Read(dir, s.Name)
 	if err != nil {
@@ -575,15 +588,15 @@ func (s *Service) dialRunning(ctx context.Context, verb string) (net.Conn, error
 		// starting, or one stopping (its drain removes the hint first,
 		// and a stuck hook's is a drain too).
 		if pid, busy := s.supervisorHeld(dir); busy {
-			return nil, fmt.Errorf("%s: %w or starting (supervisor pid %d has no hint published)", s.Name, ErrDraining, pid)
+			return nil, platform.Identity{}, fmt.Errorf("%s: %w or starting (supervisor pid %d has no hint published)", s.Name, ErrDraining, pid)
 		}
-		return nil, fmt.Errorf("%w: %s (%w)", ErrNotRunning, s.Name, err)
+		return nil, platform.Identity{}, fmt.Errorf("%w: %s (%w)", ErrNotRunning, s.Name, err)
 	}
 	conn, err := discovery.Verify(ctx, h, verb, 2*time.Second)
 	if errors.Is(err, handshake.ErrDraining) {
-		return nil, fmt.Errorf("%s: %w (%w)", s.Name, ErrDraining, err)
+		return nil, platform.Identity{}, fmt.Errorf("%s: %w (%w)", s.Name, ErrDraining, err)
 	}
-	return conn, err
+	return conn, h.Host, err
 }
 
 // supervisorHeld is supervisorBusy for a probe that holds no startup

@@ -64,6 +64,7 @@ var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHe
 
 func registerTestServices() {
 	launcher.Register(echoService())
+	launcher.Register(greetService())
 	launcher.Register(hangService())
 	for _, n := range toyNames {
 		launcher.Register(toyService(n))
