@@ -85,6 +85,17 @@ func checkPrivateDir(path string) error {
 // by root or us, and not writable by group or other unless it is sticky.
 // Otherwise another user could rename path (or a directory above it) away
 // and put their own in its place after our checks.
+//
+// Race: callers use the dir by path after the check, so a swap after it
+// would redirect them. The answer is this check itself: replacing an entry
+// needs write access to its directory, and from "/" down every directory on
+// the path (and every symlink, which lives in such a directory) is then
+// writable only by root or us, or sticky, where another user cannot rename
+// or remove what is ours. So once the check passes, only root or we can
+// swap anything (TestOtherUserCannotSwapCheckedDir: under a sticky parent
+// another uid's rename and RENAME_EXCHANGE fail; under a 0777 one, which is
+// refused here, they succeed). Group/other write bits also cover ACLs: a
+// POSIX ACL granting write shows as the group write bit (the ACL mask).
 func checkParents(path string) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
