@@ -150,12 +150,15 @@ func Read(dir, name string) (*Hint, error) {
 	// Race: the file may be replaced between Lstat and open. O_NOFOLLOW
 	// refuses a symlink, O_NONBLOCK keeps a FIFO from blocking the open, and
 	// the Stat of the opened file refuses anything that is not regular.
-	f, err := os.OpenFile(p, os.O_RDONLY|oNoFollow|oNonBlock, 0)
+	f, err := openHint(dir, name)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoHint
 	}
+	if errors.Is(err, platform.ErrInsecureDir) {
+		return nil, fmt.Errorf("reading hint: %w", err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: opening %s: %v", ErrStale, p, err)
+		return nil, fmt.Errorf("%w: opening %s: %w", ErrStale, p, err)
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {

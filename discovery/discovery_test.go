@@ -507,6 +507,9 @@ func TestList(t *testing.T) {
 
 func BenchmarkReadVerify(b *testing.B) {
 	dir := b.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil { // Read checks the dir is private
+		b.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
