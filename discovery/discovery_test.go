@@ -227,7 +227,7 @@ func TestReadSymlink(t *testing.T) {
 		t.Skip("symlinks need privileges on Windows")
 	}
 	dir := privateDir(t)
-	elsewhere := filepath.Join(t.TempDir(), "target.json")
+	elsewhere := filepath.Join(privateDir(t), "target.json")
 	if err := Write(filepath.Dir(elsewhere), &Hint{Name: "target", Host: platform.Self(), Port: 1, Token: "t", Nonce: "n"}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,10 @@
 package discovery
 
 import (
+	"errors"
+	"math/rand/v2"
 	"os"
+	"strconv"
 
 	"github.com/procref/procref/platform"
 )
@@ -18,4 +21,18 @@ func openHint(dir, name string) (*os.File, error) {
 	}
 	defer d.Close()
 	return d.OpenFile(name+".json", os.O_RDONLY|oNoFollow|oNonBlock, 0)
+}
+
+// createTemp creates a new 0600 file prefix+random in d (O_EXCL, retried on
+// a name clash) and returns it with its name.
+func createTemp(d *platform.PrivateDir, prefix string) (*os.File, string, error) {
+	for range 100 {
+		name := prefix + strconv.FormatUint(uint64(rand.Uint32()), 10)
+		f, err := d.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		return f, name, err
+	}
+	return nil, "", errors.New("no free temporary name in " + d.Path())
 }

@@ -47,10 +47,37 @@ func (d *PrivateDir) Path() string { return d.path }
 // missing file is an error wrapping os.ErrNotExist. Windows opens by path
 // (reparse points are refused; the profile directory's ACL is relied on).
 func (d *PrivateDir) OpenFile(name string, flag int, perm os.FileMode) (*os.File, error) {
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
-		return nil, fmt.Errorf("open %q in %s: not a single file name", name, d.path)
+	if err := singleName(name, d.path); err != nil {
+		return nil, fmt.Errorf("open %w", err)
 	}
 	return d.h.openFile(filepath.Join(d.path, name), name, flag, perm)
+}
+
+// Rename renames oldName to newName, both single names in the dir,
+// relative to the handle (unix: renameat), replacing newName atomically.
+func (d *PrivateDir) Rename(oldName, newName string) error {
+	for _, n := range []string{oldName, newName} {
+		if err := singleName(n, d.path); err != nil {
+			return err
+		}
+	}
+	return d.h.rename(filepath.Join(d.path, oldName), oldName, newName)
+}
+
+// Remove removes the file name (not a directory) relative to the handle
+// (unix: unlinkat). A missing file is an error wrapping os.ErrNotExist.
+func (d *PrivateDir) Remove(name string) error {
+	if err := singleName(name, d.path); err != nil {
+		return err
+	}
+	return d.h.remove(filepath.Join(d.path, name), name)
+}
+
+func singleName(name, dir string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
+		return fmt.Errorf("%q in %s: not a single file name", name, dir)
+	}
+	return nil
 }
 
 // Close closes the handle.

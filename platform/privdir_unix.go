@@ -59,6 +59,20 @@ func (h dirHandle) openFile(path, name string, flag int, perm os.FileMode) (*os.
 	return os.NewFile(uintptr(fd), path), nil
 }
 
+func (h dirHandle) rename(path, oldName, newName string) error {
+	if err := unix.Renameat(h.fd, oldName, h.fd, newName); err != nil {
+		return &os.LinkError{Op: "rename", Old: path, New: newName, Err: err}
+	}
+	return nil
+}
+
+func (h dirHandle) remove(path, name string) error {
+	if err := unix.Unlinkat(h.fd, name, 0); err != nil {
+		return &os.PathError{Op: "remove", Path: path, Err: err}
+	}
+	return nil
+}
+
 func (h dirHandle) close() error { return unix.Close(h.fd) }
 
 // openRetry retries open on EINTR (a FIFO or a slow filesystem).

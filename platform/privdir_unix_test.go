@@ -51,6 +51,22 @@ func TestPrivateDirHandle(t *testing.T) {
 		t.Fatalf("after the swap the handle read %q, want the checked dir's %q", b, "ours")
 	}
 
+	// Rename and Remove act on the checked dir too.
+	if err := d.Rename("a.json", "b.json"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(p+".moved", "b.json")); err != nil {
+		t.Fatalf("rename through the handle: %v", err)
+	}
+	if err := d.Remove("b.json"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(p, "a.json")); err != nil {
+		t.Fatalf("the swapped-in dir was touched: %v", err)
+	}
+	if err := d.Remove("b.json"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("second remove = %v, want os.ErrNotExist", err)
+	}
 	if err := os.Symlink(filepath.Join(p, "a.json"), filepath.Join(p+".moved", "link.json")); err != nil {
 		t.Fatal(err)
 	}

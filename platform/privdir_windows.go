@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 )
 
 // dirHandle on Windows is only the path: files are opened by path, after
@@ -21,5 +22,11 @@ func (dirHandle) openFile(path, _ string, flag int, perm os.FileMode) (*os.File,
 	}
 	return os.OpenFile(path, flag, perm)
 }
+
+func (dirHandle) rename(path, _, newName string) error {
+	return os.Rename(path, filepath.Join(filepath.Dir(path), newName))
+}
+
+func (dirHandle) remove(path, _ string) error { return os.Remove(path) }
 
 func (dirHandle) close() error { return nil }
