@@ -367,7 +367,11 @@ func (sv *supervisor) open() error {
 // the hint file, which discovery.MaxHintSize (64 KiB) bounds with the
 // rest of the hint. A start (or recovery) whose Info is larger fails with
 // a clear error instead of publishing a hint nobody can read.
-const MaxInfoSize = discovery.MaxHintSize - 8<<10
+const MaxInfoSize = 56 << 10
+
+// The hint's own fields need about 8 KiB beside Info: a compile error here
+// means MaxInfoSize no longer fits in a hint.
+const _ = uint(discovery.MaxHintSize - 8<<10 - MaxInfoSize)
 
 // publish writes the hint with the current info.
 func (sv *supervisor) publish() error {
