@@ -69,7 +69,10 @@ type Hint struct {
 // Path returns the hint file path for name in dir.
 func Path(dir, name string) string { return filepath.Join(dir, name+".json") }
 
-// Write atomically replaces the hint for h.Name in dir (0600, temp + rename).
+// Write atomically replaces the hint for h.Name in dir (0600, temp + rename),
+// relative to a handle on the checked dir (see openHint): a dir swapped
+// after the check never receives the token. A dir that fails its check is
+// an error wrapping platform.ErrInsecureDir.
 func Write(dir string, h *Hint) error {
 	if h.Version == 0 {
 		h.Version = Version
@@ -78,21 +81,21 @@ func Write(dir string, h *Hint) error {
 	if err != nil {
 		return fmt.Errorf("encoding hint: %w", err)
 	}
-	f, err := os.CreateTemp(dir, "."+h.Name+".json.tmp*")
+	d, err := platform.OpenPrivateDir(dir)
 	if err != nil {
 		return fmt.Errorf("writing hint: %w", err)
 	}
-	tmp := f.Name()
+	defer d.Close()
+	f, tmp, err := createTemp(d, "."+h.Name+".json.tmp")
+	if err != nil {
+		return fmt.Errorf("writing hint: %w", err)
+	}
 	ok := false
 	defer func() {
 		if !ok {
-			os.Remove(tmp)
+			d.Remove(tmp)
 		}
 	}()
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("writing hint: %w", err)
-	}
 	if _, err := f.Write(append(b, '\n')); err != nil {
 		f.Close()
 		return fmt.Errorf("writing hint: %w", err)
@@ -100,7 +103,7 @@ func Write(dir string, h *Hint) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing hint: %w", err)
 	}
-	if err := os.Rename(tmp, Path(dir, h.Name)); err != nil {
+	if err := d.Rename(tmp, h.Name+".json"); err != nil {
 		if fi, lerr := os.Lstat(Path(dir, h.Name)); lerr == nil && !fi.Mode().IsRegular() {
 			return notAFile(Path(dir, h.Name), fi)
 		}
@@ -150,12 +153,15 @@ func Read(dir, name string) (*Hint, error) {
 	// Race: the file may be replaced between Lstat and open. O_NOFOLLOW
 	// refuses a symlink, O_NONBLOCK keeps a FIFO from blocking the open, and
 	// the Stat of the opened file refuses anything that is not regular.
-	f, err := os.OpenFile(p, os.O_RDONLY|oNoFollow|oNonBlock, 0)
+	f, err := openHint(dir, name)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoHint
 	}
+	if errors.Is(err, platform.ErrInsecureDir) {
+		return nil, fmt.Errorf("reading hint: %w", err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: opening %s: %v", ErrStale, p, err)
+		return nil, fmt.Errorf("%w: opening %s: %w", ErrStale, p, err)
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
