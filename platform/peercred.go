@@ -3,6 +3,7 @@ package platform
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"runtime"
@@ -69,4 +70,19 @@ func CheckPeer(c net.Conn, wantPID int) error {
 		return fmt.Errorf("%w: the peer is pid %d, expected pid %d", ErrNotOurPeer, p.PID, wantPID)
 	}
 	return nil
+}
+
+// OwnedByUs reports whether the kernel says fi (from Stat of an open file,
+// not a path) is owned by our uid. On Windows it is always true: files have
+// no uid there, and the per-user profile ACL is relied on.
+func OwnedByUs(fi fs.FileInfo) bool { return ownedByUs(fi) }
+
+// MaxSocketPath returns the longest unix socket path the OS takes: sun_path
+// holds 108 bytes on Linux and Windows, 104 on macOS and the BSDs, the NUL
+// included.
+func MaxSocketPath() int {
+	if runtime.GOOS == "linux" || runtime.GOOS == "windows" {
+		return 107
+	}
+	return 103
 }
