@@ -68,12 +68,12 @@ type Hint struct {
 }
 
 // Transport names how h's host is reached, for logs and status:
-// "unix PATH" or "tcp 127.0.0.1:PORT (fallback)".
+// "unix PATH" or "tcp 127.0.0.1:PORT (loopback port, fallback)".
 func (h *Hint) Transport() string {
 	if h.Socket != "" {
 		return "unix " + h.Socket
 	}
-	return fmt.Sprintf("tcp 127.0.0.1:%d (fallback)", h.Port)
+	return fmt.Sprintf("tcp 127.0.0.1:%d (loopback port, fallback)", h.Port)
 }
 
 // target is where Verify dials h's host. On a unix socket the kernel's word
