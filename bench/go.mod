@@ -7,6 +7,9 @@ require (
 	golang.org/x/sys v0.50.0
 )
 
-require github.com/adrg/xdg v0.5.3 // indirect
+require (
+	github.com/adrg/xdg v0.5.3 // indirect
+	github.com/gofrs/flock v0.13.2 // indirect
+)
 
 replace github.com/procref/procref => ../

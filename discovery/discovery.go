@@ -65,6 +65,11 @@ type Hint struct {
 	Backend platform.Identity `json:"backend,omitempty"`
 	// Info is the service-defined payload (launcher.Info for library users).
 	Info json.RawMessage `json:"info,omitempty"`
+
+	// Dir and Identity are the service's working directory and the
+	// identity of its executables when it started (launcher.About).
+	Dir      string `json:"dir,omitempty"`
+	Identity string `json:"identity,omitempty"`
 }
 
 // Transport names how h's host is reached, for logs and status:

@@ -4,15 +4,16 @@ package discovery
 
 import (
 	"errors"
-	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A FIFO in place of the hint neither blocks Read nor is trusted.
 func TestReadFIFO(t *testing.T) {
 	dir := privateDir(t)
-	if err := syscall.Mkfifo(Path(dir, "svc"), 0o600); err != nil {
+	if err := unix.Mkfifo(Path(dir, "svc"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)

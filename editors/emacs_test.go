@@ -169,27 +169,5 @@ func TestEmacsEglotPylsp(t *testing.T) {
 // diagnostics and a hover, one host, one pylsp; quitting both leaves
 // nothing.
 func TestNeovimAndEmacsShare(t *testing.T) {
-	sc := pylspCase
-	nvim := requireTool(t, "nvim", "neovim")
-	bin := requireTool(t, "emacs", "emacs-nox")
-	client := requireTool(t, "emacsclient", "emacs-bin-common")
-	server := requireServer(t, sc)
-	e := newTestEnv(t, filepath.Dir(server))
-	requireEglot(t, e, bin)
-	ws := copyFixture(t, sc.fixture)
-
-	n := e.startNeovim(t, nvim, "nvim", ws, sc)
-	n.ready(t, sc, 0)
-	m := e.startEmacs(t, bin, client, "emacs", ws, sc)
-	proxyM := m.ready(t, sc)
-
-	host := e.onlyHost()
-	backend := oneBackend(t, sc, host.Host, n)
-	if pids := instances(descendants(m.cmd.Process.Pid), sc.server); len(pids) != 0 {
-		t.Fatalf("emacs runs its own %s: %v", sc.server, pids)
-	}
-	gone := append(identities(t, append(n.proxies(), proxyM)), backend)
-	n.quit(t)
-	m.quit(t)
-	e.waitNoHosts(gone, 15*time.Second)
+	startNeovimAndEmacs(t, pylspCase).quit(t)
 }

@@ -34,6 +34,7 @@ func newSession(h *discovery.Hint, conn net.Conn, started bool, dir string, rele
 // reference, then find the live supervisor or start one under the startup
 // lock. It returns a Session owning the reference, or releases it.
 func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
+	s = s.resolved()
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -43,6 +44,15 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 	dir, err := s.dir()
 	if err != nil {
 		return nil, err
+	}
+	// Refused before a reference is taken: the counter of our Key would
+	// be a second semaphore set under the other service's name.
+	if h, err := discovery.Read(dir, s.Name); err == nil && h.Key != s.Key {
+		if _, conn, err := s.tryHint(ctx, dir, handshake.VerbPing); errors.Is(err, ErrNameConflict) {
+			return nil, err
+		} else if conn != nil {
+			conn.Close()
+		}
 	}
 	a := &acquirer{s: s, dir: dir, verb: verb}
 	if a.counter, a.release, err = s.reference(dir); err != nil {
@@ -57,6 +67,13 @@ func (s *Service) connect(ctx context.Context, verb string) (*Session, error) {
 		return nil, err
 	}
 	return sess, nil
+}
+
+// conflict is the error for a live service h of s's Name but another Key.
+// (Race: one that publishes between connect's check and ours leaves the
+// semaphore set of our Key behind; its name's files are not ours to remove.)
+func (s *Service) conflict(h *discovery.Hint) error {
+	return fmt.Errorf("%w: %s runs with another Key or Version (supervisor pid %d); give each service its own Name, e.g. launcher.Name(base, key), or stop it with RequestStop", ErrNameConflict, s.Name, h.Host.PID)
 }
 
 // forgotMain is connect's error in a program re-executed as a supervisor
@@ -183,6 +200,8 @@ func (a *acquirer) locked(ctx context.Context, attempt int) (sess *Session, agai
 	switch {
 	case herr == nil: // someone started it while we waited for the lock
 		return a.session(h, conn, false), false, nil
+	case errors.Is(herr, ErrNameConflict):
+		return nil, false, herr
 	case errors.Is(herr, handshake.ErrDraining):
 		// The supervisor is draining but does not hold the lock yet (it
 		// takes it to finish). Let it: come round again.
@@ -343,6 +362,10 @@ func (s *Service) tryHint(ctx context.Context, dir, verb string) (*discovery.Hin
 	if err != nil {
 		return nil, nil, err
 	}
+	if h.Key != s.Key { // a live service of our Name that is not ours
+		conn.Close()
+		return nil, nil, s.conflict(h)
+	}
 	return h, conn, nil
 }
 
@@ -468,7 +491,8 @@ func (s *Service) spawnResult(line string, id platform.Identity, logPath string)
 		if strings.HasPrefix(line, "error: "+ErrNotRegistered.Error()) {
 			sentinel = ErrNotRegistered
 		}
-		return fmt.Errorf("%w: %s (log: %s)", sentinel, strings.TrimPrefix(line, "error: "), logPath)
+		msg := strings.TrimPrefix(strings.TrimPrefix(line, "error: "), sentinel.Error()+": ")
+		return fmt.Errorf("%w: %s (log: %s)", sentinel, msg, logPath)
 	default:
 		if id.PID != 0 {
 			id.Stop(2 * time.Second)

@@ -141,9 +141,30 @@ var (
 	// wrapped text carries its reason and the log path.
 	ErrStartFailed = errors.New("service failed to start")
 	// ErrNotRegistered means Main found no registered service with the name
-	// in PROCREF_SUPERVISE.
+	// in PROCREF_SUPERVISE (for that App).
 	ErrNotRegistered = errors.New("service not registered")
+	// ErrNameConflict means a live service with the same Name but another
+	// Key (or Version) runs: the acquirer neither joins it nor starts a
+	// second copy under the same files.
+	ErrNameConflict = errors.New("service name in use by another service")
 )
+
+// resolved returns s as the launcher uses it: with a Version, Key and
+// Name derived from it (see [Service.Version]); else s itself.
+func (s *Service) resolved() *Service {
+	if s.Version == "" {
+		return s
+	}
+	c := *s
+	c.Key = Key("version", s.Version, s.Key)
+	c.Name = s.Name + "-v" + c.Key[:8]
+	c.Version = ""
+	return &c
+}
+
+// FileName returns the name the service's hint, lock, counter and log
+// files carry: Name, or with a Version, Name plus "-v" and 8 hex digits.
+func (s *Service) FileName() string { return s.resolved().Name }
 
 // Info describes a running service. The supervisor gets it from
 // OnFirstAcquire or OnRecover and publishes it in the hint file; every
@@ -194,7 +215,20 @@ type Service struct {
 	// Name is the file-name-safe service name, e.g. "gopls-0123456789ab".
 	Name string
 	// Key is the service's full identity (see [Key]); Name alone is not.
+	// Name and Key must agree: a Name already used by a live service with
+	// another Key is refused ([ErrNameConflict]), never joined. Derive
+	// Name from Key with [Name] to keep them apart.
 	Key string
+	// Version separates supervisors of different builds of one program:
+	// every acquirer must agree on it, and acquirers with another Version
+	// start (and find) their own supervisor, so a rebuilt binary never
+	// joins the old one, whose recovery would then start the old build's
+	// child. It is folded into the key and into the file names (Name plus
+	// "-v" and 8 hex digits of it); status tools show that name. Use a
+	// build identity (e.g. a hash of os.Executable's contents or the
+	// vcs.revision plus vcs.modified from debug.ReadBuildInfo), not only a
+	// release number. "" means none.
+	Version string
 	// Hooks run in the supervisor.
 	Hooks Hooks
 	// Linger keeps the service up this long after the last release.
@@ -326,13 +360,20 @@ var registry struct {
 
 // Register records s for supervisor mode and returns it. Call it before
 // [Main], typically from a package-level var.
+//
+// It panics if a service of the same name (and App) but another Key is
+// registered already: the two would share one supervisor.
 func Register(s *Service) *Service {
 	registry.Lock()
 	defer registry.Unlock()
 	if registry.m == nil {
 		registry.m = map[string]*Service{}
 	}
-	registry.m[s.Name] = s
+	r := s.resolved()
+	if old := registry.m[r.Name]; old != nil && old.app() == s.app() && old.resolved().Key != r.Key {
+		panic(fmt.Sprintf("launcher.Register: %v: %q is registered with another Key; give each service its own Name (launcher.Name(base, key))", ErrNameConflict, r.Name))
+	}
+	registry.m[r.Name] = s
 	return s
 }
 
@@ -350,7 +391,7 @@ func Main() {
 	registry.Unlock()
 	if s == nil || s.app() != app {
 		// The acquirer reads this line and returns ErrNotRegistered.
-		msg := fmt.Sprintf("%v: %q (call launcher.Register for it before launcher.Main)", ErrNotRegistered, name)
+		msg := fmt.Sprintf("%v: no service named %q of app %q is registered in this program (call launcher.Register for it before launcher.Main, with the same Name, App and Version as the acquirer's)", ErrNotRegistered, name, app)
 		if ready := readyFile(platform.AppEnv(app, "READY_FD")); ready != nil {
 			io.WriteString(ready, "error: "+msg+"\n")
 			ready.Close()
@@ -496,6 +537,7 @@ func (h *Handle) Release() error {
 // and returns once it is verified live. It blocks at most until ctx is done.
 // The caller must Release the handle (or exit).
 func (s *Service) Acquire(ctx context.Context) (*Handle, error) {
+	s = s.resolved()
 	sess, err := s.connect(ctx, handshake.VerbPing)
 	if err != nil {
 		return nil, err
@@ -517,6 +559,11 @@ type About struct {
 	Mode    string   // e.g. procref's "mux" or "tcp"
 	Command []string // what the service runs
 	Root    string   // e.g. a workspace root
+	// Dir is the working directory the service was started in.
+	Dir string
+	// Identity is what identifies the service's executables (procref's
+	// hostproto.Identity); a status tool compares it with the files now.
+	Identity string
 }
 
 // Session is a reference plus an authenticated connection to the
@@ -554,6 +601,7 @@ func (s *Service) Attach(ctx context.Context) (*Session, error) {
 
 // Count returns the service's current kernel reference count.
 func (s *Service) Count() (int, error) {
+	s = s.resolved()
 	dir, err := s.dir()
 	if err != nil {
 		return 0, err
@@ -592,6 +640,7 @@ func (s *Service) logDir() (string, error) {
 
 // LogPath returns the supervisor's log file path.
 func (s *Service) LogPath() string {
+	s = s.resolved()
 	d, err := s.logDir()
 	if err != nil {
 		if d, err = s.dir(); err != nil {

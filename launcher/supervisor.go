@@ -38,8 +38,12 @@ type supervisor struct {
 	nonce   string
 	started time.Time
 
-	mu       sync.Mutex
-	conns    int  // live session connections
+	mu    sync.Mutex
+	conns int // live session connections
+	// visits counts authenticated handshakes: every Acquire and Attach
+	// makes one, so a user that came and went between two looks of the
+	// linger still restarts it.
+	visits   uint64
 	draining bool // set under mu, once
 	info     Info
 	changed  chan struct{} // closed and replaced whenever conns changes
@@ -81,6 +85,7 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 			signalReady("error: " + oneLine(err.Error()))
 		}
 	}()
+	s = s.resolved()
 	if err := s.Validate(); err != nil {
 		return err
 	}
@@ -133,6 +138,7 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	}
 	go sv.stopOn(ctx, sigs)
 	sv.hint.Mode, sv.hint.Command, sv.hint.Root = s.About.Mode, s.About.Command, s.About.Root
+	sv.hint.Dir, sv.hint.Identity = s.About.Dir, s.About.Identity
 	if err := sv.publish(); err != nil {
 		sv.stopService(ctx)
 		return err
@@ -348,6 +354,9 @@ func (sv *supervisor) handle(ctx context.Context, conn net.Conn) {
 		conn.Close()
 		return
 	}
+	sv.mu.Lock()
+	sv.visits++
+	sv.mu.Unlock()
 	conn.SetDeadline(time.Time{})
 	switch req.Verb {
 	case handshake.VerbSession:
@@ -465,6 +474,7 @@ func (s *Service) RequestStop(ctx context.Context) error {
 
 // dialRunning connects to the live supervisor of s with verb.
 func (s *Service) dialRunning(ctx context.Context, verb string) (net.Conn, error) {
+	s = s.resolved()
 	dir, err := s.dir()
 	if err != nil {
 		return nil, err
@@ -565,28 +575,39 @@ func (sv *supervisor) waitForShutdown(ctx context.Context) {
 
 // tryDrain applies the linger and the drain protocol. It returns true if
 // the service was stopped, false if a user arrived meanwhile.
+//
+// The linger is an idle timer: it starts again whenever a user came (a
+// handshake), also one that came and went between two looks, so a program
+// that calls more often than the linger keeps one service.
 func (sv *supervisor) tryDrain(ctx context.Context) bool {
 	if sv.s.Linger > 0 {
 		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		seen := sv.visited()
 		deadline := time.Now().Add(sv.s.Linger)
 		for time.Now().Before(deadline) {
 			select {
 			case <-t.C:
 			case <-sv.stopReq:
-				t.Stop()
 				return sv.drain(ctx, true)
 			case <-ctx.Done():
-				t.Stop()
 				return sv.drain(context.WithoutCancel(ctx), true)
 			}
 			if !sv.idle() {
-				t.Stop()
 				return false
 			}
+			if v := sv.visited(); v != seen {
+				seen, deadline = v, time.Now().Add(sv.s.Linger)
+			}
 		}
-		t.Stop()
 	}
 	return sv.drain(ctx, false)
+}
+
+func (sv *supervisor) visited() uint64 {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	return sv.visits
 }
 
 func (sv *supervisor) idle() bool {

@@ -51,6 +51,7 @@ const (
 	toyBadRecName = "toy-badrec" // toy whose OnRecover always fails
 	toyOverName   = "toy-over"   // toy-light with Overlap and a slow stop
 	toyAppName    = "toy-app"    // toy-light of another App ("toyapp")
+	toyIdleName   = "toy-idle"   // toy-light with a 1 s linger
 
 	toySlowStop = 30 * time.Second // unless the test opens stopGate
 
@@ -59,14 +60,20 @@ const (
 	toyLinger = 300 * time.Millisecond
 )
 
-var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHealthName, toyBadRecName, toyOverName, toyAppName}
+var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHealthName, toyBadRecName, toyOverName, toyAppName, toyIdleName}
 
 func registerTestServices() {
 	launcher.Register(echoService())
 	for _, n := range toyNames {
 		launcher.Register(toyService(n))
 	}
+	v2 := toyService(toyOverName)
+	v2.Version = toyVersion2
+	launcher.Register(v2)
 }
+
+// toyVersion2 is the Version of a second build of toy-over.
+const toyVersion2 = "build-2"
 
 func runDir() string { return os.Getenv("PROCREF_RUNTIME_DIR") }
 
@@ -95,7 +102,7 @@ func toyService(name string) *launcher.Service {
 		if name == toyHealthName {
 			s.HealthInterval = 100 * time.Millisecond
 		}
-	case toyLightName, toySlowName, toyOverName, toyAppName:
+	case toyLightName, toySlowName, toyOverName, toyAppName, toyIdleName:
 		l := &toyLight{}
 		if name == toySlowName {
 			l.delay = toySlowStart
@@ -105,6 +112,9 @@ func toyService(name string) *launcher.Service {
 		}
 		if name == toyAppName {
 			s.App = "toyapp"
+		}
+		if name == toyIdleName {
+			s.Linger = time.Second
 		}
 		s.Hooks = launcher.Hooks{OnFirstAcquire: l.first, OnLastRelease: l.last}
 	default:

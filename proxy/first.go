@@ -47,11 +47,12 @@ func wrapFirst(whose string, err error) error {
 // setProtocol sets the spec's protocol fields in mux mode. MCP and
 // JSON-RPC: the first message is read before attaching (the MCP
 // protocolVersion is in the key) and the share root is the working
-// directory. With --share=global or --share-key nothing is read for LSP
-// unless --protocol says otherwise.
+// directory. With --share=global or --share-key the framing and protocol
+// are still read from the first bytes (only the root is not needed): a
+// Content-Length header is LSP and consumes nothing.
 func (p *run) setProtocol(spec *hostproto.Spec, cwd string) error {
 	forced := p.cfg.Protocol
-	if spec.Mode != hostproto.ModeMux || forced == hostproto.ProtocolLSP || (forced == "" && spec.Share != hostproto.ShareRoot) {
+	if spec.Mode != hostproto.ModeMux || forced == hostproto.ProtocolLSP {
 		return nil
 	}
 	var err error
@@ -71,12 +72,13 @@ func (p *run) setProtocol(spec *hostproto.Spec, cwd string) error {
 
 // learnProtocol finds the session's protocol in mux mode: forced
 // ("lsp", "mcp", "jsonrpc") or, if "", detected from the client's first
-// bytes: Content-Length is LSP; a JSON line is MCP if it is an initialize
-// with a protocolVersion, else generic JSON-RPC. For anything but LSP it
+// bytes: Content-Length is LSP; a JSON line is MCP if [MCPEra] knows its
+// era, else generic JSON-RPC. For anything but LSP it
 // reads the first message (kept in p.first, sent on after attaching) and
 // returns the spec fields that go into the share key. For LSP it consumes
 // nothing and returns protocol "".
 func (p *run) learnProtocol(forced string) (protocol string, framing mcp.Framing, version string, err error) {
+	var era string
 	framing, err = mcp.Detect(p.in)
 	if err != nil {
 		return "", "", "", err
@@ -97,23 +99,53 @@ func (p *run) learnProtocol(forced string) (protocol string, framing mcp.Framing
 		return "", "", "", fmt.Errorf("the client's first message is not JSON-RPC: %w", err)
 	}
 	p.first, p.init = body, in
-	var m struct {
-		Params struct {
-			ProtocolVersion string `json:"protocolVersion"`
-		} `json:"params"`
-	}
-	json.Unmarshal(body, &m)
+	era, version = MCPEra(body)
 	protocol = forced
 	if protocol == "" {
 		protocol = hostproto.ProtocolJSONRPC
-		if framing == mcp.NDJSON && in.Method == "initialize" && m.Params.ProtocolVersion != "" {
+		if framing == mcp.NDJSON && era != "" {
 			protocol = hostproto.ProtocolMCP
 		}
 	}
-	if protocol == hostproto.ProtocolMCP {
-		version = m.Params.ProtocolVersion
+	if protocol != hostproto.ProtocolMCP {
+		version = "" // informative only for MCP: both eras share one server
 	}
 	return protocol, framing, version, nil
+}
+
+// MCP eras a first message can show.
+const (
+	EraLegacy = "legacy" // initialize (protocol 2025-11-25 and earlier)
+	EraModern = "modern" // server/discover or _meta protocolVersion (2026-07-28)
+)
+
+// MCPEra tells the MCP era of a client's first message: an initialize
+// with a protocolVersion is legacy; server/discover, or any request whose
+// _meta carries io.modelcontextprotocol/protocolVersion, is modern (the
+// Go SDK's default starts with server/discover). "" means not MCP.
+func MCPEra(body []byte) (era, version string) {
+	var m struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+		Params struct {
+			ProtocolVersion string                     `json:"protocolVersion"`
+			Meta            map[string]json.RawMessage `json:"_meta"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(body, &m) != nil || m.Method == "" {
+		return "", ""
+	}
+	var metaVersion string
+	json.Unmarshal(m.Params.Meta[mcp.MetaProtocolVersion], &metaVersion)
+	switch {
+	case m.Method == "initialize" && m.Params.ProtocolVersion != "":
+		return EraLegacy, m.Params.ProtocolVersion
+	case metaVersion != "":
+		return EraModern, metaVersion
+	case m.Method == "server/discover":
+		return EraModern, ""
+	}
+	return "", ""
 }
 
 // peekInitialize reads the editor's first LSP message (kept in p.first).

@@ -4,41 +4,43 @@ package proxy
 
 import (
 	"os"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/procref/procref/internal/pipeio"
 )
 
 // The loop's reads, writes and splices are on non-blocking descriptors:
-// they never wait, so they are made as raw system calls. Through
-// unix.Read and friends each would tell the scheduler it may block
-// (entersyscall/exitsyscall); sysmon then hands the loop's P to another
-// thread, which spins in epoll_pwait and nanosleep on the cores the
-// relay's peers need (strace of a proxy moving 16 MiB messages: ~1200
-// epoll_pwait and ~1200 nanosleep calls a second by otherwise idle runtime
-// threads). Only the blocking poll goes through the scheduler.
+// they never wait, so they are raw system calls (internal/pipeio, the one
+// raw-syscall layer). Through unix.Read and friends each would tell the
+// scheduler it may block (entersyscall/exitsyscall); sysmon then hands the
+// loop's P to another thread, which spins in epoll_pwait and nanosleep on
+// the cores the relay's peers need (strace of a proxy moving 16 MiB
+// messages: ~1200 epoll_pwait and ~1200 nanosleep calls a second by
+// otherwise idle runtime threads). Only the blocking poll goes through the
+// scheduler.
 
-func nbRead(fd int, b []byte) (int, error)  { return nbRW(unix.SYS_READ, fd, b) }
-func nbWrite(fd int, b []byte) (int, error) { return nbRW(unix.SYS_WRITE, fd, b) }
-
-func nbRW(trap uintptr, fd int, b []byte) (int, error) {
-	var p unsafe.Pointer
-	if len(b) > 0 {
-		p = unsafe.Pointer(&b[0])
-	}
-	n, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(p), uintptr(len(b)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(n), nil
+func nbRead(fd int, b []byte) (int, error) {
+	n, e := pipeio.RawRead(uintptr(fd), b)
+	return n, errnoErr(e)
 }
 
-func nbSplice(in int, _ *int64, out int, _ *int64, n int, flags int) (int64, error) {
-	r, _, e := unix.RawSyscall6(unix.SYS_SPLICE, uintptr(in), 0, uintptr(out), 0, uintptr(n), uintptr(flags))
-	if e != 0 {
-		return -1, e
+func nbWrite(fd int, b []byte) (int, error) {
+	n, e := pipeio.RawWrite(uintptr(fd), b)
+	return n, errnoErr(e)
+}
+
+func nbSplice(in, out, n, flags int) (int64, error) {
+	r, e := pipeio.RawSplice(uintptr(in), uintptr(out), n, flags)
+	return int64(r), errnoErr(e)
+}
+
+// errnoErr is nil for 0, else the Errno (comparable with unix.EAGAIN).
+func errnoErr(e unix.Errno) error {
+	if e == 0 {
+		return nil
 	}
-	return int64(r), nil
+	return e
 }
 
 // bulkPipe is the pipe size for a proxy that moves bulk data: each wake-up
@@ -89,7 +91,7 @@ func (l *pollLoop) spliceUp() error {
 		l.readUp()
 		return nil
 	}
-	n, err := nbSplice(l.in, nil, l.sock, nil, k, unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
+	n, err := nbSplice(l.in, l.sock, k, unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
 	switch {
 	case n > 0:
 		l.gate.Skip(int(n))
@@ -114,7 +116,7 @@ func (l *pollLoop) spliceUp() error {
 // say which of the first two happened; a zero-timeout poll of the pipe does.
 func (l *pollLoop) spliceDown() {
 	for {
-		n, err := nbSplice(l.sock, nil, l.out, nil, spliceChunk, unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
+		n, err := nbSplice(l.sock, l.out, spliceChunk, unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
 		switch {
 		case n > 0:
 			if n >= bulkRead {

@@ -117,6 +117,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer sess.Release()
 	cfg.Logger.Info("attached", "service", svc.Name, "host_pid", sess.Supervisor.PID, "started", sess.Started)
+	if !sess.Started && cfg.Linger != 0 {
+		// The linger is the host's, fixed when the first window started
+		// it; a later window cannot change it (documented in the README).
+		cfg.Logger.Warn("--linger applies only to the window that starts the backend; this backend was already running, so its own linger applies",
+			"service", svc.Name, "linger", cfg.Linger, "restart_with_yours", "procref stop "+svc.Name)
+	}
 	a := &attached{run: p, ctx: ctx, spec: spec, svc: svc, sess: sess}
 	return a.serve(actx)
 }
@@ -223,6 +229,9 @@ type attached struct {
 func (a *attached) ended(why error) error {
 	if why == nil || errors.Is(why, hostproto.ErrHostGone) {
 		why = fmt.Errorf("the shared backend %s closed the connection (host pid %d)", a.svc.Name, a.sess.Supervisor.PID)
+	}
+	if clean := hostproto.CleanLine(why.Error()); clean != why.Error() {
+		why = errors.New(clean) // a reason line is plain text (a backend's stderr may hold NULs)
 	}
 	return fmt.Errorf("%w; see `procref logs %s` (log: %s)", why, a.svc.Name, a.sess.Log)
 }

@@ -33,6 +33,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	mode := fs.String("mode", "mux", "mux (stdio server through the multiplexer), tcp (server listens on {socket}) or mcp (agent sessions share an MCP server)")
 	keep := fs.Bool("keep", false, "keep the demo's temporary directory")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
 		return exitUsage
 	}
 	if err := runDemo(*mode, *keep, stdout); err != nil {
@@ -200,7 +203,7 @@ func demoShared(ctx context.Context, out io.Writer, clients int) (backend, host 
 	if err != nil {
 		return backend, host, err
 	}
-	printStatus(out, rows, dir)
+	printStatus(out, rows, dir, false)
 	if len(rows) != 1 || rows[0].Clients != clients || rows[0].State != "running" {
 		return backend, host, fmt.Errorf("want one running backend with %d clients, got %+v", clients, rows)
 	}
@@ -222,7 +225,7 @@ func demoGone(ctx context.Context, out io.Writer, backend, host platform.Identit
 	if err != nil {
 		return err
 	}
-	printStatus(out, rows, dir)
+	printStatus(out, rows, dir, false)
 	if len(rows) != 0 {
 		return errors.New("a backend is still listed after the last client left")
 	}

@@ -385,12 +385,14 @@ func testSignalsDetach(t *testing.T, mode string) {
 
 // TestMuxWindowLeavesBeforeInitialize: in mux mode the host starts the
 // server ahead of the first initialize; a window that attaches (with
-// --share=global nothing is read before attaching) and closes its end
-// without a word leaves neither that server nor the host behind.
+// --share=global only the framing is read before attaching: the first
+// byte of a Content-Length header) and closes its end before its
+// initialize is complete leaves neither that server nor the host behind.
 func TestMuxWindowLeavesBeforeInitialize(t *testing.T) {
 	e := newEnv(t)
 	ws := t.TempDir()
 	p := e.start(ws, nil, "--share=global", "--log-level=debug", "--", procrefBin, "sample-server")
+	io.WriteString(p.stdin, "Content-Length: ")
 	// Wait until the host has started the server (it is the host's child).
 	var hint *discovery.Hint
 	var server []int
@@ -412,14 +414,15 @@ func TestMuxWindowLeavesBeforeInitialize(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.stdin.Close()
-	if code := p.wait(t, 10*time.Second); code != 0 {
-		t.Errorf("proxy exit %d: %s", code, p.stderr.String())
+	// It ended mid-message: the proxy says so and exits 1.
+	if code := p.wait(t, 10*time.Second); code != 1 || !strings.Contains(p.stderr.String(), "unexpected EOF") {
+		t.Errorf("proxy exit %d, want 1 with the reason: %s", code, p.stderr.String())
 	}
 	waitGone(t, id, 5*time.Second, "server started ahead of initialize")
 	waitGone(t, hint.Host, 5*time.Second, "host")
 }
 
-// TestGoplsGlobalRudeExit: with --share=global (nothing read before
+// TestGoplsGlobalRudeExit: with --share=global (only the framing read before
 // attaching) the proxy still keeps a window's exit without shutdown from
 // the shared gopls: the other window keeps working.
 func TestGoplsGlobalRudeExit(t *testing.T) {

@@ -88,10 +88,11 @@ const usage = `procref — share one language server among all your editor windo
 
 Usage:
   procref [flags] -- SERVER [ARGS...]   run as the editor's language server (the proxy)
-  procref status [--json]              list shared backends
+  procref SERVER [ARGS...]             the same without flags: SERVER (not a subcommand) is run
+  procref status [--wide|--json]       list shared backends (--wide: port, log, command)
   procref stop NAME | --all            stop a backend (graceful, then forceful)
   procref logs NAME [-f]               show (or follow) a backend's log
-  procref demo                         run a self-contained demonstration
+  procref demo [--mode mux|tcp|mcp]    run a self-contained demonstration
   procref sample-server [--listen ADDR] the built-in sample language server
   procref version                      print the version
   procref help                         this text
@@ -115,9 +116,11 @@ Proxy flags (each also settable by environment, for editors that cannot pass fla
   --connect-timeout D     give up starting/connecting after D (default 30s)            (PROCREF_CONNECT_TIMEOUT)
   --log-level LEVEL       debug|info|warn|error on stderr (default warn)                (PROCREF_LOG_LEVEL)
   --name NAME             name the backend (default: the server's file name)           (PROCREF_NAME)
-  --max-message BYTES     largest LSP message accepted in mux mode (default 64 MiB)     (PROCREF_MAX_MESSAGE)
+  --max-message BYTES     largest LSP message accepted in mux mode (default 64M)        (PROCREF_MAX_MESSAGE)
   --key-env NAME,...      environment variables that must match to share a backend      (PROCREF_KEY_ENV)
+  --protocol lsp|mcp|jsonrpc  the client's protocol (default: detected)                 (PROCREF_PROTOCOL)
   --refcount auto|sysv|filelock   reference-count implementation                        (PROCREF_REFCOUNT)
+                          0: relay through the proxy instead of handing stdio to the host (PROCREF_HANDOFF)
 
 Editors (configs for each in editors/ of the source tree; run by a real
 headless editor in the tests: Neovim 0.7 start_client and Emacs eglot (and
@@ -129,7 +132,7 @@ VS Code's wrapper scripts); the others are checked for syntax only):
                  args = ["--", "clangd"]
   VS Code:       point the extension's server path at a script containing
                  exec procref -- /usr/bin/clangd "$@"
-  Emacs eglot:   (add-to-list 'eglot-server-programs '(c-mode . ("procref" "--" "clangd")))
+  Emacs eglot:   (add-to-list 'eglot-server-programs '((c-mode c-ts-mode c++-mode c++-ts-mode) . ("procref" "--" "clangd")))
   gopls (tcp):   procref -- gopls serve -listen=unix;{socket}
 
 Files:

@@ -58,6 +58,8 @@ func helperProcess(kind string, args []string) int {
 		return crashyServer()
 	case "refuser":
 		return refusingServer()
+	case "gosdk":
+		return goSDKServer()
 	case "echo":
 		var addr string
 		for _, a := range args {
@@ -138,7 +140,13 @@ type proc struct {
 // for at cleanup.
 func (e *env) start(dir string, extraEnv []string, args ...string) *proc {
 	e.t.Helper()
-	p := &proc{cmd: exec.Command(procrefBin, args...), stderr: &proctest.SyncBuffer{}, done: make(chan struct{})}
+	return e.startBin(procrefBin, dir, extraEnv, args...)
+}
+
+// startBin is start with another procref executable.
+func (e *env) startBin(bin, dir string, extraEnv []string, args ...string) *proc {
+	e.t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...), stderr: &proctest.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = append(append([]string{}, e.vars...), extraEnv...)
 	p.cmd.Dir = dir
 	// Our own stderr pipe, read to EOF before done closes: Process.Wait

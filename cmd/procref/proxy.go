@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -43,12 +44,19 @@ func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, []string, er
 			break
 		}
 	}
+	if sep < 0 && len(args) > 0 && !strings.HasPrefix(args[0], "-") && runnable(args[0]) {
+		// `procref CMD ARGS...`: CMD is not a procref subcommand (run
+		// dispatched those), so it is the server; some launchers (the MCP
+		// Inspector's CLI) drop a `--` among the arguments.
+		args = append([]string{"--"}, args...)
+		sep = 0
+	}
 	if sep < 0 {
 		if len(args) > 0 && suggestCommand(args[0]) != "" {
 			return nil, nil, fmt.Errorf("unknown command %q: did you mean `procref %s`? (to run a server: `procref [flags] -- SERVER ARGS...`)", args[0], suggestCommand(args[0]))
 		}
 		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-			return nil, nil, fmt.Errorf("missing `--` before the server command: write `procref [flags] -- %s`", strings.Join(args, " "))
+			return nil, nil, fmt.Errorf("unknown command %q: not a procref subcommand, and no program of that name in $PATH (to run a server: `procref [flags] -- SERVER ARGS...`, see `procref help`)", args[0])
 		}
 		return nil, nil, errors.New("missing `--` and server command: usage `procref [flags] -- SERVER ARGS...` (see `procref help`)")
 	}
@@ -69,14 +77,15 @@ func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, []string, er
 	if err != nil {
 		return nil, nil, fmt.Errorf("PROCREF_CONNECT_TIMEOUT: %w", err)
 	}
-	maxMsg, err := strconv.ParseInt(envOr("PROCREF_MAX_MESSAGE", strconv.Itoa(lspframe.DefaultMaxMessage)), 10, 64)
+	maxMsg, err := parseBytes(envOr("PROCREF_MAX_MESSAGE", strconv.Itoa(lspframe.DefaultMaxMessage)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("PROCREF_MAX_MESSAGE: %w", err)
 	}
 	lingerV, timeoutV := durationValue(linger), durationValue(timeout)
 	fs.Var(&lingerV, "linger", "keep the backend this long after the last window (a duration: 5s, 2m)")
 	fs.Var(&timeoutV, "connect-timeout", "give up starting/connecting after this (a duration: 30s)")
-	fs.Int64Var(&f.maxMessage, "max-message", maxMsg, "largest LSP message in mux mode")
+	maxMsgV := bytesValue(maxMsg)
+	fs.Var(&maxMsgV, "max-message", "largest LSP message in mux mode (bytes, or 64M, 512K)")
 	pos, err := parseArgs(fs, args[:sep], stderr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", errFlagsPrinted, err)
@@ -84,16 +93,27 @@ func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, []string, er
 	if len(pos) > 0 {
 		return nil, nil, fmt.Errorf("unexpected argument %q before `--`", pos[0])
 	}
-	f.linger, f.connectTimeout = time.Duration(lingerV), time.Duration(timeoutV)
+	f.linger, f.connectTimeout, f.maxMessage = time.Duration(lingerV), time.Duration(timeoutV), int64(maxMsgV)
 	switch f.share {
 	case hostproto.ShareRoot, hostproto.ShareGlobal:
 	default:
-		return nil, nil, fmt.Errorf("--share must be root or global, not %q", f.share)
+		return nil, nil, fmt.Errorf("%s must be root or global, not %q", origin(fs, "share", "PROCREF_SHARE"), f.share)
 	}
 	switch f.protocol {
 	case "", hostproto.ProtocolLSP, hostproto.ProtocolMCP, hostproto.ProtocolJSONRPC:
 	default:
-		return nil, nil, fmt.Errorf("--protocol must be lsp, mcp or jsonrpc, not %q", f.protocol)
+		return nil, nil, fmt.Errorf("%s must be lsp, mcp or jsonrpc, not %q", origin(fs, "protocol", "PROCREF_PROTOCOL"), f.protocol)
+	}
+	switch f.impl {
+	case "auto", "sysv", "filelock":
+	default:
+		return nil, nil, fmt.Errorf("%s must be auto, sysv or filelock, not %q", origin(fs, "refcount", "PROCREF_REFCOUNT"), f.impl)
+	}
+	if err := checkName(f.name); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", origin(fs, "name", "PROCREF_NAME"), err)
+	}
+	if err := checkHandoff(); err != nil {
+		return nil, nil, err
 	}
 	if f.shareKey != "" {
 		f.share = hostproto.ShareKey
@@ -170,4 +190,11 @@ func stopOnSignal(ctx context.Context, stop func()) {
 		stop()
 	case <-ctx.Done():
 	}
+}
+
+// runnable reports whether name is a program procref can start: a path to
+// an executable file, or a name found in $PATH.
+func runnable(name string) bool {
+	_, err := exec.LookPath(name)
+	return err == nil
 }

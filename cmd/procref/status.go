@@ -26,7 +26,7 @@ import (
 // backendRow is one row of `procref status`.
 type backendRow struct {
 	Name       string   `json:"name"`
-	State      string   `json:"state"` // running, stale, draining
+	State      string   `json:"state"` // running, stale, draining, superseded (binary changed)
 	Reason     string   `json:"reason,omitempty"`
 	Mode       string   `json:"mode,omitempty"`
 	HostPID    int      `json:"host_pid,omitempty"`
@@ -43,6 +43,10 @@ type backendRow struct {
 	// loopback port (then Warning says who can reach it).
 	Listen  string `json:"listen,omitempty"`
 	Warning string `json:"warning,omitempty"`
+	// GroupLeft: the backend's process group (it leads one) still has
+	// processes although the backend itself is gone, or its host is
+	// stale: children of a wrapper (npx, uvx, sh -c) left running.
+	GroupLeft bool `json:"group_left,omitempty"`
 }
 
 // collectStatus reads every hint in the runtime dir and asks each live host.
@@ -97,6 +101,15 @@ func collectStatus(ctx context.Context) ([]backendRow, string, error) {
 		if row.BackendPID > 0 && row.State == "running" {
 			row.BackendRSS, _ = platform.RSS(row.BackendPID)
 		}
+		if row.BackendPID > 0 && platform.ProcessGroupAlive(row.BackendPID) {
+			_, lerr := platform.Lookup(row.BackendPID)
+			row.GroupLeft = lerr != nil || row.State != "running"
+		}
+		if row.State == "running" && hostproto.Superseded(h.Identity, h.Dir, h.Command) {
+			// New windows get a new backend; this one drains when its
+			// last window leaves.
+			row.State = "superseded (binary changed)"
+		}
 		rows = append(rows, row)
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
@@ -106,6 +119,7 @@ func collectStatus(ctx context.Context) ([]backendRow, string, error) {
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("procref status", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
+	wide := fs.Bool("wide", false, "also show port, root, log and the whole command (wider than 120 columns)")
 	if pos, err := parseArgs(fs, args, stderr); err != nil || len(pos) > 0 {
 		if err == nil {
 			fmt.Fprintf(stderr, "procref status: unexpected argument %q\n", pos[0])
@@ -128,17 +142,24 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		enc.Encode(rows)
 		return exitOK
 	}
-	printStatus(stdout, rows, dir)
+	printStatus(stdout, rows, dir, *wide)
 	return exitOK
 }
 
-func printStatus(w io.Writer, rows []backendRow, dir string) {
+// printStatus prints the table: by default the columns that fit 120
+// columns (a long name is clipped, a long root keeps its end); wide adds
+// the port, log and whole command, unclipped.
+func printStatus(w io.Writer, rows []backendRow, dir string, wide bool) {
 	if len(rows) == 0 {
 		fmt.Fprintf(w, "no shared backends (runtime dir %s)\n", dir)
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tMODE\tPID\tPORT\tREFS\tCLIENTS\tUPTIME\tRSS\tROOT\tCOMMAND\tLOG")
+	if wide {
+		fmt.Fprintln(tw, "NAME\tSTATE\tMODE\tPID\tPORT\tREFS\tCLIENTS\tUPTIME\tRSS\tROOT\tCOMMAND\tLOG")
+	} else {
+		fmt.Fprintln(tw, "NAME\tSTATE\tMODE\tPID\tREFS\tCLIENTS\tUPTIME\tRSS\tROOT")
+	}
 	for _, r := range rows {
 		pid := "-"
 		if r.BackendPID > 0 {
@@ -146,9 +167,15 @@ func printStatus(w io.Writer, rows []backendRow, dir string) {
 		} else if r.HostPID > 0 {
 			pid = fmt.Sprintf("host %d", r.HostPID)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
-			r.Name, r.State, dash(r.Mode), pid, dashInt(r.Port), r.References, r.Clients,
-			uptime(r.Uptime), rss(r.BackendRSS), dash(r.Root), dash(shortCommand(r.Command)), dash(r.Log))
+		if wide {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
+				r.Name, r.State, dash(r.Mode), pid, dashInt(r.Port), r.References, r.Clients,
+				uptime(r.Uptime), rss(r.BackendRSS), dash(r.Root), dash(strings.Join(r.Command, " ")), dash(r.Log))
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n",
+			clip(r.Name, 26), clip(r.State, 10), dash(r.Mode), clip(pid, 12), r.References, r.Clients,
+			clip(uptime(r.Uptime), 10), clip(rss(r.BackendRSS), 7), dash(clipLeft(r.Root, 23)))
 	}
 	tw.Flush()
 	for _, r := range rows {
@@ -158,7 +185,28 @@ func printStatus(w io.Writer, rows []backendRow, dir string) {
 		if r.Warning != "" {
 			fmt.Fprintf(w, "warning: %s: %s\n", r.Name, r.Warning)
 		}
+		if r.GroupLeft {
+			fmt.Fprintf(w, "warning: %s: processes of the backend's process group %d are still running; end them with `kill -- -%d`\n", r.Name, r.BackendPID, r.BackendPID)
+		}
 	}
+}
+
+// clip shortens s to n runes, marking the cut with "…".
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// clipLeft is clip keeping the end (of a path).
+func clipLeft(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return "…" + string(r[len(r)-n+1:])
 }
 
 func dash(s string) string {
@@ -226,11 +274,16 @@ func cmdStop(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "procref stop: %v\n", err)
 		return exitFailure
 	}
+	known, err := discovery.List(dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "procref stop: %v\n", err)
+		return exitFailure
+	}
 	if *all {
-		if names, err = discovery.List(dir); err != nil {
-			fmt.Fprintf(stderr, "procref stop: %v\n", err)
-			return exitFailure
-		}
+		names = known
+	} else if names[0], err = resolveName(names[0], known); err != nil {
+		fmt.Fprintf(stderr, "procref stop: %v\n", err)
+		return exitFailure
 	}
 	code := exitOK
 	for _, name := range names {
@@ -297,6 +350,10 @@ func cmdLogs(args []string, stdout, stderr io.Writer) int {
 	}
 	dir, err := platform.StateDir()
 	if err != nil {
+		fmt.Fprintf(stderr, "procref logs: %v\n", err)
+		return exitFailure
+	}
+	if name, err = resolveName(name, logNames(dir)); err != nil {
 		fmt.Fprintf(stderr, "procref logs: %v\n", err)
 		return exitFailure
 	}

@@ -33,7 +33,6 @@ func Run(ctx context.Context, spec *hostproto.Spec, exe string, log *slog.Logger
 	svc.StartTimeout = spec.StartTimeout
 	b := &backend{spec: spec, log: log, stopTimeout: 5 * time.Second, svc: svc,
 		restarts: restarts.Budget{Max: 3, Window: time.Minute}}
-	svc.About = launcher.About{Mode: spec.Mode, Command: spec.Command, Root: spec.Root}
 	switch spec.Mode {
 	case hostproto.ModeTCP:
 		svc.Hooks = launcher.Hooks{
@@ -147,6 +146,9 @@ func (b *backend) startTCP(ctx context.Context) (launcher.Info, error) {
 	cmd.Dir = b.spec.Dir
 	cmd.Stdout = os.Stderr // the host log
 	cmd.Stderr = os.Stderr
+	// Its own process group: a wrapper that does not exec (`sh -c 'gopls
+	// ...'`) is ended with the server it started.
+	platform.SetProcessGroup(cmd)
 	if err := platform.StartBound(cmd); err != nil {
 		return launcher.Info{}, fmt.Errorf("%w: %v", ErrBackendStart, err)
 	}
@@ -179,6 +181,7 @@ func (b *backend) startTCP(ctx context.Context) (launcher.Info, error) {
 			return launcher.Info{}, fmt.Errorf("%w: %s exited before listening on %s (%v)", ErrBackendStart, args[0], addr.Address, exitText(werr))
 		case <-ctx.Done():
 			id.Stop(time.Second)
+			platform.KillProcessGroup(cmd.Process.Pid)
 			return launcher.Info{}, fmt.Errorf("%w: %s did not listen on %s within the start timeout (is {socket} or {port} in the right argument?)", ErrBackendStart, args[0], addr.Address)
 		case <-t.C:
 		}
@@ -216,6 +219,11 @@ func (b *backend) stopTCP(ctx context.Context, info launcher.Info) error {
 	err := id.Stop(b.stopTimeout)
 	if errors.Is(err, platform.ErrNoProcess) {
 		err = nil
+	}
+	// The leader got its grace (SIGTERM, then SIGKILL); what is left of
+	// its group (children of a wrapper, also after a crash) goes now.
+	if gerr := platform.KillProcessGroup(id.PID); gerr != nil && err == nil {
+		err = fmt.Errorf("stop the backend's process group %d: %w", id.PID, gerr)
 	}
 	if hostproto.Uses(b.spec.Command, hostproto.SocketPlaceholder) {
 		b.mu.Lock()

@@ -114,7 +114,7 @@ func AcceptHandoff(conn net.Conn, br *bufio.Reader, expect func(key string)) err
 // "bye" for a normal end (reason ""), else "end REASON".
 func EndLine(reason string) string {
 	if reason != "" {
-		return "end " + strings.Join(strings.Fields(reason), " ") + "\n"
+		return "end " + CleanLine(reason) + "\n"
 	}
 	return "bye\n"
 }

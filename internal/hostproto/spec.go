@@ -74,7 +74,10 @@ type Spec struct {
 	KeyEnv []string `json:"key_env,omitempty"`
 	// Protocol is "" (LSP), ProtocolMCP or ProtocolJSONRPC (mux mode);
 	// Framing is the JSON-RPC framing (mcp.NDJSON or mcp.Header);
-	// MCPVersion the protocolVersion of the first client's initialize.
+	// MCPVersion the protocol version of the first client's first message
+	// (informative: it is not in the key, since legacy (initialize) and
+	// 2026-07-28 (stateless, _meta on every request) sessions share one
+	// server; a version the server cannot serve gets the server's error).
 	Protocol   string `json:"protocol,omitempty"`
 	Framing    string `json:"framing,omitempty"`
 	MCPVersion string `json:"mcp_version,omitempty"`
@@ -85,6 +88,11 @@ type Spec struct {
 	MaxMessage   int64         `json:"max_message,omitempty"`
 	LogLevel     string        `json:"log_level,omitempty"`
 	Impl         string        `json:"impl,omitempty"`
+	// Identity is what the executables were when the first proxy looked:
+	// see [Spec.Stamp]. It is part of the key and travels to the host in
+	// the JSON, so the host never re-reads files that may have been
+	// replaced since.
+	Identity string `json:"identity,omitempty"`
 	// Dir and LogDir override the runtime and state dirs (tests).
 	RuntimeDir string `json:"runtime_dir,omitempty"`
 	LogDir     string `json:"log_dir,omitempty"`
@@ -110,10 +118,11 @@ func Uses(command []string, placeholder string) bool {
 	return false
 }
 
-// Key returns the service key: uid, protocol version, mode, absolute command
-// path, arguments, share scope, root or share key, and KeyEnv.
+// Key returns the service key: uid, protocol and framing, mode, absolute command
+// path, arguments, share scope, root or share key, KeyEnv, and the file
+// identities recorded by [Spec.Stamp].
 func (s *Spec) Key() string {
-	parts := []string{"mode=" + s.Mode, "share=" + s.Share}
+	parts := []string{"mode=" + s.Mode, "share=" + s.Share, "identity=" + s.Identity}
 	switch s.Share {
 	case ShareRoot:
 		parts = append(parts, "root="+s.Root)
@@ -124,7 +133,7 @@ func (s *Spec) Key() string {
 	parts = append(parts, s.Command...)
 	parts = append(parts, s.KeyEnv...)
 	if s.Protocol != "" && s.Protocol != ProtocolLSP {
-		parts = append(parts, "protocol="+s.Protocol, "framing="+s.Framing, "mcp-version="+s.MCPVersion)
+		parts = append(parts, "protocol="+s.Protocol, "framing="+s.Framing)
 	}
 	return launcher.Key(parts...)
 }
@@ -138,10 +147,76 @@ func (s *Spec) ServiceName() string {
 	return launcher.Name(base, s.Key())
 }
 
+// Stamp records in s.Identity the file identity (device, inode, size,
+// modification time) of exe (the procref executable that runs the host),
+// of the backend executable and of every argument that names an existing
+// regular file (`node index.js`; relative to s.Dir). A rebuilt procref or
+// an upgraded server (`go install`, a package manager renaming a new file
+// over the old one) therefore gets a new key, so a new backend, while old
+// windows keep the old one until they leave. Stat only: no hashing, so it
+// costs microseconds per window.
+func (s *Spec) Stamp(exe string) {
+	s.Identity = Identity(exe, s.Dir, s.Command)
+}
+
+// Identity is what [Spec.Stamp] records: one "i:arg=dev:ino:size:mtime"
+// entry per existing regular file, "procref:exe=..." first for exe. A file that
+// cannot be stat'ed or is no regular file contributes nothing: it is an
+// ordinary argument, already in the key.
+func Identity(exe, dir string, command []string) string {
+	var parts []string
+	if exe != "" {
+		parts = append(parts, "procref:"+exe+"="+fileID(exe))
+	}
+	for i, a := range command {
+		p := a
+		if !filepath.IsAbs(p) {
+			if i == 0 || a == "" || strings.HasPrefix(a, "-") {
+				continue // a flag, or a program found by PATH (made absolute)
+			}
+			p = filepath.Join(dir, a)
+		}
+		if id := fileID(p); id != "" {
+			parts = append(parts, fmt.Sprintf("%d:%s=%s", i, a, id))
+		}
+	}
+	return strings.Join(parts, "\x00")
+}
+
+// fileID is "dev:ino:size:mtime-ns" of the regular file at path (following
+// symlinks: an upgraded symlink target counts), or "".
+func fileID(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return ""
+	}
+	dev, ino := devIno(fi)
+	return fmt.Sprintf("%d:%d:%d:%d", dev, ino, fi.Size(), fi.ModTime().UnixNano())
+}
+
+// Superseded reports whether a host started with command in dir, whose
+// files had identity then, would no longer be chosen by a new window: the
+// procref executable it recorded, the backend executable or a file
+// argument changed since. A host that recorded no identity (an older
+// procref) is never superseded.
+func Superseded(identity, dir string, command []string) bool {
+	if identity == "" || len(command) == 0 {
+		return false
+	}
+	exe := ""
+	if first, _, _ := strings.Cut(identity, "\x00"); strings.HasPrefix(first, "procref:") {
+		exe = first[len("procref:"):strings.LastIndexByte(first, '=')]
+	}
+	return identity != Identity(exe, dir, command)
+}
+
 // Service returns the launcher service for s, as seen by a proxy: starting
 // it spawns `EXE host` with the spec in the environment. exe is the procref
-// executable.
+// executable; if s is not stamped yet, Service stamps it (see [Spec.Stamp]).
 func (s *Spec) Service(exe string) (*launcher.Service, error) {
+	if s.Identity == "" && exe != "" {
+		s.Stamp(exe)
+	}
 	impl, err := refcount.ParseImpl(s.Impl)
 	if err != nil {
 		return nil, err
@@ -158,6 +233,7 @@ func (s *Spec) Service(exe string) (*launcher.Service, error) {
 		Dir:          s.RuntimeDir,
 		LogDir:       s.LogDir,
 		Impl:         impl,
+		About:        launcher.About{Mode: s.Mode, Command: s.Command, Root: s.Root, Dir: s.Dir, Identity: s.Identity},
 		// A window that arrives while a host drains starts a new host at
 		// once instead of waiting for the old backend to shut down: every
 		// file of a host instance is its own (sockets carry its pid), the

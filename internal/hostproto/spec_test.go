@@ -54,6 +54,13 @@ func TestSpecKey(t *testing.T) {
 	if same.Key() != base.Key() {
 		t.Error("linger or log level changed the key")
 	}
+	// Both MCP eras share one server: the protocol version is not in the key.
+	legacy, modern := base, base
+	legacy.Protocol, legacy.Framing, legacy.MCPVersion = ProtocolMCP, "ndjson", "2025-11-25"
+	modern.Protocol, modern.Framing, modern.MCPVersion = ProtocolMCP, "ndjson", "2026-07-28"
+	if legacy.Key() != modern.Key() {
+		t.Error("the MCP protocol version changed the key: the two eras would get two servers")
+	}
 	named := base
 	named.Name = "my clangd"
 	if n := named.ServiceName(); !strings.HasPrefix(n, "my_clangd-") {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/procref/procref/internal/lspframe"
 	"github.com/procref/procref/internal/pipeio"
+	"github.com/procref/procref/platform"
 )
 
 type procBackend struct {
@@ -29,9 +30,18 @@ type procBackend struct {
 // pipes and returns it as a Backend. The caller sets everything else on
 // cmd first (SysProcAttr, Stderr, Env, Dir); cmd.Stdin and cmd.Stdout must
 // be nil. Wait may be called at any time (the pipes are not closed by it).
+// The server leads its own process group; Kill ends the whole group, so
+// nothing it started (npx, uvx, `sh -c` children) outlives it, and Wait
+// does not wait on a pipe a leftover child holds open.
 func ExecBackend(cmd *exec.Cmd) (Backend, error) {
 	if cmd.Stdin != nil || cmd.Stdout != nil {
 		return nil, errors.New("lspmux: ExecBackend needs cmd.Stdin and cmd.Stdout unset")
+	}
+	platform.SetProcessGroup(cmd)
+	if cmd.WaitDelay == 0 {
+		// A stderr copy held open by a process that escaped the group
+		// must not block Wait for ever.
+		cmd.WaitDelay = 2 * time.Second
 	}
 	// Plain os.Pipe rather than cmd.StdoutPipe: exec closes its own pipes
 	// in Wait, which would race with our reader draining the last output.
@@ -77,16 +87,19 @@ func (b *procBackend) Close() error {
 	return nil
 }
 
+// Kill ends the server's whole process group, even after the server
+// itself has exited (its children may not have).
 func (b *procBackend) Kill() error {
+	gerr := platform.KillProcessGroup(b.cmd.Process.Pid)
 	select {
 	case <-b.waited:
-		return nil
+		return gerr
 	default:
 	}
 	if err := b.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("lspmux: kill backend pid %d: %w", b.cmd.Process.Pid, err)
 	}
-	return nil
+	return gerr
 }
 
 func (b *procBackend) Wait() error {

@@ -93,7 +93,7 @@ func (m *Mux) openDoc(c *client, p *didOpenParams, body []byte, verAt lspframe.S
 		// The backend has it open already and will not publish again
 		// until something changes: give c the last diagnostics.
 		if d.lastDiag != nil {
-			c.send(d.lastDiag)
+			c.send(m.lastDiagFor(c, d))
 		}
 		return nil
 	}
@@ -266,6 +266,12 @@ func (m *Mux) toOpeners(d *doc, f *lspframe.Fields, body []byte) {
 		}
 	}
 	for c := range d.openers {
+		if f.MethodName() == "textDocument/publishDiagnostics" {
+			if b := m.viewDiagnostics(c, d, params); b != nil { // c's text differs (textview.go)
+				c.send(b)
+				continue
+			}
+		}
 		if !verSp.Ok() {
 			c.send(body)
 			continue

@@ -73,7 +73,7 @@ func EndReason(err error) string {
 	default:
 		why = "procref dropped this window: " + err.Error()
 	}
-	return strings.Join(strings.Fields(why), " ")
+	return hostproto.CleanLine(why)
 }
 
 // endWith ends c's session for err: the client gets hostproto.EndMethod with the

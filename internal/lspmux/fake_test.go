@@ -28,24 +28,25 @@ type fakeServer struct {
 	hook  func(s *fakeServer, method string, id json.RawMessage, params json.RawMessage) bool
 	be    *fakeBackend
 
-	mu          sync.Mutex
-	inits       int
-	initialized int
-	shutdowns   int
-	exited      bool
-	ids         map[string]bool
-	open        map[string]*fdoc
-	opens       map[string]int // didOpen count per URI
-	closes      map[string]int
-	lastVer     map[string]int64
-	methods     []string
-	violations  []string
-	nextSrvID   int
-	srvPending  map[int]chan json.RawMessage
-	srvAnswered map[int]int
-	folders     map[string]bool
-	held        map[string]chan struct{} // test/hold requests waiting
-	cancelled   map[string]bool
+	mu           sync.Mutex
+	inits        int
+	initialized  int
+	shutdowns    int
+	exited       bool
+	ids          map[string]bool
+	open         map[string]*fdoc
+	opens        map[string]int // didOpen count per URI
+	closes       map[string]int
+	lastVer      map[string]int64
+	methods      []string
+	violations   []string
+	nextSrvID    int
+	srvPending   map[int]chan json.RawMessage
+	srvAnswered  map[int]int
+	folders      map[string]bool
+	folderEvents []struct{ Added, Removed []folder }
+	held         map[string]chan struct{} // test/hold requests waiting
+	cancelled    map[string]bool
 }
 
 type fdoc struct {
@@ -279,11 +280,19 @@ func (s *fakeServer) handle(m *wireMsg) bool {
 		}
 		json.Unmarshal(m.Params, &p)
 		s.mu.Lock()
-		for _, f := range p.Event.Added {
-			s.folders[strings.TrimSuffix(f.URI, "/")] = true
-		}
+		s.folderEvents = append(s.folderEvents, p.Event)
+		// net changes only: never a folder it has added, or one it lacks removed
 		for _, f := range p.Event.Removed {
+			if !s.folders[strings.TrimSuffix(f.URI, "/")] {
+				s.violate("folder %s removed, never added", f.URI)
+			}
 			delete(s.folders, strings.TrimSuffix(f.URI, "/"))
+		}
+		for _, f := range p.Event.Added {
+			if s.folders[strings.TrimSuffix(f.URI, "/")] {
+				s.violate("folder %s added twice", f.URI)
+			}
+			s.folders[strings.TrimSuffix(f.URI, "/")] = true
 		}
 		s.mu.Unlock()
 	case "textDocument/didOpen":

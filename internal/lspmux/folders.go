@@ -2,13 +2,16 @@ package lspmux
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/procref/procref/internal/lspframe"
 )
 
 // changeFolders applies c's didChangeWorkspaceFolders to its folders; the
-// backend hears of folders no other client has (addFolders, dropFolders).
+// backend hears only the net change of the union (syncFolders): a folder
+// that stays is never removed and re-added (pylsp, told so, drops the
+// open documents in it, unsaved edits included).
 func (m *Mux) changeFolders(c *client, body, params []byte) error {
 	var p struct {
 		Event struct {
@@ -20,7 +23,7 @@ func (m *Mux) changeFolders(c *client, body, params []byte) error {
 		return nil
 	}
 	return m.forward(c, body, func(int64) (item, func()) {
-		m.dropFolders(c, true)
+		m.refFolders(c, -1)
 		keep := c.folders[:0]
 		for _, f := range c.folders {
 			removed := false
@@ -31,8 +34,14 @@ func (m *Mux) changeFolders(c *client, body, params []byte) error {
 				keep = append(keep, f)
 			}
 		}
-		c.folders = append(keep, p.Event.Added...)
-		m.addFolders(c)
+		for _, f := range p.Event.Added {
+			if !slices.ContainsFunc(keep, func(k folder) bool { return sameFolder(k.URI, f.URI) }) {
+				keep = append(keep, f)
+			}
+		}
+		c.folders = keep
+		m.refFolders(c, +1)
+		m.syncFolders()
 		return item{}, nil
 	})
 }
@@ -77,52 +86,75 @@ func sameFolder(a, b string) bool {
 	return strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/")
 }
 
-// addFolders adds c's folders to the union and tells the backend about new
-// ones (global share scope). Called with mu held.
+// addFolders adds c's folders to the union and tells the backend the net
+// change. Called with mu held.
 func (m *Mux) addFolders(c *client) {
-	var added []folder
-	for _, f := range c.folders {
-		key := strings.TrimSuffix(f.URI, "/")
-		ref := m.folders[key]
-		if ref == nil {
-			ref = &folderRef{name: f.Name}
-			m.folders[key] = ref
-		}
-		ref.n++
-		if !m.backendFold[key] && m.phase == phaseRunning {
-			added = append(added, f)
-		}
-	}
-	m.tellFolders(added, nil)
+	m.refFolders(c, +1)
+	m.syncFolders()
 }
 
-// dropFolders removes c's folders from the union and tells the backend to
-// forget folders no client has any more. Called with mu held.
+// dropFolders removes c's folders from the union and, if live, tells the
+// backend the net change. Called with mu held.
 func (m *Mux) dropFolders(c *client, live bool) {
 	if !c.inited {
 		return // its folders were never added (it left before admission)
 	}
-	var removed []folder
+	m.refFolders(c, -1)
+	if live {
+		m.syncFolders()
+	}
+}
+
+// refFolders counts c's folders into (+1) or out of (-1) the union.
+// Called with mu held.
+func (m *Mux) refFolders(c *client, delta int) {
 	for _, f := range c.folders {
 		key := strings.TrimSuffix(f.URI, "/")
 		ref := m.folders[key]
 		if ref == nil {
-			continue
-		}
-		if ref.n--; ref.n <= 0 {
-			delete(m.folders, key)
-			if m.backendFold[key] && live {
-				removed = append(removed, f)
+			if delta < 0 {
+				continue
 			}
+			ref = &folderRef{name: f.Name}
+			m.folders[key] = ref
+		}
+		if ref.n += delta; ref.n <= 0 {
+			delete(m.folders, key)
 		}
 	}
-	m.tellFolders(nil, removed)
 }
 
-// tellFolders sends workspace/didChangeWorkspaceFolders when the share
-// scope is global and the backend supports it. Called with mu held.
+// syncFolders tells a running backend the net difference between the
+// union of the clients' folders and what it was told: the one place the
+// backend's folders change after initialize. An empty union (the last
+// client leaving) changes nothing: the backend is about to stop. Called
+// with mu held.
+func (m *Mux) syncFolders() {
+	if m.phase != phaseRunning || len(m.folders) == 0 {
+		return
+	}
+	var added, removed []folder
+	for uri, ref := range m.folders {
+		if !m.backendFold[uri] {
+			added = append(added, folder{URI: uri, Name: ref.name})
+		}
+	}
+	for uri := range m.backendFold {
+		if m.folders[uri] == nil {
+			removed = append(removed, folder{URI: uri, Name: uri[strings.LastIndexByte(uri, '/')+1:]})
+		}
+	}
+	slices.SortFunc(added, func(a, b folder) int { return strings.Compare(a.URI, b.URI) })
+	slices.SortFunc(removed, func(a, b folder) int { return strings.Compare(a.URI, b.URI) })
+	m.tellFolders(added, removed)
+}
+
+// tellFolders sends workspace/didChangeWorkspaceFolders when the backend
+// supports it, in every share scope (with --share=root the windows share
+// a root, and a window's own folder changes still reach the backend).
+// Called with mu held.
 func (m *Mux) tellFolders(added, removed []folder) {
-	if !m.cfg.ShareGlobal || (len(added) == 0 && len(removed) == 0) {
+	if len(added) == 0 && len(removed) == 0 {
 		return
 	}
 	if !m.folderCaps {

@@ -17,6 +17,9 @@ func (m *Mux) clientRequest(c *client, f *lspframe.Fields, body []byte) error {
 		c.send(msgError(f.ID.Of(body), codeServerNotInitialized, "initialize first"))
 		return nil
 	}
+	if !m.waitRequestSlot(c) {
+		return c.killErr
+	}
 	var toks []lspframe.Span
 	if f.Params.Ok() {
 		params := f.Params.Of(body)
@@ -32,11 +35,20 @@ func (m *Mux) clientRequest(c *client, f *lspframe.Fields, body []byte) error {
 	return m.forward(c, body, func(hid int64) (item, func()) {
 		origID := append([]byte(nil), f.ID.Of(body)...)
 		edits := []lspframe.Edit{{At: f.ID, With: idToken(hid)}}
+		var uri string
+		if f.Params.Ok() { // positions in c's text to the backend's (textview.go)
+			vedits, u, err := m.viewRequest(c, f, body)
+			if err != nil {
+				c.send(msgError(origID, codeContentModified, err.Error()))
+				return item{}, nil
+			}
+			edits, uri = append(edits, vedits...), u
+		}
 		var origToks [][]byte
 		for _, s := range toks {
 			origToks = append(origToks, append([]byte(nil), s.Of(body)...))
 		}
-		data := call{method: f.MethodName(), seq: m.activeSeq, size: int64(len(body))}
+		data := call{method: f.MethodName(), seq: m.activeSeq, size: int64(len(body)), uri: uri}
 		for i, htok := range m.addRequest(hid, c, origID, data, origToks...) {
 			edits = append(edits, lspframe.Edit{At: toks[i], With: []byte(htok)})
 		}
@@ -132,6 +144,7 @@ type call struct {
 	seq    int64       // m.activeSeq when it was sent (pickClient)
 	size   int64       // request bytes, counted in c.awaiting until answered
 	ch     chan []byte // the mux's own request: where its answer goes
+	uri    string      // the request's textDocument (textview.go)
 }
 
 // hostCall sends the mux's own request and waits for the answer, the
@@ -179,6 +192,11 @@ func (m *Mux) serverResponse(s *session, f *lspframe.Fields, body []byte) {
 		return
 	}
 	c := p.Client
+	if out, ok := m.viewResult(c, f, body, p.ID, p.Data.uri); ok {
+		lspframe.Recycle(body)
+		s.sendDirect(c, item{body: out})
+		return
+	}
 	// the body goes to this one client and nothing keeps it: written
 	// with the client's id spliced in, then recycled
 	s.sendDirect(c, item{body: body, edits: []lspframe.Edit{{At: f.ID, With: p.ID}}, recycle: true})
@@ -205,6 +223,7 @@ func (m *Mux) addRequest(hid int64, c *client, id []byte, data call, clientToken
 	}
 	m.calls.Add(hid, idroute.Call[*client, call]{Client: c, ID: id, Tokens: toks, Data: data})
 	if c != nil {
+		c.inflight.Add(1)
 		c.awaiting.Add(data.size)
 		m.checkAwaiting(c)
 	}
@@ -216,6 +235,7 @@ func (m *Mux) addRequest(hid int64, c *client, id []byte, data call, clientToken
 func (m *Mux) takeRequest(hid int64) (idroute.Call[*client, call], bool) {
 	p, ok := m.calls.Take(hid)
 	if ok && p.Client != nil {
+		p.Client.requestDone()
 		p.Client.awaiting.Add(-p.Data.size)
 		m.checkAwaiting(p.Client)
 	}
@@ -226,6 +246,7 @@ func (m *Mux) takeRequest(hid int64) (idroute.Call[*client, call], bool) {
 // id hid. A backend that reuses an id still awaiting an answer replaces
 // the older request (which then gets no answer from here).
 func (m *Mux) addServerRequest(c *client, sid []byte, hid int64) {
+	c.wakeSlot() // it may wait for a slot that only its answer frees
 	if m.asks.Add(hid, idroute.Ask[*client, struct{}]{Client: c, ServerID: sid}) {
 		m.log.Warn("language server reused a request id still awaiting an answer", "id", string(sid))
 	}

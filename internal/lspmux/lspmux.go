@@ -141,6 +141,16 @@ type Config struct {
 	// off); if it then takes nothing from a queue over a quarter of the
 	// bound for 2s, it is disconnected as not reading. Default 32 MiB.
 	ClientQueue int64
+	// ClientFrozen is how long a client may read nothing while messages
+	// for it are queued before it is disconnected as frozen (a stopped
+	// editor, a suspended process), however little is queued: its queue
+	// would otherwise grow until ClientQueue. Checked when something more
+	// is queued for it. Default 30s; negative disables it.
+	ClientFrozen time.Duration
+	// MaxRequests bounds one client's requests in flight at the backend:
+	// while it has that many unanswered, the mux stops reading its input,
+	// so a flooding client cannot starve the others (fair.go). Default 32.
+	MaxRequests int
 	// ClientInflight bounds the bytes one client may have queued toward the
 	// backend; past it the mux stops reading that client until the backend
 	// has taken them, so a flooding client cannot starve others. Default

@@ -96,6 +96,12 @@ func New(cfg Config) (*Mux, error) {
 	if cfg.ClientQueue <= 0 {
 		cfg.ClientQueue = 32 << 20
 	}
+	if cfg.MaxRequests <= 0 {
+		cfg.MaxRequests = defaultMaxRequests
+	}
+	if cfg.ClientFrozen == 0 {
+		cfg.ClientFrozen = 30 * time.Second
+	}
 	if cfg.ClientInflight <= 0 {
 		cfg.ClientInflight = 4 << 20
 	}

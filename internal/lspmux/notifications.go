@@ -107,18 +107,31 @@ func (m *Mux) serverNotification(f *lspframe.Fields, body []byte) {
 			c.send(lspframe.Splice(body, abs(sp), orig))
 			return
 		}
-		if told := m.stokens[tok]; told != nil {
-			for c := range told {
-				if !c.gone {
-					c.send(body)
-				}
-			}
-			if k, ok, _ := lspframe.Lookup(params, "value", "kind"); ok && string(k.Of(params)) == `"end"` {
-				delete(m.stokens, tok)
-			}
+		kind := ""
+		if k, ok, _ := lspframe.Lookup(params, "value", "kind"); ok {
+			kind = string(k.Of(params))
+		}
+		told := m.stokens[tok]
+		if told == nil && kind == `"begin"` {
+			// A token the backend never created (pylsp 1.x sends
+			// $/progress without window/workDoneProgress/create): it goes
+			// to the windows that declared window.workDoneProgress when it
+			// began, and to them only until it ends.
+			told = m.progressWindows()
+			m.stokens[tok] = told
+		}
+		if told == nil {
+			m.log.Debug("progress for an unknown token; dropped", "token", tok)
 			return
 		}
-		m.log.Debug("progress for an unknown token; dropped", "token", tok)
+		for c := range told {
+			if !c.gone {
+				c.send(body)
+			}
+		}
+		if kind == `"end"` {
+			delete(m.stokens, tok)
+		}
 		return
 	case "$/cancelRequest":
 		sp, ok, _ := lspframe.Lookup(params, "id")
@@ -165,4 +178,16 @@ func (m *Mux) serverNotification(f *lspframe.Fields, body []byte) {
 // inParams is sp, a span within f's params, as a span of the whole body.
 func inParams(f *lspframe.Fields, sp lspframe.Span) lspframe.Span {
 	return lspframe.Span{Start: f.Params.Start + sp.Start, End: f.Params.Start + sp.End}
+}
+
+// progressWindows returns the ready windows that declared
+// window.workDoneProgress. Called with mu held.
+func (m *Mux) progressWindows() map[*client]bool {
+	told := map[*client]bool{}
+	for c := range m.clients {
+		if c.ready && c.wants("window/workDoneProgress/create") {
+			told[c] = true
+		}
+	}
+	return told
 }

@@ -60,9 +60,23 @@ type queue struct {
 	owner      any           // busy is this draining producer's (pushItem)
 	room       chan struct{} // closed when bytes drop (waitRoom); nil if nobody waits
 	wake       chan struct{} // cap 1: something was pushed, the queue closed, or a drainer let go
+
+	// frozenAfter, if set, refuses pushes onto a queue from which nothing
+	// was taken for that long while it held something (see client.push).
+	frozenAfter time.Duration
+	since       time.Time // last take, or the push that made the queue non-empty
+	frozen      bool      // a push was refused by frozenAfter
 }
 
 func newQueue() *queue { return &queue{wake: make(chan struct{}, 1)} }
+
+// newClientQueue is a queue toward a client, refusing pushes once it has
+// taken nothing for frozen while holding something (0: never).
+func newClientQueue(frozen time.Duration) *queue {
+	q := newQueue()
+	q.frozenAfter = frozen
+	return q
+}
 
 // push appends body unless the queue is closed or limit > 0 and the queue
 // already holds something and would exceed limit bytes. It reports whether
@@ -81,7 +95,7 @@ func (q *queue) push(body []byte, limit int64, release func()) bool {
 func (q *queue) pushItem(it item, limit int64, owner any) (ok, claimed bool) {
 	n := int64(len(it.body))
 	q.mu.Lock()
-	if q.closed || (limit > 0 && q.bytes > 0 && q.bytes+n > limit) {
+	if q.closed || (limit > 0 && q.bytes > 0 && q.bytes+n > limit) || q.stuck() {
 		q.mu.Unlock()
 		if it.release != nil {
 			it.release()
@@ -98,6 +112,9 @@ func (q *queue) pushItem(it item, limit int64, owner any) (ok, claimed bool) {
 			quiet, claimed = true, true
 		}
 	}
+	if q.frozenAfter > 0 && q.head == len(q.items) {
+		q.since = time.Now()
+	}
 	q.items = append(q.items, it)
 	q.bytes += n
 	q.mu.Unlock()
@@ -106,6 +123,17 @@ func (q *queue) pushItem(it item, limit int64, owner any) (ok, claimed bool) {
 	}
 	q.signal()
 	return true, false
+}
+
+// stuck reports (and records in frozen) whether the queue holds
+// something and nothing was taken from it for frozenAfter: its reader has
+// read nothing for that long while its queue grows. Called with mu held.
+func (q *queue) stuck() bool {
+	if q.frozenAfter <= 0 || q.head == len(q.items) || time.Since(q.since) < q.frozenAfter {
+		return false
+	}
+	q.frozen = true
+	return true
 }
 
 func (q *queue) signal() {
@@ -127,6 +155,9 @@ func (q *queue) take() item {
 		q.head = 0
 	}
 	q.bytes -= int64(len(it.body))
+	if q.frozenAfter > 0 {
+		q.since = time.Now()
+	}
 	if q.room != nil {
 		close(q.room)
 		q.room = nil
@@ -524,11 +555,19 @@ func appendEdited(dst, body []byte, edits []lspframe.Edit) []byte {
 func (c *client) push(it item, owner any) bool {
 	ok, drain := c.out.pushItem(it, c.m.cfg.ClientQueue, owner)
 	if !ok {
+		c.out.mu.Lock()
+		frozen := c.out.frozen
+		c.out.mu.Unlock()
 		select {
 		case <-c.stop:
 		default:
-			c.log.Warn("lsp client is not reading its messages; disconnecting it", "queued_limit", c.m.cfg.ClientQueue)
-			go c.kill(errSlowClient)
+			if frozen {
+				c.log.Warn("lsp client read nothing while its messages queued; disconnecting it", "after", c.m.cfg.ClientFrozen)
+				go c.kill(errFrozenClient)
+			} else {
+				c.log.Warn("lsp client is not reading its messages; disconnecting it", "queued_limit", c.m.cfg.ClientQueue)
+				go c.kill(errSlowClient)
+			}
 		}
 	}
 	return drain
@@ -593,4 +632,29 @@ func (m *Mux) broadcast(body []byte) {
 			c.send(body)
 		}
 	}
+}
+
+// touchWriter writes to w in pieces of at most touchChunk bytes and counts
+// each piece written as progress of q (see queue.stuck), so a client that
+// reads a large message slowly is not taken for a frozen one.
+type touchWriter struct {
+	w io.Writer
+	q *queue
+}
+
+const touchChunk = 64 << 10
+
+func (t *touchWriter) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		k, err := t.w.Write(p[n:min(len(p), n+touchChunk)])
+		n += k
+		t.q.mu.Lock()
+		t.q.since = time.Now()
+		t.q.mu.Unlock()
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }

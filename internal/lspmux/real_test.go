@@ -307,7 +307,7 @@ func runRealCase(t *testing.T, rc realCase) {
 	if rc.nodeClient {
 		dir, _ := filepath.Abs("../../testdata/lspmux-node")
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", "vscode-jsonrpc")); err != nil {
-			msg := "node client not installed: run `npm ci --prefix testdata/lspmux-node`"
+			msg := "NODE CLIENT PART SKIPPED, NODE MODULES MISSING: run `npm ci --prefix testdata/lspmux-node`"
 			if os.Getenv("PROCREF_REQUIRE_SERVERS") == "1" {
 				t.Fatal(msg)
 			}

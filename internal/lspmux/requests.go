@@ -79,6 +79,20 @@ func (m *Mux) serverRequest(s *session, f *lspframe.Fields, body []byte) {
 		answer(msgError(sid, codeRequestFailed, "no editor is connected to answer "+method))
 		return
 	}
+	if method == "workspace/applyEdit" {
+		// the edit in c's view: its versions and lines (textview.go)
+		out, changed, err := m.viewJSON(c, "", params)
+		if err != nil {
+			answer(msgResult(sid, mustJSON(map[string]any{"applied": false, "failureReason": err.Error()})))
+			return
+		}
+		if changed {
+			body = lspframe.Splice(body, f.Params, out)
+			if f2, err := lspframe.ScanTrusted(body); err == nil {
+				f = &f2
+			}
+		}
+	}
 	hid := m.nextID.Add(1)
 	m.addServerRequest(c, sid, hid)
 	c.send(lspframe.Splice(body, f.ID, idToken(hid)))

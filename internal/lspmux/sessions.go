@@ -124,6 +124,8 @@ type client struct {
 	dbuf     []byte                                         // writeDirect's frame buffer (owned by whoever is writing)
 	claimed  *session                                       // the client reader is the writer of this session's queue (forward)
 	awaiting atomic.Int64                                   // bytes of this client's requests the backend has not answered yet
+	inflight atomic.Int64                                   // this client's requests in flight at the backend (fair.go)
+	slot     chan struct{}                                  // cap 1: a request of this client ended (fair.go)
 	stop     chan struct{}                                  // closed by kill
 	killOnce sync.Once
 	endOnce  sync.Once // endWith
@@ -162,7 +164,9 @@ func (c *client) flushThenKill(err error) {
 
 var (
 	errSlowClient = errors.New("client stopped reading (outgoing queue full)")
-	errExit       = errors.New("client sent exit")
+	// errFrozenClient: see Config.ClientFrozen.
+	errFrozenClient = errors.New("client read nothing while messages for it queued (frozen window)")
+	errExit         = errors.New("client sent exit")
 )
 
 // ServeClient serves one client session on conn, whose first message is
@@ -187,7 +191,8 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 		m:    m,
 		id:   m.nextClient,
 		conn: conn,
-		out:  newQueue(),
+		out:  newClientQueue(m.cfg.ClientFrozen),
+		slot: make(chan struct{}, 1),
 		deadline: func() interface{ SetWriteDeadline(time.Time) error } {
 			d, _ := conn.(interface{ SetWriteDeadline(time.Time) error })
 			return d
@@ -211,6 +216,10 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 		defer m.wg.Done()
 		var batch []item
 		var buf []byte
+		w := io.Writer(conn)
+		if c.out.frozenAfter > 0 {
+			w = &touchWriter{w: conn, q: c.out}
+		}
 		for {
 			var ok bool
 			batch, ok = c.out.popBatch(c.stop, batch)
@@ -222,7 +231,7 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 				return
 			}
 			var err error
-			if buf, err = writeBatch(conn, batch, buf); err != nil {
+			if buf, err = writeBatch(w, batch, buf); err != nil {
 				c.kill(fmt.Errorf("write to client: %w", err))
 				return
 			}

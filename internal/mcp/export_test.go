@@ -7,3 +7,13 @@ func CheckTables(m *Mux) {
 	m.calls.Check, m.asks.Check = true, true
 	m.mu.Unlock()
 }
+
+// KillServer kills the running server process (a crash), for the tests.
+func KillServer(m *Mux) {
+	m.mu.Lock()
+	s := m.srv
+	m.mu.Unlock()
+	if s != nil {
+		s.be.Kill()
+	}
+}

@@ -62,15 +62,32 @@ type Config struct {
 	// one minute); one more stops the Mux.
 	MaxRestarts   int
 	RestartWindow time.Duration
+	// StallTimeout and MaxQueueBytes bound a session that stopped reading
+	// (defaults 30s and 64 MiB).
+	StallTimeout  time.Duration
+	MaxQueueBytes int
 }
 
 // ErrBackendFailed is recorded when the server failed more often than the
 // restart limit allows.
 var ErrBackendFailed = errors.New("the server keeps failing")
 
-// clientQueue bounds the messages queued toward one session; a session
-// that falls this far behind is disconnected.
-const clientQueue = 4096
+// A session is disconnected only when it has stopped reading: its oldest
+// queued message has waited StallTimeout (default 30s) while more arrive,
+// or its queue holds more than MaxQueueBytes (default 64 MiB). A burst it
+// is reading, however long, never ends it.
+const (
+	defaultStallTimeout  = 30 * time.Second
+	defaultMaxQueueBytes = 64 << 20
+)
+
+// MaxInflight is how many requests one session may have in flight at the
+// shared server (subscriptions/listen streams not counted). While a
+// session has that many outstanding, the mux stops reading its input, so
+// one session pipelining a flood holds at most MaxInflight places in the
+// server's queue and every other session's requests are interleaved with
+// it, in turn, instead of waiting behind the whole flood.
+const MaxInflight = 32
 
 // Mux multiplexes sessions onto one server. Methods are safe for
 // concurrent use.
@@ -99,8 +116,11 @@ type Mux struct {
 // call is the mux's part of a request in flight at the server (the
 // routing table's Data).
 type call struct {
-	srv    *server        // the server it was sent to
-	onDone func(res *msg) // the mux's own requests
+	srv      *server        // the server it was sent to
+	onDone   func(res *msg) // the mux's own requests
+	listen   bool           // a subscriptions/listen stream
+	logLevel int            // its _meta logLevel (modern era); -1 none
+	discover string         // server/discover: the protocol version to cache
 }
 
 // ask is the mux's part of a server request in flight at a session.
@@ -111,12 +131,14 @@ type ask struct {
 
 // client is one session.
 type client struct {
-	out      chan []byte
+	out      *outQueue
 	gone     chan struct{}
 	once     sync.Once
 	err      error
-	inflight int   // its requests the server has not answered (addCall, takeCall)
-	active   int64 // m.tick at its last request
+	inflight int           // its requests the server has not answered (addCall, takeCall)
+	listens  int           // of which subscriptions/listen streams
+	room     chan struct{} // signalled when inflight drops below MaxInflight
+	active   int64         // m.tick at its last request
 	mcpClient
 }
 
@@ -127,15 +149,17 @@ func (c *client) kill(err error) {
 	})
 }
 
-// send queues body toward the session; a session too far behind is
-// disconnected. Callers hold m.mu or own c.
+// send queues body toward the session; a session that stopped reading
+// (see StallTimeout) is disconnected. Callers hold m.mu or own c.
 func (c *client) send(body []byte) {
-	select {
-	case c.out <- body:
-	default:
-		c.kill(errors.New("the client stopped reading its messages"))
+	if err := c.out.push(body); err != nil {
+		c.kill(err)
 	}
 }
+
+// busy reports whether c has MaxInflight requests outstanding. Callers
+// hold m.mu.
+func (c *client) busy() bool { return c.inflight-c.listens >= MaxInflight }
 
 // server is one running server process.
 type server struct {
@@ -167,6 +191,12 @@ func New(cfg Config) (*Mux, error) {
 	}
 	if cfg.RestartWindow <= 0 {
 		cfg.RestartWindow = time.Minute
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = defaultStallTimeout
+	}
+	if cfg.MaxQueueBytes <= 0 {
+		cfg.MaxQueueBytes = defaultMaxQueueBytes
 	}
 	ctx, end := context.WithCancel(context.Background())
 	return &Mux{
@@ -200,7 +230,8 @@ func (m *Mux) Done() <-chan struct{} { return m.done }
 // ends (EOF, a bad frame, the client fell behind, ctx, or the Mux
 // stopped), closes conn, and returns nil for a clean end (EOF).
 func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
-	c := &client{out: make(chan []byte, clientQueue), gone: make(chan struct{}), mcpClient: newMCPClient()}
+	c := &client{out: newOutQueue(m.cfg.StallTimeout, m.cfg.MaxQueueBytes), gone: make(chan struct{}),
+		room: make(chan struct{}, 1), mcpClient: newMCPClient()}
 	wrote := make(chan struct{})
 	go func() {
 		defer close(wrote)
@@ -235,7 +266,7 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 		conn.Close() // ends the reader
 	}()
 	r := NewReader(m.cfg.Framing, conn, m.cfg.MaxMessage)
-	for {
+	for m.waitRoom(c) {
 		body, err := r.Read()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -259,6 +290,24 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 	return c.err
 }
 
+// waitRoom blocks while c has MaxInflight requests outstanding (the
+// fairness bound); it reports false if c is gone meanwhile.
+func (m *Mux) waitRoom(c *client) bool {
+	for {
+		m.mu.Lock()
+		busy := c.busy()
+		m.mu.Unlock()
+		if !busy {
+			return true
+		}
+		select {
+		case <-c.room:
+		case <-c.gone:
+			return false
+		}
+	}
+}
+
 // endMsg is the last message of a session procref ends, with the reason:
 // a relaying proxy reads it to tell the user why (as for LSP, the same
 // notification; with the handoff the host says it on the session instead).
@@ -278,35 +327,35 @@ func (m *Mux) writeClient(c *client, conn io.Writer) {
 	}
 	for {
 		select {
-		case b := <-c.out:
-			if !write(b) {
-				return
-			}
-		case <-c.gone:
-			for {
-				select {
-				case b := <-c.out:
-					if !write(b) {
-						return
-					}
-				default:
+		case <-c.out.ready:
+			for _, b := range c.out.take() {
+				if !write(b) {
 					return
 				}
 			}
+		case <-c.gone:
+			for _, b := range c.out.take() {
+				if !write(b) {
+					return
+				}
+			}
+			return
 		}
 	}
 }
 
 // fromClient routes one message from c. An error ends the session.
 func (m *Mux) fromClient(c *client, body []byte) error {
+	if len(body) > 0 && body[0] == '[' {
+		return errors.New("the client sent a JSON-RPC batch, which MCP does not allow (since 2025-06-18)")
+	}
 	in, err := parseMsg(body)
 	if err != nil {
 		return fmt.Errorf("the client sent invalid JSON: %w", err)
 	}
 	switch {
 	case in.isResponse():
-		m.clientResponse(c, in)
-		return nil
+		return m.clientResponse(c, in)
 	case in.Method == "":
 		return errors.New("the client sent a message that is neither a request, a response nor a notification")
 	}
@@ -354,7 +403,14 @@ func (m *Mux) forward(c *client, in *msg) {
 	hid := m.nextID
 	m.tick++
 	c.active = m.tick
-	cl := idroute.Call[*client, call]{Client: c, ID: in.ID, Data: call{srv: m.srv}}
+	cl := idroute.Call[*client, call]{Client: c, ID: in.ID, Data: call{srv: m.srv, logLevel: -1}}
+	if v := metaVersion(in.Params); v != "" {
+		cl.Data.logLevel = levelOf(getString(in.Params, "_meta", MetaLogLevel))
+		if in.Method == "server/discover" {
+			cl.Data.discover = v
+		}
+	}
+	cl.Data.listen = in.Method == "subscriptions/listen"
 	if tok := getParam(in.Params, "_meta", "progressToken"); tok != nil {
 		host := mustJSON(fmt.Sprintf("procref-%d", hid))
 		in.Params, _ = setParam(in.Params, host, "_meta", "progressToken")
@@ -378,15 +434,27 @@ func (m *Mux) hostRequest(method string, params json.RawMessage, done func(*msg)
 // session's inflight count in step. Callers hold m.mu.
 func (m *Mux) addCall(hid int64, cl idroute.Call[*client, call]) {
 	m.calls.Add(hid, cl)
-	if cl.Client != nil {
-		cl.Client.inflight++
+	if c := cl.Client; c != nil {
+		c.inflight++
+		if cl.Data.listen {
+			c.listens++
+		}
 	}
 }
 
 func (m *Mux) takeCall(hid int64) (idroute.Call[*client, call], bool) {
 	cl, ok := m.calls.Take(hid)
-	if ok && cl.Client != nil {
-		cl.Client.inflight--
+	if c := cl.Client; ok && c != nil {
+		c.inflight--
+		if cl.Data.listen {
+			c.listens--
+		}
+		if !c.busy() {
+			select {
+			case c.room <- struct{}{}:
+			default:
+			}
+		}
 	}
 	return cl, ok
 }
@@ -409,28 +477,31 @@ func (m *Mux) sendServerLocked(body []byte) {
 	}
 }
 
-// clientResponse maps a session's answer to a server request back.
-func (m *Mux) clientResponse(c *client, in *msg) {
+// clientResponse maps a session's answer to a server request back. An
+// answer with an id the mux never sent is an error that ends the session;
+// one to a request answered or cancelled already is dropped.
+func (m *Mux) clientResponse(c *client, in *msg) error {
 	var hid int64
-	if json.Unmarshal(in.ID, &hid) != nil {
-		return
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if json.Unmarshal(in.ID, &hid) != nil || hid <= 0 || hid > m.nextID {
+		return fmt.Errorf("the client sent an answer with id %s, which matches no request sent to it", in.ID)
+	}
 	a, ok := m.asks.Take(c, hid)
 	if !ok {
-		return // answered already, or for a server that is gone
+		return nil // answered already, or for a server that is gone
 	}
 	if a.Data.roots != nil {
 		a.Data.roots.add(m, in)
-		return
+		return nil
 	}
 	if a.Data.srv != m.srv {
-		return
+		return nil
 	}
 	out := *in
 	out.ID = a.ServerID
 	m.sendServerLocked(out.encode())
+	return nil
 }
 
 // removeClient forgets a session: its pending requests are cancelled at
@@ -498,8 +569,9 @@ func (m *Mux) startServer() error {
 	go m.writeServer(s)
 	go m.readServer(s)
 	if m.cfg.Policy == MCP {
+		// Queued before anything a waiting session sends: the (replayed)
+		// initialize comes first on the server's stdin.
 		m.mcpStarted(s)
-		return nil
 	}
 	m.setReady(true)
 	return nil
@@ -569,7 +641,9 @@ func (m *Mux) fromServer(s *server, in *msg) {
 		m.serverRequest(s, in)
 	case in.isNotification():
 		if m.cfg.Policy == MCP {
-			m.mcpNotification(in)
+			if !m.taggedNotification(in) {
+				m.mcpNotification(in)
+			}
 			return
 		}
 		b := in.encode()
@@ -595,6 +669,9 @@ func (m *Mux) serverResponse(in *msg) {
 	if cl.Client == nil {
 		return
 	}
+	if m.cfg.Policy == MCP {
+		m.noteResult(cl.Data.srv, cl.Data, in.Result)
+	}
 	out := *in
 	out.ID = cl.ID
 	cl.Client.send(out.encode())
@@ -608,9 +685,9 @@ func (m *Mux) serverRequest(s *server, in *msg) {
 		if m.mcpServerRequest(s, in) {
 			return
 		}
-		c = m.pickClient(capabilityFor(in.Method))
+		c = m.pickClient(capabilityFor(in.Method), in.Method)
 	} else {
-		c = m.pickClient("")
+		c = m.pickClient("", in.Method)
 	}
 	if c == nil {
 		m.sendServerLocked(errorMsg(in.ID, codeInternal, "procref: no client session can answer "+in.Method))
@@ -634,27 +711,37 @@ func (m *Mux) sendToClient(c *client, s *server, in *msg, g *rootsGather) {
 	c.send(out.encode())
 }
 
-// pickClient returns the session that most likely caused a server
-// request: among those that declared capability (any, if ""), the most
-// recently active one with a request in flight, else the most recently
-// active one.
-func (m *Mux) pickClient(capability string) *client {
-	var best *client
-	score := func(c *client) int64 {
-		if c.inflight > 0 {
-			return c.active + m.tick + 1 // above every idle session
-		}
-		return c.active
-	}
+// pickClient returns the session that could have caused a server
+// request: a session that declared capability (any, if "") and has a
+// request in flight (subscriptions/listen streams aside). With exactly one
+// such session it is that one. With several the request is ambiguous
+// (stdio carries no tag of the request that caused it): the rule is the
+// most recently active of them, and the ambiguity is logged. With none in
+// flight, the most recently active capable session (a request of the
+// server's own); nil if no session declared the capability.
+func (m *Mux) pickClient(capability, method string) *client {
+	var busy, idle *client
+	candidates := 0
 	for c := range m.clients {
 		if capability != "" && !c.caps[capability] {
 			continue
 		}
-		if best == nil || score(c) > score(best) {
-			best = c
+		if c.inflight-c.listens > 0 {
+			candidates++
+			if busy == nil || c.active > busy.active {
+				busy = c
+			}
+		} else if idle == nil || c.active > idle.active {
+			idle = c
 		}
 	}
-	return best
+	if candidates > 1 {
+		m.log.Info("a server request could come from several sessions; sent to the most recently active", "method", method, "sessions", candidates)
+	}
+	if busy != nil {
+		return busy
+	}
+	return idle
 }
 
 func (m *Mux) stopErr() error {
@@ -765,4 +852,54 @@ func (m *Mux) Close(ctx context.Context) error {
 func mustJSON(v any) json.RawMessage {
 	b, _ := json.Marshal(v)
 	return b
+}
+
+// outQueue is the unbounded queue toward one session, with the bounds
+// that tell a session that stopped reading from one that is reading a
+// burst: the age of its oldest message and its size in bytes.
+type outQueue struct {
+	mu       sync.Mutex
+	q        [][]byte
+	since    time.Time // when the oldest queued message was queued
+	bytes    int
+	stall    time.Duration
+	maxBytes int
+	ready    chan struct{} // signalled when q becomes non-empty
+}
+
+func newOutQueue(stall time.Duration, maxBytes int) *outQueue {
+	return &outQueue{stall: stall, maxBytes: maxBytes, ready: make(chan struct{}, 1)}
+}
+
+// push queues b; it fails when the session has not taken anything for
+// the stall timeout or the queue is over its byte bound.
+func (o *outQueue) push(b []byte) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := time.Now()
+	if len(o.q) > 0 && now.Sub(o.since) > o.stall {
+		return fmt.Errorf("the client stopped reading its messages (none taken for %v)", o.stall)
+	}
+	if o.bytes+len(b) > o.maxBytes {
+		return fmt.Errorf("the client stopped reading its messages (over %d MiB queued)", o.maxBytes>>20)
+	}
+	if len(o.q) == 0 {
+		o.since = now
+		select {
+		case o.ready <- struct{}{}:
+		default:
+		}
+	}
+	o.q = append(o.q, b)
+	o.bytes += len(b)
+	return nil
+}
+
+// take returns everything queued and empties the queue.
+func (o *outQueue) take() [][]byte {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	q := o.q
+	o.q, o.bytes = nil, 0
+	return q
 }

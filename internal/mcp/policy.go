@@ -8,11 +8,18 @@ import (
 
 // The MCP policy:
 //
-//   - initialize: the first session's initialize goes to the server (the
-//     mux then sends notifications/initialized itself); every session gets
-//     the cached result with its own id; sessions' notifications/initialized
-//     are swallowed. (A different protocolVersion is a different service:
-//     the proxy puts it in the share key.) ping is answered by the mux.
+//   - initialize (legacy era; the 2026-07-28 era is in modern.go): the
+//     first legacy session's initialize goes to the server, its
+//     capabilities completed with sampling, elicitation and roots (the one
+//     initialize stands for every session that may answer such requests);
+//     the mux then sends notifications/initialized itself; every legacy
+//     session gets the cached result with its own id; sessions'
+//     notifications/initialized are swallowed. Both eras share the server:
+//     the protocol version is not in the share key. If the server refuses
+//     that initialize after modern sessions have used it (the Go SDK's
+//     server keeps one session state per connection), legacy sessions get
+//     an initialize result built from its cached server/discover answer.
+//     ping is answered by the mux.
 //   - notifications/cancelled is mapped to the host id; progress tokens are
 //     rewritten to host tokens and notifications/progress goes to the owner.
 //   - notifications/message goes to every session whose logging/setLevel
@@ -23,9 +30,10 @@ import (
 //     notifications/resources/updated goes only to the URI's subscribers.
 //   - server requests: ping is answered by the mux; roots/list with the
 //     union of the roots of every session that declared roots; others go to
-//     one session that declared the capability (sampling, elicitation),
-//     preferring one with a request in flight, then the most recently
-//     active; with none, the server gets an error answer.
+//     the session that could have caused them (see pickClient: the one
+//     capable session with a request in flight; several: the most recently
+//     active, logged as ambiguous); with no capable session, the server
+//     gets a JSON-RPC error answer.
 //   - after a crash: initialize, initialized, subscriptions and the log
 //     level are replayed, and sessions get a notifications/message.
 
@@ -47,20 +55,29 @@ type mcpState struct {
 	initResult  json.RawMessage // cached for every session
 	initErr     json.RawMessage // the server's error answer to initialize
 	initStarted bool
+	initFor     *server       // the server the initialize was sent to
 	initDone    chan struct{} // closed when initResult or initErr is known
 	subs        map[string]map[*client]bool
 	srvLevel    int // the level the server was set to; -1 none
+	// discover caches server/discover results per protocol version asked;
+	// states maps input_required requestStates to the server generation
+	// that made them (stateOrder: oldest first, bounded by maxStates).
+	discover   map[string]json.RawMessage
+	states     map[string]int
+	stateOrder []string
 }
 
 func newMCPState() mcpState {
-	return mcpState{initDone: make(chan struct{}), subs: map[string]map[*client]bool{}, srvLevel: -1}
+	return mcpState{initDone: make(chan struct{}), subs: map[string]map[*client]bool{}, srvLevel: -1,
+		discover: map[string]json.RawMessage{}, states: map[string]int{}}
 }
 
 // mcpClient is a session's MCP state, guarded by Mux.mu.
 type mcpClient struct {
-	caps  map[string]bool // client capabilities declared in initialize
-	level int             // its logging/setLevel; -1 none (gets every message)
-	subs  map[string]bool
+	caps   map[string]bool // client capabilities declared in initialize or _meta
+	level  int             // its logging/setLevel; -1 none (gets every message)
+	subs   map[string]bool
+	modern bool // it sent a request with _meta protocolVersion (2026-07-28)
 }
 
 func newMCPClient() mcpClient {
@@ -93,7 +110,18 @@ func (m *Mux) mcpFromClient(c *client, in *msg) error {
 		}
 		return nil
 	}
+	version := ""
+	if in.isRequest() {
+		version = metaVersion(in.Params)
+	}
+	if version != "" {
+		go m.ensureServer() // a modern session sends no initialize
+	}
 	if !m.waitReady(c) {
+		return nil
+	}
+	if version != "" {
+		m.mcpModern(c, in, version)
 		return nil
 	}
 	switch in.Method {
@@ -131,7 +159,7 @@ func (m *Mux) mcpInitialize(c *client, in *msg) {
 	first := !m.policy.initStarted
 	if first {
 		m.policy.initStarted = true
-		m.policy.initParams = in.Params
+		m.policy.initParams = allCapabilities(in.Params)
 		m.policy.initErr = nil
 	}
 	s, done := m.srv, m.policy.initDone
@@ -170,13 +198,27 @@ func (m *Mux) mcpStarted(s *server) {
 	if s != m.srv || !m.policy.initStarted {
 		return // no session has asked yet; the first initialize comes here
 	}
+	// Known race, answered here: a server started for a 2026-07-28 session
+	// is set as m.srv before startServer calls us, so a legacy session's
+	// first initialize can call us too; each server gets one initialize.
+	if m.policy.initFor == s {
+		return
+	}
+	m.policy.initFor = s
 	restart := m.policy.initResult != nil
 	m.hostRequest("initialize", m.policy.initParams, func(res *msg) {
+		if res.Error != nil && !restart {
+			if r := m.legacyFromDiscover(getString(m.policy.initParams, "protocolVersion")); r != nil {
+				m.log.Info("the server refused initialize after serving 2026-07-28 sessions; legacy sessions get its server/discover answer", "error", string(res.Error))
+				res = &msg{Result: r}
+			}
+		}
 		if res.Error != nil {
 			m.log.Warn("the server refused initialize", "error", string(res.Error))
 			if !restart {
 				m.policy.initErr = res.Error
 				m.policy.initStarted = false
+				m.policy.initFor = nil // the next session's initialize tries again
 				close(m.policy.initDone)
 				m.policy.initDone = make(chan struct{})
 			}
@@ -186,7 +228,6 @@ func (m *Mux) mcpStarted(s *server) {
 		if !restart {
 			m.policy.initResult = res.Result
 			close(m.policy.initDone)
-			m.setReadyLocked(true)
 			return
 		}
 		for uri := range m.policy.subs {
@@ -195,7 +236,6 @@ func (m *Mux) mcpStarted(s *server) {
 		if m.policy.srvLevel >= 0 {
 			m.hostRequest("logging/setLevel", mustJSON(map[string]string{"level": logLevels[m.policy.srvLevel]}), func(*msg) {})
 		}
-		m.setReadyLocked(true)
 		note := notification("notifications/message", map[string]any{
 			"level": "warning", "logger": "procref",
 			"data": fmt.Sprintf("procref: the shared MCP server exited and was restarted (start %d); requests in flight failed", m.starts),
@@ -310,7 +350,13 @@ func (m *Mux) mcpNotification(in *msg) {
 		lv := levelOf(getString(in.Params, "level"))
 		b := in.encode()
 		for c := range m.clients {
-			if c.level < 0 || lv < 0 || lv >= c.level {
+			level := c.level
+			if c.modern {
+				if level = m.modernLogLevel(c); level < 0 {
+					continue // no request of its own asked for messages
+				}
+			}
+			if level < 0 || lv < 0 || lv >= level {
 				c.send(b)
 			}
 		}

@@ -58,7 +58,7 @@ func (p *File) Read(b []byte) (int, error) {
 	var n int
 	var errno syscall.Errno
 	err := p.rc.Read(func(fd uintptr) bool {
-		n, errno = rawRead(fd, b)
+		n, errno = RawRead(fd, b)
 		return errno != syscall.EAGAIN
 	})
 	if err != nil {
@@ -110,7 +110,7 @@ func (p *File) write(b []byte, wait bool) (int, error) {
 	var errno syscall.Errno
 	err := p.rc.Write(func(fd uintptr) bool {
 		for done < len(b) {
-			n, e := rawWrite(fd, b[done:])
+			n, e := RawWrite(fd, b[done:])
 			if e == syscall.EAGAIN {
 				return !wait
 			}
