@@ -81,6 +81,16 @@ func (h *Hint) Transport() string {
 	return fmt.Sprintf("tcp 127.0.0.1:%d (loopback port, fallback)", h.Port)
 }
 
+// Endpoint returns the network ("unix" or "tcp") and address at which h's
+// host listens.
+func (h *Hint) Endpoint() (network, address string) {
+	if h.Socket != "" {
+		return "unix", h.Socket
+	}
+	t := handshake.TCP(h.Port)
+	return t.Network, t.Address
+}
+
 // target is where Verify dials h's host. On a unix socket the kernel's word
 // on the peer is checked before the token is sent: our uid, and the hint's
 // host pid where the OS reports it. A fake host of another user (say behind
