@@ -25,7 +25,8 @@ type Peer struct {
 // PeerCred returns the kernel's credentials of the peer of c, a unix socket
 // connection (*net.UnixConn). Linux: SO_PEERCRED (uid and pid). darwin:
 // LOCAL_PEERCRED (uid) and LOCAL_PEERPID (pid). freebsd: LOCAL_PEERCRED
-// (uid; no pid). openbsd, netbsd, Windows and others: an error wrapping
+// (uid; no pid). openbsd: SO_PEERCRED (uid and pid). netbsd: LOCAL_PEEREID
+// (uid and pid). Windows and others: an error wrapping
 // errors.ErrUnsupported (Windows' AF_UNIX has no peer uid; the runtime dir's
 // per-user profile ACL is what keeps other users off the socket there, and
 // the token handshake still runs). It does not block.

@@ -300,7 +300,7 @@ func (a *attached) handOff() (done bool, err error) {
 	buffered, _ := a.in.Peek(a.in.Buffered())
 	pend.Write(buffered)
 	dir, _ := a.svc.RuntimeDir() // checked by Attach already
-	err = hostproto.Handoff(a.sess.Conn, hostproto.HandoffSocket(dir, a.svc.Name, a.sess.Supervisor.PID), pend.Bytes())
+	err = hostproto.Handoff(a.sess.Conn, hostproto.HandoffSocket(dir, a.svc.Name, a.sess.Supervisor.PID), a.sess.Supervisor.PID, pend.Bytes())
 	switch {
 	case err == nil:
 		a.stopWriting()
