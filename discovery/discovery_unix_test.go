@@ -3,10 +3,15 @@
 package discovery
 
 import (
+	"context"
 	"errors"
+	"io"
+	"net"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/procref/procref/platform"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,5 +33,46 @@ func TestReadFIFO(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Read blocked on a FIFO")
+	}
+}
+
+// TestVerifyRefusesAnotherPID: a hint whose socket is served by a process
+// other than the hint's host pid (here: this test, while the hint names
+// pid 1) is stale, and the listener never sees the token.
+func TestVerifyRefusesAnotherPID(t *testing.T) {
+	dir := privateDir(t)
+	init, err := platform.Lookup(1)
+	if err != nil {
+		t.Skip("no pid 1 to name as the host:", err)
+	}
+	sock := filepath.Join(dir, "svc.1.host.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		b, _ := io.ReadAll(c)
+		got <- b
+	}()
+	h := &Hint{Name: "svc", Host: init, Socket: sock, Token: "TOKEN", Nonce: "NONCE"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := Verify(ctx, h, "", 5*time.Second)
+	if conn != nil {
+		conn.Close()
+	}
+	if !errors.Is(err, ErrStale) || !errors.Is(err, platform.ErrNotOurPeer) {
+		t.Errorf("Verify = %v, want ErrStale and ErrNotOurPeer", err)
+	}
+	if b := <-got; len(b) > 0 {
+		t.Errorf("the listener got %q, want nothing", b)
 	}
 }
