@@ -264,6 +264,48 @@ func TestStopAndIpcrmLeaveNothing(t *testing.T) {
 	e.waitAllGone(5 * time.Second)
 }
 
+// Issue 22 item 6: after an ipcrm under a running supervisor, a window that
+// comes later takes its reference on a new set under the same key; once
+// every window has left, that set is gone too.
+func TestIpcrmThenNewWindowLeavesNoSet(t *testing.T) {
+	e := newEnv(t)
+	svc := toyService(toyName)
+	ctx := testCtx(t, 30*time.Second)
+	first, err := svc.Attach(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := semIDs(t, e.run, svc.Key)
+	if len(ids) != 1 {
+		t.Fatalf("sets for the service: %v, want 1", ids)
+	}
+	if out, err := exec.Command("ipcrm", "-s", ids[0]).CombinedOutput(); err != nil {
+		t.Fatalf("ipcrm: %v: %s", err, out)
+	}
+	second, err := svc.Attach(ctx)
+	if err != nil {
+		t.Fatalf("a window after the ipcrm: %v", err)
+	}
+	if second.Supervisor != first.Supervisor {
+		t.Errorf("the window after the ipcrm got supervisor %v, want the running %v", second.Supervisor, first.Supervisor)
+	}
+	if now := semIDs(t, e.run, svc.Key); len(now) != 1 || now[0] == ids[0] {
+		t.Fatalf("sets after the second window: %v, want one new set", now)
+	}
+	for _, s := range []*launcher.Session{first, second} {
+		s.Conn.Close()
+		s.Release()
+	}
+	waitExit(t, first.Supervisor, 10*time.Second, "supervisor after its windows left")
+	if now := semIDs(t, e.run, svc.Key); len(now) != 0 {
+		t.Errorf("sets left after every window left: %v", now)
+	}
+	if files := serviceFiles(t, e.run, svc.Name); len(files) != 0 {
+		t.Errorf("files left: %v", files)
+	}
+	e.waitAllGone(5 * time.Second)
+}
+
 // Must show: Handle.Done closes when the service is gone, Err says so, and
 // Info does not describe the replacement.
 func TestHandleDone(t *testing.T) {

@@ -696,8 +696,36 @@ func (sv *supervisor) removeCounter(n int, cerr error, force bool) {
 		sv.log.Warn("removing reference counter", "err", err)
 		return
 	}
+	if errors.Is(cerr, refcount.ErrRemoved) && !sv.removeReplacement() {
+		return
+	}
 	os.Remove(filepath.Join(sv.dir, sv.s.Name+supervisorLockSuffix+".lock"))
 	os.Remove(sv.lock.Path())
+}
+
+// removeReplacement removes the set that now carries our key after ours was
+// removed under us (ipcrm, logind's RemoveIPC): every acquirer that came
+// later opened a new one (refcount.Open creates it) and took its reference
+// there, so without this a set would stay behind once they are gone. The
+// caller holds the startup lock; a set someone still holds a reference on
+// is theirs (their next supervisor uses it) and stays. It reports whether
+// nothing of ours is left.
+func (sv *supervisor) removeReplacement() bool {
+	c, err := refcount.Open(sv.s.Name, sv.s.Key, refcount.Options{Dir: sv.dir, Impl: sv.s.Impl})
+	if err != nil {
+		sv.log.Warn("opening the reference counter that replaced ours", "err", err)
+		return false
+	}
+	if n, err := c.Count(); err != nil || n != 0 {
+		c.Close()
+		return false
+	}
+	if err := c.Remove(); err != nil {
+		sv.log.Warn("removing the reference counter that replaced ours", "err", err)
+		return false
+	}
+	sv.log.Info("removed the reference counter that replaced the one removed under us")
+	return true
 }
 
 func (sv *supervisor) stopService(ctx context.Context) {
