@@ -306,6 +306,34 @@ func TestIpcrmThenNewWindowLeavesNoSet(t *testing.T) {
 	e.waitAllGone(5 * time.Second)
 }
 
+// Issue 22 item 6: a symbolic link at the log path is not followed: the
+// start fails naming the link and what to do, and the file it points to is
+// neither written nor truncated.
+func TestLogSymlinkNotFollowed(t *testing.T) {
+	e := newEnv(t)
+	svc := toyService(toyName)
+	if err := platform.EnsurePrivateDir(e.state); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("keep me\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := svc.LogPath()
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	_, err := svc.Acquire(testCtx(t, 30*time.Second))
+	if err == nil || !strings.Contains(err.Error(), link) || !strings.Contains(err.Error(), "rm "+link) {
+		t.Errorf("Acquire with a link at the log path: %v; want an error naming %s and how to remove it", err, link)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep me\n" {
+		t.Errorf("the link's target was written: %q", b)
+	}
+	os.Remove(link)
+	e.waitAllGone(5 * time.Second)
+}
+
 // Must show: Handle.Done closes when the service is gone, Err says so, and
 // Info does not describe the replacement.
 func TestHandleDone(t *testing.T) {
