@@ -43,6 +43,12 @@ var ErrNoHint = errors.New("no hint")
 // why (corrupt, symlink, dead pid, pid reused, wrong nonce, ...).
 var ErrStale = errors.New("stale hint")
 
+// ErrNotAFile means something other than a regular file (a directory, a
+// symbolic link, a FIFO) sits at a hint's path. procref does not remove it
+// itself; the wrapped text names it and what to run. A live host cannot
+// publish its hint there either, so waiting for one does not help.
+var ErrNotAFile = errors.New("not a hint file")
+
 // Hint is the content of a hint file.
 type Hint struct {
 	Version int               `json:"version"`
@@ -165,7 +171,7 @@ func notAFile(p string, fi os.FileInfo) error {
 	case fi.Mode()&os.ModeSocket != 0:
 		what = "a socket"
 	}
-	return fmt.Errorf("%s is %s, not a hint file: remove it (rm -r %s)", p, what, p)
+	return fmt.Errorf("%s is %s, %w: remove it (rm -r %s)", p, what, ErrNotAFile, p)
 }
 
 // Read reads the hint for name. It returns ErrNoHint if there is none, and an

@@ -217,6 +217,11 @@ func (a *acquirer) locked(ctx context.Context, attempt int) (sess *Session, agai
 	// Starting another now could run two copies of the service; wait
 	// (bounded by ctx) for it to publish or to exit.
 	if pid, busy := s.supervisorBusy(a.dir); busy {
+		if errors.Is(herr, discovery.ErrNotAFile) {
+			// A directory (or link, FIFO) at the hint path: the live
+			// supervisor cannot publish there, so waiting cannot help.
+			return nil, false, fmt.Errorf("%w; the running supervisor of %s (pid %d) cannot publish its hint until then, and rewrites it within a second after", herr, s.Name, pid)
+		}
 		a.busyPID = pid
 		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
 			return nil, false, fmt.Errorf("supervisor of %s (pid %d) is starting or stopping and has published no hint; if it is stuck, kill it: %w", s.Name, pid, err)

@@ -334,6 +334,46 @@ func TestLogSymlinkNotFollowed(t *testing.T) {
 	e.waitAllGone(5 * time.Second)
 }
 
+// Issue 22 item 6: a directory at NAME.json under a live supervisor makes a
+// new acquirer fail at once with a message naming the directory (not wait
+// out its ctx and blame the supervisor); once it is removed the supervisor
+// rewrites its hint and the next acquirer joins it.
+func TestHintDirectoryUnderLiveHost(t *testing.T) {
+	e := newEnv(t)
+	svc := toyService(toyName)
+	h := acquire(t, svc)
+	hint := e.hintPath(toyName)
+	if err := os.Remove(hint); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(hint, "inside"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t, 60*time.Second)
+	_, err := svc.Acquire(ctx)
+	if err == nil || !strings.Contains(err.Error(), hint+" is a directory") || !strings.Contains(err.Error(), "rm -r "+hint) {
+		t.Fatalf("Acquire with a directory at the hint path: %v; want it named with how to remove it", err)
+	}
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Acquire waited for its deadline: %v", err)
+	}
+	if err := os.RemoveAll(hint); err != nil {
+		t.Fatal(err)
+	}
+	h2, err := svc.Acquire(ctx)
+	if err != nil {
+		t.Fatalf("Acquire after removing the directory: %v", err)
+	}
+	if h2.Supervisor() != h.Supervisor() {
+		t.Errorf("joined supervisor %v, want the running %v", h2.Supervisor(), h.Supervisor())
+	}
+	h2.Release()
+	host := h.Supervisor()
+	h.Release()
+	waitExit(t, host, 10*time.Second, "supervisor")
+	e.waitAllGone(5 * time.Second)
+}
+
 // Must show: Handle.Done closes when the service is gone, Err says so, and
 // Info does not describe the replacement.
 func TestHandleDone(t *testing.T) {

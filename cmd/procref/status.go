@@ -180,7 +180,11 @@ func printStatus(w io.Writer, rows []backendRow, dir string, wide bool) {
 	tw.Flush()
 	for _, r := range rows {
 		if r.State == "stale" && r.Reason != "" {
-			fmt.Fprintf(w, "%s is stale: %s (the next start replaces it)\n", r.Name, r.Reason)
+			next := " (the next start replaces it)"
+			if strings.Contains(r.Reason, "remove it") {
+				next = "" // procref does not remove it (a directory at the hint path)
+			}
+			fmt.Fprintf(w, "%s is stale: %s%s\n", r.Name, r.Reason, next)
 		}
 		if r.Warning != "" {
 			fmt.Fprintf(w, "warning: %s: %s\n", r.Name, r.Warning)
