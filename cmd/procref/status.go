@@ -25,17 +25,17 @@ import (
 
 // backendRow is one row of `procref status`.
 type backendRow struct {
-	Name       string   `json:"name"`
-	State      string   `json:"state"` // running, stale, draining, superseded (binary changed)
-	Reason     string   `json:"reason,omitempty"`
-	Mode       string   `json:"mode,omitempty"`
-	HostPID    int      `json:"host_pid,omitempty"`
-	BackendPID int      `json:"backend_pid,omitempty"`
-	Port       int      `json:"port,omitempty"`
+	Name       string `json:"name"`
+	State      string `json:"state"` // running, stale, draining, superseded (binary changed)
+	Reason     string `json:"reason,omitempty"`
+	Mode       string `json:"mode,omitempty"`
+	HostPID    int    `json:"host_pid,omitempty"`
+	BackendPID int    `json:"backend_pid,omitempty"`
+	Port       int    `json:"port,omitempty"`
 	// Transport is how proxies reach the host: "unix PATH" (its socket in
 	// the private runtime dir) or "tcp 127.0.0.1:PORT (loopback port,
 	// fallback)", which every local user can connect to.
-	Transport string `json:"transport,omitempty"`
+	Transport  string   `json:"transport,omitempty"`
 	References int      `json:"references"`
 	Clients    int      `json:"clients"`
 	Uptime     float64  `json:"uptime_seconds,omitempty"`
