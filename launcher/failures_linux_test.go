@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/discovery"
+	"github.com/procref/procref/internal/handshake"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 )
@@ -513,4 +514,38 @@ func TestAppName(t *testing.T) {
 	if files := serviceFiles(t, appRun, svc.Name); len(files) != 0 {
 		t.Errorf("files left in the app's runtime dir: %v", files)
 	}
+}
+
+// Issue 22 item 1: where the runtime dir's path is too long for a unix
+// socket, the supervisor falls back to loopback TCP and says so (log, hint,
+// status); the token handshake still guards it.
+func TestTCPFallbackForLongRuntimeDir(t *testing.T) {
+	e := newEnv(t)
+	e.run = filepath.Join(filepath.Dir(e.run), strings.Repeat("r", 120))
+	t.Setenv("PROCREF_RUNTIME_DIR", e.run)
+	svc := toyService(toyName)
+	h := acquire(t, svc)
+	hint := liveHint(t, svc)
+	if hint.Socket != "" || hint.Port <= 0 {
+		t.Fatalf("hint socket %q port %d; want the TCP fallback", hint.Socket, hint.Port)
+	}
+	ctx := testCtx(t, 30*time.Second)
+	st, err := svc.QueryStatus(ctx)
+	if err != nil || !strings.HasPrefix(st.Transport, "tcp 127.0.0.1:") || !strings.Contains(st.Transport, "fallback") {
+		t.Errorf("status transport %q, %v; want the tcp fallback", st.Transport, err)
+	}
+	bad := *hint
+	bad.Token = handshake.NewSecret()
+	if conn, err := discovery.Verify(ctx, &bad, handshake.VerbPing, 5*time.Second); err == nil {
+		conn.Close()
+		t.Error("a wrong token was let in on the TCP fallback")
+	}
+	host := h.Supervisor()
+	h.Release()
+	waitExit(t, host, 10*time.Second, "supervisor")
+	b, _ := os.ReadFile(svc.LogPath())
+	if !strings.Contains(string(b), "falling back to loopback TCP") || !strings.Contains(string(b), `transport="tcp 127.0.0.1:`) {
+		t.Errorf("the log does not say it fell back to TCP:\n%s", b)
+	}
+	e.waitAllGone(5 * time.Second)
 }
