@@ -26,10 +26,10 @@ type Peer struct {
 // connection (*net.UnixConn). Linux: SO_PEERCRED (uid and pid). darwin:
 // LOCAL_PEERCRED (uid) and LOCAL_PEERPID (pid). freebsd: LOCAL_PEERCRED
 // (uid; no pid). openbsd: SO_PEERCRED (uid and pid). netbsd: LOCAL_PEEREID
-// (uid and pid). Windows and others: an error wrapping
-// errors.ErrUnsupported (Windows' AF_UNIX has no peer uid; the runtime dir's
-// per-user profile ACL is what keeps other users off the socket there, and
-// the token handshake still runs). It does not block.
+// (uid and pid). Windows (AF_UNIX has no peer uid): the peer's pid from
+// SIO_AF_UNIX_GETPEERPID, and an error unless that process's token has our
+// user SID; UID is then our os.Getuid (-1). Others (dragonfly, solaris,
+// illumos): an error wrapping errors.ErrUnsupported. It does not block.
 func PeerCred(c net.Conn) (Peer, error) {
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
