@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -58,7 +59,7 @@ func listenHost(dir, name string, log *slog.Logger) (ln net.Listener, socket str
 // backends) of service name left in dir when they died without cleaning up
 // (kill -9): NAME.PID.host.sock, NAME.PID.fd.sock, NAME.PID.sock, also in
 // the short TAIL.PID form. Only sockets whose pid is not running are
-// removed; a draining predecessor keeps its own. A pid reused by another
+// removed (zombies count as dead); a draining predecessor keeps its own. A pid reused by another
 // process keeps its file until that process is gone: harmless.
 func removeDeadSockets(dir, name string, log *slog.Logger) {
 	seen := map[string]bool{}
@@ -71,7 +72,13 @@ func removeDeadSockets(dir, name string, log *slog.Logger) {
 			seen[p] = true
 			pidText, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(p), n+"."), ".")
 			pid, err := strconv.Atoi(pidText)
-			if err != nil || pid <= 0 || platform.Alive(pid) {
+			if err != nil || pid <= 0 {
+				continue
+			}
+			// A zombie counts as dead (its sockets are closed): a host
+			// killed after its parent proxy exited may stay one for a
+			// while where init is slow to reap.
+			if _, err := platform.Lookup(pid); !errors.Is(err, platform.ErrNoProcess) {
 				continue
 			}
 			if fi, err := os.Lstat(p); err != nil || fi.Mode().Type() != os.ModeSocket {
