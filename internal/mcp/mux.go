@@ -99,8 +99,9 @@ type Mux struct {
 
 	mu       sync.Mutex
 	clients  map[*client]bool
-	srv      *server   // nil while none runs
-	ready    chan bool // closed (after a true send) when srv may take traffic
+	srv      *server       // nil while none runs
+	ready    chan struct{} // closed while srv may take traffic; replaced when it may not
+	isReady  bool
 	starting bool
 	starts   int
 	restarts restarts.Budget
@@ -119,6 +120,7 @@ type call struct {
 	srv      *server        // the server it was sent to
 	onDone   func(res *msg) // the mux's own requests
 	listen   bool           // a subscriptions/listen stream
+	interest []string       // a listen's notifications ([listenInterest])
 	logLevel int            // its _meta logLevel (modern era); -1 none
 	discover string         // server/discover: the protocol version to cache
 }
@@ -201,7 +203,7 @@ func New(cfg Config) (*Mux, error) {
 	ctx, end := context.WithCancel(context.Background())
 	return &Mux{
 		cfg: cfg, log: cfg.Logger, ctx: ctx, end: end,
-		clients: map[*client]bool{}, ready: make(chan bool, 1),
+		clients: map[*client]bool{}, ready: make(chan struct{}),
 		policy:   newMCPState(),
 		restarts: restarts.Budget{Max: cfg.MaxRestarts, Window: cfg.RestartWindow},
 		done:     make(chan struct{}),
@@ -378,14 +380,13 @@ func (m *Mux) fromClient(c *client, body []byte) error {
 func (m *Mux) waitReady(c *client) bool {
 	for {
 		m.mu.Lock()
-		ready := m.ready
+		ready, ok := m.ready, m.isReady
 		m.mu.Unlock()
+		if ok {
+			return true
+		}
 		select {
-		case ok := <-ready:
-			ready <- ok // keep it readable for the next waiter
-			if ok {
-				return true
-			}
+		case <-ready: // look again: it may have been replaced since
 		case <-c.gone:
 			return false
 		case <-m.done:
@@ -399,6 +400,15 @@ func (m *Mux) waitReady(c *client) bool {
 func (m *Mux) forward(c *client, in *msg) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.srv == nil {
+		// The server exited after c's waitReady: answer as a request in
+		// flight at the crash is answered (the client may ask again),
+		// rather than queue it for a server that no longer runs.
+		if in.isRequest() {
+			c.send(errorMsg(in.ID, codeInternal, "procref: the server exited before answering; it is being restarted"))
+		}
+		return
+	}
 	m.nextID++
 	hid := m.nextID
 	m.tick++
@@ -410,7 +420,9 @@ func (m *Mux) forward(c *client, in *msg) {
 			cl.Data.discover = v
 		}
 	}
-	cl.Data.listen = in.Method == "subscriptions/listen"
+	if in.Method == "subscriptions/listen" {
+		cl.Data.listen, cl.Data.interest = true, listenInterest(in.Params)
+	}
 	if tok := getParam(in.Params, "_meta", "progressToken"); tok != nil {
 		host := mustJSON(fmt.Sprintf("procref-%d", hid))
 		in.Params, _ = setParam(in.Params, host, "_meta", "progressToken")
@@ -513,6 +525,9 @@ func (m *Mux) removeClient(c *client) {
 	delete(m.clients, c)
 	for _, hid := range m.calls.OfClient(c) {
 		cl, _ := m.takeCall(hid)
+		if m.cfg.Policy == MCP && m.keepListen(hid, cl) {
+			continue
+		}
 		if m.cfg.Policy == MCP && cl.Data.srv == m.srv {
 			m.sendServerLocked(notification("notifications/cancelled", map[string]any{
 				"requestId": hid, "reason": "procref: the client session ended"}))
@@ -527,6 +542,7 @@ func (m *Mux) removeClient(c *client) {
 		}
 	}
 	if m.cfg.Policy == MCP {
+		m.endKeptListens()
 		m.mcpRemove(c)
 	}
 }
@@ -577,7 +593,10 @@ func (m *Mux) startServer() error {
 	return nil
 }
 
-// setReady marks the Mux ready (or, false, tells waiters to look again).
+// setReady marks the Mux ready for traffic, or not (a crash). Waiters
+// wait on a channel closed when it becomes ready: a broadcast that no
+// waiter can take from another (a value passed round a buffered channel
+// could, and left a waiter blocked on putting it back).
 func (m *Mux) setReady(ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -585,11 +604,13 @@ func (m *Mux) setReady(ok bool) {
 }
 
 func (m *Mux) setReadyLocked(ok bool) {
-	select {
-	case <-m.ready:
-	default:
+	switch {
+	case ok && !m.isReady:
+		close(m.ready)
+	case !ok && m.isReady:
+		m.ready = make(chan struct{})
 	}
-	m.ready <- ok
+	m.isReady = ok
 }
 
 func (m *Mux) writeServer(s *server) {
