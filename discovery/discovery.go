@@ -4,7 +4,9 @@
 // service listens and how to prove itself to it. A hint is only a hint: it is
 // never trusted until [Verify] has checked it against reality — the host's pid
 // is alive with the same start time (so a reused pid is not mistaken for the
-// host), a TCP dial to its port succeeds, and the handshake with the hint's
+// host), a dial to its unix socket succeeds and the kernel says the peer is our
+// uid and the host's pid (in the TCP fallback: a dial to its port), and the
+// handshake with the hint's
 // token returns the hint's nonce (so a different listener that now owns the
 // port is not mistaken for it).
 //
@@ -41,20 +43,30 @@ var ErrNoHint = errors.New("no hint")
 // why (corrupt, symlink, dead pid, pid reused, wrong nonce, ...).
 var ErrStale = errors.New("stale hint")
 
+// ErrNotAFile means something other than a regular file (a directory, a
+// symbolic link, a FIFO) sits at a hint's path. procref does not remove it
+// itself; the wrapped text names it and what to run. A live host cannot
+// publish its hint there either, so waiting for one does not help.
+var ErrNotAFile = errors.New("not a hint file")
+
 // Hint is the content of a hint file.
 type Hint struct {
-	Version   int               `json:"version"`
-	Name      string            `json:"name"`
-	Key       string            `json:"key"`
-	Host      platform.Identity `json:"host"`
-	Port      int               `json:"port"`
-	Token     string            `json:"token"`
-	Nonce     string            `json:"nonce"`
-	Mode      string            `json:"mode,omitempty"`
-	Command   []string          `json:"command,omitempty"`
-	Root      string            `json:"root,omitempty"`
-	Log       string            `json:"log,omitempty"`
-	StartedAt time.Time         `json:"started_at"`
+	Version int               `json:"version"`
+	Name    string            `json:"name"`
+	Key     string            `json:"key"`
+	Host    platform.Identity `json:"host"`
+	// Socket is the host's unix socket (its session endpoint); Port, its
+	// loopback TCP port, is used only when Socket is empty (the fallback
+	// where no unix socket could be made). See Transport.
+	Socket    string    `json:"socket,omitempty"`
+	Port      int       `json:"port,omitempty"`
+	Token     string    `json:"token"`
+	Nonce     string    `json:"nonce"`
+	Mode      string    `json:"mode,omitempty"`
+	Command   []string  `json:"command,omitempty"`
+	Root      string    `json:"root,omitempty"`
+	Log       string    `json:"log,omitempty"`
+	StartedAt time.Time `json:"started_at"`
 	// Backend is the identity of the process the host supervises, if any.
 	Backend platform.Identity `json:"backend,omitempty"`
 	// Info is the service-defined payload (launcher.Info for library users).
@@ -64,6 +76,41 @@ type Hint struct {
 	// identity of its executables when it started (launcher.About).
 	Dir      string `json:"dir,omitempty"`
 	Identity string `json:"identity,omitempty"`
+}
+
+// Transport names how h's host is reached, for logs and status:
+// "unix PATH" or "tcp 127.0.0.1:PORT (loopback port, fallback)".
+func (h *Hint) Transport() string {
+	if h.Socket != "" {
+		return "unix " + h.Socket
+	}
+	return fmt.Sprintf("tcp 127.0.0.1:%d (loopback port, fallback)", h.Port)
+}
+
+// Endpoint returns the network ("unix" or "tcp") and address at which h's
+// host listens.
+func (h *Hint) Endpoint() (network, address string) {
+	if h.Socket != "" {
+		return "unix", h.Socket
+	}
+	t := handshake.TCP(h.Port)
+	return t.Network, t.Address
+}
+
+// target is where Verify dials h's host. On a unix socket the kernel's word
+// on the peer is checked before the token is sent: our uid, and the hint's
+// host pid where the OS reports it. A fake host of another user (say behind
+// a swapped directory) is refused before it learns anything.
+func (h *Hint) target() handshake.Target {
+	if h.Socket == "" {
+		return handshake.TCP(h.Port)
+	}
+	return handshake.Target{Network: "unix", Address: h.Socket, Check: func(c net.Conn) error {
+		if err := platform.CheckPeer(c, h.Host.PID); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrStale, h.Socket, err)
+		}
+		return nil
+	}}
 }
 
 // Path returns the hint file path for name in dir.
@@ -127,7 +174,7 @@ func notAFile(p string, fi os.FileInfo) error {
 	case fi.Mode()&os.ModeSocket != 0:
 		what = "a socket"
 	}
-	return fmt.Errorf("%s is %s, not a hint file: remove it (rm -r %s)", p, what, p)
+	return fmt.Errorf("%s is %s, %w: remove it (rm -r %s)", p, what, ErrNotAFile, p)
 }
 
 // Read reads the hint for name. It returns ErrNoHint if there is none, and an
@@ -166,6 +213,10 @@ func Read(dir, name string) (*Hint, error) {
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%w: %s is not a regular file", ErrStale, p)
+	} else if !platform.OwnedByUs(fi) {
+		// Only we can write our private dir; a hint of another owner was
+		// planted (or the dir was swapped) and names a host we must not use.
+		return nil, fmt.Errorf("%w: %s is not owned by us; remove it (`rm %s`) and check who can write %s", ErrStale, p, p, dir)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, MaxHintSize+1))
 	if err != nil {
@@ -187,8 +238,8 @@ func Read(dir, name string) (*Hint, error) {
 	if h.Name != name {
 		return nil, fmt.Errorf("%w: %s names service %q", ErrStale, p, h.Name)
 	}
-	if h.Port <= 0 || h.Port > 65535 || h.Token == "" || h.Nonce == "" || h.Host.PID <= 0 {
-		return nil, fmt.Errorf("%w: %s lacks pid, port, token or nonce", ErrStale, p)
+	if (h.Socket == "" && (h.Port <= 0 || h.Port > 65535)) || h.Token == "" || h.Nonce == "" || h.Host.PID <= 0 {
+		return nil, fmt.Errorf("%w: %s lacks pid, socket or port, token or nonce", ErrStale, p)
 	}
 	return &h, nil
 }
@@ -211,18 +262,18 @@ func Verify(ctx context.Context, h *Hint, verb string, timeout time.Duration) (n
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	conn, err := handshake.Dial(ctx, h.Port, h.Token, h.Nonce, os.Getpid(), verb)
+	conn, err := handshake.DialTarget(ctx, h.target(), h.Token, h.Nonce, os.Getpid(), verb)
 	switch {
 	case err == nil:
 		return conn, nil
-	case errors.Is(err, handshake.ErrDraining):
+	case errors.Is(err, handshake.ErrDraining), errors.Is(err, ErrStale):
 		return nil, err
 	case errors.Is(err, handshake.ErrWrongNonce):
-		return nil, fmt.Errorf("%w: port %d is owned by another listener", ErrStale, h.Port)
+		return nil, fmt.Errorf("%w: %s is owned by another listener", ErrStale, h.Transport())
 	case ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled):
 		return nil, ctx.Err()
 	}
-	return nil, fmt.Errorf("%w: host pid %d on port %d: %v", ErrStale, h.Host.PID, h.Port, err)
+	return nil, fmt.Errorf("%w: host pid %d on %s: %v", ErrStale, h.Host.PID, h.Transport(), err)
 }
 
 // Remove deletes the hint for name if it still carries nonce (so a host never

@@ -3,7 +3,10 @@
 package discovery
 
 import (
+	"context"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,5 +64,46 @@ func TestReadChecksDirAndOwner(t *testing.T) {
 	}
 	if _, err := Read(dir, "svc"); !errors.Is(err, ErrStale) || !errors.Is(err, platform.ErrNotOurs) || !strings.Contains(err.Error(), "owned by uid 65534") {
 		t.Fatalf("Read of a hint of uid 65534 = %v, want ErrStale wrapping ErrNotOurs", err)
+	}
+}
+
+// TestVerifyRefusesAnotherPID: a hint whose socket is served by a process
+// other than the hint's host pid (here: this test, while the hint names
+// pid 1) is stale, and the listener never sees the token.
+func TestVerifyRefusesAnotherPID(t *testing.T) {
+	dir := privateDir(t)
+	init, err := platform.Lookup(1)
+	if err != nil {
+		t.Skip("no pid 1 to name as the host:", err)
+	}
+	sock := filepath.Join(dir, "svc.1.host.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		b, _ := io.ReadAll(c)
+		got <- b
+	}()
+	h := &Hint{Name: "svc", Host: init, Socket: sock, Token: "TOKEN", Nonce: "NONCE"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := Verify(ctx, h, "", 5*time.Second)
+	if conn != nil {
+		conn.Close()
+	}
+	if !errors.Is(err, ErrStale) || !errors.Is(err, platform.ErrNotOurPeer) {
+		t.Errorf("Verify = %v, want ErrStale and ErrNotOurPeer", err)
+	}
+	if b := <-got; len(b) > 0 {
+		t.Errorf("the listener got %q, want nothing", b)
 	}
 }

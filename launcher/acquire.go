@@ -217,6 +217,11 @@ func (a *acquirer) locked(ctx context.Context, attempt int) (sess *Session, agai
 	// Starting another now could run two copies of the service; wait
 	// (bounded by ctx) for it to publish or to exit.
 	if pid, busy := s.supervisorBusy(a.dir); busy {
+		if errors.Is(herr, discovery.ErrNotAFile) {
+			// A directory (or link, FIFO) at the hint path: the live
+			// supervisor cannot publish there, so waiting cannot help.
+			return nil, false, fmt.Errorf("%w; the running supervisor of %s (pid %d) cannot publish its hint until then, and rewrites it within a second after", herr, s.Name, pid)
+		}
 		a.busyPID = pid
 		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
 			return nil, false, fmt.Errorf("supervisor of %s (pid %d) is starting or stopping and has published no hint; if it is stuck, kill it: %w", s.Name, pid, err)
@@ -508,11 +513,35 @@ func (s *Service) spawnResult(line string, id platform.Identity, logPath string)
 // starts, so logs cannot grow without bound.
 const maxLog = 8 << 20
 
+// openLog opens (creating it 0600) the host log at path for appending. A
+// symbolic link or anything but a regular file there is refused, never
+// followed (O_NOFOLLOW; the size check and truncation use the opened
+// file): a link planted at the log path must not make the host write, or
+// truncate, the file it points to.
 func openLog(path string) (*os.File, error) {
-	if fi, err := os.Stat(path); err == nil && fi.Size() > maxLog {
-		os.Truncate(path, 0)
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		what := "not a regular file"
+		if fi.Mode()&os.ModeSymlink != 0 {
+			what = "a symbolic link, which procref does not follow"
+		}
+		return nil, fmt.Errorf("the log %s is %s: remove it (`rm %s`)", path, what, path)
 	}
-	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|platform.ONoFollow, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file: remove it (`rm %s`)", path, path)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if fi.Size() > maxLog {
+		f.Truncate(0)
+	}
+	return f, nil
 }
 
 // readyFile returns the ready pipe inherited as the descriptor named by the

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/discovery"
+	"github.com/procref/procref/internal/handshake"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 )
@@ -264,6 +265,116 @@ func TestStopAndIpcrmLeaveNothing(t *testing.T) {
 	e.waitAllGone(5 * time.Second)
 }
 
+// Issue 22 item 6: after an ipcrm under a running supervisor, a window that
+// comes later takes its reference on a new set under the same key; once
+// every window has left, that set is gone too.
+func TestIpcrmThenNewWindowLeavesNoSet(t *testing.T) {
+	e := newEnv(t)
+	svc := toyService(toyName)
+	ctx := testCtx(t, 30*time.Second)
+	first, err := svc.Attach(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := semIDs(t, e.run, svc.Key)
+	if len(ids) != 1 {
+		t.Fatalf("sets for the service: %v, want 1", ids)
+	}
+	if out, err := exec.Command("ipcrm", "-s", ids[0]).CombinedOutput(); err != nil {
+		t.Fatalf("ipcrm: %v: %s", err, out)
+	}
+	second, err := svc.Attach(ctx)
+	if err != nil {
+		t.Fatalf("a window after the ipcrm: %v", err)
+	}
+	if second.Supervisor != first.Supervisor {
+		t.Errorf("the window after the ipcrm got supervisor %v, want the running %v", second.Supervisor, first.Supervisor)
+	}
+	if now := semIDs(t, e.run, svc.Key); len(now) != 1 || now[0] == ids[0] {
+		t.Fatalf("sets after the second window: %v, want one new set", now)
+	}
+	for _, s := range []*launcher.Session{first, second} {
+		s.Conn.Close()
+		s.Release()
+	}
+	waitExit(t, first.Supervisor, 10*time.Second, "supervisor after its windows left")
+	if now := semIDs(t, e.run, svc.Key); len(now) != 0 {
+		t.Errorf("sets left after every window left: %v", now)
+	}
+	if files := serviceFiles(t, e.run, svc.Name); len(files) != 0 {
+		t.Errorf("files left: %v", files)
+	}
+	e.waitAllGone(5 * time.Second)
+}
+
+// Issue 22 item 6: a symbolic link at the log path is not followed: the
+// start fails naming the link and what to do, and the file it points to is
+// neither written nor truncated.
+func TestLogSymlinkNotFollowed(t *testing.T) {
+	e := newEnv(t)
+	svc := toyService(toyName)
+	if err := platform.EnsurePrivateDir(e.state); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("keep me\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := svc.LogPath()
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	_, err := svc.Acquire(testCtx(t, 30*time.Second))
+	if err == nil || !strings.Contains(err.Error(), link) || !strings.Contains(err.Error(), "rm "+link) {
+		t.Errorf("Acquire with a link at the log path: %v; want an error naming %s and how to remove it", err, link)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep me\n" {
+		t.Errorf("the link's target was written: %q", b)
+	}
+	os.Remove(link)
+	e.waitAllGone(5 * time.Second)
+}
+
+// Issue 22 item 6: a directory at NAME.json under a live supervisor makes a
+// new acquirer fail at once with a message naming the directory (not wait
+// out its ctx and blame the supervisor); once it is removed the supervisor
+// rewrites its hint and the next acquirer joins it.
+func TestHintDirectoryUnderLiveHost(t *testing.T) {
+	e := newEnv(t)
+	svc := toyService(toyName)
+	h := acquire(t, svc)
+	hint := e.hintPath(toyName)
+	if err := os.Remove(hint); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(hint, "inside"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t, 60*time.Second)
+	_, err := svc.Acquire(ctx)
+	if err == nil || !strings.Contains(err.Error(), hint+" is a directory") || !strings.Contains(err.Error(), "rm -r "+hint) {
+		t.Fatalf("Acquire with a directory at the hint path: %v; want it named with how to remove it", err)
+	}
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Acquire waited for its deadline: %v", err)
+	}
+	if err := os.RemoveAll(hint); err != nil {
+		t.Fatal(err)
+	}
+	h2, err := svc.Acquire(ctx)
+	if err != nil {
+		t.Fatalf("Acquire after removing the directory: %v", err)
+	}
+	if h2.Supervisor() != h.Supervisor() {
+		t.Errorf("joined supervisor %v, want the running %v", h2.Supervisor(), h.Supervisor())
+	}
+	h2.Release()
+	host := h.Supervisor()
+	h.Release()
+	waitExit(t, host, 10*time.Second, "supervisor")
+	e.waitAllGone(5 * time.Second)
+}
+
 // Must show: Handle.Done closes when the service is gone, Err says so, and
 // Info does not describe the replacement.
 func TestHandleDone(t *testing.T) {
@@ -403,4 +514,38 @@ func TestAppName(t *testing.T) {
 	if files := serviceFiles(t, appRun, svc.Name); len(files) != 0 {
 		t.Errorf("files left in the app's runtime dir: %v", files)
 	}
+}
+
+// Issue 22 item 1: where the runtime dir's path is too long for a unix
+// socket, the supervisor falls back to loopback TCP and says so (log, hint,
+// status); the token handshake still guards it.
+func TestTCPFallbackForLongRuntimeDir(t *testing.T) {
+	e := newEnv(t)
+	e.run = filepath.Join(filepath.Dir(e.run), strings.Repeat("r", 120))
+	t.Setenv("PROCREF_RUNTIME_DIR", e.run)
+	svc := toyService(toyName)
+	h := acquire(t, svc)
+	hint := liveHint(t, svc)
+	if hint.Socket != "" || hint.Port <= 0 {
+		t.Fatalf("hint socket %q port %d; want the TCP fallback", hint.Socket, hint.Port)
+	}
+	ctx := testCtx(t, 30*time.Second)
+	st, err := svc.QueryStatus(ctx)
+	if err != nil || !strings.HasPrefix(st.Transport, "tcp 127.0.0.1:") || !strings.Contains(st.Transport, "fallback") {
+		t.Errorf("status transport %q, %v; want the tcp fallback", st.Transport, err)
+	}
+	bad := *hint
+	bad.Token = handshake.NewSecret()
+	if conn, err := discovery.Verify(ctx, &bad, handshake.VerbPing, 5*time.Second); err == nil {
+		conn.Close()
+		t.Error("a wrong token was let in on the TCP fallback")
+	}
+	host := h.Supervisor()
+	h.Release()
+	waitExit(t, host, 10*time.Second, "supervisor")
+	b, _ := os.ReadFile(svc.LogPath())
+	if !strings.Contains(string(b), "falling back to loopback TCP") || !strings.Contains(string(b), `transport="tcp 127.0.0.1:`) {
+		t.Errorf("the log does not say it fell back to TCP:\n%s", b)
+	}
+	e.waitAllGone(5 * time.Second)
 }

@@ -28,7 +28,7 @@ func (sv *supervisor) keepHint(ctx context.Context, every time.Duration) {
 			return
 		}
 		h, err := discovery.Read(sv.dir, sv.s.Name)
-		if err == nil && h.Nonce == sv.nonce && h.Port == sv.hint.Port && h.Host == sv.hint.Host {
+		if err == nil && h.Nonce == sv.nonce && h.Socket == sv.hint.Socket && h.Port == sv.hint.Port && h.Host == sv.hint.Host {
 			failing = false
 			continue
 		}

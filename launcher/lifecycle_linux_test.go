@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -783,7 +782,8 @@ func TestUnauthenticatedConnectionsClosed(t *testing.T) {
 		{"other protocol version", "procref/2 " + hint.Token + " 1\nSECRET-PAYLOAD-6\n"},
 	} {
 		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(hint.Port)))
+		network, address := hint.Endpoint()
+		c, err := d.DialContext(ctx, network, address)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -166,7 +166,7 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	sv.wg.Add(1)
 	go sv.acceptLoop(ctx)
 	signalReady("ok")
-	sv.log.Info("ready", "pid", os.Getpid(), "port", sv.hint.Port, "info", sv.info)
+	sv.log.Info("ready", "pid", os.Getpid(), "transport", sv.hint.Transport(), "info", sv.info)
 	sv.serve(ctx)
 	cancel()
 	sv.ln.Close()
@@ -355,16 +355,23 @@ func (sv *supervisor) open() error {
 		sv.counter.Close()
 		return fmt.Errorf("opening startup lock: %w", err)
 	}
-	sv.ln, err = net.Listen("tcp", "127.0.0.1:0")
+	removeDeadSockets(sv.dir, sv.s.Name, sv.log)
+	var socket string
+	sv.ln, socket, err = listenHost(sv.dir, sv.s.Name, sv.log)
 	if err != nil {
 		sv.counter.Close()
-		return fmt.Errorf("listening on loopback: %w", err)
+		return err
+	}
+	port := 0
+	if a, ok := sv.ln.Addr().(*net.TCPAddr); ok {
+		port = a.Port
 	}
 	sv.hint = discovery.Hint{
 		Name:      sv.s.Name,
 		Key:       sv.s.Key,
 		Host:      platform.Self(),
-		Port:      sv.ln.Addr().(*net.TCPAddr).Port,
+		Socket:    socket,
+		Port:      port,
 		Token:     sv.token,
 		Nonce:     sv.nonce,
 		Log:       sv.s.LogPath(),
@@ -425,7 +432,14 @@ func (sv *supervisor) acceptLoop(ctx context.Context) {
 // handle authenticates one connection and serves it.
 func (sv *supervisor) handle(ctx context.Context, conn net.Conn) {
 	conn.SetDeadline(time.Now().Add(handshakeTimeout))
-	req, err := handshake.ReadRequest(conn, sv.token)
+	var req handshake.Request
+	// On the unix socket the kernel says who connected: only our uid gets
+	// to say a token (CheckPeer is a no-op on TCP and where the OS has no
+	// peer credentials).
+	err := platform.CheckPeer(conn, 0)
+	if err == nil {
+		req, err = handshake.ReadRequest(conn, sv.token)
+	}
 	sv.guard.Done(conn, err) // a refusal is counted in the guard's summary
 	if err != nil {
 		// Wrong token or not a handshake: close without a byte.
@@ -513,18 +527,21 @@ func (sv *supervisor) serveConn(ctx context.Context, conn net.Conn, peer Peer) {
 
 // Status is the supervisor's answer to a status request.
 type Status struct {
-	PID     int            `json:"pid"`
-	Port    int            `json:"port"`
-	Clients int            `json:"clients"`
-	Count   int            `json:"count"`
-	Uptime  float64        `json:"uptime_seconds"`
-	Info    Info           `json:"info"`
-	Extra   map[string]any `json:"extra,omitempty"`
+	PID  int `json:"pid"`
+	Port int `json:"port"`
+	// Transport is how the host is reached: "unix PATH" or
+	// "tcp 127.0.0.1:PORT (fallback)".
+	Transport string         `json:"transport,omitempty"`
+	Clients   int            `json:"clients"`
+	Count     int            `json:"count"`
+	Uptime    float64        `json:"uptime_seconds"`
+	Info      Info           `json:"info"`
+	Extra     map[string]any `json:"extra,omitempty"`
 }
 
 func (sv *supervisor) status() Status {
 	sv.mu.Lock()
-	st := Status{PID: os.Getpid(), Port: sv.hint.Port, Clients: sv.conns, Info: sv.info, Uptime: time.Since(sv.started).Seconds()}
+	st := Status{PID: os.Getpid(), Port: sv.hint.Port, Transport: sv.hint.Transport(), Clients: sv.conns, Info: sv.info, Uptime: time.Since(sv.started).Seconds()}
 	sv.mu.Unlock()
 	st.Count, _ = sv.counter.Count()
 	if sv.s.Status != nil {
@@ -828,8 +845,36 @@ func (sv *supervisor) removeCounter(n int, cerr error, force bool) {
 		sv.log.Warn("removing reference counter", "err", err)
 		return
 	}
+	if errors.Is(cerr, refcount.ErrRemoved) && !sv.removeReplacement() {
+		return
+	}
 	os.Remove(filepath.Join(sv.dir, sv.s.Name+supervisorLockSuffix+".lock"))
 	os.Remove(sv.lock.Path())
+}
+
+// removeReplacement removes the set that now carries our key after ours was
+// removed under us (ipcrm, logind's RemoveIPC): every acquirer that came
+// later opened a new one (refcount.Open creates it) and took its reference
+// there, so without this a set would stay behind once they are gone. The
+// caller holds the startup lock; a set someone still holds a reference on
+// is theirs (their next supervisor uses it) and stays. It reports whether
+// nothing of ours is left.
+func (sv *supervisor) removeReplacement() bool {
+	c, err := refcount.Open(sv.s.Name, sv.s.Key, refcount.Options{Dir: sv.dir, Impl: sv.s.Impl})
+	if err != nil {
+		sv.log.Warn("opening the reference counter that replaced ours", "err", err)
+		return false
+	}
+	if n, err := c.Count(); err != nil || n != 0 {
+		c.Close()
+		return false
+	}
+	if err := c.Remove(); err != nil {
+		sv.log.Warn("removing the reference counter that replaced ours", "err", err)
+		return false
+	}
+	sv.log.Info("removed the reference counter that replaced the one removed under us")
+	return true
 }
 
 // stopService runs OnLastRelease, bounded by StopTimeout (see runHook).

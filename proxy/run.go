@@ -344,7 +344,7 @@ func (a *attached) handOff() (done bool, err error) {
 		a.sess.Conn.Close()
 		return true, a.failed(err)
 	}
-	err = hostproto.Handoff(a.sess.Conn, socket, pend.Bytes())
+	err = hostproto.Handoff(a.sess.Conn, socket, a.sess.Supervisor.PID, pend.Bytes())
 	switch {
 	case err == nil:
 		a.stopWriting()

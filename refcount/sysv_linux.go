@@ -155,7 +155,7 @@ func openSysV(name, key, dir string) (backend, error) {
 	for attempt := 0; ; attempt++ {
 		id, err := semget(k, 1, ipcCreat|0o600)
 		if err != nil {
-			return nil, semgetErr(name, k, err)
+			return nil, semgetErr(name, k, uid, err)
 		}
 		c := &sysvCounter{name: name, ipcKey: k, semid: id}
 		err = c.verify(uid)
@@ -185,7 +185,7 @@ func lookupSysV(name, key, dir string) (backend, error) {
 		return nil, os.ErrNotExist
 	}
 	if err != nil {
-		return nil, semgetErr(name, k, err)
+		return nil, semgetErr(name, k, uid, err)
 	}
 	c := &sysvCounter{name: name, ipcKey: k, semid: id}
 	if err := c.verify(uid); err != nil {
@@ -194,10 +194,10 @@ func lookupSysV(name, key, dir string) (backend, error) {
 	return c, nil
 }
 
-func semgetErr(name string, k int32, err error) error {
+func semgetErr(name string, k int32, uid int, err error) error {
 	if errors.Is(err, unix.EACCES) {
-		return fmt.Errorf("semaphore set with key %#08x for %s belongs to another user: %w; remove it with `ipcrm -S %#08x` (as its owner or root)",
-			uint32(k), name, ErrNotPrivate, uint32(k))
+		return fmt.Errorf("semaphore set with key %#08x for %s belongs to another user: %w; %s",
+			uint32(k), name, ErrNotPrivate, othersSet(uid, fmt.Sprintf("ipcrm -S %#08x", uint32(k))))
 	}
 	if errors.Is(err, unix.ENOSPC) {
 		// Whoever holds them, `ipcs -s` lists them; only root can raise
@@ -216,10 +216,25 @@ func (c *sysvCounter) verify(uid int) error {
 		return removedErr(c.semid, err)
 	}
 	if p.uid != uint32(uid) || p.cuid != uint32(uid) || p.mode&0o777 != 0o600 {
-		return fmt.Errorf("semaphore set %d (key %#08x) for %s is owned by uid %d (creator %d) with mode %#o, want uid %d and mode 0600: %w; remove it with `ipcrm -s %d`",
-			c.semid, uint32(c.ipcKey), c.name, p.uid, p.cuid, p.mode&0o777, uid, ErrNotPrivate, c.semid)
+		// Only its owner, its creator or root may remove a set.
+		fix := fmt.Sprintf("remove it with `ipcrm -s %d`", c.semid)
+		if uid != 0 && p.uid != uint32(uid) && p.cuid != uint32(uid) {
+			fix = "it is another user's; " + othersSet(uid, fmt.Sprintf("ipcrm -s %d", c.semid))
+		}
+		return fmt.Errorf("semaphore set %d (key %#08x) for %s is owned by uid %d (creator %d) with mode %#o, want uid %d and mode 0600: %w; %s",
+			c.semid, uint32(c.ipcKey), c.name, p.uid, p.cuid, p.mode&0o777, uid, ErrNotPrivate, fix)
 	}
 	return nil
+}
+
+// othersSet says what to do about a set of another user, which we (uid)
+// can neither use nor remove: procref's default (--refcount auto) already
+// counts with file locks instead; only its owner or root can run ipcrm.
+func othersSet(uid int, ipcrm string) string {
+	if uid == 0 {
+		return "remove it with `" + ipcrm + "`"
+	}
+	return "procref cannot use or remove it. With --refcount auto (the default) it counts with file locks instead; to get the semaphore back, ask that user or an administrator to run `" + ipcrm + "`"
 }
 
 func (c *sysvCounter) acquire() (func() error, error) {

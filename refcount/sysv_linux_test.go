@@ -331,3 +331,33 @@ func enospcHelper(opts Options, name, key string) int {
 	fmt.Println("ok")
 	return 0
 }
+
+// TestOthersSetMessage (issue 22 item 6): a set of another user is named as
+// such, and the message does not tell a user who is not root to run an
+// ipcrm that cannot work for them; root is told the ipcrm.
+func TestOthersSetMessage(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("making a set owned by uid 65534 needs root")
+	}
+	tc := newTestCounter(t, SysV)
+	c := tc.open(t)
+	id, _ := strconv.Atoi(c.ID())
+	if err := semSetOwner(id, 65534, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sc := &sysvCounter{name: tc.name, semid: id}
+	ipcrm := fmt.Sprintf("`ipcrm -s %d`", id)
+	err := sc.verify(1000) // as a user who is neither its owner nor its creator
+	if !errors.Is(err, ErrNotPrivate) || !strings.Contains(err.Error(), "another user's") ||
+		strings.Contains(err.Error(), "remove it with") || !strings.Contains(err.Error(), "ask that user or an administrator to run "+ipcrm) {
+		t.Errorf("as uid 1000: %v", err)
+	}
+	if err := sc.verify(0); !strings.Contains(err.Error(), "remove it with "+ipcrm) {
+		t.Errorf("as root: %v; want the ipcrm to run", err)
+	}
+	err = semgetErr(tc.name, 0x1234, 1000, unix.EACCES)
+	if !strings.Contains(err.Error(), "belongs to another user") || strings.Contains(err.Error(), "remove it with") ||
+		!strings.Contains(err.Error(), "file locks") {
+		t.Errorf("semget EACCES as uid 1000: %v", err)
+	}
+}

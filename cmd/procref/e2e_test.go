@@ -319,6 +319,12 @@ func testHostKilled(t *testing.T, mode string) {
 			break
 		}
 	}
+	// The dead host's sockets are still there (its host socket, and its
+	// handoff socket or its backend's {socket})...
+	dead, _ := filepath.Glob(filepath.Join(e.runtime, hint.Name+"."+strconv.Itoa(hint.Host.PID)+".*sock"))
+	if len(dead) != 2 {
+		t.Errorf("sockets of the killed host: %v, want its host socket and one more", dead)
+	}
 	p2 := e.start(ws, nil, server...)
 	c2 := p2.client(ctx)
 	if _, err := c2.Initialize(ctx, ws); err != nil {
@@ -332,7 +338,11 @@ func testHostKilled(t *testing.T, mode string) {
 	c2.Close()
 	p2.wait(t, 10*time.Second)
 	waitGone(t, h2.Host, 2*time.Second, "host")
-	_ = platform.Self
+	// ...and once the next host of the service has come and gone, none is
+	// left (issue 22 item 6).
+	if left, _ := filepath.Glob(filepath.Join(e.runtime, "*sock")); len(left) > 0 {
+		t.Errorf("socket files left after the next host came and went: %v", left)
+	}
 }
 
 // TestSignalsDetach: SIGTERM, SIGINT and SIGHUP make a proxy detach cleanly

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/internal/handshake"
 	"github.com/procref/procref/internal/lspclient"
+	"github.com/procref/procref/internal/proctest"
 )
 
 // The other user's side of TestOtherUserCannotReachSocket: the test binary
@@ -42,12 +44,14 @@ func init() {
 		}
 	}
 	fmt.Printf("uid %d\n", os.Getuid())
-	c, err := net.Dial("unix", os.Getenv("PROBE_SOCKET"))
-	if err == nil {
-		c.Close()
+	for _, sock := range strings.Split(os.Getenv("PROBE_SOCKETS"), "\n") {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+		}
+		say("socket "+filepath.Base(sock), err)
 	}
-	say("socket", err)
-	_, err = os.ReadFile(os.Getenv("PROBE_HINT"))
+	_, err := os.ReadFile(os.Getenv("PROBE_HINT"))
 	say("hint", err)
 	_, err = os.ReadDir(os.Getenv("PROBE_RUN"))
 	say("list", err)
@@ -119,6 +123,36 @@ func TestOtherUserCannotReachSocket(t *testing.T) {
 	if fi, err := os.Lstat(socket); err != nil || fi.Mode().Type() != os.ModeSocket {
 		t.Fatalf("no backend socket at %s: %v", socket, err)
 	}
+	// A mux-mode window too: its host also has a handoff socket.
+	mp := e.start(ws, nil, sampleServer("mux", "--share=global")...)
+	mc := mp.client(ctx)
+	if _, err := mc.Initialize(ctx, ws); err != nil {
+		t.Fatalf("mux window: %v; stderr: %s", err, mp.stderr.String())
+	}
+	// Everything a host or a backend listens on, as the kernel lists it.
+	var socks []string
+	all, err := discovery.List(e.runtime)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("hints %v, %v; want three", all, err)
+	}
+	for _, n := range all {
+		h, err := discovery.Read(e.runtime, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tcp := proctest.ListeningTCP(h.Host.PID); len(tcp) > 0 {
+			t.Errorf("host %s listens on TCP %v; want only unix sockets", n, tcp)
+		}
+		socks = append(socks, proctest.ListeningUnix(h.Host.PID)...)
+		if h.Backend.PID > 0 {
+			socks = append(socks, proctest.ListeningUnix(h.Backend.PID)...)
+		}
+	}
+	for _, want := range []string{".host.sock", ".fd.sock", filepath.Base(socket)} {
+		if !slices.ContainsFunc(socks, func(s string) bool { return strings.HasSuffix(s, want) }) {
+			t.Errorf("no listening socket *%s among %v", want, socks)
+		}
+	}
 
 	// uid 65534 must be able to run the test binary: a copy in a 0755 dir.
 	exe, _ := os.Executable()
@@ -128,7 +162,7 @@ func TestOtherUserCannotReachSocket(t *testing.T) {
 	}
 	probe := exec.CommandContext(ctx, bin, "-test.run=^$")
 	probe.Env = append(os.Environ(), "GO_WANT_HELPER_PROCESS=probe",
-		"PROBE_SOCKET="+socket, "PROBE_HINT="+discovery.Path(e.runtime, hint.Name), "PROBE_RUN="+e.runtime,
+		"PROBE_SOCKETS="+strings.Join(socks, "\n"), "PROBE_HINT="+discovery.Path(e.runtime, hint.Name), "PROBE_RUN="+e.runtime,
 		"PROBE_PORT="+net.JoinHostPort("127.0.0.1", strconv.Itoa(portInfo.Port)))
 	probe.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := probe.CombinedOutput()
@@ -136,7 +170,11 @@ func TestOtherUserCannotReachSocket(t *testing.T) {
 		t.Fatalf("probe: %v\n%s", err, out)
 	}
 	t.Logf("uid 65534:\n%s", out)
-	for _, want := range []string{"uid 65534\n", "socket denied\n", "hint denied\n", "list denied\n", "port reachable\n"} {
+	wants := []string{"uid 65534\n", "hint denied\n", "list denied\n", "port reachable\n"}
+	for _, s := range socks {
+		wants = append(wants, "socket "+filepath.Base(s)+" denied\n")
+	}
+	for _, want := range wants {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("probe output lacks %q", strings.TrimSpace(want))
 		}
@@ -148,7 +186,7 @@ func TestOtherUserCannotReachSocket(t *testing.T) {
 	for i, w := range []struct {
 		c *lspclient.Client
 		p *proc
-	}{{c, p}, {pc, pp}} {
+	}{{c, p}, {pc, pp}, {mc, mp}} {
 		if err := w.c.Shutdown(ctx); err != nil {
 			t.Fatalf("window %d: %v", i+1, err)
 		}
@@ -177,7 +215,7 @@ func TestBadHandshakeFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(hint.Port))
+	network, addr := hint.Endpoint()
 	line := handshake.Protocol + " " + handshake.NewSecret() + " 1\n"
 	const total, workers = 3000, 30
 	var wg sync.WaitGroup
@@ -188,7 +226,7 @@ func TestBadHandshakeFlood(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < total/workers; i++ {
-				conn, err := net.Dial("tcp", addr)
+				conn, err := net.Dial(network, addr)
 				if err != nil {
 					other.Store(err.Error(), true)
 					continue

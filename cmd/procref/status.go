@@ -25,13 +25,17 @@ import (
 
 // backendRow is one row of `procref status`.
 type backendRow struct {
-	Name       string   `json:"name"`
-	State      string   `json:"state"` // running, stale, draining, superseded (binary changed)
-	Reason     string   `json:"reason,omitempty"`
-	Mode       string   `json:"mode,omitempty"`
-	HostPID    int      `json:"host_pid,omitempty"`
-	BackendPID int      `json:"backend_pid,omitempty"`
-	Port       int      `json:"port,omitempty"`
+	Name       string `json:"name"`
+	State      string `json:"state"` // running, stale, draining, superseded (binary changed)
+	Reason     string `json:"reason,omitempty"`
+	Mode       string `json:"mode,omitempty"`
+	HostPID    int    `json:"host_pid,omitempty"`
+	BackendPID int    `json:"backend_pid,omitempty"`
+	Port       int    `json:"port,omitempty"`
+	// Transport is how proxies reach the host: "unix PATH" (its socket in
+	// the private runtime dir) or "tcp 127.0.0.1:PORT (loopback port,
+	// fallback)", which every local user can connect to.
+	Transport  string   `json:"transport,omitempty"`
 	References int      `json:"references"`
 	Clients    int      `json:"clients"`
 	Uptime     float64  `json:"uptime_seconds,omitempty"`
@@ -76,6 +80,7 @@ func collectStatus(ctx context.Context) ([]backendRow, string, error) {
 		}
 		row.Mode, row.HostPID, row.Port, row.Root, row.Command, row.Log = h.Mode, h.Host.PID, h.Port, h.Root, h.Command, h.Log
 		row.BackendPID = h.Backend.PID
+		row.Transport = h.Transport()
 		st, err := (&launcher.Service{Name: name, Dir: dir}).QueryStatus(ctx)
 		switch {
 		case err == nil:
@@ -156,7 +161,7 @@ func printStatus(w io.Writer, rows []backendRow, dir string, wide bool) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if wide {
-		fmt.Fprintln(tw, "NAME\tSTATE\tMODE\tPID\tPORT\tREFS\tCLIENTS\tUPTIME\tRSS\tROOT\tCOMMAND\tLOG")
+		fmt.Fprintln(tw, "NAME\tSTATE\tMODE\tPID\tTRANSPORT\tREFS\tCLIENTS\tUPTIME\tRSS\tROOT\tCOMMAND\tLOG")
 	} else {
 		fmt.Fprintln(tw, "NAME\tSTATE\tMODE\tPID\tREFS\tCLIENTS\tUPTIME\tRSS\tROOT")
 	}
@@ -169,7 +174,7 @@ func printStatus(w io.Writer, rows []backendRow, dir string, wide bool) {
 		}
 		if wide {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
-				r.Name, r.State, dash(r.Mode), pid, dashInt(r.Port), r.References, r.Clients,
+				r.Name, r.State, dash(r.Mode), pid, transport(r), r.References, r.Clients,
 				uptime(r.Uptime), rss(r.BackendRSS), dash(r.Root), dash(strings.Join(r.Command, " ")), dash(r.Log))
 			continue
 		}
@@ -180,10 +185,17 @@ func printStatus(w io.Writer, rows []backendRow, dir string, wide bool) {
 	tw.Flush()
 	for _, r := range rows {
 		if r.State == "stale" && r.Reason != "" {
-			fmt.Fprintf(w, "%s is stale: %s (the next start replaces it)\n", r.Name, r.Reason)
+			next := " (the next start replaces it)"
+			if strings.Contains(r.Reason, "remove it") {
+				next = "" // procref does not remove it (a directory at the hint path)
+			}
+			fmt.Fprintf(w, "%s is stale: %s%s\n", r.Name, r.Reason, next)
 		}
 		if r.Warning != "" {
 			fmt.Fprintf(w, "warning: %s: %s\n", r.Name, r.Warning)
+		}
+		if strings.HasPrefix(r.Transport, "tcp") {
+			fmt.Fprintf(w, "warning: %s: the host is on loopback port %d (fallback), which every local user can reach\n", r.Name, r.Port)
 		}
 		if r.GroupLeft {
 			fmt.Fprintf(w, "warning: %s: processes of the backend's process group %d are still running; end them with `kill -- -%d`\n", r.Name, r.BackendPID, r.BackendPID)
@@ -216,11 +228,16 @@ func dash(s string) string {
 	return s
 }
 
-func dashInt(n int) string {
-	if n == 0 {
-		return "-"
+// transport is the TRANSPORT column: "unix" (the host's socket) or
+// "tcp:PORT" (the loopback fallback).
+func transport(r backendRow) string {
+	switch {
+	case strings.HasPrefix(r.Transport, "unix"):
+		return "unix"
+	case r.Port > 0:
+		return "tcp:" + strconv.Itoa(r.Port)
 	}
-	return fmt.Sprint(n)
+	return "-"
 }
 
 func uptime(s float64) string {

@@ -14,7 +14,7 @@ func TestStatusFits120Columns(t *testing.T) {
 	rows := []backendRow{
 		{Name: "rust-analyzer-0123456789ab", State: "superseded", Mode: "mux", HostPID: 4194304, References: 123, Clients: 456,
 			Uptime: 999999, BackendRSS: 12345 << 20, Root: long, Command: []string{"/usr/bin/rust-analyzer", "--very-long-flag=" + long}, Log: "/root/.local/state/procref/rust-analyzer-0123456789ab.log"},
-		{Name: "clangd-0123456789ab", State: "running", Mode: "tcp", BackendPID: 1234567, Port: 45678, References: 1, Clients: 1, Uptime: 5},
+		{Name: "clangd-0123456789ab", State: "running", Mode: "tcp", BackendPID: 1234567, Port: 45678, Transport: "tcp 127.0.0.1:45678 (loopback port, fallback)", References: 1, Clients: 1, Uptime: 5},
 	}
 	var out bytes.Buffer
 	printStatus(&out, rows, "/run/user/0/procref", false)
@@ -28,7 +28,7 @@ func TestStatusFits120Columns(t *testing.T) {
 	}
 	out.Reset()
 	printStatus(&out, rows, "/run/user/0/procref", true)
-	for _, s := range []string{long, rows[0].Log, "45678", "--very-long-flag="} {
+	for _, s := range []string{long, rows[0].Log, "tcp:45678", "--very-long-flag=", "clangd-0123456789ab: the host is on loopback port 45678 (fallback)"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("--wide lacks %q:\n%s", s, out.String())
 		}

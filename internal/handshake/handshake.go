@@ -128,33 +128,59 @@ func Client(ctx context.Context, conn net.Conn, token, nonce string, pid int, ve
 	return fmt.Errorf("%w: answer %q", ErrMalformed, answer)
 }
 
-// Dial connects to the host on 127.0.0.1:port and runs [Client]. On success
-// the returned connection is ready for protocol bytes and owned by the caller.
-// A connection pushed out by the host's [Guard] (ErrBusy) is dialled again,
-// with back-off, until ctx is done.
+// Target is where a host listens: Network "unix" with the socket path,
+// or "tcp" with 127.0.0.1:PORT (the fallback). Check, if set, runs on the
+// connection before any byte is sent, so the token never reaches a peer it
+// refuses (procref checks the kernel's peer uid and pid there).
+type Target struct {
+	Network, Address string
+	Check            func(net.Conn) error
+}
+
+// TCP is the Target of a host on 127.0.0.1:port.
+func TCP(port int) Target {
+	return Target{Network: "tcp", Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+}
+
+// Dial connects to the host on 127.0.0.1:port and runs [Client]; it is
+// DialTarget(ctx, TCP(port), ...).
 func Dial(ctx context.Context, port int, token, nonce string, pid int, verb string) (net.Conn, error) {
+	return DialTarget(ctx, TCP(port), token, nonce, pid, verb)
+}
+
+// DialTarget connects to the host at t, runs t.Check and then [Client]. On
+// success the returned connection is ready for protocol bytes and owned by
+// the caller. A connection pushed out by the host's [Guard] (ErrBusy) is
+// dialled again, with back-off, until ctx is done.
+func DialTarget(ctx context.Context, t Target, token, nonce string, pid int, verb string) (net.Conn, error) {
 	backoff := 5 * time.Millisecond
 	for {
-		conn, err := dialOnce(ctx, port, token, nonce, pid, verb)
+		conn, err := dialOnce(ctx, t, token, nonce, pid, verb)
 		if !errors.Is(err, ErrBusy) {
 			return conn, err
 		}
-		t := time.NewTimer(backoff)
+		tm := time.NewTimer(backoff)
 		select {
-		case <-t.C:
+		case <-tm.C:
 		case <-ctx.Done():
-			t.Stop()
+			tm.Stop()
 			return nil, fmt.Errorf("%w (%w)", err, ctx.Err())
 		}
 		backoff = min(2*backoff, 200*time.Millisecond)
 	}
 }
 
-func dialOnce(ctx context.Context, port int, token, nonce string, pid int, verb string) (net.Conn, error) {
+func dialOnce(ctx context.Context, t Target, token, nonce string, pid int, verb string) (net.Conn, error) {
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	conn, err := d.DialContext(ctx, t.Network, t.Address)
 	if err != nil {
 		return nil, err
+	}
+	if t.Check != nil {
+		if err := t.Check(conn); err != nil {
+			conn.Close()
+			return nil, err
+		}
 	}
 	if err := Client(ctx, conn, token, nonce, pid, verb); err != nil {
 		conn.Close()

@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/procref/procref/platform"
 )
 
 // MaxLog is the size past which a running host rotates its log.
@@ -67,7 +69,7 @@ func (c *logCap) check() {
 	if err != nil || fi.Size() <= c.max {
 		return
 	}
-	if err := copyFile(c.path, c.path+".1"); err != nil {
+	if err := copyLog(c.path, fi, c.path+".1"); err != nil {
 		fmt.Fprintf(c.f, "procref: could not keep the old log in %s.1: %v\n", c.path, err)
 	}
 	if err := c.f.Truncate(0); err != nil {
@@ -76,19 +78,28 @@ func (c *logCap) check() {
 	fmt.Fprintf(c.f, "procref: log rotated at %d bytes; the previous part is in %s.1\n", fi.Size(), c.path)
 }
 
-// copyFile copies from to to (0600), through a temporary file and rename.
-func copyFile(from, to string) error {
-	in, err := os.Open(from)
+// copyLog copies the log at path, which must still be the file whose
+// Stat is fi (the host's own, opened write-only), to to (0600), through a
+// temporary file and rename. Neither the log nor the temporary file is
+// opened through a symbolic link (O_NOFOLLOW; O_EXCL for the new one), so
+// a link planted beside the log redirects nothing; rename replaces a link
+// at to rather than its target.
+func copyLog(path string, fi os.FileInfo, to string) error {
+	in, err := os.OpenFile(path, os.O_RDONLY|platform.ONoFollow, 0)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	if ii, err := in.Stat(); err != nil || !os.SameFile(ii, fi) {
+		return fmt.Errorf("%s is no longer the host's log", path)
+	}
 	tmp := to + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	os.Remove(tmp)
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|platform.ONoFollow, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
+	if _, err := io.Copy(out, io.LimitReader(in, fi.Size())); err != nil {
 		out.Close()
 		os.Remove(tmp)
 		return err

@@ -71,3 +71,38 @@ func TestCapLogNotTheFile(t *testing.T) {
 		t.Error("CapLog wrapped a file that is not the log")
 	}
 }
+
+// TestCapLogNoFollow (issue 22 item 6): links planted where the rotation
+// writes (x.log.1.tmp, x.log.1) redirect nothing: the files they point to
+// are untouched and x.log.1 is a regular file with the old part.
+func TestCapLogNoFollow(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.log")
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("keep me\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path + ".1.tmp", path + ".1"} {
+		if err := os.Symlink(victim, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := CapLog(ctx, f, path, 1<<10, time.Hour)
+	line := []byte(strings.Repeat("x", 99) + "\n")
+	for range 20 {
+		w.Write(line)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep me\n" {
+		t.Errorf("the link's target was written: %q", b[:min(len(b), 60)])
+	}
+	if fi, err := os.Lstat(path + ".1"); err != nil || !fi.Mode().IsRegular() || fi.Size() <= 1<<10 {
+		t.Errorf("%s.1 after the rotation: %v, %v; want a regular file with the old part", path, fi, err)
+	}
+}

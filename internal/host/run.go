@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -99,15 +98,6 @@ func (b *backend) listenAddr() (hostproto.Addr, error) {
 	return hostproto.Addr{Network: "unix", Address: path}, nil
 }
 
-// maxSocketPath returns the longest unix socket path: sun_path holds 108
-// bytes on Linux and Windows, 104 on macOS and the BSDs, the NUL included.
-func maxSocketPath() int {
-	if runtime.GOOS == "linux" || runtime.GOOS == "windows" {
-		return 107
-	}
-	return 103
-}
-
 // SocketPath returns the {socket} path of service name's host with process
 // id pid, in the private runtime dir: dir/NAME.PID.sock, or
 // dir/KEYHEX.PID.sock (the name's last 12 hex digits) when that is too long
@@ -115,7 +105,7 @@ func maxSocketPath() int {
 // The pid keeps a draining host's backend and its successor's apart: a
 // server that unlinks its socket when it stops must not take the new one's.
 func SocketPath(dir, name string, pid int) (string, error) {
-	limit := maxSocketPath()
+	limit := platform.MaxSocketPath()
 	suffix := "." + strconv.Itoa(pid) + ".sock"
 	p := filepath.Join(dir, name+suffix)
 	if len(p) <= limit {

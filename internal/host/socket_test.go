@@ -3,13 +3,15 @@ package host
 import (
 	"strings"
 	"testing"
+
+	"github.com/procref/procref/platform"
 )
 
 // TestSocketPath: NAME.PID.sock when it fits the unix socket limit, the key's
 // 12 hex digits when only that fits, a clear error when nothing does.
 func TestSocketPath(t *testing.T) {
 	const name = "gopls-0123456789ab"
-	limit := maxSocketPath()
+	limit := platform.MaxSocketPath()
 	dir := "/" + strings.Repeat("d", limit-len("/"+name+".42.sock")-1)
 	if p, err := SocketPath(dir, name, 42); err != nil || p != dir+"/"+name+".42.sock" || len(p) != limit {
 		t.Errorf("SocketPath at the limit = %q (%d bytes), %v", p, len(p), err)

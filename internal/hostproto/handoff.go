@@ -31,8 +31,9 @@ import (
 //	host → proxy, on the session:                 bye\n or end REASON\n (then closes)
 //
 // KEY is random and travels only on the session, which passed the token
-// handshake; the socket lives in the private runtime dir and the host also
-// checks the peer's uid (SO_PEERCRED).
+// handshake; the socket lives in the private runtime dir, the host checks
+// the peer's uid and the proxy checks the listener's uid and pid (the
+// hint's host pid) with the kernel (SO_PEERCRED) before sending anything.
 
 const (
 	handoffLine = "handoff "
@@ -61,13 +62,16 @@ func HandoffSocket(runtimeDir, serviceName string, hostPID int) string {
 // Handoff passes the proxy's stdin and stdout (descriptors 0 and 1) to the
 // mux-mode host at the other end of session, an attached session
 // connection; pending are editor bytes the proxy has already read (they are
-// served first). It blocks until the host has the descriptors. After a nil
+// served first). The descriptors are sent only if the kernel says the
+// socket's listener runs as our uid and, where the OS reports it, is
+// hostPID (an error wrapping platform.ErrNotOurPeer otherwise). It blocks
+// until the host has the descriptors. After a nil
 // return the proxy must not read stdin or write stdout again; it waits with
 // [WaitHandedOff]. An error wrapping [ErrNoHandoff] means nothing was sent
 // and the proxy can relay instead; any other error leaves the session
 // unusable.
-func Handoff(session net.Conn, socket string, pending []byte) error {
-	return handoff(session, socket, 0, 1, pending)
+func Handoff(session net.Conn, socket string, hostPID int, pending []byte) error {
+	return handoff(session, socket, hostPID, 0, 1, pending)
 }
 
 // requestHandoff is the proxy's half on the session: it asks, with a new

@@ -12,11 +12,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/procref/procref/platform"
 	"golang.org/x/sys/unix"
 )
 
 // handoff is Handoff on Linux, for descriptors in and out (0 and 1 there).
-func handoff(session net.Conn, socket string, in, out int, pending []byte) error {
+func handoff(session net.Conn, socket string, hostPID, in, out int, pending []byte) error {
 	for _, fd := range []int{in, out} {
 		var st unix.Stat_t
 		if err := unix.Fstat(fd, &st); err != nil {
@@ -38,6 +39,11 @@ func handoff(session net.Conn, socket string, in, out int, pending []byte) error
 		return fmt.Errorf("handoff: %w", err)
 	}
 	defer c.Close()
+	// The editor's pipes go only to the host: the kernel must say the
+	// listener is our uid and the hint's host pid (SO_PEERCRED).
+	if err := platform.CheckPeer(c, hostPID); err != nil {
+		return fmt.Errorf("handoff: %s: %w", socket, err)
+	}
 	c.SetDeadline(time.Now().Add(HandoffWait))
 	header := []byte(key + " " + strconv.Itoa(len(pending)) + "\n")
 	if _, _, err := c.WriteMsgUnix(header, unix.UnixRights(in, out), nil); err != nil {
@@ -76,8 +82,8 @@ func ListenHandoff(path string) (*net.UnixListener, error) {
 func ReceiveHandoff(c *net.UnixConn) (Handed, error) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(HandoffWait))
-	if uid, err := peerUID(c); err != nil || uid != os.Getuid() {
-		return Handed{}, fmt.Errorf("handoff refused: peer uid %d is not ours (%v)", uid, err)
+	if err := platform.CheckPeer(c, 0); err != nil {
+		return Handed{}, fmt.Errorf("handoff refused: %w", err)
 	}
 	buf := make([]byte, 128)
 	oob := make([]byte, unix.CmsgSpace(2*4))
@@ -141,24 +147,4 @@ func parseRights(oob []byte) []int {
 		}
 	}
 	return all
-}
-
-func peerUID(c *net.UnixConn) (int, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	uid := -1
-	var cerr error
-	if err := rc.Control(func(fd uintptr) {
-		cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-		if err != nil {
-			cerr = err
-			return
-		}
-		uid = int(cred.Uid)
-	}); err != nil {
-		return -1, err
-	}
-	return uid, cerr
 }

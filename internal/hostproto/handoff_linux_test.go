@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/procref/procref/platform"
 )
 
 // TestHandoffDescriptors: a proxy's two pipe ends and its pending bytes
@@ -41,7 +43,7 @@ func TestHandoffDescriptors(t *testing.T) {
 		}
 		handed <- d
 	}()
-	if err := handoff(p, sock, int(edIn.Fd()), int(edOut.Fd()), []byte("pending")); err != nil {
+	if err := handoff(p, sock, os.Getpid(), int(edIn.Fd()), int(edOut.Fd()), []byte("pending")); err != nil {
 		t.Fatal(err)
 	}
 	d := <-handed
@@ -58,7 +60,49 @@ func TestHandoffDescriptors(t *testing.T) {
 
 	f, _ := os.Create(filepath.Join(t.TempDir(), "file"))
 	defer f.Close()
-	if err := handoff(p, sock, int(f.Fd()), int(edOut.Fd()), nil); !errors.Is(err, ErrNoHandoff) {
+	if err := handoff(p, sock, os.Getpid(), int(f.Fd()), int(edOut.Fd()), nil); !errors.Is(err, ErrNoHandoff) {
 		t.Errorf("handoff of a regular file = %v, want ErrNoHandoff", err)
+	}
+}
+
+// TestHandoffOnlyToTheHost: the proxy sends its descriptors only to a
+// listener the kernel says is the hint's host pid; another process's
+// listener (here: ours, while the hint names pid 1) gets nothing.
+func TestHandoffOnlyToTheHost(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "svc.1.fd.sock")
+	ln, err := ListenHandoff(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	edIn, in, _ := os.Pipe()
+	out, edOut, _ := os.Pipe()
+	defer in.Close()
+	defer out.Close()
+	defer edIn.Close()
+	defer edOut.Close()
+	h, p := net.Pipe()
+	defer h.Close()
+	go AcceptHandoff(h, bufio.NewReader(h), func(string) {})
+	got := make(chan error, 1)
+	go func() {
+		c, err := ln.AcceptUnix()
+		if err != nil {
+			got <- err
+			return
+		}
+		d, err := ReceiveHandoff(c)
+		if err == nil {
+			d.In.Close()
+			d.Out.Close()
+		}
+		got <- err
+	}()
+	err = handoff(p, sock, 1, int(edIn.Fd()), int(edOut.Fd()), nil)
+	if !errors.Is(err, platform.ErrNotOurPeer) {
+		t.Fatalf("handoff to a listener that is not pid 1 = %v, want ErrNotOurPeer", err)
+	}
+	if err := <-got; err == nil {
+		t.Error("the listener received the descriptors")
 	}
 }

@@ -6,7 +6,7 @@ import "net"
 
 // Descriptor passing is implemented on Linux only; proxies relay elsewhere.
 
-func handoff(session net.Conn, socket string, in, out int, pending []byte) error {
+func handoff(session net.Conn, socket string, hostPID, in, out int, pending []byte) error {
 	return ErrNoHandoff
 }
 
