@@ -296,6 +296,10 @@ func (sv *supervisor) start(svcCtx context.Context, svcCancel context.CancelFunc
 			sv.info = info
 			sv.mu.Unlock()
 			startErr = err
+		} else if errors.Is(herr, errHookLate) && err != nil {
+			// It returned its own error once its ctx was cancelled: that
+			// error says what went wrong (e.g. a child that never listened).
+			startErr = fmt.Errorf("%w (%v)", err, herr)
 		} else {
 			startErr = fmt.Errorf("%w; raise Service.StartTimeout or make the hook return when its ctx is done", herr)
 		}
