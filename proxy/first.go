@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/hostproto"
-	"github.com/procref/procref/internal/lspframe"
 	"github.com/procref/procref/internal/mcp"
+	"github.com/procref/procref/internal/wire"
 )
 
 // scope completes spec from the client's first bytes: the protocol, and
@@ -77,20 +77,20 @@ func (p *run) setProtocol(spec *hostproto.Spec, cwd string) error {
 // reads the first message (kept in p.first, sent on after attaching) and
 // returns the spec fields that go into the share key. For LSP it consumes
 // nothing and returns protocol "".
-func (p *run) learnProtocol(forced string) (protocol string, framing mcp.Framing, version string, err error) {
+func (p *run) learnProtocol(forced string) (protocol string, framing wire.Framing, version string, err error) {
 	var era string
-	framing, err = mcp.Detect(p.in)
+	framing, err = wire.DetectFraming(p.in)
 	if err != nil {
 		return "", "", "", err
 	}
-	if forced == hostproto.ProtocolLSP || (forced == "" && framing == mcp.Header) {
-		return "", mcp.Header, "", nil
+	if forced == hostproto.ProtocolLSP || (forced == "" && framing == wire.Header) {
+		return "", wire.Header, "", nil
 	}
-	if forced == hostproto.ProtocolMCP && framing != mcp.NDJSON {
+	if forced == hostproto.ProtocolMCP && framing != wire.NDJSON {
 		return "", "", "", errors.New("--protocol=mcp needs newline-delimited JSON (MCP's stdio transport), but the client sent a Content-Length header; use --protocol=jsonrpc or lsp")
 	}
 	p.framing = framing
-	body, err := mcp.NewReader(framing, p.in, p.cfg.MaxMessage).Read()
+	body, err := framing.NewReader(p.in, p.cfg.MaxMessage).Read()
 	if err != nil {
 		return "", "", "", err
 	}
@@ -103,7 +103,7 @@ func (p *run) learnProtocol(forced string) (protocol string, framing mcp.Framing
 	protocol = forced
 	if protocol == "" {
 		protocol = hostproto.ProtocolJSONRPC
-		if framing == mcp.NDJSON && era != "" {
+		if framing == wire.NDJSON && era != "" {
 			protocol = hostproto.ProtocolMCP
 		}
 	}
@@ -150,7 +150,7 @@ func MCPEra(body []byte) (era, version string) {
 
 // peekInitialize reads the editor's first LSP message (kept in p.first).
 func (p *run) peekInitialize() error {
-	body, err := lspframe.NewReader(p.in, p.cfg.MaxMessage).Read()
+	body, err := wire.NewReader(p.in, p.cfg.MaxMessage).Read()
 	if err != nil {
 		return err
 	}
@@ -174,7 +174,7 @@ func (p *run) answerInitialize(msg string) {
 		got := make(chan first, 1)
 		go func() {
 			defer close(got)
-			if body, err := lspframe.NewReader(p.in, 0).Read(); err == nil {
+			if body, err := wire.NewReader(p.in, 0).Read(); err == nil {
 				if in, err := ParseInitialize(body); err == nil {
 					got <- first{body, in}
 				}

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/hostproto"
-	"github.com/procref/procref/internal/mcp"
+	"github.com/procref/procref/internal/wire"
 	"github.com/procref/procref/launcher"
 )
 
@@ -84,7 +84,7 @@ func Run(ctx context.Context, cfg Config) error {
 			growPipes(fi, fo)
 		}
 	}
-	p := &run{cfg: cfg, in: bufio.NewReaderSize(cfg.Stdin, 64<<10), framing: mcp.Header}
+	p := &run{cfg: cfg, in: bufio.NewReaderSize(cfg.Stdin, 64<<10), framing: wire.Header}
 	cwd, _ := os.Getwd()
 	spec, err := newSpec(cfg, cwd)
 	if err == nil && cfg.Executable == "" {
@@ -167,9 +167,9 @@ type run struct {
 	cfg Config
 	in  *bufio.Reader
 
-	first   []byte      // the editor's first message, if read
-	init    Initialize  // parsed from first
-	framing mcp.Framing // of the client's stream
+	first   []byte       // the editor's first message, if read
+	init    Initialize   // parsed from first
+	framing wire.Framing // of the client's stream
 
 	mu       sync.Mutex
 	relaying bool // after this, only the relay writes to the editor
@@ -196,7 +196,7 @@ func (p *run) write(body []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.relaying {
-		mcp.Write(p.framing, p.cfg.Stdout, body)
+		p.framing.Write(p.cfg.Stdout, body)
 	}
 }
 
@@ -260,7 +260,7 @@ func (a *attached) serve(actx context.Context) error {
 		}
 	}
 	if a.first != nil {
-		if err := mcp.Write(a.framing, conn, a.first); err != nil {
+		if err := a.framing.Write(conn, a.first); err != nil {
 			return a.failed(fmt.Errorf("sending initialize to the backend: %w", err))
 		}
 	}
@@ -295,7 +295,7 @@ func (a *attached) serve(actx context.Context) error {
 func (a *attached) handOff() (done bool, err error) {
 	var pend bytes.Buffer
 	if a.first != nil {
-		mcp.Write(a.framing, &pend, a.first)
+		a.framing.Write(&pend, a.first)
 	}
 	buffered, _ := a.in.Peek(a.in.Buffered())
 	pend.Write(buffered)

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/hostproto"
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 	"github.com/procref/procref/proxy"
 )
 
@@ -77,7 +77,7 @@ func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, []string, er
 	if err != nil {
 		return nil, nil, fmt.Errorf("PROCREF_CONNECT_TIMEOUT: %w", err)
 	}
-	maxMsg, err := parseBytes(envOr("PROCREF_MAX_MESSAGE", strconv.Itoa(lspframe.DefaultMaxMessage)))
+	maxMsg, err := parseBytes(envOr("PROCREF_MAX_MESSAGE", strconv.Itoa(wire.DefaultMaxMessage)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("PROCREF_MAX_MESSAGE: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/procref/procref/internal/hostproto"
 	"github.com/procref/procref/internal/lspmux"
 	"github.com/procref/procref/internal/mcp"
+	"github.com/procref/procref/internal/wire"
 )
 
 // multiplexer is what the mux-mode host needs of a protocol's multiplexer
@@ -32,7 +33,7 @@ func (b *backend) newMultiplexer(start func(context.Context) (lspmux.Backend, er
 		return mcp.New(mcp.Config{
 			Start:      start,
 			Policy:     policy,
-			Framing:    mcp.Framing(b.spec.Framing),
+			Framing:    wire.Framing(b.spec.Framing),
 			MaxMessage: b.spec.MaxMessage,
 			Logger:     b.log,
 		})

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // changeFolders applies c's didChangeWorkspaceFolders to its folders; the
@@ -54,7 +54,7 @@ func initFolders(params []byte) []folder {
 		RootURI          string   `json:"rootUri"`
 		RootPath         string   `json:"rootPath"`
 	}
-	sp, err := lspframe.Members(params, "workspaceFolders", "rootUri", "rootPath")
+	sp, err := wire.Members(params, "workspaceFolders", "rootUri", "rootPath")
 	if err != nil {
 		return nil
 	}

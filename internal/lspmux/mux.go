@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/idroute"
-	"github.com/procref/procref/internal/lspframe"
 	"github.com/procref/procref/internal/restarts"
+	"github.com/procref/procref/internal/wire"
 )
 
 type phase int
@@ -85,7 +85,7 @@ func New(cfg Config) (*Mux, error) {
 		return nil, errors.New("lspmux: Config.Start is required")
 	}
 	if cfg.MaxMessage <= 0 {
-		cfg.MaxMessage = lspframe.DefaultMaxMessage
+		cfg.MaxMessage = wire.DefaultMaxMessage
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -8,19 +8,19 @@ import (
 	"sync"
 	"time"
 
-	"github.com/procref/procref/internal/lspframe"
 	"github.com/procref/procref/internal/pipeio"
+	"github.com/procref/procref/internal/wire"
 )
 
 // item is one message in a queue: body with edits applied (ids, tokens:
 // spliced in while writing, so a large body is never copied to rewrite
 // them). release, if set, is called once the item has been written or
 // dropped (it returns the owner's in-flight quota). recycle says body came
-// from lspframe.Reader and nothing else refers to it: the writer hands it
-// back to lspframe's pool once written.
+// from wire.Reader and nothing else refers to it: the writer hands it
+// back to wire's pool once written.
 type item struct {
 	body    []byte
-	edits   []lspframe.Edit
+	edits   []wire.Edit
 	release func()
 	recycle bool
 	framed  bool // body is already framed (the rest of a partly written message)
@@ -32,9 +32,9 @@ func (it *item) write(w io.Writer) error {
 		_, err := w.Write(it.body)
 		return err
 	}
-	err := lspframe.WriteEdited(w, it.body, it.edits...)
+	err := wire.WriteEdited(w, it.body, it.edits...)
 	if it.recycle {
-		lspframe.Recycle(it.body)
+		wire.Recycle(it.body)
 	}
 	return err
 }
@@ -333,7 +333,7 @@ func writeBatch(w io.Writer, items []item, buf []byte) ([]byte, error) {
 		case len(it.body) <= directMax:
 			buf = appendEdited(buf, it.body, it.edits)
 			if it.recycle {
-				lspframe.Recycle(it.body)
+				wire.Recycle(it.body)
 			}
 		default:
 			if err := flush(); err != nil {
@@ -484,7 +484,7 @@ func (c *client) writeDirect(items []item) ([]item, error) {
 		}
 		frame = appendEdited(frame, it.body, it.edits)
 		if it.recycle {
-			lspframe.Recycle(it.body)
+			wire.Recycle(it.body)
 		}
 	}
 	c.dbuf = frame
@@ -534,12 +534,12 @@ func (c *client) writeDirect(items []item) ([]item, error) {
 const directMax = 64 << 10
 
 // appendEdited appends the framed message of body with edits applied.
-func appendEdited(dst, body []byte, edits []lspframe.Edit) []byte {
+func appendEdited(dst, body []byte, edits []wire.Edit) []byte {
 	n := len(body)
 	for _, e := range edits {
 		n += len(e.With) - (e.At.End - e.At.Start)
 	}
-	dst = lspframe.AppendHeader(dst, n)
+	dst = wire.AppendHeader(dst, n)
 	at := 0
 	for _, e := range edits { // in order: see the callers
 		dst = append(dst, body[at:e.At.Start]...)

@@ -5,7 +5,7 @@
 // both keep their id and token routing in internal/idroute and their
 // restart budget in internal/restarts.
 //
-// The parts: framing (frame.go: NDJSON or Content-Length, bounded), the
+// The parts: framing (internal/wire: NDJSON or Content-Length, bounded), the
 // core (this file: sessions, request ids rewritten and mapped back, the
 // backend's supervision and restart), and the MCP policy (policy.go:
 // initialize caching, cancel and progress routing, logging levels,
@@ -30,6 +30,7 @@ import (
 	"github.com/procref/procref/internal/idroute"
 	"github.com/procref/procref/internal/lspmux"
 	"github.com/procref/procref/internal/restarts"
+	"github.com/procref/procref/internal/wire"
 )
 
 // Policy selects the protocol rules.
@@ -49,8 +50,8 @@ type Config struct {
 	// Policy is MCP or Plain (default MCP); Framing the wire framing of
 	// both the sessions and the server (default NDJSON).
 	Policy  Policy
-	Framing Framing
-	// MaxMessage bounds one message (default lspframe.DefaultMaxMessage);
+	Framing wire.Framing
+	// MaxMessage bounds one message (default wire.DefaultMaxMessage);
 	// a session that sends a larger one is ended with an error.
 	MaxMessage int64
 	Logger     *slog.Logger
@@ -178,7 +179,7 @@ func New(cfg Config) (*Mux, error) {
 		cfg.Policy = MCP
 	}
 	if cfg.Framing == "" {
-		cfg.Framing = NDJSON
+		cfg.Framing = wire.NDJSON
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -265,7 +266,7 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 		t.Stop()
 		conn.Close() // ends the reader
 	}()
-	r := NewReader(m.cfg.Framing, conn, m.cfg.MaxMessage)
+	r := m.cfg.Framing.NewReader(conn, m.cfg.MaxMessage)
 	for m.waitRoom(c) {
 		body, err := r.Read()
 		if err != nil {
@@ -319,7 +320,7 @@ func endMsg(err error) []byte {
 // is queued (an error answer to a bad frame included), bounded.
 func (m *Mux) writeClient(c *client, conn io.Writer) {
 	write := func(b []byte) bool {
-		if err := Write(m.cfg.Framing, conn, b); err != nil {
+		if err := m.cfg.Framing.Write(conn, b); err != nil {
 			c.kill(fmt.Errorf("writing to the client: %w", err))
 			return false
 		}
@@ -597,7 +598,7 @@ func (m *Mux) writeServer(s *server) {
 	for {
 		select {
 		case b := <-s.out:
-			if err := Write(m.cfg.Framing, s.be, b); err != nil {
+			if err := m.cfg.Framing.Write(s.be, b); err != nil {
 				s.be.Close()
 				return
 			}
@@ -608,7 +609,7 @@ func (m *Mux) writeServer(s *server) {
 }
 
 func (m *Mux) readServer(s *server) {
-	r := NewReader(m.cfg.Framing, s.be, m.cfg.MaxMessage)
+	r := m.cfg.Framing.NewReader(s.be, m.cfg.MaxMessage)
 	for {
 		body, err := r.Read()
 		if err != nil {

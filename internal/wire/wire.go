@@ -1,5 +1,7 @@
-// Package lspframe reads and writes the LSP base protocol (Content-Length
-// framed JSON-RPC messages) with a size bound, and inspects message bodies
+// Package wire is the JSON-RPC wire layer every protocol shares: it reads
+// and writes framed messages with a size bound (LSP's Content-Length
+// headers, see [Reader], and newline-delimited JSON, see [Framing]), builds
+// and edits messages, and inspects message bodies
 // without decoding them: it finds the top-level "id", "method", "params",
 // "result" and "error" members and nested members such as
 // params.textDocument.uri as byte spans, so that a router can splice a
@@ -8,7 +10,7 @@
 //
 // Nothing in this package retains a body after returning, except where a
 // function documents that its result aliases its input.
-package lspframe
+package wire
 
 import (
 	"bufio"
@@ -20,9 +22,10 @@ import (
 )
 
 // ErrTooLarge is returned (wrapped, with the size) by [Reader.Read] when a
-// header announces a body larger than the reader's bound. The stream stays
-// in step: the next Read first discards that body.
-var ErrTooLarge = errors.New("lsp message exceeds size limit")
+// header announces a body larger than the reader's bound (the stream stays
+// in step: the next Read first discards that body), and by an NDJSON
+// [MessageReader] for a line over its bound (the stream is lost).
+var ErrTooLarge = errors.New("json-rpc message exceeds size limit")
 
 // ErrBadHeader is returned (wrapped, with detail) by [Reader.Read] for a
 // header block that cannot be trusted: no Content-Length, a negative or
