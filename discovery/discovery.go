@@ -14,6 +14,7 @@
 package discovery
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -69,7 +70,8 @@ type Hint struct {
 // Path returns the hint file path for name in dir.
 func Path(dir, name string) string { return filepath.Join(dir, name+".json") }
 
-// Write atomically replaces the hint for h.Name in dir (0600, temp + rename).
+// Write atomically replaces the hint for h.Name in dir (0600, see
+// [platform.WriteFileAtomic]).
 func Write(dir string, h *Hint) error {
 	if h.Version == 0 {
 		h.Version = Version
@@ -78,35 +80,12 @@ func Write(dir string, h *Hint) error {
 	if err != nil {
 		return fmt.Errorf("encoding hint: %w", err)
 	}
-	f, err := os.CreateTemp(dir, "."+h.Name+".json.tmp*")
-	if err != nil {
-		return fmt.Errorf("writing hint: %w", err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("writing hint: %w", err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("writing hint: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing hint: %w", err)
-	}
-	if err := os.Rename(tmp, Path(dir, h.Name)); err != nil {
+	if err := platform.WriteFileAtomic(Path(dir, h.Name), 0o600, bytes.NewReader(append(b, '\n'))); err != nil {
 		if fi, lerr := os.Lstat(Path(dir, h.Name)); lerr == nil && !fi.Mode().IsRegular() {
 			return notAFile(Path(dir, h.Name), fi)
 		}
 		return fmt.Errorf("writing hint: %w", err)
 	}
-	ok = true
 	return nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/procref/procref/platform"
 )
 
 // MaxLog is the size past which a running host rotates its log.
@@ -76,26 +78,12 @@ func (c *logCap) check() {
 	fmt.Fprintf(c.f, "procref: log rotated at %d bytes; the previous part is in %s.1\n", fi.Size(), c.path)
 }
 
-// copyFile copies from to to (0600), through a temporary file and rename.
+// copyFile copies from to to (0600), atomically.
 func copyFile(from, to string) error {
 	in, err := os.Open(from)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	tmp := to + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := out.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, to)
+	return platform.WriteFileAtomic(to, 0o600, in)
 }
