@@ -331,7 +331,7 @@ func writeBatch(w io.Writer, items []item, buf []byte) ([]byte, error) {
 		case it.framed:
 			buf = append(buf, it.body...)
 		case len(it.body) <= directMax:
-			buf = appendEdited(buf, it.body, it.edits)
+			buf = wire.AppendFrameEdited(buf, it.body, it.edits...)
 			if it.recycle {
 				wire.Recycle(it.body)
 			}
@@ -482,7 +482,7 @@ func (c *client) writeDirect(items []item) ([]item, error) {
 		if it.framed || len(it.body) > directMax {
 			break // large or partly written: the writer goroutine's
 		}
-		frame = appendEdited(frame, it.body, it.edits)
+		frame = wire.AppendFrameEdited(frame, it.body, it.edits...)
 		if it.recycle {
 			wire.Recycle(it.body)
 		}
@@ -532,22 +532,6 @@ func (c *client) writeDirect(items []item) ([]item, error) {
 // with direct): larger ones are left to the writer goroutines, where their
 // time on the wire blocks nobody else.
 const directMax = 64 << 10
-
-// appendEdited appends the framed message of body with edits applied.
-func appendEdited(dst, body []byte, edits []wire.Edit) []byte {
-	n := len(body)
-	for _, e := range edits {
-		n += len(e.With) - (e.At.End - e.At.Start)
-	}
-	dst = wire.AppendHeader(dst, n)
-	at := 0
-	for _, e := range edits { // in order: see the callers
-		dst = append(dst, body[at:e.At.Start]...)
-		dst = append(dst, e.With...)
-		at = e.At.End
-	}
-	return append(dst, body[at:]...)
-}
 
 // push queues it (for owner, see queue.pushItem; the result is then
 // whether the caller has taken the client's queue over and must drain

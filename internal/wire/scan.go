@@ -3,7 +3,6 @@ package wire
 import (
 	"bytes"
 	"encoding/binary"
-	"slices"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -654,19 +653,6 @@ func appendQuote(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
-}
-
-func spliceAll(b []byte, edits []Edit) []byte {
-	edits = slices.Clone(edits)
-	slices.SortFunc(edits, func(x, y Edit) int { return x.At.Start - y.At.Start })
-	var out []byte // grown by append: copies are not zeroed first
-	at := 0
-	for _, e := range edits {
-		out = append(out, b[at:e.At.Start]...)
-		out = append(out, e.With...)
-		at = e.At.End
-	}
-	return append(out, b[at:]...)
 }
 
 // objectMembers calls fn for each top-level member of the object raw with

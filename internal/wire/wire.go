@@ -103,7 +103,7 @@ func Write(w io.Writer, body []byte) error {
 	return err
 }
 
-// WriteEdited writes body with edits applied (see [SpliceAll]) as one
+// WriteEdited writes body with edits applied (see [AppendFrameEdited]) as one
 // framed message without building the edited body: a small message is
 // copied into one buffer and written with one Write; in a large one the
 // header, the edits and the short stretches between them are gathered into
@@ -256,17 +256,19 @@ func Splice(b []byte, s Span, repl []byte) []byte {
 	return append(out, b[s.End:]...)
 }
 
-// Edit is one replacement for [SpliceAll]: the span At in the original
-// body is replaced by With.
+// Edit is one replacement for [WriteEdited] and [AppendFrameEdited]: the
+// span At in the original body is replaced by With.
 type Edit struct {
 	At   Span
 	With []byte
 }
 
-// SpliceAll returns a new slice holding b with every edit applied. Edits
-// must not overlap; they may come in any order. b is not modified.
-func SpliceAll(b []byte, edits ...Edit) []byte {
-	return spliceAll(b, edits)
+// AppendFrameEdited appends to dst the framed message (header and body) of
+// body with edits applied. Edits must not overlap; they may come in any
+// order. body is not modified or retained.
+func AppendFrameEdited(dst, body []byte, edits ...Edit) []byte {
+	edits = sortEdits(edits)
+	return appendEdits(AppendHeader(dst, editedLen(body, edits)), body, edits)
 }
 
 // Unquote decodes a raw JSON string token (quotes included). It returns an
