@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/hostproto"
+	"github.com/procref/procref/internal/protocol"
 	"github.com/procref/procref/internal/wire"
 	"github.com/procref/procref/launcher"
 )
@@ -84,7 +85,7 @@ func Run(ctx context.Context, cfg Config) error {
 			growPipes(fi, fo)
 		}
 	}
-	p := &run{cfg: cfg, in: bufio.NewReaderSize(cfg.Stdin, 64<<10), framing: wire.Header}
+	p := &run{cfg: cfg, in: bufio.NewReaderSize(cfg.Stdin, 64<<10), framing: wire.Header, proto: &protocol.LSP}
 	cwd, _ := os.Getwd()
 	spec, err := newSpec(cfg, cwd)
 	if err == nil && cfg.Executable == "" {
@@ -167,9 +168,10 @@ type run struct {
 	cfg Config
 	in  *bufio.Reader
 
-	first   []byte       // the editor's first message, if read
-	init    Initialize   // parsed from first
-	framing wire.Framing // of the client's stream
+	first   []byte             // the editor's first message, if read
+	init    Initialize         // parsed from first
+	framing wire.Framing       // of the client's stream
+	proto   *protocol.Protocol // the client's (LSP until known)
 
 	mu       sync.Mutex
 	relaying bool // after this, only the relay writes to the editor
@@ -205,10 +207,10 @@ func (p *run) write(body []byte) {
 func (p *run) attach(ctx context.Context, spec *hostproto.Spec, svc *launcher.Service) (*launcher.Session, error) {
 	// Decided here, not in the timer: answerInitialize may set p.first
 	// later, on another goroutine.
-	announce := p.first != nil && spec.Protocol == ""
+	announce := p.first != nil && p.proto.Notice != nil
 	slow := time.AfterFunc(slowStart, func() {
 		if announce {
-			p.write(LogMessage(fmt.Sprintf("procref: starting shared %s backend %s (log: %s)", spec.Mode, svc.Name, svc.LogPath())))
+			p.write(p.proto.Notice(fmt.Sprintf("procref: starting shared %s backend %s (log: %s)", spec.Mode, svc.Name, svc.LogPath())))
 		}
 	})
 	defer slow.Stop()
