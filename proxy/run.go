@@ -37,8 +37,8 @@ type Config struct {
 	// KeyEnv names environment variables whose values are part of the
 	// backend's identity.
 	KeyEnv []string
-	// Protocol forces hostproto.ProtocolLSP, ProtocolMCP or
-	// ProtocolJSONRPC; "" detects it from the client's first bytes.
+	// Protocol forces a protocol by name (internal/protocol: lsp, mcp,
+	// jsonrpc); "" detects it from the client's first bytes.
 	Protocol string
 	// Impl is the reference counter ("auto", "sysv", "filelock").
 	Impl string
