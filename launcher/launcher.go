@@ -110,10 +110,6 @@ import (
 	"github.com/procref/procref/refcount"
 )
 
-// ProtocolVersion is part of every service key, so incompatible procref
-// versions never share a host.
-const ProtocolVersion = "1"
-
 // Environment variables of the supervisor protocol, for the default
 // [Service.App]; another App's are APP_SUPERVISE and APP_READY_FD.
 const (
@@ -284,12 +280,12 @@ type Service struct {
 }
 
 // Key derives a service key from the parts that make two services the same:
-// the uid, the protocol version and the given parts (mode, absolute command
+// the uid, the protocol version (handshake.Version) and the given parts (mode, absolute command
 // path, arguments, share scope, selected environment, ...). It returns 64 hex
 // digits.
 func Key(parts ...string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "procref\x00%d\x00%s", os.Getuid(), ProtocolVersion)
+	fmt.Fprintf(h, "procref\x00%d\x00%d", os.Getuid(), handshake.Version) // incompatible procrefs never share
 	for _, p := range parts {
 		fmt.Fprintf(h, "\x00%d:%s", len(p), p)
 	}
