@@ -12,7 +12,8 @@
 // (package discovery) and verifies it with the handshake (package handshake).
 //
 // A supervisor (one per service, started detached by the first acquirer under
-// the startup lock) runs the hooks: OnFirstAcquire when it starts, OnLastRelease
+// the startup lock; procref's own is its host, `procref host`: "host" in
+// procref's code and docs, "supervisor" in this library's API) runs the hooks: OnFirstAcquire when it starts, OnLastRelease
 // when the reference count reaches zero, OnHealthCheck periodically, OnRecover
 // when the service died while in use. Because the supervisor, not the last
 // releasing client, runs OnLastRelease, a crashed last client cannot leave the
