@@ -186,9 +186,3 @@ func (c *demoClient) shutdown() error {
 	}
 	return c.w.Close()
 }
-
-// close closes both pipes.
-func (c *demoClient) close() {
-	c.w.Close()
-	c.closer.Close()
-}

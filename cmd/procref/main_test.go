@@ -284,3 +284,16 @@ func readLine(t *testing.T, r *bufio.Reader, timeout time.Duration) string {
 }
 
 var _ = syscall.SIGKILL
+
+// pipeRWC joins a process's stdout (read) and stdin (write).
+type pipeRWC struct {
+	r io.ReadCloser
+	w io.WriteCloser
+}
+
+func (p pipeRWC) Read(b []byte) (int, error)  { return p.r.Read(b) }
+func (p pipeRWC) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p pipeRWC) Close() error {
+	p.w.Close()
+	return p.r.Close()
+}

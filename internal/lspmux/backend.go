@@ -123,15 +123,6 @@ type session struct {
 	direct     []*client // clients the reader has taken over (sendDirect); reader only
 }
 
-// write writes one item to the backend and releases its quota.
-func (s *session) write(it item) error {
-	err := it.write(s.be)
-	if it.release != nil {
-		it.release()
-	}
-	return err
-}
-
 // drain writes what is queued for the backend in the calling goroutine
 // (see mux.toServerDirect). Called without m.mu held.
 func (m *Mux) drainTo(s *session) {

@@ -331,7 +331,7 @@ func writeBatch(w io.Writer, items []item, buf []byte) ([]byte, error) {
 		case it.framed:
 			buf = append(buf, it.body...)
 		case len(it.body) <= directMax:
-			buf = wire.AppendFrameEdited(buf, it.body, it.edits...)
+			buf = wire.AppendFrame(buf, it.body, it.edits...)
 			if it.recycle {
 				wire.Recycle(it.body)
 			}
@@ -482,7 +482,7 @@ func (c *client) writeDirect(items []item) ([]item, error) {
 		if it.framed || len(it.body) > directMax {
 			break // large or partly written: the writer goroutine's
 		}
-		frame = wire.AppendFrameEdited(frame, it.body, it.edits...)
+		frame = wire.AppendFrame(frame, it.body, it.edits...)
 		if it.recycle {
 			wire.Recycle(it.body)
 		}

@@ -409,13 +409,6 @@ const (
 	hi8 = 0x8080808080808080
 )
 
-// hasByte reports whether any byte of x equals c (exact for bytes < 0x80,
-// which is all that is asked after the non-ASCII test).
-func hasByte(x uint64, c byte) bool {
-	y := x ^ (lo8 * uint64(c))
-	return (y-lo8)&^y&hi8 != 0
-}
-
 func isHex4(h []byte) bool {
 	for _, c := range h {
 		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {

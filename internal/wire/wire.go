@@ -103,7 +103,7 @@ func Write(w io.Writer, body []byte) error {
 	return err
 }
 
-// WriteEdited writes body with edits applied (see [AppendFrameEdited]) as one
+// WriteEdited writes body with edits applied (see [AppendFrame]) as one
 // framed message without building the edited body: a small message is
 // copied into one buffer and written with one Write; in a large one the
 // header, the edits and the short stretches between them are gathered into
@@ -129,11 +129,6 @@ func AppendHeader(dst []byte, n int) []byte {
 	dst = append(dst, "Content-Length: "...)
 	dst = strconv.AppendInt(dst, int64(n), 10)
 	return append(dst, "\r\n\r\n"...)
-}
-
-// AppendFrame appends the framed message (header and body) to dst.
-func AppendFrame(dst, body []byte) []byte {
-	return append(AppendHeader(dst, len(body)), body...)
 }
 
 // Span is the byte range [Start, End) of a JSON value inside a body. The
@@ -256,17 +251,17 @@ func Splice(b []byte, s Span, repl []byte) []byte {
 	return append(out, b[s.End:]...)
 }
 
-// Edit is one replacement for [WriteEdited] and [AppendFrameEdited]: the
+// Edit is one replacement for [WriteEdited] and [AppendFrame]: the
 // span At in the original body is replaced by With.
 type Edit struct {
 	At   Span
 	With []byte
 }
 
-// AppendFrameEdited appends to dst the framed message (header and body) of
-// body with edits applied. Edits must not overlap; they may come in any
+// AppendFrame appends to dst the framed message (header and body) of body
+// with edits (if any) applied. Edits must not overlap; they may come in any
 // order. body is not modified or retained.
-func AppendFrameEdited(dst, body []byte, edits ...Edit) []byte {
+func AppendFrame(dst, body []byte, edits ...Edit) []byte {
 	edits = sortEdits(edits)
 	return appendEdits(AppendHeader(dst, editedLen(body, edits)), body, edits)
 }

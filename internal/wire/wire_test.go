@@ -330,7 +330,7 @@ func TestLookupAndSplice(t *testing.T) {
 	}
 	// splice a new version using absolute offsets
 	abs := Span{f.Params.Start + ver.Start, f.Params.Start + ver.End}
-	out, err := NewReader(bytes.NewReader(AppendFrameEdited(nil, msg, Edit{abs, []byte("42")}, Edit{Span{0, 1}, []byte("{ ")})), 0).Read()
+	out, err := NewReader(bytes.NewReader(AppendFrame(nil, msg, Edit{abs, []byte("42")}, Edit{Span{0, 1}, []byte("{ ")})), 0).Read()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -567,8 +567,8 @@ func TestWriteEdited(t *testing.T) {
 			{At: Span{size / 2, size/2 + 1}, With: bytes.Repeat([]byte("M"), 20<<10)},
 		}
 		want := AppendFrame(nil, spliceEach(body, edits))
-		if got := AppendFrameEdited(nil, body, edits...); !bytes.Equal(got, want) {
-			t.Errorf("size %d: AppendFrameEdited differs from one Splice per edit", size)
+		if got := AppendFrame(nil, body, edits...); !bytes.Equal(got, want) {
+			t.Errorf("size %d: AppendFrame with edits differs from one Splice per edit", size)
 		}
 		var got bytes.Buffer
 		if err := WriteEdited(&got, body, edits...); err != nil {
