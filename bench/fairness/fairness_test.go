@@ -23,8 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procref/procref/internal/wire"
 	"github.com/procref/procref/internal/lspmux"
+	"github.com/procref/procref/internal/wire"
 )
 
 func TestMain(m *testing.M) {
