@@ -5,8 +5,8 @@
 #   (a) tools/call round trip of its echo tool: p50/p90/p99 of 500 sequential
 #       calls after 200 unmeasured ones, for the server started directly,
 #       behind a minimal Go relay process (`procbench relay -exec`: the
-#       floor for any process in between), and through procref; three
-#       interleaved blocks.
+#       floor for any process in between), and through procref;
+#       interleaved blocks (BLOCKS=N, default 3).
 #   (b) memory: 8 sessions through procref (1 server + 1 host + 8 proxies)
 #       against 8 servers started directly; Pss totals per role.
 # Usage: bench/mcp.sh   (Linux; go, node). Every process carries the run's
@@ -28,7 +28,7 @@ nproc; uname -srm; node --version; uptime
 echo '```'
 echo '### tools/call round trip (echo), µs'
 echo '```'
-for block in 1 2 3; do
+for block in $(seq "${BLOCKS:-3}"); do
 	for mode in direct go-relay procref; do
 		case $mode in
 		direct) cmd="node $ev stdio" ;;

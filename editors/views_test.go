@@ -129,6 +129,25 @@ func TestNeovimAndEmacsRenameOwnVersion(t *testing.T) {
 // hover on `greeting` at its own line, and the deliberate error's
 // diagnostic at its own line (8), not Emacs's (10).
 func TestNeovimAndEmacsOwnText(t *testing.T) {
+	neovimAndEmacsOwnText(t, `(goto-char (point-min)) (insert "# one\n# two\n")`)
+}
+
+// TestNeovimAndEmacsOwnTextManyRegions: as TestNeovimAndEmacsOwnText, but
+// Emacs's unsaved edits are in three places: two lines inserted at the
+// top, the blank line after the function changed, a line appended at the
+// end. Neovim's hover line and the error's line lie between them, shared
+// lines of both texts, so Neovim still gets both at its own lines (a diff
+// of one region from the first to the last change would refuse both).
+func TestNeovimAndEmacsOwnTextManyRegions(t *testing.T) {
+	neovimAndEmacsOwnText(t, `(goto-char (point-min)) (insert "# one\n# two\n")
+  (goto-char (point-min)) (forward-line 8) (insert "x = 1")
+  (goto-char (point-max)) (insert "# end\n")`)
+}
+
+// neovimAndEmacsOwnText runs edit (elisp) in Emacs's buffer of pylsp's
+// fixture without saving, then checks that Neovim's diagnostics and hover
+// are at its own lines.
+func neovimAndEmacsOwnText(t *testing.T, edit string) {
 	sc := pylspCase
 	r := startNeovimAndEmacs(t, sc)
 	n, m, clientN := r.n, r.m, r.clientN
@@ -137,7 +156,7 @@ func TestNeovimAndEmacsOwnText(t *testing.T) {
 	n.events.refresh()
 	from := len(n.events.events)
 	out, err := m.eval(t, fmt.Sprintf(`(with-current-buffer (find-buffer-visiting %q)
-  (goto-char (point-min)) (insert "# one\n# two\n") (eglot--signal-textDocument/didChange) "ok")`, m.file))
+  %s (eglot--signal-textDocument/didChange) "ok")`, m.file, edit))
 	if err != nil || out != `"ok"` {
 		t.Fatalf("emacs: edit = %s, %v", out, err)
 	}

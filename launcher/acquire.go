@@ -449,7 +449,10 @@ func (s *Service) spawn(ctx context.Context) error {
 		case res := <-ch:
 			if res.line == readyStarted && !started {
 				started = true
-				t.Reset(timeout)
+				// The supervisor bounds the start itself (StartTimeout,
+				// then hookGrace for a hook that ignores its ctx) and
+				// says why it failed; wait a little longer than that.
+				t.Reset(timeout + hookGrace + 2*time.Second)
 				continue
 			}
 			return s.spawnResult(res.line, id, logPath)

@@ -11,7 +11,10 @@ import (
 
 // The multi-process lifecycle tests run on Linux (toy_linux_test.go); other
 // systems run the example.
-func registerTestServices() { launcher.Register(echoService()) }
+func registerTestServices() {
+	launcher.Register(echoService())
+	launcher.Register(greetService())
+}
 
 func runHelper() int {
 	fmt.Fprintf(os.Stderr, "helper %q: not on this OS\n", os.Getenv(helperEnv))

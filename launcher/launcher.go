@@ -37,6 +37,17 @@
 // The procref command uses its hidden `procref host` subcommand instead, via
 // [Service.Spawn], and calls [Supervise] itself.
 //
+// The supervisor's process is the program's executable (os.Executable)
+// started by whichever acquirer comes first, and it keeps that user's
+// conditions for its whole life, which may be days: the first acquirer's
+// environment (plus APP_SUPERVISE=Name and APP_READY_FD), its working
+// directory, and no arguments at all (os.Args is the program's name only),
+// so Main must run before flags are parsed, and hooks must not depend on
+// flags, on the working directory or on an environment variable that
+// differs between users of one service (put what matters into Key). Its
+// stdin is /dev/null, stdout and stderr go to [Service.LogPath], and it
+// runs detached in a session and process group of its own.
+//
 // The common case, a child process, is one call each way: [StartChild] in
 // OnFirstAcquire (and OnRecover) and [StopChild] in OnLastRelease; see
 // examples/sharedhttp for a complete program. The hooks' ctx lives as long
@@ -232,9 +243,27 @@ type Service struct {
 	Linger time.Duration
 	// HealthInterval is the period of OnHealthCheck; 0 means 10s, <0 never.
 	HealthInterval time.Duration
-	// StartTimeout bounds OnFirstAcquire (and waiting for it); 0 means 30s.
+	// HealthTimeout bounds one OnHealthCheck; 0 means 10s. A check that
+	// overruns it counts as failed.
+	HealthTimeout time.Duration
+	// HealthRestarts is how many times failed health checks may restart the
+	// service (OnRecover) within 10 minutes; the next failure then shuts the
+	// supervisor down (the next Acquire starts a fresh one). 0 means 5;
+	// <0 means none: the first failure shuts down.
+	HealthRestarts int
+	// StartTimeout bounds OnFirstAcquire and each OnRecover (and waiting
+	// for them); 0 means 30s.
 	StartTimeout time.Duration
 	// StopTimeout bounds OnLastRelease; 0 means 10s.
+	//
+	// No hook can wedge the service: when a hook overruns its timeout
+	// (StartTimeout, HealthTimeout, StopTimeout) its ctx is cancelled, and
+	// if it has not returned 3 s later the supervisor stops waiting for it
+	// ([ErrHookStuck]): it logs which hook and how long, kills the
+	// service's process (Info.PID) and its process group, removes its hint
+	// and counter, and exits, ending its own process group too (whatever
+	// the hook started without binding it). The next Acquire starts a fresh
+	// supervisor. A SIGTERM gives a running hook the same 3 s.
 	StopTimeout time.Duration
 	// App names the program the service belongs to: it prefixes the
 	// environment variables (APP_SUPERVISE, APP_READY_FD, APP_RUNTIME_DIR,
@@ -252,8 +281,10 @@ type Service struct {
 	// Impl selects the reference-count implementation.
 	Impl refcount.Impl
 	// Spawn returns the command that runs the supervisor; nil means
-	// re-executing this program with PROCREF_SUPERVISE=Name. The launcher
-	// adds the ready pipe, log file, detaching and environment.
+	// re-executing this program, without arguments, in the first
+	// acquirer's working directory and environment, with
+	// PROCREF_SUPERVISE=Name (see the package doc). The launcher adds the
+	// ready pipe, log file, detaching and environment.
 	Spawn func() (*exec.Cmd, error)
 	// Serve, if set, makes the supervisor the server: it runs in the
 	// supervisor for every connection from [Service.Attach] that passed the
@@ -448,9 +479,13 @@ type Handle struct {
 // Acquire again.
 var ErrServiceGone = errors.New("service is gone")
 
-// ErrDraining is what [Service.RequestStop] wraps when the supervisor is
-// stopping the service already.
+// ErrDraining is what [Service.RequestStop] and [Service.QueryStatus] wrap
+// when the supervisor is stopping the service already.
 var ErrDraining = errors.New("service is stopping")
+
+// ErrNotRunning is what [Service.QueryStatus] and [Service.RequestStop]
+// wrap when no supervisor of the service runs.
+var ErrNotRunning = errors.New("service is not running")
 
 // Info returns the latest Info published by the supervisor this handle was
 // acquired from (after a recovery the supervisor republishes it), else the
@@ -596,7 +631,9 @@ func (s *Service) Attach(ctx context.Context) (*Session, error) {
 	return s.connect(ctx, handshake.VerbSession)
 }
 
-// Count returns the service's current kernel reference count.
+// Count returns the service's current kernel reference count. On a
+// service that is not running it leaves nothing behind (no semaphore set,
+// no file).
 func (s *Service) Count() (int, error) {
 	s = s.resolved()
 	dir, err := s.dir()
@@ -607,8 +644,27 @@ func (s *Service) Count() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer c.Close()
-	return c.Count()
+	n, err := c.Count()
+	if err != nil || n > 0 {
+		c.Close()
+		return n, err
+	}
+	// Opening may have created the counter of a stopped service: remove it
+	// again unless someone is starting the service (startup lock) or a
+	// supervisor lives, as after a failed start (removeLeftovers closes c).
+	lock, lerr := refcount.OpenLock(dir, s.Name)
+	if lerr != nil {
+		c.Close()
+		return 0, nil
+	}
+	unlock, lerr := lock.TryLock()
+	if lerr != nil {
+		c.Close()
+		return 0, nil
+	}
+	defer unlock()
+	s.removeLeftovers(dir, c)
+	return 0, nil
 }
 
 // dir returns the verified private runtime dir. There is no fallback: a

@@ -11,12 +11,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/internal/handshake"
+	"github.com/procref/procref/internal/restarts"
 	"github.com/procref/procref/platform"
 	"github.com/procref/procref/refcount"
 )
@@ -51,8 +53,17 @@ type supervisor struct {
 	stopOnce sync.Once
 	// hookMu serialises the hooks: they run one at a time.
 	hookMu sync.Mutex
-	// svcCtx is the ctx every start hook gets; see Supervise.
-	svcCtx context.Context
+	// svcCtx is the ctx every start hook gets; see Supervise. svcCancel
+	// cancels it.
+	svcCtx    context.Context
+	svcCancel context.CancelFunc
+	// healthBudget bounds health-triggered restarts (under mu).
+	healthBudget *restarts.Budget
+	// stuck names the hook the supervisor gave up on (set by abandon).
+	stuck string
+	// term is closed on SIGTERM or SIGINT: a running hook gets hookGrace.
+	term     chan struct{}
+	termOnce sync.Once
 	// releaseSup lets go of the supervisor lock (idempotent).
 	releaseSup func() error
 	hint       discovery.Hint
@@ -104,8 +115,16 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 		started: time.Now(),
 		changed: make(chan struct{}),
 		stopReq: make(chan struct{}),
+		term:    make(chan struct{}),
 	}
+	// Registered after signalReady's defer, so it runs before it: a stuck
+	// supervisor's ready line must be written before endOwnGroup kills it.
+	defer sv.finish(&err, signalReady)
 	releaseSup, err := sv.lockSupervisor()
+	if errors.Is(err, errJoined) {
+		signalReady("ok") // our acquirer finds the live one's hint
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -123,6 +142,7 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	// by StartTimeout while OnFirstAcquire has not returned.
 	svcCtx, svcCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer svcCancel()
+	go sv.watchSignals(ctx, sigs)
 	setupErr, startErr := sv.start(svcCtx, svcCancel, sigs)
 	if err := setupErr; err != nil {
 		if startErr == nil {
@@ -136,7 +156,7 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 		sv.removeLeftovers()
 		return fmt.Errorf("starting service: %w", startErr)
 	}
-	go sv.stopOn(ctx, sigs)
+	go sv.stopOn(ctx)
 	sv.hint.Mode, sv.hint.Command, sv.hint.Root = s.About.Mode, s.About.Command, s.About.Root
 	sv.hint.Dir, sv.hint.Identity = s.About.Dir, s.About.Identity
 	if err := sv.publish(); err != nil {
@@ -156,33 +176,68 @@ func Supervise(ctx context.Context, s *Service) (err error) {
 	return nil
 }
 
+// errJoined is lockSupervisor's answer when another supervisor of the
+// service published a live hint while we waited for its lock: our acquirer
+// joins that one.
+var errJoined = errors.New("another supervisor is live: joined it")
+
 // lockSupervisor takes the supervisor lock, held for the supervisor's whole
 // life, from before OnFirstAcquire until after OnLastRelease (see
 // supervisorBusy). It is the only thing OnFirstAcquire must wait for: the
 // service is started only by the one supervisor that holds it.
+//
+// Race (issue 24 item 5): an acquirer spawns a supervisor and is killed
+// before that one took this lock; the startup lock dies with it, the next
+// acquirer finds no supervisor busy and spawns a second. Whichever loses
+// here waits (bounded by StartTimeout and hookGrace) for the winner: it
+// takes over if the winner exits without publishing, and it returns
+// errJoined once the winner's hint verifies, so that its acquirer joins
+// the winner. Never "another supervisor is running".
 func (sv *supervisor) lockSupervisor() (func() error, error) {
 	supLock, err := refcount.OpenLock(sv.dir, sv.s.Name+supervisorLockSuffix)
 	if err != nil {
 		return nil, fmt.Errorf("opening supervisor lock: %w", err)
 	}
-	release, err := supLock.TryLock()
-	if errors.Is(err, refcount.ErrLocked) {
-		pid, _ := supLock.Holder()
-		return nil, fmt.Errorf("another supervisor of %s is running (pid %d): %w", sv.s.Name, pid, err)
+	deadline := time.Now().Add(durationOr(sv.s.StartTimeout, 30*time.Second) + hookGrace)
+	for {
+		release, err := supLock.TryLock()
+		if err == nil {
+			return release, nil
+		}
+		if !errors.Is(err, refcount.ErrLocked) {
+			return nil, fmt.Errorf("taking supervisor lock: %w", err)
+		}
+		if h, err := discovery.Read(sv.dir, sv.s.Name); err == nil && h.Key == sv.s.Key {
+			if conn, err := discovery.Verify(context.Background(), h, handshake.VerbPing, verifyTimeout); err == nil {
+				conn.Close()
+				return nil, errJoined
+			}
+		}
+		if time.Now().After(deadline) {
+			pid, _ := supLock.Holder()
+			return nil, fmt.Errorf("another supervisor of %s (pid %d) neither published its hint nor exited: %w", sv.s.Name, pid, err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("taking supervisor lock: %w", err)
-	}
-	return release, nil
 }
 
-// stopOn asks for a shutdown on SIGTERM or SIGINT, or when the service's
-// Done is closed; it returns when ctx is done.
-func (sv *supervisor) stopOn(ctx context.Context, sigs <-chan os.Signal) {
+// watchSignals closes sv.term on the first SIGTERM or SIGINT and asks for
+// a shutdown; it runs from the start, so that a signal also ends a hook that
+// hangs (runHook) and the start itself. It returns when ctx is done.
+func (sv *supervisor) watchSignals(ctx context.Context, sigs <-chan os.Signal) {
 	select {
 	case sig := <-sigs:
 		sv.log.Info("signal: shutting down", "signal", sig.String())
+		sv.termOnce.Do(func() { close(sv.term) })
 		sv.requestStop()
+	case <-ctx.Done():
+	}
+}
+
+// stopOn asks for a shutdown when the service's Done is closed; it returns
+// when ctx is done.
+func (sv *supervisor) stopOn(ctx context.Context) {
+	select {
 	case <-sv.s.Done: // nil: never
 		sv.log.Info("service ended: shutting down")
 		sv.requestStop()
@@ -212,9 +267,8 @@ func (sv *supervisor) start(svcCtx context.Context, svcCancel context.CancelFunc
 	// that it starts at once; the setup goroutine runs while the hook waits
 	// (spawning a process, polling it). Nobody can reach this supervisor
 	// before the hint is published below, after both are done.
-	sv.svcCtx = svcCtx
+	sv.svcCtx, sv.svcCancel = svcCtx, svcCancel
 	startTimeout := durationOr(sv.s.StartTimeout, 30*time.Second)
-	startTimer := time.AfterFunc(startTimeout, svcCancel)
 	setupDone := make(chan error, 1)
 	go func() {
 		// signal.Notify costs a millisecond the first time (it starts the
@@ -231,14 +285,38 @@ func (sv *supervisor) start(svcCtx context.Context, svcCancel context.CancelFunc
 	if sv.s.Hooks.OnFirstAcquire != nil {
 		sv.hookMu.Lock()
 		var info Info
-		info, startErr = sv.s.Hooks.OnFirstAcquire(svcCtx)
-		sv.mu.Lock()
-		sv.info = info
-		sv.mu.Unlock()
+		var err error
+		herr := sv.runHook("OnFirstAcquire", startTimeout, svcCancel, func() {
+			info, err = sv.s.Hooks.OnFirstAcquire(svcCtx)
+		})
+		// info and err are read only once the hook has returned in time
+		// (runHook then saw done closed); a stuck hook may still write them.
+		if herr == nil {
+			sv.mu.Lock()
+			sv.info = info
+			sv.mu.Unlock()
+			startErr = err
+		} else {
+			startErr = fmt.Errorf("%w; raise Service.StartTimeout or make the hook return when its ctx is done", herr)
+		}
+		late := errors.Is(herr, errHookLate) && err == nil // returned, so readable
+		if late {
+			sv.mu.Lock()
+			sv.info = info
+			sv.mu.Unlock()
+		}
 		sv.hookMu.Unlock()
+		if late {
+			// It started the service after all, too late: stop it.
+			sv.stopService(context.Background())
+		}
 	}
-	if !startTimer.Stop() && startErr == nil {
-		startErr = fmt.Errorf("OnFirstAcquire took longer than the start timeout %v; raise Service.StartTimeout", startTimeout)
+	select {
+	case <-sv.term:
+		if startErr == nil {
+			startErr = errors.New("stopped by a signal while starting")
+		}
+	default:
 	}
 	return <-setupDone, startErr
 }
@@ -295,10 +373,24 @@ func (sv *supervisor) open() error {
 	return nil
 }
 
+// MaxInfoSize bounds the JSON of a service's [Info]: it is published in
+// the hint file, which discovery.MaxHintSize (64 KiB) bounds with the
+// rest of the hint. A start (or recovery) whose Info is larger fails with
+// a clear error instead of publishing a hint nobody can read.
+const MaxInfoSize = 56 << 10
+
+// The hint's own fields need about 8 KiB beside Info: a compile error here
+// means MaxInfoSize no longer fits in a hint.
+const _ = uint(discovery.MaxHintSize - 8<<10 - MaxInfoSize)
+
 // publish writes the hint with the current info.
 func (sv *supervisor) publish() error {
 	sv.mu.Lock()
 	b, _ := json.Marshal(sv.info)
+	if len(b) > MaxInfoSize {
+		sv.mu.Unlock()
+		return fmt.Errorf("the service's Info is %d bytes as JSON, over the limit of %d: keep Info.Data small (put large data in a file and its path in Data)", len(b), MaxInfoSize)
+	}
 	sv.hint.Info = b
 	if sv.info.PID > 0 {
 		sv.hint.Backend, _ = serviceIdentity(sv.info)
@@ -377,7 +469,7 @@ func (sv *supervisor) handle(ctx context.Context, conn net.Conn) {
 			conn.Close()
 			return
 		}
-		sv.s.Serve(ctx, conn, Peer{PID: req.PID})
+		sv.serveConn(ctx, conn, Peer{PID: req.PID})
 	case handshake.VerbPing, handshake.VerbCheck, handshake.VerbStatus, handshake.VerbStop:
 		sv.mu.Lock()
 		draining := sv.draining
@@ -406,6 +498,19 @@ func (sv *supervisor) handle(ctx context.Context, conn net.Conn) {
 	}
 }
 
+// serveConn runs Serve for one session. A panic in it ends only this
+// connection (logged with its stack), never the supervisor and every other
+// session with it.
+func (sv *supervisor) serveConn(ctx context.Context, conn net.Conn, peer Peer) {
+	defer func() {
+		if r := recover(); r != nil {
+			sv.log.Error("Serve panicked: closing this connection only", "peer_pid", peer.PID, "value", fmt.Sprint(r), "stack", string(debug.Stack()))
+			conn.Close()
+		}
+	}()
+	sv.s.Serve(ctx, conn, peer)
+}
+
 // Status is the supervisor's answer to a status request.
 type Status struct {
 	PID     int            `json:"pid"`
@@ -430,7 +535,9 @@ func (sv *supervisor) status() Status {
 
 // QueryStatus asks the running supervisor of s for its status, without
 // taking a reference or starting anything. Only Name and Dir of s are used.
-// It blocks at most until ctx is done (and 2 s per step).
+// It blocks at most until ctx is done (and 2 s per step). An error wraps
+// [ErrNotRunning] when no supervisor runs, and [ErrDraining] when one is
+// stopping (also after a stuck hook, see [ErrHookStuck]) or still starting.
 func (s *Service) QueryStatus(ctx context.Context) (Status, error) {
 	var st Status
 	conn, err := s.dialRunning(ctx, handshake.VerbStatus)
@@ -444,33 +551,75 @@ func (s *Service) QueryStatus(ctx context.Context) (Status, error) {
 }
 
 // RequestStop asks the running supervisor of s to stop the service now,
-// whoever holds references (they find it gone: [Handle.Done]). Only Name
-// and Dir of s are used. An error wrapping [ErrDraining] means it is
-// stopping already.
+// whoever holds references (they find it gone: [Handle.Done]), and blocks
+// until that supervisor process has exited or ctx is done (the error is
+// then ctx's). Only Name and Dir of s are used. An error wrapping
+// [ErrDraining] means it is stopping already, one wrapping
+// [ErrNotRunning] that none runs.
 func (s *Service) RequestStop(ctx context.Context) error {
-	conn, err := s.dialRunning(ctx, handshake.VerbStop)
+	conn, host, err := s.dialSupervisor(ctx, handshake.VerbStop)
 	if err != nil {
 		return err
 	}
-	return conn.Close()
+	conn.Close()
+	if err := host.Wait(ctx); err != nil {
+		return fmt.Errorf("%s: waiting for supervisor pid %d to stop: %w", s.Name, host.PID, err)
+	}
+	return nil
 }
 
 // dialRunning connects to the live supervisor of s with verb.
 func (s *Service) dialRunning(ctx context.Context, verb string) (net.Conn, error) {
+	conn, _, err := s.dialSupervisor(ctx, verb)
+	return conn, err
+}
+
+// dialSupervisor is dialRunning that also returns the supervisor's
+// identity.
+func (s *Service) dialSupervisor(ctx context.Context, verb string) (net.Conn, platform.Identity, error) {
 	s = s.resolved()
 	dir, err := s.dir()
 	if err != nil {
-		return nil, err
+		return nil, platform.Identity{}, err
 	}
 	h, err := discovery.Read(dir, s.Name)
 	if err != nil {
-		return nil, fmt.Errorf("%s is not running: %w", s.Name, err)
+		// No hint, but a supervisor that holds its lock: one still
+		// starting, or one stopping (its drain removes the hint first,
+		// and a stuck hook's is a drain too).
+		if pid, busy := s.supervisorHeld(dir); busy {
+			return nil, platform.Identity{}, fmt.Errorf("%s: %w or starting (supervisor pid %d has no hint published)", s.Name, ErrDraining, pid)
+		}
+		return nil, platform.Identity{}, fmt.Errorf("%w: %s (%w)", ErrNotRunning, s.Name, err)
 	}
 	conn, err := discovery.Verify(ctx, h, verb, 2*time.Second)
 	if errors.Is(err, handshake.ErrDraining) {
-		return nil, fmt.Errorf("%s: %w", s.Name, ErrDraining)
+		return nil, platform.Identity{}, fmt.Errorf("%s: %w (%w)", s.Name, ErrDraining, err)
 	}
-	return conn, err
+	return conn, h.Host, err
+}
+
+// supervisorHeld is supervisorBusy for a probe that holds no startup
+// lock: it removes the lock file it finds free (holding it, which is safe,
+// see removeCounter), so that a status or stop request never leaves one
+// behind a supervisor that has just removed its files.
+func (s *Service) supervisorHeld(dir string) (int, bool) {
+	path := filepath.Join(dir, s.Name+supervisorLockSuffix+".lock")
+	if _, err := os.Stat(path); err != nil {
+		return 0, false
+	}
+	l, err := refcount.OpenLock(dir, s.Name+supervisorLockSuffix)
+	if err != nil {
+		return 0, false
+	}
+	release, err := l.TryLock()
+	if err == nil {
+		os.Remove(path)
+		release()
+		return 0, false
+	}
+	pid, _ := l.Holder()
+	return pid, errors.Is(err, refcount.ErrLocked)
 }
 
 func (sv *supervisor) notifyLocked() {
@@ -683,6 +832,7 @@ func (sv *supervisor) removeCounter(n int, cerr error, force bool) {
 	os.Remove(sv.lock.Path())
 }
 
+// stopService runs OnLastRelease, bounded by StopTimeout (see runHook).
 func (sv *supervisor) stopService(ctx context.Context) {
 	if sv.s.Hooks.OnLastRelease == nil {
 		return
@@ -694,8 +844,15 @@ func (sv *supervisor) stopService(ctx context.Context) {
 	sv.mu.Lock()
 	info := sv.info
 	sv.mu.Unlock()
-	if err := sv.s.Hooks.OnLastRelease(sctx, info); err != nil {
+	var err error
+	herr := sv.runHook("OnLastRelease", durationOr(sv.s.StopTimeout, 10*time.Second), cancel, func() {
+		err = sv.s.Hooks.OnLastRelease(sctx, info)
+	})
+	if herr == nil && err != nil {
 		sv.log.Warn("OnLastRelease", "err", err)
+	}
+	if herr != nil && !errors.Is(herr, ErrHookStuck) {
+		sv.log.Warn("OnLastRelease", "err", herr)
 	}
 }
 
@@ -726,14 +883,51 @@ func (sv *supervisor) check(ctx context.Context, cause error) {
 		sv.hookMu.Unlock()
 		return
 	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err := sv.s.Hooks.OnHealthCheck(cctx, info)
+	timeout := durationOr(sv.s.HealthTimeout, 10*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	var err error
+	herr := sv.runHook("OnHealthCheck", timeout, cancel, func() {
+		err = sv.s.Hooks.OnHealthCheck(cctx, info)
+	})
 	cancel()
 	sv.hookMu.Unlock()
+	if errors.Is(herr, ErrHookStuck) {
+		return // abandoned: the service is being ended
+	}
+	if herr != nil {
+		err = herr // late: as good as failed
+	}
 	if err != nil {
 		sv.log.Warn("health check failed", "err", err, "cause", cause)
+		if !sv.spendHealthRestart() {
+			return
+		}
 		sv.recover(ctx, info, err)
 	}
+}
+
+// healthRestartWindow is the window of Service.HealthRestarts.
+const healthRestartWindow = 10 * time.Minute
+
+// spendHealthRestart takes one restart from the health-restart budget, or
+// reports false and asks for the shutdown when it is spent: a service that
+// keeps failing its check is not restarted forever.
+func (sv *supervisor) spendHealthRestart() bool {
+	sv.mu.Lock()
+	if sv.healthBudget == nil {
+		n := sv.s.HealthRestarts
+		if n == 0 {
+			n = 5
+		}
+		sv.healthBudget = &restarts.Budget{Max: n, Window: healthRestartWindow}
+	}
+	ok, max := sv.healthBudget.Spend(time.Now()), sv.healthBudget.Max
+	sv.mu.Unlock()
+	if !ok {
+		sv.log.Error("health check keeps failing: health restart budget spent; shutting down", "restarts", max, "window", healthRestartWindow.String())
+		sv.requestStop()
+	}
+	return ok
 }
 
 // recoverAttempts and recoverBackoff bound a failing OnRecover: it is tried
@@ -787,17 +981,19 @@ func (sv *supervisor) recover(ctx context.Context, old Info, cause error) bool {
 
 // runRecover calls OnRecover up to recoverAttempts times with back-off.
 // Each call gets the service-lifetime ctx, cancelled if it overruns
-// StartTimeout. The caller holds hookMu.
+// StartTimeout (then the supervisor gives up: no retry). The caller holds
+// hookMu.
 func (sv *supervisor) runRecover(ctx context.Context, old Info, cause error) (Info, error) {
 	wait := recoverBackoff
-	var err error
+	timeout := durationOr(sv.s.StartTimeout, 30*time.Second)
 	for attempt := 1; ; attempt++ {
-		timeout := durationOr(sv.s.StartTimeout, 30*time.Second)
-		timer := time.AfterFunc(timeout, func() { sv.requestStop() })
 		var info Info
-		info, err = sv.s.Hooks.OnRecover(sv.svcCtx, old, cause)
-		if !timer.Stop() && err == nil {
-			err = fmt.Errorf("OnRecover took longer than the start timeout %v", timeout)
+		var err error
+		herr := sv.runHook("OnRecover", timeout, sv.svcCancel, func() {
+			info, err = sv.s.Hooks.OnRecover(sv.svcCtx, old, cause)
+		})
+		if herr != nil {
+			return Info{}, herr
 		}
 		if err == nil || attempt >= recoverAttempts {
 			return info, err

@@ -64,6 +64,8 @@ var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHe
 
 func registerTestServices() {
 	launcher.Register(echoService())
+	launcher.Register(greetService())
+	launcher.Register(hangService())
 	for _, n := range toyNames {
 		launcher.Register(toyService(n))
 	}
@@ -382,6 +384,9 @@ func toyServe(ctx context.Context, conn net.Conn, req launcher.Peer) {
 	defer conn.Close()
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	record("serve", "pid="+strconv.Itoa(req.PID), "line="+strconv.Quote(line))
+	if line == "panic\n" {
+		panic("toy: asked to") // TestServePanicEndsOnlyItsConnection
+	}
 	if err == nil {
 		fmt.Fprintf(conn, "echo %s", line)
 	}
@@ -395,6 +400,8 @@ func runHelper() int {
 	switch mode := os.Getenv(helperEnv); mode {
 	case "toychild":
 		return toyChild()
+	case "hungchild":
+		return hungChild()
 	case "acquirer":
 		return acquirer()
 	case "nobody":

@@ -14,3 +14,6 @@ func KillProcessGroup(pid int) error { return nil }
 
 // ProcessGroupAlive reports false: there are no unix process groups.
 func ProcessGroupAlive(pid int) bool { return false }
+
+// LeadsProcessGroup reports false: there are no unix process groups.
+func LeadsProcessGroup() bool { return false }

@@ -43,3 +43,7 @@ func ProcessGroupAlive(pid int) bool {
 	err := syscall.Kill(-pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
+
+// LeadsProcessGroup reports whether this process leads its process group,
+// as a process started with [Detach] does.
+func LeadsProcessGroup() bool { return syscall.Getpgrp() == syscall.Getpid() }

@@ -154,6 +154,24 @@ type Editor struct {
 	// mode: the host's reason for ending the session is its last message).
 	// The backend→editor bytes then pass through the process (no splice).
 	Tail *hostproto.Tail
+	// Inflight, if set, follows the editor's requests and the server's
+	// answers (tcp mode), so that those in flight when the server crashes
+	// get an error. The backend→editor bytes then pass through the process.
+	Inflight *Inflight
+	// Note, if set, gets what the host sends on the presence connection
+	// (tcp mode: why the backend ended).
+	Note *hostproto.Note
+}
+
+// copyNote reads what the host sends on presence into note (discarded if
+// nil) until the connection ends, then closes note.
+func copyNote(note *hostproto.Note, presence net.Conn) {
+	if note == nil {
+		io.Copy(io.Discard, presence)
+		return
+	}
+	io.Copy(note, presence)
+	note.Close()
 }
 
 // Relay copies bytes editor→conn and conn→editor until one side ends, then
@@ -191,6 +209,7 @@ func relayCopy(ctx context.Context, ed Editor, conn net.Conn, presence net.Conn)
 	defer closeConn()
 
 	watch := &exitWatcher{r: io.MultiReader(bytes.NewReader(ed.Pending), ed.In), gate: newLSPGate(ed.LSP)}
+	watch.gate.seen = ed.Inflight
 	go func() {
 		defer close(editorDone)
 		// Plain read/write with a large buffer: io.Copy would pick a
@@ -204,14 +223,17 @@ func relayCopy(ctx context.Context, ed Editor, conn net.Conn, presence net.Conn)
 		defer close(backendDone)
 		out := ed.Out
 		if ed.Tail != nil {
-			out = io.MultiWriter(ed.Out, ed.Tail)
+			out = io.MultiWriter(out, ed.Tail)
+		}
+		if ed.Inflight != nil {
+			out = io.MultiWriter(out, ed.Inflight)
 		}
 		io.Copy(out, conn)
 	}()
 	if presence != nil {
 		go func() {
 			defer close(hostGone)
-			io.Copy(io.Discard, presence)
+			copyNote(ed.Note, presence)
 		}()
 	}
 	select {
@@ -231,7 +253,7 @@ func relayCopy(ctx context.Context, ed Editor, conn net.Conn, presence net.Conn)
 			// (Neovim 0.7 does until the process exits).
 			return EditorClosed
 		}
-		if ed.Tail.EndReason() != "" {
+		if ed.Tail.EndReason() != "" || ed.Note.Reason() != "" {
 			return BackendClosed // the host said why: no need to wait for the editor
 		}
 		t := time.NewTimer(backendGrace)

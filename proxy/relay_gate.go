@@ -26,6 +26,8 @@ type lspGate struct {
 	exit  bool   // the editor sent the exit notification
 	// withhold: keep exit and everything after it from the server
 	withhold bool
+	// seen, if set, is told of each held (small) message
+	seen *Inflight
 }
 
 const (
@@ -91,6 +93,7 @@ func (g *lspGate) Filter(dst, chunk []byte) []byte {
 		if g.need == 0 {
 			g.need = -1
 			if g.held {
+				g.seen.sent(g.small)
 				if isExitNotification(g.small) {
 					g.exit = true
 					if g.withhold {

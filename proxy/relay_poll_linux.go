@@ -86,8 +86,9 @@ func relayPoll(ctx context.Context, ed Editor, conn, presence net.Conn) (Outcome
 	l.rbuf = make([]byte, pollBuffer)
 	l.up.buf = l.gate.Filter(l.up.buf, ed.Pending)
 	l.gateCheck()
-	l.tail = ed.Tail
-	l.spliceOut = canSplice(outF) && l.tail == nil
+	l.tail, l.inflight, l.note = ed.Tail, ed.Inflight, ed.Note
+	l.gate.seen = l.inflight
+	l.spliceOut = canSplice(outF) && l.tail == nil && l.inflight == nil
 	l.spliceIn = canSplice(inF)
 	return l.run(), true
 }
@@ -137,6 +138,8 @@ type pollLoop struct {
 	up, down half            // editor→backend, backend→editor
 	gate     *lspGate        // follows the framing; withholds exit with Editor.LSP
 	tail     *hostproto.Tail // Editor.Tail: gets a copy of backend→editor bytes
+	inflight *Inflight       // Editor.Inflight: follows backend→editor bytes
+	note     *hostproto.Note // Editor.Note: what the host sends on presence
 	rbuf     []byte          // what was read, before the gate
 
 	editorEOF   bool // the editor closed its end (or reading it failed)
@@ -177,7 +180,7 @@ func (l *pollLoop) run() Outcome {
 			if l.editorEOF || l.gate.exit || l.editorGone {
 				return EditorClosed
 			}
-			if l.tail.EndReason() != "" {
+			if l.tail.EndReason() != "" || l.note.Reason() != "" {
 				return BackendClosed // the host said why: no need to wait for the editor
 			}
 			// After an LSP exit the server closes first and the
@@ -219,8 +222,13 @@ func (l *pollLoop) run() Outcome {
 				return Canceled
 			case l.pres:
 				var b [512]byte
-				if m, err := readFD(l.pres, b[:]); m == 0 && err != unix.EAGAIN {
+				m, err := readFD(l.pres, b[:])
+				if m == 0 && err != unix.EAGAIN {
+					l.note.Close()
 					return BackendClosed // the host is gone
+				}
+				if m > 0 && l.note != nil {
+					l.note.Write(b[:m])
 				}
 			}
 		}
@@ -344,6 +352,9 @@ func (l *pollLoop) readDown() {
 		l.down.buf, l.down.off = b[:m], 0
 		if l.tail != nil {
 			l.tail.Write(b[:m])
+		}
+		if l.inflight != nil {
+			l.inflight.Write(b[:m])
 		}
 		if l.editorGone {
 			l.down.buf = l.down.buf[:0]

@@ -278,9 +278,27 @@ func (a *attached) serve(actx context.Context) error {
 	if a.spec.Mode == hostproto.ModeMux {
 		tail = hostproto.NewTail() // the host's last message says why it ended the session
 	}
-	outcome := Relay(a.ctx, Editor{In: a.cfg.Stdin, Out: a.cfg.Stdout, Pending: pending, LSP: lsp, Tail: tail}, conn, presence)
+	ed := Editor{In: a.cfg.Stdin, Out: a.cfg.Stdout, Pending: pending, LSP: lsp, Tail: tail}
+	if lsp {
+		ed.Inflight, ed.Note = NewInflight(), hostproto.NewNote()
+	}
+	outcome := Relay(a.ctx, ed, conn, presence)
 	if why := tail.EndReason(); why != "" {
 		return a.ended(errors.New(why)) // even if the editor closed its end after
+	}
+	if outcome == BackendClosed && lsp {
+		// tcp mode: the server crashed (the host says so) or the host
+		// died; either way the editor's requests in flight get the reason
+		var err error
+		if why := a.crashed(ed, presence); why != "" {
+			err = a.ended(errors.New(why))
+		} else {
+			err = a.ended(nil)
+		}
+		for _, e := range ed.Inflight.Errors(codeRequestFailed, err.Error()) {
+			a.framing.Write(a.cfg.Stdout, e)
+		}
+		return err
 	}
 	switch outcome {
 	case EditorClosed, Canceled:
@@ -288,6 +306,28 @@ func (a *attached) serve(actx context.Context) error {
 	default:
 		return a.ended(nil)
 	}
+}
+
+// crashGrace bounds how long a tcp-mode proxy whose backend connection
+// broke waits for the host's word that the backend crashed: the host
+// learns of the exit when it reaps the process, just after the socket
+// closes.
+const crashGrace = 5 * time.Second
+
+// crashed is a tcp-mode session whose backend connection broke: it waits
+// (crashGrace at most) for the host's "ended" line and returns its reason
+// (the backend crashed); "" if the host said nothing (it died, or the
+// backend closed the connection).
+func (a *attached) crashed(ed Editor, presence net.Conn) string {
+	go copyNote(ed.Note, presence) // the poll relay stopped reading it
+	t := time.NewTimer(crashGrace)
+	defer t.Stop()
+	select {
+	case <-ed.Note.Done():
+	case <-t.C:
+	case <-a.ctx.Done():
+	}
+	return ed.Note.Reason()
 }
 
 // handOff hands stdin and stdout to the host (Linux): it then reads and

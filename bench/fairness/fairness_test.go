@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/lspmux"
+	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/wire"
 )
 
@@ -118,7 +119,7 @@ func benchFlood(b *testing.B, maxRequests int) {
 			Start: func(ctx context.Context) (lspmux.Backend, error) {
 				cmd := exec.Command(os.Args[0], "-test.run=^$")
 				cmd.Env = append(os.Environ(), "FAIRNESS_ECHO=1")
-				return lspmux.ExecBackend(cmd)
+				return mux.Exec(cmd)
 			},
 		})
 		if err != nil {

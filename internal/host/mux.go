@@ -12,7 +12,7 @@ import (
 
 	"github.com/procref/procref/internal/hostproto"
 	"github.com/procref/procref/internal/lastbytes"
-	"github.com/procref/procref/internal/lspmux"
+	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 )
@@ -30,18 +30,18 @@ type muxServers struct {
 	// its start-up overlaps the first proxy's attach and handoff (a host
 	// exists only because a window is attaching); the first client's
 	// initialize takes it. Restarts after a crash start fresh.
-	prestarted lspmux.Backend
+	prestarted mux.Server
 }
 
 // start starts one server process.
-func (s *muxServers) start() (lspmux.Backend, error) {
+func (s *muxServers) start() (mux.Server, error) {
 	b := s.b
 	cmd := exec.Command(b.spec.Command[0], b.spec.Command[1:]...)
 	cmd.Dir = b.spec.Dir
 	t := newStderrTail()
 	cmd.Stderr = io.MultiWriter(os.Stderr, t) // the host log, and what errors quote
 	platform.BindToParent(cmd)
-	be, err := lspmux.ExecBackend(cmd)
+	be, err := mux.Exec(cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +54,7 @@ func (s *muxServers) start() (lspmux.Backend, error) {
 }
 
 // startMux is the mux's Config.Start: the prestarted server, else a new one.
-func (s *muxServers) startMux(context.Context) (lspmux.Backend, error) {
+func (s *muxServers) startMux(context.Context) (mux.Server, error) {
 	s.mu.Lock()
 	be := s.prestarted
 	s.prestarted = nil

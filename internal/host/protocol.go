@@ -3,7 +3,7 @@ package host
 import (
 	"context"
 
-	"github.com/procref/procref/internal/lspmux"
+	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/protocol"
 )
 
@@ -13,7 +13,7 @@ type multiplexer = protocol.Multiplexer
 // newMultiplexer returns the multiplexer of the spec's protocol (see
 // package protocol); start starts (or takes the prestarted) server
 // process; stderrTail and failureHint go into the failure messages.
-func (b *backend) newMultiplexer(start func(context.Context) (lspmux.Backend, error), stderrTail func() string, failureHint string) (multiplexer, error) {
+func (b *backend) newMultiplexer(start func(context.Context) (mux.Server, error), stderrTail func() string, failureHint string) (multiplexer, error) {
 	proto, err := protocol.Lookup(b.spec.Protocol)
 	if err != nil {
 		return nil, err

@@ -65,6 +65,11 @@ type backend struct {
 	id       platform.Identity
 	restarts restarts.Budget // crash recovery: at most 3 restarts a minute
 	extra    func() map[string]any
+	// tcp mode: the proxies' presence connections, told when the backend
+	// crashes (crashed); stopping is the pid stopTCP is ending, whose exit
+	// is no crash
+	peers    map[net.Conn]bool
+	stopping int
 }
 
 // listenAddr picks the address for a new backend: the socket path (a stale
@@ -154,8 +159,21 @@ func (b *backend) startTCP(ctx context.Context) (launcher.Info, error) {
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = b.spec.Dir
-	cmd.Stdout = os.Stderr // the host log
-	cmd.Stderr = os.Stderr
+	// Its output goes to the host log and, the last lines, to the windows
+	// if it crashes. A pipe of our own, not a Go-made one: cmd.Wait then
+	// returns when the server exits, not when the last child of a wrapper
+	// closes its stderr.
+	tail := newStderrTail()
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return launcher.Info{}, fmt.Errorf("%w: %v", ErrBackendStart, err)
+	}
+	go func() {
+		defer outR.Close()
+		io.Copy(io.MultiWriter(os.Stderr, tail), outR)
+	}()
+	defer outW.Close() // the server has its copy
+	cmd.Stdout, cmd.Stderr = outW, outW
 	// Its own process group: a wrapper that does not exec (`sh -c 'gopls
 	// ...'`) is ended with the server it started.
 	platform.SetProcessGroup(cmd)
@@ -203,6 +221,7 @@ func (b *backend) startTCP(ctx context.Context) (launcher.Info, error) {
 	b.mu.Lock()
 	b.addr, b.id = addr, id
 	b.mu.Unlock()
+	go b.crashed(id, exited, tail)
 	info := launcher.Info{PID: cmd.Process.Pid}
 	if addr.Network == "tcp" {
 		info.Port, _ = strconv.Atoi(port)
@@ -212,6 +231,29 @@ func (b *backend) startTCP(ctx context.Context) (launcher.Info, error) {
 	return info, nil
 }
 
+// crashed waits for the backend id to exit; unless stopTCP is ending it,
+// it tells every proxy that the language server crashed, with its exit
+// and last output (the host then restarts it, recoverTCP): each window's
+// connection to it has just broken.
+func (b *backend) crashed(id platform.Identity, exited <-chan error, tail *stderrTail) {
+	werr := <-exited
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopping == id.PID {
+		return
+	}
+	reason := fmt.Sprintf("the language server crashed (%s)", exitText(werr))
+	if last := tail.String(); last != "" {
+		reason += "; its last output: " + last
+	}
+	b.log.Warn("backend crashed", "pid", id.PID, "exit", exitText(werr), "windows_told", len(b.peers))
+	for c := range b.peers {
+		// a proxy that does not read cannot hold up the others
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		hostproto.WriteEnded(c, reason)
+	}
+}
+
 func exitText(err error) string {
 	if err == nil {
 		return "exit status 0"
@@ -219,7 +261,18 @@ func exitText(err error) string {
 	return err.Error()
 }
 
+// stopTCP is OnLastRelease in tcp mode: the backend's exit is no crash.
 func (b *backend) stopTCP(ctx context.Context, info launcher.Info) error {
+	b.mu.Lock()
+	b.stopping = b.id.PID
+	b.mu.Unlock()
+	return b.endTCP()
+}
+
+// endTCP ends the backend and its process group and removes its socket.
+// recoverTCP uses it too: a backend ended for failing its health check
+// has crashed as far as its windows are concerned (crashed tells them).
+func (b *backend) endTCP() error {
 	b.mu.Lock()
 	id := b.id
 	b.mu.Unlock()
@@ -266,7 +319,7 @@ func (b *backend) recoverTCP(ctx context.Context, old launcher.Info, cause error
 		return launcher.Info{}, fmt.Errorf("backend restarted %d times in the last minute; giving up", b.restarts.Max)
 	}
 	b.log.Warn("restarting backend", "cause", cause)
-	b.stopTCP(ctx, old)
+	b.endTCP()
 	return b.startTCP(ctx)
 }
 
@@ -281,6 +334,17 @@ func (b *backend) serveTCP(ctx context.Context, conn net.Conn, peer launcher.Pee
 	if err := hostproto.WriteBackendAddr(conn, addr); err != nil {
 		return
 	}
+	b.mu.Lock()
+	if b.peers == nil {
+		b.peers = map[net.Conn]bool{}
+	}
+	b.peers[conn] = true
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.peers, conn)
+		b.mu.Unlock()
+	}()
 	go func() {
 		<-ctx.Done()
 		conn.Close()

@@ -34,8 +34,9 @@ func WriteBackendAddr(w io.Writer, a Addr) error {
 func ReadBackendAddr(conn net.Conn, timeout time.Duration) (Addr, error) {
 	conn.SetReadDeadline(time.Now().Add(timeout))
 	defer conn.SetReadDeadline(time.Time{})
-	// The host writes exactly one line and nothing after it, so a
-	// buffered reader cannot swallow later bytes.
+	// The host writes one line and nothing more until its backend
+	// crashes (WriteEnded), long after: a buffered reader cannot swallow
+	// that line.
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil {
 		return Addr{}, fmt.Errorf("reading the backend address from the host: %w", err)

@@ -5,148 +5,39 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"sync"
 	"time"
 
-	"github.com/procref/procref/internal/pipeio"
+	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/wire"
-	"github.com/procref/procref/platform"
 )
-
-type procBackend struct {
-	cmd    *exec.Cmd
-	stdin  *pipeio.File // our write end of the server's stdin
-	stdout *pipeio.File // our read end of the server's stdout
-
-	closeOnce sync.Once
-	waitOnce  sync.Once
-	waited    chan struct{}
-	waitErr   error
-}
-
-// ExecBackend starts cmd with its stdin and stdout connected to fresh
-// pipes and returns it as a Backend. The caller sets everything else on
-// cmd first (SysProcAttr, Stderr, Env, Dir); cmd.Stdin and cmd.Stdout must
-// be nil. Wait may be called at any time (the pipes are not closed by it).
-// The server leads its own process group; Kill ends the whole group, so
-// nothing it started (npx, uvx, `sh -c` children) outlives it, and Wait
-// does not wait on a pipe a leftover child holds open.
-func ExecBackend(cmd *exec.Cmd) (Backend, error) {
-	if cmd.Stdin != nil || cmd.Stdout != nil {
-		return nil, errors.New("lspmux: ExecBackend needs cmd.Stdin and cmd.Stdout unset")
-	}
-	platform.SetProcessGroup(cmd)
-	if cmd.WaitDelay == 0 {
-		// A stderr copy held open by a process that escaped the group
-		// must not block Wait for ever.
-		cmd.WaitDelay = 2 * time.Second
-	}
-	// Plain os.Pipe rather than cmd.StdoutPipe: exec closes its own pipes
-	// in Wait, which would race with our reader draining the last output.
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("lspmux: stdin pipe: %w", err)
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		inR.Close()
-		inW.Close()
-		return nil, fmt.Errorf("lspmux: stdout pipe: %w", err)
-	}
-	cmd.Stdin, cmd.Stdout = inR, outW
-	err = cmd.Start()
-	inR.Close() // the child has its copies
-	outW.Close()
-	if err != nil {
-		inW.Close()
-		outR.Close()
-		return nil, fmt.Errorf("lspmux: start %s: %w", cmd.Path, err)
-	}
-	b := &procBackend{cmd: cmd, stdin: pipeio.New(inW), stdout: pipeio.New(outR), waited: make(chan struct{})}
-	go b.wait() // reap promptly so Wait can be called by anyone, any time
-	return b, nil
-}
-
-func (b *procBackend) wait() {
-	b.waitOnce.Do(func() {
-		b.waitErr = b.cmd.Wait()
-		close(b.waited)
-	})
-}
-
-func (b *procBackend) Read(p []byte) (int, error)  { return b.stdout.Read(p) }
-func (b *procBackend) Write(p []byte) (int, error) { return b.stdin.Write(p) }
-
-func (b *procBackend) Close() error {
-	b.closeOnce.Do(func() {
-		b.stdin.Close()
-		b.stdout.Close()
-	})
-	return nil
-}
-
-// Kill ends the server's whole process group, even after the server
-// itself has exited (its children may not have).
-func (b *procBackend) Kill() error {
-	gerr := platform.KillProcessGroup(b.cmd.Process.Pid)
-	select {
-	case <-b.waited:
-		return gerr
-	default:
-	}
-	if err := b.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("lspmux: kill backend pid %d: %w", b.cmd.Process.Pid, err)
-	}
-	return gerr
-}
-
-func (b *procBackend) Wait() error {
-	<-b.waited
-	return b.waitErr
-}
-
-// Pid returns the backend's process id (tests and logs use it).
-func (b *procBackend) Pid() int { return b.cmd.Process.Pid }
 
 // session is one backend incarnation.
 type session struct {
 	n          int
 	be         Backend
-	q          *queue
+	q          *mux.Queue
 	readerDone chan struct{}
 	writerDone chan struct{}
 	exited     chan struct{}
 	waitErr    error
 	downOnce   sync.Once
-	direct     []*client // clients the reader has taken over (sendDirect); reader only
+	direct     mux.Direct // clients the reader has taken over (sendDirect); reader only
 }
 
 // drain writes what is queued for the backend in the calling goroutine
 // (see mux.toServerDirect). Called without m.mu held.
 func (m *Mux) drainTo(s *session) {
-	var buf []byte
-	err := s.q.drain(func(items []item) ([]item, error) {
-		var err error
-		buf, err = writeBatch(s.be, items, buf)
-		for _, it := range items {
-			if it.release != nil {
-				it.release()
-			}
-		}
-		return nil, err
-	})
-	if err != nil {
+	if err := s.q.DrainTo(s.be); err != nil {
 		m.log.Warn("writing to language server failed", "err", err)
-		s.q.close(true) // the writer goroutine then ends, as after its own failure
+		s.q.Close(true) // the writer goroutine then ends, as after its own failure
 	}
 }
 
 // teardown stops a session for good and waits for its goroutines.
 func (s *session) teardown() {
 	s.downOnce.Do(func() {
-		s.q.close(true)
+		s.q.Close(true)
 		s.be.Close()
 		s.be.Kill()
 	})
@@ -165,7 +56,7 @@ func (m *Mux) startSession() (*session, error) {
 	s := &session{
 		n:          m.sessions,
 		be:         be,
-		q:          newQueue(),
+		q:          mux.NewQueue(lspFraming{}),
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
 		exited:     make(chan struct{}),
@@ -175,32 +66,8 @@ func (m *Mux) startSession() (*session, error) {
 	go func() { // writer
 		defer m.wg.Done()
 		defer close(s.writerDone)
-		var batch []item
-		var buf []byte
-		for {
-			var ok bool
-			batch, ok = s.q.popBatch(nil, batch)
-			if !ok {
-				return
-			}
-			var err error
-			buf, err = writeBatch(be, batch, buf)
-			for _, it := range batch {
-				if it.release != nil {
-					it.release()
-				}
-			}
-			clear(batch)
-			if err != nil {
-				m.log.Warn("writing to language server failed", "err", err)
-				s.q.close(true)
-				// drain what is left so pushes' releases run
-				for {
-					if _, ok := s.q.pop(nil); !ok {
-						return
-					}
-				}
-			}
+		if err := s.q.Run(be, nil); err != nil {
+			m.log.Warn("writing to language server failed", "err", err)
 		}
 	}()
 	go func() { // reader
@@ -348,7 +215,7 @@ func (m *Mux) crashed(s *session, cause error) bool {
 	// changes were applied to the mux's copies and reach the new backend
 	// with the replay.
 	m.sess = nil
-	m.setPhase(phaseRestarting)
+	m.life.Set(mux.Restarting)
 	for _, hid := range m.calls.All() {
 		if p, _ := m.takeRequest(hid); p.Client != nil && !p.Client.gone {
 			p.Client.send(msgError(p.ID, codeRequestFailed, "the language server crashed; procref is restarting it"))
@@ -393,8 +260,8 @@ func (m *Mux) stopFor(err error, msg string) {
 	if m.err == nil {
 		m.err = err
 	}
-	if m.phase != phaseStopped {
-		m.setPhase(phaseStopped)
+	if m.life.Phase() != mux.Stopped {
+		m.life.Set(mux.Stopped)
 	}
 	var cs []*client
 	for c := range m.clients {
@@ -424,8 +291,8 @@ func (m *Mux) shutdown(ctx context.Context) error {
 	if m.err == nil {
 		m.err = ErrClosed
 	}
-	if m.phase != phaseStopped {
-		m.setPhase(phaseStopped)
+	if m.life.Phase() != mux.Stopped {
+		m.life.Set(mux.Stopped)
 	}
 	s := m.sess
 	var cs []*client
@@ -467,8 +334,8 @@ func (m *Mux) stopSession(ctx context.Context, s *session) error {
 	case <-sctx.Done():
 	}
 	cancel()
-	s.q.push(msgNotification("exit", nil), 0, nil)
-	s.q.close(false) // the writer sends what is queued, then stops
+	s.q.Push(msgNotification("exit", nil), 0, nil)
+	s.q.Close(false) // the writer sends what is queued, then stops
 	sctx, cancel = step()
 	defer cancel()
 	select {

@@ -3,6 +3,7 @@ package lspmux
 import (
 	"context"
 	"fmt"
+	"github.com/procref/procref/internal/mux"
 	"io"
 	"log/slog"
 	"net"
@@ -356,7 +357,7 @@ func startEcho(tb testing.TB) Backend {
 	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), "GO_WANT_HELPER_PROCESS=echo")
 	cmd.Stderr = os.Stderr
-	be, err := ExecBackend(cmd)
+	be, err := mux.Exec(cmd)
 	if err != nil {
 		tb.Fatal(err)
 	}

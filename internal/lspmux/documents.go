@@ -22,6 +22,11 @@ type doc struct {
 type cdoc struct {
 	version int64
 	text    string
+	// view is viewText's line diff against the backend's text viewFor,
+	// kept because every message to and from the window needs it
+	// (textview.go)
+	view              *lineView
+	viewText, viewFor string
 }
 
 // verMap records which client version a backend version stands for.

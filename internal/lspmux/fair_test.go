@@ -12,15 +12,7 @@ import (
 func TestFloodingClientBounded(t *testing.T) {
 	const n, flood = 4, 40
 	h := newHarness(t, func(cfg *Config, _ *fakeFarm) { cfg.MaxRequests = n })
-	waiting := make(chan struct{}, 1)
-	h.mux.testHook = func(ev string) {
-		if ev == "request-slot-wait" {
-			select {
-			case waiting <- struct{}{}:
-			default:
-			}
-		}
-	}
+	waiting := slotWaits(h)
 	flooder := h.join("flooder", "r")
 	victim := h.join("victim", "r")
 	answers := make(chan chan wireMsg, flood)
@@ -63,4 +55,19 @@ func TestFloodingClientBounded(t *testing.T) {
 			t.Fatalf("flooder answer %d: %v", i, err)
 		}
 	}
+}
+
+// slotWaits returns a channel that receives when a client's reader waits
+// for a request slot (set before clients join).
+func slotWaits(h *harness) <-chan struct{} {
+	waiting := make(chan struct{}, 1)
+	h.mux.testHook = func(ev string) {
+		if ev == "request-slot-wait" {
+			select {
+			case waiting <- struct{}{}:
+			default:
+			}
+		}
+	}
+	return waiting
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/wire"
 )
 
@@ -22,7 +23,7 @@ func (m *Mux) changeFolders(c *client, body, params []byte) error {
 	if err := json.Unmarshal(params, &p); err != nil {
 		return nil
 	}
-	return m.forward(c, body, func(int64) (item, func()) {
+	return m.forward(c, body, func(int64) (mux.Item, func()) {
 		m.refFolders(c, -1)
 		keep := c.folders[:0]
 		for _, f := range c.folders {
@@ -42,7 +43,7 @@ func (m *Mux) changeFolders(c *client, body, params []byte) error {
 		c.folders = keep
 		m.refFolders(c, +1)
 		m.syncFolders()
-		return item{}, nil
+		return mux.Item{}, nil
 	})
 }
 
@@ -130,7 +131,7 @@ func (m *Mux) refFolders(c *client, delta int) {
 // client leaving) changes nothing: the backend is about to stop. Called
 // with mu held.
 func (m *Mux) syncFolders() {
-	if m.phase != phaseRunning || len(m.folders) == 0 {
+	if m.life.Phase() != mux.Running || len(m.folders) == 0 {
 		return
 	}
 	var added, removed []folder

@@ -35,22 +35,3 @@ func TestFrozenClientDropped(t *testing.T) {
 		t.Fatalf("good client after the frozen one: %s, %v", got, err)
 	}
 }
-
-// A client that reads, only slowly, a message larger than one write piece
-// counts as reading (touchWriter): progress inside one message resets
-// the frozen clock.
-func TestTouchWriterCountsProgress(t *testing.T) {
-	q := newClientQueue(time.Hour)
-	q.pushItem(item{body: []byte("x")}, 0, nil)
-	q.since = time.Time{} // as if nothing had been taken for ages
-	var sb strings.Builder
-	w := &touchWriter{w: &sb, q: q}
-	if _, err := w.Write(make([]byte, 3*touchChunk+1)); err != nil {
-		t.Fatal(err)
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.stuck() {
-		t.Fatal("queue counted as stuck right after a write made progress")
-	}
-}

@@ -2,6 +2,7 @@ package lspmux
 
 import (
 	"context"
+	"github.com/procref/procref/internal/mux"
 	"os"
 	"os/exec"
 	"strings"
@@ -37,7 +38,7 @@ func TestExecBackendKill9(t *testing.T) {
 			cmd := exec.Command(exe, "-test.run=^$")
 			cmd.Env = append(os.Environ(), "GO_WANT_HELPER_PROCESS=1")
 			cmd.Stderr = os.Stderr
-			be, err := ExecBackend(cmd)
+			be, err := mux.Exec(cmd)
 			if err != nil {
 				return nil, err
 			}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/idroute"
+	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/wire"
 )
 
@@ -32,7 +33,7 @@ func (m *Mux) clientRequest(c *client, f *wire.Fields, body []byte) error {
 			}
 		}
 	}
-	return m.forward(c, body, func(hid int64) (item, func()) {
+	return m.forward(c, body, func(hid int64) (mux.Item, func()) {
 		origID := append([]byte(nil), f.ID.Of(body)...)
 		edits := []wire.Edit{{At: f.ID, With: idToken(hid)}}
 		var uri string
@@ -40,7 +41,7 @@ func (m *Mux) clientRequest(c *client, f *wire.Fields, body []byte) error {
 			vedits, u, err := m.viewRequest(c, f, body)
 			if err != nil {
 				c.send(msgError(origID, codeContentModified, err.Error()))
-				return item{}, nil
+				return mux.Item{}, nil
 			}
 			edits, uri = append(edits, vedits...), u
 		}
@@ -54,14 +55,14 @@ func (m *Mux) clientRequest(c *client, f *wire.Fields, body []byte) error {
 		}
 		// nothing keeps body (ids and tokens were copied): written with
 		// the edits spliced in, then recycled
-		return item{body: body, edits: edits, recycle: true}, nil
+		return mux.Item{Body: body, Edits: edits, Recycle: true}, nil
 	})
 }
 
 // forward takes c's in-flight quota for body, then (with mu held and the
 // backend running) lets build produce the item to send and queues it.
 // build may return an item without a body to send nothing.
-func (m *Mux) forward(c *client, body []byte, build func(hid int64) (item, func())) error {
+func (m *Mux) forward(c *client, body []byte, build func(hid int64) (mux.Item, func())) error {
 	n := int64(len(body))
 	for {
 		// The client is not keeping up with what is sent to it (mostly
@@ -72,29 +73,29 @@ func (m *Mux) forward(c *client, body []byte, build func(hid int64) (item, func(
 		// not read at all (its queue over a quarter of the bound, nothing
 		// taken for clientStall) is disconnected.
 		over := func(queued int64) bool { return queued+c.awaiting.Load() > m.cfg.ClientQueue/2 }
-		if c.out.over(over) {
+		if c.out.Over(over) {
 			m.flushServer(c)
-			switch err := c.out.waitRoom(over, m.cfg.ClientQueue/4, c.stop, clientStall); err {
-			case errStalled:
+			switch err := c.out.WaitRoom(over, m.cfg.ClientQueue/4, c.stop, clientStall); err {
+			case mux.ErrStalled:
 				c.log.Warn("lsp client is not reading its messages; disconnecting it", "queued_over", m.cfg.ClientQueue/4)
 				c.kill(errSlowClient)
 				return errSlowClient
-			case errCanceled:
+			case mux.ErrCanceled:
 				return c.killErr
 			}
 		}
-		if !c.quota.tryAcquire(n) {
+		if !c.quota.TryAcquire(n) {
 			// what this reader gathered for the backend (flushServer) may
 			// be what holds the quota
 			m.flushServer(c)
-			if !c.quota.acquire(n, c.stop) {
+			if !c.quota.Acquire(n, c.stop) {
 				return c.killErr
 			}
 		}
 		m.mu.Lock()
-		if m.phase != phaseRunning {
+		if m.life.Phase() != mux.Running {
 			m.mu.Unlock()
-			c.quota.release(n)
+			c.quota.Release(n)
 			if !m.waitRunning(c) {
 				return nil
 			}
@@ -103,14 +104,14 @@ func (m *Mux) forward(c *client, body []byte, build func(hid int64) (item, func(
 		m.activeSeq++
 		c.active = m.activeSeq
 		out, after := build(m.nextID.Add(1))
-		if out.body != nil {
-			out.release = func() { c.quota.release(n) }
+		if out.Body != nil {
+			out.Release = func() { c.quota.Release(n) }
 			// this reader may write it itself (flushServer); queue order
 			// is kept, and a backend that does not read blocks this
 			// client's reader only, as its quota would
 			m.toServerDirect(c, out)
 		} else {
-			c.quota.release(n)
+			c.quota.Release(n)
 		}
 		m.mu.Unlock()
 		if after != nil {
@@ -154,7 +155,7 @@ func (m *Mux) hostCall(s *session, method string, params []byte, timeout time.Du
 	ch := make(chan []byte, 1)
 	m.mu.Lock()
 	m.addRequest(hid, nil, nil, call{method: method, ch: ch})
-	s.q.push(msgRequest(hid, method, params), 0, nil)
+	s.q.Push(msgRequest(hid, method, params), 0, nil)
 	m.mu.Unlock()
 	var tc <-chan time.Time
 	if timeout > 0 {
@@ -194,12 +195,12 @@ func (m *Mux) serverResponse(s *session, f *wire.Fields, body []byte) {
 	c := p.Client
 	if out, ok := m.viewResult(c, f, body, p.ID, p.Data.uri); ok {
 		wire.Recycle(body)
-		s.sendDirect(c, item{body: out})
+		s.sendDirect(c, mux.Item{Body: out})
 		return
 	}
 	// the body goes to this one client and nothing keeps it: written
 	// with the client's id spliced in, then recycled
-	s.sendDirect(c, item{body: body, edits: []wire.Edit{{At: f.ID, With: p.ID}}, recycle: true})
+	s.sendDirect(c, mux.Item{Body: body, Edits: []wire.Edit{{At: f.ID, With: p.ID}}, Recycle: true})
 }
 
 // The routing tables (package idroute): m.calls, the requests in flight
@@ -223,7 +224,7 @@ func (m *Mux) addRequest(hid int64, c *client, id []byte, data call, clientToken
 	}
 	m.calls.Add(hid, idroute.Call[*client, call]{Client: c, ID: id, Tokens: toks, Data: data})
 	if c != nil {
-		c.inflight.Add(1)
+		c.bound.Add()
 		c.awaiting.Add(data.size)
 		m.checkAwaiting(c)
 	}
@@ -235,7 +236,7 @@ func (m *Mux) addRequest(hid int64, c *client, id []byte, data call, clientToken
 func (m *Mux) takeRequest(hid int64) (idroute.Call[*client, call], bool) {
 	p, ok := m.calls.Take(hid)
 	if ok && p.Client != nil {
-		p.Client.requestDone()
+		p.Client.bound.Done()
 		p.Client.awaiting.Add(-p.Data.size)
 		m.checkAwaiting(p.Client)
 	}
@@ -246,7 +247,7 @@ func (m *Mux) takeRequest(hid int64) (idroute.Call[*client, call], bool) {
 // id hid. A backend that reuses an id still awaiting an answer replaces
 // the older request (which then gets no answer from here).
 func (m *Mux) addServerRequest(c *client, sid []byte, hid int64) {
-	c.wakeSlot() // it may wait for a slot that only its answer frees
+	c.bound.Wake() // it may wait for a slot that only its answer frees
 	if m.asks.Add(hid, idroute.Ask[*client, struct{}]{Client: c, ServerID: sid}) {
 		m.log.Warn("language server reused a request id still awaiting an answer", "id", string(sid))
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/wire"
 )
 
@@ -28,19 +29,19 @@ func (m *Mux) clientInitialize(c *client, f *wire.Fields, body []byte) {
 	if sp, ok, _ := wire.Lookup(params, "capabilities"); ok {
 		c.caps = append([]byte(nil), sp.Of(params)...)
 	}
-	switch m.phase {
-	case phaseStopped:
+	switch m.life.Phase() {
+	case mux.Stopped:
 		c.send(msgError(id, codeRequestFailed, "language server stopped"))
 		return
-	case phaseRunning:
+	case mux.Running:
 		m.admit(c, id)
 		return
-	case phaseIdle:
+	case mux.Idle:
 		if params == nil {
 			params = []byte("{}")
 		}
 		m.initParams = offerUTF16(params) // a fresh copy
-		m.setPhase(phaseStarting)
+		m.life.Set(mux.Starting)
 		m.wg.Add(1)
 		go m.supervise()
 	}
@@ -56,7 +57,7 @@ func (m *Mux) clientInitialize(c *client, f *wire.Fields, body []byte) {
 func (m *Mux) awaitInit(c *client) {
 	for {
 		m.mu.Lock()
-		waiting, ch := c.sentInit && !c.inited && !c.gone && m.phase != phaseStopped, m.phaseCh
+		waiting, ch := c.sentInit && !c.inited && !c.gone && m.life.Phase() != mux.Stopped, m.life.Changed()
 		m.mu.Unlock()
 		if !waiting {
 			return
@@ -181,7 +182,7 @@ func (m *Mux) initialize(s *session) (bool, error) {
 	if restart {
 		m.replayDocs()
 	}
-	m.setPhase(phaseRunning)
+	m.life.Set(mux.Running)
 	for _, w := range m.initWaiters {
 		if !w.c.gone {
 			m.admit(w.c, w.id)
@@ -218,7 +219,7 @@ func (m *Mux) failInit(msg string) {
 	m.initWaiters = nil
 	m.sess = nil
 	m.initParams = nil
-	if m.phase != phaseStopped {
-		m.setPhase(phaseIdle)
+	if m.life.Phase() != mux.Stopped {
+		m.life.Set(mux.Idle)
 	}
 }

@@ -65,8 +65,10 @@
 // folders.go (the union of workspace folders), requests.go and
 // capabilities.go (backend requests to clients, gated by what each
 // declared), notifications.go, encoding.go (UTF-16 for everyone),
-// backend.go (the server process: start, crash, restart, stop), queue.go
-// (bounded queues and direct writes) and failure.go (what a client is told
+// backend.go (the backend's start, crash, restart and stop, in the core's
+// lifecycle), queue.go (LSP framing for the core's queues and direct
+// writes, internal/mux), fair.go (the core's in-flight bound) and
+// failure.go (what a client is told
 // when its session ends).
 //
 // Messages are never fully decoded to route them: ids and the few params
@@ -90,25 +92,15 @@ package lspmux
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"time"
+
+	"github.com/procref/procref/internal/mux"
 )
 
-// Backend is a running language server: its stdout (Read), its stdin
-// (Write), and its process.
-type Backend interface {
-	io.Reader // server stdout
-	io.Writer // server stdin
-	// Close closes the server's stdin and releases the pipes; it must make a
-	// blocked Read return. It may be called more than once.
-	Close() error
-	// Kill ends the server process at once (SIGKILL or equivalent).
-	Kill() error
-	// Wait blocks until the server process has exited and returns its exit
-	// status. It may be called more than once and from several goroutines.
-	Wait() error
-}
+// Backend is the running language server: the core's server process
+// ([mux.Server], started with [mux.Exec] or any other implementation).
+type Backend = mux.Server
 
 // Config configures a Mux. Only Start is required.
 type Config struct {

@@ -9,18 +9,9 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/idroute"
+	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/restarts"
 	"github.com/procref/procref/internal/wire"
-)
-
-type phase int
-
-const (
-	phaseIdle       phase = iota // no initialized backend; the next initialize starts one
-	phaseStarting                // first initialize in flight
-	phaseRunning                 // backend initialized
-	phaseRestarting              // backend crashed; restarting and replaying
-	phaseStopped                 // for good
 )
 
 // Mux multiplexes clients onto one backend. All methods are safe for
@@ -45,8 +36,7 @@ type Mux struct {
 	nextClient int
 
 	mu          sync.Mutex
-	phase       phase
-	phaseCh     chan struct{} // closed and replaced at every phase change
+	life        mux.Lifecycle // the backend's phase (Running: initialized; Starting: first initialize in flight)
 	closing     bool
 	err         error
 	sess        *session
@@ -97,7 +87,7 @@ func New(cfg Config) (*Mux, error) {
 		cfg.ClientQueue = 32 << 20
 	}
 	if cfg.MaxRequests <= 0 {
-		cfg.MaxRequests = defaultMaxRequests
+		cfg.MaxRequests = mux.DefaultMaxInflight
 	}
 	if cfg.ClientFrozen == 0 {
 		cfg.ClientFrozen = 30 * time.Second
@@ -118,7 +108,6 @@ func New(cfg Config) (*Mux, error) {
 		ctx:         ctx,
 		cancel:      cancel,
 		done:        make(chan struct{}),
-		phaseCh:     make(chan struct{}),
 		clients:     map[*client]struct{}{},
 		docs:        map[string]*doc{},
 		verSeq:      map[string]int64{},
@@ -127,14 +116,6 @@ func New(cfg Config) (*Mux, error) {
 		backendFold: map[string]bool{},
 		restarts:    restarts.Budget{Max: cfg.MaxRestarts, Window: cfg.RestartWindow},
 	}, nil
-}
-
-// setPhase changes the phase and wakes everyone waiting for a change.
-// Called with mu held.
-func (m *Mux) setPhase(p phase) {
-	m.phase = p
-	close(m.phaseCh)
-	m.phaseCh = make(chan struct{})
 }
 
 // Clients returns the number of connected client sessions.

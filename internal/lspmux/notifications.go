@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 
+	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/wire"
 )
 
@@ -23,12 +24,12 @@ func (m *Mux) clientNotification(c *client, f *wire.Fields, body []byte) error {
 			return nil
 		}
 		at := wire.Span{Start: f.Params.Start + sp.Start, End: f.Params.Start + sp.End}
-		return m.forward(c, body, func(int64) (item, func()) {
+		return m.forward(c, body, func(int64) (mux.Item, func()) {
 			hid, ok := m.calls.HostID(c, at.Of(body))
 			if !ok {
-				return item{}, nil // already answered
+				return mux.Item{}, nil // already answered
 			}
-			return item{body: body, edits: []wire.Edit{{At: at, With: idToken(hid)}}}, nil
+			return mux.Item{Body: body, Edits: []wire.Edit{{At: at, With: idToken(hid)}}}, nil
 		})
 	case "window/workDoneProgress/cancel":
 		sp, ok, _ := wire.Lookup(params, "token")
@@ -36,11 +37,11 @@ func (m *Mux) clientNotification(c *client, f *wire.Fields, body []byte) error {
 			return nil
 		}
 		at := wire.Span{Start: f.Params.Start + sp.Start, End: f.Params.Start + sp.End}
-		return m.forward(c, body, func(int64) (item, func()) {
+		return m.forward(c, body, func(int64) (mux.Item, func()) {
 			if htok, ok := m.calls.HostToken(c, at.Of(body)); ok {
-				return item{body: body, edits: []wire.Edit{{At: at, With: []byte(htok)}}}, nil
+				return mux.Item{Body: body, Edits: []wire.Edit{{At: at, With: []byte(htok)}}}, nil
 			}
-			return item{body: body}, nil // a token the backend created
+			return mux.Item{Body: body}, nil // a token the backend created
 		})
 	case "textDocument/didOpen":
 		p, vs, err := parseDidOpen(params)
@@ -52,8 +53,8 @@ func (m *Mux) clientNotification(c *client, f *wire.Fields, body []byte) error {
 		if vs.Ok() {
 			verAt = wire.Span{Start: f.Params.Start + vs.Start, End: f.Params.Start + vs.End}
 		}
-		return m.forward(c, body, func(int64) (item, func()) {
-			return item{body: m.openDoc(c, &p, body, verAt)}, nil
+		return m.forward(c, body, func(int64) (mux.Item, func()) {
+			return mux.Item{Body: m.openDoc(c, &p, body, verAt)}, nil
 		})
 	case "textDocument/didChange":
 		var p didChangeParams
@@ -66,8 +67,8 @@ func (m *Mux) clientNotification(c *client, f *wire.Fields, body []byte) error {
 		if vs.Ok() {
 			verAt = wire.Span{Start: f.Params.Start + vs.Start, End: f.Params.Start + vs.End}
 		}
-		return m.forward(c, body, func(int64) (item, func()) {
-			return item{body: m.changeDoc(c, &p, body, verAt)}, nil
+		return m.forward(c, body, func(int64) (mux.Item, func()) {
+			return mux.Item{Body: m.changeDoc(c, &p, body, verAt)}, nil
 		})
 	case "textDocument/didClose":
 		var p struct {
@@ -78,17 +79,17 @@ func (m *Mux) clientNotification(c *client, f *wire.Fields, body []byte) error {
 		if err := json.Unmarshal(params, &p); err != nil {
 			return nil
 		}
-		return m.forward(c, body, func(int64) (item, func()) {
+		return m.forward(c, body, func(int64) (mux.Item, func()) {
 			if _, ok := c.docs[p.TextDocument.URI]; ok {
 				m.closeDoc(c, p.TextDocument.URI, true)
 			}
-			return item{}, nil
+			return mux.Item{}, nil
 		})
 	case "workspace/didChangeWorkspaceFolders":
 		return m.changeFolders(c, body, params)
 	}
 	// nothing keeps body: recycled once written
-	return m.forward(c, body, func(int64) (item, func()) { return item{body: body, recycle: true}, nil })
+	return m.forward(c, body, func(int64) (mux.Item, func()) { return mux.Item{Body: body, Recycle: true}, nil })
 }
 
 func (m *Mux) serverNotification(f *wire.Fields, body []byte) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/procref/procref/internal/mux"
 	"net"
 	"net/url"
 	"os"
@@ -151,7 +152,7 @@ func newRealRig(t *testing.T, bin string, args []string, files map[string]string
 		Start: func(ctx context.Context) (Backend, error) {
 			cmd := exec.Command(path, args...)
 			cmd.Dir = r.root
-			be, err := ExecBackend(cmd)
+			be, err := mux.Exec(cmd)
 			if err != nil {
 				return nil, err
 			}

@@ -36,7 +36,7 @@ func (m *Mux) serverRequest(s *session, f *wire.Fields, body []byte) {
 	params := f.Params.Of(body)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	answer := func(b []byte) { s.q.push(b, 0, nil) }
+	answer := func(b []byte) { s.q.Push(b, 0, nil) }
 	if method == "workspace/workspaceFolders" {
 		list := m.folderList()
 		slices.SortFunc(list, func(a, b folder) int { return strings.Compare(a.URI, b.URI) })

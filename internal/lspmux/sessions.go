@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/wire"
 )
 
@@ -115,22 +116,20 @@ type client struct {
 	m     *Mux
 	id    int
 	conn  io.ReadWriteCloser
-	out   *queue
-	quota *quota
+	out   *mux.Queue
+	quota *mux.Quota
 	log   *slog.Logger
 
-	deadline interface{ SetWriteDeadline(time.Time) error } // conn's, if it has one (sendDirect)
-	try      interface{ TryWrite([]byte) (int, error) }     // conn's non-blocking write, if it has one (sendDirect)
-	dbuf     []byte                                         // writeDirect's frame buffer (owned by whoever is writing)
-	claimed  *session                                       // the client reader is the writer of this session's queue (forward)
-	awaiting atomic.Int64                                   // bytes of this client's requests the backend has not answered yet
-	inflight atomic.Int64                                   // this client's requests in flight at the backend (fair.go)
-	slot     chan struct{}                                  // cap 1: a request of this client ended (fair.go)
-	stop     chan struct{}                                  // closed by kill
+	direct   *mux.DirectWriter // writes to conn for the session reader (sendDirect)
+	claimed  *session          // the client reader is the writer of this session's queue (forward)
+	awaiting atomic.Int64      // bytes of this client's requests the backend has not answered yet
+	bound    *mux.Bound        // this client's requests in flight at the backend (fair.go)
+	stop     chan struct{}     // closed by kill
 	killOnce sync.Once
 	endOnce  sync.Once // endWith
 	killErr  error
-	flushErr error // guarded by out.mu
+	flushMu  sync.Mutex // guards flushErr
+	flushErr error
 
 	// guarded by m.mu
 	sentInit bool // has sent initialize
@@ -155,11 +154,18 @@ func (c *client) kill(err error) {
 // flushThenKill disconnects c once what is queued for it has been written
 // (or after a second, for a client that does not read).
 func (c *client) flushThenKill(err error) {
-	c.out.mu.Lock()
+	c.flushMu.Lock()
 	c.flushErr = err
-	c.out.mu.Unlock()
+	c.flushMu.Unlock()
 	time.AfterFunc(time.Second, func() { c.kill(err) }) // harmless if already gone
-	c.out.close(false)
+	c.out.Close(false)
+}
+
+// flushError is the reason flushThenKill was given (nil if none).
+func (c *client) flushError() error {
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
+	return c.flushErr
 }
 
 var (
@@ -177,7 +183,7 @@ var (
 // end (exit or EOF) and the cause otherwise.
 func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 	m.mu.Lock()
-	if m.phase == phaseStopped {
+	if m.life.Phase() == mux.Stopped {
 		err := m.err
 		m.mu.Unlock()
 		if err == nil {
@@ -188,23 +194,17 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 	}
 	m.nextClient++
 	c := &client{
-		m:    m,
-		id:   m.nextClient,
-		conn: conn,
-		out:  newClientQueue(m.cfg.ClientFrozen),
-		slot: make(chan struct{}, 1),
-		deadline: func() interface{ SetWriteDeadline(time.Time) error } {
-			d, _ := conn.(interface{ SetWriteDeadline(time.Time) error })
-			return d
-		}(),
-		try: func() interface{ TryWrite([]byte) (int, error) } {
-			t, _ := conn.(interface{ TryWrite([]byte) (int, error) })
-			return t
-		}(),
-		quota: newQuota(m.cfg.ClientInflight),
-		stop:  make(chan struct{}),
-		docs:  map[string]*cdoc{},
+		m:      m,
+		id:     m.nextClient,
+		conn:   conn,
+		out:    mux.NewClientQueue(lspFraming{}, m.cfg.ClientFrozen),
+		bound:  mux.NewBound(m.cfg.MaxRequests),
+		direct: mux.NewDirectWriter(conn, lspFraming{}),
+		quota:  mux.NewQuota(m.cfg.ClientInflight),
+		stop:   make(chan struct{}),
+		docs:   map[string]*cdoc{},
 	}
+	c.direct.OnRest = func() { m.event("direct-rest") }
 	c.log = m.log.With("client", c.id)
 	m.clients[c] = struct{}{}
 	m.wg.Add(2)
@@ -214,38 +214,18 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 
 	go func() { // writer
 		defer m.wg.Done()
-		var batch []item
-		var buf []byte
-		w := io.Writer(conn)
-		if c.out.frozenAfter > 0 {
-			w = &touchWriter{w: conn, q: c.out}
+		if err := c.out.Run(c.out.TouchWriter(conn), c.stop); err != nil {
+			c.kill(fmt.Errorf("write to client: %w", err))
+			return
 		}
-		for {
-			var ok bool
-			batch, ok = c.out.popBatch(c.stop, batch)
-			if !ok {
-				c.out.mu.Lock()
-				err := c.flushErr
-				c.out.mu.Unlock()
-				c.kill(err) // after flushThenKill, or already killed
-				return
-			}
-			var err error
-			if buf, err = writeBatch(w, batch, buf); err != nil {
-				c.kill(fmt.Errorf("write to client: %w", err))
-				return
-			}
-			clear(batch)
-		}
+		c.kill(c.flushError()) // after flushThenKill, or already killed
 	}()
 	stopCtx := context.AfterFunc(ctx, func() { c.kill(ctx.Err()) })
 	defer stopCtx()
 
 	err := m.readClient(c)
 	m.removeClient(c)
-	c.out.mu.Lock()
-	ending := c.flushErr
-	c.out.mu.Unlock()
+	ending := c.flushError()
 	switch {
 	case ending != nil:
 		// the mux was ending the session (endWith) when the client left:
@@ -261,7 +241,7 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 		}
 	}
 	c.kill(err)
-	c.out.close(true)
+	c.out.Close(true)
 	switch {
 	case errors.Is(err, errExit), errors.Is(err, io.EOF):
 		c.log.Debug("lsp client left", "why", err)
@@ -329,7 +309,7 @@ func (m *Mux) removeClient(c *client) {
 			i--
 		}
 	}
-	live := m.phase == phaseRunning && !m.closing
+	live := m.life.Phase() == mux.Running && !m.closing
 	for _, hid := range m.asks.OfClient(c) {
 		sid, _ := m.takeServerRequest(c, hid)
 		if live {
@@ -359,12 +339,12 @@ func (m *Mux) removeClient(c *client) {
 func (m *Mux) waitRunning(c *client) bool {
 	for {
 		m.mu.Lock()
-		p, ch := m.phase, m.phaseCh
+		p, ch := m.life.Phase(), m.life.Changed()
 		m.mu.Unlock()
 		switch p {
-		case phaseRunning:
+		case mux.Running:
 			return true
-		case phaseStopped:
+		case mux.Stopped:
 			return false
 		}
 		m.flushServer(c) // never wait while holding the backend

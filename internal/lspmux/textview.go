@@ -12,50 +12,64 @@ import (
 // Each window's own view of a shared document, part 2: text. The backend
 // has one text per URI, its last editor's (documents.go). Another window
 // with different text (unsaved edits on either side) sees the backend's
-// answers through a line diff of the two texts: the lines both share
-// before and after the one region that differs (common prefix and suffix
-// lines; simple and always correct, at the cost of treating everything
-// between the first and last differing line as differing). Positions in
-// shared lines are moved by the line offset; a request at a position in
-// the differing region is refused with ContentModified; result elements
-// (locations, diagnostics, symbols, hints) with a range there are dropped;
-// a WorkspaceEdit with an edit there is refused as a whole (half a rename
-// is worse than none). Results the mux cannot map (semantic tokens,
-// folding ranges) are refused for such a window.
+// answers through a line diff of the two texts (linediff.go): every line
+// the diff matches is moved to its line in the other text; lines it does
+// not match are a differing region. A request at a position in a
+// differing region is refused with ContentModified; result elements
+// (locations, diagnostics, symbols, hints, hierarchy items) with a
+// position there are dropped; a WorkspaceEdit with an edit there is
+// refused as a whole (half a rename is worse than none). Results the mux
+// cannot map (semantic tokens, folding ranges) are refused for such a
+// window. Characters need no mapping: matched lines are equal.
 
 // lineView maps lines between a window's text and the backend's.
 type lineView struct {
-	prefix, suffix int // lines the two texts share at the start and end
-	cN, sN         int // line counts of the window's and the backend's text
+	c2s, s2c []int32 // per line of the window's / backend's text: the other's line, -1 if it differs
+	sDiff    []int32 // sDiff[i]: lines before line i of the backend's text that differ
 }
 
 func newLineView(ctext, stext string) *lineView {
-	cl, sl := strings.Split(ctext, "\n"), strings.Split(stext, "\n")
-	v := &lineView{cN: len(cl), sN: len(sl)}
-	n := min(len(cl), len(sl))
-	for v.prefix < n && cl[v.prefix] == sl[v.prefix] {
-		v.prefix++
-	}
-	for v.suffix < n-v.prefix && cl[len(cl)-1-v.suffix] == sl[len(sl)-1-v.suffix] {
-		v.suffix++
+	v := &lineView{}
+	v.c2s, v.s2c = matchLines(strings.Split(ctext, "\n"), strings.Split(stext, "\n"))
+	v.sDiff = make([]int32, len(v.s2c)+1)
+	for i, l := range v.s2c {
+		v.sDiff[i+1] = v.sDiff[i]
+		if l < 0 {
+			v.sDiff[i+1]++
+		}
 	}
 	return v
 }
 
-// line maps line from a text with n lines to the other (with m lines);
-// false inside the differing region.
-func (v *lineView) line(line, n, m int) (int, bool) {
-	switch {
-	case line < v.prefix:
-		return line, true
-	case line >= n-v.suffix:
-		return line + m - n, true
+// editToClient reports whether the backend's lines s..e (an edit's range)
+// are one run of shared lines in both texts: an edit's endpoints alone
+// may map while a line it replaces differs.
+func (v *lineView) editToClient(s, e int) bool {
+	cs, ok1 := v.toClient(s)
+	ce, ok2 := v.toClient(e)
+	if !ok1 || !ok2 || e < s || ce-cs != e-s {
+		return false
 	}
-	return 0, false
+	e = min(e, len(v.s2c)-1) // past the end: as the last line
+	return s > e || v.sDiff[e+1] == v.sDiff[s]
 }
 
-func (v *lineView) toServer(line int) (int, bool) { return v.line(line, v.cN, v.sN) }
-func (v *lineView) toClient(line int) (int, bool) { return v.line(line, v.sN, v.cN) }
+// mapLine maps line through to; false in a differing region. A line past
+// the end (a range ending after the last line) moves with the last line.
+func mapLine(line int, to []int32, other int) (int, bool) {
+	switch {
+	case line < 0 || len(to) == 0:
+		return line, false
+	case line < len(to):
+		l := to[line]
+		return int(l), l >= 0
+	}
+	last := to[len(to)-1]
+	return line - len(to) + other, last >= 0
+}
+
+func (v *lineView) toServer(line int) (int, bool) { return mapLine(line, v.c2s, len(v.s2c)) }
+func (v *lineView) toClient(line int) (int, bool) { return mapLine(line, v.s2c, len(v.c2s)) }
 
 // viewOf returns c's view of uri, or nil when c's text is the backend's
 // (or c does not have uri open). Called with mu held.
@@ -64,11 +78,15 @@ func (m *Mux) viewOf(c *client, uri string) *lineView {
 	if d == nil || d.openers[c] == nil || d.lastEditor == nil || d.lastEditor == c || d.openers[d.lastEditor] == nil {
 		return nil
 	}
-	ct, st := d.openers[c].text, d.openers[d.lastEditor].text
-	if ct == st {
+	cd, st := d.openers[c], d.openers[d.lastEditor].text
+	if cd.text == st {
 		return nil
 	}
-	return newLineView(ct, st)
+	// Strings compare by pointer first: a hit costs no text scan.
+	if cd.view == nil || cd.viewText != cd.text || cd.viewFor != st {
+		cd.view, cd.viewText, cd.viewFor = newLineView(cd.text, st), cd.text, st
+	}
+	return cd.view
 }
 
 // errDiffers refuses a request at a position another window's unsaved
@@ -84,7 +102,11 @@ func (m *Mux) viewRequest(c *client, f *wire.Fields, body []byte) (edits []wire.
 	params := f.Params.Of(body)
 	sp, ok, _ := wire.Lookup(params, "textDocument", "uri")
 	if !ok {
-		return nil, "", nil
+		// callHierarchy/incomingCalls, outgoingCalls, typeHierarchy/
+		// supertypes, subtypes: the item the window was given
+		if sp, ok, _ = wire.Lookup(params, "item", "uri"); !ok {
+			return nil, "", nil
+		}
 	}
 	uri, _ = wire.Unquote(sp.Of(params))
 	v := m.viewOf(c, uri)
@@ -96,8 +118,9 @@ func (m *Mux) viewRequest(c *client, f *wire.Fields, body []byte) (edits []wire.
 		"textDocument/semanticTokens/range", "textDocument/foldingRange":
 		return nil, uri, errDiffers
 	}
-	// context: codeAction's diagnostics, ranges in the same document
-	for _, key := range []string{"position", "range", "context"} {
+	// context: codeAction's diagnostics, ranges in the same document;
+	// item: a hierarchy item's range and selectionRange
+	for _, key := range []string{"position", "range", "context", "item"} {
 		sp, ok, _ := wire.Lookup(params, key)
 		if !ok {
 			continue
@@ -211,10 +234,17 @@ func (w *viewWalk) walk(uri string, x any, strict bool) (any, bool) {
 				uri = u
 			}
 		}
-		if td, ok := y["textDocument"].(map[string]any); ok {
-			if u, ok := td["uri"].(string); ok {
-				uri = u
+		// textDocument: a TextDocumentEdit's; from: an incoming call's
+		// caller, the document of its fromRanges
+		for _, k := range []string{"textDocument", "from"} {
+			if td, ok := y[k].(map[string]any); ok {
+				if u, ok := td["uri"].(string); ok {
+					uri = u
+				}
 			}
+		}
+		if _, ok := y["newText"]; ok && !w.editRanges(uri, y) {
+			return y, false // TextEdit, InsertReplaceEdit, AnnotatedTextEdit
 		}
 		for k, e := range y {
 			if k == "changes" {
@@ -250,6 +280,31 @@ func (w *viewWalk) walk(uri string, x any, strict bool) (any, bool) {
 		return kept, true
 	}
 	return x, true
+}
+
+// editRanges checks the ranges of a text edit e (range, or insert and
+// replace) against c's view of uri: each must be a run of shared lines.
+func (w *viewWalk) editRanges(uri string, e map[string]any) bool {
+	v := w.view(uri)
+	if v == nil {
+		return true
+	}
+	for _, k := range []string{"range", "insert", "replace"} {
+		r, _ := e[k].(map[string]any)
+		st, _ := r["start"].(map[string]any)
+		en, _ := r["end"].(map[string]any)
+		sl, ok1 := st["line"].(json.Number)
+		el, ok2 := en["line"].(json.Number)
+		if !ok1 || !ok2 {
+			continue
+		}
+		s, _ := sl.Int64()
+		e, _ := el.Int64()
+		if !v.editToClient(int(s), int(e)) {
+			return false
+		}
+	}
+	return true
 }
 
 // mapRanges maps every position ({line, character}) within x in place;

@@ -247,3 +247,90 @@ func TestCodeActionContextMapped(t *testing.T) {
 		t.Fatalf("server got range line %d, context %+v; want both at line 2", p.Range.Start.Line, p.Context)
 	}
 }
+
+// Two windows on one file, a with unsaved edits in two places (top and
+// bottom) that the server has: b's lines between them are still shared,
+// so b gets answers there (a one-region diff refused them all); each
+// differing region is refused or dropped on its own. Hierarchy items go
+// to the server in its lines and come back in b's; an edit is kept only
+// when every line it replaces is shared.
+func TestTwoWindowsManyRegions(t *testing.T) {
+	const uri = "file:///ws/r/x.c"
+	items := make(chan json.RawMessage, 1)
+	h := newHarness(t, func(cfg *Config, f *fakeFarm) {
+		f.hook = func(s *fakeServer, method string, id, params json.RawMessage) bool {
+			switch method {
+			case "callHierarchy/incomingCalls":
+				items <- params
+				// the caller at server line 4 (b's 3), called at 4 and at 6 (X5: differs in b)
+				from := map[string]any{"uri": uri, "name": "f", "kind": 12,
+					"range":          textRange{Start: position{Line: 4}, End: position{Line: 5}},
+					"selectionRange": textRange{Start: position{Line: 4}, End: position{Line: 4, Character: 1}}}
+				s.reply(id, []any{map[string]any{"from": from, "fromRanges": []any{
+					textRange{Start: position{Line: 4}, End: position{Line: 4, Character: 1}},
+					textRange{Start: position{Line: 6}, End: position{Line: 6, Character: 1}}}}})
+				return true
+			case "textDocument/formatting":
+				edit := func(s, e int) map[string]any {
+					return map[string]any{"range": textRange{Start: position{Line: s}, End: position{Line: e}}, "newText": "z"}
+				}
+				// 3-4: shared; 5-7 has line 6 (X5: b's text differs there) inside
+				s.reply(id, []any{edit(3, 4), edit(5, 7)})
+				return true
+			}
+			return lineHoverHook(s, method, id, params)
+		}
+	})
+	a, b := h.join("a", "r"), h.join("b", "r")
+	const text = "l0\nl1\nl2\nl3\nl4\nl5\nl6\n"
+	a.didOpen(uri, text, 1)
+	b.didOpen(uri, text, 1)
+	// a: a line inserted at the top, l5 changed; server text is a's
+	fullChange(a, uri, 2, "new\nl0\nl1\nl2\nl3\nl4\nX5\nl6\n")
+	h.sync(a)
+	h.sync(b)
+	var hv struct {
+		Contents string
+		Range    textRange
+	}
+	for _, l := range []int{0, 2, 3, 6} {
+		res, err := b.hover(h.ctx, uri, l, 0)
+		want := fmt.Sprint("l", l)
+		if err != nil || json.Unmarshal(res, &hv) != nil || hv.Contents != want || hv.Range.Start.Line != l {
+			t.Fatalf("b: hover on its line %d = %s, %v; want %s at line %d", l, res, err, want, l)
+		}
+	}
+	var re *rpcError
+	if res, err := b.hover(h.ctx, uri, 5, 0); !errors.As(err, &re) || re.Code != codeContentModified {
+		t.Fatalf("b: hover on line 5 (a changed it) = %s, %v; want ContentModified", res, err)
+	}
+
+	item := map[string]any{"uri": uri, "name": "g", "kind": 12,
+		"range":          textRange{Start: position{Line: 2}, End: position{Line: 3}},
+		"selectionRange": textRange{Start: position{Line: 2}, End: position{Line: 2, Character: 1}}}
+	res, err := b.call(h.ctx, "callHierarchy/incomingCalls", map[string]any{"item": item})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent struct {
+		Item struct{ Range, SelectionRange textRange }
+	}
+	json.Unmarshal(<-items, &sent)
+	if sent.Item.Range.Start.Line != 3 || sent.Item.Range.End.Line != 4 || sent.Item.SelectionRange.Start.Line != 3 {
+		t.Fatalf("server got the item at %+v, want its lines 3-4", sent.Item)
+	}
+	var calls []struct {
+		From       struct{ Range textRange }
+		FromRanges []textRange
+	}
+	if json.Unmarshal(res, &calls) != nil || len(calls) != 1 || calls[0].From.Range.Start.Line != 3 ||
+		len(calls[0].FromRanges) != 1 || calls[0].FromRanges[0].Start.Line != 3 {
+		t.Fatalf("b: incoming calls %s; want the caller at line 3 and only its call at line 3", res)
+	}
+
+	res, err = b.call(h.ctx, "textDocument/formatting", map[string]any{"textDocument": map[string]any{"uri": uri}, "options": map[string]any{"tabSize": 4, "insertSpaces": true}})
+	var edits []struct{ Range textRange }
+	if err != nil || json.Unmarshal(res, &edits) != nil || len(edits) != 1 || edits[0].Range.Start.Line != 2 || edits[0].Range.End.Line != 3 {
+		t.Fatalf("b: formatting %s, %v; want only the edit of its shared lines 2-3", res, err)
+	}
+}

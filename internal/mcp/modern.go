@@ -3,6 +3,9 @@ package mcp
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+
+	"github.com/procref/procref/internal/idroute"
 )
 
 // The 2026-07-28 era ("modern"), next to the legacy one on the same
@@ -124,6 +127,9 @@ func (m *Mux) taggedNotification(in *msg) bool {
 	if json.Unmarshal(tag, &hid) != nil {
 		return true // not one of ours: no session's listen
 	}
+	if m.fanOutListened(in) {
+		return true
+	}
 	cl, ok := m.calls.Get(hid)
 	if !ok || cl.Client == nil {
 		return true
@@ -131,6 +137,142 @@ func (m *Mux) taggedNotification(in *msg) bool {
 	in.Params, _ = setParam(in.Params, cl.ID, "_meta", MetaSubscriptionID)
 	cl.Client.send(in.encode())
 	return true
+}
+
+// Listens of many sessions on one server connection. A server keeps its
+// listen registrations per connection, and the Go SDK's keeps one listen
+// per kind: each session's subscriptions/listen replaces the previous
+// one's, and the end of any of them deletes the registration. So:
+//   - a tagged list_changed or resources/updated notification goes to every
+//     session with an open listen that asked for it, each under its own
+//     listen's id, whichever listen the server tagged;
+//   - a listen a session ends (cancel, or leaving) is not ended at the
+//     server while another session's open listen shares any of its
+//     notifications: it stays open as the host's own, and the host ends it
+//     when no session's open listen shares them any more.
+//
+// Known race, accepted: a session's new listen and the end of a kept one
+// cross at a Go SDK server, which may then drop the new registration; the
+// host ends a kept listen only when no session listens for its kinds, so
+// this needs a session to listen anew just as the last one stops.
+
+// listenInterest lists what a subscriptions/listen asks for: "tools",
+// "prompts", "resources" (their list_changed) and "uri:URI" per resource.
+func listenInterest(params json.RawMessage) []string {
+	var p struct {
+		Notifications struct {
+			Tools     bool     `json:"toolsListChanged"`
+			Prompts   bool     `json:"promptsListChanged"`
+			Resources bool     `json:"resourcesListChanged"`
+			URIs      []string `json:"resourceSubscriptions"`
+		} `json:"notifications"`
+	}
+	json.Unmarshal(params, &p)
+	var out []string
+	for k, on := range map[string]bool{"tools": p.Notifications.Tools, "prompts": p.Notifications.Prompts, "resources": p.Notifications.Resources} {
+		if on {
+			out = append(out, k)
+		}
+	}
+	for _, u := range p.Notifications.URIs {
+		out = append(out, "uri:"+u)
+	}
+	return out
+}
+
+// notificationInterest is the listenInterest entry a notification answers
+// ("" for one that belongs to one listen alone, as acknowledged does).
+func notificationInterest(in *msg) string {
+	switch in.Method {
+	case "notifications/tools/list_changed":
+		return "tools"
+	case "notifications/prompts/list_changed":
+		return "prompts"
+	case "notifications/resources/list_changed":
+		return "resources"
+	case "notifications/resources/updated":
+		return "uri:" + getString(in.Params, "uri")
+	}
+	return ""
+}
+
+// fanOutListened sends in to each session with an open listen asking for
+// it, tagged with that listen's id; it reports whether any got it.
+// Callers hold m.mu.
+func (m *Mux) fanOutListened(in *msg) bool {
+	key := notificationInterest(in)
+	if key == "" {
+		return false
+	}
+	sent := map[*client]bool{}
+	m.calls.Each(func(_ int64, cl idroute.Call[*client, call]) {
+		if cl.Client == nil || !cl.Data.listen || sent[cl.Client] || !slices.Contains(cl.Data.interest, key) {
+			return
+		}
+		sent[cl.Client] = true
+		out := *in
+		out.Params, _ = setParam(in.Params, cl.ID, "_meta", MetaSubscriptionID)
+		cl.Client.send(out.encode())
+	})
+	return len(sent) > 0
+}
+
+// listenShared reports whether a session other than except has an open
+// listen sharing any of interest. Callers hold m.mu.
+func (m *Mux) listenShared(except *client, interest []string) bool {
+	shared := false
+	m.calls.Each(func(_ int64, cl idroute.Call[*client, call]) {
+		if cl.Client != nil && cl.Client != except && cl.Data.listen && cl.Data.srv == m.srv {
+			for _, k := range interest {
+				shared = shared || slices.Contains(cl.Data.interest, k)
+			}
+		}
+	})
+	return shared
+}
+
+// keepListen keeps cl, a listen just taken from its leaving or cancelling
+// session, open at the server as the host's own when another session's
+// listen shares its notifications; it reports whether it did. Callers
+// hold m.mu.
+func (m *Mux) keepListen(hid int64, cl idroute.Call[*client, call]) bool {
+	if !cl.Data.listen || cl.Data.srv != m.srv || !m.listenShared(cl.Client, cl.Data.interest) {
+		return false
+	}
+	m.addCall(hid, idroute.Call[*client, call]{Data: call{srv: cl.Data.srv, listen: true, interest: cl.Data.interest, onDone: func(*msg) {}}})
+	return true
+}
+
+// cancelListen handles c cancelling its request hid when that is a
+// listen: kept as the host's (true, the cancel goes no further), or ended
+// (false: the caller forwards the cancel); either way the host's kept
+// listens no session shares any more are ended. Callers hold m.mu.
+func (m *Mux) cancelListen(c *client, hid int64) bool {
+	cl, ok := m.calls.Get(hid)
+	if !ok || !cl.Data.listen {
+		return false
+	}
+	m.takeCall(hid)
+	kept := m.keepListen(hid, cl)
+	m.endKeptListens()
+	return kept
+}
+
+// endKeptListens ends the host's kept listens that no session's open
+// listen shares. Callers hold m.mu.
+func (m *Mux) endKeptListens() {
+	var end []int64
+	m.calls.Each(func(hid int64, cl idroute.Call[*client, call]) {
+		if cl.Client == nil && cl.Data.listen && !m.listenShared(nil, cl.Data.interest) {
+			end = append(end, hid)
+		}
+	})
+	for _, hid := range end {
+		if cl, _ := m.takeCall(hid); cl.Data.srv == m.srv {
+			m.sendServerLocked(notification("notifications/cancelled", map[string]any{
+				"requestId": hid, "reason": "procref: no session listens any more"}))
+		}
+	}
 }
 
 // modernLogLevel is the most verbose _meta logLevel among c's requests in

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procref/procref/internal/lspmux"
 	"github.com/procref/procref/internal/mcp"
+	"github.com/procref/procref/internal/mux"
 )
 
 // modernServer is a scripted 2026-07-28 server on pipes: server/discover
@@ -26,7 +26,7 @@ type modernServer struct {
 	gens      atomic.Int32
 }
 
-func (ms *modernServer) start(ctx context.Context) (lspmux.Backend, error) {
+func (ms *modernServer) start(ctx context.Context) (mux.Server, error) {
 	gen := ms.gens.Add(1)
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
@@ -199,7 +199,7 @@ func TestBurstAndBadInput(t *testing.T) {
 
 // newMux returns a Mux on start, checking its tables and closed when the
 // test ends, and a function that opens one session on it.
-func newMux(t *testing.T, start func(context.Context) (lspmux.Backend, error)) (*mcp.Mux, func() session) {
+func newMux(t *testing.T, start func(context.Context) (mux.Server, error)) (*mcp.Mux, func() session) {
 	t.Helper()
 	m, err := mcp.New(mcp.Config{Start: start})
 	if err != nil {

@@ -3,6 +3,8 @@ package mcp
 import (
 	"encoding/json"
 	"strconv"
+
+	"github.com/procref/procref/internal/wire"
 )
 
 // JSON-RPC error codes the mux answers with.
@@ -101,16 +103,19 @@ func setParam(params json.RawMessage, v json.RawMessage, path ...string) (json.R
 	return b, true
 }
 
-// getParam returns the member at path in params, nil if absent.
+// getParam returns the member at path in params, nil if absent. It scans
+// (wire.Lookup) rather than decodes: it runs on every request and
+// answer, and params were validated when the message was parsed. The
+// result shares params' bytes.
 func getParam(params json.RawMessage, path ...string) json.RawMessage {
-	for _, k := range path {
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(params, &obj) != nil {
-			return nil
-		}
-		params = obj[k]
+	if len(path) == 0 || len(params) == 0 {
+		return nil
 	}
-	return params
+	sp, ok, err := wire.Lookup(params, path...)
+	if err != nil || !ok {
+		return nil
+	}
+	return params[sp.Start:sp.End]
 }
 
 // getString returns the string at path in params ("" if absent).

@@ -1,13 +1,15 @@
 // Package mcp shares one stdio JSON-RPC server among many client sessions:
 // the host side of procref's mux mode for MCP servers (policy [MCP]) and
 // for any other JSON-RPC server (policy [Plain]). LSP has its own
-// multiplexer (lspmux); this package reuses its backend process type, and
-// both keep their id and token routing in internal/idroute and their
-// restart budget in internal/restarts.
+// multiplexer (lspmux); both run their server process with the core
+// (internal/mux), and keep their id and token routing in internal/idroute
+// and their restart budget in internal/restarts.
 //
-// The parts: framing (internal/wire: NDJSON or Content-Length, bounded), the
-// core (this file: sessions, request ids rewritten and mapped back, the
-// backend's supervision and restart), and the MCP policy (policy.go:
+// The parts: framing (internal/wire: NDJSON or Content-Length, bounded),
+// sessions and the server (this file: request ids rewritten and mapped
+// back, the server's start and restart in the core's lifecycle,
+// mux.Lifecycle), the core's queues with direct writes (queues.go), and
+// the MCP policy (policy.go:
 // initialize caching, cancel and progress routing, logging levels,
 // resource subscriptions, server→client requests, roots).
 //
@@ -28,7 +30,7 @@ import (
 
 	"github.com/procref/procref/internal/hostproto"
 	"github.com/procref/procref/internal/idroute"
-	"github.com/procref/procref/internal/lspmux"
+	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/restarts"
 	"github.com/procref/procref/internal/wire"
 )
@@ -46,7 +48,7 @@ const (
 type Config struct {
 	// Start starts the server process; called for the first session and
 	// again after a crash. ctx ends when the Mux closes.
-	Start func(ctx context.Context) (lspmux.Backend, error)
+	Start func(ctx context.Context) (mux.Server, error)
 	// Policy is MCP or Plain (default MCP); Framing the wire framing of
 	// both the sessions and the server (default NDJSON).
 	Policy  Policy
@@ -88,7 +90,7 @@ const (
 // one session pipelining a flood holds at most MaxInflight places in the
 // server's queue and every other session's requests are interleaved with
 // it, in turn, instead of waiting behind the whole flood.
-const MaxInflight = 32
+const MaxInflight = mux.DefaultMaxInflight
 
 // Mux multiplexes sessions onto one server. Methods are safe for
 // concurrent use.
@@ -100,9 +102,8 @@ type Mux struct {
 
 	mu       sync.Mutex
 	clients  map[*client]bool
-	srv      *server   // nil while none runs
-	ready    chan bool // closed (after a true send) when srv may take traffic
-	starting bool
+	srv      *server       // nil while none runs
+	life     mux.Lifecycle // the server's phase (Running: srv takes traffic)
 	starts   int
 	restarts restarts.Budget
 	nextID   int64
@@ -120,6 +121,7 @@ type call struct {
 	srv      *server        // the server it was sent to
 	onDone   func(res *msg) // the mux's own requests
 	listen   bool           // a subscriptions/listen stream
+	interest []string       // a listen's notifications ([listenInterest])
 	logLevel int            // its _meta logLevel (modern era); -1 none
 	discover string         // server/discover: the protocol version to cache
 }
@@ -132,14 +134,16 @@ type ask struct {
 
 // client is one session.
 type client struct {
-	out      *outQueue
+	out      *mux.Queue        // toward the session (written by its writer goroutine, or directly by the server's reader)
+	direct   *mux.DirectWriter // the server reader's direct writes to the session's connection
+	claimed  *server           // c's reader took this server's queue over and must write it (flushServer); c's reader only
+	maxQueue int64             // bound of out (Config.MaxQueueBytes)
+	stall    time.Duration     // frozen bound of out (Config.StallTimeout)
 	gone     chan struct{}
 	once     sync.Once
 	err      error
-	inflight int           // its requests the server has not answered (addCall, takeCall)
-	listens  int           // of which subscriptions/listen streams
-	room     chan struct{} // signalled when inflight drops below MaxInflight
-	active   int64         // m.tick at its last request
+	bound    *mux.Bound // its requests the server has not answered, subscriptions/listen streams aside (addCall, takeCall)
+	active   int64      // m.tick at its last request
 	mcpClient
 }
 
@@ -150,24 +154,13 @@ func (c *client) kill(err error) {
 	})
 }
 
-// send queues body toward the session; a session that stopped reading
-// (see StallTimeout) is disconnected. Callers hold m.mu or own c.
-func (c *client) send(body []byte) {
-	if err := c.out.push(body); err != nil {
-		c.kill(err)
-	}
-}
-
-// busy reports whether c has MaxInflight requests outstanding. Callers
-// hold m.mu.
-func (c *client) busy() bool { return c.inflight-c.listens >= MaxInflight }
-
 // server is one running server process.
 type server struct {
-	be   lspmux.Backend
-	out  chan []byte
-	dead chan struct{} // closed when the writer stops
-	gen  int
+	be     mux.Server
+	q      *mux.Queue    // toward the server's stdin
+	dead   chan struct{} // closed when the writer stops
+	gen    int
+	direct mux.Direct // sessions the server's reader took over (sendResponse); its reader only
 }
 
 // New returns a Mux. It starts no server: the first session does.
@@ -202,7 +195,7 @@ func New(cfg Config) (*Mux, error) {
 	ctx, end := context.WithCancel(context.Background())
 	return &Mux{
 		cfg: cfg, log: cfg.Logger, ctx: ctx, end: end,
-		clients: map[*client]bool{}, ready: make(chan bool, 1),
+		clients:  map[*client]bool{},
 		policy:   newMCPState(),
 		restarts: restarts.Budget{Max: cfg.MaxRestarts, Window: cfg.RestartWindow},
 		done:     make(chan struct{}),
@@ -231,8 +224,10 @@ func (m *Mux) Done() <-chan struct{} { return m.done }
 // ends (EOF, a bad frame, the client fell behind, ctx, or the Mux
 // stopped), closes conn, and returns nil for a clean end (EOF).
 func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
-	c := &client{out: newOutQueue(m.cfg.StallTimeout, m.cfg.MaxQueueBytes), gone: make(chan struct{}),
-		room: make(chan struct{}, 1), mcpClient: newMCPClient()}
+	f := queueFraming{m.cfg.Framing}
+	c := &client{out: mux.NewClientQueue(f, m.cfg.StallTimeout), direct: mux.NewDirectWriter(conn, f),
+		maxQueue: int64(m.cfg.MaxQueueBytes), stall: m.cfg.StallTimeout,
+		gone: make(chan struct{}), bound: mux.NewBound(MaxInflight), mcpClient: newMCPClient()}
 	wrote := make(chan struct{})
 	go func() {
 		defer close(wrote)
@@ -279,12 +274,15 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 			c.kill(err)
 			break
 		}
-		if err := m.fromClient(c, body); err != nil {
+		err = m.fromClient(c, body)
+		m.flushServer(c)
+		if err != nil {
 			c.send(errorMsg(nil, codeParseError, "procref: "+err.Error()))
 			c.send(endMsg(err))
 			c.kill(err)
 			break
 		}
+		m.waitServerRoom(c)
 	}
 	m.removeClient(c)
 	<-wrote
@@ -292,21 +290,10 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 }
 
 // waitRoom blocks while c has MaxInflight requests outstanding (the
-// fairness bound); it reports false if c is gone meanwhile.
+// fairness bound, mux.Bound); it reports false if c is gone meanwhile.
 func (m *Mux) waitRoom(c *client) bool {
-	for {
-		m.mu.Lock()
-		busy := c.busy()
-		m.mu.Unlock()
-		if !busy {
-			return true
-		}
-		select {
-		case <-c.room:
-		case <-c.gone:
-			return false
-		}
-	}
+	// what this reader gathered may be those requests
+	return c.bound.Wait(c.gone, nil, func() { m.flushServer(c) })
 }
 
 // endMsg is the last message of a session procref ends, with the reason:
@@ -317,31 +304,11 @@ func endMsg(err error) []byte {
 }
 
 // writeClient writes c's queue to conn until c is gone, then flushes what
-// is queued (an error answer to a bad frame included), bounded.
+// is queued (an error answer to a bad frame included), bounded by the
+// closing of conn.
 func (m *Mux) writeClient(c *client, conn io.Writer) {
-	write := func(b []byte) bool {
-		if err := m.cfg.Framing.Write(conn, b); err != nil {
-			c.kill(fmt.Errorf("writing to the client: %w", err))
-			return false
-		}
-		return true
-	}
-	for {
-		select {
-		case <-c.out.ready:
-			for _, b := range c.out.take() {
-				if !write(b) {
-					return
-				}
-			}
-		case <-c.gone:
-			for _, b := range c.out.take() {
-				if !write(b) {
-					return
-				}
-			}
-			return
-		}
+	if err := c.out.Run(c.out.TouchWriter(conn), c.gone); err != nil {
+		c.kill(fmt.Errorf("writing to the client: %w", err))
 	}
 }
 
@@ -377,16 +344,19 @@ func (m *Mux) fromClient(c *client, body []byte) error {
 // waitReady blocks until a server is up (and, for MCP, initialized), c is
 // gone or the Mux stopped; it reports whether to go on.
 func (m *Mux) waitReady(c *client) bool {
+	m.flushServer(c) // never wait while holding the server's queue
 	for {
 		m.mu.Lock()
-		ready := m.ready
+		p, changed := m.life.Phase(), m.life.Changed()
 		m.mu.Unlock()
+		switch p {
+		case mux.Running:
+			return true
+		case mux.Stopped:
+			return false
+		}
 		select {
-		case ok := <-ready:
-			ready <- ok // keep it readable for the next waiter
-			if ok {
-				return true
-			}
+		case <-changed:
 		case <-c.gone:
 			return false
 		case <-m.done:
@@ -400,6 +370,15 @@ func (m *Mux) waitReady(c *client) bool {
 func (m *Mux) forward(c *client, in *msg) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.srv == nil {
+		// The server exited after c's waitReady: answer as a request in
+		// flight at the crash is answered (the client may ask again),
+		// rather than queue it for a server that no longer runs.
+		if in.isRequest() {
+			c.send(errorMsg(in.ID, codeInternal, "procref: the server exited before answering; it is being restarted"))
+		}
+		return
+	}
 	m.nextID++
 	hid := m.nextID
 	m.tick++
@@ -411,7 +390,9 @@ func (m *Mux) forward(c *client, in *msg) {
 			cl.Data.discover = v
 		}
 	}
-	cl.Data.listen = in.Method == "subscriptions/listen"
+	if in.Method == "subscriptions/listen" {
+		cl.Data.listen, cl.Data.interest = true, listenInterest(in.Params)
+	}
 	if tok := getParam(in.Params, "_meta", "progressToken"); tok != nil {
 		host := mustJSON(fmt.Sprintf("procref-%d", hid))
 		in.Params, _ = setParam(in.Params, host, "_meta", "progressToken")
@@ -420,7 +401,7 @@ func (m *Mux) forward(c *client, in *msg) {
 	m.addCall(hid, cl)
 	out := *in
 	out.ID = hostID(hid)
-	m.sendServerLocked(out.encode())
+	m.sendServerFrom(c, out.encode())
 }
 
 // hostRequest sends the mux's own request; done gets the answer (nil if
@@ -432,30 +413,19 @@ func (m *Mux) hostRequest(method string, params json.RawMessage, done func(*msg)
 }
 
 // addCall and takeCall are the only changes of m.calls; they keep each
-// session's inflight count in step. Callers hold m.mu.
+// session's bound in step (a subscriptions/listen stream is not counted:
+// it stays open for the session's life). Callers hold m.mu.
 func (m *Mux) addCall(hid int64, cl idroute.Call[*client, call]) {
 	m.calls.Add(hid, cl)
-	if c := cl.Client; c != nil {
-		c.inflight++
-		if cl.Data.listen {
-			c.listens++
-		}
+	if c := cl.Client; c != nil && !cl.Data.listen {
+		c.bound.Add()
 	}
 }
 
 func (m *Mux) takeCall(hid int64) (idroute.Call[*client, call], bool) {
 	cl, ok := m.calls.Take(hid)
-	if c := cl.Client; ok && c != nil {
-		c.inflight--
-		if cl.Data.listen {
-			c.listens--
-		}
-		if !c.busy() {
-			select {
-			case c.room <- struct{}{}:
-			default:
-			}
-		}
+	if c := cl.Client; ok && c != nil && !cl.Data.listen {
+		c.bound.Done()
 	}
 	return cl, ok
 }
@@ -471,11 +441,9 @@ func (m *Mux) sendServerLocked(body []byte) {
 	if m.srv == nil {
 		return
 	}
-	select {
-	case m.srv.out <- body:
-	case <-m.srv.dead: // the reader reports the crash
-	case <-m.done:
-	}
+	// A closed queue (the writer failed) drops it: the reader reports the
+	// crash.
+	m.srv.q.Push(body, 0, nil)
 }
 
 // clientResponse maps a session's answer to a server request back. An
@@ -514,6 +482,9 @@ func (m *Mux) removeClient(c *client) {
 	delete(m.clients, c)
 	for _, hid := range m.calls.OfClient(c) {
 		cl, _ := m.takeCall(hid)
+		if m.cfg.Policy == MCP && m.keepListen(hid, cl) {
+			continue
+		}
 		if m.cfg.Policy == MCP && cl.Data.srv == m.srv {
 			m.sendServerLocked(notification("notifications/cancelled", map[string]any{
 				"requestId": hid, "reason": "procref: the client session ended"}))
@@ -528,20 +499,28 @@ func (m *Mux) removeClient(c *client) {
 		}
 	}
 	if m.cfg.Policy == MCP {
+		m.endKeptListens()
 		m.mcpRemove(c)
 	}
 }
 
-// ensureServer starts the server if none runs or is starting. It blocks
-// while starting.
+// ensureServer starts the first server if none runs or is starting
+// (phase Idle). It blocks while starting.
 func (m *Mux) ensureServer() {
 	m.mu.Lock()
-	if m.srv != nil || m.starting || m.err != nil {
+	if m.life.Phase() != mux.Idle {
 		m.mu.Unlock()
 		return
 	}
-	m.starting = true
+	m.life.Set(mux.Starting)
 	m.mu.Unlock()
+	m.startLoop()
+}
+
+// startLoop starts the server, again after each failed start while the
+// restart budget allows (phase Starting or Restarting, which keeps anyone
+// else from starting one).
+func (m *Mux) startLoop() {
 	for {
 		err := m.startServer()
 		if err == nil {
@@ -563,9 +542,8 @@ func (m *Mux) startServer() error {
 	}
 	m.mu.Lock()
 	m.starts++
-	s := &server{be: be, out: make(chan []byte, 1024), dead: make(chan struct{}), gen: m.starts}
+	s := &server{be: be, q: mux.NewQueue(queueFraming{m.cfg.Framing}), dead: make(chan struct{}), gen: m.starts}
 	m.srv = s
-	m.starting = false
 	m.mu.Unlock()
 	go m.writeServer(s)
 	go m.readServer(s)
@@ -574,37 +552,21 @@ func (m *Mux) startServer() error {
 		// initialize comes first on the server's stdin.
 		m.mcpStarted(s)
 	}
-	m.setReady(true)
+	m.mu.Lock()
+	if m.srv == s { // not crashed or closed meanwhile
+		m.life.Set(mux.Running)
+	}
+	m.mu.Unlock()
 	return nil
 }
 
-// setReady marks the Mux ready (or, false, tells waiters to look again).
-func (m *Mux) setReady(ok bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.setReadyLocked(ok)
-}
-
-func (m *Mux) setReadyLocked(ok bool) {
-	select {
-	case <-m.ready:
-	default:
-	}
-	m.ready <- ok
-}
-
+// writeServer is the server's writer goroutine; a failed write closes
+// the server's stdin, so the reader sees the end and reports the crash.
 func (m *Mux) writeServer(s *server) {
 	defer close(s.dead)
-	for {
-		select {
-		case b := <-s.out:
-			if err := m.cfg.Framing.Write(s.be, b); err != nil {
-				s.be.Close()
-				return
-			}
-		case <-m.ctx.Done():
-			return
-		}
+	if err := s.q.Run(s.be, m.ctx.Done()); err != nil {
+		m.log.Warn("writing to the server failed", "err", err)
+		s.be.Close()
 	}
 }
 
@@ -613,6 +575,7 @@ func (m *Mux) readServer(s *server) {
 	for {
 		body, err := r.Read()
 		if err != nil {
+			s.q.Close(true) // the writer goroutine ends
 			s.be.Close()
 			s.be.Kill()
 			werr := s.be.Wait()
@@ -625,6 +588,7 @@ func (m *Mux) readServer(s *server) {
 			continue
 		}
 		m.fromServer(s, in)
+		s.direct.Flush() // before the next Read may block: never while holding sessions
 	}
 }
 
@@ -637,7 +601,7 @@ func (m *Mux) fromServer(s *server, in *msg) {
 	}
 	switch {
 	case in.isResponse():
-		m.serverResponse(in)
+		m.serverResponse(s, in)
 	case in.isRequest():
 		m.serverRequest(s, in)
 	case in.isNotification():
@@ -654,7 +618,7 @@ func (m *Mux) fromServer(s *server, in *msg) {
 	}
 }
 
-func (m *Mux) serverResponse(in *msg) {
+func (m *Mux) serverResponse(s *server, in *msg) {
 	var hid int64
 	if json.Unmarshal(in.ID, &hid) != nil {
 		return
@@ -675,7 +639,7 @@ func (m *Mux) serverResponse(in *msg) {
 	}
 	out := *in
 	out.ID = cl.ID
-	cl.Client.send(out.encode())
+	m.sendResponse(s, cl.Client, out.encode())
 }
 
 // serverRequest forwards a server request to the session chosen by the
@@ -727,7 +691,7 @@ func (m *Mux) pickClient(capability, method string) *client {
 		if capability != "" && !c.caps[capability] {
 			continue
 		}
-		if c.inflight-c.listens > 0 {
+		if c.bound.Count() > 0 {
 			candidates++
 			if busy == nil || c.active > busy.active {
 				busy = c
@@ -761,8 +725,7 @@ func (m *Mux) crashed(s *server, cause error) {
 	}
 	m.log.Warn("the server exited", "err", cause)
 	m.srv = nil
-	m.starting = true
-	m.setReadyLocked(false)
+	m.life.Set(mux.Restarting)
 	for _, hid := range m.calls.All() {
 		if cl, _ := m.takeCall(hid); cl.Client != nil {
 			cl.Client.send(errorMsg(cl.ID, codeInternal, "procref: the server exited before answering; it is being restarted"))
@@ -785,10 +748,7 @@ func (m *Mux) crashed(s *server, cause error) {
 	if !m.countCrash(cause) {
 		return
 	}
-	m.mu.Lock()
-	m.starting = false
-	m.mu.Unlock()
-	go m.ensureServer()
+	go m.startLoop()
 }
 
 // countCrash records a failure and reports whether a restart is allowed;
@@ -818,6 +778,7 @@ func (m *Mux) stop(err error) {
 		return
 	}
 	m.err = err
+	m.life.Set(mux.Stopped)
 	m.end()
 	close(m.done)
 }
@@ -834,6 +795,7 @@ func (m *Mux) Close(ctx context.Context) error {
 	if s == nil {
 		return nil
 	}
+	s.q.Close(true)
 	s.be.Close()
 	exited := make(chan struct{})
 	go func() {
@@ -853,54 +815,4 @@ func (m *Mux) Close(ctx context.Context) error {
 func mustJSON(v any) json.RawMessage {
 	b, _ := json.Marshal(v)
 	return b
-}
-
-// outQueue is the unbounded queue toward one session, with the bounds
-// that tell a session that stopped reading from one that is reading a
-// burst: the age of its oldest message and its size in bytes.
-type outQueue struct {
-	mu       sync.Mutex
-	q        [][]byte
-	since    time.Time // when the oldest queued message was queued
-	bytes    int
-	stall    time.Duration
-	maxBytes int
-	ready    chan struct{} // signalled when q becomes non-empty
-}
-
-func newOutQueue(stall time.Duration, maxBytes int) *outQueue {
-	return &outQueue{stall: stall, maxBytes: maxBytes, ready: make(chan struct{}, 1)}
-}
-
-// push queues b; it fails when the session has not taken anything for
-// the stall timeout or the queue is over its byte bound.
-func (o *outQueue) push(b []byte) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	now := time.Now()
-	if len(o.q) > 0 && now.Sub(o.since) > o.stall {
-		return fmt.Errorf("the client stopped reading its messages (none taken for %v)", o.stall)
-	}
-	if o.bytes+len(b) > o.maxBytes {
-		return fmt.Errorf("the client stopped reading its messages (over %d MiB queued)", o.maxBytes>>20)
-	}
-	if len(o.q) == 0 {
-		o.since = now
-		select {
-		case o.ready <- struct{}{}:
-		default:
-		}
-	}
-	o.q = append(o.q, b)
-	o.bytes += len(b)
-	return nil
-}
-
-// take returns everything queued and empties the queue.
-func (o *outQueue) take() [][]byte {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	q := o.q
-	o.q, o.bytes = nil, 0
-	return q
 }

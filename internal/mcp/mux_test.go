@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procref/procref/internal/lspmux"
 	"github.com/procref/procref/internal/mcp"
+	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/sampleserver"
 )
 
@@ -27,7 +27,7 @@ type pipeBackend struct {
 	once   sync.Once
 }
 
-func startPipeBackend(ctx context.Context) (lspmux.Backend, error) {
+func startPipeBackend(ctx context.Context) (mux.Server, error) {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	ctx, cancel := context.WithCancel(ctx)
@@ -131,8 +131,8 @@ func TestConcurrentSessions(t *testing.T) {
 // initialize, tells the session, and the next call works.
 func TestServerCrash(t *testing.T) {
 	var mu sync.Mutex
-	var backends []lspmux.Backend
-	start := func(ctx context.Context) (lspmux.Backend, error) {
+	var backends []mux.Server
+	start := func(ctx context.Context) (mux.Server, error) {
 		b, err := startPipeBackend(ctx)
 		mu.Lock()
 		backends = append(backends, b)

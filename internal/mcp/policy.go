@@ -132,6 +132,9 @@ func (m *Mux) mcpFromClient(c *client, in *msg) error {
 	case "notifications/cancelled":
 		m.mu.Lock()
 		hid, ok := m.calls.HostID(c, getParam(in.Params, "requestId"))
+		if ok && m.cancelListen(c, hid) {
+			ok = false
+		}
 		m.mu.Unlock()
 		if ok {
 			in.Params, _ = setParam(in.Params, hostID(hid), "requestId")

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procref/procref/internal/lspmux"
 	"github.com/procref/procref/internal/mcp"
+	"github.com/procref/procref/internal/mux"
 )
 
 // scripted is a server the test plays itself: what the mux writes to it is
@@ -81,7 +81,7 @@ type policyRig struct {
 
 func newPolicyRig(t *testing.T) *policyRig {
 	r := &policyRig{t: t, srv: newScripted()}
-	m, err := mcp.New(mcp.Config{Start: func(context.Context) (lspmux.Backend, error) { return r.srv, nil }})
+	m, err := mcp.New(mcp.Config{Start: func(context.Context) (mux.Server, error) { return r.srv, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package proctest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -72,4 +73,23 @@ func Processes() []Proc {
 		out = append(out, p)
 	}
 	return out
+}
+
+// ReadChars returns the bytes process pid has read so far (rchar in
+// /proc/PID/io; Linux), or -1: a test waits for it to grow to know a
+// process has read what was sent to it.
+func ReadChars(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "rchar: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/hostproto"
-	"github.com/procref/procref/internal/lspmux"
+	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/wire"
 )
 
@@ -59,7 +59,7 @@ type MuxConfig struct {
 	// Spec is the shared backend's spec (framing, share, message bound).
 	Spec *hostproto.Spec
 	// Start starts (or takes the prestarted) server process.
-	Start func(context.Context) (lspmux.Backend, error)
+	Start func(context.Context) (mux.Server, error)
 	// Logger is the host's log.
 	Logger *slog.Logger
 	// StopTimeout bounds a graceful server shutdown.

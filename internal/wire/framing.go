@@ -89,6 +89,25 @@ func (f Framing) Write(w io.Writer, body []byte) error {
 	return err
 }
 
+// AppendFrame appends to dst the f-framed message of body with edits (if
+// any) applied (see [AppendFrame] for the rules on edits).
+func (f Framing) AppendFrame(dst, body []byte, edits ...Edit) []byte {
+	if f == Header {
+		return AppendFrame(dst, body, edits...)
+	}
+	return append(appendEdits(dst, body, sortEdits(edits)), '\n')
+}
+
+// WriteFrame writes body with edits applied as one f-framed message (with
+// Header framing as [WriteEdited] does).
+func (f Framing) WriteFrame(w io.Writer, body []byte, edits ...Edit) error {
+	if f == Header {
+		return WriteEdited(w, body, edits...)
+	}
+	_, err := w.Write(f.AppendFrame(make([]byte, 0, len(body)+1), body, edits...))
+	return err
+}
+
 // DetectFraming peeks at the first bytes of br (blocking until the client
 // sends something) and returns NDJSON if the first non-blank byte starts a
 // JSON value, Header otherwise. Nothing is consumed.

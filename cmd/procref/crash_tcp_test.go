@@ -1,0 +1,97 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/procref/procref/internal/lspclient"
+	"github.com/procref/procref/internal/proctest"
+)
+
+// TestGoplsTCPCrash: two windows share gopls in tcp mode; gopls is
+// stopped, one window's hover goes out (the proxy reads it), then gopls
+// gets kill -9. The hover gets a JSON-RPC error saying the language server
+// crashed, and each proxy exits 1 with one line that says so, with
+// gopls's exit, and names the log (not the line for a host that died).
+func TestGoplsTCPCrash(t *testing.T) {
+	gopls := requireServer(t, "gopls")
+	e := newEnv(t)
+	ws := t.TempDir()
+	proctest.CopyTree(t, "../../testdata/gomod", ws)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	mainGo := filepath.Join(ws, "main.go")
+	text, _ := os.ReadFile(mainGo)
+	uri := lspclient.FileURI(mainGo)
+	var procs []*proc
+	var clients []*lspclient.Client
+	for i := 0; i < 2; i++ {
+		p := e.start(ws, []string{"GOFLAGS=-mod=mod"}, "--", gopls, "serve", "-listen=unix;{socket}")
+		c := p.client(ctx)
+		if _, err := c.Initialize(ctx, ws); err != nil {
+			t.Fatalf("window %d: %v; stderr: %s", i, err, p.stderr.String())
+		}
+		if err := c.DidOpen(ctx, uri, "go", string(text)); err != nil {
+			t.Fatal(err)
+		}
+		procs, clients = append(procs, p), append(clients, c)
+	}
+	if _, err := clients[0].Hover(ctx, uri, 5, 6); err != nil { // gopls has loaded the file
+		t.Fatal(err)
+	}
+	hint := e.onlyHint()
+	backend := hint.Backend
+	defer func() {
+		if t.Failed() {
+			log, _ := os.ReadFile(hint.Log)
+			t.Logf("host log:\n%s", log)
+		}
+	}()
+	if err := syscall.Kill(backend.PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	proxy := procs[0].cmd.Process.Pid
+	before := proctest.ReadChars(proxy)
+	hover := make(chan error, 1)
+	go func() {
+		_, err := clients[0].Hover(ctx, uri, 5, 6)
+		hover <- err
+	}()
+	for proctest.ReadChars(proxy) <= before { // the proxy has read the hover
+		select {
+		case err := <-hover:
+			t.Fatalf("hover answered while gopls is stopped: %v", err)
+		case <-ctx.Done():
+			t.Fatal("the proxy never read the hover")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if err := syscall.Kill(backend.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-hover:
+		if err == nil || !strings.Contains(err.Error(), "the language server crashed") {
+			t.Errorf("hover in flight at the crash = %v, want an error saying the language server crashed", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the hover in flight at the crash got no answer")
+	}
+	for i, p := range procs {
+		if code := p.wait(t, 20*time.Second); code != 1 {
+			t.Errorf("window %d: exit code %d, want 1; stderr %q", i, code, p.stderr.String())
+		}
+		line := stderrLine(t, p, "the language server crashed", "signal: killed", "procref logs", "log: ")
+		if strings.Contains(line, "closed the connection") {
+			t.Errorf("window %d: %q is the line for a host that died", i, line)
+		}
+		clients[i].Close()
+	}
+}

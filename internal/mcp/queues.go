@@ -1,0 +1,124 @@
+package mcp
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/procref/procref/internal/mux"
+	"github.com/procref/procref/internal/wire"
+)
+
+// The queues toward the sessions and the server are the core's
+// (internal/mux): a producer that finds a destination's queue empty
+// writes itself instead of waking the destination's writer goroutine. On
+// the round trip of a call that is two hand-offs fewer: the session's
+// reader writes the request to the server's stdin (sendServerFrom,
+// flushServer), the server's reader writes the answer to the session
+// (sendResponse, flushed by readServer before it reads on).
+
+// queueFraming frames messages for the core's queues.
+type queueFraming struct{ f wire.Framing }
+
+func (q queueFraming) AppendFrame(dst, body []byte, edits []wire.Edit) []byte {
+	return q.f.AppendFrame(dst, body, edits...)
+}
+
+func (q queueFraming) WriteFrame(w io.Writer, body []byte, edits []wire.Edit) error {
+	return q.f.WriteFrame(w, body, edits...)
+}
+
+// send queues body toward the session; a session that stopped reading
+// (see StallTimeout, MaxQueueBytes) is disconnected. Callers hold m.mu or
+// own c.
+func (c *client) send(body []byte) {
+	c.push(body, nil)
+}
+
+// push is send for a producer that may take c's queue over (owner, see
+// mux.Queue.PushItem); it reports whether it did.
+func (c *client) push(body []byte, owner any) bool {
+	ok, claimed := c.out.PushItem(mux.Item{Body: body}, c.maxQueue, owner)
+	if !ok {
+		if c.out.Frozen() {
+			c.kill(fmt.Errorf("the client stopped reading its messages (none taken for %v)", c.stall))
+		} else {
+			c.kill(fmt.Errorf("the client stopped reading its messages (over %d MiB queued)", c.maxQueue>>20))
+		}
+	}
+	return claimed
+}
+
+// sendResponse is send from the server's reader, which writes to the
+// session itself when nothing is queued for it (mux.DirectWriter) before
+// it next reads the server. Callers hold m.mu.
+func (m *Mux) sendResponse(s *server, c *client, body []byte) {
+	if !c.direct.Bounded() {
+		c.send(body)
+		return
+	}
+	if c.push(body, s) {
+		s.direct.Add(c.out, c.direct, c)
+	}
+}
+
+// DirectFailed ends c after a failed direct write (see sendResponse).
+func (c *client) DirectFailed(err error) { c.kill(fmt.Errorf("writing to the client: %w", err)) }
+
+// sendServerFrom is sendServerLocked from c's reader, which writes to the
+// server's stdin itself when nothing is queued there (flushServer, before
+// it next blocks). Large messages go to the writer goroutine. Callers
+// hold m.mu.
+func (m *Mux) sendServerFrom(c *client, body []byte) {
+	s := m.srv
+	if s == nil {
+		return
+	}
+	if len(body) > mux.DirectMax || (c.claimed != nil && c.claimed != s) {
+		s.q.Push(body, 0, nil)
+		return
+	}
+	if _, claimed := s.q.PushItem(mux.Item{Body: body}, 0, c); claimed {
+		c.claimed = s
+	}
+}
+
+// flushServer writes what c's reader gathered for the server (see
+// sendServerFrom). c's reader calls it before anything that may block.
+// A failed write ends the server's stdin, as the writer goroutine's does.
+// Called without m.mu held.
+func (m *Mux) flushServer(c *client) {
+	s := c.claimed
+	if s == nil {
+		return
+	}
+	c.claimed = nil
+	if err := s.q.DrainTo(s.be); err != nil {
+		m.log.Warn("writing to the server failed", "err", err)
+		s.q.Close(true)
+		s.be.Close()
+	}
+}
+
+// maxServerQueue bounds the bytes queued toward the server before the
+// sessions that send more wait (waitServerRoom): a server that stops
+// reading holds back its sessions, not the host's memory.
+const maxServerQueue = 4 << 20
+
+// waitServerRoom blocks c's reader while the server's queue holds more
+// than maxServerQueue bytes (until the server takes some, or c is gone).
+// Called without m.mu held.
+func (m *Mux) waitServerRoom(c *client) {
+	m.mu.Lock()
+	s := m.srv
+	m.mu.Unlock()
+	if s == nil {
+		return
+	}
+	over := func(queued int64) bool { return queued > maxServerQueue }
+	if s.q.Over(over) {
+		// never "stalled": a slow server is not the session's fault
+		s.q.WaitRoom(over, math.MaxInt64, c.gone, time.Hour)
+	}
+}
