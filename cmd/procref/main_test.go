@@ -207,7 +207,7 @@ func (p *proc) wait(t *testing.T, timeout time.Duration) int {
 
 // client starts an LSP client on a proxy's stdio.
 func (p *proc) client(ctx context.Context) *lspclient.Client {
-	return lspclient.New(ctx, pipeRWC{p.stdout, p.stdin})
+	return lspclient.NewOnPipes(ctx, p.stdout, p.stdin)
 }
 
 // waitGone waits until the process identity is gone.
@@ -284,16 +284,3 @@ func readLine(t *testing.T, r *bufio.Reader, timeout time.Duration) string {
 }
 
 var _ = syscall.SIGKILL
-
-// pipeRWC joins a process's stdout (read) and stdin (write).
-type pipeRWC struct {
-	r io.ReadCloser
-	w io.WriteCloser
-}
-
-func (p pipeRWC) Read(b []byte) (int, error)  { return p.r.Read(b) }
-func (p pipeRWC) Write(b []byte) (int, error) { return p.w.Write(b) }
-func (p pipeRWC) Close() error {
-	p.w.Close()
-	return p.r.Close()
-}

@@ -66,6 +66,25 @@ func New(ctx context.Context, rwc io.ReadWriteCloser) *Client {
 	return c
 }
 
+// NewOnPipes starts a client on a process's stdout (r) and stdin (w), as
+// an editor runs its server; Close closes both.
+func NewOnPipes(ctx context.Context, r io.ReadCloser, w io.WriteCloser) *Client {
+	return New(ctx, pipes{r, w})
+}
+
+// pipes joins a process's stdout (read) and stdin (write).
+type pipes struct {
+	r io.ReadCloser
+	w io.WriteCloser
+}
+
+func (p pipes) Read(b []byte) (int, error)  { return p.r.Read(b) }
+func (p pipes) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p pipes) Close() error {
+	p.w.Close()
+	return p.r.Close()
+}
+
 func (c *Client) handle(ctx context.Context, req *jsonrpc2.Request) (any, error) {
 	switch req.Method() {
 	case "textDocument/publishDiagnostics":
