@@ -14,7 +14,6 @@
 package discovery
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -67,8 +66,10 @@ type Hint struct {
 // Path returns the hint file path for name in dir.
 func Path(dir, name string) string { return filepath.Join(dir, name+".json") }
 
-// Write atomically replaces the hint for h.Name in dir (0600, see
-// [platform.WriteFileAtomic]).
+// Write atomically replaces the hint for h.Name in dir (0600, temp + rename),
+// relative to a handle on the checked dir (see openHint): a dir swapped
+// after the check never receives the token. A dir that fails its check is
+// an error wrapping platform.ErrInsecureDir.
 func Write(dir string, h *Hint) error {
 	if h.Version == 0 {
 		h.Version = handshake.Version
@@ -77,7 +78,29 @@ func Write(dir string, h *Hint) error {
 	if err != nil {
 		return fmt.Errorf("encoding hint: %w", err)
 	}
-	if err := platform.WriteFileAtomic(Path(dir, h.Name), 0o600, bytes.NewReader(append(b, '\n'))); err != nil {
+	d, err := platform.OpenPrivateDir(dir)
+	if err != nil {
+		return fmt.Errorf("writing hint: %w", err)
+	}
+	defer d.Close()
+	f, tmp, err := createTemp(d, "."+h.Name+".json.tmp")
+	if err != nil {
+		return fmt.Errorf("writing hint: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			d.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("writing hint: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing hint: %w", err)
+	}
+	if err := d.Rename(tmp, h.Name+".json"); err != nil {
 		if fi, lerr := os.Lstat(Path(dir, h.Name)); lerr == nil && !fi.Mode().IsRegular() {
 			return notAFile(Path(dir, h.Name), fi)
 		}
@@ -126,12 +149,15 @@ func Read(dir, name string) (*Hint, error) {
 	// Race: the file may be replaced between Lstat and open. O_NOFOLLOW
 	// refuses a symlink, O_NONBLOCK keeps a FIFO from blocking the open, and
 	// the Stat of the opened file refuses anything that is not regular.
-	f, err := os.OpenFile(p, os.O_RDONLY|oNoFollow|oNonBlock, 0)
+	f, err := openHint(dir, name)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoHint
 	}
+	if errors.Is(err, platform.ErrInsecureDir) {
+		return nil, fmt.Errorf("reading hint: %w", err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: opening %s: %v", ErrStale, p, err)
+		return nil, fmt.Errorf("%w: opening %s: %w", ErrStale, p, err)
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {

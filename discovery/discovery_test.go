@@ -227,7 +227,7 @@ func TestReadSymlink(t *testing.T) {
 		t.Skip("symlinks need privileges on Windows")
 	}
 	dir := privateDir(t)
-	elsewhere := filepath.Join(t.TempDir(), "target.json")
+	elsewhere := filepath.Join(privateDir(t), "target.json")
 	if err := Write(filepath.Dir(elsewhere), &Hint{Name: "target", Host: platform.Self(), Port: 1, Token: "t", Nonce: "n"}); err != nil {
 		t.Fatal(err)
 	}
@@ -507,6 +507,9 @@ func TestList(t *testing.T) {
 
 func BenchmarkReadVerify(b *testing.B) {
 	dir := b.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil { // Read checks the dir is private
+		b.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -200,8 +200,8 @@ func (a *acquirer) locked(ctx context.Context, attempt int) (sess *Session, agai
 	switch {
 	case herr == nil: // someone started it while we waited for the lock
 		return a.session(h, conn, false), false, nil
-	case errors.Is(herr, ErrNameConflict):
-		return nil, false, herr
+	case errors.Is(herr, ErrNameConflict), errors.Is(herr, platform.ErrInsecureDir):
+		return nil, false, herr // the runtime dir failed its check: say so, start nothing
 	case errors.Is(herr, handshake.ErrDraining):
 		// The supervisor is draining but does not hold the lock yet (it
 		// takes it to finish). Let it: come round again.

@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/procref/procref/internal/proctest"
 	"io"
 	"os"
 	"strings"
@@ -87,10 +88,12 @@ func TestServePanicEndsOnlyItsConnection(t *testing.T) {
 	if !good.Supervisor.Alive() {
 		t.Fatal("the supervisor died")
 	}
-	b, _ := os.ReadFile(svc.LogPath())
-	if !strings.Contains(string(b), "Serve panicked") {
-		t.Errorf("the log does not report the panic:\n%s", tail(b, 2000))
-	}
+	// The supervisor logs the panic after the connection's own deferred
+	// close, which the read above may see first.
+	proctest.Eventually(t, 30*time.Second, "the log to report the panic", func() bool {
+		b, _ := os.ReadFile(svc.LogPath())
+		return strings.Contains(string(b), "Serve panicked")
+	})
 	good.Conn.Close()
 	bad.Conn.Close()
 	good.Release()

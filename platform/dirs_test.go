@@ -218,3 +218,47 @@ func TestStateDir(t *testing.T) {
 		t.Fatalf("StateDir = %q, %v; want %q", got, err, filepath.Join(x, "procref"))
 	}
 }
+
+// Issue 22 item 3: every directory above the private dir must be owned by
+// root or us and not writable by group/other unless sticky; a parent
+// another user could write is refused with the fix, as named and through a
+// symlink.
+func TestEnsurePrivateDirChecksParents(t *testing.T) {
+	base := t.TempDir()
+	open := filepath.Join(base, "open")
+	if err := os.Mkdir(open, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil { // no sticky bit
+		t.Fatal(err)
+	}
+	p := filepath.Join(open, "rt")
+	err := EnsurePrivateDir(p)
+	if !errors.Is(err, ErrInsecureDir) || !strings.Contains(err.Error(), open+", above "+p) || !strings.Contains(err.Error(), "chmod go-w "+open) {
+		t.Fatalf("dir under a 0777 parent: err = %v; want ErrInsecureDir naming %s and `chmod go-w`", err, open)
+	}
+	link := filepath.Join(base, "link")
+	if err := os.Symlink(open, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsurePrivateDir(filepath.Join(link, "rt")); !errors.Is(err, ErrInsecureDir) || !strings.Contains(err.Error(), open+", above") {
+		t.Fatalf("dir under a symlink to a 0777 parent: err = %v; want ErrInsecureDir naming %s", err, open)
+	}
+	// Sticky, like /tmp: another user cannot rename what we own there.
+	if err := os.Chmod(open, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsurePrivateDir(p); err != nil {
+		t.Fatalf("dir under a sticky 01777 parent: %v", err)
+	}
+	if os.Getuid() != 0 {
+		t.Skip("chown to another uid needs root")
+	}
+	if err := os.Chown(open, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	err = EnsurePrivateDir(p)
+	if !errors.Is(err, ErrInsecureDir) || !strings.Contains(err.Error(), "owned by uid 65534, not by root or us") {
+		t.Fatalf("dir under a parent owned by uid 65534: err = %v; want ErrInsecureDir naming the owner", err)
+	}
+}

@@ -56,6 +56,9 @@ func defaultRuntimeDir(app string) string {
 }
 
 func checkPrivateDir(path string) error {
+	if err := checkParents(path); err != nil {
+		return err
+	}
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return fmt.Errorf("check private dir: %w", err)
@@ -73,6 +76,91 @@ func checkPrivateDir(path string) error {
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return fmt.Errorf("%w: %s has mode %#o, group/other may access it; run `chmod 700 %s`", ErrInsecureDir, path, perm, path)
+	}
+	return nil
+}
+
+// checkParents checks every directory above path, from the root down, both
+// as named and, if a component is a symlink, as resolved: each must be owned
+// by root or us, and not writable by group or other unless it is sticky.
+// Otherwise another user could rename path (or a directory above it) away
+// and put their own in its place after our checks.
+//
+// Race: callers use the dir by path after the check, so a swap after it
+// would redirect them. The answer is this check itself: replacing an entry
+// needs write access to its directory, and from "/" down every directory on
+// the path (and every symlink, which lives in such a directory) is then
+// writable only by root or us, or sticky, where another user cannot rename
+// or remove what is ours. So once the check passes, only root or we can
+// swap anything (TestOtherUserCannotSwapCheckedDir: under a sticky parent
+// another uid's rename and RENAME_EXCHANGE fail; under a 0777 one, which is
+// refused here, they succeed). Group/other write bits also cover ACLs: a
+// POSIX ACL granting write shows as the group write bit (the ACL mask).
+func checkParents(path string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("check private dir: %w", err)
+	}
+	parent := filepath.Dir(abs)
+	if err := checkChain(parent, abs); err != nil {
+		return err
+	}
+	real, err := filepath.EvalSymlinks(parent)
+	if err != nil {
+		return fmt.Errorf("check private dir: %w", err)
+	}
+	if real != parent {
+		return checkChain(real, abs)
+	}
+	return nil
+}
+
+// checkChain checks dir and each directory above it, root first.
+func checkChain(dir, target string) error {
+	var chain []string
+	for d := dir; ; d = filepath.Dir(d) {
+		chain = append(chain, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	uid := os.Getuid()
+	for i := len(chain) - 1; i >= 0; i-- {
+		if err := checkAncestor(chain[i], target, uid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkAncestor checks one directory above target (see checkParents). A
+// symlink is checked for its owner only (its mode means nothing); its
+// target is checked by the resolved pass.
+func checkAncestor(d, target string, uid int) error {
+	fi, err := os.Lstat(d)
+	if err != nil {
+		return fmt.Errorf("check private dir: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	owner := int(st.Uid)
+	if owner != 0 && owner != uid {
+		return fmt.Errorf("%w: %s, above %s, is owned by uid %d, not by root or us (uid %d), so that user could replace what is inside; use a directory whose parents are all owned by root or you",
+			ErrInsecureDir, d, target, owner, uid)
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return nil
+	}
+	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
+		who := "run" // we own it
+		if owner != uid {
+			who = "have root run"
+		}
+		fix := fmt.Sprintf("%s `chmod go-w %s` (or `chmod +t %s`)", who, d, d)
+		return fmt.Errorf("%w: %s, above %s, has mode %#o without the sticky bit: group/other may write it, so another user could replace what is inside; %s, or use another directory",
+			ErrInsecureDir, d, target, fi.Mode().Perm(), fix)
 	}
 	return nil
 }

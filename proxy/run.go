@@ -341,8 +341,12 @@ func (a *attached) handOff() (done bool, err error) {
 	}
 	buffered, _ := a.in.Peek(a.in.Buffered())
 	pend.Write(buffered)
-	dir, _ := a.svc.RuntimeDir() // checked by Attach already
-	err = hostproto.Handoff(a.sess.Conn, hostproto.HandoffSocket(dir, a.svc.Name, a.sess.Supervisor.PID), pend.Bytes())
+	socket, err := handoffSocket(a.svc, a.sess.Supervisor.PID)
+	if err != nil {
+		a.sess.Conn.Close()
+		return true, a.failed(err)
+	}
+	err = hostproto.Handoff(a.sess.Conn, socket, pend.Bytes())
 	switch {
 	case err == nil:
 		a.stopWriting()
@@ -357,6 +361,22 @@ func (a *attached) handOff() (done bool, err error) {
 	}
 	a.sess.Conn.Close()
 	return true, a.failed(err)
+}
+
+// handoffSocket is the handoff socket of svc's host pid in the runtime dir,
+// whose check is repeated here and must pass: Attach checked it, but the
+// dir may have changed since, and an unchecked (empty) dir would put the
+// socket path in the editor's working directory. The error says how to fix
+// the dir.
+func handoffSocket(svc *launcher.Service, pid int) (string, error) {
+	dir, err := svc.RuntimeDir()
+	if err == nil && !filepath.IsAbs(dir) {
+		err = fmt.Errorf("runtime dir %q is not an absolute path; set PROCREF_RUNTIME_DIR to a private absolute directory", dir)
+	}
+	if err != nil {
+		return "", fmt.Errorf("descriptor handoff: %w", err)
+	}
+	return hostproto.HandoffSocket(dir, svc.Name, pid), nil
 }
 
 // dialBackend connects to a tcp-mode backend at the address its host

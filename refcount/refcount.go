@@ -51,6 +51,13 @@ var ErrRemoved = errors.New("reference counter was removed")
 // `ipcrm -s ID`" or "remove FILE".
 var ErrNotPrivate = errors.New("reference counter is not private")
 
+// ErrSetsExhausted is returned (wrapped) by [Open] with an explicit SysV
+// when semget fails with ENOSPC: the system's semaphore sets (SEMMNI, the
+// 4th field of /proc/sys/kernel/sem) or semaphores (SEMMNS, the 2nd) are
+// used up, by any user. With Auto, Open falls back to FileLock instead and
+// logs why.
+var ErrSetsExhausted = errors.New("the system's semaphore sets are used up")
+
 // ErrLocked is returned by [Lock.TryLock] when the lock is held, by another
 // process or by another caller in this process.
 var ErrLocked = errors.New("lock is held by another process")
@@ -112,9 +119,11 @@ type Options struct {
 	// [List] reads. Required. It must exist.
 	Dir string
 	// Impl selects the implementation; the zero value is Auto. With Auto, a
-	// SysV key held by a set that is not ours (another user squatting it)
-	// makes Open fall back to FileLock for that service and log why; an
-	// explicit SysV returns the error instead.
+	// SysV key held by a set that is not ours (another user squatting it),
+	// or the system's semaphore sets used up (ENOSPC), makes Open fall back
+	// to FileLock for that service and log why; an explicit SysV returns
+	// the error instead. A service on FileLock stays on it while its .ref
+	// file exists.
 	Impl Impl
 	// Logf receives the reason for such a fallback; nil means log.Printf.
 	Logf func(format string, args ...any)
@@ -169,16 +178,7 @@ func Open(name, key string, opts Options) (*Counter, error) {
 	)
 	switch impl {
 	case SysV:
-		b, err = openSysV(name, key, opts.Dir)
-		if errors.Is(err, ErrNotPrivate) && opts.Impl == Auto {
-			logf := opts.Logf
-			if logf == nil {
-				logf = log.Printf
-			}
-			logf("reference counter %s: falling back to file locks: %v", name, err)
-			impl = FileLock
-			b, err = openFile(name, opts.Dir)
-		}
+		b, impl, err = openSysVOrFallback(name, key, opts)
 	case FileLock:
 		b, err = openFile(name, opts.Dir)
 	default:
@@ -192,6 +192,51 @@ func Open(name, key string, opts Options) (*Counter, error) {
 		return nil, err
 	}
 	return &Counter{name: name, key: key, dir: opts.Dir, impl: impl, b: b}, nil
+}
+
+// openSysVOrFallback opens the SysV set or, with Auto, falls back to
+// FileLock and logs why: when the key is held by a set that is not ours
+// (another user squatting it), or when semget fails with ENOSPC because the
+// system's semaphore sets are used up (any user can take them all).
+//
+// Race: neither cause is permanent (the squatter may remove its set, sets
+// may be freed), but one service must never be split across two counters,
+// since the supervisor drains on the count of only one of them. So with
+// Auto a service already on FileLock (its registry says so and its .ref
+// file exists) stays on FileLock until the counter is removed, even if
+// semget would work again. What remains is two first windows of a service
+// opening at the same moment, one just before sets are freed and one just
+// after: they may pick different implementations; the registry ends with
+// the later one, and the other window's reference is not counted, so the
+// supervisor may drain while that window is attached (it then starts a new
+// supervisor, as for a lost reference).
+func openSysVOrFallback(name, key string, opts Options) (backend, Impl, error) {
+	if opts.Impl == Auto && onFileLock(opts.Dir, name, key) {
+		b, err := openFile(name, opts.Dir)
+		return b, FileLock, err
+	}
+	b, err := openSysV(name, key, opts.Dir)
+	if opts.Impl != Auto || !(errors.Is(err, ErrNotPrivate) || errors.Is(err, ErrSetsExhausted)) {
+		return b, SysV, err
+	}
+	logf := opts.Logf
+	if logf == nil {
+		logf = log.Printf
+	}
+	logf("reference counter %s: falling back to file locks: %v", name, err)
+	b, err = openFile(name, opts.Dir)
+	return b, FileLock, err
+}
+
+// onFileLock reports whether the counter of name and key is registered as
+// FileLock and its .ref file exists (see openSysVOrFallback).
+func onFileLock(dir, name, key string) bool {
+	reg, err := readRegistry(registryPath(dir, name))
+	if err != nil || reg.impl != FileLock || reg.Key != key {
+		return false
+	}
+	_, err = os.Lstat(filepath.Join(dir, name+".ref"))
+	return err == nil
 }
 
 func (c *Counter) check() error {

@@ -90,10 +90,16 @@ func helperMain() int {
 		}
 		io.Copy(io.Discard, os.Stdin)
 	default:
+		if h, ok := helperModes[mode]; ok {
+			return h(opts, name, key)
+		}
 		return fail("unknown helper mode %q", mode)
 	}
 	return 0
 }
+
+// helperModes holds per-OS helper modes (registered by init in *_test.go).
+var helperModes = map[string]func(opts Options, name, key string) int{}
 
 func roundName(name string, r int) string { return fmt.Sprintf("%s-r%d", name, r) }
 func roundKey(key string, r int) string   { return fmt.Sprintf("%s/round%d", key, r) }

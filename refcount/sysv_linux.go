@@ -183,6 +183,12 @@ func semgetErr(name string, k int32, err error) error {
 		return fmt.Errorf("semaphore set with key %#08x for %s belongs to another user: %w; remove it with `ipcrm -S %#08x` (as its owner or root)",
 			uint32(k), name, ErrNotPrivate, uint32(k))
 	}
+	if errors.Is(err, unix.ENOSPC) {
+		// Whoever holds them, `ipcs -s` lists them; only root can raise
+		// the limit.
+		return fmt.Errorf("semget key %#08x for %s: %w (%v); see who holds them with `ipcs -s`, or have root raise SEMMNI (4th field of `sysctl kernel.sem`)",
+			uint32(k), name, ErrSetsExhausted, err)
+	}
 	return fmt.Errorf("semget key %#08x for %s: %w", uint32(k), name, err)
 }
 

@@ -3,16 +3,21 @@
 package refcount
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
+	"github.com/procref/procref/internal/proctest"
 	"golang.org/x/sys/unix"
 )
 
@@ -226,4 +231,121 @@ func semSetOwner(id int, uid uint32, mode uint32) error {
 	ne.PutUint32(buf[20:], mode)
 	_, err = semctl(id, 0, ipcSet, unsafe.Pointer(&buf[0]))
 	return err
+}
+
+func init() { helperModes["enospc"] = enospcHelper }
+
+// Issue 22 item 4: with the system's semaphore sets used up, Auto falls back
+// to FileLock and says why; an explicit SysV says the sets are used up. The
+// helper runs in its own IPC namespace, so the tiny SEMMNI and the sets it
+// takes touch nothing outside.
+func TestSysVSetsExhaustedFallsBack(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: a new IPC namespace and writing /proc/sys/kernel/sem")
+	}
+	ns, err := os.Readlink("/proc/self/ns/ipc")
+	if err != nil {
+		t.Skipf("cannot read our IPC namespace: %v", err)
+	}
+	tc := newTestCounter(t, Auto)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0])
+	cmd.Env = append(os.Environ(), "GO_WANT_HELPER_PROCESS=1", "RC_MODE=enospc", "RC_IMPL=auto",
+		"RC_DIR="+tc.opts.Dir, "RC_NAME="+tc.name, "RC_KEY="+tc.key, "RC_PARENT_IPC_NS="+ns)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWIPC}
+	var stderr proctest.SyncBuffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) {
+		t.Skipf("cannot start a process in a new IPC namespace (unshare CLONE_NEWIPC not permitted here): %v", err)
+	}
+	t.Logf("helper:\n%s", out)
+	if s := stderr.String(); s != "" {
+		t.Logf("helper stderr:\n%s", s)
+	}
+	last := strings.TrimSpace(string(out))
+	if i := strings.LastIndexByte(last, '\n'); i >= 0 {
+		last = last[i+1:]
+	}
+	if strings.HasPrefix(last, "skip: ") {
+		t.Skip(last)
+	}
+	if err != nil || last != "ok" {
+		t.Fatalf("helper: %v, last line %q; want ok", err, last)
+	}
+}
+
+// enospcHelper runs in a new IPC namespace (see
+// TestSysVSetsExhaustedFallsBack); it prints "ok", "skip: WHY" or
+// "error: WHY" as its last line.
+func enospcHelper(opts Options, name, key string) int {
+	fail := func(format string, args ...any) int {
+		fmt.Printf("error: "+format+"\n", args...)
+		return 1
+	}
+	// Never shrink the limits of the namespace the tests run in.
+	if ns, err := os.Readlink("/proc/self/ns/ipc"); err != nil || ns == os.Getenv("RC_PARENT_IPC_NS") {
+		return fail("not in a new IPC namespace (%q, %v)", ns, err)
+	}
+	if err := os.WriteFile("/proc/sys/kernel/sem", []byte("250 32000 32 2\n"), 0); err != nil {
+		fmt.Printf("skip: cannot set SEMMNI in the new IPC namespace: %v\n", err)
+		return 0
+	}
+	var taken []int
+	for len(taken) < 100 {
+		id, err := semget(0, 1, ipcCreat|0o600) // IPC_PRIVATE
+		if errors.Is(err, unix.ENOSPC) {
+			break
+		}
+		if err != nil {
+			return fail("taking sets: %v", err)
+		}
+		taken = append(taken, id)
+	}
+	fmt.Printf("took %d sets, then ENOSPC\n", len(taken))
+	if len(taken) != 2 {
+		return fail("took %d sets with SEMMNI 2", len(taken))
+	}
+	opts.Impl = SysV
+	if _, err := Open(name, key, opts); !errors.Is(err, ErrSetsExhausted) || !strings.Contains(err.Error(), "ipcs -s") {
+		return fail("explicit SysV Open = %v, want ErrSetsExhausted naming `ipcs -s`", err)
+	}
+	var logged []string
+	opts.Impl = Auto
+	opts.Logf = func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }
+	c, err := Open(name, key, opts)
+	if err != nil {
+		return fail("Auto Open with the sets used up = %v, want a FileLock counter", err)
+	}
+	fmt.Printf("log: %q\n", logged)
+	if c.Impl() != FileLock || len(logged) != 1 || !strings.Contains(logged[0], "falling back") || !strings.Contains(logged[0], "used up") {
+		return fail("impl %v, log %q; want FileLock and one line saying the sets are used up", c.Impl(), logged)
+	}
+	rel, err := c.Acquire()
+	if err != nil {
+		return fail("acquire: %v", err)
+	}
+	if n, err := c.Count(); n != 1 || err != nil {
+		return fail("count = %d, %v; want 1", n, err)
+	}
+	// A set freed now must not split the service: a second Open still
+	// finds the FileLock counter that holds our reference.
+	if _, err := semctl(taken[0], 0, ipcRmid, nil); err != nil {
+		return fail("freeing a set: %v", err)
+	}
+	c2, err := Open(name, key, opts)
+	if err != nil {
+		return fail("second Open: %v", err)
+	}
+	if n, err := c2.Count(); c2.Impl() != FileLock || n != 1 || err != nil {
+		return fail("second Open: impl %v, count %d, %v; want FileLock with our 1 reference", c2.Impl(), n, err)
+	}
+	if err := rel(); err != nil {
+		return fail("release: %v", err)
+	}
+	c2.Close()
+	c.Close()
+	fmt.Println("ok")
+	return 0
 }

@@ -118,11 +118,11 @@ func (b *backend) setupMux(svc *launcher.Service) error {
 	}
 	// The descriptor handoff (handoff.go); without it proxies relay.
 	var h *handoffServer
-	if dir, err := svc.RuntimeDir(); err == nil {
-		if h, err = startHandoff(hostproto.HandoffSocket(dir, svc.Name, os.Getpid()), b.log); err != nil {
-			b.log.Info("no descriptor handoff; proxies relay", "err", err)
-			h = nil
-		}
+	if dir, err := svc.RuntimeDir(); err != nil {
+		b.log.Warn("no descriptor handoff; proxies relay", "err", err)
+	} else if h, err = startHandoff(hostproto.HandoffSocket(dir, svc.Name, os.Getpid()), b.log); err != nil {
+		b.log.Info("no descriptor handoff; proxies relay", "err", err)
+		h = nil
 	}
 	svc.Hooks = launcher.Hooks{
 		OnFirstAcquire: servers.prestart,
