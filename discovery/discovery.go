@@ -30,9 +30,6 @@ import (
 	"github.com/procref/procref/platform"
 )
 
-// Version is the hint format version. A hint of another version is stale.
-const Version = 1
-
 // MaxHintSize bounds a hint file; a larger one is stale.
 const MaxHintSize = 64 << 10
 
@@ -51,7 +48,7 @@ var ErrNotAFile = errors.New("not a hint file")
 
 // Hint is the content of a hint file.
 type Hint struct {
-	Version int               `json:"version"`
+	Version int               `json:"version"` // handshake.Version; another is stale
 	Name    string            `json:"name"`
 	Key     string            `json:"key"`
 	Host    platform.Identity `json:"host"`
@@ -122,7 +119,7 @@ func Path(dir, name string) string { return filepath.Join(dir, name+".json") }
 // an error wrapping platform.ErrInsecureDir.
 func Write(dir string, h *Hint) error {
 	if h.Version == 0 {
-		h.Version = Version
+		h.Version = handshake.Version
 	}
 	b, err := json.MarshalIndent(h, "", "  ")
 	if err != nil {
@@ -156,7 +153,6 @@ func Write(dir string, h *Hint) error {
 		}
 		return fmt.Errorf("writing hint: %w", err)
 	}
-	ok = true
 	return nil
 }
 
@@ -232,8 +228,8 @@ func Read(dir, name string) (*Hint, error) {
 	if err := json.Unmarshal(b, &h); err != nil {
 		return nil, fmt.Errorf("%w: %s is corrupt: %v", ErrStale, p, err)
 	}
-	if h.Version != Version {
-		return nil, fmt.Errorf("%w: %s has format version %d, want %d", ErrStale, p, h.Version, Version)
+	if h.Version != handshake.Version {
+		return nil, fmt.Errorf("%w: %s has format version %d, want %d", ErrStale, p, h.Version, handshake.Version)
 	}
 	if h.Name != name {
 		return nil, fmt.Errorf("%w: %s names service %q", ErrStale, p, h.Name)

@@ -126,7 +126,7 @@ func TestWriteRead(t *testing.T) {
 	if err := Write(dir, in); err != nil {
 		t.Fatal(err)
 	}
-	if in.Version != Version {
+	if in.Version != handshake.Version {
 		t.Errorf("Write did not set Version: %d", in.Version)
 	}
 	out, err := Read(dir, "svc")
@@ -160,7 +160,7 @@ func TestReadMissing(t *testing.T) {
 // (Read does not change anything).
 func TestReadStale(t *testing.T) {
 	good := func() []byte {
-		b, _ := json.Marshal(&Hint{Version: Version, Name: "svc", Host: platform.Self(), Port: 1, Token: "t", Nonce: "n"})
+		b, _ := json.Marshal(&Hint{Version: handshake.Version, Name: "svc", Host: platform.Self(), Port: 1, Token: "t", Nonce: "n"})
 		return b
 	}
 	edit := func(f func(h map[string]any)) []byte {

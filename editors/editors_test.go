@@ -405,18 +405,6 @@ func descendantIdentities(pid int) []platform.Identity {
 	return ids
 }
 
-// named returns the pids of the entries that run the program name.
-func named(ps []procEntry, name string) []int {
-	var out []int
-	for _, p := range ps {
-		if p.Is(name) {
-			out = append(out, p.PID)
-		}
-	}
-	sort.Ints(out)
-	return out
-}
-
 // instances returns the pids of the entries that run the program name and
 // whose parent does not: one per server instance, not counting a server's
 // own helper processes (gopls re-executes itself as a telemetry crash

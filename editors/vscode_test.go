@@ -5,7 +5,6 @@ package editors
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,19 +14,6 @@ import (
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/internal/lspclient"
 )
-
-// pipeRWC joins a process's stdout (read) and stdin (write).
-type pipeRWC struct {
-	r io.ReadCloser
-	w io.WriteCloser
-}
-
-func (p pipeRWC) Read(b []byte) (int, error)  { return p.r.Read(b) }
-func (p pipeRWC) Write(b []byte) (int, error) { return p.w.Write(b) }
-func (p pipeRWC) Close() error {
-	p.w.Close()
-	return p.r.Close()
-}
 
 // TestVSCodeWrappers runs the wrapper scripts in editors/vscode/ the way
 // the VS Code extensions do (VS Code itself has no headless form here):
@@ -77,7 +63,7 @@ func TestVSCodeWrappers(t *testing.T) {
 			}
 			p := start(t, c) // stdout stays the pipe; stderr is captured
 			t0 := time.Now()
-			client := lspclient.New(ctx, pipeRWC{stdout, stdin})
+			client := lspclient.NewOnPipes(ctx, stdout, stdin)
 			defer client.Close()
 			if _, err := client.Initialize(ctx, ws); err != nil {
 				t.Fatalf("initialize through %s: %v; stderr:\n%s", tc.script, err, p.output.String())

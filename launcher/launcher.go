@@ -12,7 +12,8 @@
 // (package discovery) and verifies it with the handshake (package handshake).
 //
 // A supervisor (one per service, started detached by the first acquirer under
-// the startup lock) runs the hooks: OnFirstAcquire when it starts, OnLastRelease
+// the startup lock; procref's own is its host, `procref host`: "host" in
+// procref's code and docs, "supervisor" in this library's API) runs the hooks: OnFirstAcquire when it starts, OnLastRelease
 // when the reference count reaches zero, OnHealthCheck periodically, OnRecover
 // when the service died while in use. Because the supervisor, not the last
 // releasing client, runs OnLastRelease, a crashed last client cannot leave the
@@ -120,10 +121,6 @@ import (
 	"github.com/procref/procref/platform"
 	"github.com/procref/procref/refcount"
 )
-
-// ProtocolVersion is part of every service key, so incompatible procref
-// versions never share a host.
-const ProtocolVersion = "1"
 
 // Environment variables of the supervisor protocol, for the default
 // [Service.App]; another App's are APP_SUPERVISE and APP_READY_FD.
@@ -315,12 +312,12 @@ type Service struct {
 }
 
 // Key derives a service key from the parts that make two services the same:
-// the uid, the protocol version and the given parts (mode, absolute command
+// the uid, the protocol version (handshake.Version) and the given parts (mode, absolute command
 // path, arguments, share scope, selected environment, ...). It returns 64 hex
 // digits.
 func Key(parts ...string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "procref\x00%d\x00%s", os.Getuid(), ProtocolVersion)
+	fmt.Fprintf(h, "procref\x00%d\x00%d", os.Getuid(), handshake.Version) // incompatible procrefs never share
 	for _, p := range parts {
 		fmt.Fprintf(h, "\x00%d:%s", len(p), p)
 	}

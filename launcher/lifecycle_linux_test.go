@@ -389,7 +389,7 @@ func TestStaleHints(t *testing.T) {
 			return nil
 		}},
 		{name: "other version", plant: func(t *testing.T, e *testEnv, fh *fakeHost, nonce string) func(*testing.T) {
-			valid(e, fh, nonce, func(h *discovery.Hint) { h.Version = discovery.Version + 1 })
+			valid(e, fh, nonce, func(h *discovery.Hint) { h.Version = handshake.Version + 1 })
 			return nil
 		}},
 		{name: "symlink", plant: func(t *testing.T, e *testEnv, fh *fakeHost, nonce string) func(*testing.T) {

@@ -1,15 +1,13 @@
 package proxy
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/procref/procref/internal/hostproto"
-	"github.com/procref/procref/internal/lspframe"
-	"github.com/procref/procref/internal/mcp"
+	"github.com/procref/procref/internal/protocol"
+	"github.com/procref/procref/internal/wire"
 )
 
 // scope completes spec from the client's first bytes: the protocol, and
@@ -19,7 +17,7 @@ func (p *run) scope(spec *hostproto.Spec, cwd string) error {
 	if err := p.setProtocol(spec, cwd); err != nil {
 		return wrapFirst("the client's", err)
 	}
-	if spec.Share != hostproto.ShareRoot || spec.Protocol != "" {
+	if spec.Share != hostproto.ShareRoot || p.proto.ReadsFirst {
 		return nil
 	}
 	if err := p.peekInitialize(); err != nil {
@@ -44,113 +42,95 @@ func wrapFirst(whose string, err error) error {
 	return fmt.Errorf("reading %s first message: %w", whose, err)
 }
 
-// setProtocol sets the spec's protocol fields in mux mode. MCP and
-// JSON-RPC: the first message is read before attaching (the MCP
-// protocolVersion is in the key) and the share root is the working
-// directory. With --share=global or --share-key the framing and protocol
-// are still read from the first bytes (only the root is not needed): a
-// Content-Length header is LSP and consumes nothing.
+// setProtocol sets the spec's protocol fields in mux mode (the protocol,
+// its framing, its version) from the client's first bytes. A protocol
+// that reads its first message before attaching (MCP, JSON-RPC: it is in
+// the key) shares by the working directory; LSP consumes nothing here and
+// takes its root from its initialize. With --share=global or --share-key
+// the protocol is still detected (only the root is not needed).
 func (p *run) setProtocol(spec *hostproto.Spec, cwd string) error {
-	forced := p.cfg.Protocol
-	if spec.Mode != hostproto.ModeMux || forced == hostproto.ProtocolLSP {
+	if spec.Mode != hostproto.ModeMux {
 		return nil
 	}
-	var err error
-	spec.Protocol, p.framing, spec.MCPVersion, err = p.learnProtocol(forced)
+	proto, err := p.learnProtocol(p.cfg.Protocol)
 	if err != nil {
 		return err
 	}
-	if spec.Protocol == "" {
-		return nil // LSP: the root comes from its initialize
+	p.proto = proto
+	spec.Protocol, spec.Framing = proto.Name, string(p.framing)
+	if !proto.ReadsFirst {
+		return nil
 	}
-	spec.Framing = string(p.framing)
+	if proto.Version != nil {
+		spec.MCPVersion = proto.Version(p.first)
+	}
 	if spec.Share == hostproto.ShareRoot {
 		spec.Root = cwd
 	}
 	return nil
 }
 
-// learnProtocol finds the session's protocol in mux mode: forced
-// ("lsp", "mcp", "jsonrpc") or, if "", detected from the client's first
-// bytes: Content-Length is LSP; a JSON line is MCP if [MCPEra] knows its
-// era, else generic JSON-RPC. For anything but LSP it
-// reads the first message (kept in p.first, sent on after attaching) and
-// returns the spec fields that go into the share key. For LSP it consumes
-// nothing and returns protocol "".
-func (p *run) learnProtocol(forced string) (protocol string, framing mcp.Framing, version string, err error) {
-	var era string
-	framing, err = mcp.Detect(p.in)
+// learnProtocol finds the client's protocol in mux mode: forced (a
+// --protocol name) or detected ([protocol.Detect]) from the client's
+// framing alone, else from its first message, which is then read (kept in
+// p.first, sent on after attaching). A forced protocol that does not read
+// its first message (LSP) consumes nothing.
+func (p *run) learnProtocol(forced string) (*protocol.Protocol, error) {
+	var proto *protocol.Protocol
+	if forced != "" {
+		var err error
+		if proto, err = protocol.Lookup(forced); err != nil {
+			return nil, err
+		}
+		if !proto.ReadsFirst {
+			if proto.Framing != "" {
+				p.framing = proto.Framing
+			}
+			return proto, nil
+		}
+	}
+	framing, err := wire.DetectFraming(p.in)
 	if err != nil {
-		return "", "", "", err
-	}
-	if forced == hostproto.ProtocolLSP || (forced == "" && framing == mcp.Header) {
-		return "", mcp.Header, "", nil
-	}
-	if forced == hostproto.ProtocolMCP && framing != mcp.NDJSON {
-		return "", "", "", errors.New("--protocol=mcp needs newline-delimited JSON (MCP's stdio transport), but the client sent a Content-Length header; use --protocol=jsonrpc or lsp")
+		return nil, err
 	}
 	p.framing = framing
-	body, err := mcp.NewReader(framing, p.in, p.cfg.MaxMessage).Read()
+	if proto == nil {
+		if proto = protocol.Detect(framing, nil); proto != nil {
+			return proto, nil
+		}
+	}
+	if proto != nil && proto.Framing != "" && proto.Framing != framing {
+		return nil, fmt.Errorf("--protocol=%s needs %s, but the client sent %s; use another --protocol (%s)",
+			proto.Name, describe(proto.Framing), describe(framing), protocol.Names())
+	}
+	body, err := framing.NewReader(p.in, p.cfg.MaxMessage).Read()
 	if err != nil {
-		return "", "", "", err
+		return nil, err
 	}
 	in, err := ParseInitialize(body)
 	if err != nil {
-		return "", "", "", fmt.Errorf("the client's first message is not JSON-RPC: %w", err)
+		return nil, fmt.Errorf("the client's first message is not JSON-RPC: %w", err)
 	}
 	p.first, p.init = body, in
-	era, version = MCPEra(body)
-	protocol = forced
-	if protocol == "" {
-		protocol = hostproto.ProtocolJSONRPC
-		if framing == mcp.NDJSON && era != "" {
-			protocol = hostproto.ProtocolMCP
+	if proto == nil {
+		if proto = protocol.Detect(framing, body); proto == nil {
+			return nil, fmt.Errorf("no protocol procref speaks (%s) claims the client's first message; use --protocol", protocol.Names())
 		}
 	}
-	if protocol != hostproto.ProtocolMCP {
-		version = "" // informative only for MCP: both eras share one server
-	}
-	return protocol, framing, version, nil
+	return proto, nil
 }
 
-// MCP eras a first message can show.
-const (
-	EraLegacy = "legacy" // initialize (protocol 2025-11-25 and earlier)
-	EraModern = "modern" // server/discover or _meta protocolVersion (2026-07-28)
-)
-
-// MCPEra tells the MCP era of a client's first message: an initialize
-// with a protocolVersion is legacy; server/discover, or any request whose
-// _meta carries io.modelcontextprotocol/protocolVersion, is modern (the
-// Go SDK's default starts with server/discover). "" means not MCP.
-func MCPEra(body []byte) (era, version string) {
-	var m struct {
-		ID     json.RawMessage `json:"id"`
-		Method string          `json:"method"`
-		Params struct {
-			ProtocolVersion string                     `json:"protocolVersion"`
-			Meta            map[string]json.RawMessage `json:"_meta"`
-		} `json:"params"`
+// describe names a framing for an error message.
+func describe(f wire.Framing) string {
+	if f == wire.NDJSON {
+		return "newline-delimited JSON"
 	}
-	if json.Unmarshal(body, &m) != nil || m.Method == "" {
-		return "", ""
-	}
-	var metaVersion string
-	json.Unmarshal(m.Params.Meta[mcp.MetaProtocolVersion], &metaVersion)
-	switch {
-	case m.Method == "initialize" && m.Params.ProtocolVersion != "":
-		return EraLegacy, m.Params.ProtocolVersion
-	case metaVersion != "":
-		return EraModern, metaVersion
-	case m.Method == "server/discover":
-		return EraModern, ""
-	}
-	return "", ""
+	return "a Content-Length header"
 }
 
 // peekInitialize reads the editor's first LSP message (kept in p.first).
 func (p *run) peekInitialize() error {
-	body, err := lspframe.NewReader(p.in, p.cfg.MaxMessage).Read()
+	body, err := wire.NewReader(p.in, p.cfg.MaxMessage).Read()
 	if err != nil {
 		return err
 	}
@@ -174,7 +154,7 @@ func (p *run) answerInitialize(msg string) {
 		got := make(chan first, 1)
 		go func() {
 			defer close(got)
-			if body, err := lspframe.NewReader(p.in, 0).Read(); err == nil {
+			if body, err := wire.NewReader(p.in, 0).Read(); err == nil {
 				if in, err := ParseInitialize(body); err == nil {
 					got <- first{body, in}
 				}
@@ -190,6 +170,6 @@ func (p *run) answerInitialize(msg string) {
 		}
 	}
 	if p.first != nil && p.init.ID != nil {
-		p.write(ErrorResponse(p.init.ID, -32002, "procref: "+msg))
+		p.write(ErrorResponse(p.init.ID, p.proto.ErrorCode, "procref: "+msg))
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"math"
 	"sync"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // Inflight follows a relayed LSP session in both directions (tcp mode)
@@ -43,7 +43,7 @@ func (f *Inflight) sent(body []byte) {
 	if f == nil {
 		return
 	}
-	m, err := lspframe.ScanTrusted(body)
+	m, err := wire.ScanTrusted(body)
 	if err != nil || !m.ID.Ok() || !m.Method.Ok() {
 		return
 	}
@@ -79,7 +79,7 @@ func (f *Inflight) Write(p []byte) (int, error) {
 				f.lost = len(f.hdr) > gateMaxHeader
 				break
 			}
-			n, err := lspframe.ParseHeader(f.hdr[:end+4])
+			n, err := wire.ParseHeader(f.hdr[:end+4])
 			if err != nil || n > math.MaxInt || n > inflightMaxBody {
 				f.lost = true
 				break
@@ -108,7 +108,7 @@ func (f *Inflight) Write(p []byte) (int, error) {
 // answered drops the request a response from the server answers.
 // Called with mu held.
 func (f *Inflight) answered(body []byte) {
-	m, err := lspframe.ScanTrusted(body)
+	m, err := wire.ScanTrusted(body)
 	if err != nil || !m.ID.Ok() || m.Method.Ok() {
 		return // not a response (a notification, or the server's own request)
 	}

@@ -112,15 +112,6 @@ func ErrorResponse(id json.RawMessage, code int, message string) []byte {
 	return b
 }
 
-// LogMessage returns a window/logMessage notification body (type 3: info).
-func LogMessage(message string) []byte {
-	b, _ := json.Marshal(map[string]any{
-		"jsonrpc": "2.0", "method": "window/logMessage",
-		"params": map[string]any{"type": 3, "message": message},
-	})
-	return b
-}
-
 // Outcome is how a relay ended.
 type Outcome int
 

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"math"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // lspGate follows the LSP framing of the editor's stream and notes the
@@ -64,7 +64,7 @@ func (g *lspGate) Filter(dst, chunk []byte) []byte {
 				return append(dst, chunk...)
 			}
 			end += 4
-			n64, err := lspframe.ParseHeader(g.hdr[:end])
+			n64, err := wire.ParseHeader(g.hdr[:end])
 			if err != nil || n64 > math.MaxInt {
 				g.raw = true
 				return append(dst, chunk...)
@@ -138,6 +138,6 @@ func isExitNotification(body []byte) bool {
 	if !bytes.Contains(body, exitMethod) {
 		return false // the common case costs one search
 	}
-	f, err := lspframe.Scan(body)
-	return err == nil && f.Kind() == lspframe.Notification && f.MethodName() == "exit"
+	f, err := wire.Scan(body)
+	return err == nil && f.Kind() == wire.Notification && f.MethodName() == "exit"
 }

@@ -16,7 +16,7 @@ import (
 )
 
 // pollBuffer is the size of each direction's buffer in the poll loop: one
-// read takes what a grown pipe (256 KiB, see cmd/procref) holds.
+// read takes what a grown pipe (256 KiB, see growPipes) holds.
 const pollBuffer = 256 << 10
 
 // pollRelays counts relays that ran the poll loop (for tests).

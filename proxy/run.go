@@ -17,7 +17,8 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/hostproto"
-	"github.com/procref/procref/internal/mcp"
+	"github.com/procref/procref/internal/protocol"
+	"github.com/procref/procref/internal/wire"
 	"github.com/procref/procref/launcher"
 )
 
@@ -36,8 +37,8 @@ type Config struct {
 	// KeyEnv names environment variables whose values are part of the
 	// backend's identity.
 	KeyEnv []string
-	// Protocol forces hostproto.ProtocolLSP, ProtocolMCP or
-	// ProtocolJSONRPC; "" detects it from the client's first bytes.
+	// Protocol forces a protocol by name (internal/protocol: lsp, mcp,
+	// jsonrpc); "" detects it from the client's first bytes.
 	Protocol string
 	// Impl is the reference counter ("auto", "sysv", "filelock").
 	Impl string
@@ -84,7 +85,7 @@ func Run(ctx context.Context, cfg Config) error {
 			growPipes(fi, fo)
 		}
 	}
-	p := &run{cfg: cfg, in: bufio.NewReaderSize(cfg.Stdin, 64<<10), framing: mcp.Header}
+	p := &run{cfg: cfg, in: bufio.NewReaderSize(cfg.Stdin, 64<<10), framing: wire.Header, proto: &protocol.LSP}
 	cwd, _ := os.Getwd()
 	spec, err := newSpec(cfg, cwd)
 	if err == nil && cfg.Executable == "" {
@@ -167,9 +168,10 @@ type run struct {
 	cfg Config
 	in  *bufio.Reader
 
-	first   []byte      // the editor's first message, if read
-	init    Initialize  // parsed from first
-	framing mcp.Framing // of the client's stream
+	first   []byte             // the editor's first message, if read
+	init    Initialize         // parsed from first
+	framing wire.Framing       // of the client's stream
+	proto   *protocol.Protocol // the client's (LSP until known)
 
 	mu       sync.Mutex
 	relaying bool // after this, only the relay writes to the editor
@@ -196,7 +198,7 @@ func (p *run) write(body []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.relaying {
-		mcp.Write(p.framing, p.cfg.Stdout, body)
+		p.framing.Write(p.cfg.Stdout, body)
 	}
 }
 
@@ -205,10 +207,10 @@ func (p *run) write(body []byte) {
 func (p *run) attach(ctx context.Context, spec *hostproto.Spec, svc *launcher.Service) (*launcher.Session, error) {
 	// Decided here, not in the timer: answerInitialize may set p.first
 	// later, on another goroutine.
-	announce := p.first != nil && spec.Protocol == ""
+	announce := p.first != nil && p.proto.Notice != nil
 	slow := time.AfterFunc(slowStart, func() {
 		if announce {
-			p.write(LogMessage(fmt.Sprintf("procref: starting shared %s backend %s (log: %s)", spec.Mode, svc.Name, svc.LogPath())))
+			p.write(p.proto.Notice(fmt.Sprintf("procref: starting shared %s backend %s (log: %s)", spec.Mode, svc.Name, svc.LogPath())))
 		}
 	})
 	defer slow.Stop()
@@ -260,7 +262,7 @@ func (a *attached) serve(actx context.Context) error {
 		}
 	}
 	if a.first != nil {
-		if err := mcp.Write(a.framing, conn, a.first); err != nil {
+		if err := a.framing.Write(conn, a.first); err != nil {
 			return a.failed(fmt.Errorf("sending initialize to the backend: %w", err))
 		}
 	}
@@ -294,7 +296,7 @@ func (a *attached) serve(actx context.Context) error {
 			err = a.ended(nil)
 		}
 		for _, e := range ed.Inflight.Errors(codeRequestFailed, err.Error()) {
-			mcp.Write(a.framing, a.cfg.Stdout, e)
+			a.framing.Write(a.cfg.Stdout, e)
 		}
 		return err
 	}
@@ -335,7 +337,7 @@ func (a *attached) crashed(ed Editor, presence net.Conn) string {
 func (a *attached) handOff() (done bool, err error) {
 	var pend bytes.Buffer
 	if a.first != nil {
-		mcp.Write(a.framing, &pend, a.first)
+		a.framing.Write(&pend, a.first)
 	}
 	buffered, _ := a.in.Peek(a.in.Buffered())
 	pend.Write(buffered)

@@ -22,6 +22,7 @@
 package refcount
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,6 +33,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/procref/procref/platform"
 )
 
 // ErrRemoved is returned when the kernel object behind a counter was removed
@@ -516,9 +519,8 @@ func readRegistry(path string) (registry, error) {
 	return r, nil
 }
 
-// writeRegistry writes <dir>/<name>.counter atomically (temp file + rename)
-// unless it already holds the same content. Concurrent writers each rename
-// their own complete temp file, so readers never see a partial file.
+// writeRegistry writes <dir>/<name>.counter atomically
+// ([platform.WriteFileAtomic]) unless it already holds the same content.
 func writeRegistry(dir, name string, impl Impl, key string) error {
 	path := registryPath(dir, name)
 	data, err := json.Marshal(registry{Impl: impl.String(), Key: key})
@@ -529,20 +531,7 @@ func writeRegistry(dir, name string, impl Impl, key string) error {
 	if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
 		return nil
 	}
-	f, err := os.CreateTemp(dir, "."+name+".counter-*")
-	if err != nil {
-		return fmt.Errorf("write registry file: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := platform.WriteFileAtomic(path, 0o600, bytes.NewReader(data)); err != nil {
 		return fmt.Errorf("write registry file: %w", err)
 	}
 	return nil

@@ -103,22 +103,6 @@ func semStat(id int) (semPerm, error) {
 	}, nil
 }
 
-// semSetOwner changes the owner uid and mode of a set with IPC_SET (tests
-// use it to make a set that is not ours).
-func semSetOwner(id int, uid uint32, mode uint32) error {
-	p, err := semStat(id)
-	if err != nil {
-		return err
-	}
-	var buf [semidDSSize]byte
-	ne := binary.NativeEndian
-	ne.PutUint32(buf[4:], uid)
-	ne.PutUint32(buf[8:], p.gid)
-	ne.PutUint32(buf[20:], mode)
-	_, err = semctl(id, 0, ipcSet, unsafe.Pointer(&buf[0]))
-	return err
-}
-
 // removedErr maps the errors the kernel returns for a set that no longer
 // exists (EIDRM while waiting on it, EINVAL for a stale semid) to ErrRemoved.
 func removedErr(id int, err error) error {

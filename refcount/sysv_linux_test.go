@@ -4,6 +4,7 @@ package refcount
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/procref/procref/internal/proctest"
 	"golang.org/x/sys/unix"
@@ -213,6 +215,22 @@ func TestFileLockRefusesWrongModeOrOwner(t *testing.T) {
 	if _, err := OpenLock(tc.opts.Dir, tc.name); !errors.Is(err, ErrNotPrivate) {
 		t.Fatalf("OpenLock of a symlink = %v, want ErrNotPrivate", err)
 	}
+}
+
+// semSetOwner changes the owner uid and mode of a set with IPC_SET (tests
+// use it to make a set that is not ours).
+func semSetOwner(id int, uid uint32, mode uint32) error {
+	p, err := semStat(id)
+	if err != nil {
+		return err
+	}
+	var buf [semidDSSize]byte
+	ne := binary.NativeEndian
+	ne.PutUint32(buf[4:], uid)
+	ne.PutUint32(buf[8:], p.gid)
+	ne.PutUint32(buf[20:], mode)
+	_, err = semctl(id, 0, ipcSet, unsafe.Pointer(&buf[0]))
+	return err
 }
 
 func init() { helperModes["enospc"] = enospcHelper }

@@ -23,9 +23,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procref/procref/internal/lspframe"
 	"github.com/procref/procref/internal/lspmux"
 	"github.com/procref/procref/internal/mux"
+	"github.com/procref/procref/internal/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -38,14 +38,14 @@ func TestMain(m *testing.M) {
 // echoServer answers every request with its params (initialize: empty
 // capabilities) until exit.
 func echoServer() int {
-	in := lspframe.NewReader(bufio.NewReaderSize(os.Stdin, 1<<20), 1<<26)
+	in := wire.NewReader(bufio.NewReaderSize(os.Stdin, 1<<20), 1<<26)
 	out := bufio.NewWriterSize(os.Stdout, 1<<16)
 	for {
 		body, err := in.Read()
 		if err != nil {
 			return 0
 		}
-		f, err := lspframe.Scan(body)
+		f, err := wire.Scan(body)
 		if err != nil {
 			return 1
 		}
@@ -54,13 +54,13 @@ func echoServer() int {
 			return 0
 		case !f.ID.Ok():
 		case m == "initialize":
-			out.Write(lspframe.AppendFrame(nil, []byte(`{"jsonrpc":"2.0","id":`+string(f.ID.Of(body))+`,"result":{"capabilities":{}}}`)))
+			out.Write(wire.AppendFrame(nil, []byte(`{"jsonrpc":"2.0","id":`+string(f.ID.Of(body))+`,"result":{"capabilities":{}}}`)))
 		default:
 			res := f.Params.Of(body)
 			if !f.Params.Ok() {
 				res = []byte("null")
 			}
-			out.Write(lspframe.AppendFrame(nil, []byte(`{"jsonrpc":"2.0","id":`+string(f.ID.Of(body))+`,"result":`+string(res)+`}`)))
+			out.Write(wire.AppendFrame(nil, []byte(`{"jsonrpc":"2.0","id":`+string(f.ID.Of(body))+`,"result":`+string(res)+`}`)))
 		}
 		if in.Buffered() == 0 {
 			out.Flush()
@@ -70,20 +70,20 @@ func echoServer() int {
 
 type conn struct {
 	c  net.Conn
-	r  *lspframe.Reader
+	r  *wire.Reader
 	mu sync.Mutex
 }
 
 func dial(b *testing.B, m *lspmux.Mux) *conn {
 	a, z := net.Pipe()
 	go m.ServeClient(context.Background(), z)
-	c := &conn{c: a, r: lspframe.NewReader(bufio.NewReader(a), 1<<26)}
+	c := &conn{c: a, r: wire.NewReader(bufio.NewReader(a), 1<<26)}
 	c.send(0, "initialize", `{"capabilities":{}}`)
 	if _, err := c.r.Read(); err != nil {
 		b.Fatal(err)
 	}
 	c.mu.Lock()
-	c.c.Write(lspframe.AppendFrame(nil, []byte(`{"jsonrpc":"2.0","method":"initialized","params":{}}`)))
+	c.c.Write(wire.AppendFrame(nil, []byte(`{"jsonrpc":"2.0","method":"initialized","params":{}}`)))
 	c.mu.Unlock()
 	return c
 }
@@ -91,7 +91,7 @@ func dial(b *testing.B, m *lspmux.Mux) *conn {
 func (c *conn) send(id int, method, params string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, err := c.c.Write(lspframe.AppendFrame(nil, []byte(`{"jsonrpc":"2.0","id":`+strconv.Itoa(id)+`,"method":"`+method+`","params":`+params+`}`)))
+	_, err := c.c.Write(wire.AppendFrame(nil, []byte(`{"jsonrpc":"2.0","id":`+strconv.Itoa(id)+`,"method":"`+method+`","params":`+params+`}`)))
 	return err
 }
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // lspEchoMain is `procbench lsp-echo`: a stdio LSP server that answers every
@@ -18,7 +18,7 @@ import (
 // `exit` or end of input. It is the mux-mode backend and, run directly, the
 // mux benchmark's baseline, so it must cost next to nothing next to the
 // pipes: it never decodes a message. It finds the top-level id, method and
-// params with lspframe.ScanTrusted (strings are skipped with IndexByte),
+// params with wire.ScanTrusted (strings are skipped with IndexByte),
 // reads every body into one reused buffer, and when params is the last
 // member (as editors and procbench write it) builds the answer's header and
 // `{"jsonrpc":"2.0","id":ID,"result":` in place just before the params, so
@@ -42,7 +42,7 @@ func lspEchoMain(args []string) int {
 		if _, err := io.ReadFull(in.br, body); err != nil {
 			return 0
 		}
-		f, err := lspframe.ScanTrusted(body)
+		f, err := wire.ScanTrusted(body)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "lsp-echo: %v\n", err)
 			return 1
@@ -67,7 +67,7 @@ func lspEchoMain(args []string) int {
 			// place: the bytes before params are no longer needed
 			tail := len(body) - f.Params.Start
 			var hb [40]byte
-			h := lspframe.AppendHeader(hb[:0], len(head)+tail)
+			h := wire.AppendHeader(hb[:0], len(head)+tail)
 			at := slack + f.Params.Start - len(head) - len(h)
 			if at >= 0 {
 				copy(buf[at:], h)
@@ -90,7 +90,7 @@ func lspEchoMain(args []string) int {
 
 // isLastMember reports whether only whitespace and the closing brace
 // follow the value at sp in body.
-func isLastMember(body []byte, sp lspframe.Span) bool {
+func isLastMember(body []byte, sp wire.Span) bool {
 	for _, c := range body[sp.End:] {
 		switch c {
 		case ' ', '\t', '\r', '\n', '}':

@@ -291,7 +291,7 @@ func (f *firstByteReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// frameReader reads LSP base-protocol frames. Unlike lspframe.Reader it can
+// frameReader reads LSP base-protocol frames. Unlike wire.Reader it can
 // discard a body without allocating it (for the throughput runs).
 type frameReader struct {
 	br *bufio.Reader

@@ -181,19 +181,6 @@ func (w *demoWindow) open(i int, ws, uri string, out io.Writer) error {
 	return nil
 }
 
-// pipeRWC joins a process's stdout (read) and stdin (write).
-type pipeRWC struct {
-	r io.ReadCloser
-	w io.WriteCloser
-}
-
-func (p pipeRWC) Read(b []byte) (int, error)  { return p.r.Read(b) }
-func (p pipeRWC) Write(b []byte) (int, error) { return p.w.Write(b) }
-func (p pipeRWC) Close() error {
-	p.w.Close()
-	return p.r.Close()
-}
-
 // demoShared prints `procref status` and checks that it shows one running
 // backend with the given number of clients; it returns the backend's and
 // the host's identities.

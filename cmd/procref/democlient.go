@@ -6,17 +6,17 @@ import (
 	"io"
 	"path/filepath"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 	"github.com/procref/procref/proxy"
 )
 
 // demoClient is the simulated editor of `procref demo`: a sequential LSP
-// client on lspframe and encoding/json. The tests' client (lspclient, on
+// client on internal/wire and encoding/json. The tests' client (lspclient, on
 // go.lsp.dev/jsonrpc2) is not used here so that its packages, and their
 // initialisation, stay out of the procref binary that every editor window
 // starts (1–2 ms per start on the 2-core CI machine).
 type demoClient struct {
-	r      *lspframe.Reader
+	r      *wire.Reader
 	w      io.WriteCloser
 	closer io.Closer
 	nextID int
@@ -43,7 +43,7 @@ type demoMessage struct {
 }
 
 func newDemoClient(stdout io.ReadCloser, stdin io.WriteCloser) *demoClient {
-	return &demoClient{r: lspframe.NewReader(stdout, 0), w: stdin, closer: stdout, diags: map[string][]demoDiagnostic{}}
+	return &demoClient{r: wire.NewReader(stdout, 0), w: stdin, closer: stdout, diags: map[string][]demoDiagnostic{}}
 }
 
 func (c *demoClient) send(v any) error {
@@ -51,7 +51,7 @@ func (c *demoClient) send(v any) error {
 	if err != nil {
 		return err
 	}
-	return lspframe.Write(c.w, b)
+	return wire.Write(c.w, b)
 }
 
 // notify sends a notification.
@@ -185,10 +185,4 @@ func (c *demoClient) shutdown() error {
 		return err
 	}
 	return c.w.Close()
-}
-
-// close closes both pipes.
-func (c *demoClient) close() {
-	c.w.Close()
-	c.closer.Close()
 }

@@ -10,7 +10,7 @@ import (
 	"os/exec"
 	"strings"
 
-	"github.com/procref/procref/internal/mcp"
+	"github.com/procref/procref/internal/wire"
 )
 
 // runMCPDemo is `procref demo --mode mcp`: three simulated agent sessions
@@ -80,7 +80,7 @@ func runMCPDemo(ctx context.Context, exe, ws string, out io.Writer) error {
 type mcpDemoSession struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	r      mcp.Reader
+	r      wire.MessageReader
 	stderr strings.Builder
 	nextID int
 }
@@ -96,7 +96,7 @@ func startMCPDemoSession(ctx context.Context, exe, ws string, server []string) (
 	if err != nil {
 		return nil, err
 	}
-	s.r = mcp.NewReader(mcp.NDJSON, bufio.NewReader(stdout), 0)
+	s.r = wire.NDJSON.NewReader(bufio.NewReader(stdout), 0)
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func startMCPDemoSession(ctx context.Context, exe, ws string, server []string) (
 
 func (s *mcpDemoSession) send(v any) error {
 	b, _ := json.Marshal(v)
-	return mcp.Write(mcp.NDJSON, s.stdin, b)
+	return wire.NDJSON.Write(s.stdin, b)
 }
 
 // call sends a request and returns its result, skipping other messages.

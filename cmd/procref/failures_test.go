@@ -12,20 +12,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // crashyServer is a helper language server (GO_WANT_HELPER_PROCESS=crashy)
 // that answers initialize, says on stderr what is wrong, and exits 1: a
 // crash loop.
 func crashyServer() int {
-	body, err := lspframe.NewReader(os.Stdin, 0).Read()
+	body, err := wire.NewReader(os.Stdin, 0).Read()
 	if err != nil {
 		return 1
 	}
 	var m struct{ ID json.RawMessage }
 	json.Unmarshal(body, &m)
-	lspframe.Write(os.Stdout, []byte(`{"jsonrpc":"2.0","id":`+string(m.ID)+`,"result":{"capabilities":{}}}`))
+	wire.Write(os.Stdout, []byte(`{"jsonrpc":"2.0","id":`+string(m.ID)+`,"result":{"capabilities":{}}}`))
 	fmt.Fprintln(os.Stderr, "error: required option '--stdio' not specified")
 	time.Sleep(200 * time.Millisecond) // the window gets its answer first
 	return 1
@@ -34,13 +34,13 @@ func crashyServer() int {
 // refusingServer (GO_WANT_HELPER_PROCESS=refuser) answers initialize with
 // an error, as a server given bad options does.
 func refusingServer() int {
-	body, err := lspframe.NewReader(os.Stdin, 0).Read()
+	body, err := wire.NewReader(os.Stdin, 0).Read()
 	if err != nil {
 		return 1
 	}
 	var m struct{ ID json.RawMessage }
 	json.Unmarshal(body, &m)
-	lspframe.Write(os.Stdout, []byte(`{"jsonrpc":"2.0","id":`+string(m.ID)+`,"error":{"code":-32603,"message":"unknown option --frobnicate"}}`))
+	wire.Write(os.Stdout, []byte(`{"jsonrpc":"2.0","id":`+string(m.ID)+`,"error":{"code":-32603,"message":"unknown option --frobnicate"}}`))
 	io.Copy(io.Discard, os.Stdin)
 	return 0
 }

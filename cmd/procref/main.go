@@ -16,6 +16,8 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+
+	"github.com/procref/procref/internal/handshake"
 )
 
 // version is set with -ldflags "-X main.version=..." in releases.
@@ -64,7 +66,7 @@ func cmdVersion(w io.Writer) int {
 		}
 		goVersion = bi.GoVersion
 	}
-	fmt.Fprintf(w, "procref %s (protocol 1, %s)\n", v, goVersion)
+	fmt.Fprintf(w, "procref %s (protocol %d, %s)\n", v, handshake.Version, goVersion)
 	return 0
 }
 

@@ -207,7 +207,7 @@ func (p *proc) wait(t *testing.T, timeout time.Duration) int {
 
 // client starts an LSP client on a proxy's stdio.
 func (p *proc) client(ctx context.Context) *lspclient.Client {
-	return lspclient.New(ctx, pipeRWC{p.stdout, p.stdin})
+	return lspclient.NewOnPipes(ctx, p.stdout, p.stdin)
 }
 
 // waitGone waits until the process identity is gone.

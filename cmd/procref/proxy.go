@@ -15,7 +15,8 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/hostproto"
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/protocol"
+	"github.com/procref/procref/internal/wire"
 	"github.com/procref/procref/proxy"
 )
 
@@ -77,7 +78,7 @@ func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, []string, er
 	if err != nil {
 		return nil, nil, fmt.Errorf("PROCREF_CONNECT_TIMEOUT: %w", err)
 	}
-	maxMsg, err := parseBytes(envOr("PROCREF_MAX_MESSAGE", strconv.Itoa(lspframe.DefaultMaxMessage)))
+	maxMsg, err := parseBytes(envOr("PROCREF_MAX_MESSAGE", strconv.Itoa(wire.DefaultMaxMessage)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("PROCREF_MAX_MESSAGE: %w", err)
 	}
@@ -99,10 +100,8 @@ func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, []string, er
 	default:
 		return nil, nil, fmt.Errorf("%s must be root or global, not %q", origin(fs, "share", "PROCREF_SHARE"), f.share)
 	}
-	switch f.protocol {
-	case "", hostproto.ProtocolLSP, hostproto.ProtocolMCP, hostproto.ProtocolJSONRPC:
-	default:
-		return nil, nil, fmt.Errorf("%s must be lsp, mcp or jsonrpc, not %q", origin(fs, "protocol", "PROCREF_PROTOCOL"), f.protocol)
+	if _, err := protocol.Lookup(f.protocol); err != nil {
+		return nil, nil, fmt.Errorf("%s must be %s, not %q", origin(fs, "protocol", "PROCREF_PROTOCOL"), protocol.Names(), f.protocol)
 	}
 	switch f.impl {
 	case "auto", "sysv", "filelock":

@@ -254,25 +254,6 @@ func rss(b uint64) string {
 	return fmt.Sprintf("%.1fM", float64(b)/(1<<20))
 }
 
-func shortCommand(c []string) string {
-	if len(c) == 0 {
-		return ""
-	}
-	parts := append([]string{baseName(c[0])}, c[1:]...)
-	s := strings.Join(parts, " ")
-	if len(s) > 60 {
-		s = s[:57] + "..."
-	}
-	return s
-}
-
-func baseName(p string) string {
-	if i := strings.LastIndexAny(p, `/\`); i >= 0 {
-		return p[i+1:]
-	}
-	return p
-}
-
 func cmdStop(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("procref stop", flag.ContinueOnError)
 	all := fs.Bool("all", false, "stop every backend")

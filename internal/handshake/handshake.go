@@ -32,8 +32,16 @@ import (
 	"time"
 )
 
-// Protocol is the handshake's version word.
-const Protocol = "procref/1"
+// Version is procref's protocol version: the one number for all that two
+// procref processes must agree on. It is in the handshake line
+// ([Protocol]), in the hint files (discovery) and in every service key
+// (launcher), so incompatible procref versions never share a host or trust
+// each other's hints; change any of them and bump it. `procref version`
+// prints it.
+const Version = 1
+
+// Protocol is the handshake line's first word, "procref/" and [Version].
+var Protocol = "procref/" + strconv.Itoa(Version)
 
 // maxLine bounds a handshake line; anything longer is not a handshake.
 const maxLine = 256

@@ -79,11 +79,9 @@ func (c *logCap) check() {
 }
 
 // copyLog copies the log at path, which must still be the file whose
-// Stat is fi (the host's own, opened write-only), to to (0600), through a
-// temporary file and rename. Neither the log nor the temporary file is
-// opened through a symbolic link (O_NOFOLLOW; O_EXCL for the new one), so
-// a link planted beside the log redirects nothing; rename replaces a link
-// at to rather than its target.
+// Stat is fi (the host's own, opened write-only), to to (0600),
+// atomically. The log is not opened through a symbolic link (O_NOFOLLOW),
+// and the rename replaces a link at to rather than its target.
 func copyLog(path string, fi os.FileInfo, to string) error {
 	in, err := os.OpenFile(path, os.O_RDONLY|platform.ONoFollow, 0)
 	if err != nil {
@@ -93,20 +91,5 @@ func copyLog(path string, fi os.FileInfo, to string) error {
 	if ii, err := in.Stat(); err != nil || !os.SameFile(ii, fi) {
 		return fmt.Errorf("%s is no longer the host's log", path)
 	}
-	tmp := to + ".tmp"
-	os.Remove(tmp)
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|platform.ONoFollow, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, io.LimitReader(in, fi.Size())); err != nil {
-		out.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := out.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, to)
+	return platform.WriteFileAtomic(to, 0o600, io.LimitReader(in, fi.Size()))
 }

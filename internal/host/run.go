@@ -21,9 +21,9 @@ import (
 	"github.com/procref/procref/platform"
 )
 
-// Run is `procref host`: it runs the supervisor for spec in this process
-// until the last proxy is gone (or a stop request), then stops the backend.
-// It blocks.
+// Run is `procref host`: it runs the host (the launcher's supervisor role)
+// for spec in this process until the last proxy is gone (or a stop
+// request), then stops the backend. It blocks.
 func Run(ctx context.Context, spec *hostproto.Spec, exe string, log *slog.Logger) error {
 	svc, err := spec.Service(exe)
 	if err != nil {

@@ -72,8 +72,9 @@ type Spec struct {
 	Root     string   `json:"root,omitempty"`
 	// KeyEnv are environment entries (NAME=value) that are part of the key.
 	KeyEnv []string `json:"key_env,omitempty"`
-	// Protocol is "" (LSP), ProtocolMCP or ProtocolJSONRPC (mux mode);
-	// Framing is the JSON-RPC framing (mcp.NDJSON or mcp.Header);
+	// Protocol is a protocol's name in internal/protocol's registry
+	// (mux mode; "" and ProtocolLSP are LSP, keyed alike); Framing is
+	// the client's JSON-RPC framing (wire.NDJSON or wire.Header);
 	// MCPVersion the protocol version of the first client's first message
 	// (informative: it is not in the key, since legacy (initialize) and
 	// 2026-07-28 (stateless, _meta on every request) sessions share one

@@ -52,11 +52,9 @@ type PublishDiagnostics struct {
 type Client struct {
 	conn jsonrpc2.Conn
 
-	mu       sync.Mutex
-	diags    map[string]PublishDiagnostics
-	changed  chan struct{}
-	logs     []string
-	requests []string // server→client request methods seen
+	mu      sync.Mutex
+	diags   map[string]PublishDiagnostics
+	changed chan struct{}
 }
 
 // New starts a client on rwc (e.g. a proxy's stdio, or a TCP connection).
@@ -66,6 +64,25 @@ func New(ctx context.Context, rwc io.ReadWriteCloser) *Client {
 	c.conn = jsonrpc2.NewConn(jsonrpc2.NewStream(rwc))
 	c.conn.Go(ctx, c.handle)
 	return c
+}
+
+// NewOnPipes starts a client on a process's stdout (r) and stdin (w), as
+// an editor runs its server; Close closes both.
+func NewOnPipes(ctx context.Context, r io.ReadCloser, w io.WriteCloser) *Client {
+	return New(ctx, pipes{r, w})
+}
+
+// pipes joins a process's stdout (read) and stdin (write).
+type pipes struct {
+	r io.ReadCloser
+	w io.WriteCloser
+}
+
+func (p pipes) Read(b []byte) (int, error)  { return p.r.Read(b) }
+func (p pipes) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p pipes) Close() error {
+	p.w.Close()
+	return p.r.Close()
 }
 
 func (c *Client) handle(ctx context.Context, req *jsonrpc2.Request) (any, error) {
@@ -80,22 +97,10 @@ func (c *Client) handle(ctx context.Context, req *jsonrpc2.Request) (any, error)
 			c.mu.Unlock()
 		}
 		return nil, nil
-	case "window/logMessage", "window/showMessage":
-		var p struct {
-			Message string `json:"message"`
-		}
-		json.Unmarshal(req.Params(), &p)
-		c.mu.Lock()
-		c.logs = append(c.logs, p.Message)
-		c.mu.Unlock()
-		return nil, nil
 	}
 	if !req.IsCall() {
-		return nil, nil
+		return nil, nil // window/logMessage and the like: nothing to answer
 	}
-	c.mu.Lock()
-	c.requests = append(c.requests, req.Method())
-	c.mu.Unlock()
 	switch req.Method() {
 	case "workspace/configuration":
 		var p struct {
@@ -168,19 +173,6 @@ func (c *Client) DidOpen(ctx context.Context, uri, languageID, text string) erro
 	})
 }
 
-// DidChangeFull replaces a document's text.
-func (c *Client) DidChangeFull(ctx context.Context, uri string, version int, text string) error {
-	return c.Notify(ctx, "textDocument/didChange", map[string]any{
-		"textDocument":   map[string]any{"uri": uri, "version": version},
-		"contentChanges": []any{map[string]any{"text": text}},
-	})
-}
-
-// DidClose closes a document.
-func (c *Client) DidClose(ctx context.Context, uri string) error {
-	return c.Notify(ctx, "textDocument/didClose", map[string]any{"textDocument": map[string]any{"uri": uri}})
-}
-
 // Hover asks for hover text at a position and returns its plain content.
 func (c *Client) Hover(ctx context.Context, uri string, line, char int) (string, error) {
 	var res *struct {
@@ -239,20 +231,6 @@ func (c *Client) WaitDiagnostics(ctx context.Context, uri string, ok func([]Diag
 	}
 }
 
-// Logs returns the window/logMessage and showMessage texts received.
-func (c *Client) Logs() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.logs...)
-}
-
-// ServerRequests returns the methods of server→client requests received.
-func (c *Client) ServerRequests() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.requests...)
-}
-
 // Shutdown sends shutdown then exit.
 func (c *Client) Shutdown(ctx context.Context) error {
 	if err := c.Call(ctx, "shutdown", nil, nil); err != nil {
@@ -260,9 +238,6 @@ func (c *Client) Shutdown(ctx context.Context) error {
 	}
 	return c.Notify(ctx, "exit", nil)
 }
-
-// Done is closed when the connection has ended.
-func (c *Client) Done() <-chan struct{} { return c.conn.Done() }
 
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }

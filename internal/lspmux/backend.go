@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/procref/procref/internal/lspframe"
 	"github.com/procref/procref/internal/mux"
+	"github.com/procref/procref/internal/wire"
 )
 
 // session is one backend incarnation.
@@ -73,7 +73,7 @@ func (m *Mux) startSession() (*session, error) {
 	go func() { // reader
 		defer m.wg.Done()
 		defer close(s.readerDone)
-		r := lspframe.NewReader(be, m.cfg.MaxMessage)
+		r := wire.NewReader(be, m.cfg.MaxMessage)
 		defer s.flushClients()
 		for {
 			if !r.Ready() {
@@ -81,7 +81,7 @@ func (m *Mux) startSession() (*session, error) {
 			}
 			body, err := r.Read()
 			if err != nil {
-				if errors.Is(err, lspframe.ErrTooLarge) {
+				if errors.Is(err, wire.ErrTooLarge) {
 					m.log.Error("language server sent a message over the size limit; dropped it (raise the limit)", "err", err)
 					continue
 				}
@@ -360,7 +360,7 @@ func (m *Mux) fromServer(s *session, body []byte) {
 	// The backend is trusted to send valid JSON: find the spans without
 	// validating string contents (clients get what it sent, as they
 	// would without the mux).
-	f, err := lspframe.ScanTrusted(body)
+	f, err := wire.ScanTrusted(body)
 	if err != nil {
 		m.log.Warn("language server sent invalid json; dropped", "err", err)
 		return
@@ -368,7 +368,7 @@ func (m *Mux) fromServer(s *session, body []byte) {
 	if f.Method.Ok() && f.MethodName() == "" {
 		// Clients would take it for a response (and never answer it).
 		m.log.Warn("language server sent a message with an empty method name; refused")
-		if f.Kind() == lspframe.Request {
+		if f.Kind() == wire.Request {
 			m.mu.Lock()
 			m.toServer(msgError(f.ID.Of(body), codeInvalidRequest, "empty method name"), nil)
 			m.mu.Unlock()
@@ -376,11 +376,11 @@ func (m *Mux) fromServer(s *session, body []byte) {
 		return
 	}
 	switch f.Kind() {
-	case lspframe.Response:
+	case wire.Response:
 		m.serverResponse(s, &f, body)
-	case lspframe.Request:
+	case wire.Request:
 		m.serverRequest(s, &f, body)
-	case lspframe.Notification:
+	case wire.Notification:
 		m.serverNotification(&f, body)
 	default:
 		m.log.Warn("language server sent a message that is neither request, response nor notification; dropped")

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // echoServer is a lean server for benchmarks: it answers test/echo with
@@ -33,19 +33,19 @@ type echoServer struct {
 func (s *echoServer) write(b []byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	return lspframe.Write(s.out, b)
+	return wire.Write(s.out, b)
 }
 
 func (s *echoServer) run() {
 	defer close(s.done)
 	defer s.out.Close()
-	r := lspframe.NewReader(s.in, 1<<30)
+	r := wire.NewReader(s.in, 1<<30)
 	for {
 		body, err := r.Read()
 		if err != nil {
 			return
 		}
-		f, err := lspframe.ScanTrusted(body)
+		f, err := wire.ScanTrusted(body)
 		if err != nil {
 			continue
 		}
@@ -55,11 +55,11 @@ func (s *echoServer) run() {
 			// own bytes: everything but id and params replaced by edits
 			// (msgRequest puts id before method before params, params last)
 			s.wmu.Lock()
-			lspframe.WriteEdited(s.out, body,
-				lspframe.Edit{At: lspframe.Span{Start: 0, End: f.ID.Start}, With: []byte(`{"jsonrpc":"2.0","id":`)},
-				lspframe.Edit{At: lspframe.Span{Start: f.ID.End, End: f.Params.Start}, With: []byte(`,"result":`)})
+			wire.WriteEdited(s.out, body,
+				wire.Edit{At: wire.Span{Start: 0, End: f.ID.Start}, With: []byte(`{"jsonrpc":"2.0","id":`)},
+				wire.Edit{At: wire.Span{Start: f.ID.End, End: f.Params.Start}, With: []byte(`,"result":`)})
 			s.wmu.Unlock()
-			lspframe.Recycle(body)
+			wire.Recycle(body)
 		case "initialize":
 			s.write(msgResult(f.ID.Of(body), []byte(defaultCaps)))
 		case "shutdown":
@@ -68,12 +68,12 @@ func (s *echoServer) run() {
 			return
 		case "textDocument/didOpen":
 			if s.publish != nil {
-				sp, _, _ := lspframe.Lookup(f.Params.Of(body), "textDocument", "uri")
-				uri, _ := lspframe.Unquote(sp.Of(f.Params.Of(body)))
+				sp, _, _ := wire.Lookup(f.Params.Of(body), "textDocument", "uri")
+				uri, _ := wire.Unquote(sp.Of(f.Params.Of(body)))
 				go s.publish(s, uri)
 			}
 		default:
-			if f.Kind() == lspframe.Request {
+			if f.Kind() == wire.Request {
 				s.write(msgResult(f.ID.Of(body), nil))
 			}
 		}
@@ -109,19 +109,19 @@ func (b *echoBackend) Wait() error { <-b.s.done; return nil }
 // benchClient is a lean synchronous client: one request at a time.
 type benchClient struct {
 	conn io.ReadWriteCloser
-	r    *lspframe.Reader
+	r    *wire.Reader
 	id   int
 }
 
 func newBenchClient(conn io.ReadWriteCloser) *benchClient {
-	return &benchClient{conn: conn, r: lspframe.NewReader(conn, 1<<30)}
+	return &benchClient{conn: conn, r: wire.NewReader(conn, 1<<30)}
 }
 
 // call sends a request with raw params and waits for its answer, skipping
 // anything else.
 func (c *benchClient) call(method string, params []byte) ([]byte, error) {
 	c.id++
-	if err := lspframe.Write(c.conn, msgRequest(int64(c.id), method, params)); err != nil {
+	if err := wire.Write(c.conn, msgRequest(int64(c.id), method, params)); err != nil {
 		return nil, err
 	}
 	want := strconv.Itoa(c.id)
@@ -130,14 +130,14 @@ func (c *benchClient) call(method string, params []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		f, err := lspframe.ScanTrusted(body)
+		f, err := wire.ScanTrusted(body)
 		if err != nil {
 			return nil, err
 		}
-		if f.Kind() == lspframe.Response && string(f.ID.Of(body)) == want {
+		if f.Kind() == wire.Response && string(f.ID.Of(body)) == want {
 			return body, nil
 		}
-		lspframe.Recycle(body)
+		wire.Recycle(body)
 	}
 }
 
@@ -177,7 +177,7 @@ func benchMux(b *testing.B, publish func(*echoServer, string), tune func(*Config
 		if _, err := c.call("initialize", []byte(`{"rootUri":"file:///ws/r"}`)); err != nil {
 			b.Fatal(err)
 		}
-		lspframe.Write(a, msgNotification("initialized", []byte("{}")))
+		wire.Write(a, msgNotification("initialized", []byte("{}")))
 		return c
 	}
 	return m, connect
@@ -265,7 +265,7 @@ func BenchmarkThroughput(b *testing.B) {
 					if len(res) < size {
 						b.Fatalf("short answer %d", len(res))
 					}
-					lspframe.Recycle(res)
+					wire.Recycle(res)
 				}
 			})
 		}
@@ -314,9 +314,9 @@ func BenchmarkRoundTripDeafClient(b *testing.B) {
 	good := connect()
 	deaf := connect()
 	b.Cleanup(func() { close(stop) })
-	lspframe.Write(good.conn, msgNotification("workspace/didChangeWorkspaceFolders",
+	wire.Write(good.conn, msgNotification("workspace/didChangeWorkspaceFolders",
 		[]byte(`{"event":{"added":[{"uri":"file:///ws/other","name":"other"}],"removed":[{"uri":"file:///ws/r","name":"r"}]}}`)))
-	lspframe.Write(deaf.conn, msgNotification("textDocument/didOpen",
+	wire.Write(deaf.conn, msgNotification("textDocument/didOpen",
 		[]byte(`{"textDocument":{"uri":"file:///ws/r/deaf.c","languageId":"c","version":1,"text":"int x;"}}`)))
 	// The deaf client now stops reading; net.Pipe writes block, so the
 	// mux's queue for it fills up.
@@ -426,7 +426,7 @@ func BenchmarkRoundTripOS(b *testing.B) {
 		if _, err := c.call("initialize", []byte(`{"rootUri":"file:///ws/r"}`)); err != nil {
 			b.Fatal(err)
 		}
-		lspframe.Write(conn, msgNotification("initialized", []byte("{}")))
+		wire.Write(conn, msgNotification("initialized", []byte("{}")))
 		run(b, c)
 	})
 }

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // Capabilities per window. The backend sees one client (the first
@@ -18,7 +18,7 @@ import (
 // declares reports whether c's initialize capabilities have a true (or,
 // for an object-valued capability, present) value at path.
 func (c *client) declares(path ...string) bool {
-	sp, ok, _ := lspframe.Lookup(c.caps, path...)
+	sp, ok, _ := wire.Lookup(c.caps, path...)
 	if !ok {
 		return false
 	}

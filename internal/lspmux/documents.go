@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // doc is one URI open in at least one client.
@@ -80,7 +80,7 @@ func (d *doc) clientVersion(c *client, server int64) (int64, bool) {
 // original message with its version rewritten if c is the first to open
 // the URI, a full-text change if c reopens it, else nothing. Called with
 // mu held.
-func (m *Mux) openDoc(c *client, p *didOpenParams, body []byte, verAt lspframe.Span) []byte {
+func (m *Mux) openDoc(c *client, p *didOpenParams, body []byte, verAt wire.Span) []byte {
 	td := &p.TextDocument
 	d := m.docs[td.URI]
 	if d == nil {
@@ -107,13 +107,13 @@ func (m *Mux) openDoc(c *client, p *didOpenParams, body []byte, verAt lspframe.S
 	if !verAt.Ok() {
 		return m.fullOpen(d, c, v)
 	}
-	return lspframe.Splice(body, verAt, strconv.AppendInt(nil, v, 10))
+	return wire.Splice(body, verAt, strconv.AppendInt(nil, v, 10))
 }
 
 // changeDoc applies c's change to its copy and returns what the backend
 // gets: the original change with the next version if the backend has c's
 // text, else c's full text. Called with mu held.
-func (m *Mux) changeDoc(c *client, p *didChangeParams, body []byte, verAt lspframe.Span) []byte {
+func (m *Mux) changeDoc(c *client, p *didChangeParams, body []byte, verAt wire.Span) []byte {
 	d := m.docs[p.TextDocument.URI]
 	if d == nil || d.openers[c] == nil {
 		c.log.Warn("lsp client changed a document it has not opened; dropped", "uri", p.TextDocument.URI)
@@ -126,7 +126,7 @@ func (m *Mux) changeDoc(c *client, p *didChangeParams, body []byte, verAt lspfra
 		return m.syncFrom(d, c)
 	}
 	v := m.nextVersion(d, c, cd.version)
-	return lspframe.Splice(body, verAt, strconv.AppendInt(nil, v, 10))
+	return wire.Splice(body, verAt, strconv.AppendInt(nil, v, 10))
 }
 
 // syncFrom makes c the document's last editor and returns a didChange that
@@ -212,31 +212,31 @@ func (m *Mux) replayDocs() {
 // parseDidOpen reads didOpen params without a full decode (the text may
 // be large): it returns the document and the span of its version within
 // params.
-func parseDidOpen(params []byte) (didOpenParams, lspframe.Span, error) {
+func parseDidOpen(params []byte) (didOpenParams, wire.Span, error) {
 	var p didOpenParams
-	tdSp, ok, err := lspframe.Lookup(params, "textDocument")
+	tdSp, ok, err := wire.Lookup(params, "textDocument")
 	if err != nil || !ok {
-		return p, lspframe.Span{}, fmt.Errorf("no textDocument: %v", err)
+		return p, wire.Span{}, fmt.Errorf("no textDocument: %v", err)
 	}
 	td := tdSp.Of(params)
-	sp, err := lspframe.Members(td, "uri", "languageId", "version", "text")
+	sp, err := wire.Members(td, "uri", "languageId", "version", "text")
 	if err != nil {
-		return p, lspframe.Span{}, err
+		return p, wire.Span{}, err
 	}
 	item := &p.TextDocument
-	if item.URI, err = lspframe.Unquote(sp[0].Of(td)); err != nil || item.URI == "" {
-		return p, lspframe.Span{}, fmt.Errorf("bad uri: %v", err)
+	if item.URI, err = wire.Unquote(sp[0].Of(td)); err != nil || item.URI == "" {
+		return p, wire.Span{}, fmt.Errorf("bad uri: %v", err)
 	}
 	if sp[1].Ok() {
-		item.LanguageID, _ = lspframe.Unquote(sp[1].Of(td))
+		item.LanguageID, _ = wire.Unquote(sp[1].Of(td))
 	}
-	if item.Text, err = lspframe.Unquote(sp[3].Of(td)); err != nil {
-		return p, lspframe.Span{}, fmt.Errorf("bad text: %v", err)
+	if item.Text, err = wire.Unquote(sp[3].Of(td)); err != nil {
+		return p, wire.Span{}, fmt.Errorf("bad text: %v", err)
 	}
-	var vs lspframe.Span
+	var vs wire.Span
 	if v, err := strconv.ParseInt(string(sp[2].Of(td)), 10, 64); err == nil {
 		item.Version = v
-		vs = lspframe.Span{Start: tdSp.Start + sp[2].Start, End: tdSp.Start + sp[2].End}
+		vs = wire.Span{Start: tdSp.Start + sp[2].Start, End: tdSp.Start + sp[2].End}
 	}
 	return p, vs, nil
 }
@@ -244,13 +244,13 @@ func parseDidOpen(params []byte) (didOpenParams, lspframe.Span, error) {
 // toOpeners sends a server notification about d's document to the clients
 // that have it open; publishDiagnostics carries the backend's version,
 // which each client gets as the version it knows (or none).
-func (m *Mux) toOpeners(d *doc, f *lspframe.Fields, body []byte) {
+func (m *Mux) toOpeners(d *doc, f *wire.Fields, body []byte) {
 	params := f.Params.Of(body)
-	abs := func(sp lspframe.Span) lspframe.Span { return inParams(f, sp) }
-	var verSp lspframe.Span
+	abs := func(sp wire.Span) wire.Span { return inParams(f, sp) }
+	var verSp wire.Span
 	var server int64
 	if f.MethodName() == "textDocument/publishDiagnostics" {
-		if sp, ok, _ := lspframe.Lookup(params, "version"); ok {
+		if sp, ok, _ := wire.Lookup(params, "version"); ok {
 			if v, ok := parseHostID(sp.Of(params)); ok {
 				verSp, server = abs(sp), v
 			}
@@ -259,8 +259,8 @@ func (m *Mux) toOpeners(d *doc, f *lspframe.Fields, body []byte) {
 	var stripped []byte
 	strip := func() []byte {
 		if stripped == nil {
-			np, _, _ := lspframe.DeleteMember(params, "version")
-			stripped = lspframe.Splice(body, f.Params, np)
+			np, _, _ := wire.DeleteMember(params, "version")
+			stripped = wire.Splice(body, f.Params, np)
 		}
 		return stripped
 	}
@@ -282,7 +282,7 @@ func (m *Mux) toOpeners(d *doc, f *lspframe.Fields, body []byte) {
 			continue
 		}
 		if cv, ok := d.clientVersion(c, server); ok {
-			c.send(lspframe.Splice(body, verSp, idToken(cv)))
+			c.send(wire.Splice(body, verSp, idToken(cv)))
 			continue
 		}
 		c.send(strip())

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/hostproto"
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // ErrInitFailed is the cause (wrapped) ServeClient returns for a client
@@ -45,16 +45,16 @@ func (m *Mux) refuseStopped(conn io.ReadWriteCloser, why error) {
 	t := time.AfterFunc(time.Second, func() { conn.Close() })
 	defer t.Stop()
 	defer conn.Close()
-	body, err := lspframe.NewReader(conn, m.cfg.MaxMessage).Read()
+	body, err := wire.NewReader(conn, m.cfg.MaxMessage).Read()
 	if err != nil {
 		return
 	}
-	f, err := lspframe.Scan(body)
-	if err != nil || f.Kind() != lspframe.Request {
+	f, err := wire.Scan(body)
+	if err != nil || f.Kind() != wire.Request {
 		return
 	}
 	msg := m.withHint(fmt.Sprintf("language server unavailable: %v", why))
-	lspframe.Write(conn, msgError(f.ID.Of(body), codeRequestFailed, msg))
+	wire.Write(conn, msgError(f.ID.Of(body), codeRequestFailed, msg))
 }
 
 // EndReason says in one line why ServeClient ended a session with err ("":
@@ -68,7 +68,7 @@ func EndReason(err error) string {
 		why = "the shared backend was stopped (`procref stop`, or its host shut down)"
 	case errors.Is(err, ErrBackendFailed), errors.Is(err, ErrInitFailed):
 		why = err.Error()
-	case errors.Is(err, lspframe.ErrBadHeader):
+	case errors.Is(err, wire.ErrBadHeader):
 		why = "procref dropped this window: the editor sent a malformed LSP frame (" + err.Error() + ")"
 	default:
 		why = "procref dropped this window: " + err.Error()

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // fakeServer is an in-process language server that records what it gets
@@ -156,7 +156,7 @@ func (s *fakeServer) send(v any) {
 func (s *fakeServer) sendRaw(b []byte) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	lspframe.Write(s.out, b)
+	wire.Write(s.out, b)
 }
 
 func (s *fakeServer) reply(id json.RawMessage, result any) {
@@ -190,7 +190,7 @@ type wireMsg struct {
 func (s *fakeServer) run() {
 	defer close(s.done)
 	defer s.out.Close()
-	r := lspframe.NewReader(s.stdin, 0)
+	r := wire.NewReader(s.stdin, 0)
 	for {
 		body, err := r.Read()
 		if err != nil {

@@ -5,8 +5,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/procref/procref/internal/lspframe"
 	"github.com/procref/procref/internal/mux"
+	"github.com/procref/procref/internal/wire"
 )
 
 // changeFolders applies c's didChangeWorkspaceFolders to its folders; the
@@ -55,7 +55,7 @@ func initFolders(params []byte) []folder {
 		RootURI          string   `json:"rootUri"`
 		RootPath         string   `json:"rootPath"`
 	}
-	sp, err := lspframe.Members(params, "workspaceFolders", "rootUri", "rootPath")
+	sp, err := wire.Members(params, "workspaceFolders", "rootUri", "rootPath")
 	if err != nil {
 		return nil
 	}

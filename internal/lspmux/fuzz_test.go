@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // FuzzRouter sends arbitrary messages from one client while another works
@@ -54,7 +54,7 @@ func FuzzRouter(f *testing.F) {
 		var stream []byte
 		if in[0]%2 == 0 {
 			for _, body := range bytes.Split(in[1:], []byte{0}) {
-				stream = lspframe.AppendFrame(stream, body)
+				stream = wire.AppendFrame(stream, body)
 			}
 		} else {
 			stream = in[1:]

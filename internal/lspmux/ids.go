@@ -6,13 +6,13 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/idroute"
-	"github.com/procref/procref/internal/lspframe"
 	"github.com/procref/procref/internal/mux"
+	"github.com/procref/procref/internal/wire"
 )
 
 // clientRequest forwards a request with a host id (and host progress
 // tokens) to the backend.
-func (m *Mux) clientRequest(c *client, f *lspframe.Fields, body []byte) error {
+func (m *Mux) clientRequest(c *client, f *wire.Fields, body []byte) error {
 	if !m.ready(c) {
 		m.log.Warn("request before the initialize result refused (LSP forbids it)", "client", c.id, "method", f.MethodName())
 		c.send(msgError(f.ID.Of(body), codeServerNotInitialized, "initialize first"))
@@ -21,21 +21,21 @@ func (m *Mux) clientRequest(c *client, f *lspframe.Fields, body []byte) error {
 	if !m.waitRequestSlot(c) {
 		return c.killErr
 	}
-	var toks []lspframe.Span
+	var toks []wire.Span
 	if f.Params.Ok() {
 		params := f.Params.Of(body)
-		sp, err := lspframe.Members(params, "workDoneToken", "partialResultToken")
+		sp, err := wire.Members(params, "workDoneToken", "partialResultToken")
 		if err == nil {
 			for _, s := range sp {
 				if s.Ok() {
-					toks = append(toks, lspframe.Span{Start: f.Params.Start + s.Start, End: f.Params.Start + s.End})
+					toks = append(toks, wire.Span{Start: f.Params.Start + s.Start, End: f.Params.Start + s.End})
 				}
 			}
 		}
 	}
 	return m.forward(c, body, func(hid int64) (mux.Item, func()) {
 		origID := append([]byte(nil), f.ID.Of(body)...)
-		edits := []lspframe.Edit{{At: f.ID, With: idToken(hid)}}
+		edits := []wire.Edit{{At: f.ID, With: idToken(hid)}}
 		var uri string
 		if f.Params.Ok() { // positions in c's text to the backend's (textview.go)
 			vedits, u, err := m.viewRequest(c, f, body)
@@ -51,7 +51,7 @@ func (m *Mux) clientRequest(c *client, f *lspframe.Fields, body []byte) error {
 		}
 		data := call{method: f.MethodName(), seq: m.activeSeq, size: int64(len(body)), uri: uri}
 		for i, htok := range m.addRequest(hid, c, origID, data, origToks...) {
-			edits = append(edits, lspframe.Edit{At: toks[i], With: []byte(htok)})
+			edits = append(edits, wire.Edit{At: toks[i], With: []byte(htok)})
 		}
 		// nothing keeps body (ids and tokens were copied): written with
 		// the edits spliced in, then recycled
@@ -123,7 +123,7 @@ func (m *Mux) forward(c *client, body []byte, build func(hid int64) (mux.Item, f
 
 // clientResponse maps a client's answer to a backend request back to the
 // backend's id; answers to requests the mux made up are dropped.
-func (m *Mux) clientResponse(c *client, f *lspframe.Fields, body []byte) {
+func (m *Mux) clientResponse(c *client, f *wire.Fields, body []byte) {
 	hid, ok := parseHostID(f.ID.Of(body))
 	if !ok {
 		return
@@ -135,7 +135,7 @@ func (m *Mux) clientResponse(c *client, f *lspframe.Fields, body []byte) {
 		return
 	}
 	// Sent without the client's quota: it answers what the backend asked.
-	m.toServer(lspframe.Splice(body, f.ID, sid), nil)
+	m.toServer(wire.Splice(body, f.ID, sid), nil)
 }
 
 // call is the mux's part of a request in flight at the backend (the
@@ -176,7 +176,7 @@ func (m *Mux) hostCall(s *session, method string, params []byte, timeout time.Du
 	return nil, fmt.Errorf("no answer to %s from the language server", method)
 }
 
-func (m *Mux) serverResponse(s *session, f *lspframe.Fields, body []byte) {
+func (m *Mux) serverResponse(s *session, f *wire.Fields, body []byte) {
 	hid, ok := parseHostID(f.ID.Of(body))
 	if !ok {
 		m.log.Warn("language server answered an id the mux never sent; dropped", "id", string(f.ID.Of(body)))
@@ -194,13 +194,13 @@ func (m *Mux) serverResponse(s *session, f *lspframe.Fields, body []byte) {
 	}
 	c := p.Client
 	if out, ok := m.viewResult(c, f, body, p.ID, p.Data.uri); ok {
-		lspframe.Recycle(body)
+		wire.Recycle(body)
 		s.sendDirect(c, mux.Item{Body: out})
 		return
 	}
 	// the body goes to this one client and nothing keeps it: written
 	// with the client's id spliced in, then recycled
-	s.sendDirect(c, mux.Item{Body: body, Edits: []lspframe.Edit{{At: f.ID, With: p.ID}}, Recycle: true})
+	s.sendDirect(c, mux.Item{Body: body, Edits: []wire.Edit{{At: f.ID, With: p.ID}}, Recycle: true})
 }
 
 // The routing tables (package idroute): m.calls, the requests in flight
@@ -218,7 +218,7 @@ func (m *Mux) addRequest(hid int64, c *client, id []byte, data call, clientToken
 	var toks []idroute.Token
 	var hosts []string
 	for _, orig := range clientTokens {
-		htok := string(lspframe.Quote("procref/" + strconv.FormatInt(m.nextID.Add(1), 10)))
+		htok := string(wire.Quote("procref/" + strconv.FormatInt(m.nextID.Add(1), 10)))
 		toks = append(toks, idroute.Token{Host: htok, Client: orig})
 		hosts = append(hosts, htok)
 	}

@@ -7,14 +7,14 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/procref/procref/internal/lspframe"
 	"github.com/procref/procref/internal/mux"
+	"github.com/procref/procref/internal/wire"
 )
 
 // clientInitialize answers initialize from the cache, or queues the client
 // until the first initialize completes (starting the backend if this is
 // the first).
-func (m *Mux) clientInitialize(c *client, f *lspframe.Fields, body []byte) {
+func (m *Mux) clientInitialize(c *client, f *wire.Fields, body []byte) {
 	id := append([]byte(nil), f.ID.Of(body)...)
 	params := f.Params.Of(body)
 	folders := initFolders(params)
@@ -26,7 +26,7 @@ func (m *Mux) clientInitialize(c *client, f *lspframe.Fields, body []byte) {
 	}
 	c.sentInit = true
 	c.folders = folders
-	if sp, ok, _ := lspframe.Lookup(params, "capabilities"); ok {
+	if sp, ok, _ := wire.Lookup(params, "capabilities"); ok {
 		c.caps = append([]byte(nil), sp.Of(params)...)
 	}
 	switch m.life.Phase() {
@@ -119,7 +119,7 @@ func (m *Mux) initialize(s *session) (bool, error) {
 	if err != nil {
 		return false, nil
 	}
-	f, err := lspframe.Scan(resp)
+	f, err := wire.Scan(resp)
 	if err != nil || !f.Result.Ok() {
 		msg := "initialize failed"
 		if f.Error.Ok() {
@@ -142,7 +142,7 @@ func (m *Mux) initialize(s *session) (bool, error) {
 			} `json:"workspace"`
 		} `json:"capabilities"`
 	}
-	if sp, ok, _ := lspframe.Lookup(result, "capabilities"); ok {
+	if sp, ok, _ := wire.Lookup(result, "capabilities"); ok {
 		json.Unmarshal(result[sp.Start:sp.End], &caps.Capabilities)
 	}
 	wf := caps.Capabilities.Workspace.WorkspaceFolders

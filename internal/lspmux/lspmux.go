@@ -72,7 +72,7 @@
 // when its session ends).
 //
 // Messages are never fully decoded to route them: ids and the few params
-// the mux needs are found with [lspframe.Scan] and spliced into the original
+// the mux needs are found with [wire.Scan] and spliced into the original
 // bytes. Only didOpen/didChange/didClose and small control messages are
 // decoded.
 //
@@ -109,7 +109,7 @@ type Config struct {
 	// when the Mux closes.
 	Start func(ctx context.Context) (Backend, error)
 	// MaxMessage bounds one message in either direction (default
-	// lspframe.DefaultMaxMessage). A client that sends a larger one gets an
+	// wire.DefaultMaxMessage). A client that sends a larger one gets an
 	// error answer and its session ends.
 	MaxMessage int64
 	// Logger receives the mux's log (default slog.Default()).

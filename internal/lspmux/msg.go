@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // JSON-RPC and LSP error codes the mux answers with.
@@ -44,14 +44,14 @@ func msgError(id []byte, code int, message string) []byte {
 	b = append(b, `,"error":{"code":`...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, `,"message":`...)
-	b = lspframe.AppendQuote(b, message)
+	b = wire.AppendQuote(b, message)
 	return append(b, "}}"...)
 }
 
 func msgNotification(method string, params []byte) []byte {
 	b := make([]byte, 0, 50+len(method)+len(params))
 	b = append(b, `{"jsonrpc":"2.0","method":`...)
-	b = lspframe.AppendQuote(b, method)
+	b = wire.AppendQuote(b, method)
 	if params != nil {
 		b = append(b, `,"params":`...)
 		b = append(b, params...)
@@ -64,7 +64,7 @@ func msgRequest(id int64, method string, params []byte) []byte {
 	b = append(b, `{"jsonrpc":"2.0","id":`...)
 	b = strconv.AppendInt(b, id, 10)
 	b = append(b, `,"method":`...)
-	b = lspframe.AppendQuote(b, method)
+	b = wire.AppendQuote(b, method)
 	if params != nil {
 		b = append(b, `,"params":`...)
 		b = append(b, params...)

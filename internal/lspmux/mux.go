@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/idroute"
-	"github.com/procref/procref/internal/lspframe"
 	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/restarts"
+	"github.com/procref/procref/internal/wire"
 )
 
 // Mux multiplexes clients onto one backend. All methods are safe for
@@ -75,7 +75,7 @@ func New(cfg Config) (*Mux, error) {
 		return nil, errors.New("lspmux: Config.Start is required")
 	}
 	if cfg.MaxMessage <= 0 {
-		cfg.MaxMessage = lspframe.DefaultMaxMessage
+		cfg.MaxMessage = wire.DefaultMaxMessage
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"strings"
 
-	"github.com/procref/procref/internal/lspframe"
 	"github.com/procref/procref/internal/mux"
+	"github.com/procref/procref/internal/wire"
 )
 
-func (m *Mux) clientNotification(c *client, f *lspframe.Fields, body []byte) error {
+func (m *Mux) clientNotification(c *client, f *wire.Fields, body []byte) error {
 	if !m.ready(c) {
 		// Dropped: LSP forbids notifications before the initialize result.
 		// Say so, or a client that sends didOpen early never learns why it
@@ -19,27 +19,27 @@ func (m *Mux) clientNotification(c *client, f *lspframe.Fields, body []byte) err
 	params := f.Params.Of(body)
 	switch f.MethodName() {
 	case "$/cancelRequest":
-		sp, ok, _ := lspframe.Lookup(params, "id")
+		sp, ok, _ := wire.Lookup(params, "id")
 		if !ok {
 			return nil
 		}
-		at := lspframe.Span{Start: f.Params.Start + sp.Start, End: f.Params.Start + sp.End}
+		at := wire.Span{Start: f.Params.Start + sp.Start, End: f.Params.Start + sp.End}
 		return m.forward(c, body, func(int64) (mux.Item, func()) {
 			hid, ok := m.calls.HostID(c, at.Of(body))
 			if !ok {
 				return mux.Item{}, nil // already answered
 			}
-			return mux.Item{Body: body, Edits: []lspframe.Edit{{At: at, With: idToken(hid)}}}, nil
+			return mux.Item{Body: body, Edits: []wire.Edit{{At: at, With: idToken(hid)}}}, nil
 		})
 	case "window/workDoneProgress/cancel":
-		sp, ok, _ := lspframe.Lookup(params, "token")
+		sp, ok, _ := wire.Lookup(params, "token")
 		if !ok {
 			return nil
 		}
-		at := lspframe.Span{Start: f.Params.Start + sp.Start, End: f.Params.Start + sp.End}
+		at := wire.Span{Start: f.Params.Start + sp.Start, End: f.Params.Start + sp.End}
 		return m.forward(c, body, func(int64) (mux.Item, func()) {
 			if htok, ok := m.calls.HostToken(c, at.Of(body)); ok {
-				return mux.Item{Body: body, Edits: []lspframe.Edit{{At: at, With: []byte(htok)}}}, nil
+				return mux.Item{Body: body, Edits: []wire.Edit{{At: at, With: []byte(htok)}}}, nil
 			}
 			return mux.Item{Body: body}, nil // a token the backend created
 		})
@@ -49,9 +49,9 @@ func (m *Mux) clientNotification(c *client, f *lspframe.Fields, body []byte) err
 			c.log.Warn("lsp client sent a bad didOpen; dropped", "err", err)
 			return nil
 		}
-		verAt := lspframe.Span{}
+		verAt := wire.Span{}
 		if vs.Ok() {
-			verAt = lspframe.Span{Start: f.Params.Start + vs.Start, End: f.Params.Start + vs.End}
+			verAt = wire.Span{Start: f.Params.Start + vs.Start, End: f.Params.Start + vs.End}
 		}
 		return m.forward(c, body, func(int64) (mux.Item, func()) {
 			return mux.Item{Body: m.openDoc(c, &p, body, verAt)}, nil
@@ -62,10 +62,10 @@ func (m *Mux) clientNotification(c *client, f *lspframe.Fields, body []byte) err
 			c.log.Warn("lsp client sent a bad didChange; dropped", "err", err)
 			return nil
 		}
-		vs, _, _ := lspframe.Lookup(params, "textDocument", "version")
-		verAt := lspframe.Span{}
+		vs, _, _ := wire.Lookup(params, "textDocument", "version")
+		verAt := wire.Span{}
 		if vs.Ok() {
-			verAt = lspframe.Span{Start: f.Params.Start + vs.Start, End: f.Params.Start + vs.End}
+			verAt = wire.Span{Start: f.Params.Start + vs.Start, End: f.Params.Start + vs.End}
 		}
 		return m.forward(c, body, func(int64) (mux.Item, func()) {
 			return mux.Item{Body: m.changeDoc(c, &p, body, verAt)}, nil
@@ -92,24 +92,24 @@ func (m *Mux) clientNotification(c *client, f *lspframe.Fields, body []byte) err
 	return m.forward(c, body, func(int64) (mux.Item, func()) { return mux.Item{Body: body, Recycle: true}, nil })
 }
 
-func (m *Mux) serverNotification(f *lspframe.Fields, body []byte) {
+func (m *Mux) serverNotification(f *wire.Fields, body []byte) {
 	params := f.Params.Of(body)
-	abs := func(sp lspframe.Span) lspframe.Span { return inParams(f, sp) }
+	abs := func(sp wire.Span) wire.Span { return inParams(f, sp) }
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch f.MethodName() {
 	case "$/progress":
-		sp, ok, _ := lspframe.Lookup(params, "token")
+		sp, ok, _ := wire.Lookup(params, "token")
 		if !ok {
 			return
 		}
 		tok := string(sp.Of(params))
 		if c, orig, ok := m.calls.Token(tok); ok {
-			c.send(lspframe.Splice(body, abs(sp), orig))
+			c.send(wire.Splice(body, abs(sp), orig))
 			return
 		}
 		kind := ""
-		if k, ok, _ := lspframe.Lookup(params, "value", "kind"); ok {
+		if k, ok, _ := wire.Lookup(params, "value", "kind"); ok {
 			kind = string(k.Of(params))
 		}
 		told := m.stokens[tok]
@@ -135,25 +135,25 @@ func (m *Mux) serverNotification(f *lspframe.Fields, body []byte) {
 		}
 		return
 	case "$/cancelRequest":
-		sp, ok, _ := lspframe.Lookup(params, "id")
+		sp, ok, _ := wire.Lookup(params, "id")
 		if !ok {
 			return
 		}
 		if c, hid, ok := m.asks.ByServerID(sp.Of(params)); ok {
-			c.send(lspframe.Splice(body, abs(sp), idToken(hid)))
+			c.send(wire.Splice(body, abs(sp), idToken(hid)))
 		}
 		return
 	}
 	// URI-scoped: params.uri or params.textDocument.uri
-	uriSp, ok, _ := lspframe.Lookup(params, "uri")
+	uriSp, ok, _ := wire.Lookup(params, "uri")
 	if !ok {
-		uriSp, ok, _ = lspframe.Lookup(params, "textDocument", "uri")
+		uriSp, ok, _ = wire.Lookup(params, "textDocument", "uri")
 	}
 	if !ok {
 		m.broadcast(body)
 		return
 	}
-	uri, err := lspframe.Unquote(uriSp.Of(params))
+	uri, err := wire.Unquote(uriSp.Of(params))
 	if err != nil {
 		return
 	}
@@ -177,8 +177,8 @@ func (m *Mux) serverNotification(f *lspframe.Fields, body []byte) {
 }
 
 // inParams is sp, a span within f's params, as a span of the whole body.
-func inParams(f *lspframe.Fields, sp lspframe.Span) lspframe.Span {
-	return lspframe.Span{Start: f.Params.Start + sp.Start, End: f.Params.Start + sp.End}
+func inParams(f *wire.Fields, sp wire.Span) wire.Span {
+	return wire.Span{Start: f.Params.Start + sp.Start, End: f.Params.Start + sp.End}
 }
 
 // progressWindows returns the ready windows that declared

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/procref/procref/internal/lspframe"
 	"github.com/procref/procref/internal/mux"
+	"github.com/procref/procref/internal/wire"
 )
 
 // The queues, direct writes and byte quotas are the core's (internal/mux:
@@ -15,28 +15,12 @@ import (
 // lspFraming is LSP's Content-Length framing for the core's queues.
 type lspFraming struct{}
 
-func (lspFraming) AppendFrame(dst, body []byte, edits []lspframe.Edit) []byte {
-	return appendEdited(dst, body, edits)
+func (lspFraming) AppendFrame(dst, body []byte, edits []wire.Edit) []byte {
+	return wire.AppendFrame(dst, body, edits...)
 }
 
-func (lspFraming) WriteFrame(w io.Writer, body []byte, edits []lspframe.Edit) error {
-	return lspframe.WriteEdited(w, body, edits...)
-}
-
-// appendEdited appends the framed message of body with edits applied.
-func appendEdited(dst, body []byte, edits []lspframe.Edit) []byte {
-	n := len(body)
-	for _, e := range edits {
-		n += len(e.With) - (e.At.End - e.At.Start)
-	}
-	dst = lspframe.AppendHeader(dst, n)
-	at := 0
-	for _, e := range edits { // in order: see the callers
-		dst = append(dst, body[at:e.At.Start]...)
-		dst = append(dst, e.With...)
-		at = e.At.End
-	}
-	return append(dst, body[at:]...)
+func (lspFraming) WriteFrame(w io.Writer, body []byte, edits []wire.Edit) error {
+	return wire.WriteEdited(w, body, edits...)
 }
 
 // send queues body toward the client. A client whose queue is over its

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // needServer skips (or, with PROCREF_REQUIRE_SERVERS=1, fails) when a real
@@ -70,11 +70,11 @@ func (b *tapBackend) Write(p []byte) (int, error) {
 			break
 		}
 		body := b.pend[i+4 : i+4+n]
-		if f, err := lspframe.Scan(body); err == nil && f.Method.Ok() {
+		if f, err := wire.Scan(body); err == nil && f.Method.Ok() {
 			var uri string
 			params := f.Params.Of(body)
-			if sp, ok, _ := lspframe.Lookup(params, "textDocument", "uri"); ok {
-				uri, _ = lspframe.Unquote(sp.Of(params))
+			if sp, ok, _ := wire.Lookup(params, "textDocument", "uri"); ok {
+				uri, _ = wire.Unquote(sp.Of(params))
 			}
 			b.sent = append(b.sent, tapMsg{f.MethodName(), uri})
 			close(b.wake)

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/procref/procref/internal/idroute"
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // requestClient sends the client a request whose answer is dropped.
@@ -30,7 +30,7 @@ func hostAnswered(method string) bool {
 	return strings.HasSuffix(method, "/refresh")
 }
 
-func (m *Mux) serverRequest(s *session, f *lspframe.Fields, body []byte) {
+func (m *Mux) serverRequest(s *session, f *wire.Fields, body []byte) {
 	sid := append([]byte(nil), f.ID.Of(body)...)
 	method := f.MethodName()
 	params := f.Params.Of(body)
@@ -57,7 +57,7 @@ func (m *Mux) serverRequest(s *session, f *lspframe.Fields, body []byte) {
 			m.unregister(params)
 		case "window/workDoneProgress/create":
 			told = map[*client]bool{}
-			if sp, ok, _ := lspframe.Lookup(params, "token"); ok {
+			if sp, ok, _ := wire.Lookup(params, "token"); ok {
 				m.stokens[string(sp.Of(params))] = told
 			}
 		}
@@ -87,15 +87,15 @@ func (m *Mux) serverRequest(s *session, f *lspframe.Fields, body []byte) {
 			return
 		}
 		if changed {
-			body = lspframe.Splice(body, f.Params, out)
-			if f2, err := lspframe.ScanTrusted(body); err == nil {
+			body = wire.Splice(body, f.Params, out)
+			if f2, err := wire.ScanTrusted(body); err == nil {
 				f = &f2
 			}
 		}
 	}
 	hid := m.nextID.Add(1)
 	m.addServerRequest(c, sid, hid)
-	c.send(lspframe.Splice(body, f.ID, idToken(hid)))
+	c.send(wire.Splice(body, f.ID, idToken(hid)))
 }
 
 // passOn sends a request the mux has answered itself to every ready

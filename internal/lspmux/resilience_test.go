@@ -14,7 +14,7 @@ import (
 	"time"
 	"unicode/utf16"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // refEdit is an independent reference for an LSP edit: text as lines of
@@ -264,7 +264,7 @@ func (h *harness) rawClient(name string) net.Conn {
 	return a
 }
 
-func frameOf(body string) []byte { return lspframe.AppendFrame(nil, []byte(body)) }
+func frameOf(body string) []byte { return wire.AppendFrame(nil, []byte(body)) }
 
 // Each kind of broken client is contained: it alone gets an error and/or
 // is disconnected; another client's requests succeed during and after.
@@ -291,7 +291,7 @@ func TestHostileClientsContained(t *testing.T) {
 		c := h.rawClient("bad-header")
 		go io.Copy(io.Discard, c)
 		c.Write([]byte("Content-Length: nope\r\n\r\n{}"))
-		if err := h.serveResult("bad-header"); !errors.Is(err, lspframe.ErrBadHeader) {
+		if err := h.serveResult("bad-header"); !errors.Is(err, wire.ErrBadHeader) {
 			t.Fatalf("ServeClient = %v, want ErrBadHeader", err)
 		}
 		check("after-header")
@@ -322,7 +322,7 @@ func TestHostileClientsContained(t *testing.T) {
 		c := h.rawClient("bad-length")
 		answers := make(chan []byte, 8)
 		go func() {
-			r := lspframe.NewReader(c, 0)
+			r := wire.NewReader(c, 0)
 			for {
 				b, err := r.Read()
 				if err != nil {
@@ -340,7 +340,7 @@ func TestHostileClientsContained(t *testing.T) {
 		}
 		// the leftover bytes run into the next header: disconnected
 		c.Write(frameOf(msg))
-		if err := h.serveResult("bad-length"); !errors.Is(err, lspframe.ErrBadHeader) {
+		if err := h.serveResult("bad-length"); !errors.Is(err, wire.ErrBadHeader) {
 			t.Fatalf("ServeClient = %v, want ErrBadHeader", err)
 		}
 		check("after-length")
@@ -349,7 +349,7 @@ func TestHostileClientsContained(t *testing.T) {
 		c := h.rawClient("too-big")
 		answers := make(chan []byte, 8)
 		go func() {
-			r := lspframe.NewReader(c, 0)
+			r := wire.NewReader(c, 0)
 			for {
 				b, err := r.Read()
 				if err != nil {
@@ -369,7 +369,7 @@ func TestHostileClientsContained(t *testing.T) {
 		if got, ok := <-answers; ok {
 			t.Fatalf("after the oversized message: %s, want the session closed", got)
 		}
-		if err := h.serveResult("too-big"); !errors.Is(err, lspframe.ErrTooLarge) {
+		if err := h.serveResult("too-big"); !errors.Is(err, wire.ErrTooLarge) {
 			t.Fatalf("ServeClient = %v, want ErrTooLarge", err)
 		}
 		c.Close()

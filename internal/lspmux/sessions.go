@@ -10,13 +10,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/procref/procref/internal/lspframe"
 	"github.com/procref/procref/internal/mux"
+	"github.com/procref/procref/internal/wire"
 )
 
 // fromClient routes one message from c. A non-nil error ends the session.
 func (m *Mux) fromClient(c *client, body []byte) error {
-	f, err := lspframe.Scan(body)
+	f, err := wire.Scan(body)
 	if err != nil {
 		c.log.Warn("lsp client sent invalid json; answered with a parse error", "err", err)
 		c.send(msgError(nil, codeParseError, err.Error()))
@@ -30,18 +30,18 @@ func (m *Mux) fromClient(c *client, body []byte) error {
 		c.send(msgError(id, codeInvalidRequest, "empty method name"))
 		return nil
 	}
-	if k := f.Kind(); (k == lspframe.Request && notificationOnly[f.MethodName()]) ||
-		(k == lspframe.Notification && requestOnly[f.MethodName()]) {
+	if k := f.Kind(); (k == wire.Request && notificationOnly[f.MethodName()]) ||
+		(k == wire.Notification && requestOnly[f.MethodName()]) {
 		// A lifecycle or document message of the wrong kind would reach
 		// the backend untracked (an exit request would stop it for all).
 		c.log.Warn("lsp client sent a message of the wrong kind; refused", "method", f.MethodName(), "kind", k)
-		if k == lspframe.Request {
+		if k == wire.Request {
 			c.send(msgError(f.ID.Of(body), codeInvalidRequest, f.MethodName()+" is a notification"))
 		}
 		return nil
 	}
-	if k := f.Kind(); (k == lspframe.Request && f.MethodName() != "initialize") ||
-		(k == lspframe.Notification && f.MethodName() != "exit") {
+	if k := f.Kind(); (k == wire.Request && f.MethodName() != "initialize") ||
+		(k == wire.Notification && f.MethodName() != "exit") {
 		// A client that sends on right after its initialize (before the
 		// result: LSP forbids it, but servers on stdio just read on, and
 		// some clients rely on that) gets its messages handled in order
@@ -49,10 +49,10 @@ func (m *Mux) fromClient(c *client, body []byte) error {
 		m.awaitInit(c)
 	}
 	switch f.Kind() {
-	case lspframe.Response:
+	case wire.Response:
 		m.clientResponse(c, &f, body)
 		return nil
-	case lspframe.Request:
+	case wire.Request:
 		id := f.ID.Of(body)
 		if !validID(id) {
 			c.send(msgError(nil, codeInvalidRequest, "request id must be a number or a string"))
@@ -69,7 +69,7 @@ func (m *Mux) fromClient(c *client, body []byte) error {
 			return nil
 		}
 		return m.clientRequest(c, &f, body)
-	case lspframe.Notification:
+	case wire.Notification:
 		switch f.MethodName() {
 		case "exit":
 			return errExit
@@ -256,7 +256,7 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 // readClient reads and routes the client's messages until the session
 // ends, and returns why.
 func (m *Mux) readClient(c *client) error {
-	r := lspframe.NewReader(c.conn, m.cfg.MaxMessage)
+	r := wire.NewReader(c.conn, m.cfg.MaxMessage)
 	defer m.flushServer(c)
 	for {
 		if !r.Ready() {
@@ -264,7 +264,7 @@ func (m *Mux) readClient(c *client) error {
 		}
 		body, err := r.Read()
 		if err != nil {
-			if errors.Is(err, lspframe.ErrTooLarge) {
+			if errors.Is(err, wire.ErrTooLarge) {
 				// Skipping the body would read all of it (10 GB for a
 				// Content-Length of 10000000000) while the window waits:
 				// end this window's session, after the error answer.
@@ -281,7 +281,7 @@ func (m *Mux) readClient(c *client) error {
 				}
 			default:
 			}
-			if errors.Is(err, lspframe.ErrBadHeader) {
+			if errors.Is(err, wire.ErrBadHeader) {
 				c.log.Warn("lsp client sent a malformed frame; disconnecting it", "err", err)
 			}
 			return err

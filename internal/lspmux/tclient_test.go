@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // tclient is a minimal LSP client for tests. It records every message it
@@ -48,7 +48,7 @@ func newTClient(t testing.TB, name string, conn io.ReadWriteCloser) *tclient {
 
 func (c *tclient) read() {
 	defer close(c.done)
-	r := lspframe.NewReader(c.conn, 0)
+	r := wire.NewReader(c.conn, 0)
 	for {
 		body, err := r.Read()
 		if err != nil {
@@ -126,7 +126,7 @@ func (c *tclient) write(v any) error {
 func (c *tclient) writeRaw(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	return lspframe.Write(c.conn, b)
+	return wire.Write(c.conn, b)
 }
 
 // start sends a request and returns its id and a channel for the answer.

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // Each window's own view of a shared document, part 2: text. The backend
@@ -98,17 +98,17 @@ var errDiffers = errors.New("this part of the file differs from the text the sha
 // the request body (spans in params moved to the backend's lines) and the
 // request's URI; err is errDiffers when the request cannot be answered for
 // c's text. Called with mu held.
-func (m *Mux) viewRequest(c *client, f *lspframe.Fields, body []byte) (edits []lspframe.Edit, uri string, err error) {
+func (m *Mux) viewRequest(c *client, f *wire.Fields, body []byte) (edits []wire.Edit, uri string, err error) {
 	params := f.Params.Of(body)
-	sp, ok, _ := lspframe.Lookup(params, "textDocument", "uri")
+	sp, ok, _ := wire.Lookup(params, "textDocument", "uri")
 	if !ok {
 		// callHierarchy/incomingCalls, outgoingCalls, typeHierarchy/
 		// supertypes, subtypes: the item the window was given
-		if sp, ok, _ = lspframe.Lookup(params, "item", "uri"); !ok {
+		if sp, ok, _ = wire.Lookup(params, "item", "uri"); !ok {
 			return nil, "", nil
 		}
 	}
-	uri, _ = lspframe.Unquote(sp.Of(params))
+	uri, _ = wire.Unquote(sp.Of(params))
 	v := m.viewOf(c, uri)
 	if v == nil {
 		return nil, uri, nil
@@ -121,7 +121,7 @@ func (m *Mux) viewRequest(c *client, f *lspframe.Fields, body []byte) (edits []l
 	// context: codeAction's diagnostics, ranges in the same document;
 	// item: a hierarchy item's range and selectionRange
 	for _, key := range []string{"position", "range", "context", "item"} {
-		sp, ok, _ := lspframe.Lookup(params, key)
+		sp, ok, _ := wire.Lookup(params, key)
 		if !ok {
 			continue
 		}
@@ -132,7 +132,7 @@ func (m *Mux) viewRequest(c *client, f *lspframe.Fields, body []byte) (edits []l
 		if !mapRanges(x, v.toServer) {
 			return nil, uri, errDiffers
 		}
-		edits = append(edits, lspframe.Edit{At: inParams(f, sp), With: mustJSON(x)})
+		edits = append(edits, wire.Edit{At: inParams(f, sp), With: mustJSON(x)})
 	}
 	return edits, uri, nil
 }
@@ -361,7 +361,7 @@ func (m *Mux) viewDiagnostics(c *client, d *doc, params []byte) []byte {
 // lastDiagFor is d's last diagnostics as c, a late opener, gets them: in
 // c's view where its text differs. Called with mu held.
 func (m *Mux) lastDiagFor(c *client, d *doc) []byte {
-	if f, err := lspframe.ScanTrusted(d.lastDiag); err == nil {
+	if f, err := wire.ScanTrusted(d.lastDiag); err == nil {
 		if b := m.viewDiagnostics(c, d, f.Params.Of(d.lastDiag)); b != nil {
 			return b
 		}

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // viewBench is a Mux with one document open in windows a (whose text the
@@ -84,7 +84,7 @@ func BenchmarkViewDiagnostics(b *testing.B) {
 func BenchmarkViewRequest(b *testing.B) {
 	m, _, cb, uri := viewBench(2000)
 	body := msgRequest(1, "textDocument/hover", []byte(`{"textDocument":{"uri":"`+uri+`"},"position":{"line":1200,"character":4}}`))
-	f, err := lspframe.ScanTrusted(body)
+	f, err := wire.ScanTrusted(body)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"strconv"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // Each window's own view of a shared document, part 1: versions. The
@@ -119,7 +119,7 @@ func (m *Mux) versionFor(c *client, uri string, server int64) (cv *int64, known 
 // body c gets in c's view (viewJSON), or an error answer when the result
 // was computed on text c does not have; false when body needs no change.
 // uri is the request's document. Takes mu.
-func (m *Mux) viewResult(c *client, f *lspframe.Fields, body, id []byte, uri string) ([]byte, bool) {
+func (m *Mux) viewResult(c *client, f *wire.Fields, body, id []byte, uri string) ([]byte, bool) {
 	if !f.Result.Ok() {
 		return nil, false
 	}

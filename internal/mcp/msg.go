@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // JSON-RPC error codes the mux answers with.
@@ -104,14 +104,14 @@ func setParam(params json.RawMessage, v json.RawMessage, path ...string) (json.R
 }
 
 // getParam returns the member at path in params, nil if absent. It scans
-// (lspframe.Lookup) rather than decodes: it runs on every request and
+// (wire.Lookup) rather than decodes: it runs on every request and
 // answer, and params were validated when the message was parsed. The
 // result shares params' bytes.
 func getParam(params json.RawMessage, path ...string) json.RawMessage {
 	if len(path) == 0 || len(params) == 0 {
 		return nil
 	}
-	sp, ok, err := lspframe.Lookup(params, path...)
+	sp, ok, err := wire.Lookup(params, path...)
 	if err != nil || !ok {
 		return nil
 	}

@@ -5,7 +5,7 @@
 // (internal/mux), and keep their id and token routing in internal/idroute
 // and their restart budget in internal/restarts.
 //
-// The parts: framing (frame.go: NDJSON or Content-Length, bounded),
+// The parts: framing (internal/wire: NDJSON or Content-Length, bounded),
 // sessions and the server (this file: request ids rewritten and mapped
 // back, the server's start and restart in the core's lifecycle,
 // mux.Lifecycle), the core's queues with direct writes (queues.go), and
@@ -32,6 +32,7 @@ import (
 	"github.com/procref/procref/internal/idroute"
 	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/restarts"
+	"github.com/procref/procref/internal/wire"
 )
 
 // Policy selects the protocol rules.
@@ -51,8 +52,8 @@ type Config struct {
 	// Policy is MCP or Plain (default MCP); Framing the wire framing of
 	// both the sessions and the server (default NDJSON).
 	Policy  Policy
-	Framing Framing
-	// MaxMessage bounds one message (default lspframe.DefaultMaxMessage);
+	Framing wire.Framing
+	// MaxMessage bounds one message (default wire.DefaultMaxMessage);
 	// a session that sends a larger one is ended with an error.
 	MaxMessage int64
 	Logger     *slog.Logger
@@ -171,7 +172,7 @@ func New(cfg Config) (*Mux, error) {
 		cfg.Policy = MCP
 	}
 	if cfg.Framing == "" {
-		cfg.Framing = NDJSON
+		cfg.Framing = wire.NDJSON
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -260,7 +261,7 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 		t.Stop()
 		conn.Close() // ends the reader
 	}()
-	r := NewReader(m.cfg.Framing, conn, m.cfg.MaxMessage)
+	r := m.cfg.Framing.NewReader(conn, m.cfg.MaxMessage)
 	for m.waitRoom(c) {
 		body, err := r.Read()
 		if err != nil {
@@ -570,7 +571,7 @@ func (m *Mux) writeServer(s *server) {
 }
 
 func (m *Mux) readServer(s *server) {
-	r := NewReader(m.cfg.Framing, s.be, m.cfg.MaxMessage)
+	r := m.cfg.Framing.NewReader(s.be, m.cfg.MaxMessage)
 	for {
 		body, err := r.Read()
 		if err != nil {

@@ -6,8 +6,8 @@ import (
 	"math"
 	"time"
 
-	"github.com/procref/procref/internal/lspframe"
 	"github.com/procref/procref/internal/mux"
+	"github.com/procref/procref/internal/wire"
 )
 
 // The queues toward the sessions and the server are the core's
@@ -19,23 +19,14 @@ import (
 // (sendResponse, flushed by readServer before it reads on).
 
 // queueFraming frames messages for the core's queues.
-type queueFraming struct{ f Framing }
+type queueFraming struct{ f wire.Framing }
 
-func (q queueFraming) AppendFrame(dst, body []byte, edits []lspframe.Edit) []byte {
-	if len(edits) > 0 {
-		body = lspframe.SpliceAll(body, edits...)
-	}
-	if q.f == Header {
-		return lspframe.AppendFrame(dst, body)
-	}
-	return append(append(dst, body...), '\n')
+func (q queueFraming) AppendFrame(dst, body []byte, edits []wire.Edit) []byte {
+	return q.f.AppendFrame(dst, body, edits...)
 }
 
-func (q queueFraming) WriteFrame(w io.Writer, body []byte, edits []lspframe.Edit) error {
-	if len(edits) > 0 {
-		body = lspframe.SpliceAll(body, edits...)
-	}
-	return Write(q.f, w, body)
+func (q queueFraming) WriteFrame(w io.Writer, body []byte, edits []wire.Edit) error {
+	return q.f.WriteFrame(w, body, edits...)
 }
 
 // send queues body toward the session; a session that stopped reading

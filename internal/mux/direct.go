@@ -6,8 +6,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/procref/procref/internal/lspframe"
 	"github.com/procref/procref/internal/pipeio"
+	"github.com/procref/procref/internal/wire"
 )
 
 // Writing directly. The server's reader routes a message to a client; if
@@ -67,7 +67,7 @@ func (d *DirectWriter) Write(items []Item) ([]Item, error) {
 		}
 		frame = d.frame.AppendFrame(frame, it.Body, it.Edits)
 		if it.Recycle {
-			lspframe.Recycle(it.Body)
+			wire.Recycle(it.Body)
 		}
 	}
 	d.buf = frame

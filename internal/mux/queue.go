@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // Framing frames message bodies for a queue's destination: the protocol
@@ -15,21 +15,21 @@ import (
 type Framing interface {
 	// AppendFrame appends the framed message of body with edits applied
 	// (edits in order, not overlapping).
-	AppendFrame(dst, body []byte, edits []lspframe.Edit) []byte
+	AppendFrame(dst, body []byte, edits []wire.Edit) []byte
 	// WriteFrame writes the framed message of body with edits applied;
 	// for a large body, without copying it where the format allows.
-	WriteFrame(w io.Writer, body []byte, edits []lspframe.Edit) error
+	WriteFrame(w io.Writer, body []byte, edits []wire.Edit) error
 }
 
 // Item is one message in a queue: Body with Edits applied (ids, tokens:
 // spliced in while writing, so a large body is never copied to rewrite
 // them). Release, if set, is called once the item has been written or
 // dropped (it returns the owner's in-flight quota). Recycle says Body came
-// from lspframe.Reader and nothing else refers to it: the writer hands it
-// back to lspframe's pool once written.
+// from wire.Reader and nothing else refers to it: the writer hands it
+// back to wire's pool once written.
 type Item struct {
 	Body    []byte
-	Edits   []lspframe.Edit
+	Edits   []wire.Edit
 	Release func()
 	Recycle bool
 	framed  bool // Body is already framed (the rest of a partly written message)
@@ -43,7 +43,7 @@ func (it *Item) write(f Framing, w io.Writer) error {
 	}
 	err := f.WriteFrame(w, it.Body, it.Edits)
 	if it.Recycle {
-		lspframe.Recycle(it.Body)
+		wire.Recycle(it.Body)
 	}
 	return err
 }
@@ -413,7 +413,7 @@ func (q *Queue) WriteBatch(w io.Writer, items []Item, buf []byte) ([]byte, error
 		case len(it.Body) <= DirectMax:
 			buf = q.frame.AppendFrame(buf, it.Body, it.Edits)
 			if it.Recycle {
-				lspframe.Recycle(it.Body)
+				wire.Recycle(it.Body)
 			}
 		default:
 			if err := flush(); err != nil {

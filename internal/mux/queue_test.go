@@ -7,17 +7,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // lineFraming frames a body as one line (as MCP does), for these tests.
 type lineFraming struct{}
 
-func (lineFraming) AppendFrame(dst, body []byte, edits []lspframe.Edit) []byte {
-	return append(append(dst, lspframe.SpliceAll(body, edits...)...), '\n')
+func (lineFraming) AppendFrame(dst, body []byte, edits []wire.Edit) []byte {
+	return wire.NDJSON.AppendFrame(dst, body, edits...)
 }
 
-func (f lineFraming) WriteFrame(w io.Writer, body []byte, edits []lspframe.Edit) error {
+func (f lineFraming) WriteFrame(w io.Writer, body []byte, edits []wire.Edit) error {
 	_, err := w.Write(f.AppendFrame(nil, body, edits))
 	return err
 }
@@ -49,7 +49,7 @@ func TestQueueDirectDrain(t *testing.T) {
 	released := 0
 	rel := func() { released++ }
 	body := []byte(`{"id":1}`)
-	ok, claimed := q.PushItem(Item{Body: body, Edits: []lspframe.Edit{{At: lspframe.Span{Start: 6, End: 7}, With: []byte("42")}}, Release: rel}, 0, "a")
+	ok, claimed := q.PushItem(Item{Body: body, Edits: []wire.Edit{{At: wire.Span{Start: 6, End: 7}, With: []byte("42")}}, Release: rel}, 0, "a")
 	if !ok || !claimed {
 		t.Fatalf("PushItem on an empty queue = %v, %v; want the caller to take it over", ok, claimed)
 	}

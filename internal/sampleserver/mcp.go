@@ -9,7 +9,7 @@ import (
 	"os"
 	"sync"
 
-	"github.com/procref/procref/internal/mcp"
+	"github.com/procref/procref/internal/wire"
 )
 
 // ServeMCP runs a small MCP server on r/w (newline-delimited JSON-RPC, MCP's
@@ -19,7 +19,7 @@ import (
 // state shared on purpose, like a memory server's).
 func ServeMCP(ctx context.Context, r io.Reader, w io.Writer) error {
 	s := &mcpServer{w: w}
-	fr := mcp.NewReader(mcp.NDJSON, r, 0)
+	fr := wire.NDJSON.NewReader(r, 0)
 	for ctx.Err() == nil {
 		body, err := fr.Read()
 		if errors.Is(err, io.EOF) {
@@ -102,5 +102,5 @@ func (s *mcpServer) answer(id json.RawMessage, res any, err error) {
 	b, _ := json.Marshal(m)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	mcp.Write(mcp.NDJSON, s.w, b)
+	wire.NDJSON.Write(s.w, b)
 }

@@ -22,7 +22,7 @@ import (
 	"sync"
 	"unicode"
 
-	"github.com/procref/procref/internal/lspframe"
+	"github.com/procref/procref/internal/wire"
 )
 
 // ErrExit is returned by Serve when the client sent "exit".
@@ -32,7 +32,7 @@ var ErrExit = errors.New("exit notification received")
 // each message with one Write call.
 func Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	s := &session{w: w, docs: map[string]string{}}
-	fr := lspframe.NewReader(bufio.NewReaderSize(r, 64<<10), 0)
+	fr := wire.NewReader(bufio.NewReaderSize(r, 64<<10), 0)
 	for {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -104,7 +104,7 @@ func (s *session) send(m any) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return lspframe.Write(s.w, b)
+	return wire.Write(s.w, b)
 }
 
 func (s *session) reply(id json.RawMessage, result any) error {

@@ -1,4 +1,4 @@
-package mcp
+package wire
 
 import (
 	"bufio"
@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"github.com/procref/procref/internal/lspframe"
 )
 
 // Framing is how JSON-RPC messages are delimited on a stream.
@@ -17,29 +15,27 @@ type Framing string
 const (
 	// NDJSON is one JSON message per line (MCP's stdio transport).
 	NDJSON Framing = "ndjson"
-	// Header is LSP's Content-Length header framing.
+	// Header is LSP's Content-Length header framing (see [Reader]).
 	Header Framing = "header"
 )
 
-// ErrTooLarge is returned (wrapped) by a [Reader] for a line longer than
-// its bound; the session that sent it cannot continue.
-var ErrTooLarge = errors.New("json-rpc message exceeds size limit")
-
-// Reader reads one message at a time. It is not safe for concurrent use.
-type Reader interface {
+// MessageReader reads one message at a time. It is not safe for concurrent
+// use.
+type MessageReader interface {
 	// Read blocks until the next message and returns its body (without
 	// framing). io.EOF means a clean end between messages.
 	Read() ([]byte, error)
 }
 
-// NewReader returns a Reader of f-framed messages on r, refusing bodies
-// over max bytes (max <= 0 means lspframe.DefaultMaxMessage).
-func NewReader(f Framing, r io.Reader, max int64) Reader {
+// NewReader returns a MessageReader of f-framed messages on r, refusing
+// bodies over max bytes (max <= 0 means [DefaultMaxMessage]) with an error
+// wrapping [ErrTooLarge]. It buffers; do not read r elsewhere.
+func (f Framing) NewReader(r io.Reader, max int64) MessageReader {
 	if max <= 0 {
-		max = lspframe.DefaultMaxMessage
+		max = DefaultMaxMessage
 	}
 	if f == Header {
-		return lspframe.NewReader(r, max)
+		return NewReader(r, max)
 	}
 	br, ok := r.(*bufio.Reader)
 	if !ok {
@@ -49,6 +45,8 @@ func NewReader(f Framing, r io.Reader, max int64) Reader {
 }
 
 // lineReader reads NDJSON: blank lines are skipped, "\r\n" is accepted.
+// A line over the bound ends the stream: unlike a header, nothing says
+// where the next message starts.
 type lineReader struct {
 	br  *bufio.Reader
 	max int64
@@ -81,9 +79,9 @@ func (l *lineReader) Read() ([]byte, error) {
 }
 
 // Write writes body as one f-framed message with one Write call.
-func Write(f Framing, w io.Writer, body []byte) error {
+func (f Framing) Write(w io.Writer, body []byte) error {
 	if f == Header {
-		return lspframe.Write(w, body)
+		return Write(w, body)
 	}
 	buf := make([]byte, 0, len(body)+1)
 	buf = append(append(buf, body...), '\n')
@@ -91,10 +89,29 @@ func Write(f Framing, w io.Writer, body []byte) error {
 	return err
 }
 
-// Detect peeks at the first bytes of br (blocking until the client sends
-// something) and returns NDJSON if the first non-blank byte starts a JSON
-// value, Header otherwise. Nothing is consumed.
-func Detect(br *bufio.Reader) (Framing, error) {
+// AppendFrame appends to dst the f-framed message of body with edits (if
+// any) applied (see [AppendFrame] for the rules on edits).
+func (f Framing) AppendFrame(dst, body []byte, edits ...Edit) []byte {
+	if f == Header {
+		return AppendFrame(dst, body, edits...)
+	}
+	return append(appendEdits(dst, body, sortEdits(edits)), '\n')
+}
+
+// WriteFrame writes body with edits applied as one f-framed message (with
+// Header framing as [WriteEdited] does).
+func (f Framing) WriteFrame(w io.Writer, body []byte, edits ...Edit) error {
+	if f == Header {
+		return WriteEdited(w, body, edits...)
+	}
+	_, err := w.Write(f.AppendFrame(make([]byte, 0, len(body)+1), body, edits...))
+	return err
+}
+
+// DetectFraming peeks at the first bytes of br (blocking until the client
+// sends something) and returns NDJSON if the first non-blank byte starts a
+// JSON value, Header otherwise. Nothing is consumed.
+func DetectFraming(br *bufio.Reader) (Framing, error) {
 	for n := 1; ; n++ {
 		b, err := br.Peek(n)
 		if len(b) < n {

@@ -1,4 +1,4 @@
-package lspframe
+package wire
 
 import (
 	"bufio"

@@ -1,5 +1,7 @@
-// Package lspframe reads and writes the LSP base protocol (Content-Length
-// framed JSON-RPC messages) with a size bound, and inspects message bodies
+// Package wire is the JSON-RPC wire layer every protocol shares: it reads
+// and writes framed messages with a size bound (LSP's Content-Length
+// headers, see [Reader], and newline-delimited JSON, see [Framing]), builds
+// and edits messages, and inspects message bodies
 // without decoding them: it finds the top-level "id", "method", "params",
 // "result" and "error" members and nested members such as
 // params.textDocument.uri as byte spans, so that a router can splice a
@@ -8,7 +10,7 @@
 //
 // Nothing in this package retains a body after returning, except where a
 // function documents that its result aliases its input.
-package lspframe
+package wire
 
 import (
 	"bufio"
@@ -20,9 +22,10 @@ import (
 )
 
 // ErrTooLarge is returned (wrapped, with the size) by [Reader.Read] when a
-// header announces a body larger than the reader's bound. The stream stays
-// in step: the next Read first discards that body.
-var ErrTooLarge = errors.New("lsp message exceeds size limit")
+// header announces a body larger than the reader's bound (the stream stays
+// in step: the next Read first discards that body), and by an NDJSON
+// [MessageReader] for a line over its bound (the stream is lost).
+var ErrTooLarge = errors.New("json-rpc message exceeds size limit")
 
 // ErrBadHeader is returned (wrapped, with detail) by [Reader.Read] for a
 // header block that cannot be trusted: no Content-Length, a negative or
@@ -100,7 +103,7 @@ func Write(w io.Writer, body []byte) error {
 	return err
 }
 
-// WriteEdited writes body with edits applied (see [SpliceAll]) as one
+// WriteEdited writes body with edits applied (see [AppendFrame]) as one
 // framed message without building the edited body: a small message is
 // copied into one buffer and written with one Write; in a large one the
 // header, the edits and the short stretches between them are gathered into
@@ -126,11 +129,6 @@ func AppendHeader(dst []byte, n int) []byte {
 	dst = append(dst, "Content-Length: "...)
 	dst = strconv.AppendInt(dst, int64(n), 10)
 	return append(dst, "\r\n\r\n"...)
-}
-
-// AppendFrame appends the framed message (header and body) to dst.
-func AppendFrame(dst, body []byte) []byte {
-	return append(AppendHeader(dst, len(body)), body...)
 }
 
 // Span is the byte range [Start, End) of a JSON value inside a body. The
@@ -253,17 +251,19 @@ func Splice(b []byte, s Span, repl []byte) []byte {
 	return append(out, b[s.End:]...)
 }
 
-// Edit is one replacement for [SpliceAll]: the span At in the original
-// body is replaced by With.
+// Edit is one replacement for [WriteEdited] and [AppendFrame]: the
+// span At in the original body is replaced by With.
 type Edit struct {
 	At   Span
 	With []byte
 }
 
-// SpliceAll returns a new slice holding b with every edit applied. Edits
-// must not overlap; they may come in any order. b is not modified.
-func SpliceAll(b []byte, edits ...Edit) []byte {
-	return spliceAll(b, edits)
+// AppendFrame appends to dst the framed message (header and body) of body
+// with edits (if any) applied. Edits must not overlap; they may come in any
+// order. body is not modified or retained.
+func AppendFrame(dst, body []byte, edits ...Edit) []byte {
+	edits = sortEdits(edits)
+	return appendEdits(AppendHeader(dst, editedLen(body, edits)), body, edits)
 }
 
 // Unquote decodes a raw JSON string token (quotes included). It returns an

@@ -1,4 +1,4 @@
-package lspframe
+package wire
 
 import (
 	"math/bits"
@@ -78,27 +78,13 @@ const (
 )
 
 func writeEdited(w interface{ Write([]byte) (int, error) }, body []byte, edits []Edit) error {
-	if len(edits) > 1 && !slices.IsSortedFunc(edits, func(x, y Edit) int { return x.At.Start - y.At.Start }) {
-		edits = slices.Clone(edits)
-		slices.SortFunc(edits, func(x, y Edit) int { return x.At.Start - y.At.Start })
-	}
-	n := len(body)
-	for _, e := range edits {
-		n += len(e.With) - (e.At.End - e.At.Start)
-	}
+	edits = sortEdits(edits)
+	n := editedLen(body, edits)
 	var hb [40]byte
 	head := AppendHeader(hb[:0], n)
 	if len(head)+n <= smallFrame {
 		buf := make([]byte, 0, len(head)+n)
-		buf = append(buf, head...)
-		at := 0
-		for _, e := range edits {
-			buf = append(buf, body[at:e.At.Start]...)
-			buf = append(buf, e.With...)
-			at = e.At.End
-		}
-		buf = append(buf, body[at:]...)
-		_, err := w.Write(buf)
+		_, err := w.Write(appendEdits(append(buf, head...), body, edits))
 		return err
 	}
 	// Large: the unchanged stretches of body go out as they are (writev on
@@ -128,4 +114,37 @@ func writeEdited(w interface{ Write([]byte) (int, error) }, body []byte, edits [
 	}
 	_, err := bufs.WriteTo(w)
 	return err
+}
+
+// sortEdits returns edits in body order, cloned first if they must be
+// sorted (the caller's slice is not reordered).
+func sortEdits(edits []Edit) []Edit {
+	byStart := func(x, y Edit) int { return x.At.Start - y.At.Start }
+	if len(edits) > 1 && !slices.IsSortedFunc(edits, byStart) {
+		edits = slices.Clone(edits)
+		slices.SortFunc(edits, byStart)
+	}
+	return edits
+}
+
+// editedLen is the length of body with the edits applied.
+func editedLen(body []byte, edits []Edit) int {
+	n := len(body)
+	for _, e := range edits {
+		n += len(e.With) - (e.At.End - e.At.Start)
+	}
+	return n
+}
+
+// appendEdits appends body with the edits (in body order) applied to dst:
+// the one edit applier of the package. Built by append, so the runtime
+// copies without zeroing first.
+func appendEdits(dst, body []byte, edits []Edit) []byte {
+	at := 0
+	for _, e := range edits {
+		dst = append(dst, body[at:e.At.Start]...)
+		dst = append(dst, e.With...)
+		at = e.At.End
+	}
+	return append(dst, body[at:]...)
 }

@@ -1,4 +1,4 @@
-package lspframe
+package wire
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -329,7 +330,10 @@ func TestLookupAndSplice(t *testing.T) {
 	}
 	// splice a new version using absolute offsets
 	abs := Span{f.Params.Start + ver.Start, f.Params.Start + ver.End}
-	out := SpliceAll(msg, Edit{abs, []byte("42")}, Edit{Span{0, 1}, []byte("{ ")})
+	out, err := NewReader(bytes.NewReader(AppendFrame(nil, msg, Edit{abs, []byte("42")}, Edit{Span{0, 1}, []byte("{ ")})), 0).Read()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var v struct {
 		Params struct {
 			TextDocument struct{ Version int } `json:"textDocument"`
@@ -562,19 +566,33 @@ func TestWriteEdited(t *testing.T) {
 			{At: Span{1, 4}, With: []byte("12345")},
 			{At: Span{size / 2, size/2 + 1}, With: bytes.Repeat([]byte("M"), 20<<10)},
 		}
-		want := AppendFrame(nil, SpliceAll(body, edits...))
+		want := AppendFrame(nil, spliceEach(body, edits))
+		if got := AppendFrame(nil, body, edits...); !bytes.Equal(got, want) {
+			t.Errorf("size %d: AppendFrame with edits differs from one Splice per edit", size)
+		}
 		var got bytes.Buffer
 		if err := WriteEdited(&got, body, edits...); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got.Bytes(), want) {
-			t.Errorf("size %d: WriteEdited differs from AppendFrame(SpliceAll)", size)
+			t.Errorf("size %d: WriteEdited differs from one Splice per edit", size)
 		}
 		got.Reset()
 		if err := WriteEdited(&got, body); err != nil || !bytes.Equal(got.Bytes(), AppendFrame(nil, body)) {
 			t.Errorf("size %d: WriteEdited without edits differs (%v)", size, err)
 		}
 	}
+}
+
+// spliceEach applies edits one Splice at a time from the last, the plain
+// oracle for the edit appliers.
+func spliceEach(body []byte, edits []Edit) []byte {
+	edits = slices.Clone(edits)
+	slices.SortFunc(edits, func(x, y Edit) int { return y.At.Start - x.At.Start })
+	for _, e := range edits {
+		body = Splice(body, e.At, e.With)
+	}
+	return body
 }
 
 // TestReaderRecycle reads large bodies into recycled buffers: every body

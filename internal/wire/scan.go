@@ -1,9 +1,8 @@
-package lspframe
+package wire
 
 import (
 	"bytes"
 	"encoding/binary"
-	"slices"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -410,13 +409,6 @@ const (
 	hi8 = 0x8080808080808080
 )
 
-// hasByte reports whether any byte of x equals c (exact for bytes < 0x80,
-// which is all that is asked after the non-ASCII test).
-func hasByte(x uint64, c byte) bool {
-	y := x ^ (lo8 * uint64(c))
-	return (y-lo8)&^y&hi8 != 0
-}
-
 func isHex4(h []byte) bool {
 	for _, c := range h {
 		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
@@ -654,19 +646,6 @@ func appendQuote(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
-}
-
-func spliceAll(b []byte, edits []Edit) []byte {
-	edits = slices.Clone(edits)
-	slices.SortFunc(edits, func(x, y Edit) int { return x.At.Start - y.At.Start })
-	var out []byte // grown by append: copies are not zeroed first
-	at := 0
-	for _, e := range edits {
-		out = append(out, b[at:e.At.Start]...)
-		out = append(out, e.With...)
-		at = e.At.End
-	}
-	return append(out, b[at:]...)
 }
 
 // objectMembers calls fn for each top-level member of the object raw with
