@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os/exec"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // SetProcessGroup makes cmd (not yet started) lead a process group of its
@@ -46,4 +48,7 @@ func ProcessGroupAlive(pid int) bool {
 
 // LeadsProcessGroup reports whether this process leads its process group,
 // as a process started with [Detach] does.
-func LeadsProcessGroup() bool { return syscall.Getpgrp() == syscall.Getpid() }
+func LeadsProcessGroup() bool {
+	pgid, err := unix.Getpgid(0)
+	return err == nil && pgid == unix.Getpid()
+}
