@@ -150,12 +150,6 @@ func TCP(port int) Target {
 	return Target{Network: "tcp", Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 }
 
-// Dial connects to the host on 127.0.0.1:port and runs [Client]; it is
-// DialTarget(ctx, TCP(port), ...).
-func Dial(ctx context.Context, port int, token, nonce string, pid int, verb string) (net.Conn, error) {
-	return DialTarget(ctx, TCP(port), token, nonce, pid, verb)
-}
-
 // DialTarget connects to the host at t, runs t.Check and then [Client]. On
 // success the returned connection is ready for protocol bytes and owned by
 // the caller. A connection pushed out by the host's [Guard] (ErrBusy) is
