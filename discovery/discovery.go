@@ -274,8 +274,20 @@ func Verify(ctx context.Context, h *Hint, verb string, timeout time.Duration) (n
 
 // Remove deletes the hint for name if it still carries nonce (so a host never
 // removes its successor's hint). An empty nonce removes unconditionally; use
-// that only for a hint already found stale, under the startup lock.
+// that only for a hint already found stale, under the startup lock. The
+// unlink is relative to a handle on the checked dir (see Write): a dir
+// swapped after the check loses nothing, and a dir that fails its check is
+// an error wrapping platform.ErrInsecureDir. Only a file is removed, never
+// a directory at the hint's path (see ErrNotAFile).
 func Remove(dir, name, nonce string) error {
+	d, err := platform.OpenPrivateDir(dir)
+	if errors.Is(err, os.ErrNotExist) && !errors.Is(err, platform.ErrInsecureDir) {
+		return nil // no dir, no hint
+	}
+	if err != nil {
+		return fmt.Errorf("removing hint: %w", err)
+	}
+	defer d.Close()
 	if nonce != "" {
 		h, err := Read(dir, name)
 		if errors.Is(err, ErrNoHint) {
@@ -291,7 +303,7 @@ func Remove(dir, name, nonce string) error {
 			return nil // someone else's broken file; leave it to the startup path
 		}
 	}
-	err := os.Remove(Path(dir, name))
+	err = d.Remove(name + ".json")
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}

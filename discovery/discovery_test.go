@@ -23,9 +23,17 @@ import (
 	"go.uber.org/goleak"
 )
 
+// helpers are the helper modes a re-executed test binary runs instead of
+// the tests (DISCOVERY_TEST_HELPER=mode), registered by per-OS test files.
+var helpers = map[string]func(){}
+
 func TestMain(m *testing.M) {
 	if os.Getenv("DISCOVERY_TEST_EXIT") == "1" {
 		os.Exit(0) // a short-lived process whose pid the tests use as "dead"
+	}
+	if h := helpers[os.Getenv("DISCOVERY_TEST_HELPER")]; h != nil {
+		h()
+		os.Exit(0)
 	}
 	goleak.VerifyTestMain(m)
 }

@@ -107,3 +107,33 @@ func TestVerifyRefusesAnotherPID(t *testing.T) {
 		t.Errorf("the listener got %q, want nothing", b)
 	}
 }
+
+// Issue 22 item 3: Remove unlinks relative to the checked dir; under a dir
+// that fails its check it is an error and the hint stays.
+func TestRemoveChecksDir(t *testing.T) {
+	dir := privateDir(t)
+	if err := Write(dir, &Hint{Name: "svc", Host: platform.Self(), Port: 1, Token: "t", Nonce: "n"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(dir), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := Remove(dir, "svc", ""); !errors.Is(err, platform.ErrInsecureDir) || !strings.Contains(err.Error(), "chmod go-w") {
+		t.Fatalf("Remove under a 0777 parent = %v, want ErrInsecureDir with the fix", err)
+	}
+	if _, err := os.Lstat(Path(dir, "svc")); err != nil {
+		t.Fatalf("the hint went: %v", err)
+	}
+	if err := os.Chmod(filepath.Dir(dir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := Remove(dir, "svc", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(Path(dir, "svc")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("after Remove: %v, want the hint gone", err)
+	}
+	if err := Remove(filepath.Join(dir, "missing"), "svc", ""); err != nil {
+		t.Fatalf("Remove in a missing dir: %v, want nil", err)
+	}
+}
