@@ -179,20 +179,7 @@ func TestSwapRaceNoAttach(t *testing.T) {
 		t.Skip("needs root to run the attacker as a real second uid (65534)")
 	}
 	const attempts = 1000
-	base := t.TempDir()
-	for _, p := range []string{filepath.Dir(base), base} { // uid 65534 must reach it
-		if err := os.Chmod(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(base, "discovery.test")
-	if b, err := os.ReadFile(exe); err != nil || os.WriteFile(bin, b, 0o755) != nil {
-		t.Fatalf("copying the test binary: %v", err)
-	}
+	base, bin := proctest.ForOtherUser(t, "discovery.test")
 	shared := func(name string) string { // like /tmp: 01777, owned by root
 		p := filepath.Join(base, name)
 		if err := os.Mkdir(p, 0o700); err != nil {

@@ -162,17 +162,7 @@ func openUp(t *testing.T, dir string, socks []string) (restore func()) {
 // t.TempDir's parents are private) and makes a 0700 dir of nobody's for
 // its own refcount. It returns both paths.
 func nobodyBinary(t *testing.T) (bin, probeDir string) {
-	bindir, err := os.MkdirTemp("", "procref-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(bindir) })
-	os.Chmod(bindir, 0o755)
-	exe, _ := os.Executable()
-	bin = filepath.Join(bindir, "launcher.test")
-	if err := copyFile(exe, bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bindir, bin := proctest.ForOtherUser(t, "launcher.test")
 	probeDir = filepath.Join(bindir, "probe")
 	if err := os.Mkdir(probeDir, 0o700); err != nil {
 		t.Fatal(err)
@@ -256,23 +246,6 @@ func (p *probe) finish(t *testing.T) {
 	if err := p.cmd.Wait(); err != nil {
 		t.Errorf("probe: %v\n%s", err, p.stderr.String())
 	}
-}
-
-func copyFile(from, to string, mode os.FileMode) error {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // nobodyProbe runs as another user and reports what it could do, one

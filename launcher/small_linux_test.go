@@ -8,13 +8,13 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"github.com/procref/procref/internal/proctest"
 	"io"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 )

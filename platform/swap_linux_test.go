@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/procref/procref/internal/proctest"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,20 +50,7 @@ func TestOtherUserCannotSwapCheckedDir(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root to run a helper as uid 65534")
 	}
-	base := t.TempDir()
-	for _, p := range []string{filepath.Dir(base), base} { // uid 65534 must reach it
-		if err := os.Chmod(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(base, "platform.test")
-	if b, err := os.ReadFile(exe); err != nil || os.WriteFile(bin, b, 0o755) != nil {
-		t.Fatalf("copying the test binary: %v", err)
-	}
+	base, bin := proctest.ForOtherUser(t, "platform.test")
 	try := func(parentMode os.FileMode) string {
 		t.Helper()
 		parent, err := os.MkdirTemp(base, "parent")

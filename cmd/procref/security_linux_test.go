@@ -154,12 +154,7 @@ func TestOtherUserCannotReachSocket(t *testing.T) {
 		}
 	}
 
-	// uid 65534 must be able to run the test binary: a copy in a 0755 dir.
-	exe, _ := os.Executable()
-	bin := filepath.Join(open("procref-nobody-"), "procref.test")
-	if b, err := os.ReadFile(exe); err != nil || os.WriteFile(bin, b, 0o755) != nil {
-		t.Fatalf("copying the test binary: %v", err)
-	}
+	_, bin := proctest.ForOtherUser(t, "procref.test")
 	probe := exec.CommandContext(ctx, bin, "-test.run=^$")
 	probe.Env = append(os.Environ(), "GO_WANT_HELPER_PROCESS=probe",
 		"PROBE_SOCKETS="+strings.Join(socks, "\n"), "PROBE_HINT="+discovery.Path(e.runtime, hint.Name), "PROBE_RUN="+e.runtime,
