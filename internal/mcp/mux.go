@@ -365,6 +365,10 @@ func (m *Mux) waitReady(c *client) bool {
 	}
 }
 
+// msgServerExited answers a request the server will not answer: it was in
+// flight when the server exited, or came while none ran.
+const msgServerExited = "procref: the server exited before answering; it is being restarted"
+
 // forward sends c's request to the server under a fresh host id (and
 // progress token rewritten to a host token if it has one).
 func (m *Mux) forward(c *client, in *msg) {
@@ -375,7 +379,7 @@ func (m *Mux) forward(c *client, in *msg) {
 		// flight at the crash is answered (the client may ask again),
 		// rather than queue it for a server that no longer runs.
 		if in.isRequest() {
-			c.send(errorMsg(in.ID, codeInternal, "procref: the server exited before answering; it is being restarted"))
+			c.send(errorMsg(in.ID, codeInternal, msgServerExited))
 		}
 		return
 	}
@@ -728,7 +732,7 @@ func (m *Mux) crashed(s *server, cause error) {
 	m.life.Set(mux.Restarting)
 	for _, hid := range m.calls.All() {
 		if cl, _ := m.takeCall(hid); cl.Client != nil {
-			cl.Client.send(errorMsg(cl.ID, codeInternal, "procref: the server exited before answering; it is being restarted"))
+			cl.Client.send(errorMsg(cl.ID, codeInternal, msgServerExited))
 		}
 	}
 	type asked struct {
