@@ -139,11 +139,16 @@ func (c *Core) supervise() {
 	up := false // an instance came up since Start
 	for {
 		inst, cause := c.runOnce(&up)
+		if c.stopping() {
+			// Stop owns the end: a backend being asked to leave must not
+			// be killed here because Stop closed its pipes.
+			return
+		}
 		if inst != nil {
 			inst.teardown()
-		}
-		if c.stopping() {
-			return // Stop owns the end
+			if cause == nil {
+				cause = endCause(inst.ExitErr())
+			}
 		}
 		if !up {
 			c.toIdle()
@@ -156,8 +161,9 @@ func (c *Core) supervise() {
 	}
 }
 
-// runOnce starts one instance and waits for its end; it returns the
-// instance (nil if none started) and why it ended.
+// runOnce starts one instance and waits for its end. It returns the
+// instance (nil if none started) and, if it did not come up, why; a nil
+// error means it came up and has ended since.
 func (c *Core) runOnce(up *bool) (*Instance, error) {
 	inst, err := c.start()
 	if err != nil {
@@ -173,8 +179,7 @@ func (c *Core) runOnce(up *bool) (*Instance, error) {
 	*up = c.Up(inst)
 	c.cfg.Lock.Unlock()
 	<-inst.Ended()
-	inst.teardown()
-	return inst, endCause(inst.ExitErr())
+	return inst, nil
 }
 
 func endCause(exit error) error {
