@@ -459,7 +459,7 @@ func acquirer() int {
 				r.Err = err.Error()
 			} else {
 				r.Host, r.Info = h.Supervisor(), h.Info()
-				if hint, err := discovery.Read(runDir(), svc.Name); err == nil && hint.Host == r.Host {
+				if hint, err := discovery.Read(dirOf(runDir()), svc.Name); err == nil && hint.Host == r.Host {
 					r.Nonce = hint.Nonce
 				}
 			}
@@ -524,7 +524,7 @@ func (e *testEnv) cleanup() {
 		}
 	}
 	for _, n := range toyNames {
-		if c, err := refcount.Open(n, launcher.Key(n, e.run), refcount.Options{Dir: e.run}); err == nil {
+		if c, err := refcount.Open(n, launcher.Key(n, e.run), refcount.Options{Dir: dirOf(e.run)}); err == nil {
 			c.Remove()
 		}
 	}
@@ -733,7 +733,7 @@ func (p *acqProc) reply(t *testing.T, ctx context.Context) reply {
 // liveHint reads the hint of svc's running supervisor.
 func liveHint(t *testing.T, svc *launcher.Service) *discovery.Hint {
 	t.Helper()
-	h, err := discovery.Read(runDir(), svc.Name)
+	h, err := discovery.Read(dirOf(runDir()), svc.Name)
 	if err != nil {
 		t.Fatalf("hint of %s: %v", svc.Name, err)
 	}

@@ -80,6 +80,19 @@ func (d *PrivateDir) Rename(oldName, newName string) error {
 	return d.h.rename(filepath.Join(d.path, oldName), oldName, newName)
 }
 
+// Link makes newName a hard link to oldName, both single names in the
+// dir, relative to the handle (unix: linkat). It never replaces newName:
+// an existing one is an error wrapping os.ErrExist (so racing creators of
+// a file agree on one winner).
+func (d *PrivateDir) Link(oldName, newName string) error {
+	for _, n := range []string{oldName, newName} {
+		if err := singleName(n, d.path); err != nil {
+			return err
+		}
+	}
+	return d.h.link(filepath.Join(d.path, oldName), oldName, newName)
+}
+
 // Remove removes the file name (not a directory) relative to the handle
 // (unix: unlinkat). A missing file is an error wrapping os.ErrNotExist.
 func (d *PrivateDir) Remove(name string) error {
@@ -139,7 +152,7 @@ func (d *PrivateDir) Glob(pattern string) ([]string, error) {
 // relative to the handle. A reader sees the old or the new content, never
 // a torn one. On error nothing is left but name's old content.
 func (d *PrivateDir) WriteFile(name string, data []byte) (err error) {
-	f, tmp, err := d.createTemp("." + name + ".tmp")
+	f, tmp, err := d.CreateTemp("." + name + ".tmp")
 	if err != nil {
 		return err
 	}
@@ -158,9 +171,10 @@ func (d *PrivateDir) WriteFile(name string, data []byte) (err error) {
 	return d.Rename(tmp, name)
 }
 
-// createTemp creates a new 0600 file prefix+random in d (O_EXCL, retried on
-// a name clash) and returns it with its name.
-func (d *PrivateDir) createTemp(prefix string) (*os.File, string, error) {
+// CreateTemp creates a new 0600 file prefix+random in the dir (O_EXCL,
+// retried on a name clash, relative to the handle) and returns it, open for
+// writing and the caller's to close and remove, with its name.
+func (d *PrivateDir) CreateTemp(prefix string) (*os.File, string, error) {
 	for range 100 {
 		name := prefix + strconv.FormatUint(uint64(rand.Uint32()), 10)
 		f, err := d.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

@@ -47,9 +47,13 @@ func (h dirHandle) check(path string) error {
 	if err := unix.Fstat(h.fd, &st); err != nil {
 		return fmt.Errorf("check private dir %s: %w", path, err)
 	}
-	if uid := os.Getuid(); int(st.Uid) != uid || st.Mode&0o077 != 0 {
+	uid := os.Getuid()
+	switch {
+	case int(st.Uid) != uid:
 		return fmt.Errorf("%w: %s changed after its check: now owned by uid %d with mode %#o; check who can write the directories above it",
 			ErrInsecureDir, path, st.Uid, st.Mode&0o777)
+	case st.Mode&0o077 != 0:
+		return fmt.Errorf("%w: %s has mode %#o, group/other may access it; run `chmod 700 %s`", ErrInsecureDir, path, st.Mode&0o777, path)
 	}
 	return nil
 }
@@ -146,17 +150,27 @@ func (h dirHandle) socketAddr(path, name string) (string, error) {
 	if len(p) > MaxSocketPath() {
 		return "", fmt.Errorf("the socket path %s is %d bytes, more than the %d a unix socket allows", p, len(p), MaxSocketPath())
 	}
-	var now, held unix.Stat_t
-	if err := unix.Stat(path, &now); err != nil {
-		return "", fmt.Errorf("%w: %s: %v (it was replaced after it was opened; check who can write the directories above it)", ErrInsecureDir, path, err)
-	}
-	if err := unix.Fstat(h.fd, &held); err != nil {
-		return "", fmt.Errorf("check private dir %s: %w", path, err)
-	}
-	if now.Dev != held.Dev || now.Ino != held.Ino {
-		return "", fmt.Errorf("%w: %s is no longer the directory procref checked and opened (it was replaced); check who can write the directories above it", ErrInsecureDir, path)
+	if err := h.samePath(path); err != nil {
+		return "", err
 	}
 	return p, nil
+}
+
+// samePath returns an error wrapping ErrInsecureDir unless the directory
+// now at path is the one the handle holds (device and inode), for the
+// calls that can only go by path.
+func (h dirHandle) samePath(path string) error {
+	var now, held unix.Stat_t
+	if err := unix.Stat(path, &now); err != nil {
+		return fmt.Errorf("%w: %s: %v (it was replaced after it was opened; check who can write the directories above it)", ErrInsecureDir, path, err)
+	}
+	if err := unix.Fstat(h.fd, &held); err != nil {
+		return fmt.Errorf("check private dir %s: %w", path, err)
+	}
+	if now.Dev != held.Dev || now.Ino != held.Ino {
+		return fmt.Errorf("%w: %s is no longer the directory procref checked and opened (it was replaced); check who can write the directories above it", ErrInsecureDir, path)
+	}
+	return nil
 }
 
 // statInfo is an fs.FileInfo from fstatat; Sys returns *unix.Stat_t.

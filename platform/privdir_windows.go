@@ -27,6 +27,10 @@ func (dirHandle) rename(path, _, newName string) error {
 	return os.Rename(path, filepath.Join(filepath.Dir(path), newName))
 }
 
+func (dirHandle) link(path, _, newName string) error {
+	return os.Link(path, filepath.Join(filepath.Dir(path), newName))
+}
+
 func (dirHandle) remove(path, _ string) error { return os.Remove(path) }
 
 func (dirHandle) close() error { return nil }

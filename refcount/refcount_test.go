@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/procref/procref/platform"
 	"io"
 	"os"
 	"os/exec"
@@ -43,7 +44,12 @@ func helperMain() int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	opts := Options{Dir: dir, Impl: impl}
+	d, err := platform.OpenPrivateDir(dir)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer d.Close()
+	opts := Options{Dir: d, Impl: impl}
 	switch mode := os.Getenv("RC_MODE"); mode {
 	case "acquire":
 		c, err := Open(name, key, opts)
@@ -60,7 +66,7 @@ func helperMain() int {
 			return fail("%v", err)
 		}
 	case "lock":
-		l, err := OpenLock(dir, name)
+		l, err := OpenLock(d, name)
 		if err != nil {
 			return fail("%v", err)
 		}
@@ -197,6 +203,21 @@ func randomHex(t testing.TB, n int) string {
 // testCounter names a brand-new counter (random key, so tests never share a
 // semaphore set) and registers its removal, which runs after the helpers
 // registered later have been killed.
+// tempDir is a new private dir's checked handle, closed after the test.
+func tempDir(t testing.TB) *platform.PrivateDir {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "run")
+	if err := platform.EnsurePrivateDir(p); err != nil {
+		t.Fatal(err)
+	}
+	d, err := platform.OpenPrivateDir(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
 type testCounter struct {
 	name, key string
 	opts      Options
@@ -204,7 +225,7 @@ type testCounter struct {
 
 func newTestCounter(t testing.TB, impl Impl) testCounter {
 	t.Helper()
-	tc := testCounter{name: "t-" + randomHex(t, 6), key: randomHex(t, 32), opts: Options{Dir: t.TempDir(), Impl: impl}}
+	tc := testCounter{name: "t-" + randomHex(t, 6), key: randomHex(t, 32), opts: Options{Dir: tempDir(t), Impl: impl}}
 	t.Cleanup(func() { removeCounter(t, tc.name, tc.key, tc.opts) })
 	return tc
 }
@@ -217,7 +238,7 @@ func removeCounter(t testing.TB, name, key string, opts Options) {
 	case SysV:
 		err = forceRemoveSysV(t, opts.Dir, key)
 	default:
-		err = os.Remove(filepath.Join(opts.Dir, name+".ref"))
+		err = os.Remove(filepath.Join(opts.Dir.Path(), name+".ref"))
 		if errors.Is(err, os.ErrNotExist) {
 			err = nil
 		}
@@ -228,7 +249,7 @@ func removeCounter(t testing.TB, name, key string, opts Options) {
 }
 
 func (tc testCounter) env(mode string) []string {
-	return []string{"RC_MODE=" + mode, "RC_DIR=" + tc.opts.Dir, "RC_NAME=" + tc.name, "RC_KEY=" + tc.key, "RC_IMPL=" + tc.opts.Impl.String()}
+	return []string{"RC_MODE=" + mode, "RC_DIR=" + tc.opts.Dir.Path(), "RC_NAME=" + tc.name, "RC_KEY=" + tc.key, "RC_IMPL=" + tc.opts.Impl.String()}
 }
 
 func (tc testCounter) open(t testing.TB) *Counter {
@@ -378,9 +399,10 @@ func TestAcquireInProcess(t *testing.T) {
 
 // Must show 2: the startup lock is given back when its holder is killed.
 func TestStartupLockHolderKilled(t *testing.T) {
-	dir := t.TempDir()
+	d := tempDir(t)
+	dir := d.Path()
 	name := "lock-" + randomHex(t, 4)
-	l, err := OpenLock(dir, name)
+	l, err := OpenLock(d, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +467,7 @@ func TestStartupLockHolderKilled(t *testing.T) {
 func TestOpenRace(t *testing.T) {
 	const procs, rounds = 50, 20
 	forEachImpl(t, func(t *testing.T, impl Impl) {
-		tc := testCounter{name: "race-" + randomHex(t, 4), key: randomHex(t, 32), opts: Options{Dir: t.TempDir(), Impl: impl}}
+		tc := testCounter{name: "race-" + randomHex(t, 4), key: randomHex(t, 32), opts: Options{Dir: tempDir(t), Impl: impl}}
 		for r := range rounds {
 			t.Cleanup(func() { removeCounter(t, roundName(tc.name, r), roundKey(tc.key, r), tc.opts) })
 		}
@@ -544,7 +566,7 @@ func TestRemovedWhileHeld(t *testing.T) {
 }
 
 func TestList(t *testing.T) {
-	dir := t.TempDir()
+	dir := tempDir(t)
 	var want []Info
 	for i, impl := range impls() {
 		tc := newTestCounter(t, impl)
@@ -582,7 +604,7 @@ func TestListSkipsRemoved(t *testing.T) {
 }
 
 func TestOpenValidates(t *testing.T) {
-	dir := t.TempDir()
+	dir := tempDir(t)
 	for _, name := range []string{"", ".hidden", "a/b", "a b", `a\b`, strings.Repeat("x", 201)} {
 		if _, err := Open(name, "k", Options{Dir: dir}); err == nil {
 			t.Errorf("Open(%q) succeeded", name)

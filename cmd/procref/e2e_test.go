@@ -158,7 +158,7 @@ func testKillProxyMidRequest(t *testing.T, mode string) {
 	if mode == "mux" {
 		backend = muxBackend(t, hint)
 	}
-	counter, err := refcount.Open(hint.Name, hint.Key, refcount.Options{Dir: e.runtime})
+	counter, err := refcount.Open(hint.Name, hint.Key, refcount.Options{Dir: e.privDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +376,7 @@ func testSignalsDetach(t *testing.T, mode string) {
 	if mode == "mux" {
 		hint.Backend = muxBackend(t, hint)
 	}
-	counter, err := refcount.Open(hint.Name, hint.Key, refcount.Options{Dir: e.runtime})
+	counter, err := refcount.Open(hint.Name, hint.Key, refcount.Options{Dir: e.privDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,8 +408,8 @@ func TestMuxWindowLeavesBeforeInitialize(t *testing.T) {
 	var server []int
 	deadline := time.Now().Add(10 * time.Second)
 	for len(server) == 0 {
-		if names, _ := discovery.List(e.runtime); len(names) == 1 {
-			hint, _ = discovery.Read(e.runtime, names[0])
+		if names, _ := discovery.List(e.privDir()); len(names) == 1 {
+			hint, _ = discovery.Read(e.privDir(), names[0])
 			if hint != nil {
 				server = children(hint.Host.PID, "procref")
 			}

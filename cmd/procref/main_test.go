@@ -17,6 +17,7 @@ import (
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/internal/lspclient"
 	"github.com/procref/procref/internal/proctest"
+	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 )
 
@@ -95,6 +96,17 @@ type env struct {
 	vars    []string
 }
 
+// privDir is this test process's checked handle on the env's runtime dir
+// (created if missing; shared and never closed, see
+// launcher.Service.PrivateDir). It panics if the dir fails its check.
+func (e *env) privDir() *platform.PrivateDir {
+	d, err := (&launcher.Service{Dir: e.runtime}).PrivateDir()
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	base := t.TempDir()
@@ -115,9 +127,9 @@ func newEnv(t *testing.T) *env {
 
 // killAll stops every host (and its backend) left in this env, by identity.
 func (e *env) killAll() {
-	names, _ := discovery.List(e.runtime)
+	names, _ := discovery.List(e.privDir())
 	for _, n := range names {
-		if h, err := discovery.Read(e.runtime, n); err == nil {
+		if h, err := discovery.Read(e.privDir(), n); err == nil {
 			h.Host.Kill()
 			if h.Backend.PID > 0 {
 				h.Backend.Kill()
@@ -223,11 +235,11 @@ func waitGone(t *testing.T, id platform.Identity, timeout time.Duration, what st
 // onlyHint returns the env's single hint, failing if there is not exactly one.
 func (e *env) onlyHint() *discovery.Hint {
 	e.t.Helper()
-	names, err := discovery.List(e.runtime)
+	names, err := discovery.List(e.privDir())
 	if err != nil || len(names) != 1 {
 		e.t.Fatalf("want exactly one backend, got %v (err %v)", names, err)
 	}
-	h, err := discovery.Read(e.runtime, names[0])
+	h, err := discovery.Read(e.privDir(), names[0])
 	if err != nil {
 		e.t.Fatal(err)
 	}

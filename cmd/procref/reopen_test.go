@@ -58,7 +58,7 @@ func testReopenAtOnce(t *testing.T, mode string) {
 	p1.wait(t, 10*time.Second)
 	// The drain has begun once the old host has given up its hint.
 	for {
-		if _, err := discovery.Read(e.runtime, old.Name); errors.Is(err, discovery.ErrNoHint) {
+		if _, err := discovery.Read(e.privDir(), old.Name); errors.Is(err, discovery.ErrNoHint) {
 			break
 		}
 		if ctx.Err() != nil {

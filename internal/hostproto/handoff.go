@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/procref/procref/platform"
 )
 
 // The handoff (mux mode): instead of relaying an editor's bytes through its
@@ -56,13 +58,20 @@ var ErrHostGone = errors.New("the host went away")
 // descriptors from their proxies. One per host: a draining host and its
 // successor run side by side (see the Overlap in Spec.Service).
 func HandoffSocket(runtimeDir, serviceName string, hostPID int) string {
-	return filepath.Join(runtimeDir, serviceName+"."+strconv.Itoa(hostPID)+".fd.sock")
+	return filepath.Join(runtimeDir, HandoffName(serviceName, hostPID))
+}
+
+// HandoffName is HandoffSocket's file name in the runtime dir, by which
+// both ends reach it relative to their dir handle.
+func HandoffName(serviceName string, hostPID int) string {
+	return serviceName + "." + strconv.Itoa(hostPID) + ".fd.sock"
 }
 
 // Handoff passes the proxy's stdin and stdout (descriptors 0 and 1) to the
 // mux-mode host at the other end of session, an attached session
-// connection; pending are editor bytes the proxy has already read (they are
-// served first). The descriptors are sent only if the kernel says the
+// connection, through the socket name (HandoffName) in the runtime dir d,
+// dialled relative to d's handle; pending are editor bytes the proxy has
+// already read (they are served first). The descriptors are sent only if the kernel says the
 // socket's listener runs as our uid and, where the OS reports it, is
 // hostPID (an error wrapping platform.ErrNotOurPeer otherwise). It blocks
 // until the host has the descriptors. After a nil
@@ -70,8 +79,8 @@ func HandoffSocket(runtimeDir, serviceName string, hostPID int) string {
 // [WaitHandedOff]. An error wrapping [ErrNoHandoff] means nothing was sent
 // and the proxy can relay instead; any other error leaves the session
 // unusable.
-func Handoff(session net.Conn, socket string, hostPID int, pending []byte) error {
-	return handoff(session, socket, hostPID, 0, 1, pending)
+func Handoff(session net.Conn, d *platform.PrivateDir, socket string, hostPID int, pending []byte) error {
+	return handoff(session, d, socket, hostPID, 0, 1, pending)
 }
 
 // requestHandoff is the proxy's half on the session: it asks, with a new
