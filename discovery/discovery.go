@@ -237,7 +237,9 @@ func Read(d *platform.PrivateDir, name string) (*Hint, error) {
 // the host on which the handshake (with verb) has succeeded; the caller owns
 // it. It returns an error wrapping ErrStale if the host is dead, its pid was
 // reused, nothing listens on the port, or the listener is not the host
-// (wrong nonce); handshake.ErrDraining if the host is shutting down.
+// (wrong nonce); handshake.ErrDraining if the host is shutting down; an
+// error wrapping platform.ErrInsecureDir where the socket is dialled by
+// path and the directory there is no longer the checked one.
 // The dial and handshake are bounded by ctx and by timeout.
 func Verify(ctx context.Context, h *Hint, verb string, timeout time.Duration) (net.Conn, error) {
 	if !h.Host.Alive() {
@@ -259,8 +261,8 @@ func Verify(ctx context.Context, h *Hint, verb string, timeout time.Duration) (n
 	switch {
 	case err == nil:
 		return conn, nil
-	case errors.Is(err, handshake.ErrDraining), errors.Is(err, ErrStale):
-		return nil, err
+	case errors.Is(err, handshake.ErrDraining), errors.Is(err, ErrStale), errors.Is(err, platform.ErrInsecureDir):
+		return nil, err // the last: the dir at the path is no longer the checked one (dial by path)
 	case errors.Is(err, handshake.ErrWrongNonce):
 		return nil, fmt.Errorf("%w: %s is owned by another listener", ErrStale, h.Transport())
 	case ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled):

@@ -52,6 +52,7 @@ const (
 	toyOverName   = "toy-over"   // toy-light with Overlap and a slow stop
 	toyAppName    = "toy-app"    // toy-light of another App ("toyapp")
 	toyIdleName   = "toy-idle"   // toy-light with a 1 s linger
+	toySwapName   = "toy-swap"   // toy-light on file locks (a .ref file in the runtime dir)
 
 	toySlowStop = 30 * time.Second // unless the test opens stopGate
 
@@ -60,7 +61,7 @@ const (
 	toyLinger = 300 * time.Millisecond
 )
 
-var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHealthName, toyBadRecName, toyOverName, toyAppName, toyIdleName}
+var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHealthName, toyBadRecName, toyOverName, toyAppName, toyIdleName, toySwapName}
 
 func registerTestServices() {
 	launcher.Register(echoService())
@@ -104,8 +105,11 @@ func toyService(name string) *launcher.Service {
 		if name == toyHealthName {
 			s.HealthInterval = 100 * time.Millisecond
 		}
-	case toyLightName, toySlowName, toyOverName, toyAppName, toyIdleName:
+	case toyLightName, toySlowName, toyOverName, toyAppName, toyIdleName, toySwapName:
 		l := &toyLight{}
+		if name == toySwapName {
+			s.Impl = refcount.FileLock
+		}
 		if name == toySlowName {
 			l.delay = toySlowStart
 		}
@@ -406,6 +410,8 @@ func runHelper() int {
 		return acquirer()
 	case "nobody":
 		return nobodyProbe()
+	case "fakehost":
+		return attackerHost()
 	default:
 		fmt.Fprintf(os.Stderr, "unknown helper %q\n", mode)
 		return 2
