@@ -13,10 +13,9 @@ import (
 	"testing"
 )
 
-// Issue 22 item 3: files in the runtime dir are reached relative to the
-// checked handle: a swap of the dir after the open redirects nothing; a
-// symlink or a file of another owner inside is refused.
-func TestPrivateDirHandle(t *testing.T) {
+// openTestDir makes a private dir and opens its handle (closed at the end).
+func openTestDir(t *testing.T) (string, *PrivateDir) {
+	t.Helper()
 	p := filepath.Join(t.TempDir(), "rt")
 	if err := EnsurePrivateDir(p); err != nil {
 		t.Fatal(err)
@@ -25,7 +24,15 @@ func TestPrivateDirHandle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	t.Cleanup(func() { d.Close() })
+	return p, d
+}
+
+// Issue 22 item 3: files in the runtime dir are reached relative to the
+// checked handle: a swap of the dir after the open redirects nothing; a
+// symlink or a file of another owner inside is refused.
+func TestPrivateDirHandle(t *testing.T) {
+	p, d := openTestDir(t)
 	f, err := d.OpenFile("a.json", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -111,15 +118,7 @@ func TestPrivateDirHandle(t *testing.T) {
 // is not the handle's); nothing is created in the dir now at the path, and
 // closing the listener removes its socket from the checked dir.
 func TestPrivateDirSocketAfterSwap(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "rt")
-	if err := EnsurePrivateDir(p); err != nil {
-		t.Fatal(err)
-	}
-	d, err := OpenPrivateDir(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	p, d := openTestDir(t)
 	ln, err := d.ListenUnix("h.sock")
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/procref/procref/internal/privtest"
 	"github.com/procref/procref/platform"
 	"io"
 	"os"
@@ -203,21 +204,6 @@ func randomHex(t testing.TB, n int) string {
 // testCounter names a brand-new counter (random key, so tests never share a
 // semaphore set) and registers its removal, which runs after the helpers
 // registered later have been killed.
-// tempDir is a new private dir's checked handle, closed after the test.
-func tempDir(t testing.TB) *platform.PrivateDir {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "run")
-	if err := platform.EnsurePrivateDir(p); err != nil {
-		t.Fatal(err)
-	}
-	d, err := platform.OpenPrivateDir(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
-}
-
 type testCounter struct {
 	name, key string
 	opts      Options
@@ -225,7 +211,7 @@ type testCounter struct {
 
 func newTestCounter(t testing.TB, impl Impl) testCounter {
 	t.Helper()
-	tc := testCounter{name: "t-" + randomHex(t, 6), key: randomHex(t, 32), opts: Options{Dir: tempDir(t), Impl: impl}}
+	tc := testCounter{name: "t-" + randomHex(t, 6), key: randomHex(t, 32), opts: Options{Dir: privtest.Dir(t), Impl: impl}}
 	t.Cleanup(func() { removeCounter(t, tc.name, tc.key, tc.opts) })
 	return tc
 }
@@ -399,7 +385,7 @@ func TestAcquireInProcess(t *testing.T) {
 
 // Must show 2: the startup lock is given back when its holder is killed.
 func TestStartupLockHolderKilled(t *testing.T) {
-	d := tempDir(t)
+	d := privtest.Dir(t)
 	dir := d.Path()
 	name := "lock-" + randomHex(t, 4)
 	l, err := OpenLock(d, name)
@@ -467,7 +453,7 @@ func TestStartupLockHolderKilled(t *testing.T) {
 func TestOpenRace(t *testing.T) {
 	const procs, rounds = 50, 20
 	forEachImpl(t, func(t *testing.T, impl Impl) {
-		tc := testCounter{name: "race-" + randomHex(t, 4), key: randomHex(t, 32), opts: Options{Dir: tempDir(t), Impl: impl}}
+		tc := testCounter{name: "race-" + randomHex(t, 4), key: randomHex(t, 32), opts: Options{Dir: privtest.Dir(t), Impl: impl}}
 		for r := range rounds {
 			t.Cleanup(func() { removeCounter(t, roundName(tc.name, r), roundKey(tc.key, r), tc.opts) })
 		}
@@ -566,7 +552,7 @@ func TestRemovedWhileHeld(t *testing.T) {
 }
 
 func TestList(t *testing.T) {
-	dir := tempDir(t)
+	dir := privtest.Dir(t)
 	var want []Info
 	for i, impl := range impls() {
 		tc := newTestCounter(t, impl)
@@ -604,7 +590,7 @@ func TestListSkipsRemoved(t *testing.T) {
 }
 
 func TestOpenValidates(t *testing.T) {
-	dir := tempDir(t)
+	dir := privtest.Dir(t)
 	for _, name := range []string{"", ".hidden", "a/b", "a b", `a\b`, strings.Repeat("x", 201)} {
 		if _, err := Open(name, "k", Options{Dir: dir}); err == nil {
 			t.Errorf("Open(%q) succeeded", name)

@@ -18,6 +18,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/procref/procref/internal/privtest"
 	"github.com/procref/procref/internal/proctest"
 	"golang.org/x/sys/unix"
 )
@@ -83,7 +84,7 @@ func TestSysVKey(t *testing.T) {
 // Issue 12 item 3: the secret is created 0600 once per runtime dir and two
 // dirs get different keys for the same service.
 func TestSecretPerDir(t *testing.T) {
-	d1, d2 := tempDir(t), tempDir(t)
+	d1, d2 := privtest.Dir(t), privtest.Dir(t)
 	s1, err := loadSecret(d1)
 	if err != nil {
 		t.Fatal(err)

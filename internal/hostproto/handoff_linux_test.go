@@ -9,30 +9,16 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/procref/procref/internal/privtest"
 	"github.com/procref/procref/platform"
 )
-
-// testDir is a new private dir's checked handle, closed after the test.
-func testDir(t *testing.T) *platform.PrivateDir {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "run")
-	if err := platform.EnsurePrivateDir(p); err != nil {
-		t.Fatal(err)
-	}
-	d, err := platform.OpenPrivateDir(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
-}
 
 // TestHandoffDescriptors: a proxy's two pipe ends and its pending bytes
 // arrive at the host under the key of its request, and they are the same
 // pipes (what the host writes, the editor reads); a file that is neither
 // a pipe nor a socket is not handed off (ErrNoHandoff: relay instead).
 func TestHandoffDescriptors(t *testing.T) {
-	dir, sock := testDir(t), "svc.1.fd.sock"
+	dir, sock := privtest.Dir(t), "svc.1.fd.sock"
 	ln, err := ListenHandoff(dir, sock)
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +70,7 @@ func TestHandoffDescriptors(t *testing.T) {
 // listener the kernel says is the hint's host pid; another process's
 // listener (here: ours, while the hint names pid 1) gets nothing.
 func TestHandoffOnlyToTheHost(t *testing.T) {
-	dir, sock := testDir(t), "svc.1.fd.sock"
+	dir, sock := privtest.Dir(t), "svc.1.fd.sock"
 	ln, err := ListenHandoff(dir, sock)
 	if err != nil {
 		t.Fatal(err)
