@@ -7,7 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/procref/procref/internal/privtest"
+	"github.com/procref/procref/internal/proctest/privdir"
 	"github.com/procref/procref/platform"
 	"io"
 	"os"
@@ -211,7 +211,7 @@ type testCounter struct {
 
 func newTestCounter(t testing.TB, impl Impl) testCounter {
 	t.Helper()
-	tc := testCounter{name: "t-" + randomHex(t, 6), key: randomHex(t, 32), opts: Options{Dir: privtest.Dir(t), Impl: impl}}
+	tc := testCounter{name: "t-" + randomHex(t, 6), key: randomHex(t, 32), opts: Options{Dir: privdir.Dir(t), Impl: impl}}
 	t.Cleanup(func() { removeCounter(t, tc.name, tc.key, tc.opts) })
 	return tc
 }
@@ -385,7 +385,7 @@ func TestAcquireInProcess(t *testing.T) {
 
 // Must show 2: the startup lock is given back when its holder is killed.
 func TestStartupLockHolderKilled(t *testing.T) {
-	d := privtest.Dir(t)
+	d := privdir.Dir(t)
 	dir := d.Path()
 	name := "lock-" + randomHex(t, 4)
 	l, err := OpenLock(d, name)
@@ -453,7 +453,7 @@ func TestStartupLockHolderKilled(t *testing.T) {
 func TestOpenRace(t *testing.T) {
 	const procs, rounds = 50, 20
 	forEachImpl(t, func(t *testing.T, impl Impl) {
-		tc := testCounter{name: "race-" + randomHex(t, 4), key: randomHex(t, 32), opts: Options{Dir: privtest.Dir(t), Impl: impl}}
+		tc := testCounter{name: "race-" + randomHex(t, 4), key: randomHex(t, 32), opts: Options{Dir: privdir.Dir(t), Impl: impl}}
 		for r := range rounds {
 			t.Cleanup(func() { removeCounter(t, roundName(tc.name, r), roundKey(tc.key, r), tc.opts) })
 		}
@@ -552,7 +552,7 @@ func TestRemovedWhileHeld(t *testing.T) {
 }
 
 func TestList(t *testing.T) {
-	dir := privtest.Dir(t)
+	dir := privdir.Dir(t)
 	var want []Info
 	for i, impl := range impls() {
 		tc := newTestCounter(t, impl)
@@ -590,7 +590,7 @@ func TestListSkipsRemoved(t *testing.T) {
 }
 
 func TestOpenValidates(t *testing.T) {
-	dir := privtest.Dir(t)
+	dir := privdir.Dir(t)
 	for _, name := range []string{"", ".hidden", "a/b", "a b", `a\b`, strings.Repeat("x", 201)} {
 		if _, err := Open(name, "k", Options{Dir: dir}); err == nil {
 			t.Errorf("Open(%q) succeeded", name)

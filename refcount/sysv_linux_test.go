@@ -18,8 +18,8 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/procref/procref/internal/privtest"
 	"github.com/procref/procref/internal/proctest"
+	"github.com/procref/procref/internal/proctest/privdir"
 	"golang.org/x/sys/unix"
 )
 
@@ -84,7 +84,7 @@ func TestSysVKey(t *testing.T) {
 // Issue 12 item 3: the secret is created 0600 once per runtime dir and two
 // dirs get different keys for the same service.
 func TestSecretPerDir(t *testing.T) {
-	d1, d2 := privtest.Dir(t), privtest.Dir(t)
+	d1, d2 := privdir.Dir(t), privdir.Dir(t)
 	s1, err := loadSecret(d1)
 	if err != nil {
 		t.Fatal(err)

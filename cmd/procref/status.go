@@ -54,8 +54,15 @@ type backendRow struct {
 }
 
 // runtimeDir is the process's checked handle on procref's runtime dir
-// (launcher.Service.PrivateDir: never closed).
-func runtimeDir() (*platform.PrivateDir, error) { return (&launcher.Service{}).PrivateDir() }
+// (platform.RuntimeDir, opened by launcher.Service.PrivateDir: never
+// closed).
+func runtimeDir() (*platform.PrivateDir, error) {
+	dir, err := platform.RuntimeDir()
+	if err != nil {
+		return nil, err
+	}
+	return (&launcher.Service{Dir: dir}).PrivateDir()
+}
 
 // collectStatus reads every hint in the runtime dir and asks each live host.
 func collectStatus(ctx context.Context) ([]backendRow, string, error) {

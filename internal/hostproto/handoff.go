@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -28,7 +27,7 @@ import (
 //
 //	proxy → host, on the authenticated session:   handoff KEY\n
 //	host → proxy:                                 ok\n   (KEY is now expected)
-//	proxy → host, on HandoffSocket:               KEY N\n + SCM_RIGHTS{stdin, stdout}, then N pending bytes
+//	proxy → host, on HandoffName (runtime dir):    KEY N\n + SCM_RIGHTS{stdin, stdout}, then N pending bytes
 //	... the host serves the client on the passed descriptors ...
 //	host → proxy, on the session:                 bye\n or end REASON\n (then closes)
 //
@@ -53,16 +52,11 @@ var ErrNoHandoff = errors.New("no descriptor handoff")
 // without saying why (it crashed or was killed).
 var ErrHostGone = errors.New("the host went away")
 
-// HandoffSocket is the unix socket, in the private runtime dir, on which
-// the mux-mode host of serviceName with process id hostPID takes editors'
-// descriptors from their proxies. One per host: a draining host and its
+// HandoffName is the unix socket, in the private runtime dir, on which the
+// mux-mode host of serviceName with process id hostPID takes editors'
+// descriptors from their proxies; both ends reach it by this name relative
+// to their runtime dir handle. One per host: a draining host and its
 // successor run side by side (see the Overlap in Spec.Service).
-func HandoffSocket(runtimeDir, serviceName string, hostPID int) string {
-	return filepath.Join(runtimeDir, HandoffName(serviceName, hostPID))
-}
-
-// HandoffName is HandoffSocket's file name in the runtime dir, by which
-// both ends reach it relative to their dir handle.
 func HandoffName(serviceName string, hostPID int) string {
 	return serviceName + "." + strconv.Itoa(hostPID) + ".fd.sock"
 }

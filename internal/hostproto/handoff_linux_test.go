@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/procref/procref/internal/privtest"
+	"github.com/procref/procref/internal/proctest/privdir"
 	"github.com/procref/procref/platform"
 )
 
@@ -18,7 +18,7 @@ import (
 // pipes (what the host writes, the editor reads); a file that is neither
 // a pipe nor a socket is not handed off (ErrNoHandoff: relay instead).
 func TestHandoffDescriptors(t *testing.T) {
-	dir, sock := privtest.Dir(t), "svc.1.fd.sock"
+	dir, sock := privdir.Dir(t), "svc.1.fd.sock"
 	ln, err := ListenHandoff(dir, sock)
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +70,7 @@ func TestHandoffDescriptors(t *testing.T) {
 // listener the kernel says is the hint's host pid; another process's
 // listener (here: ours, while the hint names pid 1) gets nothing.
 func TestHandoffOnlyToTheHost(t *testing.T) {
-	dir, sock := privtest.Dir(t), "svc.1.fd.sock"
+	dir, sock := privdir.Dir(t), "svc.1.fd.sock"
 	ln, err := ListenHandoff(dir, sock)
 	if err != nil {
 		t.Fatal(err)

@@ -1,5 +1,5 @@
-// Package privtest gives tests a private runtime dir's checked handle.
-package privtest
+// Package privdir gives tests a private runtime dir's checked handle.
+package privdir
 
 import (
 	"path/filepath"
