@@ -1,9 +1,8 @@
-package main
+package demo
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,40 +15,44 @@ import (
 	"github.com/procref/procref/proxy"
 )
 
-// demoFile is the sample document both simulated editors open.
-const demoFile = `package demo
+// sampleFile is the sample document both simulated editors open.
+const sampleFile = `package demo
 
 // TODO: share one language server between windows
 func hello() string { return "hello" }
 `
 
-// cmdDemo is `procref demo`: two simulated editor windows share the built-in
-// sample language server through real proxies; it prints what each saw and
-// the status table, detaches both and shows the backend gone. It uses a
-// private temporary runtime dir so it never touches the user's backends.
-func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("procref demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	mode := fs.String("mode", "mux", "mux (stdio server through the multiplexer), tcp (server listens on {socket}) or mcp (agent sessions share an MCP server)")
-	keep := fs.Bool("keep", false, "keep the demo's temporary directory")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if err := runDemo(*mode, *keep, stdout); err != nil {
-		fmt.Fprintf(stderr, "procref demo: FAILED: %v\n", err)
-		return exitFailure
-	}
-	return exitOK
+// Backend is one row of `procref status`, what the demo checks of it.
+type Backend struct {
+	State               string // "running" while shared
+	Clients             int
+	HostPID, BackendPID int
 }
 
-func runDemo(mode string, keep bool, out io.Writer) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
+// Config is how to run the demo.
+type Config struct {
+	// Mode is mux (stdio server through the multiplexer), tcp (the server
+	// listens on {socket}) or mcp (agent sessions share an MCP server).
+	Mode string
+	// Keep keeps the demo's temporary directory.
+	Keep bool
+	// Exe is the procref executable each simulated window runs.
+	Exe string
+	// Status prints `procref status` for the runtime dir that
+	// PROCREF_RUNTIME_DIR names to out and returns its rows.
+	Status func(ctx context.Context, out io.Writer) ([]Backend, error)
+}
+
+// Run is `procref demo`: two simulated editor windows share the built-in
+// sample language server through real proxies (or, in mcp mode, three
+// agent sessions share the sample MCP server); it prints to out what each
+// saw and the status table, detaches them and shows the backend gone. It
+// sets PROCREF_RUNTIME_DIR and PROCREF_STATE_DIR of this process to a
+// private temporary directory, so it never touches the user's backends.
+// It blocks for at most a minute; the proxies it started are gone when it
+// returns.
+func Run(cfg Config, out io.Writer) error {
+	mode, keep, exe := cfg.Mode, cfg.Keep, cfg.Exe
 	tmp, err := os.MkdirTemp("", "procref-demo-")
 	if err != nil {
 		return err
@@ -66,14 +69,14 @@ func runDemo(mode string, keep bool, out io.Writer) error {
 	os.Setenv("PROCREF_STATE_DIR", filepath.Join(tmp, "state"))
 	ws := filepath.Join(tmp, "workspace")
 	file := filepath.Join(ws, "demo.go")
-	if err := os.WriteFile(file, []byte(demoFile), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(sampleFile), 0o600); err != nil {
 		return err
 	}
 	uri := proxy.PathToURI(file)
 	if mode == "mcp" {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		return runMCPDemo(ctx, exe, ws, out)
+		return runMCP(ctx, cfg, ws, out)
 	}
 
 	server := []string{exe, "sample-server"}
@@ -88,17 +91,17 @@ func runDemo(mode string, keep bool, out io.Writer) error {
 	fmt.Fprintf(out, "procref demo: two editor windows share one language server (%s mode)\n", mode)
 	fmt.Fprintf(out, "  server command: procref -- %s\n\n", strings.Join(append([]string{"procref"}, server[1:]...), " "))
 
-	var wins []*demoWindow
-	defer func() { killDemoWindows(wins) }()
+	var wins []*window
+	defer func() { killWindows(wins) }()
 	for i := 1; i <= 2; i++ {
-		w := &demoWindow{cmd: exec.CommandContext(ctx, exe, append([]string{"--"}, server...)...)}
+		w := &window{cmd: exec.CommandContext(ctx, exe, append([]string{"--"}, server...)...)}
 		wins = append(wins, w)
 		if err := w.open(i, ws, uri, out); err != nil {
 			return err
 		}
 	}
 
-	backend, hostID, err := demoShared(ctx, out, len(wins))
+	backend, hostID, err := shared(ctx, cfg, out, len(wins))
 	if err != nil {
 		return err
 	}
@@ -115,23 +118,23 @@ func runDemo(mode string, keep bool, out io.Writer) error {
 			return fmt.Errorf("window %d: proxy exited with %v: %s", i+1, err, w.stderr.String())
 		}
 	}
-	if err := demoGone(ctx, out, backend, hostID); err != nil {
+	if err := gone(ctx, cfg, out, backend, hostID); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "\ndemo OK")
 	return nil
 }
 
-// demoWindow is one simulated editor window: a real proxy process and the
+// window is one simulated editor window: a real proxy process and the
 // demo's LSP client on its stdio.
-type demoWindow struct {
+type window struct {
 	cmd    *exec.Cmd
-	client *demoClient
+	client *lspClient
 	stderr strings.Builder
 }
 
-// killDemoWindows kills the proxies still running when the demo fails.
-func killDemoWindows(wins []*demoWindow) {
+// killWindows kills the proxies still running when the demo fails.
+func killWindows(wins []*window) {
 	for _, w := range wins {
 		if w.cmd.Process != nil && w.cmd.ProcessState == nil {
 			w.cmd.Process.Kill()
@@ -142,7 +145,7 @@ func killDemoWindows(wins []*demoWindow) {
 
 // open starts window i's proxy, initializes, opens the demo file and prints
 // its diagnostics and a hover.
-func (w *demoWindow) open(i int, ws, uri string, out io.Writer) error {
+func (w *window) open(i int, ws, uri string, out io.Writer) error {
 	w.cmd.Dir = ws
 	w.cmd.Stderr = &w.stderr
 	stdin, err := w.cmd.StdinPipe()
@@ -157,13 +160,13 @@ func (w *demoWindow) open(i int, ws, uri string, out io.Writer) error {
 	if err := w.cmd.Start(); err != nil {
 		return err
 	}
-	w.client = newDemoClient(stdoutPipe, stdin)
+	w.client = newLSPClient(stdoutPipe, stdin)
 	name, err := w.client.initialize(ws)
 	if err != nil {
 		return fmt.Errorf("window %d: %w (proxy stderr: %s)", i, err, w.stderr.String())
 	}
 	fmt.Fprintf(out, "window %d: proxy pid %d attached in %v; server %q initialized\n", i, w.cmd.Process.Pid, time.Since(start).Round(time.Millisecond), name)
-	if err := w.client.didOpen(uri, "go", demoFile); err != nil {
+	if err := w.client.didOpen(uri, "go", sampleFile); err != nil {
 		return err
 	}
 	diags, err := w.client.waitDiagnostics(uri)
@@ -181,16 +184,15 @@ func (w *demoWindow) open(i int, ws, uri string, out io.Writer) error {
 	return nil
 }
 
-// demoShared prints `procref status` and checks that it shows one running
+// shared prints `procref status` and checks that it shows one running
 // backend with the given number of clients; it returns the backend's and
 // the host's identities.
-func demoShared(ctx context.Context, out io.Writer, clients int) (backend, host platform.Identity, err error) {
+func shared(ctx context.Context, cfg Config, out io.Writer, clients int) (backend, host platform.Identity, err error) {
 	fmt.Fprintf(out, "\n$ procref status\n")
-	rows, dir, err := collectStatus(ctx)
+	rows, err := cfg.Status(ctx, out)
 	if err != nil {
 		return backend, host, err
 	}
-	printStatus(out, rows, dir, false)
 	if len(rows) != 1 || rows[0].Clients != clients || rows[0].State != "running" {
 		return backend, host, fmt.Errorf("want one running backend with %d clients, got %+v", clients, rows)
 	}
@@ -199,20 +201,19 @@ func demoShared(ctx context.Context, out io.Writer, clients int) (backend, host 
 	return backend, host, nil
 }
 
-// demoGone checks that the backend and the host exit once the last client
-// has left, and that `procref status` lists nothing.
-func demoGone(ctx context.Context, out io.Writer, backend, host platform.Identity) error {
+// gone checks that the backend and the host exit once the last client has
+// left, and that `procref status` lists nothing.
+func gone(ctx context.Context, cfg Config, out io.Writer, backend, host platform.Identity) error {
 	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer wcancel()
 	if host.Wait(wctx) != nil || backend.Wait(wctx) != nil {
 		return fmt.Errorf("backend pid %d or host pid %d still running after the last client left", backend.PID, host.PID)
 	}
 	fmt.Fprintf(out, "backend pid %d and host pid %d are gone: the last client left\n\n$ procref status\n", backend.PID, host.PID)
-	rows, dir, err := collectStatus(ctx)
+	rows, err := cfg.Status(ctx, out)
 	if err != nil {
 		return err
 	}
-	printStatus(out, rows, dir, false)
 	if len(rows) != 0 {
 		return errors.New("a backend is still listed after the last client left")
 	}
