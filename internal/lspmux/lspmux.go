@@ -91,7 +91,6 @@ package lspmux
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -162,9 +161,9 @@ type Config struct {
 }
 
 // ErrClosed is returned by ServeClient when the Mux has stopped.
-var ErrClosed = errors.New("lsp multiplexer closed")
+var ErrClosed = mux.NewError("lsp multiplexer closed", mux.ErrClosed)
 
 // ErrBackendFailed is the cause returned by ServeClient (wrapped) and
 // recorded by Err when the backend failed more often than the restart
 // limit allows.
-var ErrBackendFailed = errors.New("language server keeps failing")
+var ErrBackendFailed = mux.NewError("language server keeps failing", mux.ErrServerFailing)

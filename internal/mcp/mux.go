@@ -72,7 +72,7 @@ type Config struct {
 
 // ErrBackendFailed is recorded when the server failed more often than the
 // restart limit allows.
-var ErrBackendFailed = errors.New("the server keeps failing")
+var ErrBackendFailed = mux.ErrServerFailing
 
 // A session is disconnected only when it has stopped reading: its oldest
 // queued message has waited StallTimeout (default 30s) while more arrive,
@@ -284,9 +284,7 @@ func (m *Mux) waitRoom(c *client) bool {
 // endMsg is the last message of a session procref ends, with the reason:
 // a relaying proxy reads it to tell the user why (as for LSP, the same
 // notification; with the handoff the host says it on the session instead).
-func endMsg(err error) []byte {
-	return notification(hostproto.EndMethod, map[string]string{"reason": err.Error()})
-}
+func endMsg(err error) []byte { return hostproto.EndNotice(mux.EndReason(err)) }
 
 // writeClient writes c's queue to conn until c is gone, then flushes what
 // is queued (an error answer to a bad frame included), bounded by the
@@ -533,7 +531,9 @@ func (p *policy) Crashed(s *mux.Instance, cause error) { (*Mux)(p).crashed() }
 
 // NeverUp: the first server did not start; the Mux stops with why (the
 // host then ends, and the next session starts afresh).
-func (p *policy) NeverUp(s *mux.Instance, cause error) { (*Mux)(p).stop(cause) }
+func (p *policy) NeverUp(s *mux.Instance, cause error) {
+	(*Mux)(p).stop(mux.NewError(cause.Error(), mux.ErrNotStarted))
+}
 
 // GaveUp: the server crashed more often than the restart budget allows.
 func (p *policy) GaveUp(cause error, restarts int, window time.Duration) {
@@ -707,7 +707,7 @@ func (m *Mux) stop(err error) *mux.Instance {
 // exited within ShutdownTimeout. It blocks until the server process has
 // exited.
 func (m *Mux) Close(ctx context.Context) error {
-	inst := m.stop(errors.New("the shared server was stopped"))
+	inst := m.stop(mux.ErrClosed)
 	return m.core.Stop(ctx, inst, m.cfg.ShutdownTimeout, nil)
 }
 
