@@ -2,10 +2,11 @@
 // LSP clients (editor windows): the host side of procref's mux mode.
 //
 // Each client talks to the [Mux] as if it had the server to itself. The mux
-// keeps one LSP session with the backend and routes between them:
+// keeps one LSP conversation with the backend (one mux.Instance of the
+// core at a time) and routes between them:
 //
 //   - initialize: the first client's initialize parameters start the
-//     session (the mux sends initialize and then initialized itself); every
+//     backend (the mux sends initialize and then initialized itself); every
 //     client, the first included, gets the cached result with its own id.
 //     An initialize arriving while the first is in flight waits for it.
 //     Clients' initialized notifications are swallowed.
@@ -50,14 +51,14 @@
 //     first initialize or refuses it fails every waiting initialize with
 //     the reason (its last stderr lines, Config.FailureHint) and ends those
 //     sessions (ErrInitFailed); a client the mux ends for a reason (stop,
-//     crash loop, bad input) gets hostproto.EndMethod with EndReason as its last
+//     crash loop, bad input) gets hostproto.EndMethod with mux.EndReason as its last
 //     message, so a relaying proxy can say why.
 //   - containment: per-client bounds on the bytes queued toward the backend
 //     (a flooding client waits, others pass) and toward the client (a client
 //     that stops reading is disconnected); a malformed frame disconnects
 //     only that client; invalid JSON gets a parse error answer.
 //
-// The parts, a file each: sessions.go (a client session: reading,
+// The parts, a file each: clients.go (a client: reading,
 // routing, leaving), ids.go (the routing tables of request ids and
 // progress tokens, changed only through methods that check them),
 // initialize.go (the one backend initialize and its cached result),
@@ -118,7 +119,7 @@ type Config struct {
 	// exit, before Kill (default 5s).
 	ShutdownTimeout time.Duration
 	// ShareGlobal makes the mux add each client's workspace folders to the
-	// backend's session with workspace/didChangeWorkspaceFolders (and remove
+	// backend with workspace/didChangeWorkspaceFolders (and remove
 	// them when no client has them any more), when the backend advertises
 	// workspace.workspaceFolders supported and changeNotifications. If it
 	// does not, the mux logs it: the caller should share per root instead.

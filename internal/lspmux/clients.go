@@ -88,7 +88,7 @@ func (m *Mux) fromClient(c *client, body []byte) error {
 }
 
 // notificationOnly and requestOnly are the methods the mux tracks or that
-// end the backend's session; they are refused in the other kind.
+// end the backend's conversation; they are refused in the other kind.
 var (
 	notificationOnly = map[string]bool{
 		"initialized": true, "exit": true, "$/cancelRequest": true, "$/progress": true,
