@@ -66,8 +66,9 @@
 // folders.go (the union of workspace folders), requests.go and
 // capabilities.go (backend requests to clients, gated by what each
 // declared), notifications.go, encoding.go (UTF-16 for everyone),
-// backend.go (the backend's start, crash, restart and stop, in the core's
-// lifecycle), queue.go (LSP framing for the core's queues and direct
+// backend.go (the LSP policy's hooks on the core, mux.Core: initialize at
+// start, routing the backend's messages, what a crash, a failed start and
+// a spent restart budget tell the clients, and the shutdown/exit goodbye), queue.go (LSP framing for the core's queues and direct
 // writes, internal/mux), fair.go (the core's in-flight bound) and
 // failure.go (what a client is told
 // when its session ends).

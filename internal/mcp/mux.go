@@ -1,14 +1,13 @@
 // Package mcp shares one stdio JSON-RPC server among many client sessions:
 // the host side of procref's mux mode for MCP servers (policy [MCP]) and
-// for any other JSON-RPC server (policy [Plain]). LSP has its own
-// multiplexer (lspmux); both run their server process with the core
-// (internal/mux), and keep their id and token routing in internal/idroute
-// and their restart budget in internal/restarts.
+// for any other JSON-RPC server (policy [Plain]). Like LSP's (lspmux) it
+// is a policy on the core (internal/mux: mux.Core runs the server, starts
+// and restarts it within its budget, and stops it), with its id and token
+// routing in internal/idroute.
 //
 // The parts: framing (internal/wire: NDJSON or Content-Length, bounded),
 // sessions and the server (this file: request ids rewritten and mapped
-// back, the server's start and restart in the core's lifecycle,
-// mux.Lifecycle), the core's queues with direct writes (queues.go), and
+// back, the policy's hooks on the core), the core's queues with direct writes (queues.go), and
 // the MCP policy (policy.go:
 // initialize caching, cancel and progress routing, logging levels,
 // resource subscriptions, server→client requests, roots).
