@@ -16,7 +16,9 @@ import (
 
 // WaitFor polls check until it returns nil or timeout passes, then fails t
 // with what and check's last error (say there what was seen instead). The
-// poll interval starts at 1 ms and grows to 100 ms.
+// poll interval starts at 1 ms and grows to 100 ms. check runs on the
+// caller's goroutine, so it may end the test itself (t.Fatal) on a state
+// that can no longer turn out well.
 func WaitFor(t testing.TB, timeout time.Duration, what string, check func() error) {
 	t.Helper()
 	if err := Poll(timeout, check); err != nil {
