@@ -1,3 +1,9 @@
+// Package demo is `procref demo`, the README's first command: simulated
+// editor windows (a small sequential LSP client) and agent sessions (an
+// NDJSON MCP client) run real procref proxies against the built-in sample
+// servers in a private temporary runtime dir, and show one backend shared
+// and gone after the last one left. cmd/procref parses its flags and
+// passes the status table in (Config.Status).
 package demo
 
 import (
