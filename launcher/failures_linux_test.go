@@ -292,10 +292,15 @@ func TestIpcrmThenNewWindowLeavesNoSet(t *testing.T) {
 	if now := semIDs(t, e.run, svc.Key); len(now) != 1 || now[0] == ids[0] {
 		t.Fatalf("sets after the second window: %v, want one new set", now)
 	}
-	for _, s := range []*launcher.Session{first, second} {
-		s.Conn.Close()
-		s.Release()
-	}
+	// The supervisor counts connections now; the second window closes its
+	// session and releases its reference only once the drain is under way
+	// (OnLastRelease ran), as a proxy's SEM_UNDO comes after its session
+	// closed: the drain must still remove the set.
+	first.Conn.Close()
+	first.Release()
+	second.Conn.Close()
+	e.waitEvent("last", 10*time.Second)
+	second.Release()
 	proctest.WaitGone(t, first.Supervisor, 10*time.Second, "supervisor after its windows left")
 	if now := semIDs(t, e.run, svc.Key); len(now) != 0 {
 		t.Errorf("sets left after every window left: %v", now)
