@@ -10,7 +10,8 @@
 // starting, running, restarting, stopped, changed in one place), server.go (the server process: start, stop,
 // kill of its whole process group), queue.go (a queue toward one
 // destination, written by its writer goroutine or directly by a producer
-// that finds it empty), direct.go (direct writes to a client's connection,
+// that finds it empty), turns.go (the order a queue's items leave it: the
+// clients' requests round-robin, everything else in push order), direct.go (direct writes to a client's connection,
 // bounded), quota.go (a client's bytes toward the server), bound.go (a client's
 // requests in flight at the server, bounded, and the clients served in
 // turn). Framing is the
