@@ -405,7 +405,7 @@ func (m *Mux) forward(c *client, in *msg) {
 	m.addCall(hid, cl)
 	out := *in
 	out.ID = hostID(hid)
-	m.sendServerFrom(c, out.encode())
+	m.sendServerFrom(c, in, out.encode())
 }
 
 // hostRequest sends the mux's own request; done gets the answer (nil if
