@@ -77,9 +77,11 @@ func (it *Item) release() {
 // everything pushed after it. They never starve, and no message is
 // written before a state change the host made before it was pushed (a
 // document's new text, to which another window's positions were mapped).
-// So while one client floods the server, another's request waits behind
-// at most one of the flooder's per turn here (and, at the server, behind
-// at most the flooder's Bound).
+// So while one client floods the server, another's request waits here
+// behind at most one of the flooder's per turn (and the batch being
+// written when it came, up to batchMax bytes), and at the server behind
+// at most the flooder's Bound. Turn values are compared with ==: a
+// client's pointer.
 //
 // The consumer is normally the destination's writer goroutine (Run), but
 // a producer that finds the queue empty and nobody writing may write its
@@ -259,31 +261,40 @@ var (
 )
 
 // Drain is called by the producer that PushItem made the writer: it
-// writes what is queued (in batches of up to batchMax bytes) with write
-// until the queue is empty, then lets go. write may hand back a rest
+// writes what is queued when it is called (in batches of up to batchMax
+// bytes, in turn order) with write, then lets go; what others push
+// meanwhile is the writer goroutine's. (Not until the queue is empty: a
+// client's reader would then write another client's flood for as long
+// as it lasted, reading nothing of its own client meanwhile.) write may
+// hand back a rest
 // (messages it could not write without blocking, the first maybe partly
 // written): the rest goes back to the head of the queue for the writer
 // goroutine, and Drain returns. A write error is returned after letting
 // go; the caller deals with the destination.
 func (q *Queue) Drain(write func(items []Item) (rest []Item, err error)) error {
 	var batch []Item
+	left := -1 // items still to write: those queued at the first look
 	for {
 		q.mu.Lock()
-		if q.empty() {
+		if left < 0 {
+			left = q.n
+		}
+		if q.empty() || left == 0 {
 			q.busy, q.owner = false, nil
-			closed := q.closed
+			wake := q.closed || !q.empty() // a writer goroutine waiting to see the close, or the rest
 			q.mu.Unlock()
-			if closed {
-				q.signal() // a writer goroutine waiting to see the close
+			if wake {
+				q.signal()
 			}
 			return nil
 		}
 		batch = batch[:0]
 		n := 0
-		for !q.empty() && (len(batch) == 0 || n+q.nextLen() <= batchMax) {
+		for left > 0 && !q.empty() && (len(batch) == 0 || n+q.nextLen() <= batchMax) {
 			it := q.take()
 			n += len(it.Body)
 			batch = append(batch, it)
+			left--
 		}
 		q.mu.Unlock()
 		rest, err := write(batch)

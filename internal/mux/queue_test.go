@@ -264,3 +264,45 @@ func TestQueueDrainRestFirst(t *testing.T) {
 		t.Fatalf("written %q, want %q", got, want)
 	}
 }
+
+// BenchmarkQueueDirect: the round-trip path, a producer that finds the
+// queue empty takes it over and writes its message itself.
+func BenchmarkQueueDirect(b *testing.B) {
+	q := NewQueue(lineFraming{})
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		q.PushItem(Item{Body: body, Turn: "a"}, 0, "a")
+		if err := q.DrainTo(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// A drainer writes what was queued when it began and lets go: what
+// another client pushes meanwhile is the writer goroutine's (else a
+// client's reader could be kept writing another's flood).
+func TestQueueDrainWritesOnlyWhatWasQueued(t *testing.T) {
+	q := NewQueue(lineFraming{})
+	q.PushItem(Item{Body: []byte("a1"), Turn: "a"}, 0, "a")
+	pushTurn(t, q, "b", "b1")
+	var drained []string
+	err := q.Drain(func(items []Item) ([]Item, error) {
+		for _, it := range items {
+			drained = append(drained, string(it.Body))
+		}
+		if len(drained) < 10 { // the flood goes on (bounded: a failing Drain returns)
+			pushTurn(t, q, "b", fmt.Sprintf("b%d", len(drained)+1))
+		}
+		return nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(drained, " "), "a1 b1"; got != want {
+		t.Fatalf("drained %q, want %q", got, want)
+	}
+	if got, want := strings.Join(runAll(t, q), " "), "b3"; got != want {
+		t.Fatalf("the writer goroutine wrote %q, want %q", got, want)
+	}
+}
