@@ -1,14 +1,13 @@
 // Package mcp shares one stdio JSON-RPC server among many client sessions:
 // the host side of procref's mux mode for MCP servers (policy [MCP]) and
-// for any other JSON-RPC server (policy [Plain]). LSP has its own
-// multiplexer (lspmux); both run their server process with the core
-// (internal/mux), and keep their id and token routing in internal/idroute
-// and their restart budget in internal/restarts.
+// for any other JSON-RPC server (policy [Plain]). Like LSP's (lspmux) it
+// is a policy on the core (internal/mux: mux.Core runs the server, starts
+// and restarts it within its budget, and stops it), with its id and token
+// routing in internal/idroute.
 //
 // The parts: framing (internal/wire: NDJSON or Content-Length, bounded),
 // sessions and the server (this file: request ids rewritten and mapped
-// back, the server's start and restart in the core's lifecycle,
-// mux.Lifecycle), the core's queues with direct writes (queues.go), and
+// back, the policy's hooks on the core), the core's queues with direct writes (queues.go), and
 // the MCP policy (policy.go:
 // initialize caching, cancel and progress routing, logging levels,
 // resource subscriptions, server→client requests, roots).
@@ -72,7 +71,7 @@ type Config struct {
 
 // ErrBackendFailed is recorded when the server failed more often than the
 // restart limit allows.
-var ErrBackendFailed = errors.New("the server keeps failing")
+var ErrBackendFailed = mux.ErrServerFailing
 
 // A session is disconnected only when it has stopped reading: its oldest
 // queued message has waited StallTimeout (default 30s) while more arrive,
@@ -286,9 +285,7 @@ func (m *Mux) waitRoom(c *client) bool {
 // endMsg is the last message of a session procref ends, with the reason:
 // a relaying proxy reads it to tell the user why (as for LSP, the same
 // notification; with the handoff the host says it on the session instead).
-func endMsg(err error) []byte {
-	return notification(hostproto.EndMethod, map[string]string{"reason": err.Error()})
-}
+func endMsg(err error) []byte { return hostproto.EndNotice(mux.EndReason(err)) }
 
 // writeClient writes c's queue to conn until c is gone, then flushes what
 // is queued (an error answer to a bad frame included), bounded by the
@@ -535,7 +532,9 @@ func (p *policy) Crashed(s *mux.Instance, cause error) { (*Mux)(p).crashed() }
 
 // NeverUp: the first server did not start; the Mux stops with why (the
 // host then ends, and the next session starts afresh).
-func (p *policy) NeverUp(s *mux.Instance, cause error) { (*Mux)(p).stop(cause) }
+func (p *policy) NeverUp(s *mux.Instance, cause error) {
+	(*Mux)(p).stop(mux.NewError(cause.Error(), mux.ErrNotStarted))
+}
 
 // GaveUp: the server crashed more often than the restart budget allows.
 func (p *policy) GaveUp(cause error, restarts int, window time.Duration) {
@@ -709,7 +708,7 @@ func (m *Mux) stop(err error) *mux.Instance {
 // exited within ShutdownTimeout. It blocks until the server process has
 // exited.
 func (m *Mux) Close(ctx context.Context) error {
-	inst := m.stop(errors.New("the shared server was stopped"))
+	inst := m.stop(mux.ErrClosed)
 	return m.core.Stop(ctx, inst, m.cfg.ShutdownTimeout, nil)
 }
 

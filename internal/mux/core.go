@@ -320,7 +320,11 @@ func (c *Core) Stop(ctx context.Context, inst *Instance, timeout time.Duration, 
 		wait(ctx, inst.writerDone, timeout)
 		inst.srv.Close()
 		if !wait(ctx, inst.exited, timeout) {
-			c.log.Warn("the server did not exit after its stdin closed; killing it")
+			if ctx.Err() != nil {
+				c.log.Info("stopping at once: killing the server", "why", context.Cause(ctx))
+			} else {
+				c.log.Warn("the server did not exit after its stdin closed; killing it", "waited", timeout)
+			}
 			err = inst.srv.Kill()
 		}
 		inst.teardown()

@@ -88,7 +88,7 @@ func (m *Mux) fromClient(c *client, body []byte) error {
 }
 
 // notificationOnly and requestOnly are the methods the mux tracks or that
-// end the backend's session; they are refused in the other kind.
+// end the backend's conversation; they are refused in the other kind.
 var (
 	notificationOnly = map[string]bool{
 		"initialized": true, "exit": true, "$/cancelRequest": true, "$/progress": true,
@@ -172,7 +172,7 @@ var (
 	errSlowClient = errors.New("client stopped reading (outgoing queue full)")
 	// errFrozenClient: see Config.ClientFrozen.
 	errFrozenClient = errors.New("client read nothing while messages for it queued (frozen window)")
-	errExit         = errors.New("client sent exit")
+	errExit         = mux.NewError("client sent exit", mux.ErrClientDone)
 )
 
 // ServeClient serves one client session on conn, whose first message is
@@ -232,7 +232,7 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 		// its reason, not the client's EOF, is why the session ended
 		err = ending
 		<-c.stop // flushed (bounded, see flushThenKill)
-	case EndReason(err) != "":
+	case mux.EndReason(err) != "":
 		select {
 		case <-c.stop: // killed, or the client's connection failed
 		default: // dropped for its input: tell it why
