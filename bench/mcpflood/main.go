@@ -71,16 +71,18 @@ func main() {
 		}
 		w.Flush()
 	}()
-	var answered atomic.Int64 // the flood's answers read
+	var answered atomic.Int64       // the flood's answers read
+	flooding := make(chan struct{}) // closed at the flood's first answer
 	go func() {
 		for {
 			if _, err := fr.ReadSlice('\n'); err != nil && err != bufio.ErrBufferFull {
 				return
-			} else if err == nil {
-				answered.Add(1)
+			} else if err == nil && answered.Add(1) == 1 {
+				close(flooding)
 			}
 		}
 	}()
+	<-flooding // measure under the flood, not before it starts
 	var lat []time.Duration
 	for i := 0; i < *calls; i++ {
 		t0 := time.Now()
