@@ -32,7 +32,11 @@ type Item struct {
 	Edits   []wire.Edit
 	Release func()
 	Recycle bool
-	framed  bool // Body is already framed (the rest of a partly written message)
+	// Turn, if set, is the client in whose turn the item is written
+	// (see Queue: a client's request that may be served round-robin);
+	// nil keeps the item's place in push order.
+	Turn   any
+	framed bool // Body is already framed (the rest of a partly written message)
 }
 
 // write frames the item onto w with f and recycles its body if it may.
@@ -55,10 +59,29 @@ func (it *Item) release() {
 	}
 }
 
-// Queue is an unbounded-by-itself FIFO of messages toward one destination
+// Queue is an unbounded-by-itself queue of messages toward one destination
 // (a client, or the server), with one consumer; producers never block.
 // Bounds are applied by the callers (a Quota for server-bound traffic,
-// the byte limit in Push for client-bound traffic).
+// the byte limit in Push for client-bound traffic, a Bound on each
+// client's requests in flight).
+//
+// Order (the round-robin rule). Items with a Turn (clients' requests
+// toward the server) are kept per client and written one client at a
+// time in turn, one item per turn, each client's in its push order; a
+// client with nothing queued is skipped, and one whose first item comes
+// while others are queued joins at the end of the turn. Items without a
+// Turn (every message toward a client; toward the server the host's own
+// messages, answers to the server, and the clients' notifications and
+// the requests whose effect the host keeps count of) keep their place:
+// each is written after everything pushed before it and before
+// everything pushed after it. They never starve, and no message is
+// written before a state change the host made before it was pushed (a
+// document's new text, to which another window's positions were mapped).
+// So while one client floods the server, another's request waits here
+// behind at most one of the flooder's per turn (and the batch being
+// written when it came, up to batchMax bytes), and at the server behind
+// at most the flooder's Bound. Turn values are compared with ==: a
+// client's pointer.
 //
 // The consumer is normally the destination's writer goroutine (Run), but
 // a producer that finds the queue empty and nobody writing may write its
@@ -69,16 +92,18 @@ func (it *Item) release() {
 type Queue struct {
 	frame Framing
 
-	mu         sync.Mutex
-	items      []Item
-	head       int
-	bytes      int64
-	closed     bool
-	busy       bool          // the writer goroutine or a draining producer is writing
-	writerOwns bool          // busy is the writer goroutine's (taken in pop)
-	owner      any           // busy is this draining producer's (PushItem)
-	room       chan struct{} // closed when bytes drop (WaitRoom); nil if nobody waits
-	wake       chan struct{} // cap 1: something was pushed, the queue closed, or a drainer let go
+	mu          sync.Mutex
+	groups      fifo[*group] // the items, in the order they leave (turns.go)
+	n           int          // items queued
+	bytes       int64        // their body bytes
+	spareLanes  []*lane      // emptied, for reuse
+	spareGroups []*group
+	closed      bool
+	busy        bool          // the writer goroutine or a draining producer is writing
+	writerOwns  bool          // busy is the writer goroutine's (taken in pop)
+	owner       any           // busy is this draining producer's (PushItem)
+	room        chan struct{} // closed when bytes drop (WaitRoom); nil if nobody waits
+	wake        chan struct{} // cap 1: something was pushed, the queue closed, or a drainer let go
 
 	// frozenAfter, if set, refuses pushes onto a queue from which nothing
 	// was taken for that long while it held something (see Frozen).
@@ -128,16 +153,15 @@ func (q *Queue) PushItem(it Item, limit int64, owner any) (ok, claimed bool) {
 		switch {
 		case q.busy && !q.writerOwns && q.owner == owner:
 			quiet = true // owner's drain will write it
-		case !q.busy && q.head == len(q.items):
+		case !q.busy && q.empty():
 			q.busy, q.owner = true, owner
 			quiet, claimed = true, true
 		}
 	}
-	if q.frozenAfter > 0 && q.head == len(q.items) {
+	if q.frozenAfter > 0 && q.empty() {
 		q.since = time.Now()
 	}
-	q.items = append(q.items, it)
-	q.bytes += n
+	q.add(it)
 	q.mu.Unlock()
 	if quiet {
 		return true, claimed
@@ -159,7 +183,7 @@ func (q *Queue) Frozen() bool {
 // something and nothing was taken from it for frozenAfter: its reader has
 // read nothing for that long while its queue grows. Called with mu held.
 func (q *Queue) stuck() bool {
-	if q.frozenAfter <= 0 || q.head == len(q.items) || time.Since(q.since) < q.frozenAfter {
+	if q.frozenAfter <= 0 || q.empty() || time.Since(q.since) < q.frozenAfter {
 		return false
 	}
 	q.frozen = true
@@ -173,18 +197,10 @@ func (q *Queue) signal() {
 	}
 }
 
-// take removes the head item. Called with mu held and the queue not empty.
+// take removes the item whose turn is next (takeNext) and notes the
+// progress. Called with mu held and the queue not empty.
 func (q *Queue) take() Item {
-	it := q.items[q.head]
-	q.items[q.head] = Item{}
-	q.head++
-	if q.head == len(q.items) {
-		q.items, q.head = q.items[:0], 0
-	} else if q.head > 1024 && q.head*2 > len(q.items) {
-		q.items = append([]Item(nil), q.items[q.head:]...)
-		q.head = 0
-	}
-	q.bytes -= int64(len(it.Body))
+	it := q.takeNext()
 	if q.frozenAfter > 0 {
 		q.since = time.Now()
 	}
@@ -245,41 +261,47 @@ var (
 )
 
 // Drain is called by the producer that PushItem made the writer: it
-// writes what is queued (in batches of up to batchMax bytes) with write
-// until the queue is empty, then lets go. write may hand back a rest
+// writes what is queued when it is called (in batches of up to batchMax
+// bytes, in turn order) with write, then lets go; what others push
+// meanwhile is the writer goroutine's. (Not until the queue is empty: a
+// client's reader would then write another client's flood for as long
+// as it lasted, reading nothing of its own client meanwhile.) write may
+// hand back a rest
 // (messages it could not write without blocking, the first maybe partly
 // written): the rest goes back to the head of the queue for the writer
 // goroutine, and Drain returns. A write error is returned after letting
 // go; the caller deals with the destination.
 func (q *Queue) Drain(write func(items []Item) (rest []Item, err error)) error {
 	var batch []Item
+	left := -1 // items still to write: those queued at the first look
 	for {
 		q.mu.Lock()
-		if q.head == len(q.items) {
+		if left < 0 {
+			left = q.n
+		}
+		if q.empty() || left == 0 {
 			q.busy, q.owner = false, nil
-			closed := q.closed
+			wake := q.closed || !q.empty() // a writer goroutine waiting to see the close, or the rest
 			q.mu.Unlock()
-			if closed {
-				q.signal() // a writer goroutine waiting to see the close
+			if wake {
+				q.signal()
 			}
 			return nil
 		}
 		batch = batch[:0]
 		n := 0
-		for q.head < len(q.items) && (len(batch) == 0 || n+len(q.items[q.head].Body) <= batchMax) {
-			n += len(q.items[q.head].Body)
-			batch = append(batch, q.take())
+		for left > 0 && !q.empty() && (len(batch) == 0 || n+q.nextLen() <= batchMax) {
+			it := q.take()
+			n += len(it.Body)
+			batch = append(batch, it)
+			left--
 		}
 		q.mu.Unlock()
 		rest, err := write(batch)
 		if len(rest) > 0 || err != nil {
 			q.mu.Lock()
 			if len(rest) > 0 {
-				q.items = append(append([]Item(nil), rest...), q.items[q.head:]...)
-				q.head = 0
-				for _, it := range rest {
-					q.bytes += int64(len(it.Body))
-				}
+				q.putBack(rest)
 			}
 			q.busy, q.owner = false, nil
 			q.mu.Unlock()
@@ -313,13 +335,13 @@ func (q *Queue) pop(stop <-chan struct{}) (Item, bool) {
 		if q.writerOwns {
 			q.busy, q.writerOwns = false, false
 		}
-		if !q.busy && q.head < len(q.items) {
+		if !q.busy && !q.empty() {
 			it := q.take()
 			q.busy, q.writerOwns = true, true
 			q.mu.Unlock()
 			return it, true
 		}
-		done := q.closed && !q.busy && q.head == len(q.items)
+		done := q.closed && !q.busy && q.empty()
 		q.mu.Unlock()
 		if done {
 			return Item{}, false
@@ -344,9 +366,10 @@ func (q *Queue) popBatch(stop <-chan struct{}, dst []Item) ([]Item, bool) {
 	dst = append(dst[:0], it)
 	n := len(it.Body)
 	q.mu.Lock()
-	for q.head < len(q.items) && n+len(q.items[q.head].Body) <= batchMax {
-		n += len(q.items[q.head].Body)
-		dst = append(dst, q.take())
+	for !q.empty() && n+q.nextLen() <= batchMax {
+		it := q.take()
+		n += len(it.Body)
+		dst = append(dst, it)
 	}
 	q.mu.Unlock()
 	return dst, true
@@ -440,8 +463,7 @@ func (q *Queue) Close(drop bool) {
 	q.closed = true
 	var dropped []Item
 	if drop {
-		dropped = q.items[q.head:]
-		q.items, q.head, q.bytes = nil, 0, 0
+		dropped = q.dropAll()
 	}
 	if q.room != nil {
 		close(q.room)
