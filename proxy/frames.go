@@ -48,40 +48,60 @@ func (f *frames) small() bool { return f.size <= gateSmallBody }
 // ends is what the ends of the large body that just ended tell.
 func (f *frames) ends() wire.Ends { return wire.ScanEnds(f.body, f.last) }
 
+// event is what a step of frames completed.
+type event int
+
+const (
+	noEvent  event = iota
+	headKept       // a large body's first endKeep bytes are in body
+	bodyEnd        // a body ended: the kept bytes are in body and last
+)
+
 // step consumes the first bytes of chunk that belong to one part of the
-// stream, header bytes or body bytes, and returns how many and whether
-// they were body bytes; done: a body just ended (its kept bytes are in
-// body and last until the next step). Once raw it takes all of chunk.
-func (f *frames) step(chunk []byte) (n int, inBody, done bool) {
+// stream — header bytes, or body bytes up to the end of a large body's
+// kept head or up to the body's end — and returns how many, whether they
+// were body bytes, and what they completed (of a kept body; the kept
+// bytes stay until the next step). Once raw it takes all of chunk.
+func (f *frames) step(chunk []byte) (n int, inBody bool, ev event) {
 	if f.raw {
-		return len(chunk), false, false
+		return len(chunk), false, noEvent
 	}
 	if f.need < 0 {
 		return f.header(chunk)
 	}
 	k := min(f.need, len(chunk))
+	pos := f.size - f.need
+	head := !f.skip && !f.small() && pos < endKeep
+	if head {
+		k = min(k, endKeep-pos)
+	}
 	f.keep(chunk[:k])
 	f.need -= k
-	if f.need == 0 {
+	switch {
+	case f.need == 0:
 		f.need = -1
-		return k, true, !f.skip
+		if !f.skip {
+			ev = bodyEnd
+		}
+	case head && pos+k == endKeep:
+		ev = headKept
 	}
-	return k, true, false
+	return k, true, ev
 }
 
 // header consumes header bytes of chunk, up to the header's end.
-func (f *frames) header(chunk []byte) (n int, inBody, done bool) {
+func (f *frames) header(chunk []byte) (n int, inBody bool, ev event) {
 	old := len(f.hdr)
 	f.hdr = append(f.hdr, chunk...)
 	end := bytes.Index(f.hdr, []byte("\r\n\r\n"))
 	if end < 0 {
 		f.raw = len(f.hdr) > gateMaxHeader
-		return len(chunk), false, false
+		return len(chunk), false, noEvent
 	}
 	n64, err := wire.ParseHeader(f.hdr[:end+4])
 	if err != nil || n64 > math.MaxInt {
 		f.raw = true
-		return len(chunk), false, false
+		return len(chunk), false, noEvent
 	}
 	f.hdr = f.hdr[:0]
 	f.size, f.need = int(n64), int(n64)
@@ -89,9 +109,11 @@ func (f *frames) header(chunk []byte) (n int, inBody, done bool) {
 	f.skip = f.want != nil && !f.want()
 	if f.need == 0 {
 		f.need = -1
-		return end + 4 - old, false, !f.skip
+		if !f.skip {
+			ev = bodyEnd
+		}
 	}
-	return end + 4 - old, false, false
+	return end + 4 - old, false, ev
 }
 
 // keep keeps what of p (the next body bytes) is to be kept.

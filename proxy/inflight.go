@@ -86,10 +86,10 @@ func (f *Inflight) Write(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for chunk := p; len(chunk) > 0 && !f.lost; {
-		n, _, done := f.down.step(chunk)
+		n, _, ev := f.down.step(chunk)
 		chunk = chunk[n:]
 		f.lost = f.down.raw
-		if done {
+		if ev == bodyEnd { // an answer counts once it is whole
 			f.answered()
 		}
 	}

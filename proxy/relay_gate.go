@@ -38,14 +38,17 @@ func (g *lspGate) stopped() bool { return g.exit && g.withhold }
 // dst unchanged.
 func (g *lspGate) Filter(dst, chunk []byte) []byte {
 	for len(chunk) > 0 && !g.stopped() {
-		n, inBody, done := g.f.step(chunk)
+		n, inBody, ev := g.f.step(chunk)
 		if !inBody || !g.f.small() {
 			dst = append(dst, chunk[:n]...)
 		}
 		chunk = chunk[n:]
 		switch {
-		case !done:
+		case ev == noEvent:
 		case !g.f.small():
+			// A large request is in flight from its first bytes (the
+			// server may crash before it has all of it): tracked from its
+			// head if that names it, else from both ends.
 			g.seen.sentEnds(g.f.ends())
 		default:
 			g.seen.sent(g.f.body)

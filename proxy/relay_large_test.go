@@ -1,0 +1,112 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"testing"
+
+	"github.com/procref/procref/internal/proctest"
+)
+
+// TestRelayLargeBodiesSpliced: in tcp mode (exit withheld, requests in
+// flight tracked) 1 MiB requests and answers cross the relay byte for byte,
+// id first and id last as clients, clangd and gopls write them; on Linux
+// the middles are spliced, never read by the process (rchar, which
+// splice(2) does not count, grows by less than half the bytes relayed on
+// top of what the test's own ends read). Then the backend crashes after
+// taking 200 KiB of a third 1 MiB request: the relay ends BackendClosed
+// and that request, and only it, gets the error answer.
+func TestRelayLargeBodiesSpliced(t *testing.T) {
+	big := func() string {
+		b := make([]byte, 3<<18)
+		rand.Read(b)
+		return base64.StdEncoding.EncodeToString(b) // 1 MiB
+	}
+	p1, p2, p3 := big(), big(), big()
+	exchanges := []struct{ req, resp string }{
+		{frame(`{"jsonrpc":"2.0","id":1,"method":"x/big","params":"` + p1 + `"}`), frame(`{"jsonrpc":"2.0","result":"` + p1 + `","id":1}`)},
+		{frame(`{"params":"` + p2 + `","method":"x/big","jsonrpc":"2.0","id":"two"}`), frame(`{"id":"two","jsonrpc":"2.0","result":"` + p2 + `"}`)},
+	}
+	req3 := frame(`{"jsonrpc":"2.0","id":3,"method":"x/big","params":"` + p3 + `"}`)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	backend := make(chan error, 1)
+	go func() { backend <- scriptedBackend(ln, exchanges, 200<<10) }()
+
+	e := newEditorPipes(t, nil)
+	e.ed.LSP, e.ed.Inflight = true, NewInflight()
+	conn := dialT(t, ln.Addr().String())
+	before := proctest.ReadChars(os.Getpid())
+	done := make(chan Outcome, 1)
+	go func() { done <- Relay(context.Background(), e.ed, conn, nil) }()
+	ends := 0 // bytes the test's own editor and backend read
+	for i, x := range exchanges {
+		if _, err := io.WriteString(e.toProxy, x.req); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(x.resp))
+		if _, err := io.ReadFull(e.fromProxy, got); err != nil {
+			t.Fatalf("answer %d: %v", i+1, err)
+		}
+		if string(got) != x.resp {
+			t.Fatalf("answer %d changed on the way", i+1)
+		}
+		ends += len(x.req) + len(x.resp)
+	}
+	relayed := proctest.ReadChars(os.Getpid()) - before - int64(ends)
+	t.Logf("the relay read %d of the %d bytes it moved", relayed, ends)
+	if runtime.GOOS == "linux" && os.Getenv("PROCREF_RELAY") != "copy" && relayed > int64(ends/2) {
+		t.Errorf("the relay read %d of the %d bytes it moved: the large bodies were not spliced", relayed, ends)
+	}
+
+	wrote := make(chan error, 1)
+	go func() { _, err := io.WriteString(e.toProxy, req3); wrote <- err }()
+	if err := <-backend; err != nil {
+		t.Fatalf("backend: %v", err)
+	}
+	if o := waitOutcome(t, done); o != BackendClosed {
+		t.Fatalf("outcome %v, want BackendClosed", o)
+	}
+	e.closeProxySide() // the proxy exits: the editor's write of req3 ends
+	<-wrote
+	errs := e.ed.Inflight.Errors(codeRequestFailed, "crashed")
+	want := `{"jsonrpc":"2.0","id":3,"error":{"code":-32803,"message":"crashed"}}`
+	if len(errs) != 1 || string(errs[0]) != want {
+		t.Fatalf("errors after the crash %q, want only %s", errs, want)
+	}
+}
+
+// scriptedBackend accepts one connection, reads each exchange's request
+// exactly as sent and writes its answer, then reads crashAfter bytes more
+// and closes the connection with the rest unread (a crash).
+func scriptedBackend(ln net.Listener, exchanges []struct{ req, resp string }, crashAfter int) error {
+	c, err := ln.Accept()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for i, x := range exchanges {
+		got := make([]byte, len(x.req))
+		if _, err := io.ReadFull(c, got); err != nil {
+			return fmt.Errorf("request %d: %w", i+1, err)
+		}
+		if string(got) != x.req {
+			return fmt.Errorf("request %d changed on the way", i+1)
+		}
+		if _, err := io.WriteString(c, x.resp); err != nil {
+			return err
+		}
+	}
+	_, err = io.ReadFull(c, make([]byte, crashAfter))
+	return err
+}
