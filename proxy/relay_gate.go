@@ -73,6 +73,10 @@ func (g *lspGate) Splicable() int {
 	return g.f.Splicable()
 }
 
+// inLargeBody reports whether the editor is in the middle of a large
+// message (whose end is still to be seen).
+func (g *lspGate) inLargeBody() bool { return !g.f.raw && g.f.need > 0 && !g.f.small() }
+
 // Skip notes that n bytes (at most Splicable) went around Filter.
 func (g *lspGate) Skip(n int) { g.f.Skip(n) }
 

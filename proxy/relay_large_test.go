@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/procref/procref/internal/hostproto"
 	"github.com/procref/procref/internal/proctest"
 )
 
@@ -20,8 +21,9 @@ import (
 // the middles are spliced, never read by the process (rchar, which
 // splice(2) does not count, grows by less than half the bytes relayed on
 // top of what the test's own ends read). Then the backend crashes after
-// taking 200 KiB of a third 1 MiB request: the relay ends BackendClosed
-// and that request, and only it, gets the error answer.
+// taking 200 KiB of a third 1 MiB request, whose id comes last: the relay
+// reads that request to its end, ends BackendClosed, and that request,
+// and only it, gets the error answer.
 func TestRelayLargeBodiesSpliced(t *testing.T) {
 	big := func() string {
 		b := make([]byte, 3<<18)
@@ -33,7 +35,9 @@ func TestRelayLargeBodiesSpliced(t *testing.T) {
 		{frame(`{"jsonrpc":"2.0","id":1,"method":"x/big","params":"` + p1 + `"}`), frame(`{"jsonrpc":"2.0","result":"` + p1 + `","id":1}`)},
 		{frame(`{"params":"` + p2 + `","method":"x/big","jsonrpc":"2.0","id":"two"}`), frame(`{"id":"two","jsonrpc":"2.0","result":"` + p2 + `"}`)},
 	}
-	req3 := frame(`{"jsonrpc":"2.0","id":3,"method":"x/big","params":"` + p3 + `"}`)
+	// The id last (Helix, Go's jsonrpc2): known only once the relay has
+	// read the request's end, which it does after the backend is gone.
+	req3 := frame(`{"jsonrpc":"2.0","method":"x/big","params":"` + p3 + `","id":3}`)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -41,10 +45,12 @@ func TestRelayLargeBodiesSpliced(t *testing.T) {
 	}
 	defer ln.Close()
 	backend := make(chan error, 1)
-	go func() { backend <- scriptedBackend(ln, exchanges, 200<<10) }()
-
 	e := newEditorPipes(t, nil)
-	e.ed.LSP, e.ed.Inflight = true, NewInflight()
+	e.ed.LSP, e.ed.Inflight, e.ed.Note = true, NewInflight(), hostproto.NewNote()
+	// The host's word comes before the connection breaks: the relay could
+	// end at once, were it not still reading req3.
+	crash := func() { hostproto.WriteEnded(e.ed.Note, "the language server crashed") }
+	go func() { backend <- scriptedBackend(ln, exchanges, 200<<10, crash) }()
 	conn := dialT(t, ln.Addr().String())
 	before := proctest.ReadChars(os.Getpid())
 	done := make(chan Outcome, 1)
@@ -69,6 +75,7 @@ func TestRelayLargeBodiesSpliced(t *testing.T) {
 		t.Errorf("the relay read %d of the %d bytes it moved: the large bodies were not spliced", relayed, ends)
 	}
 
+	conn.SetWriteBuffer(32 << 10) // so that the crash comes while the relay is inside req3
 	wrote := make(chan error, 1)
 	go func() { _, err := io.WriteString(e.toProxy, req3); wrote <- err }()
 	if err := <-backend; err != nil {
@@ -88,8 +95,9 @@ func TestRelayLargeBodiesSpliced(t *testing.T) {
 
 // scriptedBackend accepts one connection, reads each exchange's request
 // exactly as sent and writes its answer, then reads crashAfter bytes more
-// and closes the connection with the rest unread (a crash).
-func scriptedBackend(ln net.Listener, exchanges []struct{ req, resp string }, crashAfter int) error {
+// and closes the connection with the rest unread (a crash, crashed called
+// just before).
+func scriptedBackend(ln net.Listener, exchanges []struct{ req, resp string }, crashAfter int, crashed func()) error {
 	c, err := ln.Accept()
 	if err != nil {
 		return err
@@ -107,6 +115,8 @@ func scriptedBackend(ln net.Listener, exchanges []struct{ req, resp string }, cr
 			return err
 		}
 	}
+	c.(*net.TCPConn).SetReadBuffer(32 << 10)
 	_, err = io.ReadFull(c, make([]byte, crashAfter))
+	crashed()
 	return err
 }
