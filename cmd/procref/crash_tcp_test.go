@@ -57,6 +57,9 @@ func TestGoplsTCPCrash(t *testing.T) {
 	if err := syscall.Kill(backend.PID, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// kill returns before gopls's threads have stopped: one still running
+	// could answer the hover, or write half an answer.
+	proctest.Eventually(t, time.Minute, "gopls stopped", func() bool { return proctest.Stopped(backend.PID) })
 	proxy := procs[0].cmd.Process.Pid
 	before := proctest.ReadChars(proxy)
 	hover := make(chan error, 1)
