@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/hostproto"
-	"github.com/procref/procref/internal/lspmux"
+	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/pipeio"
 )
 
@@ -148,7 +148,7 @@ func (h *handoffServer) serveSession(ctx context.Context, conn net.Conn, serve f
 	}()
 	err = serve(ctx, c)
 	c.Close()
-	io.WriteString(conn, hostproto.EndLine(lspmux.EndReason(err)))
+	io.WriteString(conn, hostproto.EndLine(mux.EndReason(err)))
 	conn.Close()
 	<-gone
 	return err

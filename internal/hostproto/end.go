@@ -57,3 +57,14 @@ func (t *Tail) EndReason() string {
 	}
 	return m.Params.Reason
 }
+
+// EndNotice returns the end notification (EndMethod) with reason, the
+// body of a client's last message (framed by the caller's protocol).
+func EndNotice(reason string) []byte {
+	b, _ := json.Marshal(struct {
+		JSONRPC string            `json:"jsonrpc"`
+		Method  string            `json:"method"`
+		Params  map[string]string `json:"params"`
+	}{"2.0", EndMethod, map[string]string{"reason": reason}})
+	return b
+}

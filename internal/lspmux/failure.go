@@ -1,13 +1,13 @@
 package lspmux
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
 	"github.com/procref/procref/internal/hostproto"
+	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/wire"
 )
 
@@ -15,7 +15,7 @@ import (
 // whose initialize failed because the backend could not start, exited
 // before answering, or refused it: the client was answered with an error
 // and disconnected.
-var ErrInitFailed = errors.New("language server did not start")
+var ErrInitFailed = mux.NewError("language server did not start", mux.ErrNotStarted)
 
 // withOutput appends the backend's last stderr lines (Config.StderrTail)
 // to a description of its failure.
@@ -57,25 +57,6 @@ func (m *Mux) refuseStopped(conn io.ReadWriteCloser, why error) {
 	wire.Write(conn, msgError(f.ID.Of(body), codeRequestFailed, msg))
 }
 
-// EndReason says in one line why ServeClient ended a session with err ("":
-// a normal end, the client sent exit or closed its end).
-func EndReason(err error) string {
-	var why string
-	switch {
-	case err == nil, errors.Is(err, errExit), errors.Is(err, io.EOF):
-		return ""
-	case errors.Is(err, ErrClosed):
-		why = "the shared backend was stopped (`procref stop`, or its host shut down)"
-	case errors.Is(err, ErrBackendFailed), errors.Is(err, ErrInitFailed):
-		why = err.Error()
-	case errors.Is(err, wire.ErrBadHeader):
-		why = "procref dropped this window: the editor sent a malformed LSP frame (" + err.Error() + ")"
-	default:
-		why = "procref dropped this window: " + err.Error()
-	}
-	return hostproto.CleanLine(why)
-}
-
 // endWith ends c's session for err: the client gets hostproto.EndMethod with the
 // reason as its last message, and is disconnected once its queue is
 // written (at most a second).
@@ -83,8 +64,8 @@ func EndReason(err error) string {
 // would find the queue closed.
 func (c *client) endWith(err error) {
 	c.endOnce.Do(func() {
-		if why := EndReason(err); why != "" {
-			c.send(msgNotification(hostproto.EndMethod, mustJSON(map[string]string{"reason": why})))
+		if why := mux.EndReason(err); why != "" {
+			c.send(hostproto.EndNotice(why))
 		}
 		c.flushThenKill(err)
 	})

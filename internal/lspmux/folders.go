@@ -131,7 +131,7 @@ func (m *Mux) refFolders(c *client, delta int) {
 // client leaving) changes nothing: the backend is about to stop. Called
 // with mu held.
 func (m *Mux) syncFolders() {
-	if m.life.Phase() != mux.Running || len(m.folders) == 0 {
+	if m.core.Phase() != mux.Running || len(m.folders) == 0 {
 		return
 	}
 	var added, removed []folder

@@ -93,7 +93,7 @@ func (m *Mux) forward(c *client, body []byte, build func(hid int64) (mux.Item, f
 			}
 		}
 		m.mu.Lock()
-		if m.life.Phase() != mux.Running {
+		if m.core.Phase() != mux.Running {
 			m.mu.Unlock()
 			c.quota.Release(n)
 			if !m.waitRunning(c) {
@@ -149,13 +149,13 @@ type call struct {
 }
 
 // hostCall sends the mux's own request and waits for the answer, the
-// session's end, or timeout (0: none).
-func (m *Mux) hostCall(s *session, method string, params []byte, timeout time.Duration) ([]byte, error) {
+// backend's end, or timeout (0: none).
+func (m *Mux) hostCall(s *mux.Instance, method string, params []byte, timeout time.Duration) ([]byte, error) {
 	hid := m.nextID.Add(1)
 	ch := make(chan []byte, 1)
 	m.mu.Lock()
 	m.addRequest(hid, nil, nil, call{method: method, ch: ch})
-	s.q.Push(msgRequest(hid, method, params), 0, nil)
+	s.Push(msgRequest(hid, method, params))
 	m.mu.Unlock()
 	var tc <-chan time.Time
 	if timeout > 0 {
@@ -166,8 +166,7 @@ func (m *Mux) hostCall(s *session, method string, params []byte, timeout time.Du
 	select {
 	case resp := <-ch:
 		return resp, nil
-	case <-s.readerDone:
-	case <-s.exited:
+	case <-s.Ended():
 	case <-tc:
 	}
 	m.mu.Lock()
@@ -176,7 +175,7 @@ func (m *Mux) hostCall(s *session, method string, params []byte, timeout time.Du
 	return nil, fmt.Errorf("no answer to %s from the language server", method)
 }
 
-func (m *Mux) serverResponse(s *session, f *wire.Fields, body []byte) {
+func (m *Mux) serverResponse(s *mux.Instance, f *wire.Fields, body []byte) {
 	hid, ok := parseHostID(f.ID.Of(body))
 	if !ok {
 		m.log.Warn("language server answered an id the mux never sent; dropped", "id", string(f.ID.Of(body)))
@@ -195,12 +194,12 @@ func (m *Mux) serverResponse(s *session, f *wire.Fields, body []byte) {
 	c := p.Client
 	if out, ok := m.viewResult(c, f, body, p.ID, p.Data.uri); ok {
 		wire.Recycle(body)
-		s.sendDirect(c, mux.Item{Body: out})
+		sendDirect(s, c, mux.Item{Body: out})
 		return
 	}
 	// the body goes to this one client and nothing keeps it: written
 	// with the client's id spliced in, then recycled
-	s.sendDirect(c, mux.Item{Body: body, Edits: []wire.Edit{{At: f.ID, With: p.ID}}, Recycle: true})
+	sendDirect(s, c, mux.Item{Body: body, Edits: []wire.Edit{{At: f.ID, With: p.ID}}, Recycle: true})
 }
 
 // The routing tables (package idroute): m.calls, the requests in flight

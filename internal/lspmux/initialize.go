@@ -29,7 +29,7 @@ func (m *Mux) clientInitialize(c *client, f *wire.Fields, body []byte) {
 	if sp, ok, _ := wire.Lookup(params, "capabilities"); ok {
 		c.caps = append([]byte(nil), sp.Of(params)...)
 	}
-	switch m.life.Phase() {
+	switch m.core.Phase() {
 	case mux.Stopped:
 		c.send(msgError(id, codeRequestFailed, "language server stopped"))
 		return
@@ -41,9 +41,7 @@ func (m *Mux) clientInitialize(c *client, f *wire.Fields, body []byte) {
 			params = []byte("{}")
 		}
 		m.initParams = offerUTF16(params) // a fresh copy
-		m.life.Set(mux.Starting)
-		m.wg.Add(1)
-		go m.supervise()
+		m.core.Start()
 	}
 	m.initWaiters = append(m.initWaiters, initWaiter{c, id})
 	m.event("init-wait")
@@ -57,7 +55,7 @@ func (m *Mux) clientInitialize(c *client, f *wire.Fields, body []byte) {
 func (m *Mux) awaitInit(c *client) {
 	for {
 		m.mu.Lock()
-		waiting, ch := c.sentInit && !c.inited && !c.gone && m.life.Phase() != mux.Stopped, m.life.Changed()
+		waiting, ch := c.sentInit && !c.inited && !c.gone && m.core.Phase() != mux.Stopped, m.core.Changed()
 		m.mu.Unlock()
 		if !waiting {
 			return
@@ -105,9 +103,10 @@ type initWaiter struct {
 
 // initialize sends the first client's initialize to a fresh backend and,
 // on success, initialized, the workspace folders and (after a restart)
-// every open document; then admits the waiting clients. It reports false
-// if the session died, with an error if the backend refused.
-func (m *Mux) initialize(s *session) (bool, error) {
+// every open document; then admits the waiting clients (the core's
+// Started). It fails with errNoInitAnswer if the backend ended first, and
+// with the backend's message if it refused.
+func (m *Mux) initialize(s *mux.Instance) error {
 	m.mu.Lock()
 	params := m.initParams
 	m.backendFold = map[string]bool{}
@@ -117,7 +116,7 @@ func (m *Mux) initialize(s *session) (bool, error) {
 	m.mu.Unlock()
 	resp, err := m.hostCall(s, "initialize", params, 0)
 	if err != nil {
-		return false, nil
+		return errNoInitAnswer
 	}
 	f, err := wire.Scan(resp)
 	if err != nil || !f.Result.Ok() {
@@ -129,7 +128,7 @@ func (m *Mux) initialize(s *session) (bool, error) {
 			json.Unmarshal(f.Error.Of(resp), &e)
 			msg = "language server refused initialize: " + e.Message
 		}
-		return false, errors.New(msg)
+		return errors.New(msg)
 	}
 	result := f.Result.Of(resp)
 	var caps struct {
@@ -150,8 +149,8 @@ func (m *Mux) initialize(s *session) (bool, error) {
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closing {
-		return true, nil
+	if m.core.Current() != s {
+		return nil // Close came meanwhile: it owns the end
 	}
 	first := m.initResult == nil
 	restart := !first
@@ -182,7 +181,7 @@ func (m *Mux) initialize(s *session) (bool, error) {
 	if restart {
 		m.replayDocs()
 	}
-	m.life.Set(mux.Running)
+	m.core.Up(s)
 	for _, w := range m.initWaiters {
 		if !w.c.gone {
 			m.admit(w.c, w.id)
@@ -192,7 +191,7 @@ func (m *Mux) initialize(s *session) (bool, error) {
 	if restart {
 		note := msgNotification("window/showMessage", mustJSON(map[string]any{
 			"type":    2, // warning
-			"message": fmt.Sprintf("The language server crashed and was restarted by procref (restart %d); open documents were restored.", m.restarts.Recent()),
+			"message": fmt.Sprintf("The language server crashed and was restarted by procref (restart %d); open documents were restored.", m.core.Recent()),
 		}))
 		for c := range m.clients {
 			if c.inited {
@@ -200,11 +199,11 @@ func (m *Mux) initialize(s *session) (bool, error) {
 			}
 		}
 	}
-	return true, nil
+	return nil
 }
 
-// failInit answers every initialize waiter with an error and returns to
-// idle, so the next initialize tries a new backend.
+// failInit answers every initialize waiter with an error (the core is
+// Idle again: the next initialize tries a new backend).
 // The waiters are disconnected: an editor does not retry initialize on
 // the same connection, and its proxy then says why and exits 1.
 func (m *Mux) failInit(msg string) {
@@ -217,9 +216,5 @@ func (m *Mux) failInit(msg string) {
 		w.c.endWith(err)
 	}
 	m.initWaiters = nil
-	m.sess = nil
 	m.initParams = nil
-	if m.life.Phase() != mux.Stopped {
-		m.life.Set(mux.Idle)
-	}
 }

@@ -2,10 +2,11 @@
 // LSP clients (editor windows): the host side of procref's mux mode.
 //
 // Each client talks to the [Mux] as if it had the server to itself. The mux
-// keeps one LSP session with the backend and routes between them:
+// keeps one LSP conversation with the backend (one mux.Instance of the
+// core at a time) and routes between them:
 //
 //   - initialize: the first client's initialize parameters start the
-//     session (the mux sends initialize and then initialized itself); every
+//     backend (the mux sends initialize and then initialized itself); every
 //     client, the first included, gets the cached result with its own id.
 //     An initialize arriving while the first is in flight waits for it.
 //     Clients' initialized notifications are swallowed.
@@ -50,14 +51,14 @@
 //     first initialize or refuses it fails every waiting initialize with
 //     the reason (its last stderr lines, Config.FailureHint) and ends those
 //     sessions (ErrInitFailed); a client the mux ends for a reason (stop,
-//     crash loop, bad input) gets hostproto.EndMethod with EndReason as its last
+//     crash loop, bad input) gets hostproto.EndMethod with mux.EndReason as its last
 //     message, so a relaying proxy can say why.
 //   - containment: per-client bounds on the bytes queued toward the backend
 //     (a flooding client waits, others pass) and toward the client (a client
 //     that stops reading is disconnected); a malformed frame disconnects
 //     only that client; invalid JSON gets a parse error answer.
 //
-// The parts, a file each: sessions.go (a client session: reading,
+// The parts, a file each: clients.go (a client: reading,
 // routing, leaving), ids.go (the routing tables of request ids and
 // progress tokens, changed only through methods that check them),
 // initialize.go (the one backend initialize and its cached result),
@@ -65,8 +66,9 @@
 // folders.go (the union of workspace folders), requests.go and
 // capabilities.go (backend requests to clients, gated by what each
 // declared), notifications.go, encoding.go (UTF-16 for everyone),
-// backend.go (the backend's start, crash, restart and stop, in the core's
-// lifecycle), queue.go (LSP framing for the core's queues and direct
+// backend.go (the LSP policy's hooks on the core, mux.Core: initialize at
+// start, routing the backend's messages, what a crash, a failed start and
+// a spent restart budget tell the clients, and the shutdown/exit goodbye), queue.go (LSP framing for the core's queues and direct
 // writes, internal/mux), fair.go (the core's in-flight bound) and
 // failure.go (what a client is told
 // when its session ends).
@@ -91,7 +93,6 @@ package lspmux
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -119,7 +120,7 @@ type Config struct {
 	// exit, before Kill (default 5s).
 	ShutdownTimeout time.Duration
 	// ShareGlobal makes the mux add each client's workspace folders to the
-	// backend's session with workspace/didChangeWorkspaceFolders (and remove
+	// backend with workspace/didChangeWorkspaceFolders (and remove
 	// them when no client has them any more), when the backend advertises
 	// workspace.workspaceFolders supported and changeNotifications. If it
 	// does not, the mux logs it: the caller should share per root instead.
@@ -162,9 +163,9 @@ type Config struct {
 }
 
 // ErrClosed is returned by ServeClient when the Mux has stopped.
-var ErrClosed = errors.New("lsp multiplexer closed")
+var ErrClosed = mux.NewError("lsp multiplexer closed", mux.ErrClosed)
 
 // ErrBackendFailed is the cause returned by ServeClient (wrapped) and
 // recorded by Err when the backend failed more often than the restart
 // limit allows.
-var ErrBackendFailed = errors.New("language server keeps failing")
+var ErrBackendFailed = mux.NewError("language server keeps failing", mux.ErrServerFailing)

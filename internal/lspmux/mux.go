@@ -3,6 +3,7 @@ package lspmux
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -10,7 +11,6 @@ import (
 
 	"github.com/procref/procref/internal/idroute"
 	"github.com/procref/procref/internal/mux"
-	"github.com/procref/procref/internal/restarts"
 	"github.com/procref/procref/internal/wire"
 )
 
@@ -24,10 +24,9 @@ type Mux struct {
 	cfg Config
 	log *slog.Logger
 
-	ctx    context.Context // ends at Close; passed to Start
-	cancel context.CancelFunc
-	done   chan struct{}
-	wg     sync.WaitGroup // supervisor, session goroutines, client sessions
+	core *mux.Core // the backend: start, supervision, restart, stop (backend.go is the policy)
+	done chan struct{}
+	wg   sync.WaitGroup // client goroutines
 
 	nextID     atomic.Int64 // host ids toward the backend and toward clients; host progress tokens
 	closeOnce  sync.Once
@@ -36,11 +35,8 @@ type Mux struct {
 	nextClient int
 
 	mu          sync.Mutex
-	life        mux.Lifecycle // the backend's phase (Running: initialized; Starting: first initialize in flight)
-	closing     bool
+	closing     bool // Close was called
 	err         error
-	sess        *session
-	sessions    int
 	initParams  []byte // first client's initialize params (for restarts)
 	initResult  []byte // cached initialize result
 	initWaiters []initWaiter
@@ -56,7 +52,6 @@ type Mux struct {
 	stokens     map[string]map[*client]bool // backend-created progress token → clients told of it
 	folders     map[string]*folderRef       // union of the clients' workspace folders
 	backendFold map[string]bool             // folders the backend has been told about
-	restarts    restarts.Budget
 
 	checks   bool               // tests only: verify the routing tables after every change (checkIDs)
 	testHook func(event string) // tests only: called at notable points (with mu held, except "direct-rest")
@@ -101,12 +96,9 @@ func New(cfg Config) (*Mux, error) {
 	if cfg.RestartWindow <= 0 {
 		cfg.RestartWindow = time.Minute
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Mux{
+	m := &Mux{
 		cfg:         cfg,
 		log:         cfg.Logger,
-		ctx:         ctx,
-		cancel:      cancel,
 		done:        make(chan struct{}),
 		clients:     map[*client]struct{}{},
 		docs:        map[string]*doc{},
@@ -114,8 +106,16 @@ func New(cfg Config) (*Mux, error) {
 		stokens:     map[string]map[*client]bool{},
 		folders:     map[string]*folderRef{},
 		backendFold: map[string]bool{},
-		restarts:    restarts.Budget{Max: cfg.MaxRestarts, Window: cfg.RestartWindow},
-	}, nil
+	}
+	// The backend's phase (Running: initialized; Starting: the first
+	// initialize in flight) is the core's, under mu.
+	m.core = mux.NewCore(mux.Config{
+		Start:     cfg.Start,
+		Framing:   lspFraming{},
+		NewReader: func(r io.Reader) wire.MessageReader { return wire.NewReader(r, cfg.MaxMessage) },
+		Lock:      &m.mu, MaxRestarts: cfg.MaxRestarts, RestartWindow: cfg.RestartWindow, Logger: cfg.Logger,
+	}, (*policy)(m))
+	return m, nil
 }
 
 // Clients returns the number of connected client sessions.
@@ -129,7 +129,7 @@ func (m *Mux) Clients() int {
 func (m *Mux) Backends() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.sessions
+	return m.core.Starts()
 }
 
 // Done is closed when the Mux has stopped for good: Close was called or

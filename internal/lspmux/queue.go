@@ -35,26 +35,22 @@ func (c *client) sendItem(it mux.Item) {
 	c.push(it, nil)
 }
 
-// sendDirect is sendItem from the session reader, which may write to the
-// client itself (see mux.DirectWriter): the reader takes the client over
-// and writes what it gathered before it next waits for the backend
-// (flushClients). Called without m.mu held.
-func (s *session) sendDirect(c *client, it mux.Item) {
+// sendDirect is sendItem from the backend's reader, which may write to
+// the client itself (see mux.DirectWriter): the reader takes the client
+// over and writes what it gathered before it next waits for the backend.
+// Called without m.mu held.
+func sendDirect(s *mux.Instance, c *client, it mux.Item) {
 	if !c.direct.Bounded() {
 		c.push(it, nil)
 		return
 	}
 	if c.push(it, s) {
-		s.direct.Add(c.out, c.direct, c)
+		s.TakeOver(c.out, c.direct, c)
 	}
 }
 
 // DirectFailed ends c after a failed direct write (see sendDirect).
 func (c *client) DirectFailed(err error) { c.kill(fmt.Errorf("write to client: %w", err)) }
-
-// flushClients writes what the session reader gathered for the clients it
-// took over (sendDirect). Called by the session reader before it blocks.
-func (s *session) flushClients() { s.direct.Flush() }
 
 // push queues it (for owner, see mux.Queue.PushItem; the result is then
 // whether the caller has taken the client's queue over and must drain
@@ -86,48 +82,27 @@ func (m *Mux) toServer(body []byte, release func()) bool {
 
 // toServerItem is toServer for an item with edits.
 func (m *Mux) toServerItem(it mux.Item) bool {
-	if m.sess == nil {
+	s := m.core.Current()
+	if s == nil {
 		if it.Release != nil {
 			it.Release()
 		}
 		return false
 	}
-	ok, _ := m.sess.q.PushItem(it, 0, nil)
-	return ok
+	return s.Send(it)
 }
 
 // toServerDirect is toServerItem for c's reader: when the backend's queue
 // is empty and idle, or already c's, c's reader becomes (or stays) its
-// writer and writes what gathered before it next blocks (flushServer):
-// no hand-off to the session writer goroutine on the round-trip path, and
-// a burst of small messages leaves in one write. Large items always go to
-// the writer goroutine. Called with mu held, from c's reader.
-func (m *Mux) toServerDirect(c *client, it mux.Item) {
-	if m.sess == nil {
-		if it.Release != nil {
-			it.Release()
-		}
-		return
-	}
-	if len(it.Body) > mux.DirectMax || (c.claimed != nil && c.claimed != m.sess) {
-		m.sess.q.PushItem(it, 0, nil)
-		return
-	}
-	if _, claimed := m.sess.q.PushItem(it, 0, c); claimed {
-		c.claimed = m.sess
-	}
-}
+// writer and writes what gathered before it next blocks (flushServer; see
+// mux.Claim). Called with mu held, from c's reader.
+func (m *Mux) toServerDirect(c *client, it mux.Item) { c.claim.Send(m.core.Current(), it) }
 
 // flushServer writes what c's reader gathered for the backend (see
 // toServerDirect). c's reader calls it before anything that may block:
 // reading the client, waiting for quota or for the backend to run.
 // Called without m.mu held.
-func (m *Mux) flushServer(c *client) {
-	if s := c.claimed; s != nil {
-		c.claimed = nil
-		m.drainTo(s)
-	}
-}
+func (m *Mux) flushServer(c *client) { c.claim.Flush() }
 
 // broadcast sends body to every client that has sent initialize (used for
 // notifications that concern all of them). Called with mu held.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/procref/procref/internal/idroute"
+	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/wire"
 )
 
@@ -30,13 +31,13 @@ func hostAnswered(method string) bool {
 	return strings.HasSuffix(method, "/refresh")
 }
 
-func (m *Mux) serverRequest(s *session, f *wire.Fields, body []byte) {
+func (m *Mux) serverRequest(s *mux.Instance, f *wire.Fields, body []byte) {
 	sid := append([]byte(nil), f.ID.Of(body)...)
 	method := f.MethodName()
 	params := f.Params.Of(body)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	answer := func(b []byte) { s.q.Push(b, 0, nil) }
+	answer := func(b []byte) { s.Push(b) }
 	if method == "workspace/workspaceFolders" {
 		list := m.folderList()
 		slices.SortFunc(list, func(a, b folder) int { return strings.Compare(a.URI, b.URI) })

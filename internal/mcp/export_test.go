@@ -11,9 +11,9 @@ func CheckTables(m *Mux) {
 // KillServer kills the running server process (a crash), for the tests.
 func KillServer(m *Mux) {
 	m.mu.Lock()
-	s := m.srv
+	s := m.core.Current()
 	m.mu.Unlock()
 	if s != nil {
-		s.be.Kill()
+		s.Server().Kill()
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/procref/procref/internal/idroute"
+	"github.com/procref/procref/internal/mux"
 )
 
 // The 2026-07-28 era ("modern"), next to the legacy one on the same
@@ -68,7 +69,7 @@ func (m *Mux) mcpModern(c *client, in *msg, version string) bool {
 	cached, hasCached := m.policy.discover[version]
 	var stale bool
 	if st := getString(in.Params, "requestState"); st != "" {
-		if gen, ok := m.policy.states[st]; ok && (m.srv == nil || gen != m.srv.gen) {
+		if gen, ok := m.policy.states[st]; ok && (m.core.Current() == nil || gen != m.core.Current().N()) {
 			stale = true
 		}
 	}
@@ -89,7 +90,7 @@ func (m *Mux) mcpModern(c *client, in *msg, version string) bool {
 // noteResult records what the mux keeps of a result for c's call: a
 // server/discover answer, an input_required requestState. Callers hold
 // m.mu.
-func (m *Mux) noteResult(s *server, cl call, res json.RawMessage) {
+func (m *Mux) noteResult(s *mux.Instance, cl call, res json.RawMessage) {
 	if res == nil {
 		return
 	}
@@ -112,7 +113,7 @@ func (m *Mux) noteResult(s *server, cl call, res json.RawMessage) {
 			m.policy.stateOrder = m.policy.stateOrder[1:]
 		}
 	}
-	m.policy.states[st] = s.gen
+	m.policy.states[st] = s.N()
 }
 
 // taggedNotification routes a notification tagged with a subscriptionId to
@@ -222,7 +223,7 @@ func (m *Mux) fanOutListened(in *msg) bool {
 func (m *Mux) listenShared(except *client, interest []string) bool {
 	shared := false
 	m.calls.Each(func(_ int64, cl idroute.Call[*client, call]) {
-		if cl.Client != nil && cl.Client != except && cl.Data.listen && cl.Data.srv == m.srv {
+		if cl.Client != nil && cl.Client != except && cl.Data.listen && cl.Data.srv == m.core.Current() {
 			for _, k := range interest {
 				shared = shared || slices.Contains(cl.Data.interest, k)
 			}
@@ -236,7 +237,7 @@ func (m *Mux) listenShared(except *client, interest []string) bool {
 // listen shares its notifications; it reports whether it did. Callers
 // hold m.mu.
 func (m *Mux) keepListen(hid int64, cl idroute.Call[*client, call]) bool {
-	if !cl.Data.listen || cl.Data.srv != m.srv || !m.listenShared(cl.Client, cl.Data.interest) {
+	if !cl.Data.listen || cl.Data.srv != m.core.Current() || !m.listenShared(cl.Client, cl.Data.interest) {
 		return false
 	}
 	m.addCall(hid, idroute.Call[*client, call]{Data: call{srv: cl.Data.srv, listen: true, interest: cl.Data.interest, onDone: func(*msg) {}}})
@@ -268,7 +269,7 @@ func (m *Mux) endKeptListens() {
 		}
 	})
 	for _, hid := range end {
-		if cl, _ := m.takeCall(hid); cl.Data.srv == m.srv {
+		if cl, _ := m.takeCall(hid); cl.Data.srv == m.core.Current() {
 			m.sendServerLocked(notification("notifications/cancelled", map[string]any{
 				"requestId": hid, "reason": "procref: no session listens any more"}))
 		}

@@ -1,14 +1,13 @@
 // Package mcp shares one stdio JSON-RPC server among many client sessions:
 // the host side of procref's mux mode for MCP servers (policy [MCP]) and
-// for any other JSON-RPC server (policy [Plain]). LSP has its own
-// multiplexer (lspmux); both run their server process with the core
-// (internal/mux), and keep their id and token routing in internal/idroute
-// and their restart budget in internal/restarts.
+// for any other JSON-RPC server (policy [Plain]). Like LSP's (lspmux) it
+// is a policy on the core (internal/mux: mux.Core runs the server, starts
+// and restarts it within its budget, and stops it), with its id and token
+// routing in internal/idroute.
 //
 // The parts: framing (internal/wire: NDJSON or Content-Length, bounded),
 // sessions and the server (this file: request ids rewritten and mapped
-// back, the server's start and restart in the core's lifecycle,
-// mux.Lifecycle), the core's queues with direct writes (queues.go), and
+// back, the policy's hooks on the core), the core's queues with direct writes (queues.go), and
 // the MCP policy (policy.go:
 // initialize caching, cancel and progress routing, logging levels,
 // resource subscriptions, server→client requests, roots).
@@ -31,7 +30,6 @@ import (
 	"github.com/procref/procref/internal/hostproto"
 	"github.com/procref/procref/internal/idroute"
 	"github.com/procref/procref/internal/mux"
-	"github.com/procref/procref/internal/restarts"
 	"github.com/procref/procref/internal/wire"
 )
 
@@ -73,7 +71,7 @@ type Config struct {
 
 // ErrBackendFailed is recorded when the server failed more often than the
 // restart limit allows.
-var ErrBackendFailed = errors.New("the server keeps failing")
+var ErrBackendFailed = mux.ErrServerFailing
 
 // A session is disconnected only when it has stopped reading: its oldest
 // queued message has waited StallTimeout (default 30s) while more arrive,
@@ -95,30 +93,25 @@ const MaxInflight = mux.DefaultMaxInflight
 // Mux multiplexes sessions onto one server. Methods are safe for
 // concurrent use.
 type Mux struct {
-	cfg Config
-	log *slog.Logger
-	ctx context.Context
-	end context.CancelFunc
+	cfg  Config
+	log  *slog.Logger
+	core *mux.Core // the server: start, supervision, restart, stop; its state is under mu
 
-	mu       sync.Mutex
-	clients  map[*client]bool
-	srv      *server       // nil while none runs
-	life     mux.Lifecycle // the server's phase (Running: srv takes traffic)
-	starts   int
-	restarts restarts.Budget
-	nextID   int64
-	tick     int64
-	calls    idroute.Calls[*client, call] // requests in flight at the server, by host id
-	asks     idroute.Asks[*client, ask]   // server requests in flight at sessions, by host id
-	policy   mcpState
-	done     chan struct{}
-	err      error
+	mu      sync.Mutex
+	clients map[*client]bool
+	nextID  int64
+	tick    int64
+	calls   idroute.Calls[*client, call] // requests in flight at the server, by host id
+	asks    idroute.Asks[*client, ask]   // server requests in flight at sessions, by host id
+	policy  mcpState
+	done    chan struct{}
+	err     error
 }
 
 // call is the mux's part of a request in flight at the server (the
 // routing table's Data).
 type call struct {
-	srv      *server        // the server it was sent to
+	srv      *mux.Instance  // the server it was sent to
 	onDone   func(res *msg) // the mux's own requests
 	listen   bool           // a subscriptions/listen stream
 	interest []string       // a listen's notifications ([listenInterest])
@@ -128,7 +121,7 @@ type call struct {
 
 // ask is the mux's part of a server request in flight at a session.
 type ask struct {
-	srv   *server
+	srv   *mux.Instance
 	roots *rootsGather // roots/list fan-out, else nil
 }
 
@@ -136,7 +129,7 @@ type ask struct {
 type client struct {
 	out      *mux.Queue        // toward the session (written by its writer goroutine, or directly by the server's reader)
 	direct   *mux.DirectWriter // the server reader's direct writes to the session's connection
-	claimed  *server           // c's reader took this server's queue over and must write it (flushServer); c's reader only
+	claim    mux.Claim         // c's reader as the writer of the server's queue (sendServerFrom, flushServer); c's reader only
 	maxQueue int64             // bound of out (Config.MaxQueueBytes)
 	stall    time.Duration     // frozen bound of out (Config.StallTimeout)
 	gone     chan struct{}
@@ -152,15 +145,6 @@ func (c *client) kill(err error) {
 		c.err = err
 		close(c.gone)
 	})
-}
-
-// server is one running server process.
-type server struct {
-	be     mux.Server
-	q      *mux.Queue    // toward the server's stdin
-	dead   chan struct{} // closed when the writer stops
-	gen    int
-	direct mux.Direct // sessions the server's reader took over (sendResponse); its reader only
 }
 
 // New returns a Mux. It starts no server: the first session does.
@@ -192,14 +176,14 @@ func New(cfg Config) (*Mux, error) {
 	if cfg.MaxQueueBytes <= 0 {
 		cfg.MaxQueueBytes = defaultMaxQueueBytes
 	}
-	ctx, end := context.WithCancel(context.Background())
-	return &Mux{
-		cfg: cfg, log: cfg.Logger, ctx: ctx, end: end,
-		clients:  map[*client]bool{},
-		policy:   newMCPState(),
-		restarts: restarts.Budget{Max: cfg.MaxRestarts, Window: cfg.RestartWindow},
-		done:     make(chan struct{}),
-	}, nil
+	m := &Mux{cfg: cfg, log: cfg.Logger, clients: map[*client]bool{}, policy: newMCPState(), done: make(chan struct{})}
+	f := cfg.Framing
+	m.core = mux.NewCore(mux.Config{
+		Start: cfg.Start, Framing: queueFraming{f}, Lock: &m.mu,
+		NewReader:   func(r io.Reader) wire.MessageReader { return f.NewReader(r, cfg.MaxMessage) },
+		MaxRestarts: cfg.MaxRestarts, RestartWindow: cfg.RestartWindow, Logger: cfg.Logger,
+	}, (*policy)(m))
+	return m, nil
 }
 
 // Clients returns the number of connected sessions.
@@ -213,7 +197,7 @@ func (m *Mux) Clients() int {
 func (m *Mux) Backends() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.starts
+	return m.core.Starts()
 }
 
 // Done is closed when the Mux has stopped: Close, or the server failed
@@ -242,10 +226,10 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 		return m.err
 	}
 	m.clients[c] = true
-	m.mu.Unlock()
 	if m.cfg.Policy == Plain {
-		go m.ensureServer()
+		m.core.Start()
 	}
+	m.mu.Unlock()
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -299,9 +283,7 @@ func (m *Mux) waitRoom(c *client) bool {
 // endMsg is the last message of a session procref ends, with the reason:
 // a relaying proxy reads it to tell the user why (as for LSP, the same
 // notification; with the handoff the host says it on the session instead).
-func endMsg(err error) []byte {
-	return notification(hostproto.EndMethod, map[string]string{"reason": err.Error()})
-}
+func endMsg(err error) []byte { return hostproto.EndNotice(mux.EndReason(err)) }
 
 // writeClient writes c's queue to conn until c is gone, then flushes what
 // is queued (an error answer to a bad frame included), bounded by the
@@ -347,7 +329,7 @@ func (m *Mux) waitReady(c *client) bool {
 	m.flushServer(c) // never wait while holding the server's queue
 	for {
 		m.mu.Lock()
-		p, changed := m.life.Phase(), m.life.Changed()
+		p, changed := m.core.Phase(), m.core.Changed()
 		m.mu.Unlock()
 		switch p {
 		case mux.Running:
@@ -374,7 +356,8 @@ const msgServerExited = "procref: the server exited before answering; it is bein
 func (m *Mux) forward(c *client, in *msg) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.srv == nil {
+	s := m.core.Current()
+	if s == nil {
 		// The server exited after c's waitReady: answer as a request in
 		// flight at the crash is answered (the client may ask again),
 		// rather than queue it for a server that no longer runs.
@@ -387,7 +370,7 @@ func (m *Mux) forward(c *client, in *msg) {
 	hid := m.nextID
 	m.tick++
 	c.active = m.tick
-	cl := idroute.Call[*client, call]{Client: c, ID: in.ID, Data: call{srv: m.srv, logLevel: -1}}
+	cl := idroute.Call[*client, call]{Client: c, ID: in.ID, Data: call{srv: s, logLevel: -1}}
 	if v := metaVersion(in.Params); v != "" {
 		cl.Data.logLevel = levelOf(getString(in.Params, "_meta", MetaLogLevel))
 		if in.Method == "server/discover" {
@@ -412,7 +395,7 @@ func (m *Mux) forward(c *client, in *msg) {
 // the server went away first). Callers hold m.mu.
 func (m *Mux) hostRequest(method string, params json.RawMessage, done func(*msg)) {
 	m.nextID++
-	m.addCall(m.nextID, idroute.Call[*client, call]{Data: call{srv: m.srv, onDone: done}})
+	m.addCall(m.nextID, idroute.Call[*client, call]{Data: call{srv: m.core.Current(), onDone: done}})
 	m.sendServerLocked((&msg{ID: hostID(m.nextID), Method: method, Params: params}).encode())
 }
 
@@ -442,12 +425,11 @@ func (m *Mux) toServer(body []byte) {
 }
 
 func (m *Mux) sendServerLocked(body []byte) {
-	if m.srv == nil {
-		return
-	}
-	// A closed queue (the writer failed) drops it: the reader reports the
+	// A closed queue (the writer failed) drops it: the core reports the
 	// crash.
-	m.srv.q.Push(body, 0, nil)
+	if s := m.core.Current(); s != nil {
+		s.Push(body)
+	}
 }
 
 // clientResponse maps a session's answer to a server request back. An
@@ -468,7 +450,7 @@ func (m *Mux) clientResponse(c *client, in *msg) error {
 		a.Data.roots.add(m, in)
 		return nil
 	}
-	if a.Data.srv != m.srv {
+	if a.Data.srv != m.core.Current() {
 		return nil
 	}
 	out := *in
@@ -489,7 +471,7 @@ func (m *Mux) removeClient(c *client) {
 		if m.cfg.Policy == MCP && m.keepListen(hid, cl) {
 			continue
 		}
-		if m.cfg.Policy == MCP && cl.Data.srv == m.srv {
+		if m.cfg.Policy == MCP && cl.Data.srv == m.core.Current() {
 			m.sendServerLocked(notification("notifications/cancelled", map[string]any{
 				"requestId": hid, "reason": "procref: the client session ended"}))
 		}
@@ -498,7 +480,7 @@ func (m *Mux) removeClient(c *client) {
 		a, _ := m.asks.Take(c, hid)
 		if a.Data.roots != nil {
 			a.Data.roots.add(m, nil)
-		} else if a.Data.srv == m.srv {
+		} else if a.Data.srv == m.core.Current() {
 			m.sendServerLocked(errorMsg(a.ServerID, codeInternal, "procref: the client session that was asked ended"))
 		}
 	}
@@ -509,98 +491,59 @@ func (m *Mux) removeClient(c *client) {
 }
 
 // ensureServer starts the first server if none runs or is starting
-// (phase Idle). It blocks while starting.
+// (phase Idle). It does not block.
 func (m *Mux) ensureServer() {
 	m.mu.Lock()
-	if m.life.Phase() != mux.Idle {
-		m.mu.Unlock()
-		return
-	}
-	m.life.Set(mux.Starting)
+	m.core.Start()
 	m.mu.Unlock()
-	m.startLoop()
 }
 
-// startLoop starts the server, again after each failed start while the
-// restart budget allows (phase Starting or Restarting, which keeps anyone
-// else from starting one).
-func (m *Mux) startLoop() {
-	for {
-		err := m.startServer()
-		if err == nil {
-			return
-		}
-		m.log.Warn("starting the server failed", "err", err)
-		if !m.countCrash(err) {
-			return
-		}
-	}
-}
+// policy is the Mux seen as the core's mux.Policy.
+type policy Mux
 
-// startServer starts one server process and its reader and writer, and
-// (MCP) initializes it; it marks the Mux ready when done.
-func (m *Mux) startServer() error {
-	be, err := m.cfg.Start(m.ctx)
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	m.starts++
-	s := &server{be: be, q: mux.NewQueue(queueFraming{m.cfg.Framing}), dead: make(chan struct{}), gen: m.starts}
-	m.srv = s
-	m.mu.Unlock()
-	go m.writeServer(s)
-	go m.readServer(s)
-	if m.cfg.Policy == MCP {
+var _ mux.Policy = (*policy)(nil)
+
+// Started initializes a fresh server (MCP: with the first session's
+// initialize, replayed after a restart; it does not wait for the answer).
+func (p *policy) Started(s *mux.Instance) error {
+	if m := (*Mux)(p); m.cfg.Policy == MCP {
 		// Queued before anything a waiting session sends: the (replayed)
 		// initialize comes first on the server's stdin.
 		m.mcpStarted(s)
 	}
-	m.mu.Lock()
-	if m.srv == s { // not crashed or closed meanwhile
-		m.life.Set(mux.Running)
-	}
-	m.mu.Unlock()
 	return nil
 }
 
-// writeServer is the server's writer goroutine; a failed write closes
-// the server's stdin, so the reader sees the end and reports the crash.
-func (m *Mux) writeServer(s *server) {
-	defer close(s.dead)
-	if err := s.q.Run(s.be, m.ctx.Done()); err != nil {
-		m.log.Warn("writing to the server failed", "err", err)
-		s.be.Close()
+// FromServer routes one message from the server.
+func (p *policy) FromServer(s *mux.Instance, body []byte) {
+	m := (*Mux)(p)
+	in, err := parseMsg(body)
+	if err != nil {
+		m.log.Warn("the server sent invalid JSON; dropped", "err", err)
+		return
 	}
+	m.fromServer(s, in)
 }
 
-func (m *Mux) readServer(s *server) {
-	r := m.cfg.Framing.NewReader(s.be, m.cfg.MaxMessage)
-	for {
-		body, err := r.Read()
-		if err != nil {
-			s.q.Close(true) // the writer goroutine ends
-			s.be.Close()
-			s.be.Kill()
-			werr := s.be.Wait()
-			m.crashed(s, fmt.Errorf("%v (exit: %v)", err, werr))
-			return
-		}
-		in, err := parseMsg(body)
-		if err != nil {
-			m.log.Warn("the server sent invalid JSON; dropped", "err", err)
-			continue
-		}
-		m.fromServer(s, in)
-		s.direct.Flush() // before the next Read may block: never while holding sessions
-	}
+// Crashed answers what was in flight at the server that ended.
+func (p *policy) Crashed(s *mux.Instance, cause error) { (*Mux)(p).crashed() }
+
+// NeverUp: the first server did not start; the Mux stops with why (the
+// host then ends, and the next session starts afresh).
+func (p *policy) NeverUp(s *mux.Instance, cause error) {
+	(*Mux)(p).stop(mux.NewError(cause.Error(), mux.ErrNotStarted))
+}
+
+// GaveUp: the server crashed more often than the restart budget allows.
+func (p *policy) GaveUp(cause error, restarts int, window time.Duration) {
+	(*Mux)(p).stop(fmt.Errorf("%w (%d restarts within %v): %v", ErrBackendFailed, restarts, window, cause))
 }
 
 // fromServer routes one message from the server.
-func (m *Mux) fromServer(s *server, in *msg) {
+func (m *Mux) fromServer(s *mux.Instance, in *msg) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if s != m.srv {
+	if s != m.core.Current() {
 		return
 	}
 	switch {
@@ -622,7 +565,7 @@ func (m *Mux) fromServer(s *server, in *msg) {
 	}
 }
 
-func (m *Mux) serverResponse(s *server, in *msg) {
+func (m *Mux) serverResponse(s *mux.Instance, in *msg) {
 	var hid int64
 	if json.Unmarshal(in.ID, &hid) != nil {
 		return
@@ -648,7 +591,7 @@ func (m *Mux) serverResponse(s *server, in *msg) {
 
 // serverRequest forwards a server request to the session chosen by the
 // policy under a host id; with none, the server gets an error answer.
-func (m *Mux) serverRequest(s *server, in *msg) {
+func (m *Mux) serverRequest(s *mux.Instance, in *msg) {
 	var c *client
 	if m.cfg.Policy == MCP {
 		if m.mcpServerRequest(s, in) {
@@ -668,7 +611,7 @@ func (m *Mux) serverRequest(s *server, in *msg) {
 // sendToClient forwards server request in to c under a host id. A
 // roots/list fan-out (g) is answered by the mux, so the server's cancel
 // does not look for it.
-func (m *Mux) sendToClient(c *client, s *server, in *msg, g *rootsGather) {
+func (m *Mux) sendToClient(c *client, s *mux.Instance, in *msg, g *rootsGather) {
 	m.nextID++
 	sid := in.ID
 	if g != nil {
@@ -719,17 +662,11 @@ func (m *Mux) stopErr() error {
 	return m.err
 }
 
-// crashed handles the end of server s: pending requests get an error,
-// and the server is restarted (bounded) or the Mux stops.
-func (m *Mux) crashed(s *server, cause error) {
-	m.mu.Lock()
-	if s != m.srv || m.ctx.Err() != nil {
-		m.mu.Unlock()
-		return
-	}
-	m.log.Warn("the server exited", "err", cause)
-	m.srv = nil
-	m.life.Set(mux.Restarting)
+// crashed answers what was in flight at the server that ended (called
+// by the core with m.mu held): pending requests get an error; server
+// requests in flight at sessions are forgotten, except a roots/list
+// fan-out, which still answers the (new) server once.
+func (m *Mux) crashed() {
 	for _, hid := range m.calls.All() {
 		if cl, _ := m.takeCall(hid); cl.Client != nil {
 			cl.Client.send(errorMsg(cl.ID, codeInternal, msgServerExited))
@@ -741,79 +678,36 @@ func (m *Mux) crashed(s *server, cause error) {
 	}
 	var dead []asked
 	m.asks.Each(func(hid int64, a idroute.Ask[*client, ask]) {
-		if a.Data.roots == nil { // a fan-out still answers the (new) server once
+		if a.Data.roots == nil {
 			dead = append(dead, asked{a.Client, hid})
 		}
 	})
 	for _, a := range dead {
 		m.asks.Take(a.c, a.hid)
 	}
-	m.mu.Unlock()
-	if !m.countCrash(cause) {
-		return
-	}
-	go m.startLoop()
 }
 
-// countCrash records a failure and reports whether a restart is allowed;
-// if not, the Mux stops.
-func (m *Mux) countCrash(cause error) bool {
-	m.mu.Lock()
-	ok := m.restarts.Spend(time.Now())
-	wait := m.restarts.Backoff()
-	m.mu.Unlock()
-	if !ok {
-		m.stop(fmt.Errorf("%w: %v", ErrBackendFailed, cause))
-		return false
-	}
-	select {
-	case <-time.After(wait):
-		return true
-	case <-m.ctx.Done():
-		return false
-	}
-}
-
-// stop ends the Mux for good with err.
-func (m *Mux) stop(err error) {
+// stop ends the Mux for good with err (the first err wins) and returns
+// the server instance to stop, nil if none runs.
+func (m *Mux) stop(err error) *mux.Instance {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.err != nil {
-		return
-	}
-	m.err = err
-	m.life.Set(mux.Stopped)
-	m.end()
-	close(m.done)
-}
-
-// Close stops the Mux: every session is disconnected, the server's stdin
-// is closed, and the server is killed if it has not exited within
-// ShutdownTimeout. It blocks until the server process has exited.
-func (m *Mux) Close(ctx context.Context) error {
-	m.stop(errors.New("the shared server was stopped"))
-	m.mu.Lock()
-	s := m.srv
-	m.srv = nil
-	m.mu.Unlock()
-	if s == nil {
 		return nil
 	}
-	s.q.Close(true)
-	s.be.Close()
-	exited := make(chan struct{})
-	go func() {
-		s.be.Wait()
-		close(exited)
-	}()
-	select {
-	case <-exited:
-	case <-time.After(m.cfg.ShutdownTimeout):
-	case <-ctx.Done():
-	}
-	s.be.Kill()
-	<-exited
-	return nil
+	m.err = err
+	inst := m.core.Shut()
+	close(m.done)
+	return inst
+}
+
+// Close stops the Mux: every session is disconnected, what is queued for
+// the server is written, its stdin closed, and it is killed if it has not
+// exited within ShutdownTimeout. It blocks until the server process has
+// exited.
+func (m *Mux) Close(ctx context.Context) error {
+	inst := m.stop(mux.ErrClosed)
+	return m.core.Stop(ctx, inst, m.cfg.ShutdownTimeout, nil)
 }
 
 func mustJSON(v any) json.RawMessage {

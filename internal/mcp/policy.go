@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/procref/procref/internal/mux"
 )
 
 // The MCP policy:
@@ -55,7 +57,7 @@ type mcpState struct {
 	initResult  json.RawMessage // cached for every session
 	initErr     json.RawMessage // the server's error answer to initialize
 	initStarted bool
-	initFor     *server       // the server the initialize was sent to
+	initFor     *mux.Instance // the server the initialize was sent to
 	initDone    chan struct{} // closed when initResult or initErr is known
 	subs        map[string]map[*client]bool
 	srvLevel    int // the level the server was set to; -1 none
@@ -115,7 +117,7 @@ func (m *Mux) mcpFromClient(c *client, in *msg) error {
 		version = metaVersion(in.Params)
 	}
 	if version != "" {
-		go m.ensureServer() // a modern session sends no initialize
+		m.ensureServer() // a modern session sends no initialize
 	}
 	if !m.waitReady(c) {
 		return nil
@@ -165,12 +167,12 @@ func (m *Mux) mcpInitialize(c *client, in *msg) {
 		m.policy.initParams = allCapabilities(in.Params)
 		m.policy.initErr = nil
 	}
-	s, done := m.srv, m.policy.initDone
+	s, done := m.core.Current(), m.policy.initDone
 	m.mu.Unlock()
 	if first && s != nil {
 		m.mcpStarted(s) // a retry after an error answer
 	} else if first {
-		go m.ensureServer()
+		m.ensureServer()
 	}
 	select {
 	case <-done:
@@ -195,14 +197,14 @@ func (m *Mux) mcpInitialize(c *client, in *msg) {
 // mcpStarted initializes a freshly started server s with the first
 // session's parameters; after a restart it also replays subscriptions and
 // the log level and tells the sessions.
-func (m *Mux) mcpStarted(s *server) {
+func (m *Mux) mcpStarted(s *mux.Instance) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if s != m.srv || !m.policy.initStarted {
+	if s != m.core.Current() || !m.policy.initStarted {
 		return // no session has asked yet; the first initialize comes here
 	}
 	// Known race, answered here: a server started for a 2026-07-28 session
-	// is set as m.srv before startServer calls us, so a legacy session's
+	// is current before the core calls Started (us), so a legacy session's
 	// first initialize can call us too; each server gets one initialize.
 	if m.policy.initFor == s {
 		return
@@ -241,7 +243,7 @@ func (m *Mux) mcpStarted(s *server) {
 		}
 		note := notification("notifications/message", map[string]any{
 			"level": "warning", "logger": "procref",
-			"data": fmt.Sprintf("procref: the shared MCP server exited and was restarted (start %d); requests in flight failed", m.starts),
+			"data": fmt.Sprintf("procref: the shared MCP server exited and was restarted (start %d); requests in flight failed", s.N()),
 		})
 		for c := range m.clients {
 			c.send(note)
@@ -379,7 +381,7 @@ func (m *Mux) mcpNotification(in *msg) {
 
 // mcpServerRequest answers the server requests the mux handles itself;
 // it reports whether it did. Callers hold m.mu.
-func (m *Mux) mcpServerRequest(s *server, in *msg) bool {
+func (m *Mux) mcpServerRequest(s *mux.Instance, in *msg) bool {
 	switch in.Method {
 	case "ping":
 		m.sendServerLocked(result(in.ID, nil))
@@ -408,7 +410,7 @@ func (m *Mux) mcpServerRequest(s *server, in *msg) bool {
 
 // rootsGather collects the sessions' answers to one roots/list.
 type rootsGather struct {
-	srv   *server
+	srv   *mux.Instance
 	id    json.RawMessage
 	left  int
 	roots []json.RawMessage
@@ -449,7 +451,7 @@ func (g *rootsGather) finish(m *Mux) {
 	if g.timer != nil {
 		g.timer.Stop()
 	}
-	if g.srv == m.srv {
+	if g.srv == m.core.Current() {
 		m.sendServerLocked(result(g.id, mustJSON(map[string]any{"roots": g.roots})))
 	}
 }

@@ -53,13 +53,13 @@ func (c *client) push(body []byte, owner any) bool {
 // sendResponse is send from the server's reader, which writes to the
 // session itself when nothing is queued for it (mux.DirectWriter) before
 // it next reads the server. Callers hold m.mu.
-func (m *Mux) sendResponse(s *server, c *client, body []byte) {
+func (m *Mux) sendResponse(s *mux.Instance, c *client, body []byte) {
 	if !c.direct.Bounded() {
 		c.send(body)
 		return
 	}
 	if c.push(body, s) {
-		s.direct.Add(c.out, c.direct, c)
+		s.TakeOver(c.out, c.direct, c)
 	}
 }
 
@@ -68,38 +68,15 @@ func (c *client) DirectFailed(err error) { c.kill(fmt.Errorf("writing to the cli
 
 // sendServerFrom is sendServerLocked from c's reader, which writes to the
 // server's stdin itself when nothing is queued there (flushServer, before
-// it next blocks). Large messages go to the writer goroutine. Callers
-// hold m.mu.
+// it next blocks; see mux.Claim). Callers hold m.mu.
 func (m *Mux) sendServerFrom(c *client, body []byte) {
-	s := m.srv
-	if s == nil {
-		return
-	}
-	if len(body) > mux.DirectMax || (c.claimed != nil && c.claimed != s) {
-		s.q.Push(body, 0, nil)
-		return
-	}
-	if _, claimed := s.q.PushItem(mux.Item{Body: body}, 0, c); claimed {
-		c.claimed = s
-	}
+	c.claim.Send(m.core.Current(), mux.Item{Body: body})
 }
 
 // flushServer writes what c's reader gathered for the server (see
 // sendServerFrom). c's reader calls it before anything that may block.
-// A failed write ends the server's stdin, as the writer goroutine's does.
 // Called without m.mu held.
-func (m *Mux) flushServer(c *client) {
-	s := c.claimed
-	if s == nil {
-		return
-	}
-	c.claimed = nil
-	if err := s.q.DrainTo(s.be); err != nil {
-		m.log.Warn("writing to the server failed", "err", err)
-		s.q.Close(true)
-		s.be.Close()
-	}
-}
+func (m *Mux) flushServer(c *client) { c.claim.Flush() }
 
 // maxServerQueue bounds the bytes queued toward the server before the
 // sessions that send more wait (waitServerRoom): a server that stops
@@ -111,14 +88,14 @@ const maxServerQueue = 4 << 20
 // Called without m.mu held.
 func (m *Mux) waitServerRoom(c *client) {
 	m.mu.Lock()
-	s := m.srv
+	s := m.core.Current()
 	m.mu.Unlock()
 	if s == nil {
 		return
 	}
 	over := func(queued int64) bool { return queued > maxServerQueue }
-	if s.q.Over(over) {
+	if q := s.Queue(); q.Over(over) {
 		// never "stalled": a slow server is not the session's fault
-		s.q.WaitRoom(over, math.MaxInt64, c.gone, time.Hour)
+		q.WaitRoom(over, math.MaxInt64, c.gone, time.Hour)
 	}
 }

@@ -88,7 +88,7 @@ func (m *Mux) fromClient(c *client, body []byte) error {
 }
 
 // notificationOnly and requestOnly are the methods the mux tracks or that
-// end the backend's session; they are refused in the other kind.
+// end the backend's conversation; they are refused in the other kind.
 var (
 	notificationOnly = map[string]bool{
 		"initialized": true, "exit": true, "$/cancelRequest": true, "$/progress": true,
@@ -120,8 +120,8 @@ type client struct {
 	quota *mux.Quota
 	log   *slog.Logger
 
-	direct   *mux.DirectWriter // writes to conn for the session reader (sendDirect)
-	claimed  *session          // the client reader is the writer of this session's queue (forward)
+	direct   *mux.DirectWriter // writes to conn for the backend's reader (sendDirect)
+	claim    mux.Claim         // the client reader as the writer of the backend's queue (toServerDirect)
 	awaiting atomic.Int64      // bytes of this client's requests the backend has not answered yet
 	bound    *mux.Bound        // this client's requests in flight at the backend (fair.go)
 	stop     chan struct{}     // closed by kill
@@ -172,7 +172,7 @@ var (
 	errSlowClient = errors.New("client stopped reading (outgoing queue full)")
 	// errFrozenClient: see Config.ClientFrozen.
 	errFrozenClient = errors.New("client read nothing while messages for it queued (frozen window)")
-	errExit         = errors.New("client sent exit")
+	errExit         = mux.NewError("client sent exit", mux.ErrClientDone)
 )
 
 // ServeClient serves one client session on conn, whose first message is
@@ -183,7 +183,7 @@ var (
 // end (exit or EOF) and the cause otherwise.
 func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 	m.mu.Lock()
-	if m.life.Phase() == mux.Stopped {
+	if m.core.Phase() == mux.Stopped {
 		err := m.err
 		m.mu.Unlock()
 		if err == nil {
@@ -232,7 +232,7 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 		// its reason, not the client's EOF, is why the session ended
 		err = ending
 		<-c.stop // flushed (bounded, see flushThenKill)
-	case EndReason(err) != "":
+	case mux.EndReason(err) != "":
 		select {
 		case <-c.stop: // killed, or the client's connection failed
 		default: // dropped for its input: tell it why
@@ -309,7 +309,7 @@ func (m *Mux) removeClient(c *client) {
 			i--
 		}
 	}
-	live := m.life.Phase() == mux.Running && !m.closing
+	live := m.core.Phase() == mux.Running && !m.closing
 	for _, hid := range m.asks.OfClient(c) {
 		sid, _ := m.takeServerRequest(c, hid)
 		if live {
@@ -339,7 +339,7 @@ func (m *Mux) removeClient(c *client) {
 func (m *Mux) waitRunning(c *client) bool {
 	for {
 		m.mu.Lock()
-		p, ch := m.life.Phase(), m.life.Changed()
+		p, ch := m.core.Phase(), m.core.Changed()
 		m.mu.Unlock()
 		switch p {
 		case mux.Running:
