@@ -219,6 +219,20 @@ func (r *rig) benchRelay(res *results, parts map[string]bool, refs bool, extra [
 		rr.RSS["procref proxy (echo tcp), attached, idle"] = v
 	}
 
+	if parts["held"] {
+		// A request the echo backend sends back as a request (it has a
+		// method): a tcp-mode proxy keeps it pending for the whole run, so
+		// every message goes through the in-flight tracking (headers and
+		// the ends of large bodies read, the middles spliced), as while an
+		// editor waits for an answer. Without it nothing is pending during
+		// throughput and bodies are spliced whole.
+		msg := appendFrame(nil, []byte(`{"jsonrpc":"2.0","id":"procbench-held","method":"$/procbench/held"}`))
+		for _, p := range paths {
+			if _, err := pingPong(p, msg, 1); err != nil {
+				return err
+			}
+		}
+	}
 	if parts["latency"] {
 		msg := appendFrame(nil, []byte(`{"jsonrpc":"2.0","id":7,"method":"$/procbench/echo","params":{"text":"hello"}}`))
 		for _, p := range paths {
