@@ -10,11 +10,14 @@ import (
 // and knows the editor's requests the server has not answered: when the
 // server crashes, the proxy answers them with an error instead of leaving
 // the editor waiting. Requests are seen through the relay's lspGate
-// (small ones whole, large ones by the top-level members at their ends:
-// a large request whose id and method are neither in its first nor its
-// last endKeep bytes is not tracked); answers by following the server's
-// framing here, the same way. A stream that stops looking like LSP ends
-// the tracking (Errors then returns nothing). Safe for concurrent use.
+// (small ones whole, large ones by the top-level members at their ends,
+// pending from the head if it names them, else from their end: a large
+// request whose id is neither in its first nor its last endKeep bytes is
+// not tracked; the poll relay reads to its end a large request it is in
+// the middle of when the server goes, the portable one does not); answers
+// by following the server's framing here, the same way. A stream that
+// stops looking like LSP ends the tracking (Errors then returns nothing).
+// Safe for concurrent use.
 //
 // The server's bytes need not all pass through Write: the relay may
 // splice what Splicable allows (the middle of a large body, or all of a

@@ -183,7 +183,7 @@ func copyNote(note *hostproto.Note, presence net.Conn) {
 // Relay closes conn (not presence). It blocks.
 //
 // When In and Out are pipes or sockets (*os.File) and conn is a TCP or unix
-// connection, on Linux, macOS and FreeBSD Relay runs one poll(2) loop on
+// connection, on Linux Relay runs one poll(2) loop on
 // the raw descriptors — what a minimal C relay does — instead of two
 // goroutines on Go's poller: a message then costs one wake-up and three
 // system calls per direction. It puts In and Out in non-blocking mode for

@@ -16,8 +16,8 @@ import (
 )
 
 // editorPipes is an editor attached through real pipes, as a proxy's stdin
-// and stdout are: the relay runs its poll loop on them (on Linux, macOS and
-// FreeBSD; elsewhere the goroutine relay).
+// and stdout are: the relay runs its poll loop on them (on Linux; elsewhere
+// the goroutine relay).
 type editorPipes struct {
 	ed         Editor
 	toProxy    *os.File // the editor writes its messages here
