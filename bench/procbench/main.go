@@ -79,6 +79,7 @@ func benchMain(args []string) int {
 	fs.Var(&compare, "compare", "also measure this procref build (attach scenarios, and its proxy relaying to the same echo backend), as NAME=PATH (repeatable)")
 	fs.Var(&floors, "floor", "also measure the exec time of this command run without arguments, e.g. /bin/true (repeatable)")
 	refs := fs.Bool("reference-relays", true, "also measure the reference relays (procbench relay variants)")
+	fs.IntVar(&tputReps, "reps", tputReps, "interleaved repetitions of each throughput case (more for a loaded machine)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

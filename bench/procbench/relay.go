@@ -18,9 +18,12 @@ const (
 	rttRounds    = 5    // interleaved blocks per path
 	rttPerRound  = 2000 // round trips per block
 	rttWarmup    = 200
-	tputReps     = 5
 	streamTimout = 2 * time.Minute
 )
+
+// tputReps is how many interleaved repetitions each throughput case gets
+// (-reps).
+var tputReps = 5
 
 // tputCase is one message size and how many messages one repetition streams.
 type tputCase struct {
