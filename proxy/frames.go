@@ -135,17 +135,18 @@ func (f *frames) keep(p []byte) {
 }
 
 // Splicable is how many bytes may go around step right now: the middle of
-// a large body (between its kept ends), all of a body not kept, or
-// anything once raw.
+// a large body (between its kept ends), all of a large body not kept, or
+// anything once raw. A small body is not worth a system call of its own:
+// it goes through step with the bytes read around it.
 func (f *frames) Splicable() int {
 	switch {
 	case f.raw:
 		return 1 << 30
-	case f.need <= 0:
+	case f.need <= 0 || f.small():
 		return 0
 	case f.skip:
 		return f.need
-	case f.small() || f.size-f.need < endKeep:
+	case f.size-f.need < endKeep:
 		return 0
 	}
 	return max(f.need-endKeep, 0)
