@@ -277,6 +277,11 @@ func (r *rig) benchRelay(res *results, parts map[string]bool, refs bool, extra [
 	if v, err := peakRSS(pid); err == nil {
 		rr.RSS["procref proxy (echo tcp), peak (VmHWM) after the relay runs"] = v
 	}
+	for i, b := range builds[1:] { // the -compare builds: the first relays
+		if v, err := peakRSS(s.relays[i].cmd.Process.Pid); err == nil {
+			rr.RSS["procref proxy ["+b.name+"] (echo tcp), peak (VmHWM) after the relay runs"] = v
+		}
+	}
 	if h, ok := r.hints()[s.svc]; ok {
 		if v, err := platform.RSS(h.Host.PID); err == nil {
 			rr.RSS["procref host (echo), after the relay runs"] = v
