@@ -38,9 +38,6 @@ type frames struct {
 
 	// want, if set, is asked at each body's start whether to keep it.
 	want func() bool
-	// minSplice: a body smaller than this is never splicable (it is read
-	// with the bytes around it); at most gateSmallBody counts as 0.
-	minSplice int
 }
 
 func newFrames() frames { return frames{need: -1} }
@@ -145,7 +142,7 @@ func (f *frames) Splicable() int {
 	switch {
 	case f.raw:
 		return 1 << 30
-	case f.need <= 0 || f.small() || f.size < f.minSplice:
+	case f.need <= 0 || f.small():
 		return 0
 	case f.skip:
 		return f.need

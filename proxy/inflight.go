@@ -19,9 +19,9 @@ import (
 // stops looking like LSP ends the tracking (Errors then returns nothing).
 // Safe for concurrent use.
 //
-// The server's bytes need not all pass through Write: the relay may
-// splice what Splicable allows (the middle of a large body, or all of a
-// body that began while nothing was pending) and report it with Skip.
+// Of the server's bytes it keeps only what it must look at (a small body,
+// the ends of a large one; nothing of a body begun while no request was
+// pending), so a large answer costs no memory.
 type Inflight struct {
 	mu      sync.Mutex
 	pending map[string]bool // raw JSON ids of the editor's requests
@@ -41,15 +41,8 @@ func NewInflight() *Inflight {
 	// pending, its body is not kept (and may be spliced whole). Called
 	// with mu held, from Write.
 	f.down.want = func() bool { return len(f.pending) > 0 }
-	f.down.minSplice = downSpliceMin
 	return f
 }
-
-// downSpliceMin: a server body smaller than this is read, not spliced:
-// the poll relay reads 256 KiB at a time, which takes such a body with
-// its neighbours in one system call, where its own splice would add two
-// (64 KiB messages: 5–10% slower spliced, bench/results.md).
-const downSpliceMin = 256 << 10
 
 // sent records one whole small message from the editor.
 func (f *Inflight) sent(body []byte) {
@@ -104,22 +97,6 @@ func (f *Inflight) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
-}
-
-// Splicable is how many of the server's next bytes may reach the editor
-// without passing through Write.
-func (f *Inflight) Splicable() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.down.Splicable()
-}
-
-// Skip notes that n bytes (at most Splicable) reached the editor around
-// Write.
-func (f *Inflight) Skip(n int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.down.Skip(n)
 }
 
 // answered drops the request that the server's message that just ended

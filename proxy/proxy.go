@@ -156,9 +156,9 @@ type Editor struct {
 	Tail *hostproto.Tail
 	// Inflight, if set, follows the editor's requests and the server's
 	// answers (tcp mode), so that those in flight when the server crashes
-	// get an error. Of the backend→editor bytes only headers, small bodies
-	// and the ends of large ones then pass through the process; the rest
-	// is still spliced (see Inflight.Splicable).
+	// get an error. The backend→editor bytes then pass through the process
+	// (Inflight keeps only what it must look at: headers, small bodies, the
+	// ends of large ones).
 	Inflight *Inflight
 	// Note, if set, gets what the host sends on the presence connection
 	// (tcp mode: why the backend ended).

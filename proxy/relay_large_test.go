@@ -18,9 +18,10 @@ import (
 // TestRelayLargeBodiesSpliced: in tcp mode (exit withheld, requests in
 // flight tracked) 1 MiB requests and answers cross the relay byte for byte,
 // id first and id last as clients, clangd and gopls write them; on Linux
-// the middles are spliced, never read by the process (rchar, which
-// splice(2) does not count, grows by less than half the bytes relayed on
-// top of what the test's own ends read). Then the backend crashes after
+// the requests' middles are spliced, never read by the process (rchar,
+// which splice(2) does not count, grows by the answers the relay copies
+// and less than half the requests, on top of what the test's own ends
+// read). Then the backend crashes after
 // taking 200 KiB of a third 1 MiB request, whose id comes last: the relay
 // reads that request to its end, ends BackendClosed, and that request,
 // and only it, gets the error answer.
@@ -55,7 +56,7 @@ func TestRelayLargeBodiesSpliced(t *testing.T) {
 	before := proctest.ReadChars(os.Getpid())
 	done := make(chan Outcome, 1)
 	go func() { done <- Relay(context.Background(), e.ed, conn, nil) }()
-	ends := 0 // bytes the test's own editor and backend read
+	up, down := 0, 0 // request and answer bytes: the test's ends read them all
 	for i, x := range exchanges {
 		if _, err := io.WriteString(e.toProxy, x.req); err != nil {
 			t.Fatal(err)
@@ -67,12 +68,12 @@ func TestRelayLargeBodiesSpliced(t *testing.T) {
 		if string(got) != x.resp {
 			t.Fatalf("answer %d changed on the way", i+1)
 		}
-		ends += len(x.req) + len(x.resp)
+		up, down = up+len(x.req), down+len(x.resp)
 	}
-	relayed := proctest.ReadChars(os.Getpid()) - before - int64(ends)
-	t.Logf("the relay read %d of the %d bytes it moved", relayed, ends)
-	if runtime.GOOS == "linux" && os.Getenv("PROCREF_RELAY") != "copy" && relayed > int64(ends/2) {
-		t.Errorf("the relay read %d of the %d bytes it moved: the large bodies were not spliced", relayed, ends)
+	relayed := proctest.ReadChars(os.Getpid()) - before - int64(up+down)
+	t.Logf("the relay read %d bytes: %d of answers, %d of requests", relayed, down, up)
+	if runtime.GOOS == "linux" && os.Getenv("PROCREF_RELAY") != "copy" && relayed > int64(down+up/2) {
+		t.Errorf("the relay read %d bytes for %d of answers and %d of requests: the requests were not spliced", relayed, down, up)
 	}
 
 	conn.SetWriteBuffer(32 << 10) // so that the crash comes while the relay is inside req3

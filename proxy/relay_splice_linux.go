@@ -111,44 +111,14 @@ func (l *pollLoop) spliceUp() error {
 	return nil
 }
 
-// moveDown moves what the backend has sent toward the editor: spliced
-// while Inflight (if any) lets the bytes go around it, read through
-// down.buf otherwise. Only called with nothing in down.buf (order).
-func (l *pollLoop) moveDown() {
-	if l.spliceOut && l.downSplicable() > 0 {
-		l.spliceDown()
-	} else {
-		l.readDown()
-	}
-}
-
-// downSplicable is how many backend bytes may be spliced now: the middle
-// of a large body, a body begun with no request pending, or anything once
-// the stream is not LSP (see frames).
-func (l *pollLoop) downSplicable() int {
-	if l.inflight == nil {
-		return spliceChunk
-	}
-	return min(l.inflight.Splicable(), spliceChunk)
-}
-
 // spliceDown moves what the backend has sent into the editor's pipe until
-// the socket is empty, the pipe is full, one side ended, or Inflight wants
-// to see the next bytes (they are then read). EAGAIN does not say which of
-// the first two happened; a zero-timeout poll of the pipe does.
+// the socket is empty, the pipe is full, or one side ended. EAGAIN does not
+// say which of the first two happened; a zero-timeout poll of the pipe does.
 func (l *pollLoop) spliceDown() {
 	for {
-		k := l.downSplicable()
-		if k == 0 {
-			l.readDown()
-			return
-		}
-		n, err := nbSplice(l.sock, l.out, k, unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
+		n, err := nbSplice(l.sock, l.out, spliceChunk, unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
 		switch {
 		case n > 0:
-			if l.inflight != nil {
-				l.inflight.Skip(int(n))
-			}
 			if n >= bulkRead {
 				l.growPipes()
 			}
