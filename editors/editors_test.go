@@ -499,14 +499,15 @@ func (l *eventLog) refresh() error {
 // block the editor when the test is not reading).
 func (l *eventLog) waitFor(t *testing.T, from int, timeout time.Duration, what string, ok func(event) bool, exited <-chan struct{}) int {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	found := -1
+	proctest.WaitFor(t, timeout, what, func() error {
 		if err := l.refresh(); err != nil {
 			t.Fatal(err)
 		}
 		for i := from; i < len(l.events); i++ {
 			if ok(l.events[i]) {
-				return i
+				found = i
+				return nil
 			}
 		}
 		select {
@@ -515,11 +516,9 @@ func (l *eventLog) waitFor(t *testing.T, from int, timeout time.Duration, what s
 			t.Fatalf("%s: the editor exited first; events:\n%s", what, l.dump())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v; events:\n%s", what, timeout, l.dump())
-		}
-		time.Sleep(20 * time.Millisecond) // polling a plain file: see above
-	}
+		return fmt.Errorf("events:\n%s", l.dump())
+	})
+	return found
 }
 
 func (l *eventLog) dump() string {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/internal/handshake"
+	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 )
@@ -172,9 +173,7 @@ func TestImpatientAcquirer(t *testing.T) {
 		defer wg.Done()
 		patient, patientErr = svc.Acquire(testCtx(t, 30*time.Second))
 	}()
-	for e.count("starting") == 0 { // the patient one's start is under way
-		time.Sleep(5 * time.Millisecond)
-	}
+	e.waitEvent("starting", 30*time.Second) // the patient one's start is under way
 	const short = 100 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), short)
 	defer cancel()
@@ -195,7 +194,7 @@ func TestImpatientAcquirer(t *testing.T) {
 	}
 	host := patient.Supervisor()
 	patient.Release()
-	waitExit(t, host, 10*time.Second, "supervisor")
+	proctest.WaitGone(t, host, 10*time.Second, "supervisor")
 	e.waitAllGone(5 * time.Second)
 }
 
@@ -212,7 +211,7 @@ func TestImpatientStarterLeavesNothing(t *testing.T) {
 		t.Fatalf("Acquire = %v after %v, want DeadlineExceeded within 200ms", err, took)
 	}
 	for _, id := range e.processes() {
-		waitExit(t, id, 10*time.Second, "supervisor")
+		proctest.WaitGone(t, id, 10*time.Second, "supervisor")
 	}
 	if n := semSets(t, e.run, svc.Key); n != 0 {
 		t.Errorf("%d semaphore sets left", n)
@@ -235,7 +234,7 @@ func TestStopAndIpcrmLeaveNothing(t *testing.T) {
 	if err := svc.RequestStop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitExit(t, sess.Supervisor, 10*time.Second, "supervisor after a stop request")
+	proctest.WaitGone(t, sess.Supervisor, 10*time.Second, "supervisor after a stop request")
 	if n := semSets(t, e.run, svc.Key); n != 0 {
 		t.Errorf("forced drain: %d semaphore sets left while a window still held its reference", n)
 	}
@@ -255,7 +254,7 @@ func TestStopAndIpcrmLeaveNothing(t *testing.T) {
 		t.Fatalf("ipcrm: %v: %s", err, out)
 	}
 	h.Release()
-	waitExit(t, host, 10*time.Second, "supervisor after ipcrm of its set")
+	proctest.WaitGone(t, host, 10*time.Second, "supervisor after ipcrm of its set")
 	if n := semSets(t, e.run, svc.Key); n != 0 {
 		t.Errorf("ipcrm: %d semaphore sets left", n)
 	}
@@ -293,11 +292,16 @@ func TestIpcrmThenNewWindowLeavesNoSet(t *testing.T) {
 	if now := semIDs(t, e.run, svc.Key); len(now) != 1 || now[0] == ids[0] {
 		t.Fatalf("sets after the second window: %v, want one new set", now)
 	}
-	for _, s := range []*launcher.Session{first, second} {
-		s.Conn.Close()
-		s.Release()
-	}
-	waitExit(t, first.Supervisor, 10*time.Second, "supervisor after its windows left")
+	// The supervisor counts connections now; the second window closes its
+	// session and releases its reference only once the drain is under way
+	// (OnLastRelease ran), as a proxy's SEM_UNDO comes after its session
+	// closed: the drain must still remove the set.
+	first.Conn.Close()
+	first.Release()
+	second.Conn.Close()
+	e.waitEvent("last", 10*time.Second)
+	second.Release()
+	proctest.WaitGone(t, first.Supervisor, 10*time.Second, "supervisor after its windows left")
 	if now := semIDs(t, e.run, svc.Key); len(now) != 0 {
 		t.Errorf("sets left after every window left: %v", now)
 	}
@@ -371,7 +375,7 @@ func TestHintDirectoryUnderLiveHost(t *testing.T) {
 	h2.Release()
 	host := h.Supervisor()
 	h.Release()
-	waitExit(t, host, 10*time.Second, "supervisor")
+	proctest.WaitGone(t, host, 10*time.Second, "supervisor")
 	e.waitAllGone(5 * time.Second)
 }
 
@@ -409,7 +413,7 @@ func TestHandleDone(t *testing.T) {
 	}
 	h.Release()
 	h2.Release()
-	waitExit(t, h2.Supervisor(), 10*time.Second, "supervisor")
+	proctest.WaitGone(t, h2.Supervisor(), 10*time.Second, "supervisor")
 	e.waitAllGone(5 * time.Second)
 }
 
@@ -450,9 +454,7 @@ func TestOverlapReopenAtOnce(t *testing.T) {
 	h := acquire(t, svc)
 	oldHost := h.Supervisor()
 	h.Release()
-	for e.count("last") == 0 { // the old service is stopping now
-		time.Sleep(5 * time.Millisecond)
-	}
+	e.waitEvent("last", 30*time.Second) // the old service is stopping now
 	// The old stop cannot finish before the gate opens, so a new acquirer
 	// that returns at all did not wait for it.
 	h2 := acquire(t, svc)
@@ -465,13 +467,13 @@ func TestOverlapReopenAtOnce(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(e.run, stopGate), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitExit(t, oldHost, 10*time.Second, "old supervisor")
+	proctest.WaitGone(t, oldHost, 10*time.Second, "old supervisor")
 	if err := h2.Err(); err != nil {
 		t.Errorf("the new instance is not live after the old one stopped: %v", err)
 	}
 	host := h2.Supervisor()
 	h2.Release()
-	waitExit(t, host, 10*time.Second, "supervisor")
+	proctest.WaitGone(t, host, 10*time.Second, "supervisor")
 	if files := serviceFiles(t, e.run, svc.Name); len(files) != 0 {
 		t.Errorf("files left: %v", files)
 	}
@@ -510,7 +512,7 @@ func TestAppName(t *testing.T) {
 		t.Errorf("the supervisor was not started with TOYAPP_SUPERVISE alone")
 	}
 	h.Release()
-	waitExit(t, sup, 10*time.Second, "supervisor")
+	proctest.WaitGone(t, sup, 10*time.Second, "supervisor")
 	if files := serviceFiles(t, appRun, svc.Name); len(files) != 0 {
 		t.Errorf("files left in the app's runtime dir: %v", files)
 	}
@@ -542,7 +544,7 @@ func TestTCPFallbackForLongRuntimeDir(t *testing.T) {
 	}
 	host := h.Supervisor()
 	h.Release()
-	waitExit(t, host, 10*time.Second, "supervisor")
+	proctest.WaitGone(t, host, 10*time.Second, "supervisor")
 	b, _ := os.ReadFile(svc.LogPath())
 	if !strings.Contains(string(b), "falling back to loopback TCP") || !strings.Contains(string(b), `transport="tcp 127.0.0.1:`) {
 		t.Errorf("the log does not say it fell back to TCP:\n%s", b)

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 )
@@ -210,7 +211,7 @@ func startsFresh(t *testing.T, e *testEnv, old platform.Identity) {
 	}
 	sup := h.Supervisor()
 	h.Release()
-	waitExit(t, sup, 20*time.Second, "fresh supervisor")
+	proctest.WaitGone(t, sup, 20*time.Second, "fresh supervisor")
 	e.waitAllGone(20 * time.Second)
 }
 
@@ -251,7 +252,7 @@ func TestHookStuck(t *testing.T) {
 					}
 					h.Release()
 				}
-				waitExit(t, sup, 20*time.Second, "supervisor")
+				proctest.WaitGone(t, sup, 20*time.Second, "supervisor")
 			}
 			if tc.mode == "recover-child" { // StartChild returns once its ctx is cancelled
 				checkEndedSaying(t, e, svc, "longer than its timeout", tc.hook)
@@ -274,13 +275,7 @@ func TestSIGTERMWhileHookHangs(t *testing.T) {
 		_, err := svc.Acquire(testCtx(t, time.Minute))
 		errc <- err
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for e.count("first") == 0 { // a file in the runtime dir: poll, bounded
-		if time.Now().After(deadline) {
-			t.Fatal("the hook never started")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	e.waitEvent("first", 30*time.Second) // the hook started
 	var sup platform.Identity
 	for _, ev := range e.events() {
 		if ev.kind == "first" {
@@ -298,7 +293,7 @@ func TestSIGTERMWhileHookHangs(t *testing.T) {
 	case <-testCtx(t, time.Minute).Done():
 		t.Fatal("Acquire still waits after SIGTERM")
 	}
-	waitExit(t, sup, 20*time.Second, "supervisor")
+	proctest.WaitGone(t, sup, 20*time.Second, "supervisor")
 	checkEnded(t, e, svc, "OnFirstAcquire")
 }
 
@@ -316,7 +311,9 @@ func TestStatusWhileStopHangs(t *testing.T) {
 	}
 	h.Release()
 	sawStopping := false
-	for sup.Alive() {
+	// Status is sampled until the supervisor is gone (the hang's timeout
+	// ends it).
+	proctest.Eventually(t, time.Minute, fmt.Sprintf("supervisor %v to end", sup), func() bool {
 		_, err := svc.QueryStatus(testCtx(t, 10*time.Second))
 		switch {
 		case errors.Is(err, launcher.ErrDraining):
@@ -328,8 +325,8 @@ func TestStatusWhileStopHangs(t *testing.T) {
 				t.Fatalf("status says not running while supervisor %v stops: %v", sup, err)
 			}
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return !sup.Alive()
+	})
 	if !sawStopping {
 		t.Error("status never said stopping while OnLastRelease hung")
 	}
@@ -352,7 +349,7 @@ func TestHealthRestartBudget(t *testing.T) {
 		t.Fatal("the supervisor restarts a failing service forever")
 	}
 	h.Release()
-	waitExit(t, h.Supervisor(), 20*time.Second, "supervisor")
+	proctest.WaitGone(t, h.Supervisor(), 20*time.Second, "supervisor")
 	e.waitAllGone(20 * time.Second)
 	if n := e.count("recovering"); n != svc.HealthRestarts {
 		t.Errorf("%d restarts, want HealthRestarts = %d", n, svc.HealthRestarts)

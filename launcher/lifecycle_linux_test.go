@@ -21,6 +21,7 @@ import (
 
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/internal/handshake"
+	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 )
@@ -47,7 +48,7 @@ func TestAcquireRelease(t *testing.T) {
 	if err := h.Release(); err != nil {
 		t.Errorf("second Release: %v", err)
 	}
-	waitExit(t, host, 10*time.Second, "supervisor")
+	proctest.WaitGone(t, host, 10*time.Second, "supervisor")
 	if e.count("first") != 1 || e.count("last") != 1 {
 		t.Errorf("first %d, last %d; want 1 and 1", e.count("first"), e.count("last"))
 	}
@@ -108,7 +109,7 @@ func TestStorm(t *testing.T) {
 			}
 		}
 		t2 := time.Now()
-		waitExit(t, first.Host, 10*time.Second, fmt.Sprintf("round %d supervisor", round))
+		proctest.WaitGone(t, first.Host, 10*time.Second, fmt.Sprintf("round %d supervisor", round))
 		t.Logf("round %d: acquire %v release %v exit %v", round, t1.Sub(t0), t2.Sub(t1), time.Since(t2))
 		if n := e.count("last"); n != round {
 			t.Fatalf("round %d: OnLastRelease ran %d times in all, want %d", round, n, round)
@@ -149,7 +150,7 @@ func TestAllHoldersKilled(t *testing.T) {
 	for _, p := range ps {
 		p.cmd.Wait()
 	}
-	waitExit(t, r.Host, toyLinger+time.Second-time.Since(killed), "supervisor after every holder was killed")
+	proctest.WaitGone(t, r.Host, toyLinger+time.Second-time.Since(killed), "supervisor after every holder was killed")
 	took := time.Since(killed)
 	t.Logf("supervisor gone %v after the kills (linger %v)", took, toyLinger)
 	if took < toyLinger {
@@ -180,7 +181,7 @@ func TestLingerKeepsService(t *testing.T) {
 	}
 	host := h2.Supervisor()
 	h2.Release()
-	waitExit(t, host, toyLinger+5*time.Second, "supervisor")
+	proctest.WaitGone(t, host, toyLinger+5*time.Second, "supervisor")
 	if e.count("first") != 1 || e.count("last") != 1 {
 		t.Errorf("first %d, last %d; want 1, 1", e.count("first"), e.count("last"))
 	}
@@ -234,7 +235,7 @@ func TestZeroCrossingRace(t *testing.T) {
 	}
 	host := holder.Supervisor()
 	holder.Release()
-	waitExit(t, host, 10*time.Second, "last supervisor")
+	proctest.WaitGone(t, host, 10*time.Second, "last supervisor")
 	t.Logf("%d iterations, %d new services", iterations, starts)
 
 	evs := e.events()
@@ -268,15 +269,7 @@ func TestStarterKilledDuringStart(t *testing.T) {
 	e := newEnv(t)
 	ps := startAcquirers(t, e, 1, toySlowName)
 	ps[0].send(t, "acquire")
-	// The events file is plain kernel state with no change event here;
-	// poll it, bounded.
-	deadline := time.Now().Add(30 * time.Second)
-	for e.count("starting") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the service never started starting")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	e.waitEvent("starting", 30*time.Second)
 	ps[0].cmd.Process.Kill()
 	ps[0].cmd.Wait()
 
@@ -292,7 +285,7 @@ func TestStarterKilledDuringStart(t *testing.T) {
 	}
 	host := h.Supervisor()
 	h.Release()
-	waitExit(t, host, 10*time.Second, "supervisor")
+	proctest.WaitGone(t, host, 10*time.Second, "supervisor")
 	e.waitAllGone(5 * time.Second)
 }
 
@@ -458,7 +451,7 @@ func TestStaleHints(t *testing.T) {
 			}
 			host := hint.Host
 			h.Release()
-			waitExit(t, host, 10*time.Second, "supervisor")
+			proctest.WaitGone(t, host, 10*time.Second, "supervisor")
 			if n := e.count("last"); n != 1 {
 				t.Errorf("OnLastRelease ran %d times, want 1", n)
 			}
@@ -550,14 +543,7 @@ func TestServiceKilledRecovers(t *testing.T) {
 	}
 	// No event tells us when the supervisor republished; poll the API under
 	// test, bounded.
-	deadline := time.Now().Add(10 * time.Second)
-	var info launcher.Info
-	for info = h.Info(); info.PID == old.PID; info = h.Info() {
-		if time.Now().After(deadline) {
-			t.Fatalf("Info still shows the killed service %d after 10s", old.PID)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	info := waitInfoChange(t, h, old.PID, 10*time.Second)
 	if info.Port == 0 || info.Data["serial"] == old.Data["serial"] {
 		t.Errorf("new info %+v, old %+v", info, old)
 	}
@@ -575,7 +561,7 @@ func TestServiceKilledRecovers(t *testing.T) {
 	host := h.Supervisor()
 	h.Release()
 	h2.Release()
-	waitExit(t, host, 10*time.Second, "supervisor")
+	proctest.WaitGone(t, host, 10*time.Second, "supervisor")
 	if e.count("first") != 1 || e.count("last") != 1 {
 		t.Errorf("first %d, last %d; want 1, 1", e.count("first"), e.count("last"))
 	}
@@ -586,17 +572,12 @@ func TestServiceKilledRecovers(t *testing.T) {
 // republished), bounded.
 func waitInfoChange(t *testing.T, h *launcher.Handle, oldPID int, d time.Duration) launcher.Info {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		info := h.Info()
-		if info.PID != oldPID {
-			return info
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Info still shows service process %d after %v", oldPID, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var info launcher.Info
+	proctest.Eventually(t, d, fmt.Sprintf("Info to show another service process than %d", oldPID), func() bool {
+		info = h.Info()
+		return info.PID != oldPID
+	})
+	return info
 }
 
 // stopProcess stops pid with SIGSTOP and waits until it is stopped: kill
@@ -608,30 +589,23 @@ func stopProcess(t *testing.T, pid int) {
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	proctest.Eventually(t, 5*time.Second, fmt.Sprintf("every thread of process %d to stop after SIGSTOP", pid), func() bool {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if i := strings.LastIndexByte(string(b), ')'); i > 0 && strings.HasPrefix(string(b[i:]), ") T") {
-			stopped := true
-			tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-			for _, task := range tasks {
-				tb, _ := os.ReadFile(task)
-				if j := strings.LastIndexByte(string(tb), ')'); j > 0 && !strings.HasPrefix(string(tb[j:]), ") T") {
-					stopped = false
-				}
-			}
-			if stopped {
-				return
+		if i := strings.LastIndexByte(string(b), ')'); i < 0 || !strings.HasPrefix(string(b[i:]), ") T") {
+			return false
+		}
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		for _, task := range tasks {
+			tb, _ := os.ReadFile(task)
+			if j := strings.LastIndexByte(string(tb), ')'); j > 0 && !strings.HasPrefix(string(tb[j:]), ") T") {
+				return false
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d not stopped 5s after SIGSTOP", pid)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return true
+	})
 }
 
 // A service process that stops answering (SIGSTOP: alive but hung) fails
@@ -650,7 +624,7 @@ func TestHealthCheckRecovers(t *testing.T) {
 	}
 	host := h.Supervisor()
 	h.Release()
-	waitExit(t, host, 10*time.Second, "supervisor")
+	proctest.WaitGone(t, host, 10*time.Second, "supervisor")
 	if n := e.count("recover"); n != 1 {
 		t.Errorf("OnRecover ran %d times, want 1", n)
 	}
@@ -679,26 +653,33 @@ func TestAcquireRunsNoHook(t *testing.T) {
 	host := h.Supervisor()
 	h.Release()
 	h2.Release()
-	waitExit(t, host, 10*time.Second, "supervisor")
+	proctest.WaitGone(t, host, 10*time.Second, "supervisor")
 	e.waitAllGone(5 * time.Second)
 }
 
 // Issue 14: the ctx given to OnFirstAcquire outlives the hook. The toy
 // starts its child with exec.CommandContext(ctx, ...); the child still
-// answers after the hook returned (it would be killed at once otherwise).
+// answers after the hook returned, and OnLastRelease finds that ctx still
+// live (so exec.CommandContext never killed the child in between).
 func TestHookCtxOutlivesHook(t *testing.T) {
 	e := newEnv(t)
 	h := acquire(t, toyService(toyName))
 	info := h.Info()
-	// exec.CommandContext kills as soon as ctx is done; give that goroutine
-	// time to act if the ctx had been cancelled at the hook's return.
-	time.Sleep(300 * time.Millisecond)
 	if pid, err := ping(testCtx(t, 5*time.Second), info.Port); err != nil || pid != info.PID {
 		t.Errorf("the service started with exec.CommandContext does not answer: %d, %v", pid, err)
 	}
 	host := h.Supervisor()
 	h.Release()
-	waitExit(t, host, 10*time.Second, "supervisor")
+	proctest.WaitGone(t, host, 10*time.Second, "supervisor")
+	var last []event
+	for _, ev := range e.events() {
+		if ev.kind == "last" {
+			last = append(last, ev)
+		}
+	}
+	if len(last) != 1 || last[0].kv["ctx"] != "live" {
+		t.Errorf("last events %+v, want one with OnFirstAcquire's ctx live (ctx=live)", last)
+	}
 	e.waitAllGone(5 * time.Second)
 }
 
@@ -713,7 +694,7 @@ func TestFailingRecoverBacksOff(t *testing.T) {
 	if err := syscall.Kill(h.Info().PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitExit(t, host, 15*time.Second, "supervisor")
+	proctest.WaitGone(t, host, 15*time.Second, "supervisor")
 	took := time.Since(start)
 	if n := e.count("recover"); n != 3 {
 		t.Errorf("OnRecover ran %d times, want 3", n)
@@ -740,7 +721,7 @@ func TestSupervisorKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	waitExit(t, child, time.Second, "service process after its supervisor was killed")
+	proctest.WaitGone(t, child, time.Second, "service process after its supervisor was killed")
 	t.Logf("service process gone %v after the supervisor was killed", time.Since(killed))
 
 	// The handle still holds its reference; a new acquirer (here the same
@@ -758,7 +739,7 @@ func TestSupervisorKilled(t *testing.T) {
 	h.Release()
 	host2 := h2.Supervisor()
 	h2.Release()
-	waitExit(t, host2, 10*time.Second, "second supervisor")
+	proctest.WaitGone(t, host2, 10*time.Second, "second supervisor")
 	if n := e.count("last"); n != 1 {
 		t.Errorf("OnLastRelease ran %d times, want 1 (the killed supervisor never ran it)", n)
 	}
@@ -827,7 +808,7 @@ func TestUnauthenticatedConnectionsClosed(t *testing.T) {
 		t.Errorf("Serve saw %q; want only the authenticated session", serves)
 	}
 	h.Release()
-	waitExit(t, hint.Host, 10*time.Second, "supervisor")
+	proctest.WaitGone(t, hint.Host, 10*time.Second, "supervisor")
 	e.waitAllGone(5 * time.Second)
 }
 
@@ -846,7 +827,7 @@ func TestStopWithOpenSession(t *testing.T) {
 	if err := svc.RequestStop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitExit(t, sess.Supervisor, 10*time.Second, "supervisor after a stop request with a session open")
+	proctest.WaitGone(t, sess.Supervisor, 10*time.Second, "supervisor after a stop request with a session open")
 	sess.Conn.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := sess.Conn.Read(make([]byte, 1)); err == nil {
 		t.Error("session still open after stop")
@@ -871,7 +852,7 @@ func TestQueryStatus(t *testing.T) {
 	}
 	host := h.Supervisor()
 	h.Release()
-	waitExit(t, host, 10*time.Second, "supervisor")
+	proctest.WaitGone(t, host, 10*time.Second, "supervisor")
 }
 
 // A hook that fails makes Acquire fail with ErrStartFailed and the log path,

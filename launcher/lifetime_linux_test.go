@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/platform"
 )
 
@@ -35,7 +36,7 @@ func TestLingerIsIdleTimer(t *testing.T) {
 		released = time.Now()
 		time.Sleep(300 * time.Millisecond) // the workload's pace, not a wait for anything
 	}
-	waitExit(t, sup, svc.Linger+20*time.Second, "supervisor after the last release")
+	proctest.WaitGone(t, sup, svc.Linger+20*time.Second, "supervisor after the last release")
 	if got := e.count("first"); got != restarts+1 {
 		t.Errorf("OnFirstAcquire ran %d times, want %d", got, restarts+1)
 	}

@@ -130,7 +130,7 @@ func TestOtherUserLockedOut(t *testing.T) {
 	}
 	host := h.Supervisor()
 	h.Release()
-	waitExit(t, host, 10*time.Second, "supervisor")
+	proctest.WaitGone(t, host, 10*time.Second, "supervisor")
 	e.waitAllGone(5 * time.Second)
 }
 

@@ -47,7 +47,7 @@ func TestCountLeavesNothing(t *testing.T) {
 	}
 	sup := h.Supervisor()
 	h.Release()
-	waitExit(t, sup, 20*time.Second, "supervisor")
+	proctest.WaitGone(t, sup, 20*time.Second, "supervisor")
 	if n, err := svc.Count(); n != 0 || err != nil || semSets(t, e.run, svc.Key) != 0 {
 		t.Fatalf("after the stop: Count = %d, %v; %d sets", n, err, semSets(t, e.run, svc.Key))
 	}
@@ -98,7 +98,7 @@ func TestServePanicEndsOnlyItsConnection(t *testing.T) {
 	bad.Conn.Close()
 	good.Release()
 	bad.Release()
-	waitExit(t, good.Supervisor, 20*time.Second, "supervisor")
+	proctest.WaitGone(t, good.Supervisor, 20*time.Second, "supervisor")
 	e.waitAllGone(20 * time.Second)
 }
 
@@ -154,6 +154,6 @@ func TestSupervisorEnvironment(t *testing.T) {
 		t.Errorf("the supervisor got arguments %q, want none", args[1:])
 	}
 	h.Release()
-	waitExit(t, sup, 20*time.Second, "supervisor")
+	proctest.WaitGone(t, sup, 20*time.Second, "supervisor")
 	e.waitAllGone(20 * time.Second)
 }

@@ -7,12 +7,14 @@ package launcher_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/launcher"
 )
 
@@ -57,13 +59,10 @@ func TestStarterKilledRightAfterSpawn(t *testing.T) {
 	for i := range rounds {
 		ps := startAcquirers(t, e, 1, toySlowName)
 		ps[0].send(t, "acquire")
-		deadline := time.Now().Add(30 * time.Second)
-		for len(supervisorPIDs(svc.Name, e.run)) == 0 { // no event for it: poll, bounded
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: no supervisor was started", i)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		// No event for it: poll, bounded.
+		proctest.Eventually(t, 30*time.Second, fmt.Sprintf("round %d: a supervisor started", i), func() bool {
+			return len(supervisorPIDs(svc.Name, e.run)) > 0
+		})
 		ps[0].cmd.Process.Kill()
 		ps[0].cmd.Wait()
 
@@ -72,13 +71,13 @@ func TestStarterKilledRightAfterSpawn(t *testing.T) {
 			t.Fatalf("round %d: Acquire after the starter was killed: %v", i, err)
 		}
 		h.Release()
-		deadline = time.Now().Add(30 * time.Second)
-		for len(supervisorPIDs(svc.Name, e.run)) != 0 || len(serviceFiles(t, e.run, svc.Name)) != 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: left after the release: supervisors %v, files %v", i, supervisorPIDs(svc.Name, e.run), serviceFiles(t, e.run, svc.Name))
+		proctest.WaitFor(t, 30*time.Second, fmt.Sprintf("round %d: nothing left after the release", i), func() error {
+			sups, files := supervisorPIDs(svc.Name, e.run), serviceFiles(t, e.run, svc.Name)
+			if len(sups) != 0 || len(files) != 0 {
+				return fmt.Errorf("supervisors %v, files %v", sups, files)
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return nil
+		})
 		if n := semSets(t, e.run, svc.Key); n != 0 {
 			t.Fatalf("round %d: %d semaphore sets left", i, n)
 		}

@@ -863,13 +863,25 @@ func (sv *supervisor) removeCounter(n int, cerr error, force bool) {
 // caller holds the startup lock; a set someone still holds a reference on
 // is theirs (their next supervisor uses it) and stays. It reports whether
 // nothing of ours is left.
+// replacementGrace bounds the wait for the last references on a
+// replacement set at a drain (removeReplacement).
+const replacementGrace = 2 * time.Second
+
 func (sv *supervisor) removeReplacement() bool {
 	c, err := refcount.Open(sv.s.Name, sv.s.Key, refcount.Options{Dir: sv.dir, Impl: sv.s.Impl})
 	if err != nil {
 		sv.log.Warn("opening the reference counter that replaced ours", "err", err)
 		return false
 	}
-	if n, err := c.Count(); err != nil || n != 0 {
+	// Known race, answered here: the drain runs on the connection count,
+	// and a window that closed its session may not have released its
+	// reference on the replacement yet (its release, or its SEM_UNDO at
+	// exit, comes a moment later). Wait a little for zero; a reference
+	// still held after that is a newcomer's, and the set stays for it.
+	wctx, cancel := context.WithTimeout(context.Background(), replacementGrace)
+	err = c.WaitZero(wctx)
+	cancel()
+	if err != nil {
 		c.Close()
 		return false
 	}

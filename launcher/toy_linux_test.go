@@ -37,6 +37,7 @@ import (
 
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/internal/handshake"
+	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 	"github.com/procref/procref/refcount"
@@ -152,15 +153,12 @@ func record(kind string, kv ...string) {
 // stopGate is the file whose creation lets a toy-over stop finish.
 const stopGate = "stop-gate"
 
-// waitGate waits until path exists, at most max.
+// waitGate waits until path exists (the test creates it), at most max.
 func waitGate(path string, max time.Duration) {
-	deadline := time.Now().Add(max)
-	for time.Now().Before(deadline) {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	proctest.Poll(max, func() error {
+		_, err := os.Stat(path)
+		return err
+	})
 }
 
 // lockExclusive takes the toy's "I am the live service" lock, or fails.
@@ -278,6 +276,7 @@ type toyProc struct {
 	mu         sync.Mutex
 	cmds       map[int]*exec.Cmd
 	badRecover bool
+	firstCtx   context.Context // OnFirstAcquire's, for the "last" event
 }
 
 func (t *toyProc) start(ctx context.Context) (launcher.Info, error) {
@@ -344,12 +343,24 @@ func (t *toyProc) first(ctx context.Context) (launcher.Info, error) {
 		return info, err
 	}
 	record("first", "sup="+selfIdent(), "child="+pidIdent(info.PID), "port="+strconv.Itoa(info.Port))
+	t.mu.Lock()
+	t.firstCtx = ctx
+	t.mu.Unlock()
 	return info, nil
 }
 
+// last stops the child and records, as ctx=live or ctx=done, whether
+// OnFirstAcquire's ctx still lived (it must until after OnLastRelease).
 func (t *toyProc) last(ctx context.Context, info launcher.Info) error {
 	t.stop(info.PID)
-	record("last", "sup="+selfIdent(), "child="+strconv.Itoa(info.PID))
+	t.mu.Lock()
+	live := t.firstCtx != nil && t.firstCtx.Err() == nil
+	t.mu.Unlock()
+	state := "ctx=done"
+	if live {
+		state = "ctx=live"
+	}
+	record("last", "sup="+selfIdent(), "child="+strconv.Itoa(info.PID), state)
 	return nil
 }
 
@@ -637,14 +648,11 @@ func testCtx(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// waitExit waits until the process id is gone, failing after d.
-func waitExit(t *testing.T, id platform.Identity, d time.Duration, what string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	if err := id.Wait(ctx); err != nil {
-		t.Fatalf("%s (%v) still running after %v", what, id, d)
-	}
+// waitEvent waits until a toy recorded an event of kind, failing after
+// d: the events file is a plain file, with no change event to wait on.
+func (e *testEnv) waitEvent(kind string, d time.Duration) {
+	e.t.Helper()
+	proctest.Eventually(e.t, d, "a "+kind+" event", func() bool { return e.count(kind) > 0 })
 }
 
 // acqProc is an acquirer helper process.

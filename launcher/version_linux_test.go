@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/launcher"
 )
 
@@ -55,7 +56,7 @@ func TestVersionSeparates(t *testing.T) {
 		t.Errorf("the old service was harmed: %v", h1.Err())
 	}
 	h1.Release()
-	waitExit(t, h1.Supervisor(), 20*time.Second, "first supervisor")
+	proctest.WaitGone(t, h1.Supervisor(), 20*time.Second, "first supervisor")
 	e.waitAllGone(10 * time.Second)
 	for _, name := range []string{v1.FileName(), v2.FileName()} {
 		if left := serviceFiles(t, e.run, name); len(left) != 0 {

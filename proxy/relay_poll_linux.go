@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,9 +17,6 @@ import (
 // pollBuffer is the size of each direction's buffer in the poll loop: one
 // read takes what a grown pipe (256 KiB, see growPipes) holds.
 const pollBuffer = 256 << 10
-
-// pollRelays counts relays that ran the poll loop (for tests).
-var pollRelays atomic.Int64
 
 // relayPoll is Relay as one poll(2) loop over raw descriptors. ok is false
 // (and nothing has been touched) when the descriptors are not suitable; the
@@ -79,7 +75,6 @@ func relayPoll(ctx context.Context, ed Editor, conn, presence net.Conn) (Outcome
 	}
 	defer conn.Close()
 
-	pollRelays.Add(1)
 	l := &pollLoop{in: in, out: out, sock: sock, pres: pres, wake: wake}
 	l.up.buf = make([]byte, 0, max(pollBuffer, len(ed.Pending)))
 	l.gate = newLSPGate(ed.LSP)

@@ -23,8 +23,6 @@ func setBlocking(t *testing.T, f *os.File) {
 	}
 }
 
-func pollRelaysRun() int64 { return pollRelays.Load() }
-
 func rawFDOf(t *testing.T, f *os.File) int {
 	fd, ok := rawFD(f)
 	if !ok {

@@ -10,5 +10,3 @@ import (
 func nonblocking(t *testing.T, f *os.File) bool { return false }
 
 func setBlocking(t *testing.T, f *os.File) {}
-
-func pollRelaysRun() int64 { return -1 }

@@ -264,23 +264,6 @@ func mustCount(t testing.TB, c *Counter) int {
 	return n
 }
 
-// waitCount polls Count until it is want: the kernel offers no event for
-// "a dead process's reference was given back" other than the count itself.
-func waitCount(t testing.TB, c *Counter, want int, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		n := mustCount(t, c)
-		if n == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("count is %d, want %d within %v", n, want, within)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // Must show 1: references of killed processes are given back by the kernel.
 func TestKilledHoldersAreReleased(t *testing.T) {
 	forEachImpl(t, func(t *testing.T, impl Impl) {
@@ -302,7 +285,8 @@ func TestKilledHoldersAreReleased(t *testing.T) {
 		for _, p := range procs[:n/2] {
 			p.kill(t)
 		}
-		waitCount(t, c, n/2, time.Second)
+		// The kernel gives the killed ones' references back with no event.
+		proctest.WaitCount(t, 10*time.Second, n/2, c.Count)
 
 		// WaitZero must keep waiting while references remain.
 		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)

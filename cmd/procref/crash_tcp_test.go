@@ -4,49 +4,31 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/procref/procref/internal/lspclient"
 	"github.com/procref/procref/internal/proctest"
 )
 
 // TestGoplsTCPCrash: two windows share gopls in tcp mode; gopls is
 // stopped, one window's hover goes out (the proxy reads it), then gopls
 // gets kill -9. The hover, and a 2 MiB request the proxy is in the middle
-// of relaying, get a JSON-RPC error saying the language server crashed, and each proxy exits 1 with one line that says so, with
+// of relaying, get a JSON-RPC error saying the language server crashed,
+// and each proxy exits 1 with one line that says so, with
 // gopls's exit, and names the log (not the line for a host that died).
 func TestGoplsTCPCrash(t *testing.T) {
-	gopls := requireServer(t, "gopls")
-	e := newEnv(t)
-	ws := t.TempDir()
-	proctest.CopyTree(t, "../../testdata/gomod", ws)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	mainGo := filepath.Join(ws, "main.go")
-	text, _ := os.ReadFile(mainGo)
-	uri := lspclient.FileURI(mainGo)
-	var procs []*proc
-	var clients []*lspclient.Client
-	for i := 0; i < 2; i++ {
-		p := e.start(ws, []string{"GOFLAGS=-mod=mod"}, "--", gopls, "serve", "-listen=unix;{socket}")
-		c := p.client(ctx)
-		if _, err := c.Initialize(ctx, ws); err != nil {
-			t.Fatalf("window %d: %v; stderr: %s", i, err, p.stderr.String())
-		}
-		if err := c.DidOpen(ctx, uri, "go", string(text)); err != nil {
-			t.Fatal(err)
-		}
-		procs, clients = append(procs, p), append(clients, c)
-	}
+	r := newGoplsRig(ctx, t, 2, "-listen=unix;{socket}")
+	uri, procs, clients := r.uri, r.procs, r.clients
 	if _, err := clients[0].Hover(ctx, uri, 5, 6); err != nil { // gopls has loaded the file
 		t.Fatal(err)
 	}
-	hint := e.onlyHint()
+	hint := r.e.onlyHint()
 	backend := hint.Backend
 	defer func() {
 		if t.Failed() {
@@ -67,15 +49,17 @@ func TestGoplsTCPCrash(t *testing.T) {
 		_, err := clients[0].Hover(ctx, uri, 5, 6)
 		hover <- err
 	}()
-	for proctest.ReadChars(proxy) <= before { // the proxy has read the hover
+	proctest.WaitFor(t, time.Minute, "the proxy to read the hover", func() error {
 		select {
 		case err := <-hover:
 			t.Fatalf("hover answered while gopls is stopped: %v", err)
-		case <-ctx.Done():
-			t.Fatal("the proxy never read the hover")
-		case <-time.After(5 * time.Millisecond):
+		default:
 		}
-	}
+		if proctest.ReadChars(proxy) <= before {
+			return errors.New("its read count has not grown")
+		}
+		return nil
+	})
 	// A 2 MiB request in flight too, its id after the params (as
 	// go.lsp.dev/jsonrpc2 and Helix write it): the stopped gopls cannot
 	// take it all, so at the crash the proxy is inside it, reads it to its

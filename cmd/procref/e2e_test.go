@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -31,29 +32,10 @@ import (
 // and the others untouched; gone, socket removed, within 2 s after all
 // detach.
 func TestGoplsTCPMode(t *testing.T) {
-	gopls := requireServer(t, "gopls")
-	e := newEnv(t)
-	ws := t.TempDir()
-	proctest.CopyTree(t, "../../testdata/gomod", ws)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	mainGo := filepath.Join(ws, "main.go")
-	text, _ := os.ReadFile(mainGo)
-	uri := lspclient.FileURI(mainGo)
-
-	var clients []*lspclient.Client
-	var procs []*proc
-	for i := 0; i < 2; i++ {
-		p := e.start(ws, []string{"GOFLAGS=-mod=mod"}, "--", gopls, "serve", "-listen=unix;{socket}")
-		c := p.client(ctx)
-		if _, err := c.Initialize(ctx, ws); err != nil {
-			t.Fatalf("window %d: %v; stderr: %s", i, err, p.stderr.String())
-		}
-		if err := c.DidOpen(ctx, uri, "go", string(text)); err != nil {
-			t.Fatal(err)
-		}
-		clients, procs = append(clients, c), append(procs, p)
-	}
+	r := newGoplsRig(ctx, t, 2, "-listen=unix;{socket}")
+	e, uri, clients, procs := r.e, r.uri, r.clients, r.procs
 	for i, c := range clients {
 		diags, err := c.WaitDiagnostics(ctx, uri, func(d []lspclient.Diagnostic) bool { return len(d) > 0 })
 		if err != nil {
@@ -92,7 +74,7 @@ func TestGoplsTCPMode(t *testing.T) {
 		}
 	}
 
-	rudeExitLeavesGopls(ctx, t, e, ws, []string{"--", gopls, "serve", "-listen=unix;{socket}"}, backend, clients[0], uri)
+	r.rudeExitLeavesGopls(ctx, t, backend, clients[0])
 
 	for i, c := range clients {
 		if err := c.Shutdown(ctx); err != nil {
@@ -103,8 +85,8 @@ func TestGoplsTCPMode(t *testing.T) {
 			t.Errorf("window %d: proxy exit code %d; stderr: %s", i, code, procs[i].stderr.String())
 		}
 	}
-	waitGone(t, backend, 2*time.Second, "gopls")
-	waitGone(t, hint.Host, 2*time.Second, "host")
+	proctest.WaitGone(t, backend, 2*time.Second, "gopls")
+	proctest.WaitGone(t, hint.Host, 2*time.Second, "host")
 	if _, err := os.Lstat(socket); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket %s left behind: %v", socket, err)
 	}
@@ -174,17 +156,14 @@ func testKillProxyMidRequest(t *testing.T, mode string) {
 	if mode == "mux" {
 		// The host closed the dead proxy's client: one client left.
 		t.Setenv("PROCREF_RUNTIME_DIR", e.runtime)
-		deadline := time.Now().Add(2 * time.Second)
-		for {
+		// Polling the host's status: no event to wait for.
+		proctest.WaitFor(t, 2*time.Second, "one backend with one client in the status after kill -9", func() error {
 			rows, _, err := collectStatus(ctx)
 			if err == nil && len(rows) == 1 && rows[0].Clients == 1 {
-				break
+				return nil
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("status after kill -9: %+v, %v; want one backend with one client", rows, err)
-			}
-			time.Sleep(20 * time.Millisecond) // polling the host's status: no event to wait for
-		}
+			return fmt.Errorf("status %+v, %v", rows, err)
+		})
 	}
 	for i := 0; i < 3; i++ {
 		h, err := clients[1].Hover(ctx, uri, 0, 1)
@@ -197,26 +176,21 @@ func testKillProxyMidRequest(t *testing.T, mode string) {
 	if code := procs[1].wait(t, 10*time.Second); code != 0 {
 		t.Errorf("proxy exit %d", code)
 	}
-	waitGone(t, backend, 2*time.Second, "backend")
-	waitGone(t, hint.Host, 2*time.Second, "host")
+	proctest.WaitGone(t, backend, 2*time.Second, "backend")
+	proctest.WaitGone(t, hint.Host, 2*time.Second, "host")
 }
 
+// waitCount is proctest.WaitCount on a service's counter, where a removed
+// set counts 0: the host removes it once the count is zero.
 func waitCount(t *testing.T, c *refcount.Counter, want int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	proctest.WaitCount(t, timeout, want, func() (int, error) {
 		n, err := c.Count()
-		if err == nil && n == want {
-			return
+		if errors.Is(err, refcount.ErrRemoved) {
+			return 0, nil
 		}
-		if want == 0 && errors.Is(err, refcount.ErrRemoved) {
-			return // the host removes the set once the count is zero
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("count = %d (%v), want %d within %v", n, err, want, timeout)
-		}
-		time.Sleep(10 * time.Millisecond) // kernel state: no event to wait for
-	}
+		return n, err
+	})
 }
 
 // TestGenericBridge: tcp mode is protocol-agnostic. Three proxies with
@@ -274,8 +248,8 @@ func TestGenericBridge(t *testing.T) {
 			t.Errorf("proxy exit %d: %s", code, p.stderr.String())
 		}
 	}
-	waitGone(t, hint.Backend, 2*time.Second, "echo backend")
-	waitGone(t, hint.Host, 2*time.Second, "host")
+	proctest.WaitGone(t, hint.Backend, 2*time.Second, "echo backend")
+	proctest.WaitGone(t, hint.Host, 2*time.Second, "host")
 }
 
 // TestHostKilled: the host is kill -9ed → its backend dies with it, the
@@ -308,16 +282,12 @@ func testHostKilled(t *testing.T, mode string) {
 		backend = muxBackend(t, hint)
 	}
 	hint.Host.Kill()
-	waitGone(t, backend, time.Second, "backend after host kill -9")
+	proctest.WaitGone(t, backend, time.Second, "backend after host kill -9")
 	if code := p.wait(t, 5*time.Second); code != 1 {
 		t.Errorf("proxy exit code %d, want 1", code)
 	}
-	// stderr is copied by exec's goroutine, which may lag the exit.
-	for deadline := time.Now().Add(2 * time.Second); !strings.Contains(p.stderr.String(), "closed the connection"); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Errorf("proxy stderr lacks the explanation: %q", p.stderr.String())
-			break
-		}
+	if !p.stderrHas("closed the connection") {
+		t.Errorf("proxy stderr lacks the explanation: %q", p.stderr.String())
 	}
 	// The dead host's sockets are still there (its host socket, and its
 	// handoff socket or its backend's {socket})...
@@ -337,7 +307,7 @@ func testHostKilled(t *testing.T, mode string) {
 	c2.Shutdown(ctx)
 	c2.Close()
 	p2.wait(t, 10*time.Second)
-	waitGone(t, h2.Host, 2*time.Second, "host")
+	proctest.WaitGone(t, h2.Host, 2*time.Second, "host")
 	// ...and once the next host of the service has come and gone, none is
 	// left (issue 22 item 6).
 	if left, _ := filepath.Glob(filepath.Join(e.runtime, "*sock")); len(left) > 0 {
@@ -389,8 +359,8 @@ func testSignalsDetach(t *testing.T, mode string) {
 		}
 		waitCount(t, counter, 2-i, time.Second)
 	}
-	waitGone(t, hint.Backend, 2*time.Second, "backend")
-	waitGone(t, hint.Host, 2*time.Second, "host")
+	proctest.WaitGone(t, hint.Backend, 2*time.Second, "backend")
+	proctest.WaitGone(t, hint.Host, 2*time.Second, "host")
 }
 
 // TestMuxWindowLeavesBeforeInitialize: in mux mode the host starts the
@@ -406,19 +376,19 @@ func TestMuxWindowLeavesBeforeInitialize(t *testing.T) {
 	// Wait until the host has started the server (it is the host's child).
 	var hint *discovery.Hint
 	var server []int
-	deadline := time.Now().Add(10 * time.Second)
-	for len(server) == 0 {
+	// No event for another process's child.
+	proctest.WaitFor(t, 10*time.Second, "a server started ahead of initialize", func() error {
 		if names, _ := discovery.List(e.runtime); len(names) == 1 {
 			hint, _ = discovery.Read(e.runtime, names[0])
 			if hint != nil {
 				server = children(hint.Host.PID, "procref")
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no server started ahead of initialize; proxy stderr: %s", p.stderr.String())
+		if len(server) == 0 {
+			return fmt.Errorf("none yet; proxy stderr: %s", p.stderr.String())
 		}
-		time.Sleep(10 * time.Millisecond) // no event for another process's child
-	}
+		return nil
+	})
 	id, err := platform.Lookup(server[0])
 	if err != nil {
 		t.Fatal(err)
@@ -428,49 +398,83 @@ func TestMuxWindowLeavesBeforeInitialize(t *testing.T) {
 	if code := p.wait(t, 10*time.Second); code != 1 || !strings.Contains(p.stderr.String(), "unexpected EOF") {
 		t.Errorf("proxy exit %d, want 1 with the reason: %s", code, p.stderr.String())
 	}
-	waitGone(t, id, 5*time.Second, "server started ahead of initialize")
-	waitGone(t, hint.Host, 5*time.Second, "host")
+	proctest.WaitGone(t, id, 5*time.Second, "server started ahead of initialize")
+	proctest.WaitGone(t, hint.Host, 5*time.Second, "host")
 }
 
 // TestGoplsGlobalRudeExit: with --share=global (only the framing read before
 // attaching) the proxy still keeps a window's exit without shutdown from
 // the shared gopls: the other window keeps working.
 func TestGoplsGlobalRudeExit(t *testing.T) {
-	gopls := requireServer(t, "gopls")
-	e := newEnv(t)
-	ws := t.TempDir()
-	proctest.CopyTree(t, "../../testdata/gomod", ws)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	mainGo := filepath.Join(ws, "main.go")
-	text, _ := os.ReadFile(mainGo)
-	uri := lspclient.FileURI(mainGo)
-	args := []string{"--share=global", "--", gopls, "serve", "-listen=127.0.0.1:{port}"}
-	p1 := e.start(ws, []string{"GOFLAGS=-mod=mod"}, args...)
-	c1 := p1.client(ctx)
-	if _, err := c1.Initialize(ctx, ws); err != nil {
-		t.Fatalf("window 1: %v; stderr %s", err, p1.stderr.String())
-	}
-	c1.DidOpen(ctx, uri, "go", string(text))
-	backend := e.onlyHint().Backend
-	rudeExitLeavesGopls(ctx, t, e, ws, args, backend, c1, uri)
+	r := newGoplsRig(ctx, t, 1, "-listen=127.0.0.1:{port}", "--share=global")
+	p1, c1 := r.procs[0], r.clients[0]
+	backend := r.e.onlyHint().Backend
+	r.rudeExitLeavesGopls(ctx, t, backend, c1)
 	c1.Shutdown(ctx)
 	c1.Close()
 	p1.wait(t, 10*time.Second)
-	waitGone(t, backend, 2*time.Second, "gopls")
+	proctest.WaitGone(t, backend, 2*time.Second, "gopls")
 }
 
-// rudeExitLeavesGopls starts one more window on ws with the proxy arguments
-// args; it sends exit without shutdown (which makes gopls end its whole
-// process). The proxy must exit 0, the shared gopls (backend) live on, and
-// the window other still get its hover on uri.
-func rudeExitLeavesGopls(ctx context.Context, t *testing.T, e *env, ws string, args []string, backend platform.Identity, other *lspclient.Client, uri string) {
+// goplsRig is what the gopls tests share: a workspace copied from
+// testdata/gomod, the proxy arguments that run gopls on it, and the
+// windows opened so far.
+type goplsRig struct {
+	e       *env
+	ws, uri string // the workspace and its main.go
+	text    string // main.go
+	args    []string
+	procs   []*proc
+	clients []*lspclient.Client
+}
+
+// newGoplsRig skips (or fails, with PROCREF_REQUIRE_SERVERS=1) without
+// gopls, and opens windows windows running the proxy with flags and
+// `-- gopls serve listen`, each initialized and with main.go open.
+func newGoplsRig(ctx context.Context, t *testing.T, windows int, listen string, flags ...string) *goplsRig {
 	t.Helper()
-	p := e.start(ws, []string{"GOFLAGS=-mod=mod"}, args...)
-	c := p.client(ctx)
-	if _, err := c.Initialize(ctx, ws); err != nil {
-		t.Fatalf("rude window: %v; stderr: %s", err, p.stderr.String())
+	gopls := requireServer(t, "gopls")
+	r := &goplsRig{e: newEnv(t), ws: t.TempDir()}
+	proctest.CopyTree(t, "../../testdata/gomod", r.ws)
+	mainGo := filepath.Join(r.ws, "main.go")
+	text, err := os.ReadFile(mainGo)
+	if err != nil {
+		t.Fatal(err)
 	}
+	r.uri, r.text = lspclient.FileURI(mainGo), string(text)
+	r.args = append(append(append([]string{}, flags...), "--", gopls, "serve"), listen)
+	for i := 0; i < windows; i++ {
+		p, c := r.start(ctx, t, fmt.Sprintf("window %d", i))
+		if err := c.DidOpen(ctx, r.uri, "go", r.text); err != nil {
+			t.Fatal(err)
+		}
+		r.procs, r.clients = append(r.procs, p), append(r.clients, c)
+	}
+	return r
+}
+
+// start starts one more proxy on the rig's workspace and initializes it;
+// name is for the failure message.
+func (r *goplsRig) start(ctx context.Context, t *testing.T, name string) (*proc, *lspclient.Client) {
+	t.Helper()
+	p := r.e.start(r.ws, []string{"GOFLAGS=-mod=mod"}, r.args...)
+	c := p.client(ctx)
+	if _, err := c.Initialize(ctx, r.ws); err != nil {
+		t.Fatalf("%s: %v; stderr: %s", name, err, p.stderr.String())
+	}
+	return p, c
+}
+
+// rudeExitLeavesGopls starts one more window on the rig; it sends exit
+// without shutdown (which makes gopls end its whole process). The proxy
+// must exit 0, the shared gopls (backend) live on, and the window other
+// still get its hover on main.go.
+func (r *goplsRig) rudeExitLeavesGopls(ctx context.Context, t *testing.T, backend platform.Identity, other *lspclient.Client) {
+	t.Helper()
+	uri := r.uri
+	p, c := r.start(ctx, t, "rude window")
 	if err := c.Notify(ctx, "exit", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -493,13 +497,10 @@ func waitSignalHandlers(t *testing.T, pid int) {
 	if runtime.GOOS != "linux" {
 		return
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for proctest.CaughtSignals(pid)&proctest.ProxySignals != proctest.ProxySignals {
-		if time.Now().After(deadline) {
-			t.Fatalf("proxy %d did not install its signal handlers", pid)
-		}
-		time.Sleep(5 * time.Millisecond) // rt_sigaction: no event to wait for
-	}
+	// rt_sigaction: no event to wait for.
+	proctest.Eventually(t, 5*time.Second, fmt.Sprintf("proxy %d to install its signal handlers", pid), func() bool {
+		return proctest.CaughtSignals(pid)&proctest.ProxySignals == proctest.ProxySignals
+	})
 }
 
 // sampleServer is the proxy's arguments (flags, then the command) for the

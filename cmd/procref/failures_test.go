@@ -12,14 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/internal/wire"
 )
 
 // crashyServer is a helper language server (GO_WANT_HELPER_PROCESS=crashy)
-// that answers initialize, says on stderr what is wrong, and exits 1: a
+// that answers initialize, says on stderr what is wrong, and exits 1 once
+// the initialized notification came (the multiplexer has its answer): a
 // crash loop.
 func crashyServer() int {
-	body, err := wire.NewReader(os.Stdin, 0).Read()
+	r := wire.NewReader(os.Stdin, 0)
+	body, err := r.Read()
 	if err != nil {
 		return 1
 	}
@@ -27,7 +30,7 @@ func crashyServer() int {
 	json.Unmarshal(body, &m)
 	wire.Write(os.Stdout, []byte(`{"jsonrpc":"2.0","id":`+string(m.ID)+`,"result":{"capabilities":{}}}`))
 	fmt.Fprintln(os.Stderr, "error: required option '--stdio' not specified")
-	time.Sleep(200 * time.Millisecond) // the window gets its answer first
+	r.Read() // initialized (or EOF)
 	return 1
 }
 
@@ -62,19 +65,17 @@ func TestServerRefusesInitialize(t *testing.T) {
 	}
 	stderrLine(t, p, "refused initialize", "--frobnicate", "procref logs")
 	logs, _ := filepath.Glob(filepath.Join(e.state, "*.log"))
-	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	proctest.WaitFor(t, 3*time.Second, "the refusal in the host log", func() error {
 		var all []byte
 		for _, l := range logs {
 			b, _ := os.ReadFile(l)
 			all = append(all, b...)
 		}
-		if strings.Contains(string(all), "refused initialize: unknown option --frobnicate") {
-			break
+		if !strings.Contains(string(all), "refused initialize: unknown option --frobnicate") {
+			return fmt.Errorf("host log %v does not record it:\n%s", logs, all)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("host log %v does not record the refusal:\n%s", logs, all)
-		}
-	}
+		return nil
+	})
 }
 
 // handoffModes runs f with the descriptor handoff and with the relay.
@@ -88,21 +89,20 @@ func handoffModes(t *testing.T, f func(t *testing.T, env []string)) {
 // want, and returns it.
 func stderrLine(t *testing.T, p *proc, want ...string) string {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second) // exec copies stderr after the exit
-	for {
-		s := p.stderr.String()
+	var s string
+	// exec copies stderr after the exit
+	proctest.WaitFor(t, 2*time.Second, fmt.Sprintf("one line with %q on the proxy's stderr", want), func() error {
+		s = p.stderr.String()
 		ok := strings.Count(strings.TrimSpace(s), "\n") == 0
 		for _, w := range want {
 			ok = ok && strings.Contains(s, w)
 		}
-		if ok {
-			return s
+		if !ok {
+			return fmt.Errorf("proxy stderr %q", s)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("proxy stderr %q: want one line with %q", s, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
+	return s
 }
 
 // TestServerExitsAtOnce: 20 windows in a row on a server that exits at
@@ -200,30 +200,25 @@ func TestSessionEndReasons(t *testing.T) {
 // per-user key secret stays), failing after 10 s with what is left.
 func nothingLeft(t *testing.T, dir string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	// The host's exit: no event to wait for from here.
+	proctest.WaitFor(t, 10*time.Second, "an empty runtime dir", func() error {
 		ents, err := os.ReadDir(dir)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		var left []string
+		var detail strings.Builder
 		for _, ent := range ents {
-			if ent.Name() != "secret" {
-				left = append(left, ent.Name())
-			}
-		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			var detail strings.Builder
-			for _, name := range left {
+			if name := ent.Name(); name != "secret" {
+				left = append(left, name)
 				if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil && strings.HasSuffix(name, ".json") {
 					fmt.Fprintf(&detail, "\n%s: %s", name, b)
 				}
 			}
-			t.Fatalf("runtime dir %s still holds %v%s", dir, left, detail.String())
 		}
-		time.Sleep(20 * time.Millisecond) // the host's exit: no event to wait for from here
-	}
+		if len(left) > 0 {
+			return fmt.Errorf("runtime dir %s still holds %v%s", dir, left, detail.String())
+		}
+		return nil
+	})
 }

@@ -59,11 +59,8 @@ func TestOversizedFrameEndsSession(t *testing.T) {
 			if code := p.wait(t, 5*time.Second); code != 1 {
 				t.Errorf("proxy exit code %d, want 1", code)
 			}
-			for deadline := time.Now().Add(2 * time.Second); !strings.Contains(p.stderr.String(), "procref logs"); time.Sleep(5 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Errorf("stderr lacks the line pointing at the log: %q", p.stderr.String())
-					break
-				}
+			if !p.stderrHas("procref logs") {
+				t.Errorf("stderr lacks the line pointing at the log: %q", p.stderr.String())
 			}
 			if _, err := oc.Hover(ctx, "file://"+ws+"/a.txt", 0, 0); err != nil {
 				t.Errorf("the other window after the oversized message: %v", err)

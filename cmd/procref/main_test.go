@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,7 +18,6 @@ import (
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/internal/lspclient"
 	"github.com/procref/procref/internal/proctest"
-	"github.com/procref/procref/platform"
 )
 
 // raceEnabled is set by race_test.go when the tests run with -race; the
@@ -210,14 +210,15 @@ func (p *proc) client(ctx context.Context) *lspclient.Client {
 	return lspclient.NewOnPipes(ctx, p.stdout, p.stdin)
 }
 
-// waitGone waits until the process identity is gone.
-func waitGone(t *testing.T, id platform.Identity, timeout time.Duration, what string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if err := id.Wait(ctx); err != nil {
-		t.Fatalf("%s (pid %d) still running after %v", what, id.PID, timeout)
-	}
+// stderrHas reports whether the exited proxy's stderr holds want, waiting
+// up to 2 s for it: exec's goroutine copies stderr and may lag the exit.
+func (p *proc) stderrHas(want string) bool {
+	return proctest.Poll(2*time.Second, func() error {
+		if !strings.Contains(p.stderr.String(), want) {
+			return errors.New("not yet")
+		}
+		return nil
+	}) == nil
 }
 
 // onlyHint returns the env's single hint, failing if there is not exactly one.

@@ -240,8 +240,8 @@ func TestMCPShServerIgnoringEOF(t *testing.T) {
 	}
 	t.Cleanup(func() { sleeps[0].Kill() })
 	s.Close()
-	waitGone(t, host, 30*time.Second, "the host after the last session left")
-	waitGone(t, sleeps[0], 10*time.Second, "the server's sleep child (its process group)")
+	proctest.WaitGone(t, host, 30*time.Second, "the host after the last session left")
+	proctest.WaitGone(t, sleeps[0], 10*time.Second, "the server's sleep child (its process group)")
 }
 
 // TestRunWithoutSeparator: `procref CMD ARGS...` without `--` runs CMD

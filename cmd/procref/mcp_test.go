@@ -19,6 +19,7 @@ import (
 
 	mcpsdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/procref/procref/discovery"
+	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/platform"
 )
 
@@ -293,7 +294,7 @@ func TestMCPEverythingFourSessions(t *testing.T) {
 
 	// kill -9 of the server: restarted; sessions are told; the next call works.
 	srv.Kill()
-	waitGone(t, srv, 5*time.Second, "killed server")
+	proctest.WaitGone(t, srv, 5*time.Second, "killed server")
 	cs[1].waitFor(func(m map[string]any) bool {
 		return m["event"] == "message" && strings.Contains(fmt.Sprint(m["data"]), "restarted")
 	}, 20*time.Second, "restart notice")
@@ -314,7 +315,7 @@ func TestMCPEverythingFourSessions(t *testing.T) {
 			t.Fatalf("%s did not exit", c.label)
 		}
 	}
-	waitGone(t, srv2, time.Second, "server after the last session")
+	proctest.WaitGone(t, srv2, time.Second, "server after the last session")
 }
 
 // TestMCPGoSDKSharedMemory: two official Go SDK sessions on one

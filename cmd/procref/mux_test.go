@@ -10,6 +10,7 @@ import (
 
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/internal/lspclient"
+	"github.com/procref/procref/internal/proctest"
 )
 
 const pyFixture = "import os\n\n\ndef greet(name):\n    return 'hello ' + name\n\n\nprint(undefined_name)\n"
@@ -83,7 +84,7 @@ func TestMuxPerRootAndGlobal(t *testing.T) {
 				}
 			}
 			for _, h := range hints {
-				waitGone(t, h.Host, 5*time.Second, "host")
+				proctest.WaitGone(t, h.Host, 5*time.Second, "host")
 			}
 		})
 	}

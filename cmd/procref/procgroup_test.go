@@ -45,8 +45,8 @@ func TestTCPWrapperWithoutExec(t *testing.T) {
 	t.Cleanup(func() { server.Kill() })
 	p.stdin.Close()
 	p.wait(t, 20*time.Second)
-	waitGone(t, host, 30*time.Second, "the host after the last window left")
-	waitGone(t, server, 10*time.Second, "the real server behind the non-exec wrapper")
+	proctest.WaitGone(t, host, 30*time.Second, "the host after the last window left")
+	proctest.WaitGone(t, server, 10*time.Second, "the real server behind the non-exec wrapper")
 }
 
 // TestStatusShowsLeftoverGroup: after a kill -9 of a tcp-mode host, the
@@ -69,8 +69,8 @@ func TestStatusShowsLeftoverGroup(t *testing.T) {
 	}
 	t.Cleanup(func() { platform.KillProcessGroup(group) })
 	h.Host.Kill()
-	waitGone(t, h.Host, 20*time.Second, "the killed host")
-	waitGone(t, h.Backend, 20*time.Second, "the sh wrapper (parent-death signal)")
+	proctest.WaitGone(t, h.Host, 20*time.Second, "the killed host")
+	proctest.WaitGone(t, h.Backend, 20*time.Second, "the sh wrapper (parent-death signal)")
 	if !platform.ProcessGroupAlive(group) {
 		t.Skip("the real server ended with its wrapper: nothing left to show")
 	}

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/discovery"
+	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/platform"
 )
 
@@ -57,15 +59,13 @@ func testReopenAtOnce(t *testing.T, mode string) {
 	c1.Close()
 	p1.wait(t, 10*time.Second)
 	// The drain has begun once the old host has given up its hint.
-	for {
-		if _, err := discovery.Read(e.runtime, old.Name); errors.Is(err, discovery.ErrNoHint) {
-			break
+	proctest.WaitFor(t, 30*time.Second, "the old host to give up its hint", func() error {
+		_, err := discovery.Read(e.runtime, old.Name)
+		if errors.Is(err, discovery.ErrNoHint) {
+			return nil
 		}
-		if ctx.Err() != nil {
-			t.Fatal("the old host never gave up its hint")
-		}
-		time.Sleep(10 * time.Millisecond) // the host's drain: no event to wait for from here
-	}
+		return fmt.Errorf("hint read: %v", err)
+	})
 
 	p2 := e.start(ws, nil, server...)
 	c2 := p2.client(ctx)
@@ -90,8 +90,8 @@ func testReopenAtOnce(t *testing.T, mode string) {
 		}
 	}
 	openGate(old.Backend)
-	waitGone(t, old.Backend, 20*time.Second, "old backend")
-	waitGone(t, old.Host, 20*time.Second, "old host")
+	proctest.WaitGone(t, old.Backend, 20*time.Second, "old backend")
+	proctest.WaitGone(t, old.Host, 20*time.Second, "old host")
 	if err := c2.Shutdown(ctx); err != nil {
 		b, _ := os.ReadFile(now.Log)
 		t.Errorf("new window after the old host left: %v; host log:\n%s", err, b)
@@ -101,8 +101,8 @@ func testReopenAtOnce(t *testing.T, mode string) {
 	if code := p2.wait(t, 10*time.Second); code != 0 {
 		t.Errorf("new window's proxy exited %d; stderr: %s", code, p2.stderr.String())
 	}
-	waitGone(t, now.Host, 20*time.Second, "new host")
-	waitGone(t, now.Backend, 20*time.Second, "new backend")
+	proctest.WaitGone(t, now.Host, 20*time.Second, "new host")
+	proctest.WaitGone(t, now.Backend, 20*time.Second, "new backend")
 	nothingLeft(t, e.runtime)
 }
 

@@ -47,16 +47,14 @@ func TestScripts(t *testing.T) {
 				if len(args) != 1 {
 					ts.Fatalf("usage: noprocs MARKER")
 				}
-				deadline := time.Now().Add(3 * time.Second)
-				for {
-					pids := procsWith(args[0])
-					if len(pids) == 0 {
-						return
+				// /proc has no event to wait for.
+				if err := proctest.Poll(3*time.Second, func() error {
+					if pids := procsWith(args[0]); len(pids) > 0 {
+						return fmt.Errorf("processes still running with %q: %v", args[0], pids)
 					}
-					if time.Now().After(deadline) {
-						ts.Fatalf("processes still running with %q: %v", args[0], pids)
-					}
-					time.Sleep(20 * time.Millisecond) // /proc has no event to wait for
+					return nil
+				}); err != nil {
+					ts.Fatalf("%v", err)
 				}
 			},
 		},

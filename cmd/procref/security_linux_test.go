@@ -256,17 +256,13 @@ func TestBadHandshakeFlood(t *testing.T) {
 
 	// The refusals are logged as summaries at the end of each interval (more
 	// than one if the flood outlasted an interval).
-	deadline := time.Now().Add(handshake.SummaryInterval + 5*time.Second)
-	for {
+	proctest.WaitFor(t, handshake.SummaryInterval+5*time.Second, "the refusals' summaries in the host log", func() error {
 		b, _ := os.ReadFile(hint.Log)
-		if refusedInLog(string(b)) >= total {
-			break
+		if n := refusedInLog(string(b)); n < total {
+			return fmt.Errorf("summaries count %d of %d refusals in the log:\n%s", n, total, b)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("summaries count %d of %d refusals in the log:\n%s", refusedInLog(string(b)), total, b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	after, _ := os.Stat(hint.Log)
 	growth := after.Size() - before.Size()
 	t.Logf("host log grew by %d bytes", growth)
@@ -374,5 +370,5 @@ func testHintRestored(t *testing.T, damage, mode string) {
 			t.Errorf("window %d: exit %d; stderr: %s", i+1, code, p.stderr.String())
 		}
 	}
-	waitGone(t, hint.Host, 5*time.Second, "host")
+	proctest.WaitGone(t, hint.Host, 5*time.Second, "host")
 }

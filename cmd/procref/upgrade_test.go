@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/procref/procref/discovery"
+	"github.com/procref/procref/internal/proctest"
 	"github.com/procref/procref/refcount"
 )
 
@@ -81,13 +82,13 @@ func TestUpgradeGetsNewBackend(t *testing.T) {
 			a.ping(t) // the old window still works on the old backend
 
 			a.close(t)
-			waitGone(t, old.Host, 20*time.Second, "old host")
+			proctest.WaitGone(t, old.Host, 20*time.Second, "old host")
 			if _, err := discovery.Read(e.runtime, fresh.Name); err != nil {
 				t.Fatalf("the new backend went with the old one: %v", err)
 			}
 			b.ping(t)
 			b.close(t)
-			waitGone(t, fresh.Host, 20*time.Second, "new host")
+			proctest.WaitGone(t, fresh.Host, 20*time.Second, "new host")
 			nothingLeft(t, e.runtime)
 			if sets, _ := refcount.List(refcount.Options{Dir: e.runtime}); len(sets) != 0 {
 				t.Errorf("reference counters left: %v", sets)

@@ -7,6 +7,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/procref/procref/internal/proctest"
+	"github.com/procref/procref/platform"
 )
 
 // Issue 14 must show: three copies at once share one service; kill -9 of
@@ -70,21 +74,19 @@ func TestThreeCopiesThenKill9(t *testing.T) {
 		}
 	}
 	servicePID, _ := strconv.Atoi(strings.Fields(first)[3])
+	service, err := platform.Lookup(servicePID)
+	if err != nil {
+		t.Fatalf("service pid %d: %v", servicePID, err)
+	}
 	key := setKey(t, run)
 	for _, c := range cmds {
 		c.Process.Signal(syscall.SIGKILL)
 	}
 	killed := time.Now()
-	for syscall.Kill(servicePID, 0) == nil {
-		if time.Since(killed) > time.Second {
-			t.Fatalf("service pid %d still alive 1 s after kill -9 of every user", servicePID)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	proctest.WaitGone(t, service, time.Second, "the service 1 s after kill -9 of every user")
 	t.Logf("service gone %v after kill -9", time.Since(killed))
 	// The supervisor removes the set and its files right after the stop.
-	deadline := time.Now().Add(2 * time.Second)
-	for {
+	proctest.WaitFor(t, 2*time.Second, "no files and no semaphore set left", func() error {
 		entries, _ := os.ReadDir(run)
 		var left []string
 		for _, e := range entries {
@@ -92,15 +94,11 @@ func TestThreeCopiesThenKill9(t *testing.T) {
 				left = append(left, e.Name())
 			}
 		}
-		sets := semSets(t, key)
-		if len(left) == 0 && sets == 0 {
-			return
+		if sets := semSets(t, key); len(left) != 0 || sets != 0 {
+			return fmt.Errorf("left behind: files %v, %d semaphore sets", left, sets)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("left behind: files %v, %d semaphore sets", left, sets)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // setKey is the IPC key of the example's counter (HMAC with the runtime

@@ -3,6 +3,7 @@ package handshake
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/procref/procref/internal/proctest"
 )
 
 // guardedServer serves handshakes for token on a loopback listener through
@@ -155,13 +158,12 @@ func TestGuardSummary(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		g.Done(nil, ErrBadToken)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(log.String(), "refused=1000") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no summary with refused=1000:\n%s", log.String())
+	proctest.WaitFor(t, 5*time.Second, "a summary with refused=1000", func() error {
+		if s := log.String(); !strings.Contains(s, "refused=1000") {
+			return fmt.Errorf("the log:\n%s", s)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if n := strings.Count(log.String(), "\n"); n != 1 {
 		t.Errorf("%d lines for 1000 refusals:\n%s", n, log.String())
 	}

@@ -1,6 +1,8 @@
 // Package host is procref's per-service host: the detached process that owns
-// one backend (a language server), listens on loopback for authenticated
-// proxies, and shuts the backend down when the last proxy is gone. It is the
+// one backend (a language server), listens for authenticated proxies on a
+// unix socket in the private runtime dir (loopback TCP only as the fallback
+// for a path too long for one), and shuts the backend down when the last
+// proxy is gone. It is the
 // launcher's supervisor with backend-specific hooks; what it says to a proxy
 // is package hostproto.
 //

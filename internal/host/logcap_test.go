@@ -3,11 +3,14 @@ package host
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/procref/procref/internal/proctest"
 )
 
 // TestCapLog: the host's writes and a second writer's (the backend, same
@@ -49,17 +52,13 @@ func TestCapLog(t *testing.T) {
 	// truncates and then writes its note (wait for both: the file is empty
 	// in between).
 	backend.Write(bytes.Repeat(line, 100))
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	proctest.WaitFor(t, 5*time.Second, "the periodic check to rotate the log", func() error {
 		b, _ := os.ReadFile(path)
-		if len(b) <= max+200 && bytes.HasPrefix(b, []byte("procref: log rotated at ")) {
-			break
+		if len(b) > max+200 || !bytes.HasPrefix(b, []byte("procref: log rotated at ")) {
+			return fmt.Errorf("log is %d bytes after the backend's writes and starts with %q", len(b), b[:min(len(b), 60)])
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("log is %d bytes after the backend's writes and starts with %q, want rotated", len(b), b[:min(len(b), 60)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestCapLogNotTheFile: a stderr that is not the log is left alone.

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"bufio"
@@ -13,15 +13,16 @@ import (
 	"github.com/procref/procref/internal/wire"
 )
 
-// runMCPDemo is `procref demo --mode mcp`: three simulated agent sessions
+// runMCP is `procref demo --mode mcp`: three simulated agent sessions
 // share the built-in sample MCP server; one stores a note, another reads
 // it; the status table shows one server with three clients; when all leave
 // the server is gone. The caller has set up a private runtime dir.
-func runMCPDemo(ctx context.Context, exe, ws string, out io.Writer) error {
+func runMCP(ctx context.Context, cfg Config, ws string, out io.Writer) error {
+	exe := cfg.Exe
 	server := []string{exe, "sample-server", "--mcp"}
 	fmt.Fprintf(out, "procref demo: three agent sessions share one MCP server (mux mode)\n")
 	fmt.Fprintf(out, "  server command: procref -- procref sample-server --mcp\n\n")
-	var sessions []*mcpDemoSession
+	var sessions []*mcpSession
 	defer func() {
 		for _, s := range sessions {
 			s.cmd.Process.Kill()
@@ -29,7 +30,7 @@ func runMCPDemo(ctx context.Context, exe, ws string, out io.Writer) error {
 		}
 	}()
 	for i := 1; i <= 3; i++ {
-		s, err := startMCPDemoSession(ctx, exe, ws, server)
+		s, err := startMCPSession(ctx, exe, ws, server)
 		if err != nil {
 			return fmt.Errorf("session %d: %w", i, err)
 		}
@@ -54,7 +55,7 @@ func runMCPDemo(ctx context.Context, exe, ws string, out io.Writer) error {
 		return errors.New("session 3 does not see session 1's note")
 	}
 
-	backend, hostID, err := demoShared(ctx, out, len(sessions))
+	backend, hostID, err := shared(ctx, cfg, out, len(sessions))
 	if err != nil {
 		return err
 	}
@@ -68,16 +69,16 @@ func runMCPDemo(ctx context.Context, exe, ws string, out io.Writer) error {
 		}
 	}
 	sessions = nil
-	if err := demoGone(ctx, out, backend, hostID); err != nil {
+	if err := gone(ctx, cfg, out, backend, hostID); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "\ndemo OK")
 	return nil
 }
 
-// mcpDemoSession is one simulated agent session: a proxy and a sequential
+// mcpSession is one simulated agent session: a proxy and a sequential
 // NDJSON MCP client on its stdio.
-type mcpDemoSession struct {
+type mcpSession struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	r      wire.MessageReader
@@ -85,8 +86,8 @@ type mcpDemoSession struct {
 	nextID int
 }
 
-func startMCPDemoSession(ctx context.Context, exe, ws string, server []string) (*mcpDemoSession, error) {
-	s := &mcpDemoSession{cmd: exec.CommandContext(ctx, exe, append([]string{"--"}, server...)...)}
+func startMCPSession(ctx context.Context, exe, ws string, server []string) (*mcpSession, error) {
+	s := &mcpSession{cmd: exec.CommandContext(ctx, exe, append([]string{"--"}, server...)...)}
 	s.cmd.Dir, s.cmd.Stderr = ws, &s.stderr
 	var err error
 	if s.stdin, err = s.cmd.StdinPipe(); err != nil {
@@ -107,13 +108,13 @@ func startMCPDemoSession(ctx context.Context, exe, ws string, server []string) (
 	return s, s.send(map[string]any{"jsonrpc": "2.0", "method": "notifications/initialized"})
 }
 
-func (s *mcpDemoSession) send(v any) error {
+func (s *mcpSession) send(v any) error {
 	b, _ := json.Marshal(v)
 	return wire.NDJSON.Write(s.stdin, b)
 }
 
 // call sends a request and returns its result, skipping other messages.
-func (s *mcpDemoSession) call(method string, params any) (json.RawMessage, error) {
+func (s *mcpSession) call(method string, params any) (json.RawMessage, error) {
 	s.nextID++
 	if err := s.send(map[string]any{"jsonrpc": "2.0", "id": s.nextID, "method": method, "params": params}); err != nil {
 		return nil, err
@@ -139,7 +140,7 @@ func (s *mcpDemoSession) call(method string, params any) (json.RawMessage, error
 }
 
 // callTool calls a tool and returns its text.
-func (s *mcpDemoSession) callTool(name string, args any) (string, error) {
+func (s *mcpSession) callTool(name string, args any) (string, error) {
 	res, err := s.call("tools/call", map[string]any{"name": name, "arguments": args})
 	if err != nil {
 		return "", err

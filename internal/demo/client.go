@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"encoding/json"
@@ -10,28 +10,28 @@ import (
 	"github.com/procref/procref/proxy"
 )
 
-// demoClient is the simulated editor of `procref demo`: a sequential LSP
+// lspClient is the simulated editor of `procref demo`: a sequential LSP
 // client on internal/wire and encoding/json. The tests' client (lspclient, on
 // go.lsp.dev/jsonrpc2) is not used here so that its packages, and their
 // initialisation, stay out of the procref binary that every editor window
 // starts (1–2 ms per start on the 2-core CI machine).
-type demoClient struct {
+type lspClient struct {
 	r      *wire.Reader
 	w      io.WriteCloser
 	closer io.Closer
 	nextID int
-	diags  map[string][]demoDiagnostic // last publication per URI
+	diags  map[string][]diagnostic // last publication per URI
 }
 
-type demoDiagnostic struct {
+type diagnostic struct {
 	Range struct {
 		Start struct{ Line, Character int } `json:"start"`
 	} `json:"range"`
 	Message string `json:"message"`
 }
 
-// demoMessage is any incoming message.
-type demoMessage struct {
+// message is any incoming message.
+type message struct {
 	ID     json.RawMessage `json:"id"`
 	Method string          `json:"method"`
 	Params json.RawMessage `json:"params"`
@@ -42,11 +42,11 @@ type demoMessage struct {
 	} `json:"error"`
 }
 
-func newDemoClient(stdout io.ReadCloser, stdin io.WriteCloser) *demoClient {
-	return &demoClient{r: wire.NewReader(stdout, 0), w: stdin, closer: stdout, diags: map[string][]demoDiagnostic{}}
+func newLSPClient(stdout io.ReadCloser, stdin io.WriteCloser) *lspClient {
+	return &lspClient{r: wire.NewReader(stdout, 0), w: stdin, closer: stdout, diags: map[string][]diagnostic{}}
 }
 
-func (c *demoClient) send(v any) error {
+func (c *lspClient) send(v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -55,13 +55,13 @@ func (c *demoClient) send(v any) error {
 }
 
 // notify sends a notification.
-func (c *demoClient) notify(method string, params any) error {
+func (c *lspClient) notify(method string, params any) error {
 	return c.send(map[string]any{"jsonrpc": "2.0", "method": method, "params": params})
 }
 
 // call sends a request and reads until its response, handling what comes
 // in between. It blocks; the caller bounds it by killing the proxy.
-func (c *demoClient) call(method string, params any, result any) error {
+func (c *lspClient) call(method string, params any, result any) error {
 	c.nextID++
 	id := c.nextID
 	if err := c.send(map[string]any{"jsonrpc": "2.0", "id": id, "method": method, "params": params}); err != nil {
@@ -87,20 +87,20 @@ func (c *demoClient) call(method string, params any, result any) error {
 
 // next reads one message; it records diagnostics and answers server
 // requests with a null result, as an editor with no special support would.
-func (c *demoClient) next() (*demoMessage, error) {
+func (c *lspClient) next() (*message, error) {
 	body, err := c.r.Read()
 	if err != nil {
 		return nil, err
 	}
-	var m demoMessage
+	var m message
 	if err := json.Unmarshal(body, &m); err != nil {
 		return nil, fmt.Errorf("malformed message from the server: %w", err)
 	}
 	switch {
 	case m.Method == "textDocument/publishDiagnostics":
 		var p struct {
-			URI         string           `json:"uri"`
-			Diagnostics []demoDiagnostic `json:"diagnostics"`
+			URI         string       `json:"uri"`
+			Diagnostics []diagnostic `json:"diagnostics"`
 		}
 		if json.Unmarshal(m.Params, &p) == nil {
 			c.diags[p.URI] = p.Diagnostics
@@ -112,7 +112,7 @@ func (c *demoClient) next() (*demoMessage, error) {
 }
 
 // initialize sends initialize and initialized; it returns the server name.
-func (c *demoClient) initialize(root string) (string, error) {
+func (c *lspClient) initialize(root string) (string, error) {
 	var res struct {
 		ServerInfo *struct {
 			Name string `json:"name"`
@@ -135,14 +135,14 @@ func (c *demoClient) initialize(root string) (string, error) {
 	return name, c.notify("initialized", map[string]any{})
 }
 
-func (c *demoClient) didOpen(uri, lang, text string) error {
+func (c *lspClient) didOpen(uri, lang, text string) error {
 	return c.notify("textDocument/didOpen", map[string]any{
 		"textDocument": map[string]any{"uri": uri, "languageId": lang, "version": 1, "text": text},
 	})
 }
 
 // waitDiagnostics reads until diagnostics for uri are non-empty.
-func (c *demoClient) waitDiagnostics(uri string) ([]demoDiagnostic, error) {
+func (c *lspClient) waitDiagnostics(uri string) ([]diagnostic, error) {
 	for len(c.diags[uri]) == 0 {
 		if _, err := c.next(); err != nil {
 			return nil, fmt.Errorf("waiting for diagnostics on %s: %w", uri, err)
@@ -152,7 +152,7 @@ func (c *demoClient) waitDiagnostics(uri string) ([]demoDiagnostic, error) {
 }
 
 // hover returns the hover text at a position.
-func (c *demoClient) hover(uri string, line, char int) (string, error) {
+func (c *lspClient) hover(uri string, line, char int) (string, error) {
 	var res struct {
 		Contents json.RawMessage `json:"contents"`
 	}
@@ -177,7 +177,7 @@ func (c *demoClient) hover(uri string, line, char int) (string, error) {
 }
 
 // shutdown sends shutdown and exit, then closes the proxy's stdin.
-func (c *demoClient) shutdown() error {
+func (c *lspClient) shutdown() error {
 	if err := c.call("shutdown", nil, nil); err != nil {
 		return err
 	}
