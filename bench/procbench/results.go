@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -315,14 +316,8 @@ func printCPU(w io.Writer, cpu map[string]float64) {
 	}
 	fmt.Fprintln(w, "### CPU time of each proxy (user+system, after all the relay runs)")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| proxy | CPU |")
-	fmt.Fprintln(w, "|---|---|")
-	var keys []string
-	for k := range cpu {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	fmt.Fprint(w, "| proxy | CPU |\n|---|---|\n")
+	for _, k := range slices.Sorted(maps.Keys(cpu)) {
 		fmt.Fprintf(w, "| %s | %.2f s |\n", k, cpu[k])
 	}
 	fmt.Fprintln(w)
