@@ -156,7 +156,9 @@ type Editor struct {
 	Tail *hostproto.Tail
 	// Inflight, if set, follows the editor's requests and the server's
 	// answers (tcp mode), so that those in flight when the server crashes
-	// get an error. The backend→editor bytes then pass through the process.
+	// get an error. The backend→editor bytes then pass through the process
+	// (Inflight keeps only what it must look at: headers, small bodies, the
+	// ends of large ones).
 	Inflight *Inflight
 	// Note, if set, gets what the host sends on the presence connection
 	// (tcp mode: why the backend ended).
@@ -181,7 +183,7 @@ func copyNote(note *hostproto.Note, presence net.Conn) {
 // Relay closes conn (not presence). It blocks.
 //
 // When In and Out are pipes or sockets (*os.File) and conn is a TCP or unix
-// connection, on Linux, macOS and FreeBSD Relay runs one poll(2) loop on
+// connection, on Linux Relay runs one poll(2) loop on
 // the raw descriptors — what a minimal C relay does — instead of two
 // goroutines on Go's poller: a message then costs one wake-up and three
 // system calls per direction. It puts In and Out in non-blocking mode for
