@@ -24,7 +24,7 @@ const (
 // stream, keeping of each body what the relay needs to look at — the whole
 // of a small one, the two ends of a large one — while the middle of a
 // large body may go around it (Splicable, Skip): the one framing follower
-// of both directions (lspGate, Inflight). A stream that stops looking like
+// of both directions (lspGate, inflight). A stream that stops looking like
 // LSP framing makes it raw: from then on every byte may go around it.
 // Not safe for concurrent use.
 type frames struct {

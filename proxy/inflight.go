@@ -6,7 +6,7 @@ import (
 	"github.com/procref/procref/internal/wire"
 )
 
-// Inflight follows a relayed LSP session in both directions (tcp mode)
+// inflight follows a relayed LSP session in both directions (tcp mode)
 // and knows the editor's requests the server has not answered: when the
 // server crashes, the proxy answers them with an error instead of leaving
 // the editor waiting. Requests are seen through the relay's lspGate
@@ -22,7 +22,7 @@ import (
 // Of the server's bytes it keeps only what it must look at (a small body,
 // the ends of a large one; nothing of a body begun while no request was
 // pending), so a large answer costs no memory.
-type Inflight struct {
+type inflight struct {
 	mu      sync.Mutex
 	pending map[string]bool // raw JSON ids of the editor's requests
 	order   []string        // ids in the order sent, to answer them in order
@@ -34,9 +34,9 @@ type Inflight struct {
 // server could not answer it.
 const codeRequestFailed = -32803
 
-// NewInflight returns an Inflight with nothing pending.
-func NewInflight() *Inflight {
-	f := &Inflight{pending: map[string]bool{}, down: newFrames()}
+// newInflight returns an Inflight with nothing pending.
+func newInflight() *inflight {
+	f := &inflight{pending: map[string]bool{}, down: newFrames()}
 	// A message can answer only a request sent before it began: with none
 	// pending, its body is not kept (and may be spliced whole). Called
 	// with mu held, from Write.
@@ -45,7 +45,7 @@ func NewInflight() *Inflight {
 }
 
 // sent records one whole small message from the editor.
-func (f *Inflight) sent(body []byte) {
+func (f *inflight) sent(body []byte) {
 	if f == nil {
 		return
 	}
@@ -57,7 +57,7 @@ func (f *Inflight) sent(body []byte) {
 }
 
 // sentEnds records one large message from the editor by its ends.
-func (f *Inflight) sentEnds(e wire.Ends) {
+func (f *inflight) sentEnds(e wire.Ends) {
 	if f == nil || e.ID == nil || !e.Request || e.Response {
 		return
 	}
@@ -65,7 +65,7 @@ func (f *Inflight) sentEnds(e wire.Ends) {
 }
 
 // record notes the request id as pending.
-func (f *Inflight) record(id string) {
+func (f *inflight) record(id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.pending[id] {
@@ -85,7 +85,7 @@ func (f *Inflight) record(id string) {
 }
 
 // Write follows what the server sends the editor; it never fails.
-func (f *Inflight) Write(p []byte) (int, error) {
+func (f *inflight) Write(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for chunk := p; len(chunk) > 0 && !f.lost; {
@@ -101,7 +101,7 @@ func (f *Inflight) Write(p []byte) (int, error) {
 
 // answered drops the request that the server's message that just ended
 // answers, if it is a response. Called with mu held.
-func (f *Inflight) answered() {
+func (f *inflight) answered() {
 	if !f.down.small() {
 		if e := f.down.ends(); e.ID != nil && e.Response && !e.Request {
 			delete(f.pending, string(e.ID))
@@ -118,7 +118,7 @@ func (f *Inflight) answered() {
 
 // Errors returns an error response with code and message for each
 // request still pending, in the order sent, and forgets them.
-func (f *Inflight) Errors(code int, message string) [][]byte {
+func (f *inflight) Errors(code int, message string) [][]byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.lost {
@@ -127,7 +127,7 @@ func (f *Inflight) Errors(code int, message string) [][]byte {
 	var out [][]byte
 	for _, id := range f.order {
 		if f.pending[id] {
-			out = append(out, ErrorResponse([]byte(id), code, message))
+			out = append(out, errorResponse([]byte(id), code, message))
 		}
 	}
 	f.pending, f.order = map[string]bool{}, nil

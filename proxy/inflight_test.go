@@ -10,7 +10,7 @@ import (
 // requests and answered requests do not, however the server's bytes are
 // split.
 func TestInflight(t *testing.T) {
-	f := NewInflight()
+	f := newInflight()
 	g := newLSPGate(true)
 	g.seen = f
 	g.Filter(nil, []byte(frame(`{"jsonrpc":"2.0","id":1,"method":"textDocument/hover","params":{}}`)+
@@ -68,7 +68,7 @@ func feed(stream string, size int, w func([]byte), splicable func() int, skip fu
 // but those ends; a body that begins with nothing pending is not kept.
 func TestInflightLarge(t *testing.T) {
 	big := `{"text":"` + strings.Repeat("x", 300<<10) + `"}`
-	f := NewInflight()
+	f := newInflight()
 	g := newLSPGate(true)
 	g.seen = f
 	up := frame(`{"jsonrpc":"2.0","id":7,"method":"workspace/executeCommand","params":`+big+`}`) +

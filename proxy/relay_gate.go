@@ -23,7 +23,7 @@ type lspGate struct {
 	withhold bool
 	// seen, if set, is told of each request (small ones whole, large ones
 	// by their ends)
-	seen *Inflight
+	seen *inflight
 }
 
 func newLSPGate(withhold bool) *lspGate { return &lspGate{f: newFrames(), withhold: withhold} }

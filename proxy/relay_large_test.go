@@ -47,15 +47,15 @@ func TestRelayLargeBodiesSpliced(t *testing.T) {
 	defer ln.Close()
 	backend := make(chan error, 1)
 	e := newEditorPipes(t, nil)
-	e.ed.LSP, e.ed.Inflight, e.ed.Note = true, NewInflight(), hostproto.NewNote()
+	e.ed.LSP, e.ed.Inflight, e.ed.Note = true, newInflight(), hostproto.NewNote()
 	// The host's word comes before the connection breaks: the relay could
 	// end at once, were it not still reading req3.
 	crash := func() { hostproto.WriteEnded(e.ed.Note, "the language server crashed") }
 	go func() { backend <- scriptedBackend(ln, exchanges, 200<<10, crash) }()
 	conn := dialT(t, ln.Addr().String())
 	before := proctest.ReadChars(os.Getpid())
-	done := make(chan Outcome, 1)
-	go func() { done <- Relay(context.Background(), e.ed, conn, nil) }()
+	done := make(chan outcome, 1)
+	go func() { done <- relay(context.Background(), e.ed, conn, nil) }()
 	up, down := 0, 0 // request and answer bytes: the test's ends read them all
 	for i, x := range exchanges {
 		if _, err := io.WriteString(e.toProxy, x.req); err != nil {
@@ -82,7 +82,7 @@ func TestRelayLargeBodiesSpliced(t *testing.T) {
 	if err := <-backend; err != nil {
 		t.Fatalf("backend: %v", err)
 	}
-	if o := waitOutcome(t, done); o != BackendClosed {
+	if o := waitOutcome(t, done); o != backendClosed {
 		t.Fatalf("outcome %v, want BackendClosed", o)
 	}
 	e.closeProxySide() // the proxy exits: the editor's write of req3 ends
