@@ -58,8 +58,8 @@ func (b *Bound) Wake() {
 // Count returns the requests in flight.
 func (b *Bound) Count() int64 { return b.n.Load() }
 
-// Full reports whether the client has the maximum in flight.
-func (b *Bound) Full() bool { return b.n.Load() >= b.max }
+// full reports whether the client has the maximum in flight.
+func (b *Bound) full() bool { return b.n.Load() >= b.max }
 
 // Wait blocks while the client has the maximum in flight. Before each
 // wait it calls pass, if set: true lets the reader through at once (a
@@ -68,7 +68,7 @@ func (b *Bound) Full() bool { return b.n.Load() >= b.max }
 // before, if set (to write what the reader gathered: it may be those
 // requests). It returns false if gone closed meanwhile.
 func (b *Bound) Wait(gone <-chan struct{}, pass func() bool, before func()) bool {
-	for b.Full() {
+	for b.full() {
 		if pass != nil && pass() {
 			return true
 		}

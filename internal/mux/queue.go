@@ -85,7 +85,7 @@ func (it *Item) release() {
 //
 // The consumer is normally the destination's writer goroutine (Run), but
 // a producer that finds the queue empty and nobody writing may write its
-// message itself (PushItem with an owner, then Drain): that saves the
+// message itself (PushItem with an owner, then drainWith): that saves the
 // hand-off to the writer goroutine (a wake-up, often of another thread)
 // on the round-trip path. busy says who owns the destination: at most one
 // goroutine writes to it at a time, in queue order.
@@ -112,13 +112,13 @@ type Queue struct {
 	frozen      bool      // a push was refused by frozenAfter
 }
 
-// NewQueue returns an empty queue whose messages are framed with f.
-func NewQueue(f Framing) *Queue { return &Queue{frame: f, wake: make(chan struct{}, 1)} }
+// newQueue returns an empty queue whose messages are framed with f.
+func newQueue(f Framing) *Queue { return &Queue{frame: f, wake: make(chan struct{}, 1)} }
 
 // NewClientQueue is a queue toward a client, refusing pushes once it has
 // taken nothing for frozen while holding something (0: never).
 func NewClientQueue(f Framing, frozen time.Duration) *Queue {
-	q := NewQueue(f)
+	q := newQueue(f)
 	q.frozenAfter = frozen
 	return q
 }
@@ -137,7 +137,7 @@ func (q *Queue) Push(body []byte, limit int64, release func()) bool {
 // PushItem is Push for an item with edits. With a non-nil owner (the
 // caller's identity), if the queue was empty and nobody was writing, the
 // caller becomes the writer: claimed is true, the writer goroutine is not
-// woken, and the caller must call q.Drain before it blocks on anything
+// woken, and the caller must call q.drainWith (or drainTo) before it blocks on anything
 // (and without holding locks that writes must not block). While owner
 // holds the queue, its further pushes just append.
 func (q *Queue) PushItem(it Item, limit int64, owner any) (ok, claimed bool) {
@@ -260,7 +260,7 @@ var (
 	ErrCanceled = errors.New("wait canceled")
 )
 
-// Drain is called by the producer that PushItem made the writer: it
+// drainWith is called by the producer that PushItem made the writer: it
 // writes what is queued when it is called (in batches of up to batchMax
 // bytes, in turn order) with write, then lets go; what others push
 // meanwhile is the writer goroutine's. (Not until the queue is empty: a
@@ -269,9 +269,9 @@ var (
 // hand back a rest
 // (messages it could not write without blocking, the first maybe partly
 // written): the rest goes back to the head of the queue for the writer
-// goroutine, and Drain returns. A write error is returned after letting
+// goroutine, and drainWith returns. A write error is returned after letting
 // go; the caller deals with the destination.
-func (q *Queue) Drain(write func(items []Item) (rest []Item, err error)) error {
+func (q *Queue) drainWith(write func(items []Item) (rest []Item, err error)) error {
 	var batch []Item
 	left := -1 // items still to write: those queued at the first look
 	for {
@@ -311,14 +311,14 @@ func (q *Queue) Drain(write func(items []Item) (rest []Item, err error)) error {
 	}
 }
 
-// DrainTo is Drain writing every batch to w (WriteBatch) and releasing
+// drainTo is drainWith writing every batch to w (writeBatch) and releasing
 // its items: for a producer that took over a destination it may block on
 // (the server's stdin).
-func (q *Queue) DrainTo(w io.Writer) error {
+func (q *Queue) drainTo(w io.Writer) error {
 	var buf []byte
-	return q.Drain(func(items []Item) ([]Item, error) {
+	return q.drainWith(func(items []Item) ([]Item, error) {
 		var err error
-		buf, err = q.WriteBatch(w, items, buf)
+		buf, err = q.writeBatch(w, items, buf)
 		for i := range items {
 			items[i].release()
 		}
@@ -356,7 +356,7 @@ func (q *Queue) pop(stop <-chan struct{}) (Item, bool) {
 
 // popBatch is pop that also takes the items queued behind the first one,
 // up to batchMax bytes in all, so the writer can hand a stream of small
-// messages to the kernel in one write (see WriteBatch). The items are
+// messages to the kernel in one write (see writeBatch). The items are
 // appended to dst[:0].
 func (q *Queue) popBatch(stop <-chan struct{}, dst []Item) ([]Item, bool) {
 	it, ok := q.pop(stop)
@@ -390,7 +390,7 @@ func (q *Queue) Run(w io.Writer, stop <-chan struct{}) error {
 			return nil
 		}
 		var err error
-		buf, err = q.WriteBatch(w, batch, buf)
+		buf, err = q.writeBatch(w, batch, buf)
 		for i := range batch {
 			batch[i].release()
 		}
@@ -412,10 +412,10 @@ func (q *Queue) Run(w io.Writer, stop <-chan struct{}) error {
 // batchMax bounds the bytes of one popBatch.
 const batchMax = 256 << 10
 
-// WriteBatch writes items in order with the queue's framing, small ones
+// writeBatch writes items in order with the queue's framing, small ones
 // gathered in buf (reused across calls: it is returned) and written
 // together. It stops at the first error. It does not release the items.
-func (q *Queue) WriteBatch(w io.Writer, items []Item, buf []byte) ([]byte, error) {
+func (q *Queue) writeBatch(w io.Writer, items []Item, buf []byte) ([]byte, error) {
 	if len(items) == 1 {
 		return buf, items[0].write(q.frame, w)
 	}
@@ -433,7 +433,7 @@ func (q *Queue) WriteBatch(w io.Writer, items []Item, buf []byte) ([]byte, error
 		switch {
 		case it.framed:
 			buf = append(buf, it.Body...)
-		case len(it.Body) <= DirectMax:
+		case len(it.Body) <= directMax:
 			buf = q.frame.AppendFrame(buf, it.Body, it.Edits)
 			if it.Recycle {
 				wire.Recycle(it.Body)
@@ -450,10 +450,10 @@ func (q *Queue) WriteBatch(w io.Writer, items []Item, buf []byte) ([]byte, error
 	return buf, flush()
 }
 
-// DirectMax is the largest body written directly by a producer (see
+// directMax is the largest body written directly by a producer (see
 // PushItem with an owner): larger ones are left to the writer goroutines,
 // where their time on the wire blocks nobody else.
-const DirectMax = 64 << 10
+const directMax = 64 << 10
 
 // Close stops accepting items; the writer still drains what is queued
 // unless drop is set, in which case queued items are released and

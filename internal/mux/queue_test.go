@@ -48,7 +48,7 @@ func TestTouchWriterCountsProgress(t *testing.T) {
 // in order, with edits applied; a second producer meanwhile only appends;
 // every item's release runs once.
 func TestQueueDirectDrain(t *testing.T) {
-	q := NewQueue(lineFraming{})
+	q := newQueue(lineFraming{})
 	released := 0
 	rel := func() { released++ }
 	body := []byte(`{"id":1}`)
@@ -60,7 +60,7 @@ func TestQueueDirectDrain(t *testing.T) {
 		t.Fatalf("PushItem by another producer while taken = %v, %v; want queued, not taken", ok, claimed)
 	}
 	var out bytes.Buffer
-	if err := q.DrainTo(&out); err != nil {
+	if err := q.drainTo(&out); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := out.String(), "{\"id\":42}\n\"b\"\n"; got != want {
@@ -77,7 +77,7 @@ func TestQueueDirectDrain(t *testing.T) {
 // A failed write closes the queue for the writer goroutine, drops what is
 // queued (releases run) and refuses later pushes, releasing them too.
 func TestQueueRunWriteError(t *testing.T) {
-	q := NewQueue(lineFraming{})
+	q := newQueue(lineFraming{})
 	released := 0
 	q.Push([]byte("a"), 0, func() { released++ })
 	if err := q.Run(failWriter{}, nil); err == nil {
@@ -101,7 +101,7 @@ func TestBoundWait(t *testing.T) {
 	b := NewBound(2)
 	b.Add()
 	b.Add()
-	if !b.Full() {
+	if !b.full() {
 		t.Fatal("bound of 2 with 2 in flight is not full")
 	}
 	passed := make(chan bool)
@@ -146,7 +146,7 @@ func runAll(t *testing.T, q *Queue) []string {
 // Turn (the host's) keeps its place in push order: after everything
 // pushed before it, before everything pushed after it.
 func TestQueueTurns(t *testing.T) {
-	q := NewQueue(lineFraming{})
+	q := newQueue(lineFraming{})
 	for _, m := range []struct{ turn, body string }{
 		{"a", "a1"}, {"a", "a2"}, {"a", "a3"}, {"b", "b1"}, {"c", "c1"}, {"c", "c2"},
 		{"", "host"}, {"a", "a4"}, {"b", "b2"},
@@ -168,7 +168,7 @@ func TestQueueTurns(t *testing.T) {
 // before any client's k+1-th, each client's in its order.
 func TestQueueTurnsConcurrentBursts(t *testing.T) {
 	const clients, burst = 3, 50
-	q := NewQueue(lineFraming{})
+	q := newQueue(lineFraming{})
 	w := &gateWriter{entered: make(chan struct{}), open: make(chan struct{})}
 	done := make(chan error, 1)
 	go func() { done <- q.Run(w, nil) }()
@@ -225,7 +225,7 @@ func (g *gateWriter) Write(p []byte) (int, error) {
 // The direct-write path keeps the turns: a producer that took the empty
 // queue over writes the others' items in their turns between its own.
 func TestQueueDirectDrainTurns(t *testing.T) {
-	q := NewQueue(lineFraming{})
+	q := newQueue(lineFraming{})
 	for i, body := range []string{"a1", "a2", "a3"} {
 		ok, claimed := q.PushItem(Item{Body: []byte(body), Turn: "a"}, 0, "a")
 		if !ok || claimed != (i == 0) {
@@ -238,7 +238,7 @@ func TestQueueDirectDrainTurns(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	if err := q.DrainTo(&out); err != nil {
+	if err := q.drainTo(&out); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := strings.Join(strings.Fields(out.String()), " "), "a1 b1 a2 b2 a3"; got != want {
@@ -249,11 +249,11 @@ func TestQueueDirectDrainTurns(t *testing.T) {
 // What a drainer could not write goes back to the front, in its order,
 // ahead of every turn.
 func TestQueueDrainRestFirst(t *testing.T) {
-	q := NewQueue(lineFraming{})
+	q := newQueue(lineFraming{})
 	q.PushItem(Item{Body: []byte("a1"), Turn: "a"}, 0, "a")
 	pushTurn(t, q, "b", "b1")
 	pushTurn(t, q, "a", "a2")
-	err := q.Drain(func(items []Item) ([]Item, error) {
+	err := q.drainWith(func(items []Item) ([]Item, error) {
 		return items, nil // wrote nothing: all of it is the rest
 	})
 	if err != nil {
@@ -268,12 +268,12 @@ func TestQueueDrainRestFirst(t *testing.T) {
 // BenchmarkQueueDirect: the round-trip path, a producer that finds the
 // queue empty takes it over and writes its message itself.
 func BenchmarkQueueDirect(b *testing.B) {
-	q := NewQueue(lineFraming{})
+	q := newQueue(lineFraming{})
 	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}`)
 	b.ReportAllocs()
 	for b.Loop() {
 		q.PushItem(Item{Body: body, Turn: "a"}, 0, "a")
-		if err := q.DrainTo(io.Discard); err != nil {
+		if err := q.drainTo(io.Discard); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -283,11 +283,11 @@ func BenchmarkQueueDirect(b *testing.B) {
 // another client pushes meanwhile is the writer goroutine's (else a
 // client's reader could be kept writing another's flood).
 func TestQueueDrainWritesOnlyWhatWasQueued(t *testing.T) {
-	q := NewQueue(lineFraming{})
+	q := newQueue(lineFraming{})
 	q.PushItem(Item{Body: []byte("a1"), Turn: "a"}, 0, "a")
 	pushTurn(t, q, "b", "b1")
 	var drained []string
-	err := q.Drain(func(items []Item) ([]Item, error) {
+	err := q.drainWith(func(items []Item) ([]Item, error) {
 		for _, it := range items {
 			drained = append(drained, string(it.Body))
 		}
