@@ -34,9 +34,9 @@ func (p *run) scope(spec *hostproto.Spec, cwd string) error {
 }
 
 // wrapFirst says whose first message could not be read; a closed stdin
-// stays recognisable (IsStdinClosed).
+// stays recognisable (isStdinClosed).
 func wrapFirst(whose string, err error) error {
-	if IsStdinClosed(err) {
+	if isStdinClosed(err) {
 		return err
 	}
 	return fmt.Errorf("reading %s first message: %w", whose, err)
@@ -107,7 +107,7 @@ func (p *run) learnProtocol(forced string) (*protocol.Protocol, error) {
 	if err != nil {
 		return nil, err
 	}
-	in, err := ParseInitialize(body)
+	in, err := parseInitialize(body)
 	if err != nil {
 		return nil, fmt.Errorf("the client's first message is not JSON-RPC: %w", err)
 	}
@@ -134,7 +134,7 @@ func (p *run) peekInitialize() error {
 	if err != nil {
 		return err
 	}
-	in, err := ParseInitialize(body)
+	in, err := parseInitialize(body)
 	if err != nil {
 		return fmt.Errorf("the editor's first message is not JSON-RPC: %w", err)
 	}
@@ -149,13 +149,13 @@ func (p *run) answerInitialize(msg string) {
 	if p.first == nil {
 		type first struct {
 			body []byte
-			init Initialize
+			init initializeParams
 		}
 		got := make(chan first, 1)
 		go func() {
 			defer close(got)
 			if body, err := wire.NewReader(p.in, 0).Read(); err == nil {
-				if in, err := ParseInitialize(body); err == nil {
+				if in, err := parseInitialize(body); err == nil {
 					got <- first{body, in}
 				}
 			}
@@ -170,6 +170,6 @@ func (p *run) answerInitialize(msg string) {
 		}
 	}
 	if p.first != nil && p.init.ID != nil {
-		p.write(ErrorResponse(p.init.ID, p.proto.ErrorCode, "procref: "+msg))
+		p.write(errorResponse(p.init.ID, p.proto.ErrorCode, "procref: "+msg))
 	}
 }

@@ -1,45 +1,51 @@
 package proxy
 
 import (
-	"bytes"
-	"math"
 	"sync"
 
 	"github.com/procref/procref/internal/wire"
 )
 
-// Inflight follows a relayed LSP session in both directions (tcp mode)
+// inflight follows a relayed LSP session in both directions (tcp mode)
 // and knows the editor's requests the server has not answered: when the
 // server crashes, the proxy answers them with an error instead of leaving
-// the editor waiting. Requests are seen through the relay's lspGate (its
-// held small bodies: a request over gateSmallBody is not tracked);
-// answers by following the server's framing here. A stream that stops
-// looking like LSP ends the tracking (Errors then returns nothing). Safe
-// for concurrent use.
-type Inflight struct {
+// the editor waiting. Requests are seen through the relay's lspGate
+// (small ones whole, large ones by the top-level members at their ends,
+// pending from the head if it names them, else from their end: a large
+// request whose id is neither in its first nor its last endKeep bytes is
+// not tracked; the poll relay reads to its end a large request it is in
+// the middle of when the server goes, the portable one does not); answers
+// by following the server's framing here, the same way. A stream that
+// stops looking like LSP ends the tracking (Errors then returns nothing).
+// Safe for concurrent use.
+//
+// Of the server's bytes it keeps only what it must look at (a small body,
+// the ends of a large one; nothing of a body begun while no request was
+// pending), so a large answer costs no memory.
+type inflight struct {
 	mu      sync.Mutex
 	pending map[string]bool // raw JSON ids of the editor's requests
 	order   []string        // ids in the order sent, to answer them in order
-	hdr     []byte          // the server's current header so far (need < 0)
-	need    int
-	body    []byte
-	skip    bool // the current body is not kept: nothing was pending when it began
-	lost    bool // framing lost or a body too big to follow
+	down    frames          // the server's framing
+	lost    bool            // framing lost
 }
 
 // codeRequestFailed is LSP's RequestFailed: the request was valid, the
 // server could not answer it.
 const codeRequestFailed = -32803
 
-// inflightMaxBody bounds a server message Inflight follows; past it the
-// tracking stops rather than hold a large copy.
-const inflightMaxBody = 64 << 20
+// newInflight returns an Inflight with nothing pending.
+func newInflight() *inflight {
+	f := &inflight{pending: map[string]bool{}, down: newFrames()}
+	// A message can answer only a request sent before it began: with none
+	// pending, its body is not kept (and may be spliced whole). Called
+	// with mu held, from Write.
+	f.down.want = func() bool { return len(f.pending) > 0 }
+	return f
+}
 
-// NewInflight returns an Inflight with nothing pending.
-func NewInflight() *Inflight { return &Inflight{pending: map[string]bool{}, need: -1} }
-
-// sent records one whole message from the editor.
-func (f *Inflight) sent(body []byte) {
+// sent records one whole small message from the editor.
+func (f *inflight) sent(body []byte) {
 	if f == nil {
 		return
 	}
@@ -47,7 +53,19 @@ func (f *Inflight) sent(body []byte) {
 	if err != nil || !m.ID.Ok() || !m.Method.Ok() {
 		return
 	}
-	id := string(m.ID.Of(body))
+	f.record(string(m.ID.Of(body)))
+}
+
+// sentEnds records one large message from the editor by its ends.
+func (f *inflight) sentEnds(e wire.Ends) {
+	if f == nil || e.ID == nil || !e.Request || e.Response {
+		return
+	}
+	f.record(string(e.ID))
+}
+
+// record notes the request id as pending.
+func (f *inflight) record(id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.pending[id] {
@@ -67,47 +85,30 @@ func (f *Inflight) sent(body []byte) {
 }
 
 // Write follows what the server sends the editor; it never fails.
-func (f *Inflight) Write(p []byte) (int, error) {
+func (f *inflight) Write(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for chunk := p; len(chunk) > 0 && !f.lost; {
-		if f.need < 0 {
-			old := len(f.hdr)
-			f.hdr = append(f.hdr, chunk...)
-			end := bytes.Index(f.hdr, []byte("\r\n\r\n"))
-			if end < 0 {
-				f.lost = len(f.hdr) > gateMaxHeader
-				break
-			}
-			n, err := wire.ParseHeader(f.hdr[:end+4])
-			if err != nil || n > math.MaxInt || n > inflightMaxBody {
-				f.lost = true
-				break
-			}
-			chunk = chunk[end+4-old:]
-			f.hdr, f.need, f.body = f.hdr[:0], int(n), f.body[:0]
-			// A message can answer only a request sent before it began:
-			// with none pending, its bytes are only counted.
-			f.skip = len(f.pending) == 0
-		}
-		k := min(f.need, len(chunk))
-		if !f.skip {
-			f.body = append(f.body, chunk[:k]...)
-		}
-		chunk, f.need = chunk[k:], f.need-k
-		if f.need == 0 {
-			f.need = -1
-			if !f.skip {
-				f.answered(f.body)
-			}
+		n, _, ev := f.down.step(chunk)
+		chunk = chunk[n:]
+		f.lost = f.down.raw
+		if ev == bodyEnd { // an answer counts once it is whole
+			f.answered()
 		}
 	}
 	return len(p), nil
 }
 
-// answered drops the request a response from the server answers.
-// Called with mu held.
-func (f *Inflight) answered(body []byte) {
+// answered drops the request that the server's message that just ended
+// answers, if it is a response. Called with mu held.
+func (f *inflight) answered() {
+	if !f.down.small() {
+		if e := f.down.ends(); e.ID != nil && e.Response && !e.Request {
+			delete(f.pending, string(e.ID))
+		}
+		return
+	}
+	body := f.down.body
 	m, err := wire.ScanTrusted(body)
 	if err != nil || !m.ID.Ok() || m.Method.Ok() {
 		return // not a response (a notification, or the server's own request)
@@ -117,7 +118,7 @@ func (f *Inflight) answered(body []byte) {
 
 // Errors returns an error response with code and message for each
 // request still pending, in the order sent, and forgets them.
-func (f *Inflight) Errors(code int, message string) [][]byte {
+func (f *inflight) Errors(code int, message string) [][]byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.lost {
@@ -126,7 +127,7 @@ func (f *Inflight) Errors(code int, message string) [][]byte {
 	var out [][]byte
 	for _, id := range f.order {
 		if f.pending[id] {
-			out = append(out, ErrorResponse([]byte(id), code, message))
+			out = append(out, errorResponse([]byte(id), code, message))
 		}
 	}
 	f.pending, f.order = map[string]bool{}, nil

@@ -28,8 +28,8 @@ import (
 	"github.com/procref/procref/internal/hostproto"
 )
 
-// Initialize is what the proxy learns from the editor's first message.
-type Initialize struct {
+// initializeParams is what the proxy learns from the editor's first message.
+type initializeParams struct {
 	// ID is the request's raw JSON id; nil if the message was not a request.
 	ID json.RawMessage
 	// Method is the first message's method.
@@ -39,8 +39,8 @@ type Initialize struct {
 	Root string
 }
 
-// ParseInitialize reads the root out of an editor's first message.
-func ParseInitialize(body []byte) (Initialize, error) {
+// parseInitialize reads the root out of an editor's first message.
+func parseInitialize(body []byte) (initializeParams, error) {
 	var m struct {
 		ID     json.RawMessage `json:"id"`
 		Method string          `json:"method"`
@@ -53,25 +53,25 @@ func ParseInitialize(body []byte) (Initialize, error) {
 		} `json:"params"`
 	}
 	if err := json.Unmarshal(body, &m); err != nil {
-		return Initialize{}, err
+		return initializeParams{}, err
 	}
-	in := Initialize{ID: m.ID, Method: m.Method}
+	in := initializeParams{ID: m.ID, Method: m.Method}
 	if string(in.ID) == "null" {
 		in.ID = nil
 	}
 	switch {
 	case len(m.Params.WorkspaceFolders) > 0 && m.Params.WorkspaceFolders[0].URI != "":
-		in.Root = URIToPath(m.Params.WorkspaceFolders[0].URI)
+		in.Root = uriToPath(m.Params.WorkspaceFolders[0].URI)
 	case m.Params.RootURI != nil && *m.Params.RootURI != "":
-		in.Root = URIToPath(*m.Params.RootURI)
+		in.Root = uriToPath(*m.Params.RootURI)
 	case m.Params.RootPath != nil && *m.Params.RootPath != "":
 		in.Root = filepath.Clean(*m.Params.RootPath)
 	}
 	return in, nil
 }
 
-// URIToPath turns a file:// URI into a path (other URIs are returned as is).
-func URIToPath(uri string) string {
+// uriToPath turns a file:// URI into a path (other URIs are returned as is).
+func uriToPath(uri string) string {
 	u, err := url.Parse(uri)
 	if err != nil || u.Scheme != "file" {
 		return uri
@@ -93,8 +93,8 @@ func PathToURI(path string) string {
 	return (&url.URL{Scheme: "file", Path: p}).String()
 }
 
-// ErrorResponse returns a JSON-RPC error response body for id.
-func ErrorResponse(id json.RawMessage, code int, message string) []byte {
+// errorResponse returns a JSON-RPC error response body for id.
+func errorResponse(id json.RawMessage, code int, message string) []byte {
 	if len(id) == 0 {
 		id = json.RawMessage("null")
 	}
@@ -112,17 +112,17 @@ func ErrorResponse(id json.RawMessage, code int, message string) []byte {
 	return b
 }
 
-// Outcome is how a relay ended.
-type Outcome int
+// outcome is how a relay ended.
+type outcome int
 
 const (
-	// EditorClosed: the editor closed its end (EOF on stdin): a clean detach.
-	EditorClosed Outcome = iota
-	// BackendClosed: the backend or host closed the connection while the
+	// editorClosed: the editor closed its end (EOF on stdin): a clean detach.
+	editorClosed outcome = iota
+	// backendClosed: the backend or host closed the connection while the
 	// editor was still attached.
-	BackendClosed
-	// Canceled: ctx was canceled (a signal).
-	Canceled
+	backendClosed
+	// canceled: ctx was canceled (a signal).
+	canceled
 )
 
 // editorGrace is how long, after the editor closes its end, the relay keeps
@@ -134,8 +134,8 @@ const editorGrace = 2 * time.Second
 // server closes first and the editor follows.
 const backendGrace = 500 * time.Millisecond
 
-// Editor is the editor's side of a relay.
-type Editor struct {
+// editorIO is the editor's side of a relay.
+type editorIO struct {
 	// In carries the editor's messages (the proxy's stdin).
 	In io.Reader
 	// Out goes to the editor (the proxy's stdout).
@@ -156,8 +156,10 @@ type Editor struct {
 	Tail *hostproto.Tail
 	// Inflight, if set, follows the editor's requests and the server's
 	// answers (tcp mode), so that those in flight when the server crashes
-	// get an error. The backend→editor bytes then pass through the process.
-	Inflight *Inflight
+	// get an error. The backend→editor bytes then pass through the process
+	// (Inflight keeps only what it must look at: headers, small bodies, the
+	// ends of large ones).
+	Inflight *inflight
 	// Note, if set, gets what the host sends on the presence connection
 	// (tcp mode: why the backend ended).
 	Note *hostproto.Note
@@ -174,14 +176,14 @@ func copyNote(note *hostproto.Note, presence net.Conn) {
 	note.Close()
 }
 
-// Relay copies bytes editor→conn and conn→editor until one side ends, then
+// relay copies bytes editor→conn and conn→editor until one side ends, then
 // tidies up: on editor EOF it half-closes conn and drains what is left; on
 // backend EOF it waits briefly for the editor to close too. presence, if
 // non-nil, is a connection whose end (EOF or error) means the host is gone.
-// Relay closes conn (not presence). It blocks.
+// relay closes conn (not presence). It blocks.
 //
 // When In and Out are pipes or sockets (*os.File) and conn is a TCP or unix
-// connection, on Linux, macOS and FreeBSD Relay runs one poll(2) loop on
+// connection, on Linux relay runs one poll(2) loop on
 // the raw descriptors — what a minimal C relay does — instead of two
 // goroutines on Go's poller: a message then costs one wake-up and three
 // system calls per direction. It puts In and Out in non-blocking mode for
@@ -190,7 +192,7 @@ func copyNote(note *hostproto.Note, presence net.Conn) {
 //
 // PROCREF_RELAY=copy selects the portable relay everywhere, to measure
 // what the poll(2) relay gains (bench/hover.sh).
-func Relay(ctx context.Context, ed Editor, conn net.Conn, presence net.Conn) Outcome {
+func relay(ctx context.Context, ed editorIO, conn net.Conn, presence net.Conn) outcome {
 	if os.Getenv("PROCREF_RELAY") != "copy" {
 		if o, ok := relayPoll(ctx, ed, conn, presence); ok {
 			return o
@@ -200,7 +202,7 @@ func Relay(ctx context.Context, ed Editor, conn net.Conn, presence net.Conn) Out
 }
 
 // relayCopy is the portable relay: one goroutine per direction.
-func relayCopy(ctx context.Context, ed Editor, conn net.Conn, presence net.Conn) Outcome {
+func relayCopy(ctx context.Context, ed editorIO, conn net.Conn, presence net.Conn) outcome {
 	editorDone := make(chan struct{})
 	backendDone := make(chan struct{})
 	hostGone := make(chan struct{})
@@ -245,34 +247,34 @@ func relayCopy(ctx context.Context, ed Editor, conn net.Conn, presence net.Conn)
 		case <-t.C:
 		case <-ctx.Done():
 		}
-		return EditorClosed
+		return editorClosed
 	case <-backendDone:
 		if watch.sawExit() {
 			// The editor sent LSP exit: the backend closing is the normal
 			// end of the session even if the editor keeps stdin open
 			// (Neovim 0.7 does until the process exits).
-			return EditorClosed
+			return editorClosed
 		}
 		if ed.Tail.EndReason() != "" || ed.Note.Reason() != "" {
-			return BackendClosed // the host said why: no need to wait for the editor
+			return backendClosed // the host said why: no need to wait for the editor
 		}
 		t := time.NewTimer(backendGrace)
 		defer t.Stop()
 		select {
 		case <-editorDone:
-			return EditorClosed
+			return editorClosed
 		case <-t.C:
 			if watch.sawExit() {
-				return EditorClosed
+				return editorClosed
 			}
-			return BackendClosed
+			return backendClosed
 		case <-ctx.Done():
-			return Canceled
+			return canceled
 		}
 	case <-hostGone:
-		return BackendClosed
+		return backendClosed
 	case <-ctx.Done():
-		return Canceled
+		return canceled
 	}
 }
 
@@ -323,8 +325,8 @@ func (w *exitWatcher) sawExit() bool {
 
 var exitMethod = []byte(`"exit"`)
 
-// IsStdinClosed reports whether err from reading stdin means the editor went
+// isStdinClosed reports whether err from reading stdin means the editor went
 // away.
-func IsStdinClosed(err error) bool {
+func isStdinClosed(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
 }

@@ -23,7 +23,7 @@ func TestParseInitializeRoot(t *testing.T) {
 		{`{"jsonrpc":"2.0","id":3,"method":"initialize","params":{}}`, "", "3"},
 		{`{"jsonrpc":"2.0","method":"initialized","params":{}}`, "", ""},
 	} {
-		in, err := ParseInitialize([]byte(tc.body))
+		in, err := parseInitialize([]byte(tc.body))
 		if err != nil {
 			t.Fatalf("%s: %v", tc.body, err)
 		}
@@ -31,13 +31,13 @@ func TestParseInitializeRoot(t *testing.T) {
 			t.Errorf("%s: root %q id %s, want %q %s", tc.body, in.Root, in.ID, tc.root, tc.id)
 		}
 	}
-	if _, err := ParseInitialize([]byte("{not json")); err == nil {
+	if _, err := parseInitialize([]byte("{not json")); err == nil {
 		t.Error("malformed first message accepted")
 	}
 }
 
 func TestErrorResponse(t *testing.T) {
-	got := string(ErrorResponse([]byte("7"), -32002, "boom"))
+	got := string(errorResponse([]byte("7"), -32002, "boom"))
 	want := `{"jsonrpc":"2.0","id":7,"error":{"code":-32002,"message":"boom"}}`
 	if got != want {
 		t.Errorf("got %s, want %s", got, want)
@@ -51,7 +51,7 @@ func TestRelayOutcomes(t *testing.T) {
 	addr := echoBackend(t) // echoes, then closes when its input ends
 	dial := func() net.Conn { return dialT(t, addr) }
 	var out bytes.Buffer
-	if got := Relay(context.Background(), Editor{In: bytes.NewReader([]byte("hello")), Out: &out}, dial(), nil); got != EditorClosed || out.String() != "hello" {
+	if got := relay(context.Background(), editorIO{In: bytes.NewReader([]byte("hello")), Out: &out}, dial(), nil); got != editorClosed || out.String() != "hello" {
 		t.Errorf("editor EOF: outcome %v, relayed %q", got, out.String())
 	}
 
@@ -59,12 +59,12 @@ func TestRelayOutcomes(t *testing.T) {
 	pr, pw := io.Pipe()
 	defer pw.Close()
 	c := dial()
-	done := make(chan Outcome, 1)
-	go func() { done <- Relay(context.Background(), Editor{In: pr, Out: io.Discard}, c, nil) }()
+	done := make(chan outcome, 1)
+	go func() { done <- relay(context.Background(), editorIO{In: pr, Out: io.Discard}, c, nil) }()
 	c.(*net.TCPConn).CloseRead() // our reads end: the relay's conn→editor copy sees EOF
 	select {
 	case got := <-done:
-		if got != BackendClosed {
+		if got != backendClosed {
 			t.Errorf("backend close: outcome %v", got)
 		}
 	case <-time.After(5 * time.Second):
@@ -97,8 +97,8 @@ func TestRelayExitThenBackendCloses(t *testing.T) {
 	a, b := net.Pipe()
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	done := make(chan Outcome, 1)
-	go func() { done <- Relay(context.Background(), Editor{In: pr, Out: io.Discard}, a, nil) }()
+	done := make(chan outcome, 1)
+	go func() { done <- relay(context.Background(), editorIO{In: pr, Out: io.Discard}, a, nil) }()
 	go func() {
 		pw.Write([]byte("Content-Length: 33\r\n\r\n{\"jsonrpc\":\"2.0\",\"method\":\"exit\"}"))
 	}()
@@ -110,7 +110,7 @@ func TestRelayExitThenBackendCloses(t *testing.T) {
 	b.Close()
 	select {
 	case got := <-done:
-		if got != EditorClosed {
+		if got != editorClosed {
 			t.Errorf("outcome %v, want EditorClosed", got)
 		}
 	case <-time.After(5 * time.Second):
@@ -124,7 +124,7 @@ func TestPathToURIRoundTrip(t *testing.T) {
 	if u != "file:///c/d%20e/f.go" {
 		t.Errorf("PathToURI(%q) = %q", p, u)
 	}
-	if back := URIToPath(u); back != p {
+	if back := uriToPath(u); back != p {
 		t.Errorf("URIToPath(%q) = %q, want %q", u, back, p)
 	}
 }

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"math"
 
 	"github.com/procref/procref/internal/wire"
 )
@@ -18,120 +17,68 @@ import (
 // looking like LSP framing (MCP's lines, any other protocol), the gate
 // turns itself off and passes every byte (raw).
 type lspGate struct {
-	hdr   []byte // the current message's header so far (need < 0)
-	need  int    // body bytes still to come; -1 while in a header
-	small []byte // a small body held until complete, to be inspected
-	held  bool   // the current body is being held in small
-	raw   bool   // framing lost: pass everything
-	exit  bool   // the editor sent the exit notification
+	f    frames // the editor's framing
+	exit bool   // the editor sent the exit notification
 	// withhold: keep exit and everything after it from the server
 	withhold bool
-	// seen, if set, is told of each held (small) message
-	seen *Inflight
+	// seen, if set, is told of each request (small ones whole, large ones
+	// by their ends)
+	seen *inflight
 }
 
-const (
-	// gateMaxHeader bounds an LSP header; longer means it is not LSP.
-	gateMaxHeader = 4 << 10
-	// gateSmallBody: bodies up to this size are held until complete and
-	// looked at; larger ones (never an exit) stream through or are spliced.
-	gateSmallBody = 4 << 10
-)
-
-func newLSPGate(withhold bool) *lspGate { return &lspGate{need: -1, withhold: withhold} }
+func newLSPGate(withhold bool) *lspGate { return &lspGate{f: newFrames(), withhold: withhold} }
 
 // stopped reports whether the gate withheld exit: nothing more passes.
 func (g *lspGate) stopped() bool { return g.exit && g.withhold }
 
 // Filter appends to dst the bytes of chunk that may go to the server now,
-// and returns dst. Once the gate has withheld exit it returns dst
-// unchanged.
+// and returns dst. Header bytes pass as they come (a partial header never
+// makes the server act), a small body when it is complete, a large one
+// (never an exit) as it comes. Once the gate has withheld exit it returns
+// dst unchanged.
 func (g *lspGate) Filter(dst, chunk []byte) []byte {
 	for len(chunk) > 0 && !g.stopped() {
-		if g.raw {
-			return append(dst, chunk...)
+		n, inBody, ev := g.f.step(chunk)
+		if !inBody || !g.f.small() {
+			dst = append(dst, chunk[:n]...)
 		}
-		if g.need < 0 { // header
-			old := len(g.hdr)
-			g.hdr = append(g.hdr, chunk...)
-			end := bytes.Index(g.hdr, []byte("\r\n\r\n"))
-			if end < 0 {
-				if len(g.hdr) > gateMaxHeader {
-					g.raw = true
+		chunk = chunk[n:]
+		switch {
+		case ev == noEvent:
+		case !g.f.small():
+			// A large request is in flight from its first bytes (the
+			// server may crash before it has all of it): tracked from its
+			// head if that names it, else from both ends.
+			g.seen.sentEnds(g.f.ends())
+		default:
+			g.seen.sent(g.f.body)
+			if isExitNotification(g.f.body) {
+				g.exit = true
+				if g.withhold {
+					return dst
 				}
-				// Header bytes pass as they come: a partial header
-				// never makes the server act.
-				return append(dst, chunk...)
 			}
-			end += 4
-			n64, err := wire.ParseHeader(g.hdr[:end])
-			if err != nil || n64 > math.MaxInt {
-				g.raw = true
-				return append(dst, chunk...)
-			}
-			n := int(n64)
-			used := end - old // bytes of chunk that belong to the header
-			dst = append(dst, chunk[:used]...)
-			chunk = chunk[used:]
-			g.hdr = g.hdr[:0]
-			g.need = n
-			g.held = n <= gateSmallBody
-			g.small = g.small[:0]
-			if n == 0 {
-				g.need = -1
-			}
-			continue
-		}
-		k := min(g.need, len(chunk))
-		if g.held {
-			g.small = append(g.small, chunk[:k]...)
-		} else {
-			dst = append(dst, chunk[:k]...)
-		}
-		chunk = chunk[k:]
-		g.need -= k
-		if g.need == 0 {
-			g.need = -1
-			if g.held {
-				g.seen.sent(g.small)
-				if isExitNotification(g.small) {
-					g.exit = true
-					if g.withhold {
-						return dst
-					}
-				}
-				dst = append(dst, g.small...)
-			}
+			dst = append(dst, g.f.body...)
 		}
 	}
 	return dst
 }
 
-// Splicable is how many bytes may bypass Filter right now: the rest of a
-// large body, which is never inspected.
+// Splicable is how many bytes may bypass Filter right now: the middle of
+// a large body, which is never inspected (its ends are, by Filter).
 func (g *lspGate) Splicable() int {
 	if g.stopped() {
 		return 0
 	}
-	if g.raw {
-		return 1 << 30
-	}
-	if g.need > 0 && !g.held {
-		return g.need
-	}
-	return 0
+	return g.f.Splicable()
 }
 
+// inLargeBody reports whether the editor is in the middle of a large
+// message (whose end is still to be seen).
+func (g *lspGate) inLargeBody() bool { return !g.f.raw && g.f.need > 0 && !g.f.small() }
+
 // Skip notes that n bytes (at most Splicable) went around Filter.
-func (g *lspGate) Skip(n int) {
-	if g.raw || n <= 0 {
-		return
-	}
-	g.need -= n
-	if g.need == 0 {
-		g.need = -1
-	}
-}
+func (g *lspGate) Skip(n int) { g.f.Skip(n) }
 
 // isExitNotification reports whether body is the LSP exit notification.
 func isExitNotification(body []byte) bool {

@@ -7,7 +7,7 @@ import (
 	"net"
 )
 
-// relayPoll is not used here: Relay copies with goroutines.
-func relayPoll(ctx context.Context, ed Editor, conn, presence net.Conn) (Outcome, bool) {
+// relayPoll is not used here: relay copies with goroutines.
+func relayPoll(ctx context.Context, ed editorIO, conn, presence net.Conn) (outcome, bool) {
 	return 0, false
 }

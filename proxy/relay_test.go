@@ -16,10 +16,10 @@ import (
 )
 
 // editorPipes is an editor attached through real pipes, as a proxy's stdin
-// and stdout are: the relay runs its poll loop on them (on Linux, macOS and
-// FreeBSD; elsewhere the goroutine relay).
+// and stdout are: the relay runs its poll loop on them (on Linux; elsewhere
+// the goroutine relay).
 type editorPipes struct {
-	ed         Editor
+	ed         editorIO
 	toProxy    *os.File // the editor writes its messages here
 	fromProxy  *os.File // and reads the backend's here
 	proxyFiles []*os.File
@@ -35,7 +35,7 @@ func newEditorPipes(t *testing.T, pending []byte) *editorPipes {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &editorPipes{ed: Editor{In: inR, Out: outW, Pending: pending}, toProxy: inW, fromProxy: outR, proxyFiles: []*os.File{inR, outW}}
+	e := &editorPipes{ed: editorIO{In: inR, Out: outW, Pending: pending}, toProxy: inW, fromProxy: outR, proxyFiles: []*os.File{inR, outW}}
 	t.Cleanup(func() {
 		for _, f := range []*os.File{inR, inW, outR, outW} {
 			f.Close()
@@ -81,7 +81,7 @@ func dialT(t *testing.T, addr string) *net.TCPConn {
 	return c.(*net.TCPConn)
 }
 
-func waitOutcome(t *testing.T, done <-chan Outcome) Outcome {
+func waitOutcome(t *testing.T, done <-chan outcome) outcome {
 	t.Helper()
 	select {
 	case o := <-done:
@@ -101,7 +101,7 @@ func TestRelayPipesBulk(t *testing.T) {
 	rand.Read(data)
 	pending := []byte("pending:")
 	e := newEditorPipes(t, pending)
-	done := make(chan Outcome, 1)
+	done := make(chan outcome, 1)
 	go func() { done <- relayOnPipes(t, e.ed, dialT(t, addr)) }()
 	go func() {
 		e.toProxy.Write(data)
@@ -114,7 +114,7 @@ func TestRelayPipesBulk(t *testing.T) {
 	if !bytes.Equal(got, append(pending, data...)) {
 		t.Fatal("bytes changed on the way")
 	}
-	if o := waitOutcome(t, done); o != EditorClosed {
+	if o := waitOutcome(t, done); o != editorClosed {
 		t.Errorf("outcome %v, want EditorClosed", o)
 	}
 	e.closeProxySide()
@@ -127,9 +127,9 @@ func TestRelayPipesBulk(t *testing.T) {
 // checks that this is the poll(2) loop on Linux: relayPoll takes these
 // descriptors (its ok result) unless PROCREF_RELAY=copy asks for the
 // portable relay.
-func relayOnPipes(t *testing.T, ed Editor, conn net.Conn) Outcome {
+func relayOnPipes(t *testing.T, ed editorIO, conn net.Conn) outcome {
 	if runtime.GOOS != "linux" || os.Getenv("PROCREF_RELAY") == "copy" {
-		return Relay(context.Background(), ed, conn, nil)
+		return relay(context.Background(), ed, conn, nil)
 	}
 	o, ok := relayPoll(context.Background(), ed, conn, nil)
 	if !ok {
@@ -156,8 +156,8 @@ func TestRelayPipesBackendCloses(t *testing.T) {
 		}
 		defer ln.Close()
 		e := newEditorPipes(t, nil)
-		done := make(chan Outcome, 1)
-		go func() { done <- Relay(context.Background(), e.ed, dialT(t, ln.Addr().String()), nil) }()
+		done := make(chan outcome, 1)
+		go func() { done <- relay(context.Background(), e.ed, dialT(t, ln.Addr().String()), nil) }()
 		b, err := ln.Accept()
 		if err != nil {
 			t.Fatal(err)
@@ -176,9 +176,9 @@ func TestRelayPipesBackendCloses(t *testing.T) {
 			io.ReadFull(b, make([]byte, len(msg)))
 		}
 		b.Close()
-		want := BackendClosed
+		want := backendClosed
 		if sendExit {
-			want = EditorClosed
+			want = editorClosed
 		}
 		if o := waitOutcome(t, done); o != want {
 			t.Errorf("exit sent %v after %d bytes: outcome %v, want %v", sendExit, len(tc.before), o, want)
@@ -202,12 +202,12 @@ func TestRelayPipesHostGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan Outcome, 1)
-	go func() { done <- Relay(context.Background(), e.ed, dialT(t, addr), pres) }()
+	done := make(chan outcome, 1)
+	go func() { done <- relay(context.Background(), e.ed, dialT(t, addr), pres) }()
 	e.toProxy.Write([]byte("ping"))
 	io.ReadFull(e.fromProxy, make([]byte, 4))
 	hc.Close()
-	if o := waitOutcome(t, done); o != BackendClosed {
+	if o := waitOutcome(t, done); o != backendClosed {
 		t.Errorf("outcome %v, want BackendClosed", o)
 	}
 }
@@ -217,12 +217,12 @@ func TestRelayPipesCancel(t *testing.T) {
 	addr := echoBackend(t)
 	e := newEditorPipes(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan Outcome, 1)
-	go func() { done <- Relay(ctx, e.ed, dialT(t, addr), nil) }()
+	done := make(chan outcome, 1)
+	go func() { done <- relay(ctx, e.ed, dialT(t, addr), nil) }()
 	e.toProxy.Write([]byte("ping"))
 	io.ReadFull(e.fromProxy, make([]byte, 4))
 	cancel()
-	if o := waitOutcome(t, done); o != Canceled {
+	if o := waitOutcome(t, done); o != canceled {
 		t.Errorf("outcome %v, want Canceled", o)
 	}
 }
@@ -233,12 +233,12 @@ func TestRelayPipesCancel(t *testing.T) {
 func TestRelayPipesEditorStdoutClosed(t *testing.T) {
 	addr := echoBackend(t)
 	e := newEditorPipes(t, nil)
-	done := make(chan Outcome, 1)
-	go func() { done <- Relay(context.Background(), e.ed, dialT(t, addr), nil) }()
+	done := make(chan outcome, 1)
+	go func() { done <- relay(context.Background(), e.ed, dialT(t, addr), nil) }()
 	e.fromProxy.Close()
 	e.toProxy.Write([]byte("to nobody"))
 	e.toProxy.Close()
-	if o := waitOutcome(t, done); o != EditorClosed {
+	if o := waitOutcome(t, done); o != editorClosed {
 		t.Errorf("outcome %v, want EditorClosed", o)
 	}
 }
@@ -255,7 +255,7 @@ func TestRelayPipesRestoresBlocking(t *testing.T) {
 		setBlocking(t, f)
 	}
 	e.toProxy.Close()
-	if o := Relay(context.Background(), e.ed, dialT(t, addr), nil); o != EditorClosed {
+	if o := relay(context.Background(), e.ed, dialT(t, addr), nil); o != editorClosed {
 		t.Fatalf("outcome %v", o)
 	}
 	for _, f := range e.proxyFiles {
@@ -294,22 +294,22 @@ func TestLSPGate(t *testing.T) {
 	}
 	// Splicing the large body's middle.
 	g := newLSPGate(true)
-	out := g.Filter(nil, []byte(before[:200]))
+	out := g.Filter(nil, []byte(before[:1000])) // past the kept head (endKeep)
 	k := g.Splicable()
 	if k == 0 {
 		t.Fatal("nothing splicable inside a large body")
 	}
 	g.Skip(k)
-	out = append(out, before[200:200+k]...)
-	out = g.Filter(out, []byte(stream[200+k:]))
+	out = append(out, before[1000:1000+k]...)
+	out = g.Filter(out, []byte(stream[1000+k:]))
 	if !g.exit || string(out) != stream[:exitBody] {
 		t.Fatalf("with a splice: exit %v, %d bytes", g.exit, len(out))
 	}
 	// Binary data with a blank line early: not LSP, everything passes.
 	g = newLSPGate(true)
 	bin := append([]byte("\x00\x01\r\n\r\n\xff"), []byte(exit)...)
-	if out := g.Filter(nil, bin); string(out) != string(bin) || !g.raw {
-		t.Errorf("binary stream changed (raw %v)", g.raw)
+	if out := g.Filter(nil, bin); string(out) != string(bin) || !g.f.raw {
+		t.Errorf("binary stream changed (raw %v)", g.f.raw)
 	}
 	// Without withhold (mux mode) exit is noted and passes, and so does
 	// what follows.
@@ -326,8 +326,8 @@ func TestLSPGate(t *testing.T) {
 	// Not LSP: everything passes.
 	g = newLSPGate(true)
 	junk := strings.Repeat("no header here ", 400) + exit
-	if out := g.Filter(nil, []byte(junk)); string(out) != junk || !g.raw {
-		t.Errorf("raw stream changed (raw %v)", g.raw)
+	if out := g.Filter(nil, []byte(junk)); string(out) != junk || !g.f.raw {
+		t.Errorf("raw stream changed (raw %v)", g.f.raw)
 	}
 }
 
@@ -348,8 +348,8 @@ func TestRelayPipesLSPExitWithheld(t *testing.T) {
 		}
 		e := newEditorPipes(t, pending)
 		e.ed.LSP = true
-		done := make(chan Outcome, 1)
-		go func() { done <- Relay(context.Background(), e.ed, dialT(t, ln.Addr().String()), nil) }()
+		done := make(chan outcome, 1)
+		go func() { done <- relay(context.Background(), e.ed, dialT(t, ln.Addr().String()), nil) }()
 		b, err := ln.Accept()
 		if err != nil {
 			t.Fatal(err)
@@ -365,7 +365,7 @@ func TestRelayPipesLSPExitWithheld(t *testing.T) {
 			t.Errorf("pending %v: backend got %d bytes, want %d (everything but the exit body)", pendingExit, len(got), len(want))
 		}
 		b.Close()
-		if o := waitOutcome(t, done); o != EditorClosed {
+		if o := waitOutcome(t, done); o != editorClosed {
 			t.Errorf("pending %v: outcome %v, want EditorClosed", pendingExit, o)
 		}
 	}
@@ -383,9 +383,9 @@ func TestRelayCopyLSPExitWithheld(t *testing.T) {
 	exit := frame(`{"jsonrpc":"2.0","method":"exit"}`)
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	done := make(chan Outcome, 1)
+	done := make(chan outcome, 1)
 	go func() {
-		done <- Relay(context.Background(), Editor{In: pr, Out: io.Discard, LSP: true}, dialT(t, ln.Addr().String()), nil)
+		done <- relay(context.Background(), editorIO{In: pr, Out: io.Discard, LSP: true}, dialT(t, ln.Addr().String()), nil)
 	}()
 	b, err := ln.Accept()
 	if err != nil {
@@ -400,7 +400,7 @@ func TestRelayCopyLSPExitWithheld(t *testing.T) {
 		t.Errorf("backend got %q, want %q", got, want)
 	}
 	b.Close()
-	if o := waitOutcome(t, done); o != EditorClosed {
+	if o := waitOutcome(t, done); o != editorClosed {
 		t.Errorf("outcome %v, want EditorClosed", o)
 	}
 }

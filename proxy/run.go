@@ -98,7 +98,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return p.fail(err)
 	}
 	if err := p.scope(spec, cwd); err != nil {
-		if IsStdinClosed(err) {
+		if isStdinClosed(err) {
 			return nil // the editor went away before saying anything
 		}
 		return p.fail(err)
@@ -170,7 +170,7 @@ type run struct {
 	in  *bufio.Reader
 
 	first   []byte             // the editor's first message, if read
-	init    Initialize         // parsed from first
+	init    initializeParams   // parsed from first
 	framing wire.Framing       // of the client's stream
 	proto   *protocol.Protocol // the client's (LSP until known)
 
@@ -279,15 +279,15 @@ func (a *attached) serve(actx context.Context) error {
 	if a.spec.Mode == hostproto.ModeMux {
 		tail = hostproto.NewTail() // the host's last message says why it ended the session
 	}
-	ed := Editor{In: a.cfg.Stdin, Out: a.cfg.Stdout, Pending: pending, LSP: lsp, Tail: tail}
+	ed := editorIO{In: a.cfg.Stdin, Out: a.cfg.Stdout, Pending: pending, LSP: lsp, Tail: tail}
 	if lsp {
-		ed.Inflight, ed.Note = NewInflight(), hostproto.NewNote()
+		ed.Inflight, ed.Note = newInflight(), hostproto.NewNote()
 	}
-	outcome := Relay(a.ctx, ed, conn, presence)
+	outcome := relay(a.ctx, ed, conn, presence)
 	if why := tail.EndReason(); why != "" {
 		return a.ended(errors.New(why)) // even if the editor closed its end after
 	}
-	if outcome == BackendClosed && lsp {
+	if outcome == backendClosed && lsp {
 		// tcp mode: the server crashed (the host says so) or the host
 		// died; either way the editor's requests in flight get the reason
 		var err error
@@ -302,7 +302,7 @@ func (a *attached) serve(actx context.Context) error {
 		return err
 	}
 	switch outcome {
-	case EditorClosed, Canceled:
+	case editorClosed, canceled:
 		return nil
 	default:
 		return a.ended(nil)
@@ -319,7 +319,7 @@ const crashGrace = 5 * time.Second
 // (crashGrace at most) for the host's "ended" line and returns its reason
 // (the backend crashed); "" if the host said nothing (it died, or the
 // backend closed the connection).
-func (a *attached) crashed(ed Editor, presence net.Conn) string {
+func (a *attached) crashed(ed editorIO, presence net.Conn) string {
 	go copyNote(ed.Note, presence) // the poll relay stopped reading it
 	t := time.NewTimer(crashGrace)
 	defer t.Stop()

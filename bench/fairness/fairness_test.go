@@ -1,8 +1,10 @@
 // Package fairness measures, for the LSP multiplexer, another window's
 // worst call while one window floods the shared server with pipelined
-// requests (issue 22 item 5; goal: ≤ 1 s). The server is this test binary
-// re-run as an LSP echo server (a real process on real pipes); the
-// windows are in-process clients of lspmux over net.Pipe.
+// requests (issue 22 item 5; goal: ≤ 1 s), and the turn order: how many
+// of the flood's requests the server read after the other window sent
+// its call and before it read that call ("ahead"). The server is this
+// test binary re-run as an LSP echo server (a real process on real
+// pipes); the windows are in-process clients of lspmux over net.Pipe.
 //
 //	go test -run '^$' -bench Flood -benchtime 3x ./fairness
 package fairness
@@ -17,7 +19,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -35,11 +37,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// echoServer answers every request with its params (initialize: empty
-// capabilities) until exit.
+// echoServer answers every request with its params until exit;
+// initialize with empty capabilities, and victim/echo, whose params are
+// the time it was sent (Unix ns, the same clock), with the number of
+// flood/echo requests it read since then.
 func echoServer() int {
 	in := wire.NewReader(bufio.NewReaderSize(os.Stdin, 1<<20), 1<<26)
 	out := bufio.NewWriterSize(os.Stdout, 1<<16)
+	var floods []int64 // when each flood/echo request was read
 	for {
 		body, err := in.Read()
 		if err != nil {
@@ -55,7 +60,14 @@ func echoServer() int {
 		case !f.ID.Ok():
 		case m == "initialize":
 			out.Write(wire.AppendFrame(nil, []byte(`{"jsonrpc":"2.0","id":`+string(f.ID.Of(body))+`,"result":{"capabilities":{}}}`)))
+		case m == "victim/echo":
+			sent, _ := strconv.ParseInt(string(f.Params.Of(body)), 10, 64)
+			i, _ := slices.BinarySearch(floods, sent+1)
+			out.Write(wire.AppendFrame(nil, []byte(`{"jsonrpc":"2.0","id":`+string(f.ID.Of(body))+`,"result":`+strconv.Itoa(len(floods)-i)+`}`)))
 		default:
+			if m == "flood/echo" {
+				floods = append(floods, time.Now().UnixNano())
+			}
 			res := f.Params.Of(body)
 			if !f.Params.Ok() {
 				res = []byte("null")
@@ -98,20 +110,28 @@ func (c *conn) send(id int, method, params string) error {
 // BenchmarkFloodOtherWindowWorstCall: one window pipelines flood requests
 // as fast as the mux takes them (and reads its answers); meanwhile
 // another window makes calls one after another. Reported: that window's
-// worst and median call. MaxRequests=32 is the default; "unbounded" is
-// the mux without the bound, measured in the same run.
+// worst and median call, and how many flood requests the server read
+// after the window sent a call and before it read that call (ahead-p50,
+// ahead-max: the flood's requests queued before it, in the host and the
+// server's stdin pipe; with turns toward the server, at most one per
+// turn of those in the host's queue). Cases:
+// MaxRequests=32 (the default) with small requests; the mux without the
+// bound ("unbounded"); and 32 with 64 KiB requests ("max=32/64KiB"),
+// where the flood's requests wait in the host's queue (the server's
+// stdin pipe is full) and the turns decide.
 func BenchmarkFloodOtherWindowWorstCall(b *testing.B) {
 	for _, tc := range []struct {
-		name string
-		max  int
-	}{{"max=32", 32}, {"unbounded", 1 << 30}} {
-		b.Run(tc.name, func(b *testing.B) { benchFlood(b, tc.max) })
+		name           string
+		max, flood, kb int
+	}{{"max=32", 32, 100000, 0}, {"unbounded", 1 << 30, 100000, 0}, {"max=32/64KiB", 32, 4000, 64}} {
+		b.Run(tc.name, func(b *testing.B) { benchFlood(b, tc.max, tc.flood, tc.kb) })
 	}
 }
 
-func benchFlood(b *testing.B, maxRequests int) {
-	const flood, calls = 100000, 200
+func benchFlood(b *testing.B, maxRequests, flood, kb int) {
+	const calls = 200
 	var worst, all []time.Duration
+	var aheadMax, aheadMid []int64
 	for range b.N {
 		m, err := lspmux.New(lspmux.Config{
 			Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -135,7 +155,7 @@ func benchFlood(b *testing.B, maxRequests int) {
 				}
 			}
 		}()
-		payload := strconv.Quote(fmt.Sprintf("%0128d", 0))
+		payload := strconv.Quote(fmt.Sprintf("%0*d", max(128, kb<<10), 0))
 		go func() {
 			for i := range flood {
 				if fl.send(i+1, "flood/echo", payload) != nil {
@@ -144,9 +164,10 @@ func benchFlood(b *testing.B, maxRequests int) {
 			}
 		}()
 		var lat []time.Duration
+		var ahead []int64
 		for i := range calls {
 			t0 := time.Now()
-			if err := vi.send(i+1, "victim/echo", `"v"`); err != nil {
+			if err := vi.send(i+1, "victim/echo", strconv.FormatInt(t0.UnixNano(), 10)); err != nil {
 				b.Fatal(err)
 			}
 			body, err := vi.r.Read()
@@ -154,23 +175,29 @@ func benchFlood(b *testing.B, maxRequests int) {
 				b.Fatal(err)
 			}
 			lat = append(lat, time.Since(t0))
-			var r struct{ Result string }
-			json.Unmarshal(body, &r)
-			if r.Result != "v" {
+			var r struct{ Result *int64 }
+			if json.Unmarshal(body, &r); r.Result == nil {
 				b.Fatalf("victim got %s", body)
 			}
+			ahead = append(ahead, *r.Result)
 		}
 		<-done
-		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-		worst = append(worst, lat[len(lat)-1])
-		all = append(all, lat[len(lat)/2])
+		slices.Sort(lat)
+		slices.Sort(ahead)
+		worst, all = append(worst, lat[len(lat)-1]), append(all, lat[len(lat)/2])
+		aheadMax, aheadMid = append(aheadMax, ahead[len(ahead)-1]), append(aheadMid, ahead[len(ahead)/2])
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		m.Close(ctx)
 		cancel()
 		fl.c.Close()
 		vi.c.Close()
 	}
-	sort.Slice(worst, func(i, j int) bool { return worst[i] < worst[j] })
+	slices.Sort(worst)
+	slices.Sort(all)
+	slices.Sort(aheadMax)
+	slices.Sort(aheadMid)
 	b.ReportMetric(float64(worst[len(worst)-1].Microseconds())/1000, "worst-ms")
 	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "median-ms")
+	b.ReportMetric(float64(aheadMax[len(aheadMax)-1]), "ahead-max")
+	b.ReportMetric(float64(aheadMid[len(aheadMid)/2]), "ahead-p50")
 }

@@ -69,7 +69,7 @@ func benchMain(args []string) int {
 	procref := fs.String("procref", "", "procref binary to measure (required)")
 	gopls := fs.String("gopls", "", "gopls binary (default: gopls in PATH, else $(go env GOPATH)/bin/gopls)")
 	n := fs.Int("n", 15, "repetitions of each attach scenario")
-	only := fs.String("only", "attach,latency,throughput,rss", "comma-separated parts to run")
+	only := fs.String("only", "attach,latency,throughput,rss", "comma-separated parts to run (held: keep one request pending in each proxy first)")
 	jsonOut := fs.String("json", "", "also write raw samples to this file")
 	var extra stringList
 	fs.Var(&extra, "relay-cmd", "also measure this stdio⇄TCP relay command; {addr} is replaced by the echo backend's address (repeatable)")
@@ -79,6 +79,7 @@ func benchMain(args []string) int {
 	fs.Var(&compare, "compare", "also measure this procref build (attach scenarios, and its proxy relaying to the same echo backend), as NAME=PATH (repeatable)")
 	fs.Var(&floors, "floor", "also measure the exec time of this command run without arguments, e.g. /bin/true (repeatable)")
 	refs := fs.Bool("reference-relays", true, "also measure the reference relays (procbench relay variants)")
+	fs.IntVar(&tputReps, "reps", tputReps, "interleaved repetitions of each throughput case (more for a loaded machine)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -141,7 +142,7 @@ func benchMain(args []string) int {
 			return fail("attach", err)
 		}
 	}
-	if parts["latency"] || parts["throughput"] || parts["rss"] {
+	if parts["latency"] || parts["throughput"] || parts["rss"] || parts["held"] {
 		if err := r.benchRelay(res, parts, *refs, extra, builds); err != nil {
 			return fail("relay", err)
 		}

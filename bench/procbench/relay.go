@@ -18,9 +18,12 @@ const (
 	rttRounds    = 5    // interleaved blocks per path
 	rttPerRound  = 2000 // round trips per block
 	rttWarmup    = 200
-	tputReps     = 5
 	streamTimout = 2 * time.Minute
 )
+
+// tputReps is how many interleaved repetitions each throughput case gets
+// (-reps).
+var tputReps = 5
 
 // tputCase is one message size and how many messages one repetition streams.
 type tputCase struct {
@@ -41,9 +44,12 @@ type relayResults struct {
 	Labels map[string]string          `json:"labels"` // path name → label
 	RTT    map[string][]time.Duration `json:"rtt_ns,omitempty"`
 	// Tput is message size → path → samples (bytes per second).
-	Tput      map[string]map[string][]float64 `json:"throughput_bytes_per_s,omitempty"`
-	RSS       map[string]uint64               `json:"rss_bytes,omitempty"`
-	ProxyExit int                             `json:"proxy_exit"`
+	Tput map[string]map[string][]float64 `json:"throughput_bytes_per_s,omitempty"`
+	RSS  map[string]uint64               `json:"rss_bytes,omitempty"`
+	// CPU is each procref proxy's CPU time (user+system) after the runs:
+	// every proxy relayed the same messages.
+	CPU       map[string]float64 `json:"cpu_seconds,omitempty"`
+	ProxyExit int                `json:"proxy_exit"`
 }
 
 // path is one way of reaching the echo backend: a writer and a frame reader.
@@ -173,38 +179,8 @@ func (r *rig) benchRelay(res *results, parts map[string]bool, refs bool, extra [
 		return err
 	}
 	defer s.proxy.kill()
-	// Other procref builds: their proxies, started with the same command in
-	// the same root, attach to the same service and so relay to the same
-	// backend.
-	for _, b := range builds {
-		if b.name == "" {
-			continue
-		}
-		argv := []string{b.path, "--", r.self, "echo-server", "-listen=127.0.0.1:{port}"}
-		if err := s.addRelay(r, "proxy@"+b.name, "procref proxy ["+b.name+"]", argv); err != nil {
-			return err
-		}
-		c := s.relays[len(s.relays)-1]
-		if err := c.send(initializeBody(s.dir)); err != nil {
-			return err
-		}
-		if _, err := c.await(1, true, attachTimout); err != nil {
-			return fmt.Errorf("proxy [%s]: %w", b.name, err)
-		}
-	}
-	if refs {
-		for _, rl := range referenceRelays {
-			argv := append([]string{r.self, "relay", "-connect=" + s.addr}, rl.args...)
-			if err := s.addRelay(r, rl.name, rl.label, argv); err != nil {
-				return err
-			}
-		}
-	}
-	for i, tmpl := range extra {
-		argv := strings.Fields(strings.ReplaceAll(tmpl, "{addr}", s.addr))
-		if err := s.addRelay(r, fmt.Sprintf("extra-%d", i+1), "other relay: `"+tmpl+"`", argv); err != nil {
-			return err
-		}
+	if err := s.addPaths(r, refs, extra, builds); err != nil {
+		return err
 	}
 	paths, c := s.paths, s.proxy
 
@@ -219,6 +195,11 @@ func (r *rig) benchRelay(res *results, parts map[string]bool, refs bool, extra [
 		rr.RSS["procref proxy (echo tcp), attached, idle"] = v
 	}
 
+	if parts["held"] {
+		if err := holdRequest(paths); err != nil {
+			return err
+		}
+	}
 	if parts["latency"] {
 		msg := appendFrame(nil, []byte(`{"jsonrpc":"2.0","id":7,"method":"$/procbench/echo","params":{"text":"hello"}}`))
 		for _, p := range paths {
@@ -260,6 +241,7 @@ func (r *rig) benchRelay(res *results, parts map[string]bool, refs bool, extra [
 	if v, err := peakRSS(pid); err == nil {
 		rr.RSS["procref proxy (echo tcp), peak (VmHWM) after the relay runs"] = v
 	}
+	s.measureProxies(rr, builds)
 	if h, ok := r.hints()[s.svc]; ok {
 		if v, err := platform.RSS(h.Host.PID); err == nil {
 			rr.RSS["procref host (echo), after the relay runs"] = v
@@ -268,6 +250,79 @@ func (r *rig) benchRelay(res *results, parts map[string]bool, refs bool, extra [
 	code, err := s.close()
 	rr.ProxyExit = code
 	return err
+}
+
+// addPaths adds the other procref builds' proxies, the reference relays
+// (with refs) and the extra relay commands ({addr} replaced) as paths.
+func (s *relaySetup) addPaths(r *rig, refs bool, extra []string, builds []build) error {
+	// Other procref builds: their proxies, started with the same command in
+	// the same root (each build gets its own host and echo backend: the
+	// service key includes procref's executable).
+	for _, b := range builds {
+		if b.name == "" {
+			continue
+		}
+		argv := []string{b.path, "--", r.self, "echo-server", "-listen=127.0.0.1:{port}"}
+		if err := s.addRelay(r, "proxy@"+b.name, "procref proxy ["+b.name+"]", argv); err != nil {
+			return err
+		}
+		c := s.relays[len(s.relays)-1]
+		if err := c.send(initializeBody(s.dir)); err != nil {
+			return err
+		}
+		if _, err := c.await(1, true, attachTimout); err != nil {
+			return fmt.Errorf("proxy [%s]: %w", b.name, err)
+		}
+	}
+	if refs {
+		for _, rl := range referenceRelays {
+			argv := append([]string{r.self, "relay", "-connect=" + s.addr}, rl.args...)
+			if err := s.addRelay(r, rl.name, rl.label, argv); err != nil {
+				return err
+			}
+		}
+	}
+	for i, tmpl := range extra {
+		argv := strings.Fields(strings.ReplaceAll(tmpl, "{addr}", s.addr))
+		if err := s.addRelay(r, fmt.Sprintf("extra-%d", i+1), "other relay: `"+tmpl+"`", argv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// holdRequest sends, on each path, a request the echo backend sends back
+// as a request (it has a method): a tcp-mode proxy keeps it pending for
+// the whole run, so every message goes through the in-flight tracking
+// (headers and the ends of large bodies read, the middles spliced), as
+// while an editor waits for an answer. Without it nothing is pending
+// during throughput and bodies are spliced whole.
+func holdRequest(paths []*path) error {
+	msg := appendFrame(nil, []byte(`{"jsonrpc":"2.0","id":"procbench-held","method":"$/procbench/held"}`))
+	for _, p := range paths {
+		if _, err := pingPong(p, msg, 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// measureProxies records the CPU time of every procref proxy and the
+// peak RSS of the -compare builds' (the first relays).
+func (s *relaySetup) measureProxies(rr *relayResults, builds []build) {
+	rr.CPU = map[string]float64{}
+	if v, err := cpuSeconds(s.proxy.cmd.Process.Pid); err == nil {
+		rr.CPU["procref proxy"] = v
+	}
+	for i, b := range builds[1:] {
+		pid := s.relays[i].cmd.Process.Pid
+		if v, err := peakRSS(pid); err == nil {
+			rr.RSS["procref proxy ["+b.name+"] (echo tcp), peak (VmHWM) after the relay runs"] = v
+		}
+		if v, err := cpuSeconds(pid); err == nil {
+			rr.CPU["procref proxy ["+b.name+"]"] = v
+		}
+	}
 }
 
 // lockedWriter writes through the child's stdin lock.

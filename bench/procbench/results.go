@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -272,7 +273,7 @@ func (res *results) print(w io.Writer) {
 		var proxyMax uint64
 		for _, k := range keys {
 			fmt.Fprintf(w, "| %s | %s |\n", k, mib(rss[k]))
-			if strings.HasPrefix(k, "procref proxy") {
+			if strings.HasPrefix(k, "procref proxy") && !strings.HasPrefix(k, "procref proxy [") { // not a -compare build's
 				proxyMax = max(proxyMax, rss[k])
 			}
 		}
@@ -280,6 +281,10 @@ func (res *results) print(w io.Writer) {
 		if proxyMax > 0 {
 			goals = append(goals, goal{"proxy RSS ≤ 12 MB", fmt.Sprintf("largest proxy figure above: %s (%.1f MB)", mib(proxyMax), float64(proxyMax)/1e6), yes(proxyMax <= 12e6)})
 		}
+	}
+
+	if res.Relay != nil {
+		printCPU(w, res.Relay.CPU)
 	}
 
 	if len(goals) > 0 {
@@ -302,4 +307,18 @@ func exitCodesAll(a *attachResults, prefix string) string {
 		}
 	}
 	return exitCodes(all)
+}
+
+// printCPU prints each proxy's CPU time, if measured.
+func printCPU(w io.Writer, cpu map[string]float64) {
+	if len(cpu) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "### CPU time of each proxy (user+system, after all the relay runs)")
+	fmt.Fprintln(w)
+	fmt.Fprint(w, "| proxy | CPU |\n|---|---|\n")
+	for _, k := range slices.Sorted(maps.Keys(cpu)) {
+		fmt.Fprintf(w, "| %s | %.2f s |\n", k, cpu[k])
+	}
+	fmt.Fprintln(w)
 }

@@ -11,3 +11,8 @@ import (
 func peakRSS(pid int) (uint64, error) {
 	return 0, fmt.Errorf("peak rss: %w", errors.ErrUnsupported)
 }
+
+// cpuSeconds is only implemented on Linux.
+func cpuSeconds(pid int) (float64, error) {
+	return 0, fmt.Errorf("cpu time: %w", errors.ErrUnsupported)
+}

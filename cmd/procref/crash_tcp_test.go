@@ -16,8 +16,9 @@ import (
 
 // TestGoplsTCPCrash: two windows share gopls in tcp mode; gopls is
 // stopped, one window's hover goes out (the proxy reads it), then gopls
-// gets kill -9. The hover gets a JSON-RPC error saying the language server
-// crashed, and each proxy exits 1 with one line that says so, with
+// gets kill -9. The hover, and a 2 MiB request the proxy is in the middle
+// of relaying, get a JSON-RPC error saying the language server crashed,
+// and each proxy exits 1 with one line that says so, with
 // gopls's exit, and names the log (not the line for a host that died).
 func TestGoplsTCPCrash(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -38,6 +39,9 @@ func TestGoplsTCPCrash(t *testing.T) {
 	if err := syscall.Kill(backend.PID, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// kill returns before gopls's threads have stopped: one still running
+	// could answer the hover, or write half an answer.
+	proctest.Eventually(t, time.Minute, "gopls stopped", func() bool { return proctest.Stopped(backend.PID) })
 	proxy := procs[0].cmd.Process.Pid
 	before := proctest.ReadChars(proxy)
 	hover := make(chan error, 1)
@@ -56,16 +60,30 @@ func TestGoplsTCPCrash(t *testing.T) {
 		}
 		return nil
 	})
+	// A 2 MiB request in flight too, its id after the params (as
+	// go.lsp.dev/jsonrpc2 and Helix write it): the stopped gopls cannot
+	// take it all, so at the crash the proxy is inside it, reads it to its
+	// end, and answers it as well.
+	read := proctest.ReadChars(proxy)
+	large := make(chan error, 1)
+	go func() {
+		large <- clients[0].Call(ctx, "workspace/symbol", map[string]string{"query": strings.Repeat("q", 2<<20)}, nil)
+	}()
+	proctest.Eventually(t, time.Minute, "the proxy reading the large request", func() bool {
+		return proctest.ReadChars(proxy) >= read+64<<10
+	})
 	if err := syscall.Kill(backend.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-hover:
-		if err == nil || !strings.Contains(err.Error(), "the language server crashed") {
-			t.Errorf("hover in flight at the crash = %v, want an error saying the language server crashed", err)
+	for what, c := range map[string]chan error{"hover": hover, "2 MiB request": large} {
+		select {
+		case err := <-c:
+			if err == nil || !strings.Contains(err.Error(), "the language server crashed") {
+				t.Errorf("%s in flight at the crash = %v, want an error saying the language server crashed", what, err)
+			}
+		case <-ctx.Done():
+			t.Fatalf("the %s in flight at the crash got no answer", what)
 		}
-	case <-ctx.Done():
-		t.Fatal("the hover in flight at the crash got no answer")
 	}
 	for i, p := range procs {
 		if code := p.wait(t, 20*time.Second); code != 1 {

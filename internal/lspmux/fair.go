@@ -1,10 +1,12 @@
 package lspmux
 
 // Fairness between windows at the one shared backend is the core's
-// (mux.Bound: each window's requests in flight are bounded, windows are
-// served in turn): a window may have at most Config.MaxRequests requests
-// in flight at the backend (default mux.DefaultMaxInflight, 32), and its
-// queue toward the backend is bounded in bytes as well (ClientInflight).
+// (mux.Bound: each window's requests in flight are bounded; mux.Queue:
+// the windows' requests are written to the backend round-robin, one
+// window at a time in turn, notifications in push order): a window may
+// have at most Config.MaxRequests requests in flight at the backend
+// (default mux.DefaultMaxInflight, 32), and its queue toward the backend
+// is bounded in bytes as well (ClientInflight).
 
 // waitRequestSlot blocks while c has cfg.MaxRequests requests in flight
 // at the backend. It returns false if c was disconnected meanwhile.

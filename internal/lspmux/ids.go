@@ -54,8 +54,9 @@ func (m *Mux) clientRequest(c *client, f *wire.Fields, body []byte) error {
 			edits = append(edits, wire.Edit{At: toks[i], With: []byte(htok)})
 		}
 		// nothing keeps body (ids and tokens were copied): written with
-		// the edits spliced in, then recycled
-		return mux.Item{Body: body, Edits: edits, Recycle: true}, nil
+		// the edits spliced in, then recycled; in c's turn (mux.Queue:
+		// clients' requests round-robin, notifications in push order)
+		return mux.Item{Body: body, Edits: edits, Recycle: true, Turn: c}, nil
 	})
 }
 

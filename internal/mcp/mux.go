@@ -85,9 +85,11 @@ const (
 // MaxInflight is how many requests one session may have in flight at the
 // shared server (subscriptions/listen streams not counted). While a
 // session has that many outstanding, the mux stops reading its input, so
-// one session pipelining a flood holds at most MaxInflight places in the
-// server's queue and every other session's requests are interleaved with
-// it, in turn, instead of waiting behind the whole flood.
+// one session pipelining a flood holds at most MaxInflight (32) places in
+// the server's queue, and the sessions' requests are written to the server
+// round-robin (one session at a time in turn, one request per turn:
+// mux.Queue, sendServerFrom), instead of every other session's waiting
+// behind the whole flood.
 const MaxInflight = mux.DefaultMaxInflight
 
 // Mux multiplexes sessions onto one server. Methods are safe for
@@ -388,7 +390,7 @@ func (m *Mux) forward(c *client, in *msg) {
 	m.addCall(hid, cl)
 	out := *in
 	out.ID = hostID(hid)
-	m.sendServerFrom(c, out.encode())
+	m.sendServerFrom(c, in, out.encode())
 }
 
 // hostRequest sends the mux's own request; done gets the answer (nil if

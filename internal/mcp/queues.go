@@ -66,11 +66,32 @@ func (m *Mux) sendResponse(s *mux.Instance, c *client, body []byte) {
 // DirectFailed ends c after a failed direct write (see sendResponse).
 func (c *client) DirectFailed(err error) { c.kill(fmt.Errorf("writing to the client: %w", err)) }
 
-// sendServerFrom is sendServerLocked from c's reader, which writes to the
-// server's stdin itself when nothing is queued there (flushServer, before
-// it next blocks; see mux.Claim). Callers hold m.mu.
-func (m *Mux) sendServerFrom(c *client, body []byte) {
-	c.claim.Send(m.core.Current(), mux.Item{Body: body})
+// sendServerFrom is sendServerLocked for c's request in (body, encoded),
+// from c's reader, which writes to the server's stdin itself when nothing
+// is queued there (flushServer, before it next blocks; see mux.Claim).
+// The request is written in c's turn (mux.Queue: sessions' requests
+// round-robin) unless takesTurn says it keeps its place. Callers hold
+// m.mu.
+func (m *Mux) sendServerFrom(c *client, in *msg, body []byte) {
+	it := mux.Item{Body: body}
+	if takesTurn(in) {
+		it.Turn = c
+	}
+	c.claim.Send(m.core.Current(), it)
+}
+
+// takesTurn reports whether a session's request may be written in its
+// turn, ahead of what other sessions queued before it. Not the requests
+// whose effect at the server the host counts across sessions (the log
+// level, subscriptions per URI): one session's last unsubscribe and
+// another's new first subscribe must reach the server in the order the
+// host counted them.
+func takesTurn(in *msg) bool {
+	switch in.Method {
+	case "logging/setLevel", "resources/subscribe", "resources/unsubscribe":
+		return false
+	}
+	return true
 }
 
 // flushServer writes what c's reader gathered for the server (see

@@ -7,13 +7,15 @@ import "sync/atomic"
 // unless the policy's Config says otherwise); its reader stops reading
 // the client's input while it has that many (Bound.Wait), so one client
 // that pipelines thousands of requests cannot put more than that many
-// ahead of another client's request. The clients' readers forward their
-// requests in the order they get the multiplexer's lock, so while one
-// floods, the others' requests are served in turn (round robin), each
-// behind at most the bound of the flooder's.
+// ahead of another client's request. Toward the server the clients'
+// requests are then written round-robin (Item.Turn; the rule is at
+// Queue): one client at a time in turn, one message per turn, a client
+// with nothing queued skipped. So while one client floods, another's
+// request waits in the host's queue behind at most one of the flooder's
+// per turn, and at the server behind at most the bound of them.
 
-// DefaultMaxInflight is the default bound of one client's requests in
-// flight at the server.
+// DefaultMaxInflight is the default bound N of one client's requests in
+// flight at the server: N = 32.
 const DefaultMaxInflight = 32
 
 // Bound counts one client's requests in flight at the server against a
@@ -56,8 +58,8 @@ func (b *Bound) Wake() {
 // Count returns the requests in flight.
 func (b *Bound) Count() int64 { return b.n.Load() }
 
-// Full reports whether the client has the maximum in flight.
-func (b *Bound) Full() bool { return b.n.Load() >= b.max }
+// full reports whether the client has the maximum in flight.
+func (b *Bound) full() bool { return b.n.Load() >= b.max }
 
 // Wait blocks while the client has the maximum in flight. Before each
 // wait it calls pass, if set: true lets the reader through at once (a
@@ -66,7 +68,7 @@ func (b *Bound) Full() bool { return b.n.Load() >= b.max }
 // before, if set (to write what the reader gathered: it may be those
 // requests). It returns false if gone closed meanwhile.
 func (b *Bound) Wait(gone <-chan struct{}, pass func() bool, before func()) bool {
-	for b.Full() {
+	for b.full() {
 		if pass != nil && pass() {
 			return true
 		}

@@ -78,7 +78,7 @@ type Core struct {
 	wg     sync.WaitGroup // supervise and every instance's goroutines
 
 	// guarded by cfg.Lock
-	life   Lifecycle
+	life   lifecycle
 	cur    *Instance
 	starts int
 	shut   bool
@@ -197,7 +197,7 @@ func (c *Core) start() (*Instance, error) {
 	}
 	c.cfg.Lock.Lock()
 	c.starts++
-	inst := &Instance{n: c.starts, srv: srv, q: NewQueue(c.cfg.Framing), log: c.log,
+	inst := &Instance{n: c.starts, srv: srv, q: newQueue(c.cfg.Framing), log: c.log,
 		readerDone: make(chan struct{}), writerDone: make(chan struct{}),
 		exited: make(chan struct{}), ended: make(chan struct{})}
 	inst.run(&c.wg, c.cfg.NewReader, c.pol.FromServer)

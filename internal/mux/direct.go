@@ -17,7 +17,7 @@ import (
 // next waits for the server (Direct.Flush): no hand-off to the writer
 // goroutine on the round-trip path, and a burst leaves in one write. The
 // same holds the other way: a client's reader may write to the server's
-// stdin itself (Queue.DrainTo) before it next reads its client.
+// stdin itself (Queue.drainTo) before it next reads its client.
 
 // DirectWriter writes batches to one client's connection for a producer
 // that took the client's queue over. That write never waits where the
@@ -54,7 +54,7 @@ func (d *DirectWriter) Bounded() bool { return d.try != nil || d.deadline != nil
 // directWait bounds a direct write to a client (see DirectWriter).
 const directWait = 200 * time.Microsecond
 
-// Write writes a batch for Queue.Drain: the small messages at its head in
+// Write writes a batch for Queue.drainWith: the small messages at its head in
 // one write, without waiting (TryWrite) or under a deadline; it hands back
 // what it did not write.
 func (d *DirectWriter) Write(items []Item) ([]Item, error) {
@@ -62,7 +62,7 @@ func (d *DirectWriter) Write(items []Item) ([]Item, error) {
 	i := 0
 	for ; i < len(items); i++ {
 		it := &items[i]
-		if it.framed || len(it.Body) > DirectMax {
+		if it.framed || len(it.Body) > directMax {
 			break // large or partly written: the writer goroutine's
 		}
 		frame = d.frame.AppendFrame(frame, it.Body, it.Edits)
@@ -142,7 +142,7 @@ func (d *Direct) Add(q *Queue, w *DirectWriter, c DirectClient) {
 // writes must not block.
 func (d *Direct) Flush() {
 	for i, t := range d.taken {
-		if err := t.q.Drain(t.w.Write); err != nil {
+		if err := t.q.drainWith(t.w.Write); err != nil {
 			t.c.DirectFailed(err)
 		}
 		d.taken[i] = direct{}

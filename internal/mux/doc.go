@@ -16,7 +16,9 @@
 // by the Core), server.go (the server process: start, stop, kill of its
 // whole process group), queue.go (a queue toward one destination,
 // written by its writer goroutine or directly by a producer that finds it
-// empty), direct.go (direct writes to a client's connection, bounded),
+// empty), turns.go (the order a queue's items leave it: the clients'
+// requests round-robin, everything else in arrival order), direct.go
+// (direct writes to a client's connection, bounded),
 // quota.go (a client's bytes toward the server), bound.go (a client's
 // requests in flight at the server, bounded, and the clients served in
 // turn). Framing is the policy's (Config.Framing, Config.NewReader): the

@@ -70,7 +70,7 @@ func (i *Instance) TakeOver(q *Queue, w *DirectWriter, c DirectClient) { i.direc
 // drain writes what is queued for the server in the calling goroutine. A
 // failed write ends the instance as the writer goroutine's does.
 func (i *Instance) drain() {
-	if err := i.q.DrainTo(i.srv); err != nil {
+	if err := i.q.drainTo(i.srv); err != nil {
 		i.writeFailed(err)
 	}
 }
@@ -161,7 +161,7 @@ func (c *Claim) Send(inst *Instance, it Item) {
 		}
 		return
 	}
-	if len(it.Body) > DirectMax || (c.inst != nil && c.inst != inst) {
+	if len(it.Body) > directMax || (c.inst != nil && c.inst != inst) {
 		inst.Send(it)
 		return
 	}

@@ -24,21 +24,21 @@ func (p Phase) String() string {
 	return phaseNames[p]
 }
 
-// Lifecycle holds the server's phase and changes it in one place (Set),
+// lifecycle holds the server's phase and changes it in one place (Set),
 // which wakes everyone waiting for a change. The zero value is Idle. It is
 // guarded by the multiplexer's lock: every method is called with it held;
 // waiters take Changed under the lock and wait on it without.
-type Lifecycle struct {
+type lifecycle struct {
 	phase Phase
 	ch    chan struct{} // closed and replaced at every Set
 }
 
 // Phase returns the current phase.
-func (l *Lifecycle) Phase() Phase { return l.phase }
+func (l *lifecycle) Phase() Phase { return l.phase }
 
 // Set changes the phase and wakes everyone waiting for a change. Stopped
 // is final: a later Set is ignored.
-func (l *Lifecycle) Set(p Phase) {
+func (l *lifecycle) Set(p Phase) {
 	if l.phase == Stopped {
 		return
 	}
@@ -50,7 +50,7 @@ func (l *Lifecycle) Set(p Phase) {
 }
 
 // Changed returns a channel closed at the next Set.
-func (l *Lifecycle) Changed() <-chan struct{} {
+func (l *lifecycle) Changed() <-chan struct{} {
 	if l.ch == nil {
 		l.ch = make(chan struct{})
 	}

@@ -32,7 +32,11 @@ type Item struct {
 	Edits   []wire.Edit
 	Release func()
 	Recycle bool
-	framed  bool // Body is already framed (the rest of a partly written message)
+	// Turn, if set, is the client in whose turn the item is written
+	// (see Queue: a client's request that may be served round-robin);
+	// nil keeps the item's place in push order.
+	Turn   any
+	framed bool // Body is already framed (the rest of a partly written message)
 }
 
 // write frames the item onto w with f and recycles its body if it may.
@@ -55,30 +59,51 @@ func (it *Item) release() {
 	}
 }
 
-// Queue is an unbounded-by-itself FIFO of messages toward one destination
+// Queue is an unbounded-by-itself queue of messages toward one destination
 // (a client, or the server), with one consumer; producers never block.
 // Bounds are applied by the callers (a Quota for server-bound traffic,
-// the byte limit in Push for client-bound traffic).
+// the byte limit in Push for client-bound traffic, a Bound on each
+// client's requests in flight).
+//
+// Order (the round-robin rule). Items with a Turn (clients' requests
+// toward the server) are kept per client and written one client at a
+// time in turn, one item per turn, each client's in its push order; a
+// client with nothing queued is skipped, and one whose first item comes
+// while others are queued joins at the end of the turn. Items without a
+// Turn (every message toward a client; toward the server the host's own
+// messages, answers to the server, and the clients' notifications and
+// the requests whose effect the host keeps count of) keep their place:
+// each is written after everything pushed before it and before
+// everything pushed after it. They never starve, and no message is
+// written before a state change the host made before it was pushed (a
+// document's new text, to which another window's positions were mapped).
+// So while one client floods the server, another's request waits here
+// behind at most one of the flooder's per turn (and the batch being
+// written when it came, up to batchMax bytes), and at the server behind
+// at most the flooder's Bound. Turn values are compared with ==: a
+// client's pointer.
 //
 // The consumer is normally the destination's writer goroutine (Run), but
 // a producer that finds the queue empty and nobody writing may write its
-// message itself (PushItem with an owner, then Drain): that saves the
+// message itself (PushItem with an owner, then drainWith): that saves the
 // hand-off to the writer goroutine (a wake-up, often of another thread)
 // on the round-trip path. busy says who owns the destination: at most one
 // goroutine writes to it at a time, in queue order.
 type Queue struct {
 	frame Framing
 
-	mu         sync.Mutex
-	items      []Item
-	head       int
-	bytes      int64
-	closed     bool
-	busy       bool          // the writer goroutine or a draining producer is writing
-	writerOwns bool          // busy is the writer goroutine's (taken in pop)
-	owner      any           // busy is this draining producer's (PushItem)
-	room       chan struct{} // closed when bytes drop (WaitRoom); nil if nobody waits
-	wake       chan struct{} // cap 1: something was pushed, the queue closed, or a drainer let go
+	mu          sync.Mutex
+	groups      fifo[*group] // the items, in the order they leave (turns.go)
+	n           int          // items queued
+	bytes       int64        // their body bytes
+	spareLanes  []*lane      // emptied, for reuse
+	spareGroups []*group
+	closed      bool
+	busy        bool          // the writer goroutine or a draining producer is writing
+	writerOwns  bool          // busy is the writer goroutine's (taken in pop)
+	owner       any           // busy is this draining producer's (PushItem)
+	room        chan struct{} // closed when bytes drop (WaitRoom); nil if nobody waits
+	wake        chan struct{} // cap 1: something was pushed, the queue closed, or a drainer let go
 
 	// frozenAfter, if set, refuses pushes onto a queue from which nothing
 	// was taken for that long while it held something (see Frozen).
@@ -87,13 +112,13 @@ type Queue struct {
 	frozen      bool      // a push was refused by frozenAfter
 }
 
-// NewQueue returns an empty queue whose messages are framed with f.
-func NewQueue(f Framing) *Queue { return &Queue{frame: f, wake: make(chan struct{}, 1)} }
+// newQueue returns an empty queue whose messages are framed with f.
+func newQueue(f Framing) *Queue { return &Queue{frame: f, wake: make(chan struct{}, 1)} }
 
 // NewClientQueue is a queue toward a client, refusing pushes once it has
 // taken nothing for frozen while holding something (0: never).
 func NewClientQueue(f Framing, frozen time.Duration) *Queue {
-	q := NewQueue(f)
+	q := newQueue(f)
 	q.frozenAfter = frozen
 	return q
 }
@@ -112,7 +137,7 @@ func (q *Queue) Push(body []byte, limit int64, release func()) bool {
 // PushItem is Push for an item with edits. With a non-nil owner (the
 // caller's identity), if the queue was empty and nobody was writing, the
 // caller becomes the writer: claimed is true, the writer goroutine is not
-// woken, and the caller must call q.Drain before it blocks on anything
+// woken, and the caller must call q.drainWith (or drainTo) before it blocks on anything
 // (and without holding locks that writes must not block). While owner
 // holds the queue, its further pushes just append.
 func (q *Queue) PushItem(it Item, limit int64, owner any) (ok, claimed bool) {
@@ -128,16 +153,15 @@ func (q *Queue) PushItem(it Item, limit int64, owner any) (ok, claimed bool) {
 		switch {
 		case q.busy && !q.writerOwns && q.owner == owner:
 			quiet = true // owner's drain will write it
-		case !q.busy && q.head == len(q.items):
+		case !q.busy && q.empty():
 			q.busy, q.owner = true, owner
 			quiet, claimed = true, true
 		}
 	}
-	if q.frozenAfter > 0 && q.head == len(q.items) {
+	if q.frozenAfter > 0 && q.empty() {
 		q.since = time.Now()
 	}
-	q.items = append(q.items, it)
-	q.bytes += n
+	q.add(it)
 	q.mu.Unlock()
 	if quiet {
 		return true, claimed
@@ -159,7 +183,7 @@ func (q *Queue) Frozen() bool {
 // something and nothing was taken from it for frozenAfter: its reader has
 // read nothing for that long while its queue grows. Called with mu held.
 func (q *Queue) stuck() bool {
-	if q.frozenAfter <= 0 || q.head == len(q.items) || time.Since(q.since) < q.frozenAfter {
+	if q.frozenAfter <= 0 || q.empty() || time.Since(q.since) < q.frozenAfter {
 		return false
 	}
 	q.frozen = true
@@ -173,18 +197,10 @@ func (q *Queue) signal() {
 	}
 }
 
-// take removes the head item. Called with mu held and the queue not empty.
+// take removes the item whose turn is next (takeNext) and notes the
+// progress. Called with mu held and the queue not empty.
 func (q *Queue) take() Item {
-	it := q.items[q.head]
-	q.items[q.head] = Item{}
-	q.head++
-	if q.head == len(q.items) {
-		q.items, q.head = q.items[:0], 0
-	} else if q.head > 1024 && q.head*2 > len(q.items) {
-		q.items = append([]Item(nil), q.items[q.head:]...)
-		q.head = 0
-	}
-	q.bytes -= int64(len(it.Body))
+	it := q.takeNext()
 	if q.frozenAfter > 0 {
 		q.since = time.Now()
 	}
@@ -244,42 +260,48 @@ var (
 	ErrCanceled = errors.New("wait canceled")
 )
 
-// Drain is called by the producer that PushItem made the writer: it
-// writes what is queued (in batches of up to batchMax bytes) with write
-// until the queue is empty, then lets go. write may hand back a rest
+// drainWith is called by the producer that PushItem made the writer: it
+// writes what is queued when it is called (in batches of up to batchMax
+// bytes, in turn order) with write, then lets go; what others push
+// meanwhile is the writer goroutine's. (Not until the queue is empty: a
+// client's reader would then write another client's flood for as long
+// as it lasted, reading nothing of its own client meanwhile.) write may
+// hand back a rest
 // (messages it could not write without blocking, the first maybe partly
 // written): the rest goes back to the head of the queue for the writer
-// goroutine, and Drain returns. A write error is returned after letting
+// goroutine, and drainWith returns. A write error is returned after letting
 // go; the caller deals with the destination.
-func (q *Queue) Drain(write func(items []Item) (rest []Item, err error)) error {
+func (q *Queue) drainWith(write func(items []Item) (rest []Item, err error)) error {
 	var batch []Item
+	left := -1 // items still to write: those queued at the first look
 	for {
 		q.mu.Lock()
-		if q.head == len(q.items) {
+		if left < 0 {
+			left = q.n
+		}
+		if q.empty() || left == 0 {
 			q.busy, q.owner = false, nil
-			closed := q.closed
+			wake := q.closed || !q.empty() // a writer goroutine waiting to see the close, or the rest
 			q.mu.Unlock()
-			if closed {
-				q.signal() // a writer goroutine waiting to see the close
+			if wake {
+				q.signal()
 			}
 			return nil
 		}
 		batch = batch[:0]
 		n := 0
-		for q.head < len(q.items) && (len(batch) == 0 || n+len(q.items[q.head].Body) <= batchMax) {
-			n += len(q.items[q.head].Body)
-			batch = append(batch, q.take())
+		for left > 0 && !q.empty() && (len(batch) == 0 || n+q.nextLen() <= batchMax) {
+			it := q.take()
+			n += len(it.Body)
+			batch = append(batch, it)
+			left--
 		}
 		q.mu.Unlock()
 		rest, err := write(batch)
 		if len(rest) > 0 || err != nil {
 			q.mu.Lock()
 			if len(rest) > 0 {
-				q.items = append(append([]Item(nil), rest...), q.items[q.head:]...)
-				q.head = 0
-				for _, it := range rest {
-					q.bytes += int64(len(it.Body))
-				}
+				q.putBack(rest)
 			}
 			q.busy, q.owner = false, nil
 			q.mu.Unlock()
@@ -289,14 +311,14 @@ func (q *Queue) Drain(write func(items []Item) (rest []Item, err error)) error {
 	}
 }
 
-// DrainTo is Drain writing every batch to w (WriteBatch) and releasing
+// drainTo is drainWith writing every batch to w (writeBatch) and releasing
 // its items: for a producer that took over a destination it may block on
 // (the server's stdin).
-func (q *Queue) DrainTo(w io.Writer) error {
+func (q *Queue) drainTo(w io.Writer) error {
 	var buf []byte
-	return q.Drain(func(items []Item) ([]Item, error) {
+	return q.drainWith(func(items []Item) ([]Item, error) {
 		var err error
-		buf, err = q.WriteBatch(w, items, buf)
+		buf, err = q.writeBatch(w, items, buf)
 		for i := range items {
 			items[i].release()
 		}
@@ -313,13 +335,13 @@ func (q *Queue) pop(stop <-chan struct{}) (Item, bool) {
 		if q.writerOwns {
 			q.busy, q.writerOwns = false, false
 		}
-		if !q.busy && q.head < len(q.items) {
+		if !q.busy && !q.empty() {
 			it := q.take()
 			q.busy, q.writerOwns = true, true
 			q.mu.Unlock()
 			return it, true
 		}
-		done := q.closed && !q.busy && q.head == len(q.items)
+		done := q.closed && !q.busy && q.empty()
 		q.mu.Unlock()
 		if done {
 			return Item{}, false
@@ -334,7 +356,7 @@ func (q *Queue) pop(stop <-chan struct{}) (Item, bool) {
 
 // popBatch is pop that also takes the items queued behind the first one,
 // up to batchMax bytes in all, so the writer can hand a stream of small
-// messages to the kernel in one write (see WriteBatch). The items are
+// messages to the kernel in one write (see writeBatch). The items are
 // appended to dst[:0].
 func (q *Queue) popBatch(stop <-chan struct{}, dst []Item) ([]Item, bool) {
 	it, ok := q.pop(stop)
@@ -344,9 +366,10 @@ func (q *Queue) popBatch(stop <-chan struct{}, dst []Item) ([]Item, bool) {
 	dst = append(dst[:0], it)
 	n := len(it.Body)
 	q.mu.Lock()
-	for q.head < len(q.items) && n+len(q.items[q.head].Body) <= batchMax {
-		n += len(q.items[q.head].Body)
-		dst = append(dst, q.take())
+	for !q.empty() && n+q.nextLen() <= batchMax {
+		it := q.take()
+		n += len(it.Body)
+		dst = append(dst, it)
 	}
 	q.mu.Unlock()
 	return dst, true
@@ -367,7 +390,7 @@ func (q *Queue) Run(w io.Writer, stop <-chan struct{}) error {
 			return nil
 		}
 		var err error
-		buf, err = q.WriteBatch(w, batch, buf)
+		buf, err = q.writeBatch(w, batch, buf)
 		for i := range batch {
 			batch[i].release()
 		}
@@ -389,10 +412,10 @@ func (q *Queue) Run(w io.Writer, stop <-chan struct{}) error {
 // batchMax bounds the bytes of one popBatch.
 const batchMax = 256 << 10
 
-// WriteBatch writes items in order with the queue's framing, small ones
+// writeBatch writes items in order with the queue's framing, small ones
 // gathered in buf (reused across calls: it is returned) and written
 // together. It stops at the first error. It does not release the items.
-func (q *Queue) WriteBatch(w io.Writer, items []Item, buf []byte) ([]byte, error) {
+func (q *Queue) writeBatch(w io.Writer, items []Item, buf []byte) ([]byte, error) {
 	if len(items) == 1 {
 		return buf, items[0].write(q.frame, w)
 	}
@@ -410,7 +433,7 @@ func (q *Queue) WriteBatch(w io.Writer, items []Item, buf []byte) ([]byte, error
 		switch {
 		case it.framed:
 			buf = append(buf, it.Body...)
-		case len(it.Body) <= DirectMax:
+		case len(it.Body) <= directMax:
 			buf = q.frame.AppendFrame(buf, it.Body, it.Edits)
 			if it.Recycle {
 				wire.Recycle(it.Body)
@@ -427,10 +450,10 @@ func (q *Queue) WriteBatch(w io.Writer, items []Item, buf []byte) ([]byte, error
 	return buf, flush()
 }
 
-// DirectMax is the largest body written directly by a producer (see
+// directMax is the largest body written directly by a producer (see
 // PushItem with an owner): larger ones are left to the writer goroutines,
 // where their time on the wire blocks nobody else.
-const DirectMax = 64 << 10
+const directMax = 64 << 10
 
 // Close stops accepting items; the writer still drains what is queued
 // unless drop is set, in which case queued items are released and
@@ -440,8 +463,7 @@ func (q *Queue) Close(drop bool) {
 	q.closed = true
 	var dropped []Item
 	if drop {
-		dropped = q.items[q.head:]
-		q.items, q.head, q.bytes = nil, 0, 0
+		dropped = q.dropAll()
 	}
 	if q.room != nil {
 		close(q.room)

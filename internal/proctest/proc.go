@@ -93,3 +93,27 @@ func ReadChars(pid int) int64 {
 	}
 	return -1
 }
+
+// Stopped reports whether every thread of process pid is stopped (state T
+// or t in /proc/PID/task/*/stat; Linux). kill(SIGSTOP) returns before the
+// process's threads have all stopped: a test that needs the process to do
+// nothing more waits for Stopped.
+func Stopped(pid int) bool {
+	dir := filepath.Join("/proc", strconv.Itoa(pid), "task")
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) == 0 {
+		return false
+	}
+	for _, ent := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, ent.Name(), "stat"))
+		if err != nil {
+			return false
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) == 0 || f[0] != "T" && f[0] != "t" {
+			return false
+		}
+	}
+	return true
+}
