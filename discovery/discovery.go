@@ -73,6 +73,10 @@ type Hint struct {
 	// identity of its executables when it started (launcher.About).
 	Dir      string `json:"dir,omitempty"`
 	Identity string `json:"identity,omitempty"`
+
+	// dir is the handle Read found the hint through; Verify dials Socket
+	// relative to it.
+	dir *platform.PrivateDir
 }
 
 // Transport names how h's host is reached, for logs and status:
@@ -94,30 +98,39 @@ func (h *Hint) Endpoint() (network, address string) {
 	return t.Network, t.Address
 }
 
-// target is where Verify dials h's host. On a unix socket the kernel's word
-// on the peer is checked before the token is sent: our uid, and the hint's
-// host pid where the OS reports it. A fake host of another user (say behind
-// a swapped directory) is refused before it learns anything.
-func (h *Hint) target() handshake.Target {
+// target is where Verify dials h's host. A hint read through a dir handle
+// is dialled relative to it (platform.PrivateDir.DialUnix): its socket must
+// be in that dir. On a unix socket the kernel's word on the peer is checked
+// before the token is sent: our uid, and the hint's host pid where the OS
+// reports it. A fake host of another user (say behind a swapped directory)
+// is refused before it learns anything.
+func (h *Hint) target() (handshake.Target, error) {
 	if h.Socket == "" {
-		return handshake.TCP(h.Port)
+		return handshake.TCP(h.Port), nil
 	}
-	return handshake.Target{Network: "unix", Address: h.Socket, Check: func(c net.Conn) error {
+	t := handshake.Target{Network: "unix", Address: h.Socket, Check: func(c net.Conn) error {
 		if err := platform.CheckPeer(c, h.Host.PID); err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrStale, h.Socket, err)
 		}
 		return nil
 	}}
+	if h.dir != nil {
+		if filepath.Dir(h.Socket) != filepath.Clean(h.dir.Path()) {
+			return t, fmt.Errorf("%w: its socket %s is not in the runtime dir %s", ErrStale, h.Socket, h.dir.Path())
+		}
+		name := filepath.Base(h.Socket)
+		t.Dial = func(ctx context.Context) (net.Conn, error) { return h.dir.DialUnix(ctx, name) }
+	}
+	return t, nil
 }
 
 // Path returns the hint file path for name in dir.
 func Path(dir, name string) string { return filepath.Join(dir, name+".json") }
 
-// Write atomically replaces the hint for h.Name in dir (0600, temp + rename),
-// relative to a handle on the checked dir (see openHint): a dir swapped
-// after the check never receives the token. A dir that fails its check is
-// an error wrapping platform.ErrInsecureDir.
-func Write(dir string, h *Hint) error {
+// Write atomically replaces the hint for h.Name in d (0600, temp + rename),
+// relative to the handle on the checked dir: a dir swapped after the check
+// never receives the token. d stays the caller's.
+func Write(d *platform.PrivateDir, h *Hint) error {
 	if h.Version == 0 {
 		h.Version = handshake.Version
 	}
@@ -125,31 +138,9 @@ func Write(dir string, h *Hint) error {
 	if err != nil {
 		return fmt.Errorf("encoding hint: %w", err)
 	}
-	d, err := platform.OpenPrivateDir(dir)
-	if err != nil {
-		return fmt.Errorf("writing hint: %w", err)
-	}
-	defer d.Close()
-	f, tmp, err := createTemp(d, "."+h.Name+".json.tmp")
-	if err != nil {
-		return fmt.Errorf("writing hint: %w", err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			d.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("writing hint: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing hint: %w", err)
-	}
-	if err := d.Rename(tmp, h.Name+".json"); err != nil {
-		if fi, lerr := os.Lstat(Path(dir, h.Name)); lerr == nil && !fi.Mode().IsRegular() {
-			return notAFile(Path(dir, h.Name), fi)
+	if err := d.WriteFile(h.Name+".json", append(b, '\n')); err != nil {
+		if fi, lerr := d.Stat(h.Name + ".json"); lerr == nil && !fi.Mode().IsRegular() {
+			return notAFile(Path(d.Path(), h.Name), fi)
 		}
 		return fmt.Errorf("writing hint: %w", err)
 	}
@@ -177,10 +168,14 @@ func notAFile(p string, fi os.FileInfo) error {
 // error wrapping ErrStale if the file is not a usable hint: a symlink or
 // other non-regular file, larger than MaxHintSize, empty, not JSON, another
 // format version, or for another name. Read does not check liveness; see
-// [Verify].
-func Read(dir, name string) (*Hint, error) {
+// [Verify]. The file is reached relative to the handle d on the checked
+// runtime dir (a dir swapped after the check cannot redirect it), and the
+// hint remembers d: Verify dials its socket through it. d stays the
+// caller's and must stay open while the hint is used.
+func Read(d *platform.PrivateDir, name string) (*Hint, error) {
+	dir := d.Path()
 	p := Path(dir, name)
-	fi, err := os.Lstat(p)
+	fi, err := d.Stat(name + ".json")
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoHint
 	}
@@ -196,12 +191,9 @@ func Read(dir, name string) (*Hint, error) {
 	// Race: the file may be replaced between Lstat and open. O_NOFOLLOW
 	// refuses a symlink, O_NONBLOCK keeps a FIFO from blocking the open, and
 	// the Stat of the opened file refuses anything that is not regular.
-	f, err := openHint(dir, name)
+	f, err := d.OpenFile(name+".json", os.O_RDONLY|oNonBlock, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoHint
-	}
-	if errors.Is(err, platform.ErrInsecureDir) {
-		return nil, fmt.Errorf("reading hint: %w", err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: opening %s: %w", ErrStale, p, err)
@@ -237,6 +229,7 @@ func Read(dir, name string) (*Hint, error) {
 	if (h.Socket == "" && (h.Port <= 0 || h.Port > 65535)) || h.Token == "" || h.Nonce == "" || h.Host.PID <= 0 {
 		return nil, fmt.Errorf("%w: %s lacks pid, socket or port, token or nonce", ErrStale, p)
 	}
+	h.dir = d
 	return &h, nil
 }
 
@@ -244,7 +237,9 @@ func Read(dir, name string) (*Hint, error) {
 // the host on which the handshake (with verb) has succeeded; the caller owns
 // it. It returns an error wrapping ErrStale if the host is dead, its pid was
 // reused, nothing listens on the port, or the listener is not the host
-// (wrong nonce); handshake.ErrDraining if the host is shutting down.
+// (wrong nonce); handshake.ErrDraining if the host is shutting down; an
+// error wrapping platform.ErrInsecureDir where the socket is dialled by
+// path and the directory there is no longer the checked one.
 // The dial and handshake are bounded by ctx and by timeout.
 func Verify(ctx context.Context, h *Hint, verb string, timeout time.Duration) (net.Conn, error) {
 	if !h.Host.Alive() {
@@ -258,12 +253,16 @@ func Verify(ctx context.Context, h *Hint, verb string, timeout time.Duration) (n
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	conn, err := handshake.DialTarget(ctx, h.target(), h.Token, h.Nonce, os.Getpid(), verb)
+	t, err := h.target()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := handshake.DialTarget(ctx, t, h.Token, h.Nonce, os.Getpid(), verb)
 	switch {
 	case err == nil:
 		return conn, nil
-	case errors.Is(err, handshake.ErrDraining), errors.Is(err, ErrStale):
-		return nil, err
+	case errors.Is(err, handshake.ErrDraining), errors.Is(err, ErrStale), errors.Is(err, platform.ErrInsecureDir):
+		return nil, err // the last: the dir at the path is no longer the checked one (dial by path)
 	case errors.Is(err, handshake.ErrWrongNonce):
 		return nil, fmt.Errorf("%w: %s is owned by another listener", ErrStale, h.Transport())
 	case ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled):
@@ -272,24 +271,15 @@ func Verify(ctx context.Context, h *Hint, verb string, timeout time.Duration) (n
 	return nil, fmt.Errorf("%w: host pid %d on %s: %v", ErrStale, h.Host.PID, h.Transport(), err)
 }
 
-// Remove deletes the hint for name if it still carries nonce (so a host never
-// removes its successor's hint). An empty nonce removes unconditionally; use
-// that only for a hint already found stale, under the startup lock. The
-// unlink is relative to a handle on the checked dir (see Write): a dir
-// swapped after the check loses nothing, and a dir that fails its check is
-// an error wrapping platform.ErrInsecureDir. Only a file is removed, never
-// a directory at the hint's path (see ErrNotAFile).
-func Remove(dir, name, nonce string) error {
-	d, err := platform.OpenPrivateDir(dir)
-	if errors.Is(err, os.ErrNotExist) && !errors.Is(err, platform.ErrInsecureDir) {
-		return nil // no dir, no hint
-	}
-	if err != nil {
-		return fmt.Errorf("removing hint: %w", err)
-	}
-	defer d.Close()
+// Remove deletes the hint for name in d if it still carries nonce (so a
+// host never removes its successor's hint). An empty nonce removes
+// unconditionally; use that only for a hint already found stale, under the
+// startup lock. The unlink is relative to the handle d: a dir swapped after
+// the check loses nothing. Only a file is removed, never a directory at the
+// hint's path (see ErrNotAFile).
+func Remove(d *platform.PrivateDir, name, nonce string) error {
 	if nonce != "" {
-		h, err := Read(dir, name)
+		h, err := Read(d, name)
 		if errors.Is(err, ErrNoHint) {
 			return nil
 		}
@@ -303,22 +293,21 @@ func Remove(dir, name, nonce string) error {
 			return nil // someone else's broken file; leave it to the startup path
 		}
 	}
-	err = d.Remove(name + ".json")
+	err := d.Remove(name + ".json")
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	return err
 }
 
-// List returns the names of all hint files in dir.
-func List(dir string) ([]string, error) {
-	m, err := filepath.Glob(filepath.Join(dir, "*.json"))
+// List returns the names of all hint files in d, read through its handle.
+func List(d *platform.PrivateDir) ([]string, error) {
+	m, err := d.Glob("*.json")
 	if err != nil {
 		return nil, err
 	}
 	names := make([]string, 0, len(m))
-	for _, p := range m {
-		b := filepath.Base(p)
+	for _, b := range m {
 		names = append(names, b[:len(b)-len(".json")])
 	}
 	return names, nil

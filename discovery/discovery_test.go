@@ -55,6 +55,17 @@ func privateDir(t *testing.T) string {
 	return d
 }
 
+// openDir opens the checked handle on dir for the test's life.
+func openDir(t testing.TB, dir string) *platform.PrivateDir {
+	t.Helper()
+	d, err := platform.OpenPrivateDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
 // fakeHost is an in-process listener speaking the host side of the
 // handshake. It counts connections so tests can show a hint was never
 // dialled.
@@ -131,13 +142,13 @@ func TestWriteRead(t *testing.T) {
 		Backend: platform.Identity{PID: 9, StartTime: 99},
 		Info:    json.RawMessage(`{"port":5}`),
 	}
-	if err := Write(dir, in); err != nil {
+	if err := Write(openDir(t, dir), in); err != nil {
 		t.Fatal(err)
 	}
 	if in.Version != handshake.Version {
 		t.Errorf("Write did not set Version: %d", in.Version)
 	}
-	out, err := Read(dir, "svc")
+	out, err := Read(openDir(t, dir), "svc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +170,7 @@ func TestWriteRead(t *testing.T) {
 }
 
 func TestReadMissing(t *testing.T) {
-	if _, err := Read(privateDir(t), "none"); !errors.Is(err, ErrNoHint) {
+	if _, err := Read(openDir(t, privateDir(t)), "none"); !errors.Is(err, ErrNoHint) {
 		t.Errorf("Read of a missing hint: %v, want ErrNoHint", err)
 	}
 }
@@ -207,7 +218,7 @@ func TestReadStale(t *testing.T) {
 			if err := os.WriteFile(p, tc.content, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			h, err := Read(dir, "svc")
+			h, err := Read(openDir(t, dir), "svc")
 			if h != nil || !errors.Is(err, ErrStale) {
 				t.Fatalf("Read = %v, %v; want ErrStale", h, err)
 			}
@@ -222,7 +233,7 @@ func TestReadStale(t *testing.T) {
 	t.Run("valid control", func(t *testing.T) {
 		dir := privateDir(t)
 		os.WriteFile(Path(dir, "svc"), good(), 0o600)
-		if _, err := Read(dir, "svc"); err != nil {
+		if _, err := Read(openDir(t, dir), "svc"); err != nil {
 			t.Fatalf("the unedited hint does not read: %v", err)
 		}
 	})
@@ -236,7 +247,7 @@ func TestReadSymlink(t *testing.T) {
 	}
 	dir := privateDir(t)
 	elsewhere := filepath.Join(privateDir(t), "target.json")
-	if err := Write(filepath.Dir(elsewhere), &Hint{Name: "target", Host: platform.Self(), Port: 1, Token: "t", Nonce: "n"}); err != nil {
+	if err := Write(openDir(t, filepath.Dir(elsewhere)), &Hint{Name: "target", Host: platform.Self(), Port: 1, Token: "t", Nonce: "n"}); err != nil {
 		t.Fatal(err)
 	}
 	good, _ := os.ReadFile(elsewhere)
@@ -245,11 +256,11 @@ func TestReadSymlink(t *testing.T) {
 	if err := os.Symlink(elsewhere, Path(dir, "svc")); err != nil {
 		t.Fatal(err)
 	}
-	if h, err := Read(dir, "svc"); h != nil || !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "is a symbolic link, not a hint file: remove it") {
+	if h, err := Read(openDir(t, dir), "svc"); h != nil || !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "is a symbolic link, not a hint file: remove it") {
 		t.Fatalf("Read of a symlink = %v, %v", h, err)
 	}
 	// Removing a stale symlink removes the link, not its target.
-	if err := Remove(dir, "svc", ""); err != nil {
+	if err := Remove(openDir(t, dir), "svc", ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Lstat(Path(dir, "svc")); !errors.Is(err, os.ErrNotExist) {
@@ -263,7 +274,7 @@ func TestReadSymlink(t *testing.T) {
 func TestReadDirectory(t *testing.T) {
 	dir := privateDir(t)
 	os.Mkdir(Path(dir, "svc"), 0o700)
-	if _, err := Read(dir, "svc"); !errors.Is(err, ErrStale) {
+	if _, err := Read(openDir(t, dir), "svc"); !errors.Is(err, ErrStale) {
 		t.Errorf("Read of a directory: %v, want ErrStale", err)
 	}
 }
@@ -274,7 +285,7 @@ func TestWriteAtomic(t *testing.T) {
 	mk := func(i int) *Hint {
 		return &Hint{Name: "svc", Host: platform.Self(), Port: 1000 + i, Token: strings.Repeat("t", 100*i+1), Nonce: "n"}
 	}
-	if err := Write(dir, mk(0)); err != nil {
+	if err := Write(openDir(t, dir), mk(0)); err != nil {
 		t.Fatal(err)
 	}
 	var writers, reader sync.WaitGroup
@@ -285,7 +296,7 @@ func TestWriteAtomic(t *testing.T) {
 		go func() {
 			defer writers.Done()
 			for range 200 {
-				if err := Write(dir, mk(w)); err != nil {
+				if err := Write(openDir(t, dir), mk(w)); err != nil {
 					errc <- err
 					return
 				}
@@ -302,7 +313,7 @@ func TestWriteAtomic(t *testing.T) {
 				return
 			default:
 			}
-			h, err := Read(dir, "svc")
+			h, err := Read(openDir(t, dir), "svc")
 			if err != nil {
 				errc <- err
 				return
@@ -466,7 +477,7 @@ func TestRemove(t *testing.T) {
 	dir := privateDir(t)
 	write := func(nonce string) {
 		t.Helper()
-		if err := Write(dir, &Hint{Name: "svc", Host: platform.Self(), Port: 1, Token: "t", Nonce: nonce}); err != nil {
+		if err := Write(openDir(t, dir), &Hint{Name: "svc", Host: platform.Self(), Port: 1, Token: "t", Nonce: nonce}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -475,25 +486,25 @@ func TestRemove(t *testing.T) {
 		return err == nil
 	}
 	write("ours")
-	if err := Remove(dir, "svc", "theirs"); err != nil || !exists() {
+	if err := Remove(openDir(t, dir), "svc", "theirs"); err != nil || !exists() {
 		t.Errorf("Remove with another nonce: %v, exists %v; want kept", err, exists())
 	}
-	if err := Remove(dir, "svc", "ours"); err != nil || exists() {
+	if err := Remove(openDir(t, dir), "svc", "ours"); err != nil || exists() {
 		t.Errorf("Remove with our nonce: %v, exists %v; want removed", err, exists())
 	}
-	if err := Remove(dir, "svc", "ours"); err != nil {
+	if err := Remove(openDir(t, dir), "svc", "ours"); err != nil {
 		t.Errorf("Remove of a missing hint: %v", err)
 	}
-	if err := Remove(dir, "svc", ""); err != nil {
+	if err := Remove(openDir(t, dir), "svc", ""); err != nil {
 		t.Errorf("unconditional Remove of a missing hint: %v", err)
 	}
 	// A broken file is not ours to remove by nonce...
 	os.WriteFile(Path(dir, "svc"), []byte("{"), 0o600)
-	if err := Remove(dir, "svc", "ours"); err != nil || !exists() {
+	if err := Remove(openDir(t, dir), "svc", "ours"); err != nil || !exists() {
 		t.Errorf("Remove(nonce) of a corrupt hint: %v, exists %v; want kept", err, exists())
 	}
 	// ...but the startup path removes it unconditionally.
-	if err := Remove(dir, "svc", ""); err != nil || exists() {
+	if err := Remove(openDir(t, dir), "svc", ""); err != nil || exists() {
 		t.Errorf("Remove(\"\") of a corrupt hint: %v, exists %v; want removed", err, exists())
 	}
 }
@@ -501,12 +512,12 @@ func TestRemove(t *testing.T) {
 func TestList(t *testing.T) {
 	dir := privateDir(t)
 	for _, n := range []string{"b-1", "a-2"} {
-		if err := Write(dir, &Hint{Name: n, Host: platform.Self(), Port: 1, Token: "t", Nonce: "n"}); err != nil {
+		if err := Write(openDir(t, dir), &Hint{Name: n, Host: platform.Self(), Port: 1, Token: "t", Nonce: "n"}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	os.WriteFile(filepath.Join(dir, "a-2.lock"), nil, 0o600)
-	got, err := List(dir)
+	got, err := List(openDir(t, dir))
 	slices.Sort(got)
 	if err != nil || !slices.Equal(got, []string{"a-2", "b-1"}) {
 		t.Errorf("List = %v, %v", got, err)
@@ -536,12 +547,13 @@ func BenchmarkReadVerify(b *testing.B) {
 			c.Close()
 		}
 	}()
-	if err := Write(dir, &Hint{Name: "svc", Host: platform.Self(), Port: ln.Addr().(*net.TCPAddr).Port, Token: token, Nonce: nonce}); err != nil {
+	d := openDir(b, dir) // once per process, as procref does
+	if err := Write(d, &Hint{Name: "svc", Host: platform.Self(), Port: ln.Addr().(*net.TCPAddr).Port, Token: token, Nonce: nonce}); err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
 	for b.Loop() {
-		h, err := Read(dir, "svc")
+		h, err := Read(d, "svc")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -561,11 +573,11 @@ func TestWriteOverDirectory(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(p, "sub"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	err := Write(dir, &Hint{Name: "svc", Host: platform.Self(), Port: 1, Token: "t", Nonce: "n"})
+	err := Write(openDir(t, dir), &Hint{Name: "svc", Host: platform.Self(), Port: 1, Token: "t", Nonce: "n"})
 	if err == nil || !strings.Contains(err.Error(), p+" is a directory, not a hint file: remove it (rm -r "+p+")") {
 		t.Fatalf("Write over a directory: %v", err)
 	}
-	if _, err := Read(dir, "svc"); !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "is a directory") {
+	if _, err := Read(openDir(t, dir), "svc"); !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "is a directory") {
 		t.Fatalf("Read of a directory: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(p, "sub")); err != nil {

@@ -25,7 +25,7 @@ func TestReadFIFO(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := Read(dir, "svc")
+		_, err := Read(openDir(t, dir), "svc")
 		done <- err
 	}()
 	select {
@@ -39,21 +39,22 @@ func TestReadFIFO(t *testing.T) {
 }
 
 // Issue 22 item 3: Read reaches the hint relative to the checked runtime
-// dir: a dir that fails its check is an error (not a stale hint to
-// replace), and a hint of another owner is refused.
+// dir's handle: a dir that fails its check gets no handle (an error, not a
+// stale hint to replace), and a hint of another owner is refused.
 func TestReadChecksDirAndOwner(t *testing.T) {
 	dir := privateDir(t)
-	if err := Write(dir, &Hint{Name: "svc", Host: platform.Self(), Port: 1, Token: "t", Nonce: "n"}); err != nil {
+	d := openDir(t, dir)
+	if err := Write(d, &Hint{Name: "svc", Host: platform.Self(), Port: 1, Token: "t", Nonce: "n"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Read(dir, "svc"); err != nil {
+	if _, err := Read(d, "svc"); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(filepath.Dir(dir), 0o777); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Read(dir, "svc"); !errors.Is(err, platform.ErrInsecureDir) || errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "chmod go-w") {
-		t.Fatalf("Read under a 0777 parent = %v, want ErrInsecureDir (not ErrStale) with the fix", err)
+	if _, err := platform.OpenPrivateDir(dir); !errors.Is(err, platform.ErrInsecureDir) || !strings.Contains(err.Error(), "chmod go-w") {
+		t.Fatalf("opening the dir under a 0777 parent = %v, want ErrInsecureDir with the fix", err)
 	}
 	os.Chmod(filepath.Dir(dir), 0o700)
 	if os.Getuid() != 0 {
@@ -62,7 +63,7 @@ func TestReadChecksDirAndOwner(t *testing.T) {
 	if err := os.Chown(Path(dir, "svc"), 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Read(dir, "svc"); !errors.Is(err, ErrStale) || !errors.Is(err, platform.ErrNotOurs) || !strings.Contains(err.Error(), "owned by uid 65534") {
+	if _, err := Read(d, "svc"); !errors.Is(err, ErrStale) || !errors.Is(err, platform.ErrNotOurs) || !strings.Contains(err.Error(), "owned by uid 65534") {
 		t.Fatalf("Read of a hint of uid 65534 = %v, want ErrStale wrapping ErrNotOurs", err)
 	}
 }
@@ -108,32 +109,31 @@ func TestVerifyRefusesAnotherPID(t *testing.T) {
 	}
 }
 
-// Issue 22 item 3: Remove unlinks relative to the checked dir; under a dir
-// that fails its check it is an error and the hint stays.
+// Issue 22 item 3: Remove unlinks relative to the checked dir's handle:
+// after the dir was renamed away and another put at its path, the hint in
+// the checked dir goes and the one at the path stays.
 func TestRemoveChecksDir(t *testing.T) {
 	dir := privateDir(t)
-	if err := Write(dir, &Hint{Name: "svc", Host: platform.Self(), Port: 1, Token: "t", Nonce: "n"}); err != nil {
+	d := openDir(t, dir)
+	if err := Write(d, &Hint{Name: "svc", Host: platform.Self(), Port: 1, Token: "t", Nonce: "n"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(filepath.Dir(dir), 0o777); err != nil {
+	if err := os.Rename(dir, dir+".moved"); err != nil {
 		t.Fatal(err)
 	}
-	if err := Remove(dir, "svc", ""); !errors.Is(err, platform.ErrInsecureDir) || !strings.Contains(err.Error(), "chmod go-w") {
-		t.Fatalf("Remove under a 0777 parent = %v, want ErrInsecureDir with the fix", err)
+	if err := platform.EnsurePrivateDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(openDir(t, dir), &Hint{Name: "svc", Host: platform.Self(), Port: 1, Token: "t", Nonce: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Remove(d, "svc", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(Path(dir+".moved", "svc")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("after Remove: %v, want the checked dir's hint gone", err)
 	}
 	if _, err := os.Lstat(Path(dir, "svc")); err != nil {
-		t.Fatalf("the hint went: %v", err)
-	}
-	if err := os.Chmod(filepath.Dir(dir), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := Remove(dir, "svc", ""); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Lstat(Path(dir, "svc")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("after Remove: %v, want the hint gone", err)
-	}
-	if err := Remove(filepath.Join(dir, "missing"), "svc", ""); err != nil {
-		t.Fatalf("Remove in a missing dir: %v, want nil", err)
+		t.Fatalf("the hint at the path went: %v", err)
 	}
 }

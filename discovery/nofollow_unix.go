@@ -4,10 +4,7 @@ package discovery
 
 import "syscall"
 
-// oNoFollow refuses a symlink at open time; oNonBlock keeps open from
-// blocking on a FIFO swapped in after the Lstat check (Read then refuses it
-// as not a regular file).
-const (
-	oNoFollow = syscall.O_NOFOLLOW
-	oNonBlock = syscall.O_NONBLOCK
-)
+// oNonBlock keeps open from blocking on a FIFO swapped in after the Stat
+// check (Read then refuses it as not a regular file); the dir handle's
+// OpenFile adds O_NOFOLLOW itself.
+const oNonBlock = syscall.O_NONBLOCK

@@ -139,7 +139,13 @@ func raceReads(t *testing.T, dir string, n int) raceCounts {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d Reads took more than 2 minutes: %+v", n, c)
 		}
-		h, err := Read(dir, "svc")
+		// Each attempt is a new window: it opens (and so checks) the dir.
+		var h *Hint
+		d, err := platform.OpenPrivateDir(dir)
+		if err == nil {
+			h, err = Read(d, "svc")
+			d.Close()
+		}
 		switch {
 		case err == nil && h.Nonce == attackerNonce:
 			c.attaches++
@@ -243,7 +249,7 @@ func swapRaceStickyParent(t *testing.T, bin, shared string, own *Hint, attempts 
 	if err := platform.EnsurePrivateDir(dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := Write(dir, own); err != nil {
+	if err := Write(openDir(t, dir), own); err != nil {
 		t.Fatal(err)
 	}
 	stop := startAttacker(t, bin, dir)

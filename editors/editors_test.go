@@ -18,6 +18,7 @@ import (
 
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/internal/proctest"
+	"github.com/procref/procref/launcher"
 	"github.com/procref/procref/platform"
 	"go.uber.org/goleak"
 )
@@ -139,6 +140,17 @@ type testEnv struct {
 	hosts map[string]platform.Identity // every host seen, by service name
 }
 
+// privDir is this test process's checked handle on the env's runtime dir
+// (created if missing; shared and never closed, see
+// launcher.Service.PrivateDir). It panics if the dir fails its check.
+func (e *testEnv) privDir() *platform.PrivateDir {
+	d, err := (&launcher.Service{Dir: e.runtime}).PrivateDir()
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
 // newTestEnv creates the dirs and registers the cleanup that kills every
 // host (and its backend) by identity.
 func newTestEnv(t *testing.T, pathDirs ...string) *testEnv {
@@ -219,10 +231,10 @@ func (e *testEnv) cleanup() {
 
 // observeHosts records the hosts of every hint file now in the runtime dir.
 func (e *testEnv) observeHosts() []*discovery.Hint {
-	names, _ := discovery.List(e.runtime)
+	names, _ := discovery.List(e.privDir())
 	var hints []*discovery.Hint
 	for _, n := range names {
-		h, err := discovery.Read(e.runtime, n)
+		h, err := discovery.Read(e.privDir(), n)
 		if err != nil {
 			continue
 		}
@@ -272,7 +284,7 @@ func (e *testEnv) waitNoHosts(backends []platform.Identity, timeout time.Duratio
 			e.t.Errorf("host %s (%v) still running %v after the last editor quit", name, id, timeout)
 		}
 	}
-	if names, _ := discovery.List(e.runtime); len(names) > 0 {
+	if names, _ := discovery.List(e.privDir()); len(names) > 0 {
 		e.t.Errorf("hint files left after the last editor quit: %v", names)
 	}
 }

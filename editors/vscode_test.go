@@ -46,7 +46,7 @@ func TestVSCodeWrappers(t *testing.T) {
 			if err != nil || !strings.Contains(string(out), tc.wantVersion) {
 				t.Fatalf("%s %v = %q, %v; want the server's own answer with %q", tc.script, tc.versionArgs, out, err, tc.wantVersion)
 			}
-			if names, _ := discovery.List(e.runtime); len(names) != 0 {
+			if names, _ := discovery.List(e.privDir()); len(names) != 0 {
 				t.Fatalf("%s %v started a backend: %v", tc.script, tc.versionArgs, names)
 			}
 

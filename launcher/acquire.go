@@ -26,7 +26,7 @@ import (
 const verifyTimeout = 2 * time.Second
 
 // newSession is a Session on conn, verified against h.
-func newSession(h *discovery.Hint, conn net.Conn, started bool, dir string, release func() error) *Session {
+func newSession(h *discovery.Hint, conn net.Conn, started bool, dir *platform.PrivateDir, release func() error) *Session {
 	return &Session{Conn: conn, Started: started, Supervisor: h.Host, Log: h.Log, hint: h, dir: dir, release: release}
 }
 
@@ -91,7 +91,7 @@ func (s *Service) forgotMain() error {
 // acquirer is one connect call: the reference it holds and where it looks.
 type acquirer struct {
 	s       *Service
-	dir     string
+	dir     *platform.PrivateDir
 	verb    string
 	counter *refcount.Counter
 	release func() error // gives the reference back
@@ -251,7 +251,7 @@ func (a *acquirer) locked(ctx context.Context, attempt int) (sess *Session, agai
 // acquirer starts the service the others connect as soon as it is published,
 // instead of passing the lock along one by one (64 racing acquirers took
 // seconds that way). Deciding to start a service still needs the lock.
-func (s *Service) lockOrFind(ctx context.Context, lock *refcount.Lock, dir, verb string) (func() error, *discovery.Hint, net.Conn, error) {
+func (s *Service) lockOrFind(ctx context.Context, lock *refcount.Lock, dir *platform.PrivateDir, verb string) (func() error, *discovery.Hint, net.Conn, error) {
 	d := time.Millisecond
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -289,7 +289,7 @@ const supervisorLockSuffix = ".supervisor"
 // supervisorBusy reports whether some supervisor of s is alive (holds the
 // supervisor lock), and its pid if known. The caller holds the startup lock,
 // so no new supervisor can take the lock meanwhile.
-func (s *Service) supervisorBusy(dir string) (int, bool) {
+func (s *Service) supervisorBusy(dir *platform.PrivateDir) (int, bool) {
 	l, err := refcount.OpenLock(dir, s.Name+supervisorLockSuffix)
 	if err != nil {
 		return 0, false // the new supervisor will report it
@@ -312,7 +312,7 @@ func (s *Service) supervisorBusy(dir string) (int, bool) {
 // safe: a locker checks that the path still names the inode it locked) and
 // no reference. A reference taken meanwhile or a live supervisor keeps
 // everything: the last one to give up cleans up. It closes counter.
-func (s *Service) removeLeftovers(dir string, counter *refcount.Counter) {
+func (s *Service) removeLeftovers(dir *platform.PrivateDir, counter *refcount.Counter) {
 	defer counter.Close()
 	if _, busy := s.supervisorBusy(dir); busy {
 		return
@@ -324,8 +324,8 @@ func (s *Service) removeLeftovers(dir string, counter *refcount.Counter) {
 		s.logger().Warn("removing the reference counter of a failed start", "service", s.Name, "err", err)
 		return
 	}
-	os.Remove(filepath.Join(dir, s.Name+supervisorLockSuffix+".lock"))
-	os.Remove(filepath.Join(dir, s.Name+".lock"))
+	dir.Remove(s.Name + supervisorLockSuffix + ".lock")
+	dir.Remove(s.Name + ".lock")
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -341,7 +341,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // reference opens the counter and takes one reference, reopening once if the
 // set was removed between open and acquire (a host finishing its drain).
-func (s *Service) reference(dir string) (*refcount.Counter, func() error, error) {
+func (s *Service) reference(dir *platform.PrivateDir) (*refcount.Counter, func() error, error) {
 	for i := 0; ; i++ {
 		c, err := refcount.Open(s.Name, s.Key, refcount.Options{Dir: dir, Impl: s.Impl})
 		if err != nil {
@@ -358,7 +358,7 @@ func (s *Service) reference(dir string) (*refcount.Counter, func() error, error)
 	}
 }
 
-func (s *Service) tryHint(ctx context.Context, dir, verb string) (*discovery.Hint, net.Conn, error) {
+func (s *Service) tryHint(ctx context.Context, dir *platform.PrivateDir, verb string) (*discovery.Hint, net.Conn, error) {
 	h, err := discovery.Read(dir, s.Name)
 	if err != nil {
 		return nil, nil, err

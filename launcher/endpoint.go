@@ -31,22 +31,26 @@ func hostSocketPath(dir, name string, pid int) string {
 }
 
 // listenHost opens the supervisor's session endpoint: a unix socket in the
-// private runtime dir, which the dir's 0700 mode keeps every other user from
-// even connecting to (and the kernel's peer uid is checked on accept). Only
-// when that cannot be — the path is too long for sun_path, or the OS has no
-// AF_UNIX (Windows before 10) — it falls back to loopback TCP, which every
-// local user can connect to, and says so in the log. socket is "" then.
-func listenHost(dir, name string, log *slog.Logger) (ln net.Listener, socket string, err error) {
-	if p := hostSocketPath(dir, name, os.Getpid()); p != "" {
-		os.Remove(p) // ours by pid: a leftover of a dead process with our pid
-		ln, err := net.Listen("unix", p)
+// private runtime dir d, bound relative to its handle (see
+// platform.PrivateDir.ListenUnix), which the dir's 0700 mode keeps every
+// other user from even connecting to (and the kernel's peer uid is checked
+// on accept). Only when that cannot be — the path is too long for
+// sun_path, or the OS has no AF_UNIX (Windows before 10) — it falls back to
+// loopback TCP, which every local user can connect to, and says so in the
+// log. socket is "" then, else the socket's path for the hint.
+func listenHost(d *platform.PrivateDir, name string, log *slog.Logger) (ln net.Listener, socket string, err error) {
+	if p := hostSocketPath(d.Path(), name, os.Getpid()); p != "" {
+		d.Remove(filepath.Base(p)) // ours by pid: a leftover of a dead process with our pid
+		ln, err := d.ListenUnix(filepath.Base(p))
 		if err == nil {
-			os.Chmod(p, 0o600)
-			return ln, p, nil // unlinked on Close
+			return ln, p, nil // removed on Close
+		}
+		if errors.Is(err, platform.ErrInsecureDir) {
+			return nil, "", fmt.Errorf("runtime dir: %w", err)
 		}
 		log.Warn("no unix socket for the host; falling back to loopback TCP, which every local user can connect to (the token still keeps them out of the service)", "path", p, "err", err)
 	} else {
-		log.Warn("the runtime dir's path is too long for a unix socket; falling back to loopback TCP, which every local user can connect to (set PROCREF_RUNTIME_DIR to a shorter private directory)", "dir", dir)
+		log.Warn("the runtime dir's path is too long for a unix socket; falling back to loopback TCP, which every local user can connect to (set PROCREF_RUNTIME_DIR to a shorter private directory)", "dir", d.Path())
 	}
 	ln, err = net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -56,21 +60,22 @@ func listenHost(dir, name string, log *slog.Logger) (ln net.Listener, socket str
 }
 
 // removeDeadSockets removes the unix sockets that hosts (and their
-// backends) of service name left in dir when they died without cleaning up
+// backends) of service name left in d when they died without cleaning up
 // (kill -9): NAME.PID.host.sock, NAME.PID.fd.sock, NAME.PID.sock, also in
-// the short TAIL.PID form. Only sockets whose pid is not running are
-// removed (zombies count as dead); a draining predecessor keeps its own. A pid reused by another
-// process keeps its file until that process is gone: harmless.
-func removeDeadSockets(dir, name string, log *slog.Logger) {
+// the short TAIL.PID form, found and removed relative to d's handle. Only
+// sockets whose pid is not running are removed (zombies count as dead); a
+// draining predecessor keeps its own. A pid reused by another process keeps
+// its file until that process is gone: harmless.
+func removeDeadSockets(d *platform.PrivateDir, name string, log *slog.Logger) {
 	seen := map[string]bool{}
 	for _, n := range []string{name, name[max(0, len(name)-12):]} {
-		paths, _ := filepath.Glob(filepath.Join(dir, n+".*.sock"))
-		for _, p := range paths {
-			if seen[p] {
+		files, _ := d.Glob(n + ".*.sock")
+		for _, f := range files {
+			if seen[f] {
 				continue
 			}
-			seen[p] = true
-			pidText, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(p), n+"."), ".")
+			seen[f] = true
+			pidText, _, _ := strings.Cut(strings.TrimPrefix(f, n+"."), ".")
 			pid, err := strconv.Atoi(pidText)
 			if err != nil || pid <= 0 {
 				continue
@@ -81,11 +86,11 @@ func removeDeadSockets(dir, name string, log *slog.Logger) {
 			if _, err := platform.Lookup(pid); !errors.Is(err, platform.ErrNoProcess) {
 				continue
 			}
-			if fi, err := os.Lstat(p); err != nil || fi.Mode().Type() != os.ModeSocket {
+			if fi, err := d.Stat(f); err != nil || fi.Mode().Type() != os.ModeSocket {
 				continue
 			}
-			if err := os.Remove(p); err == nil {
-				log.Info("removed the socket of a dead host", "path", p)
+			if err := d.Remove(f); err == nil {
+				log.Info("removed the socket of a dead host", "path", d.SocketPath(f))
 			}
 		}
 	}

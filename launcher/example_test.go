@@ -116,7 +116,7 @@ func cleanupExampleService() {
 		return
 	}
 	s := echoService()
-	if c, err := refcount.Open(s.Name, s.Key, refcount.Options{Dir: dir}); err == nil {
+	if c, err := refcount.Open(s.Name, s.Key, refcount.Options{Dir: dirOf(dir)}); err == nil {
 		if n, err := c.Count(); err == nil && n == 0 {
 			c.Remove()
 		}

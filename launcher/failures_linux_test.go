@@ -495,13 +495,13 @@ func TestAppName(t *testing.T) {
 	svc := toyService(toyAppName)
 	h := acquire(t, svc)
 	sup := h.Supervisor()
-	if _, err := discovery.Read(appRun, svc.Name); err != nil {
+	if _, err := discovery.Read(dirOf(appRun), svc.Name); err != nil {
 		t.Errorf("no hint in the app's runtime dir: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(appState, svc.Name+".log")); err != nil {
 		t.Errorf("no log in the app's state dir: %v", err)
 	}
-	if names, _ := discovery.List(e.run); len(names) != 0 {
+	if names, _ := discovery.List(dirOf(e.run)); len(names) != 0 {
 		t.Errorf("procref's runtime dir holds hints %v", names)
 	}
 	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", sup.PID))

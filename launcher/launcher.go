@@ -459,7 +459,7 @@ func supervisedName() (name, app string) {
 // Handle is an acquired reference to a running service.
 type Handle struct {
 	s       *Service
-	dir     string
+	dir     *platform.PrivateDir
 	hint    *discovery.Hint
 	info    Info
 	release func() error
@@ -611,7 +611,7 @@ type Session struct {
 	// Log is the supervisor's log file.
 	Log     string
 	hint    *discovery.Hint
-	dir     string
+	dir     *platform.PrivateDir
 	release func() error
 	once    sync.Once
 }
@@ -667,21 +667,78 @@ func (s *Service) Count() (int, error) {
 	return 0, nil
 }
 
-// dir returns the verified private runtime dir. There is no fallback: a
-// runtime dir that is not ours or not private is refused, never replaced by
-// another place (which would silently split the service in two).
-// RuntimeDir returns the private runtime dir the service's hint, locks and
-// counter live in (Dir, checked to be private, or platform.RuntimeDir()).
-func (s *Service) RuntimeDir() (string, error) { return s.dir() }
-
-func (s *Service) dir() (string, error) {
-	if s.Dir != "" {
-		if err := platform.EnsurePrivateDir(s.Dir); err != nil {
-			return "", fmt.Errorf("runtime dir: %w", err)
-		}
-		return s.Dir, nil
+// RuntimeDir returns the path of the private runtime dir the service's
+// hint, locks and counter live in (Dir, checked to be private, or
+// platform.AppRuntimeDir), for messages; the files are reached through
+// [Service.PrivateDir].
+func (s *Service) RuntimeDir() (string, error) {
+	d, err := s.dir()
+	if err != nil {
+		return "", err
 	}
-	return platform.AppRuntimeDir(s.app())
+	return d.Path(), nil
+}
+
+// PrivateDir returns this process's one checked handle on the service's
+// private runtime dir: created if missing and checked (every directory from
+// the root down, then the dir itself: platform.EnsurePrivateDir), then
+// opened (platform.OpenPrivateDir) on first use, and kept open for the life
+// of the process, shared by every Service with that dir. Hints, locks,
+// counters and sockets are then reached relative to it, so a directory
+// swapped or renamed at the path later redirects nothing. Each call
+// re-checks the opened directory (fstat: ours, 0700), not the path. The
+// launcher owns the handle: callers must not Close it. There is no
+// fallback: a dir that fails its check is an error wrapping
+// platform.ErrInsecureDir that says how to fix it, on every call, never
+// replaced by another place (which would silently split the service in
+// two).
+func (s *Service) PrivateDir() (*platform.PrivateDir, error) { return s.dir() }
+
+// privateDirs holds the process's checked runtime dir handles by path
+// (see Service.PrivateDir); they are never closed.
+var privateDirs struct {
+	sync.Mutex
+	m map[string]*platform.PrivateDir
+}
+
+func (s *Service) dir() (*platform.PrivateDir, error) {
+	path := s.Dir
+	if path == "" {
+		path = platform.AppRuntimePath(s.app())
+	}
+	privateDirs.Lock()
+	defer privateDirs.Unlock()
+	d := privateDirs.m[path]
+	if d == nil {
+		var err error
+		if d, err = s.openDir(path); err != nil {
+			return nil, err
+		}
+		if privateDirs.m == nil {
+			privateDirs.m = map[string]*platform.PrivateDir{}
+		}
+		privateDirs.m[path] = d
+	}
+	if err := d.Check(); err != nil {
+		return nil, fmt.Errorf("runtime dir: %w", err)
+	}
+	return d, nil
+}
+
+// openDir creates (if missing), checks and opens the runtime dir path.
+func (s *Service) openDir(path string) (*platform.PrivateDir, error) {
+	if s.Dir != "" {
+		if err := platform.EnsurePrivateDir(path); err != nil {
+			return nil, fmt.Errorf("runtime dir: %w", err)
+		}
+	} else if _, err := platform.AppRuntimeDir(s.app()); err != nil {
+		return nil, err
+	}
+	d, err := platform.OpenPrivateDir(path)
+	if err != nil {
+		return nil, fmt.Errorf("runtime dir: %w", err)
+	}
+	return d, nil
 }
 
 func (s *Service) logDir() (string, error) {
@@ -696,7 +753,7 @@ func (s *Service) LogPath() string {
 	s = s.resolved()
 	d, err := s.logDir()
 	if err != nil {
-		if d, err = s.dir(); err != nil {
+		if d, err = s.RuntimeDir(); err != nil {
 			d = os.TempDir()
 		}
 	}

@@ -346,7 +346,7 @@ func TestStaleHints(t *testing.T) {
 		if edit != nil {
 			edit(h)
 		}
-		if err := discovery.Write(e.run, h); err != nil {
+		if err := discovery.Write(dirOf(e.run), h); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -391,7 +391,7 @@ func TestStaleHints(t *testing.T) {
 			other := filepath.Join(t.TempDir(), "elsewhere")
 			os.Mkdir(other, 0o700)
 			h := &discovery.Hint{Name: toyLightName, Key: "k", Host: platform.Self(), Port: fh.port, Token: fh.token, Nonce: nonce}
-			if err := discovery.Write(other, h); err != nil {
+			if err := discovery.Write(dirOf(other), h); err != nil {
 				t.Fatal(err)
 			}
 			target := discovery.Path(other, toyLightName)
@@ -431,7 +431,7 @@ func TestStaleHints(t *testing.T) {
 			if fi, err := os.Lstat(e.hintPath(toyLightName)); err != nil || !fi.Mode().IsRegular() {
 				t.Errorf("hint after replacement: %v, %v", fi, err)
 			}
-			if got, err := discovery.Read(e.run, toyLightName); err != nil || got.Nonce != hint.Nonce {
+			if got, err := discovery.Read(dirOf(e.run), toyLightName); err != nil || got.Nonce != hint.Nonce {
 				t.Errorf("hint on disk is not the new one: %v", err)
 			}
 			close(fh.sessions)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/procref/procref/launcher"
+	"github.com/procref/procref/platform"
 	"go.uber.org/goleak"
 )
 
@@ -74,3 +75,13 @@ func forgetMain() int {
 
 // helperEnv selects a helper mode in a re-executed test binary.
 const helperEnv = "LAUNCHER_TEST_HELPER"
+
+// dirOf is this process's checked handle on the runtime dir path (the
+// launcher's own, shared: never closed), or nil when it fails its check.
+func dirOf(path string) *platform.PrivateDir {
+	d, err := (&launcher.Service{Dir: path}).PrivateDir()
+	if err != nil {
+		return nil
+	}
+	return d
+}

@@ -41,7 +41,7 @@ func TestOtherUserLockedOut(t *testing.T) {
 	e := newEnv(t)
 	svc := toyService(toyName)
 	h := acquire(t, svc)
-	c, err := refcount.Open(svc.Name, svc.Key, refcount.Options{Dir: e.run})
+	c, err := refcount.Open(svc.Name, svc.Key, refcount.Options{Dir: dirOf(e.run)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,9 @@ func nobodyProbe() int {
 	} else {
 		say("hint", "UNEXPECTED: %v", err)
 	}
-	if _, err := discovery.List(os.Getenv("PROBE_RUN")); errors.Is(err, os.ErrPermission) {
+	if d := dirOf(os.Getenv("PROBE_RUN")); d == nil {
+		say("list", "denied")
+	} else if _, err := discovery.List(d); errors.Is(err, os.ErrPermission) {
 		say("list", "denied")
 	} else if _, err := os.ReadDir(os.Getenv("PROBE_RUN")); errors.Is(err, os.ErrPermission) {
 		say("list", "denied (%v)", err)
@@ -292,13 +294,13 @@ func nobodyProbe() int {
 	}
 
 	name, key := os.Getenv("PROBE_NAME"), os.Getenv("PROBE_KEY")
-	if c, err := refcount.Open(name, key, refcount.Options{Dir: os.Getenv("PROBE_RUN")}); err != nil {
+	if c, err := refcount.Open(name, key, refcount.Options{Dir: dirOf(os.Getenv("PROBE_RUN"))}); err != nil {
 		say("ourdir", "denied (%v)", err)
 	} else {
 		c.Close()
 		say("ourdir", "UNEXPECTED: opened")
 	}
-	c, err := refcount.Open(name, key, refcount.Options{Dir: os.Getenv("PROBE_DIR")})
+	c, err := refcount.Open(name, key, refcount.Options{Dir: dirOf(os.Getenv("PROBE_DIR"))})
 	if err != nil {
 		say("refcount", "open failed (%v)", err)
 		say("holding", "nothing")

@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"syscall"
@@ -31,7 +30,7 @@ const handshakeTimeout = 5 * time.Second
 type supervisor struct {
 	s       *Service
 	log     *slog.Logger
-	dir     string
+	dir     *platform.PrivateDir
 	counter *refcount.Counter
 	lock    *refcount.Lock
 	ln      net.Listener
@@ -341,8 +340,8 @@ func (sv *supervisor) removeLeftovers() {
 		sv.log.Warn("removing the reference counter of a failed start", "err", err)
 		return
 	}
-	os.Remove(filepath.Join(sv.dir, sv.s.Name+supervisorLockSuffix+".lock"))
-	os.Remove(sv.lock.Path())
+	sv.dir.Remove(sv.s.Name + supervisorLockSuffix + ".lock")
+	sv.dir.Remove(sv.s.Name + ".lock")
 }
 
 // open opens the reference counter, the startup lock and the listener, and
@@ -624,9 +623,9 @@ func (s *Service) dialSupervisor(ctx context.Context, verb string) (net.Conn, pl
 // lock: it removes the lock file it finds free (holding it, which is safe,
 // see removeCounter), so that a status or stop request never leaves one
 // behind a supervisor that has just removed its files.
-func (s *Service) supervisorHeld(dir string) (int, bool) {
-	path := filepath.Join(dir, s.Name+supervisorLockSuffix+".lock")
-	if _, err := os.Stat(path); err != nil {
+func (s *Service) supervisorHeld(dir *platform.PrivateDir) (int, bool) {
+	file := s.Name + supervisorLockSuffix + ".lock"
+	if _, err := dir.Stat(file); err != nil {
 		return 0, false
 	}
 	l, err := refcount.OpenLock(dir, s.Name+supervisorLockSuffix)
@@ -635,7 +634,7 @@ func (s *Service) supervisorHeld(dir string) (int, bool) {
 	}
 	release, err := l.TryLock()
 	if err == nil {
-		os.Remove(path)
+		dir.Remove(file)
 		release()
 		return 0, false
 	}
@@ -852,8 +851,8 @@ func (sv *supervisor) removeCounter(n int, cerr error, force bool) {
 	if errors.Is(cerr, refcount.ErrRemoved) && !sv.removeReplacement() {
 		return
 	}
-	os.Remove(filepath.Join(sv.dir, sv.s.Name+supervisorLockSuffix+".lock"))
-	os.Remove(sv.lock.Path())
+	sv.dir.Remove(sv.s.Name + supervisorLockSuffix + ".lock")
+	sv.dir.Remove(sv.s.Name + ".lock")
 }
 
 // removeReplacement removes the set that now carries our key after ours was

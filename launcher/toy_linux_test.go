@@ -53,6 +53,7 @@ const (
 	toyOverName   = "toy-over"   // toy-light with Overlap and a slow stop
 	toyAppName    = "toy-app"    // toy-light of another App ("toyapp")
 	toyIdleName   = "toy-idle"   // toy-light with a 1 s linger
+	toySwapName   = "toy-swap"   // toy-light on file locks (a .ref file in the runtime dir)
 
 	toySlowStop = 30 * time.Second // unless the test opens stopGate
 
@@ -61,7 +62,7 @@ const (
 	toyLinger = 300 * time.Millisecond
 )
 
-var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHealthName, toyBadRecName, toyOverName, toyAppName, toyIdleName}
+var toyNames = []string{toyName, toyLingerName, toyLightName, toySlowName, toyHealthName, toyBadRecName, toyOverName, toyAppName, toyIdleName, toySwapName}
 
 func registerTestServices() {
 	launcher.Register(echoService())
@@ -105,8 +106,11 @@ func toyService(name string) *launcher.Service {
 		if name == toyHealthName {
 			s.HealthInterval = 100 * time.Millisecond
 		}
-	case toyLightName, toySlowName, toyOverName, toyAppName, toyIdleName:
+	case toyLightName, toySlowName, toyOverName, toyAppName, toyIdleName, toySwapName:
 		l := &toyLight{}
+		if name == toySwapName {
+			s.Impl = refcount.FileLock
+		}
 		if name == toySlowName {
 			l.delay = toySlowStart
 		}
@@ -417,6 +421,8 @@ func runHelper() int {
 		return acquirer()
 	case "nobody":
 		return nobodyProbe()
+	case "fakehost":
+		return attackerHost()
 	default:
 		fmt.Fprintf(os.Stderr, "unknown helper %q\n", mode)
 		return 2
@@ -470,7 +476,7 @@ func acquirer() int {
 				r.Err = err.Error()
 			} else {
 				r.Host, r.Info = h.Supervisor(), h.Info()
-				if hint, err := discovery.Read(runDir(), svc.Name); err == nil && hint.Host == r.Host {
+				if hint, err := discovery.Read(dirOf(runDir()), svc.Name); err == nil && hint.Host == r.Host {
 					r.Nonce = hint.Nonce
 				}
 			}
@@ -535,7 +541,7 @@ func (e *testEnv) cleanup() {
 		}
 	}
 	for _, n := range toyNames {
-		if c, err := refcount.Open(n, launcher.Key(n, e.run), refcount.Options{Dir: e.run}); err == nil {
+		if c, err := refcount.Open(n, launcher.Key(n, e.run), refcount.Options{Dir: dirOf(e.run)}); err == nil {
 			c.Remove()
 		}
 	}
@@ -741,7 +747,7 @@ func (p *acqProc) reply(t *testing.T, ctx context.Context) reply {
 // liveHint reads the hint of svc's running supervisor.
 func liveHint(t *testing.T, svc *launcher.Service) *discovery.Hint {
 	t.Helper()
-	h, err := discovery.Read(runDir(), svc.Name)
+	h, err := discovery.Read(dirOf(runDir()), svc.Name)
 	if err != nil {
 		t.Fatalf("hint of %s: %v", svc.Name, err)
 	}

@@ -257,19 +257,25 @@ func AppEnv(app, setting string) string {
 // AppRuntimeDir is RuntimeDir for another application: $APP_RUNTIME_DIR,
 // else the same places with app in place of "procref".
 func AppRuntimeDir(app string) (string, error) {
-	env := AppEnv(app, "RUNTIME_DIR")
-	dir := os.Getenv(env)
-	if dir == "" {
-		if x := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(x) {
-			dir = filepath.Join(x, app)
-		} else {
-			dir = defaultRuntimeDir(app)
-		}
-	}
+	dir := AppRuntimePath(app)
 	if err := EnsurePrivateDir(dir); err != nil {
+		env := AppEnv(app, "RUNTIME_DIR")
 		return "", fmt.Errorf("runtime dir: %w (or set %s to a private directory)", err, env)
 	}
 	return dir, nil
+}
+
+// AppRuntimePath is the path AppRuntimeDir checks and returns, without
+// creating or checking anything (for a caller that holds that dir's
+// checked handle already). It does not block.
+func AppRuntimePath(app string) string {
+	if dir := os.Getenv(AppEnv(app, "RUNTIME_DIR")); dir != "" {
+		return dir
+	}
+	if x := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(x) {
+		return filepath.Join(x, app)
+	}
+	return defaultRuntimeDir(app)
 }
 
 // StateDir returns the private directory for logs: $PROCREF_STATE_DIR, else

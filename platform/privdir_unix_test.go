@@ -3,18 +3,19 @@
 package platform
 
 import (
+	"context"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
 
-// Issue 22 item 3: files in the runtime dir are reached relative to the
-// checked handle: a swap of the dir after the open redirects nothing; a
-// symlink or a file of another owner inside is refused.
-func TestPrivateDirHandle(t *testing.T) {
+// openTestDir makes a private dir and opens its handle (closed at the end).
+func openTestDir(t *testing.T) (string, *PrivateDir) {
+	t.Helper()
 	p := filepath.Join(t.TempDir(), "rt")
 	if err := EnsurePrivateDir(p); err != nil {
 		t.Fatal(err)
@@ -23,7 +24,15 @@ func TestPrivateDirHandle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	t.Cleanup(func() { d.Close() })
+	return p, d
+}
+
+// Issue 22 item 3: files in the runtime dir are reached relative to the
+// checked handle: a swap of the dir after the open redirects nothing; a
+// symlink or a file of another owner inside is refused.
+func TestPrivateDirHandle(t *testing.T) {
+	p, d := openTestDir(t)
 	f, err := d.OpenFile("a.json", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -99,5 +108,68 @@ func TestPrivateDirHandle(t *testing.T) {
 	}
 	if _, err := d.OpenFile("planted.json", os.O_RDONLY, 0); !errors.Is(err, ErrNotOurs) || !strings.Contains(err.Error(), "owned by uid 65534") {
 		t.Fatalf("open of a file of uid 65534 = %v, want ErrNotOurs naming the owner", err)
+	}
+}
+
+// Issue 22 item 3: a unix socket is bound and dialled through the handle.
+// After the checked dir is renamed away and another put at its path, a
+// dial through the handle reaches the listener in the checked dir (Linux,
+// via /proc/self/fd) or is refused (by path elsewhere: the dir at the path
+// is not the handle's); nothing is created in the dir now at the path, and
+// closing the listener removes its socket from the checked dir.
+func TestPrivateDirSocketAfterSwap(t *testing.T) {
+	p, d := openTestDir(t)
+	ln, err := d.ListenUnix("h.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if fi, err := d.Stat("h.sock"); err != nil || fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket in the dir: %v, %v; want a 0600 socket", fi, err)
+	}
+	if err := os.Rename(p, p+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(p, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	c, err := d.DialUnix(context.Background(), "h.sock")
+	switch {
+	case runtime.GOOS == "linux" && err != nil:
+		t.Fatalf("dial through the handle after the swap: %v", err)
+	case runtime.GOOS != "linux" && !errors.Is(err, ErrInsecureDir):
+		t.Fatalf("dial by path after the swap = %v, want ErrInsecureDir", err)
+	case err == nil:
+		c.Close()
+	}
+	ln2, err := d.ListenUnix("second.sock")
+	if runtime.GOOS == "linux" {
+		if err != nil {
+			t.Fatalf("listen through the handle after the swap: %v", err)
+		}
+		ln2.Close()
+	} else if !errors.Is(err, ErrInsecureDir) {
+		t.Fatalf("listen by path after the swap = %v, want ErrInsecureDir", err)
+	}
+	if names, _ := filepath.Glob(filepath.Join(p, "*")); len(names) != 0 {
+		t.Fatalf("the dir now at the path got %v", names)
+	}
+	if names, err := d.Glob("*.sock"); err != nil || strings.Join(names, ",") != "h.sock" {
+		t.Fatalf("Glob through the handle = %v, %v; want [h.sock]", names, err)
+	}
+	ln.Close()
+	if _, err := os.Lstat(filepath.Join(p+".moved", "h.sock")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("after Close the socket is still in the checked dir: %v", err)
+	}
+	if err := d.WriteFile("w.json", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(p+".moved", "w.json")); err != nil || string(b) != "x" {
+		t.Fatalf("WriteFile through the handle: %q, %v", b, err)
 	}
 }

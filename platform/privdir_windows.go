@@ -27,6 +27,35 @@ func (dirHandle) rename(path, _, newName string) error {
 	return os.Rename(path, filepath.Join(filepath.Dir(path), newName))
 }
 
+func (dirHandle) link(path, _, newName string) error {
+	return os.Link(path, filepath.Join(filepath.Dir(path), newName))
+}
+
 func (dirHandle) remove(path, _ string) error { return os.Remove(path) }
 
 func (dirHandle) close() error { return nil }
+
+func (dirHandle) check(string) error { return nil }
+
+func (dirHandle) stat(path, _ string) (fs.FileInfo, error) { return os.Lstat(path) }
+
+func (dirHandle) names(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+func (dirHandle) chmod(string, os.FileMode) {}
+
+// socketAddr on Windows is the path (AF_UNIX there has no handle-relative
+// bind or connect); the peer check on both ends still applies.
+func (dirHandle) socketAddr(path, name string) (string, error) {
+	p := filepath.Join(path, name)
+	if len(p) > MaxSocketPath() {
+		return "", fmt.Errorf("the socket path %s is %d bytes, more than the %d a unix socket allows", p, len(p), MaxSocketPath())
+	}
+	return p, nil
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/procref/procref/internal/protocol"
 	"github.com/procref/procref/internal/wire"
 	"github.com/procref/procref/launcher"
+	"github.com/procref/procref/platform"
 )
 
 // Config is one proxy: the server command and how it is shared (the flags
@@ -341,12 +342,12 @@ func (a *attached) handOff() (done bool, err error) {
 	}
 	buffered, _ := a.in.Peek(a.in.Buffered())
 	pend.Write(buffered)
-	socket, err := handoffSocket(a.svc, a.sess.Supervisor.PID)
+	dir, err := handoffDir(a.svc)
 	if err != nil {
 		a.sess.Conn.Close()
 		return true, a.failed(err)
 	}
-	err = hostproto.Handoff(a.sess.Conn, socket, a.sess.Supervisor.PID, pend.Bytes())
+	err = hostproto.Handoff(a.sess.Conn, dir, hostproto.HandoffName(a.svc.Name, a.sess.Supervisor.PID), a.sess.Supervisor.PID, pend.Bytes())
 	switch {
 	case err == nil:
 		a.stopWriting()
@@ -363,20 +364,19 @@ func (a *attached) handOff() (done bool, err error) {
 	return true, a.failed(err)
 }
 
-// handoffSocket is the handoff socket of svc's host pid in the runtime dir,
-// whose check is repeated here and must pass: Attach checked it, but the
-// dir may have changed since, and an unchecked (empty) dir would put the
-// socket path in the editor's working directory. The error says how to fix
-// the dir.
-func handoffSocket(svc *launcher.Service, pid int) (string, error) {
-	dir, err := svc.RuntimeDir()
-	if err == nil && !filepath.IsAbs(dir) {
-		err = fmt.Errorf("runtime dir %q is not an absolute path; set PROCREF_RUNTIME_DIR to a private absolute directory", dir)
+// handoffDir is the checked runtime dir handle the handoff socket is
+// dialled through (the process's one, see launcher.Service.PrivateDir,
+// whose opened dir is re-checked here and must pass). The error says how
+// to fix the dir.
+func handoffDir(svc *launcher.Service) (*platform.PrivateDir, error) {
+	dir, err := svc.PrivateDir()
+	if err == nil && !filepath.IsAbs(dir.Path()) {
+		err = fmt.Errorf("runtime dir %q is not an absolute path; set PROCREF_RUNTIME_DIR to a private absolute directory", dir.Path())
 	}
 	if err != nil {
-		return "", fmt.Errorf("descriptor handoff: %w", err)
+		return nil, fmt.Errorf("descriptor handoff: %w", err)
 	}
-	return hostproto.HandoffSocket(dir, svc.Name, pid), nil
+	return dir, nil
 }
 
 // dialBackend connects to a tcp-mode backend at the address its host

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 
+	"github.com/procref/procref/platform"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,14 +25,16 @@ import (
 //     that descriptor open while any Counter or reference uses it; nothing
 //     else in this package opens .ref files.
 type fileCounter struct {
-	path string
+	d    *platform.PrivateDir // the .ref file is reached relative to it
+	name string
+	path string // for messages and ID
 	sf   *sharedFile
 	once sync.Once
 }
 
 // sharedFile is the one descriptor this process holds for a .ref inode.
 type sharedFile struct {
-	fd   int
+	f    *os.File
 	fid  fileID
 	refs int            // Counters and held references using fd; guarded by sharedMu
 	held map[int64]bool // slots locked by this process; guarded by sharedMu
@@ -39,34 +43,38 @@ type sharedFile struct {
 var (
 	sharedMu    sync.Mutex
 	sharedFiles = map[fileID]*sharedFile{}
-	// strayFDs keeps descriptors that must not be closed (see openShared).
-	strayFDs []int
+	// strayFiles keeps descriptors that must not be closed (see
+	// openFileCounter).
+	strayFiles []*os.File
 )
 
-func openFileCounter(path string, create bool) (*fileCounter, error) {
+func openFileCounter(d *platform.PrivateDir, name string, create bool) (*fileCounter, error) {
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
-	if id, err := pathID(path); err == nil {
+	c := &fileCounter{d: d, name: name, path: filepath.Join(d.Path(), name)}
+	if id, err := pathID(d, name); err == nil {
 		if sf := sharedFiles[id]; sf != nil {
 			sf.refs++
-			return &fileCounter{path: path, sf: sf}, nil
+			c.sf = sf
+			return c, nil
 		}
 	}
-	fd, id, err := openPrivateFD(path, create)
+	f, id, err := openPrivateFile(d, name, create)
 	if err != nil {
 		return nil, err
 	}
 	if sf := sharedFiles[id]; sf != nil {
 		// Race: the file changed between stat and open and we opened an
-		// inode this process already holds. Closing fd would drop our
+		// inode this process already holds. Closing f would drop our
 		// locks on it, so keep it open for the life of the process.
-		strayFDs = append(strayFDs, fd)
+		strayFiles = append(strayFiles, f)
 		sf.refs++
-		return &fileCounter{path: path, sf: sf}, nil
+		c.sf = sf
+		return c, nil
 	}
-	sf := &sharedFile{fd: fd, fid: id, refs: 1, held: map[int64]bool{}}
-	sharedFiles[id] = sf
-	return &fileCounter{path: path, sf: sf}, nil
+	c.sf = &sharedFile{f: f, fid: id, refs: 1, held: map[int64]bool{}}
+	sharedFiles[id] = c.sf
+	return c, nil
 }
 
 // unref drops one use of sf; the last closes the descriptor. Call with
@@ -77,10 +85,10 @@ func (sf *sharedFile) unref() error {
 		return nil
 	}
 	delete(sharedFiles, sf.fid)
-	return unix.Close(sf.fd)
+	return sf.f.Close()
 }
 
-func (c *fileCounter) current() error { return checkCurrent(c.path, c.sf.fid) }
+func (c *fileCounter) current() error { return checkCurrent(c.d, c.name, c.sf.fid) }
 
 func posixLock(fd int, cmd int, typ int16, start, length int64) (*unix.Flock_t, error) {
 	lk := &unix.Flock_t{Type: typ, Whence: 0, Start: start, Len: length}
@@ -103,7 +111,7 @@ func (c *fileCounter) acquire() (func() error, error) {
 		if sf.held[i] {
 			continue
 		}
-		_, err := posixLock(sf.fd, unix.F_SETLK, unix.F_WRLCK, i, 1)
+		_, err := posixLock(int(sf.f.Fd()), unix.F_SETLK, unix.F_WRLCK, i, 1)
 		if err == nil {
 			sf.held[i] = true
 			sf.refs++
@@ -111,7 +119,7 @@ func (c *fileCounter) acquire() (func() error, error) {
 			return func() error {
 				sharedMu.Lock()
 				defer sharedMu.Unlock()
-				_, err := posixLock(sf.fd, unix.F_SETLK, unix.F_UNLCK, slot, 1)
+				_, err := posixLock(int(sf.f.Fd()), unix.F_SETLK, unix.F_UNLCK, slot, 1)
 				delete(sf.held, slot)
 				if cerr := sf.unref(); err == nil {
 					err = cerr
@@ -135,7 +143,7 @@ func (c *fileCounter) count() (int, error) {
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
 	others, err := countLocked(0, fileSlots, func(lo, hi int64) (int64, int64, bool, error) {
-		lk, err := posixLock(sf.fd, unix.F_GETLK, unix.F_WRLCK, lo, hi-lo)
+		lk, err := posixLock(int(sf.f.Fd()), unix.F_GETLK, unix.F_WRLCK, lo, hi-lo)
 		if err != nil {
 			return 0, 0, false, fmt.Errorf("probe locks on %s: %w", c.path, err)
 		}
@@ -159,7 +167,7 @@ func (c *fileCounter) remove() error {
 		}
 		return err
 	}
-	if err := os.Remove(c.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := c.d.Remove(c.name); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return nil

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
+	"github.com/procref/procref/platform"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,21 +21,23 @@ import (
 // drops the lock when the last descriptor of that open file is closed,
 // including at process death.
 type fileCounter struct {
-	path  string
-	probe int // holds no locks; used only for F_OFD_GETLK
+	d     *platform.PrivateDir // the .ref file is reached relative to it
+	name  string
+	path  string   // for messages and ID
+	probe *os.File // holds no locks; used only for F_OFD_GETLK
 	fid   fileID
 }
 
-func openFileCounter(path string, create bool) (*fileCounter, error) {
-	fd, id, err := openPrivateFD(path, create)
+func openFileCounter(d *platform.PrivateDir, name string, create bool) (*fileCounter, error) {
+	f, id, err := openPrivateFile(d, name, create)
 	if err != nil {
 		return nil, err
 	}
-	return &fileCounter{path: path, probe: fd, fid: id}, nil
+	return &fileCounter{d: d, name: name, path: filepath.Join(d.Path(), name), probe: f, fid: id}, nil
 }
 
-// current returns ErrRemoved if path no longer names our inode.
-func (c *fileCounter) current() error { return checkCurrent(c.path, c.fid) }
+// current returns ErrRemoved if the name no longer names our inode.
+func (c *fileCounter) current() error { return checkCurrent(c.d, c.name, c.fid) }
 
 func ofdLock(fd int, cmd int, typ int16, start, length int64) (*unix.Flock_t, error) {
 	lk := &unix.Flock_t{Type: typ, Whence: 0, Start: start, Len: length}
@@ -46,31 +50,33 @@ func ofdLock(fd int, cmd int, typ int16, start, length int64) (*unix.Flock_t, er
 }
 
 func (c *fileCounter) acquire() (func() error, error) {
-	fd, err := unix.Open(c.path, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return nil, fmt.Errorf("%s: %w", c.path, ErrRemoved)
-		}
-		return nil, fmt.Errorf("open %s: %w", c.path, err)
+	// Each reference is its own open file description, opened relative to
+	// the dir handle: a dir swapped since cannot give us another file.
+	f, id, err := openPrivateFile(c.d, c.name, false)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", c.path, ErrRemoved)
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || statID(&st) != c.fid {
-		unix.Close(fd)
+	if err != nil {
+		return nil, err
+	}
+	if id != c.fid {
+		f.Close()
 		return nil, fmt.Errorf("%s was replaced: %w", c.path, ErrRemoved)
 	}
+	fd := int(f.Fd())
 	// First fit: take the lowest free slot. A slot that is busy (or being
 	// probed by a counter right now) fails with EAGAIN; try the next.
 	for i := int64(0); i < fileSlots; i++ {
 		_, err := ofdLock(fd, unix.F_OFD_SETLK, unix.F_WRLCK, i, 1)
 		if err == nil {
-			return func() error { return unix.Close(fd) }, nil
+			return f.Close, nil
 		}
 		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) {
-			unix.Close(fd)
+			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", c.path, err)
 		}
 	}
-	unix.Close(fd)
+	f.Close()
 	return nil, fmt.Errorf("%s: all %d reference slots are in use", c.path, fileSlots)
 }
 
@@ -79,7 +85,7 @@ func (c *fileCounter) count() (int, error) {
 		return 0, err
 	}
 	return countLocked(0, fileSlots, func(lo, hi int64) (int64, int64, bool, error) {
-		lk, err := ofdLock(c.probe, unix.F_OFD_GETLK, unix.F_WRLCK, lo, hi-lo)
+		lk, err := ofdLock(int(c.probe.Fd()), unix.F_OFD_GETLK, unix.F_WRLCK, lo, hi-lo)
 		if err != nil {
 			return 0, 0, false, fmt.Errorf("probe locks on %s: %w", c.path, err)
 		}
@@ -101,12 +107,12 @@ func (c *fileCounter) remove() error {
 		}
 		return err
 	}
-	if err := os.Remove(c.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := c.d.Remove(c.name); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return nil
 }
 
-func (c *fileCounter) close() error { return unix.Close(c.probe) }
+func (c *fileCounter) close() error { return c.probe.Close() }
 
 func (c *fileCounter) id() string { return c.path }

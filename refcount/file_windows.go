@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
+	"github.com/procref/procref/platform"
 	"golang.org/x/sys/windows"
 )
 
@@ -21,7 +23,10 @@ type fileCounter struct {
 	fid   fileID
 }
 
-func openFileCounter(path string, create bool) (*fileCounter, error) {
+// openFileCounter opens name in d by path: Windows has no handle-relative
+// open here (the directory's ACL is relied on, see package platform).
+func openFileCounter(d *platform.PrivateDir, name string, create bool) (*fileCounter, error) {
+	path := filepath.Join(d.Path(), name)
 	h, id, err := openPrivateHandle(path, create)
 	if err != nil {
 		return nil, err

@@ -2,29 +2,17 @@ package refcount
 
 import (
 	"context"
-	"fmt"
-	"path/filepath"
 	"time"
+
+	"github.com/procref/procref/platform"
 )
 
-func openFile(name, dir string) (backend, error) {
-	return openFileCounter(filepath.Join(dir, name+".ref"), true)
+func openFile(name string, d *platform.PrivateDir) (backend, error) {
+	return openFileCounter(d, name+".ref", true)
 }
 
-func lookupFile(name, dir string) (backend, error) {
-	return openFileCounter(filepath.Join(dir, name+".ref"), false)
-}
-
-// checkCurrent returns ErrRemoved if path no longer names the file fid.
-func checkCurrent(path string, fid fileID) error {
-	id, err := pathID(path)
-	if err != nil {
-		return err
-	}
-	if id != fid {
-		return fmt.Errorf("%s was replaced: %w", path, ErrRemoved)
-	}
-	return nil
+func lookupFile(name string, d *platform.PrivateDir) (backend, error) {
+	return openFileCounter(d, name+".ref", false)
 }
 
 // fileSlots is the number of one-byte lock slots in a .ref file, so the

@@ -2,9 +2,13 @@
 
 package refcount
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/procref/procref/platform"
+)
 
 // kernelObjects returns -1: there is no listing of kernel objects to check.
-func kernelObjects(t testing.TB, impl Impl, dir, key string) int { return -1 }
+func kernelObjects(t testing.TB, impl Impl, dir *platform.PrivateDir, key string) int { return -1 }
 
-func forceRemoveSysV(t testing.TB, dir, key string) error { return nil }
+func forceRemoveSysV(t testing.TB, dir *platform.PrivateDir, key string) error { return nil }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
+	"github.com/procref/procref/platform"
 	"golang.org/x/sys/windows"
 )
 
@@ -50,7 +52,10 @@ func openPrivateHandle(path string, create bool) (windows.Handle, fileID, error)
 	return h, fileID{fi.VolumeSerialNumber, fi.FileIndexHigh, fi.FileIndexLow}, nil
 }
 
-func openPrivate(path string, create bool) (*os.File, error) {
+// openPrivate opens name in d by path (Windows: no handle-relative open;
+// the directory's ACL is relied on).
+func openPrivate(d *platform.PrivateDir, name string, create bool) (*os.File, error) {
+	path := filepath.Join(d.Path(), name)
 	h, _, err := openPrivateHandle(path, create)
 	if err != nil {
 		return nil, err
@@ -70,6 +75,31 @@ func pathID(path string) (fileID, error) {
 	windows.CloseHandle(h)
 	return id, nil
 }
+
+// checkCurrent returns ErrRemoved if path no longer names the file fid.
+func checkCurrent(path string, fid fileID) error {
+	id, err := pathID(path)
+	if err != nil {
+		return err
+	}
+	if id != fid {
+		return fmt.Errorf("%s was replaced: %w", path, ErrRemoved)
+	}
+	return nil
+}
+
+// tryFlock takes an exclusive LockFileEx lock on f's first byte without
+// blocking, the lock gofrs/flock takes on Windows: false, nil when another
+// handle holds it.
+func tryFlock(f *os.File) (bool, error) {
+	err := lockRange(windows.Handle(f.Fd()), 0, 1)
+	if isLockViolation(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func unflock(f *os.File) error { return unlockRange(windows.Handle(f.Fd()), 0, 1) }
 
 func lockRange(h windows.Handle, start, length int64) error {
 	ov := windows.Overlapped{Offset: uint32(start), OffsetHigh: uint32(start >> 32)}

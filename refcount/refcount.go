@@ -22,11 +22,11 @@
 package refcount
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"path/filepath"
@@ -114,10 +114,12 @@ func (i Impl) resolve() Impl {
 
 // Options configures [Open] and [List].
 type Options struct {
-	// Dir is the private runtime directory (0700, owned by us; see package
-	// platform). It holds the file-lock files and the registry files that
-	// [List] reads. Required. It must exist.
-	Dir string
+	// Dir is the checked handle on the private runtime directory (see
+	// platform.PrivateDir). It holds the key secret, the file-lock files
+	// and the registry files that [List] reads, all reached relative to
+	// the handle. Required. It stays the caller's: a Counter uses it until
+	// Close, so close the Counter first.
+	Dir *platform.PrivateDir
 	// Impl selects the implementation; the zero value is Auto. With Auto, a
 	// SysV key held by a set that is not ours (another user squatting it),
 	// or the system's semaphore sets used up (ENOSPC), makes Open fall back
@@ -142,9 +144,10 @@ type backend interface {
 // Counter is an open per-service reference counter. Its methods are safe for
 // concurrent use.
 type Counter struct {
-	name, key, dir string
-	impl           Impl
-	b              backend
+	name, key string
+	dir       *platform.PrivateDir
+	impl      Impl
+	b         backend
 
 	mu     sync.Mutex
 	closed bool
@@ -168,7 +171,7 @@ func Open(name, key string, opts Options) (*Counter, error) {
 	if key == "" || strings.ContainsAny(key, "\r\n\x00") {
 		return nil, fmt.Errorf("refcount: invalid service key %q", key)
 	}
-	if opts.Dir == "" {
+	if opts.Dir == nil {
 		return nil, errors.New("refcount: Options.Dir is required")
 	}
 	impl := opts.Impl.resolve()
@@ -230,12 +233,12 @@ func openSysVOrFallback(name, key string, opts Options) (backend, Impl, error) {
 
 // onFileLock reports whether the counter of name and key is registered as
 // FileLock and its .ref file exists (see openSysVOrFallback).
-func onFileLock(dir, name, key string) bool {
-	reg, err := readRegistry(registryPath(dir, name))
+func onFileLock(d *platform.PrivateDir, name, key string) bool {
+	reg, err := readRegistry(d, registryName(name))
 	if err != nil || reg.impl != FileLock || reg.Key != key {
 		return false
 	}
-	_, err = os.Lstat(filepath.Join(dir, name+".ref"))
+	_, err = d.Stat(name + ".ref")
 	return err == nil
 }
 
@@ -326,7 +329,7 @@ func (c *Counter) Remove() error {
 		return err
 	}
 	err := c.b.remove()
-	if rerr := os.Remove(registryPath(c.dir, c.name)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+	if rerr := c.dir.Remove(registryName(c.name)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
 		err = rerr
 	}
 	c.Close()
@@ -372,17 +375,17 @@ type Info struct {
 // creates objects. opts.Impl is ignored: each counter is read with the
 // implementation it was opened with.
 func List(opts Options) ([]Info, error) {
-	if opts.Dir == "" {
+	if opts.Dir == nil {
 		return nil, errors.New("refcount: Options.Dir is required")
 	}
-	paths, err := filepath.Glob(filepath.Join(opts.Dir, "*"+registrySuffix))
+	files, err := opts.Dir.Glob("*" + registrySuffix)
 	if err != nil {
 		return nil, err
 	}
 	var out []Info
-	for _, p := range paths {
-		name := strings.TrimSuffix(filepath.Base(p), registrySuffix)
-		reg, err := readRegistry(p)
+	for _, file := range files {
+		name := strings.TrimSuffix(file, registrySuffix)
+		reg, err := readRegistry(opts.Dir, file)
 		if err != nil {
 			out = append(out, Info{Name: name, Err: err})
 			continue
@@ -420,21 +423,24 @@ func List(opts Options) ([]Info, error) {
 // exclusive between processes and between callers in one process. Its
 // methods are safe for concurrent use.
 type Lock struct {
-	path string
+	d          *platform.PrivateDir
+	name, path string
 }
 
-// OpenLock prepares the startup lock <dir>/<name>.lock, creating the file
-// with mode 0600 if needed. It refuses (wrapping [ErrNotPrivate]) a file that
-// is not ours, not 0600 or not a regular file. It does not take the lock.
-func OpenLock(dir, name string) (*Lock, error) {
+// OpenLock prepares the startup lock <dir>/<name>.lock in the checked dir
+// d, creating the file with mode 0600 if needed, relative to d's handle. It
+// refuses (wrapping [ErrNotPrivate]) a file that is not ours, not 0600 or
+// not a regular file. It does not take the lock. d stays the caller's and
+// must stay open while the Lock is used.
+func OpenLock(d *platform.PrivateDir, name string) (*Lock, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	if dir == "" {
+	if d == nil {
 		return nil, errors.New("refcount: lock directory is required")
 	}
-	l := &Lock{path: filepath.Join(dir, name+".lock")}
-	f, err := openPrivate(l.path, true)
+	l := &Lock{d: d, name: name + ".lock", path: filepath.Join(d.Path(), name+".lock")}
+	f, err := openPrivate(d, l.name, true)
 	if err != nil {
 		return nil, err
 	}
@@ -462,7 +468,7 @@ func (l *Lock) Lock(ctx context.Context) (release func() error, err error) {
 }
 
 func (l *Lock) take(ctx context.Context, wait bool) (func() error, error) {
-	rel, err := lockFile(ctx, l.path, wait)
+	rel, err := lockFile(ctx, l.d, l.name, wait)
 	switch {
 	case err == nil:
 		var once sync.Once
@@ -490,12 +496,12 @@ func (l *Lock) take(ctx context.Context, wait bool) (func() error, error) {
 // behind, so a pid that is no longer alive reports 0, but a pid reused by an
 // unrelated process can be reported until the next holder overwrites it.
 func (l *Lock) Holder() (pid int, err error) {
-	return readHolder(l.path)
+	return readHolder(l.d, l.name)
 }
 
 const registrySuffix = ".counter"
 
-func registryPath(dir, name string) string { return filepath.Join(dir, name+registrySuffix) }
+func registryName(name string) string { return name + registrySuffix }
 
 type registry struct {
 	Impl string `json:"impl"`
@@ -503,9 +509,10 @@ type registry struct {
 	impl Impl
 }
 
-func readRegistry(path string) (registry, error) {
+func readRegistry(d *platform.PrivateDir, file string) (registry, error) {
 	var r registry
-	data, err := os.ReadFile(path)
+	path := filepath.Join(d.Path(), file)
+	data, err := readFileIn(d, file)
 	if err != nil {
 		return r, err
 	}
@@ -519,19 +526,30 @@ func readRegistry(path string) (registry, error) {
 	return r, nil
 }
 
-// writeRegistry writes <dir>/<name>.counter atomically
-// ([platform.WriteFileAtomic]) unless it already holds the same content.
-func writeRegistry(dir, name string, impl Impl, key string) error {
-	path := registryPath(dir, name)
+// readFileIn reads the small file name in d (at most 64 KiB), opened
+// relative to its handle (a file that is not ours is refused).
+func readFileIn(d *platform.PrivateDir, name string) ([]byte, error) {
+	f, err := d.OpenFile(name, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 64<<10))
+}
+
+// writeRegistry writes <dir>/<name>.counter atomically, relative to d's
+// handle ([platform.PrivateDir.WriteFile]), unless it already holds the
+// same content.
+func writeRegistry(d *platform.PrivateDir, name string, impl Impl, key string) error {
 	data, err := json.Marshal(registry{Impl: impl.String(), Key: key})
 	if err != nil {
 		return err
 	}
 	data = append(data, '\n')
-	if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
+	if old, err := readFileIn(d, registryName(name)); err == nil && string(old) == string(data) {
 		return nil
 	}
-	if err := platform.WriteFileAtomic(path, 0o600, bytes.NewReader(data)); err != nil {
+	if err := d.WriteFile(registryName(name), data); err != nil {
 		return fmt.Errorf("write registry file: %w", err)
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/procref/procref/internal/proctest/privdir"
+	"github.com/procref/procref/platform"
 	"io"
 	"os"
 	"os/exec"
@@ -43,7 +45,12 @@ func helperMain() int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	opts := Options{Dir: dir, Impl: impl}
+	d, err := platform.OpenPrivateDir(dir)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer d.Close()
+	opts := Options{Dir: d, Impl: impl}
 	switch mode := os.Getenv("RC_MODE"); mode {
 	case "acquire":
 		c, err := Open(name, key, opts)
@@ -60,7 +67,7 @@ func helperMain() int {
 			return fail("%v", err)
 		}
 	case "lock":
-		l, err := OpenLock(dir, name)
+		l, err := OpenLock(d, name)
 		if err != nil {
 			return fail("%v", err)
 		}
@@ -204,7 +211,7 @@ type testCounter struct {
 
 func newTestCounter(t testing.TB, impl Impl) testCounter {
 	t.Helper()
-	tc := testCounter{name: "t-" + randomHex(t, 6), key: randomHex(t, 32), opts: Options{Dir: t.TempDir(), Impl: impl}}
+	tc := testCounter{name: "t-" + randomHex(t, 6), key: randomHex(t, 32), opts: Options{Dir: privdir.Dir(t), Impl: impl}}
 	t.Cleanup(func() { removeCounter(t, tc.name, tc.key, tc.opts) })
 	return tc
 }
@@ -217,7 +224,7 @@ func removeCounter(t testing.TB, name, key string, opts Options) {
 	case SysV:
 		err = forceRemoveSysV(t, opts.Dir, key)
 	default:
-		err = os.Remove(filepath.Join(opts.Dir, name+".ref"))
+		err = os.Remove(filepath.Join(opts.Dir.Path(), name+".ref"))
 		if errors.Is(err, os.ErrNotExist) {
 			err = nil
 		}
@@ -228,7 +235,7 @@ func removeCounter(t testing.TB, name, key string, opts Options) {
 }
 
 func (tc testCounter) env(mode string) []string {
-	return []string{"RC_MODE=" + mode, "RC_DIR=" + tc.opts.Dir, "RC_NAME=" + tc.name, "RC_KEY=" + tc.key, "RC_IMPL=" + tc.opts.Impl.String()}
+	return []string{"RC_MODE=" + mode, "RC_DIR=" + tc.opts.Dir.Path(), "RC_NAME=" + tc.name, "RC_KEY=" + tc.key, "RC_IMPL=" + tc.opts.Impl.String()}
 }
 
 func (tc testCounter) open(t testing.TB) *Counter {
@@ -362,9 +369,10 @@ func TestAcquireInProcess(t *testing.T) {
 
 // Must show 2: the startup lock is given back when its holder is killed.
 func TestStartupLockHolderKilled(t *testing.T) {
-	dir := t.TempDir()
+	d := privdir.Dir(t)
+	dir := d.Path()
 	name := "lock-" + randomHex(t, 4)
-	l, err := OpenLock(dir, name)
+	l, err := OpenLock(d, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +437,7 @@ func TestStartupLockHolderKilled(t *testing.T) {
 func TestOpenRace(t *testing.T) {
 	const procs, rounds = 50, 20
 	forEachImpl(t, func(t *testing.T, impl Impl) {
-		tc := testCounter{name: "race-" + randomHex(t, 4), key: randomHex(t, 32), opts: Options{Dir: t.TempDir(), Impl: impl}}
+		tc := testCounter{name: "race-" + randomHex(t, 4), key: randomHex(t, 32), opts: Options{Dir: privdir.Dir(t), Impl: impl}}
 		for r := range rounds {
 			t.Cleanup(func() { removeCounter(t, roundName(tc.name, r), roundKey(tc.key, r), tc.opts) })
 		}
@@ -528,7 +536,7 @@ func TestRemovedWhileHeld(t *testing.T) {
 }
 
 func TestList(t *testing.T) {
-	dir := t.TempDir()
+	dir := privdir.Dir(t)
 	var want []Info
 	for i, impl := range impls() {
 		tc := newTestCounter(t, impl)
@@ -566,7 +574,7 @@ func TestListSkipsRemoved(t *testing.T) {
 }
 
 func TestOpenValidates(t *testing.T) {
-	dir := t.TempDir()
+	dir := privdir.Dir(t)
 	for _, name := range []string{"", ".hidden", "a/b", "a b", `a\b`, strings.Repeat("x", 201)} {
 		if _, err := Open(name, "k", Options{Dir: dir}); err == nil {
 			t.Errorf("Open(%q) succeeded", name)

@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/procref/procref/platform"
 )
 
 // secretFile is the per-user key secret in the private runtime dir.
@@ -22,20 +24,18 @@ const (
 )
 
 // loadSecret returns the key secret kept in <dir>/secret, creating it (0600,
-// random) on first use. Racing creators each link a complete temp file into
-// place; exactly one link wins and everybody reads the winner's bytes, so no
-// reader ever sees a partial secret.
-func loadSecret(dir string) ([]byte, error) {
-	path := filepath.Join(dir, secretFile)
-	if s, err := readSecret(path); !errors.Is(err, os.ErrNotExist) {
+// random) on first use, relative to d's handle. Racing creators each link a
+// complete temp file into place; exactly one link wins and everybody reads
+// the winner's bytes, so no reader ever sees a partial secret.
+func loadSecret(d *platform.PrivateDir) ([]byte, error) {
+	if s, err := readSecret(d); !errors.Is(err, os.ErrNotExist) {
 		return s, err
 	}
-	f, err := os.CreateTemp(dir, ".secret-*")
+	f, tmp, err := d.CreateTemp(".secret-")
 	if err != nil {
 		return nil, fmt.Errorf("create key secret: %w", err)
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
+	defer d.Remove(tmp)
 	buf := make([]byte, secretLen)
 	if _, err := rand.Read(buf); err != nil {
 		f.Close()
@@ -48,20 +48,21 @@ func loadSecret(dir string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create key secret: %w", err)
 	}
-	if err := os.Link(tmp, path); err != nil && !errors.Is(err, os.ErrExist) {
+	if err := d.Link(tmp, secretFile); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("create key secret: %w", err)
 	}
-	return readSecret(path)
+	return readSecret(d)
 }
 
 // readSecret reads the secret, refusing a file that is not ours, not 0600,
 // a symlink or of the wrong length.
-func readSecret(path string) ([]byte, error) {
-	f, err := openPrivate(path, false)
+func readSecret(d *platform.PrivateDir) ([]byte, error) {
+	f, err := openPrivate(d, secretFile, false)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	path := filepath.Join(d.Path(), secretFile)
 	buf := make([]byte, secretLen+1)
 	n, err := io.ReadFull(f, buf)
 	if n != secretLen || !errors.Is(err, io.ErrUnexpectedEOF) {

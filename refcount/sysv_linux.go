@@ -12,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/procref/procref/platform"
 	"golang.org/x/sys/unix"
 )
 
@@ -129,8 +130,8 @@ type sysvCounter struct {
 // SEM_UNDO adjustment for that semaphore, so the references of processes
 // alive at that time would never be given back (or would be given back
 // twice).
-func openSysV(name, key, dir string) (backend, error) {
-	secret, err := loadSecret(dir)
+func openSysV(name, key string, d *platform.PrivateDir) (backend, error) {
+	secret, err := loadSecret(d)
 	if err != nil {
 		return nil, err
 	}
@@ -157,8 +158,8 @@ func openSysV(name, key, dir string) (backend, error) {
 
 // lookupSysV opens an existing set without creating one; os.ErrNotExist if
 // there is none.
-func lookupSysV(name, key, dir string) (backend, error) {
-	secret, err := loadSecret(dir)
+func lookupSysV(name, key string, d *platform.PrivateDir) (backend, error) {
+	secret, err := loadSecret(d)
 	if err != nil {
 		return nil, err
 	}

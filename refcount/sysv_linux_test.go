@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/procref/procref/platform"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,12 +19,13 @@ import (
 	"unsafe"
 
 	"github.com/procref/procref/internal/proctest"
+	"github.com/procref/procref/internal/proctest/privdir"
 	"golang.org/x/sys/unix"
 )
 
 // kernelObjects counts the semaphore sets with key's IPC key in
 // /proc/sysvipc/sem (-1 for FileLock, which has no such listing).
-func kernelObjects(t testing.TB, impl Impl, dir, key string) int {
+func kernelObjects(t testing.TB, impl Impl, dir *platform.PrivateDir, key string) int {
 	t.Helper()
 	if impl != SysV {
 		return -1
@@ -43,7 +45,7 @@ func kernelObjects(t testing.TB, impl Impl, dir, key string) int {
 }
 
 // testSysVKey is the IPC key Open uses for key in dir.
-func testSysVKey(t testing.TB, dir, key string) int32 {
+func testSysVKey(t testing.TB, dir *platform.PrivateDir, key string) int32 {
 	t.Helper()
 	secret, err := loadSecret(dir)
 	if err != nil {
@@ -53,7 +55,7 @@ func testSysVKey(t testing.TB, dir, key string) int32 {
 }
 
 // forceRemoveSysV removes the set with key's IPC key, whoever owns it.
-func forceRemoveSysV(t testing.TB, dir, key string) error {
+func forceRemoveSysV(t testing.TB, dir *platform.PrivateDir, key string) error {
 	id, err := semget(testSysVKey(t, dir, key), 0, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return nil
@@ -82,7 +84,7 @@ func TestSysVKey(t *testing.T) {
 // Issue 12 item 3: the secret is created 0600 once per runtime dir and two
 // dirs get different keys for the same service.
 func TestSecretPerDir(t *testing.T) {
-	d1, d2 := t.TempDir(), t.TempDir()
+	d1, d2 := privdir.Dir(t), privdir.Dir(t)
 	s1, err := loadSecret(d1)
 	if err != nil {
 		t.Fatal(err)
@@ -91,14 +93,14 @@ func TestSecretPerDir(t *testing.T) {
 	if err != nil || string(again) != string(s1) {
 		t.Fatalf("second load = %x, %v; want the same secret", again, err)
 	}
-	st, err := os.Stat(filepath.Join(d1, secretFile))
+	st, err := os.Stat(filepath.Join(d1.Path(), secretFile))
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("secret file: %v, %v; want mode 0600", st, err)
 	}
 	if testSysVKey(t, d1, "k") == testSysVKey(t, d2, "k") {
 		t.Fatal("two runtime dirs share a SysV key")
 	}
-	os.Chmod(filepath.Join(d1, secretFile), 0o644)
+	os.Chmod(filepath.Join(d1.Path(), secretFile), 0o644)
 	if _, err := loadSecret(d1); !errors.Is(err, ErrNotPrivate) {
 		t.Fatalf("load of a 0644 secret = %v, want ErrNotPrivate", err)
 	}
@@ -120,7 +122,7 @@ func TestSysVSquattedFallsBack(t *testing.T) {
 		t.Fatalf("Auto Open of a squatted key = %v, want a FileLock counter", err)
 	}
 	defer c.Close()
-	t.Cleanup(func() { os.Remove(filepath.Join(tc.opts.Dir, tc.name+".ref")) })
+	t.Cleanup(func() { os.Remove(filepath.Join(tc.opts.Dir.Path(), tc.name+".ref")) })
 	if c.Impl() != FileLock || !strings.Contains(logged, "falling back") {
 		t.Fatalf("impl %v, log %q; want FileLock and a line saying why", c.Impl(), logged)
 	}
@@ -154,7 +156,7 @@ func TestSysVRefusesWrongMode(t *testing.T) {
 	if fix := fmt.Sprintf("ipcrm -s %d", id); !strings.Contains(err.Error(), fix) {
 		t.Fatalf("error %q does not say %q", err, fix)
 	}
-	if _, err := os.Stat(registryPath(tc.opts.Dir, tc.name)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := tc.opts.Dir.Stat(registryName(tc.name)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a refused counter was registered: %v", err)
 	}
 }
@@ -209,7 +211,7 @@ func TestFileLockRefusesWrongModeOrOwner(t *testing.T) {
 	}
 	// A symlink in place of the lock file is refused, not followed.
 	os.Remove(lock.Path())
-	if err := os.Symlink(filepath.Join(tc.opts.Dir, "elsewhere"), lock.Path()); err != nil {
+	if err := os.Symlink(filepath.Join(tc.opts.Dir.Path(), "elsewhere"), lock.Path()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := OpenLock(tc.opts.Dir, tc.name); !errors.Is(err, ErrNotPrivate) {
@@ -252,7 +254,7 @@ func TestSysVSetsExhaustedFallsBack(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0])
 	cmd.Env = append(os.Environ(), "GO_WANT_HELPER_PROCESS=1", "RC_MODE=enospc", "RC_IMPL=auto",
-		"RC_DIR="+tc.opts.Dir, "RC_NAME="+tc.name, "RC_KEY="+tc.key, "RC_PARENT_IPC_NS="+ns)
+		"RC_DIR="+tc.opts.Dir.Path(), "RC_NAME="+tc.name, "RC_KEY="+tc.key, "RC_PARENT_IPC_NS="+ns)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWIPC}
 	var stderr proctest.SyncBuffer
 	cmd.Stderr = &stderr

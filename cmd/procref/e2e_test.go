@@ -140,7 +140,7 @@ func testKillProxyMidRequest(t *testing.T, mode string) {
 	if mode == "mux" {
 		backend = muxBackend(t, hint)
 	}
-	counter, err := refcount.Open(hint.Name, hint.Key, refcount.Options{Dir: e.runtime})
+	counter, err := refcount.Open(hint.Name, hint.Key, refcount.Options{Dir: e.privDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +346,7 @@ func testSignalsDetach(t *testing.T, mode string) {
 	if mode == "mux" {
 		hint.Backend = muxBackend(t, hint)
 	}
-	counter, err := refcount.Open(hint.Name, hint.Key, refcount.Options{Dir: e.runtime})
+	counter, err := refcount.Open(hint.Name, hint.Key, refcount.Options{Dir: e.privDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,8 +378,8 @@ func TestMuxWindowLeavesBeforeInitialize(t *testing.T) {
 	var server []int
 	// No event for another process's child.
 	proctest.WaitFor(t, 10*time.Second, "a server started ahead of initialize", func() error {
-		if names, _ := discovery.List(e.runtime); len(names) == 1 {
-			hint, _ = discovery.Read(e.runtime, names[0])
+		if names, _ := discovery.List(e.privDir()); len(names) == 1 {
+			hint, _ = discovery.Read(e.privDir(), names[0])
 			if hint != nil {
 				server = children(hint.Host.PID, "procref")
 			}

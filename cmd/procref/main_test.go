@@ -18,6 +18,8 @@ import (
 	"github.com/procref/procref/discovery"
 	"github.com/procref/procref/internal/lspclient"
 	"github.com/procref/procref/internal/proctest"
+	"github.com/procref/procref/launcher"
+	"github.com/procref/procref/platform"
 )
 
 // raceEnabled is set by race_test.go when the tests run with -race; the
@@ -95,6 +97,17 @@ type env struct {
 	vars    []string
 }
 
+// privDir is this test process's checked handle on the env's runtime dir
+// (created if missing; shared and never closed, see
+// launcher.Service.PrivateDir). It panics if the dir fails its check.
+func (e *env) privDir() *platform.PrivateDir {
+	d, err := (&launcher.Service{Dir: e.runtime}).PrivateDir()
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	base := t.TempDir()
@@ -115,9 +128,9 @@ func newEnv(t *testing.T) *env {
 
 // killAll stops every host (and its backend) left in this env, by identity.
 func (e *env) killAll() {
-	names, _ := discovery.List(e.runtime)
+	names, _ := discovery.List(e.privDir())
 	for _, n := range names {
-		if h, err := discovery.Read(e.runtime, n); err == nil {
+		if h, err := discovery.Read(e.privDir(), n); err == nil {
 			h.Host.Kill()
 			if h.Backend.PID > 0 {
 				h.Backend.Kill()
@@ -224,11 +237,11 @@ func (p *proc) stderrHas(want string) bool {
 // onlyHint returns the env's single hint, failing if there is not exactly one.
 func (e *env) onlyHint() *discovery.Hint {
 	e.t.Helper()
-	names, err := discovery.List(e.runtime)
+	names, err := discovery.List(e.privDir())
 	if err != nil || len(names) != 1 {
 		e.t.Fatalf("want exactly one backend, got %v (err %v)", names, err)
 	}
-	h, err := discovery.Read(e.runtime, names[0])
+	h, err := discovery.Read(e.privDir(), names[0])
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -142,7 +142,7 @@ func TestMCPErasOneServer(t *testing.T) {
 			pids[serverPID(got)] = true
 		}
 	}
-	if names, _ := discovery.List(e.runtime); len(names) != 1 || len(pids) != 1 {
+	if names, _ := discovery.List(e.privDir()); len(names) != 1 || len(pids) != 1 {
 		t.Fatalf("want one host and one server for both eras, got hosts %v, server pids %v", names, pids)
 	}
 	if kids := children(e.onlyHint().Host.PID, filepath.Base(self)[:min(15, len(filepath.Base(self)))]); len(kids) != 1 {
@@ -296,7 +296,7 @@ func TestMCPModernClientLegacyServer(t *testing.T) {
 			t.Fatalf("%s: echo answered %s", name, b)
 		}
 	}
-	if names, _ := discovery.List(e.runtime); len(names) != 1 {
+	if names, _ := discovery.List(e.privDir()); len(names) != 1 {
 		t.Fatalf("want one shared server-everything for both eras' clients, got %v", names)
 	}
 	mcpServerPID(t, e.onlyHint()) // exactly one node server under the host

@@ -425,7 +425,7 @@ func TestMCPSampleServer(t *testing.T) {
 	c := startNDJSON(t, e, ws)
 	c.send(t, mcpInit("2025-03-26"))
 	c.expect(t, `"protocolVersion":"2025-06-18"`)
-	if names, _ := discovery.List(e.runtime); len(names) != 1 {
+	if names, _ := discovery.List(e.privDir()); len(names) != 1 {
 		t.Fatalf("want one server for every protocolVersion, got %v", names)
 	}
 
@@ -474,7 +474,7 @@ func TestMCPSampleServer(t *testing.T) {
 	if got := y.expect(t, `"id":8`); !strings.Contains(got, "echo: Y") {
 		t.Fatalf("jsonrpc session Y got %s", got)
 	}
-	if names, _ := discovery.List(e.runtime); len(names) != 2 {
+	if names, _ := discovery.List(e.privDir()); len(names) != 2 {
 		t.Fatalf("want a second server for --protocol=jsonrpc, got %v", names)
 	}
 }

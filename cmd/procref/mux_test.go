@@ -61,13 +61,13 @@ func TestMuxPerRootAndGlobal(t *testing.T) {
 				}
 				clients, procs = append(clients, c), append(procs, p)
 			}
-			names, _ := discovery.List(e.runtime)
+			names, _ := discovery.List(e.privDir())
 			if len(names) != tc.backends {
 				t.Fatalf("backends = %v, want %d", names, tc.backends)
 			}
 			var hints []*discovery.Hint
 			for _, n := range names {
-				h, err := discovery.Read(e.runtime, n)
+				h, err := discovery.Read(e.privDir(), n)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -60,7 +60,7 @@ func testReopenAtOnce(t *testing.T, mode string) {
 	p1.wait(t, 10*time.Second)
 	// The drain has begun once the old host has given up its hint.
 	proctest.WaitFor(t, 30*time.Second, "the old host to give up its hint", func() error {
-		_, err := discovery.Read(e.runtime, old.Name)
+		_, err := discovery.Read(e.privDir(), old.Name)
 		if errors.Is(err, discovery.ErrNoHint) {
 			return nil
 		}

@@ -108,12 +108,12 @@ func TestOtherUserCannotReachSocket(t *testing.T) {
 		t.Fatalf("{port} window: %v; stderr: %s", err, pp.stderr.String())
 	}
 	var portInfo struct{ Port int }
-	names, err := discovery.List(e.runtime)
+	names, err := discovery.List(e.privDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range names {
-		if h, err := discovery.Read(e.runtime, n); err == nil && n != hint.Name {
+		if h, err := discovery.Read(e.privDir(), n); err == nil && n != hint.Name {
 			json.Unmarshal(h.Info, &portInfo)
 		}
 	}
@@ -131,12 +131,12 @@ func TestOtherUserCannotReachSocket(t *testing.T) {
 	}
 	// Everything a host or a backend listens on, as the kernel lists it.
 	var socks []string
-	all, err := discovery.List(e.runtime)
+	all, err := discovery.List(e.privDir())
 	if err != nil || len(all) != 3 {
 		t.Fatalf("hints %v, %v; want three", all, err)
 	}
 	for _, n := range all {
-		h, err := discovery.Read(e.runtime, n)
+		h, err := discovery.Read(e.privDir(), n)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -336,7 +336,7 @@ func testHintRestored(t *testing.T, damage, mode string) {
 	case "forged":
 		forged := *hint
 		forged.Nonce, forged.Port = handshake.NewSecret(), 1
-		if err := discovery.Write(e.runtime, &forged); err != nil {
+		if err := discovery.Write(e.privDir(), &forged); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -53,15 +53,26 @@ type backendRow struct {
 	GroupLeft bool `json:"group_left,omitempty"`
 }
 
+// runtimeDir is the process's checked handle on procref's runtime dir
+// (platform.RuntimeDir, opened by launcher.Service.PrivateDir: never
+// closed).
+func runtimeDir() (*platform.PrivateDir, error) {
+	dir, err := platform.RuntimeDir()
+	if err != nil {
+		return nil, err
+	}
+	return (&launcher.Service{Dir: dir}).PrivateDir()
+}
+
 // collectStatus reads every hint in the runtime dir and asks each live host.
 func collectStatus(ctx context.Context) ([]backendRow, string, error) {
-	dir, err := platform.RuntimeDir()
+	dir, err := runtimeDir()
 	if err != nil {
 		return nil, "", err
 	}
 	names, err := discovery.List(dir)
 	if err != nil {
-		return nil, dir, err
+		return nil, dir.Path(), err
 	}
 	counts := map[string]int{}
 	if infos, err := refcount.List(refcount.Options{Dir: dir}); err == nil {
@@ -81,7 +92,7 @@ func collectStatus(ctx context.Context) ([]backendRow, string, error) {
 		row.Mode, row.HostPID, row.Port, row.Root, row.Command, row.Log = h.Mode, h.Host.PID, h.Port, h.Root, h.Command, h.Log
 		row.BackendPID = h.Backend.PID
 		row.Transport = h.Transport()
-		st, err := (&launcher.Service{Name: name, Dir: dir}).QueryStatus(ctx)
+		st, err := (&launcher.Service{Name: name, Dir: dir.Path()}).QueryStatus(ctx)
 		switch {
 		case err == nil:
 			row.State = "running"
@@ -118,7 +129,7 @@ func collectStatus(ctx context.Context) ([]backendRow, string, error) {
 		rows = append(rows, row)
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
-	return rows, dir, nil
+	return rows, dir.Path(), nil
 }
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
@@ -267,7 +278,7 @@ func cmdStop(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "procref stop: name one backend (see `procref status`) or use --all")
 		return exitUsage
 	}
-	dir, err := platform.RuntimeDir()
+	dir, err := runtimeDir()
 	if err != nil {
 		fmt.Fprintf(stderr, "procref stop: %v\n", err)
 		return exitFailure
@@ -297,7 +308,7 @@ func cmdStop(args []string, stdout, stderr io.Writer) int {
 
 // stopOne asks the host to drain; if it does not exit within timeout, it is
 // terminated and then killed (by identity: a reused pid is never signalled).
-func stopOne(dir, name string, timeout time.Duration) error {
+func stopOne(dir *platform.PrivateDir, name string, timeout time.Duration) error {
 	h, err := discovery.Read(dir, name)
 	if errors.Is(err, discovery.ErrNoHint) {
 		return fmt.Errorf("no backend named %s (see `procref status`)", name)
@@ -312,7 +323,7 @@ func stopOne(dir, name string, timeout time.Duration) error {
 	if h.Host.Alive() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		if err := (&launcher.Service{Name: h.Name, Dir: dir}).RequestStop(ctx); err == nil || errors.Is(err, launcher.ErrDraining) {
+		if err := (&launcher.Service{Name: h.Name, Dir: dir.Path()}).RequestStop(ctx); err == nil || errors.Is(err, launcher.ErrDraining) {
 			h.Host.Wait(ctx)
 		}
 		if h.Host.Alive() {

@@ -60,14 +60,14 @@ func TestUpgradeGetsNewBackend(t *testing.T) {
 			}
 
 			b := openWindow(t, e, proxyBin, ws, tc.mcp, args)
-			names, _ := discovery.List(e.runtime)
+			names, _ := discovery.List(e.privDir())
 			if len(names) != 2 {
 				t.Fatalf("after the upgrade want two backends (old and new), got %v", names)
 			}
 			var fresh *discovery.Hint
 			for _, n := range names {
 				if n != old.Name {
-					fresh, _ = discovery.Read(e.runtime, n)
+					fresh, _ = discovery.Read(e.privDir(), n)
 				}
 			}
 			if fresh == nil || fresh.Host == old.Host {
@@ -83,14 +83,14 @@ func TestUpgradeGetsNewBackend(t *testing.T) {
 
 			a.close(t)
 			proctest.WaitGone(t, old.Host, 20*time.Second, "old host")
-			if _, err := discovery.Read(e.runtime, fresh.Name); err != nil {
+			if _, err := discovery.Read(e.privDir(), fresh.Name); err != nil {
 				t.Fatalf("the new backend went with the old one: %v", err)
 			}
 			b.ping(t)
 			b.close(t)
 			proctest.WaitGone(t, fresh.Host, 20*time.Second, "new host")
 			nothingLeft(t, e.runtime)
-			if sets, _ := refcount.List(refcount.Options{Dir: e.runtime}); len(sets) != 0 {
+			if sets, _ := refcount.List(refcount.Options{Dir: e.privDir()}); len(sets) != 0 {
 				t.Errorf("reference counters left: %v", sets)
 			}
 		})

@@ -143,6 +143,10 @@ func Client(ctx context.Context, conn net.Conn, token, nonce string, pid int, ve
 type Target struct {
 	Network, Address string
 	Check            func(net.Conn) error
+	// Dial, if set, connects instead of dialling Network and Address
+	// (which then only name the target in messages): procref dials a
+	// socket relative to its runtime dir's handle.
+	Dial func(context.Context) (net.Conn, error)
 }
 
 // TCP is the Target of a host on 127.0.0.1:port.
@@ -173,8 +177,14 @@ func DialTarget(ctx context.Context, t Target, token, nonce string, pid int, ver
 }
 
 func dialOnce(ctx context.Context, t Target, token, nonce string, pid int, verb string) (net.Conn, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, t.Network, t.Address)
+	dial := t.Dial
+	if dial == nil {
+		dial = func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, t.Network, t.Address)
+		}
+	}
+	conn, err := dial(ctx)
 	if err != nil {
 		return nil, err
 	}

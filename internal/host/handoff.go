@@ -14,6 +14,7 @@ import (
 	"github.com/procref/procref/internal/hostproto"
 	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/pipeio"
+	"github.com/procref/procref/platform"
 )
 
 // The host's half of the descriptor handoff (the protocol is in package
@@ -24,16 +25,17 @@ import (
 // handoffServer receives editors' descriptors for the mux.
 type handoffServer struct {
 	log *slog.Logger
-	ln  *net.UnixListener
+	ln  *platform.UnixListener
 
 	mu      sync.Mutex
 	waiting map[string]chan hostproto.Handed
 }
 
-// startHandoff listens on path (hostproto.HandoffSocket) for proxies'
-// descriptors; an error wrapping hostproto.ErrNoHandoff means not here.
-func startHandoff(path string, log *slog.Logger) (*handoffServer, error) {
-	ln, err := hostproto.ListenHandoff(path)
+// startHandoff listens on the socket name (hostproto.HandoffName) in the
+// runtime dir d, relative to its handle, for proxies' descriptors; an error
+// wrapping hostproto.ErrNoHandoff means not here.
+func startHandoff(d *platform.PrivateDir, name string, log *slog.Logger) (*handoffServer, error) {
+	ln, err := hostproto.ListenHandoff(d, name)
 	if err != nil {
 		return nil, err
 	}
@@ -89,8 +91,8 @@ func (h *handoffServer) deliver(d hostproto.Handed) bool {
 	return true
 }
 
-// close stops accepting; the listener removes the socket (unlink on
-// close).
+// close stops accepting; the listener removes the socket (through the
+// dir handle).
 func (h *handoffServer) close() { h.ln.Close() }
 
 // fdClient is an editor's stdin and stdout as one client connection.

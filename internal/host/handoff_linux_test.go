@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/procref/procref/internal/hostproto"
+	"github.com/procref/procref/internal/proctest/privdir"
+	"github.com/procref/procref/platform"
 )
 
 // TestMain lets the test binary play a proxy that hands its stdio off.
@@ -39,7 +41,12 @@ func handoffProxy() {
 		os.Exit(2)
 	}
 	pid, _ := strconv.Atoi(os.Getenv("HOST_TEST_PID"))
-	if err := hostproto.Handoff(conn, os.Getenv("HOST_TEST_SOCKET"), pid, []byte("pending\n")); err != nil {
+	dir, err := platform.OpenPrivateDir(os.Getenv("HOST_TEST_DIR"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "runtime dir:", err)
+		os.Exit(2)
+	}
+	if err := hostproto.Handoff(conn, dir, os.Getenv("HOST_TEST_SOCKET"), pid, []byte("pending\n")); err != nil {
 		fmt.Fprintln(os.Stderr, "handoff:", err)
 		os.Exit(2)
 	}
@@ -63,10 +70,10 @@ type handoffRig struct {
 }
 
 func newHandoffRig(t *testing.T) *handoffRig {
-	dir := t.TempDir()
-	os.Chmod(dir, 0o700)
-	sock := hostproto.HandoffSocket(dir, "svc", os.Getpid())
-	h, err := startHandoff(sock, slog.Default())
+	d := privdir.Dir(t)
+	dir := d.Path()
+	sock := hostproto.HandoffName("svc", os.Getpid())
+	h, err := startHandoff(d, sock, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +87,7 @@ func newHandoffRig(t *testing.T) *handoffRig {
 	r := &handoffRig{h: h, ln: ln}
 	r.proxy = exec.Command(os.Args[0], "-test.run=^$")
 	r.proxy.Env = append(os.Environ(), "HOST_TEST_PROXY=1", "HOST_TEST_SESSION="+sessPath,
-		"HOST_TEST_SOCKET="+sock, "HOST_TEST_PID="+strconv.Itoa(os.Getpid()))
+		"HOST_TEST_DIR="+dir, "HOST_TEST_SOCKET="+sock, "HOST_TEST_PID="+strconv.Itoa(os.Getpid()))
 	r.stdin, _ = r.proxy.StdinPipe()
 	out, _ := r.proxy.StdoutPipe()
 	errp, _ := r.proxy.StderrPipe()

@@ -118,9 +118,9 @@ func (b *backend) setupMux(svc *launcher.Service) error {
 	}
 	// The descriptor handoff (handoff.go); without it proxies relay.
 	var h *handoffServer
-	if dir, err := svc.RuntimeDir(); err != nil {
+	if dir, err := svc.PrivateDir(); err != nil {
 		b.log.Warn("no descriptor handoff; proxies relay", "err", err)
-	} else if h, err = startHandoff(hostproto.HandoffSocket(dir, svc.Name, os.Getpid()), b.log); err != nil {
+	} else if h, err = startHandoff(dir, hostproto.HandoffName(svc.Name, os.Getpid()), b.log); err != nil {
 		b.log.Info("no descriptor handoff; proxies relay", "err", err)
 		h = nil
 	}

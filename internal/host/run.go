@@ -84,15 +84,15 @@ func (b *backend) listenAddr() (hostproto.Addr, error) {
 	if hostproto.Uses(b.spec.Command, hostproto.PortPlaceholder) {
 		return hostproto.Addr{}, fmt.Errorf("%w: the command has both {socket} and {port}; use one", ErrBackendStart)
 	}
-	dir, err := b.svc.RuntimeDir()
+	dir, err := b.svc.PrivateDir()
 	if err != nil {
 		return hostproto.Addr{}, fmt.Errorf("%w: %v", ErrBackendStart, err)
 	}
-	path, err := SocketPath(dir, b.svc.Name, os.Getpid())
+	path, err := SocketPath(dir.Path(), b.svc.Name, os.Getpid())
 	if err != nil {
 		return hostproto.Addr{}, fmt.Errorf("%w: %v", ErrBackendStart, err)
 	}
-	if err := removeSocket(path); err != nil {
+	if err := removeSocket(dir, filepath.Base(path)); err != nil {
 		return hostproto.Addr{}, fmt.Errorf("%w: %v", ErrBackendStart, err)
 	}
 	return hostproto.Addr{Network: "unix", Address: path}, nil
@@ -118,10 +118,12 @@ func SocketPath(dir, name string, pid int) (string, error) {
 	return "", fmt.Errorf("the socket path %s is %d bytes, more than the %d a unix socket allows: set PROCREF_RUNTIME_DIR to a shorter private directory, or use {port} (reachable by every local user)", p, len(p), limit)
 }
 
-// removeSocket removes a socket left at path by an earlier backend; it
-// refuses to remove anything else.
-func removeSocket(path string) error {
-	fi, err := os.Lstat(path)
+// removeSocket removes a socket name left in the runtime dir d by an
+// earlier backend, relative to d's handle; it refuses to remove anything
+// else. (The backend itself binds its {socket} by path: it is another
+// program; the peer checks do not apply to it, the dir's 0700 mode does.)
+func removeSocket(d *platform.PrivateDir, name string) error {
+	fi, err := d.Stat(name)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -129,9 +131,13 @@ func removeSocket(path string) error {
 		return err
 	}
 	if fi.Mode().Type() != os.ModeSocket {
-		return fmt.Errorf("%s is in the way of the backend's socket and is not a socket; remove it", path)
+		return fmt.Errorf("%s is in the way of the backend's socket and is not a socket; remove it", d.SocketPath(name))
 	}
-	return os.Remove(path)
+	err = d.Remove(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // startTCP is OnFirstAcquire in tcp mode: pick the socket path or a free
@@ -282,7 +288,11 @@ func (b *backend) endTCP() error {
 		b.mu.Lock()
 		path := b.addr.Address
 		b.mu.Unlock()
-		if rerr := removeSocket(path); rerr != nil && err == nil {
+		dir, rerr := b.svc.PrivateDir()
+		if rerr == nil {
+			rerr = removeSocket(dir, filepath.Base(path))
+		}
+		if rerr != nil && err == nil {
 			err = rerr
 		}
 	}

@@ -10,10 +10,11 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/procref/procref/platform"
 )
 
 // The handoff (mux mode): instead of relaying an editor's bytes through its
@@ -26,7 +27,7 @@ import (
 //
 //	proxy → host, on the authenticated session:   handoff KEY\n
 //	host → proxy:                                 ok\n   (KEY is now expected)
-//	proxy → host, on HandoffSocket:               KEY N\n + SCM_RIGHTS{stdin, stdout}, then N pending bytes
+//	proxy → host, on HandoffName (runtime dir):    KEY N\n + SCM_RIGHTS{stdin, stdout}, then N pending bytes
 //	... the host serves the client on the passed descriptors ...
 //	host → proxy, on the session:                 bye\n or end REASON\n (then closes)
 //
@@ -51,18 +52,20 @@ var ErrNoHandoff = errors.New("no descriptor handoff")
 // without saying why (it crashed or was killed).
 var ErrHostGone = errors.New("the host went away")
 
-// HandoffSocket is the unix socket, in the private runtime dir, on which
-// the mux-mode host of serviceName with process id hostPID takes editors'
-// descriptors from their proxies. One per host: a draining host and its
+// HandoffName is the unix socket, in the private runtime dir, on which the
+// mux-mode host of serviceName with process id hostPID takes editors'
+// descriptors from their proxies; both ends reach it by this name relative
+// to their runtime dir handle. One per host: a draining host and its
 // successor run side by side (see the Overlap in Spec.Service).
-func HandoffSocket(runtimeDir, serviceName string, hostPID int) string {
-	return filepath.Join(runtimeDir, serviceName+"."+strconv.Itoa(hostPID)+".fd.sock")
+func HandoffName(serviceName string, hostPID int) string {
+	return serviceName + "." + strconv.Itoa(hostPID) + ".fd.sock"
 }
 
 // Handoff passes the proxy's stdin and stdout (descriptors 0 and 1) to the
 // mux-mode host at the other end of session, an attached session
-// connection; pending are editor bytes the proxy has already read (they are
-// served first). The descriptors are sent only if the kernel says the
+// connection, through the socket name (HandoffName) in the runtime dir d,
+// dialled relative to d's handle; pending are editor bytes the proxy has
+// already read (they are served first). The descriptors are sent only if the kernel says the
 // socket's listener runs as our uid and, where the OS reports it, is
 // hostPID (an error wrapping platform.ErrNotOurPeer otherwise). It blocks
 // until the host has the descriptors. After a nil
@@ -70,8 +73,8 @@ func HandoffSocket(runtimeDir, serviceName string, hostPID int) string {
 // [WaitHandedOff]. An error wrapping [ErrNoHandoff] means nothing was sent
 // and the proxy can relay instead; any other error leaves the session
 // unusable.
-func Handoff(session net.Conn, socket string, hostPID int, pending []byte) error {
-	return handoff(session, socket, hostPID, 0, 1, pending)
+func Handoff(session net.Conn, d *platform.PrivateDir, socket string, hostPID int, pending []byte) error {
+	return handoff(session, d, socket, hostPID, 0, 1, pending)
 }
 
 // requestHandoff is the proxy's half on the session: it asks, with a new

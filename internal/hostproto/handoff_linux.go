@@ -4,6 +4,7 @@ package hostproto
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -17,7 +18,7 @@ import (
 )
 
 // handoff is Handoff on Linux, for descriptors in and out (0 and 1 there).
-func handoff(session net.Conn, socket string, hostPID, in, out int, pending []byte) error {
+func handoff(session net.Conn, d *platform.PrivateDir, socket string, hostPID, in, out int, pending []byte) error {
 	for _, fd := range []int{in, out} {
 		var st unix.Stat_t
 		if err := unix.Fstat(fd, &st); err != nil {
@@ -27,14 +28,16 @@ func handoff(session net.Conn, socket string, hostPID, in, out int, pending []by
 			return fmt.Errorf("%w: fd %d is not a pipe or socket", ErrNoHandoff, fd)
 		}
 	}
-	if _, err := os.Stat(socket); err != nil {
+	if _, err := d.Stat(socket); err != nil {
 		return fmt.Errorf("%w: %v", ErrNoHandoff, err)
 	}
 	key, err := requestHandoff(session)
 	if err != nil {
 		return err
 	}
-	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: socket, Net: "unix"})
+	ctx, cancel := context.WithTimeout(context.Background(), HandoffWait)
+	defer cancel()
+	c, err := d.DialUnix(ctx, socket) // through the dir handle, not the path
 	if err != nil {
 		return fmt.Errorf("handoff: %w", err)
 	}
@@ -42,7 +45,7 @@ func handoff(session net.Conn, socket string, hostPID, in, out int, pending []by
 	// The editor's pipes go only to the host: the kernel must say the
 	// listener is our uid and the hint's host pid (SO_PEERCRED).
 	if err := platform.CheckPeer(c, hostPID); err != nil {
-		return fmt.Errorf("handoff: %s: %w", socket, err)
+		return fmt.Errorf("handoff: %s: %w", d.SocketPath(socket), err)
 	}
 	c.SetDeadline(time.Now().Add(HandoffWait))
 	header := []byte(key + " " + strconv.Itoa(len(pending)) + "\n")
@@ -57,21 +60,17 @@ func handoff(session net.Conn, socket string, hostPID, in, out int, pending []by
 	return nil
 }
 
-// ListenHandoff listens on path, the host's HandoffSocket, for proxies'
-// descriptors; the socket is 0600 and removed when the listener closes. A
-// stale socket at path is replaced: the caller runs under the supervisor
-// lock, and the path carries its pid, so no live host owns it.
-func ListenHandoff(path string) (*net.UnixListener, error) {
-	if len(path) >= len(unix.RawSockaddrUnix{}.Path) {
-		return nil, fmt.Errorf("%w: socket path too long: %s", ErrNoHandoff, path)
-	}
-	os.Remove(path)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+// ListenHandoff listens on the socket name (HandoffName) in the runtime
+// dir d, bound relative to d's handle, for proxies' descriptors; the socket
+// is 0600 and removed (through the handle) when the listener closes. A
+// stale socket there is replaced: the caller runs under the supervisor
+// lock, and the name carries its pid, so no live host owns it.
+func ListenHandoff(d *platform.PrivateDir, name string) (*platform.UnixListener, error) {
+	d.Remove(name)
+	ln, err := d.ListenUnix(name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrNoHandoff, err)
 	}
-	ln.SetUnlinkOnClose(true)
-	os.Chmod(path, 0o600)
 	return ln, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/procref/procref/internal/proctest/privdir"
 	"github.com/procref/procref/platform"
 )
 
@@ -17,8 +18,8 @@ import (
 // pipes (what the host writes, the editor reads); a file that is neither
 // a pipe nor a socket is not handed off (ErrNoHandoff: relay instead).
 func TestHandoffDescriptors(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "svc.1.fd.sock")
-	ln, err := ListenHandoff(sock)
+	dir, sock := privdir.Dir(t), "svc.1.fd.sock"
+	ln, err := ListenHandoff(dir, sock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func TestHandoffDescriptors(t *testing.T) {
 		}
 		handed <- d
 	}()
-	if err := handoff(p, sock, os.Getpid(), int(edIn.Fd()), int(edOut.Fd()), []byte("pending")); err != nil {
+	if err := handoff(p, dir, sock, os.Getpid(), int(edIn.Fd()), int(edOut.Fd()), []byte("pending")); err != nil {
 		t.Fatal(err)
 	}
 	d := <-handed
@@ -60,7 +61,7 @@ func TestHandoffDescriptors(t *testing.T) {
 
 	f, _ := os.Create(filepath.Join(t.TempDir(), "file"))
 	defer f.Close()
-	if err := handoff(p, sock, os.Getpid(), int(f.Fd()), int(edOut.Fd()), nil); !errors.Is(err, ErrNoHandoff) {
+	if err := handoff(p, dir, sock, os.Getpid(), int(f.Fd()), int(edOut.Fd()), nil); !errors.Is(err, ErrNoHandoff) {
 		t.Errorf("handoff of a regular file = %v, want ErrNoHandoff", err)
 	}
 }
@@ -69,8 +70,8 @@ func TestHandoffDescriptors(t *testing.T) {
 // listener the kernel says is the hint's host pid; another process's
 // listener (here: ours, while the hint names pid 1) gets nothing.
 func TestHandoffOnlyToTheHost(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "svc.1.fd.sock")
-	ln, err := ListenHandoff(sock)
+	dir, sock := privdir.Dir(t), "svc.1.fd.sock"
+	ln, err := ListenHandoff(dir, sock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func TestHandoffOnlyToTheHost(t *testing.T) {
 		}
 		got <- err
 	}()
-	err = handoff(p, sock, 1, int(edIn.Fd()), int(edOut.Fd()), nil)
+	err = handoff(p, dir, sock, 1, int(edIn.Fd()), int(edOut.Fd()), nil)
 	if !errors.Is(err, platform.ErrNotOurPeer) {
 		t.Fatalf("handoff to a listener that is not pid 1 = %v, want ErrNotOurPeer", err)
 	}

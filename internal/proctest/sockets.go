@@ -40,7 +40,9 @@ func ListeningTCP(pid int) []string {
 }
 
 // ListeningUnix returns the paths of the unix sockets on which pid listens
-// (Linux; nil elsewhere).
+// (Linux; nil elsewhere). A socket bound through a directory descriptor,
+// as /proc/self/fd/N/NAME (platform.PrivateDir), is named by the path of
+// pid's descriptor N: the directory's own path.
 func ListeningUnix(pid int) []string {
 	inodes := socketInodes(pid)
 	b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "net", "unix"))
@@ -50,8 +52,26 @@ func ListeningUnix(pid int) []string {
 		// Num RefCount Protocol Flags Type St Inode Path; Flags 00010000
 		// is __SO_ACCEPTCON: a listening socket.
 		if len(f) > 7 && f[3] == "00010000" && inodes[f[6]] {
-			out = append(out, f[7])
+			out = append(out, viaFD(pid, f[7]))
 		}
 	}
 	return out
+}
+
+// viaFD turns /proc/self/fd/N/NAME, as pid bound it, into DIR/NAME, DIR
+// being what pid's descriptor N names.
+func viaFD(pid int, p string) string {
+	rest, ok := strings.CutPrefix(p, "/proc/self/fd/")
+	if !ok {
+		return p
+	}
+	fd, name, ok := strings.Cut(rest, "/")
+	if !ok {
+		return p
+	}
+	dir, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "fd", fd))
+	if err != nil {
+		return p
+	}
+	return filepath.Join(dir, name)
 }
