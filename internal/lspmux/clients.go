@@ -337,21 +337,5 @@ func (m *Mux) removeClient(c *client) {
 // mux stops (false). Messages that need the backend wait here while it
 // restarts.
 func (m *Mux) waitRunning(c *client) bool {
-	for {
-		m.mu.Lock()
-		p, ch := m.core.Phase(), m.core.Changed()
-		m.mu.Unlock()
-		switch p {
-		case mux.Running:
-			return true
-		case mux.Stopped:
-			return false
-		}
-		m.flushServer(c) // never wait while holding the backend
-		select {
-		case <-ch:
-		case <-c.stop:
-			return false
-		}
-	}
+	return m.core.WaitRunning(c.stop, func() { m.flushServer(c) })
 }

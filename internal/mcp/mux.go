@@ -328,25 +328,7 @@ func (m *Mux) fromClient(c *client, body []byte) error {
 // waitReady blocks until a server is up (and, for MCP, initialized), c is
 // gone or the Mux stopped; it reports whether to go on.
 func (m *Mux) waitReady(c *client) bool {
-	m.flushServer(c) // never wait while holding the server's queue
-	for {
-		m.mu.Lock()
-		p, changed := m.core.Phase(), m.core.Changed()
-		m.mu.Unlock()
-		switch p {
-		case mux.Running:
-			return true
-		case mux.Stopped:
-			return false
-		}
-		select {
-		case <-changed:
-		case <-c.gone:
-			return false
-		case <-m.done:
-			return false
-		}
-	}
+	return m.core.WaitRunning(c.gone, func() { m.flushServer(c) })
 }
 
 // msgServerExited answers a request the server will not answer: it was in

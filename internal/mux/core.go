@@ -291,6 +291,32 @@ func (c *Core) Up(inst *Instance) bool {
 	return true
 }
 
+// WaitRunning blocks until the server takes traffic (true), or the Core
+// stopped or gone closed (false). before, if set, runs before each wait:
+// a client's reader flushes what it claimed (Claim), so that it never
+// waits while holding the server's queue. Called without the lock.
+func (c *Core) WaitRunning(gone <-chan struct{}, before func()) bool {
+	for {
+		c.cfg.Lock.Lock()
+		p, changed := c.life.Phase(), c.life.Changed()
+		c.cfg.Lock.Unlock()
+		switch p {
+		case Running:
+			return true
+		case Stopped:
+			return false
+		}
+		if before != nil {
+			before()
+		}
+		select {
+		case <-changed:
+		case <-gone:
+			return false
+		}
+	}
+}
+
 // Shut stops the Core for good (phase Stopped; nothing starts after it)
 // and returns the current instance, nil if none, for the caller to Stop.
 // Callers hold the lock.
