@@ -385,13 +385,29 @@ func fileURI(path string) string {
 // hints returns the live procref hints in the rig's runtime dir.
 func (r *rig) hints() map[string]*discovery.Hint {
 	out := map[string]*discovery.Hint{}
-	names, _ := discovery.List(r.runtime)
+	d, err := platform.OpenPrivateDir(r.runtime)
+	if err != nil {
+		return out // no runtime dir yet: no hints
+	}
+	defer d.Close()
+	names, _ := discovery.List(d)
 	for _, n := range names {
-		if h, err := discovery.Read(r.runtime, n); err == nil {
+		if h, err := discovery.Read(d, n); err == nil {
 			out[n] = h
 		}
 	}
 	return out
+}
+
+// readHint reads the hint name in the rig's runtime dir (its fields only:
+// the dir's handle is closed again).
+func (r *rig) readHint(name string) (*discovery.Hint, error) {
+	d, err := platform.OpenPrivateDir(r.runtime)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return discovery.Read(d, name)
 }
 
 // hintInfo decodes a hint's service info (backend pid and port).
@@ -428,7 +444,7 @@ func (r *rig) waitServiceGone(h *discovery.Hint, timeout time.Duration) error {
 	}
 	// A successor's hint under the same name (a window reopened meanwhile)
 	// is not this host's.
-	if now, err := discovery.Read(r.runtime, h.Name); !errors.Is(err, discovery.ErrNoHint) && (err != nil || now.Nonce == h.Nonce) {
+	if now, err := r.readHint(h.Name); !errors.Is(err, discovery.ErrNoHint) && (err != nil || now.Nonce == h.Nonce) {
 		return fmt.Errorf("hint of %s still present after its host exited (%v)", h.Name, err)
 	}
 	return nil
