@@ -21,6 +21,7 @@ type scripted struct {
 	io.Reader // server → mux
 	io.Writer // mux → server
 	toMux     *io.PipeWriter
+	toSrv     *io.PipeWriter // the server's stdin: Close closes it (mux.Server)
 	fromMux   *bufio.Reader
 	once      sync.Once
 	done      chan struct{}
@@ -29,11 +30,11 @@ type scripted struct {
 func newScripted() *scripted {
 	r1, w1 := io.Pipe() // server → mux
 	r2, w2 := io.Pipe() // mux → server
-	return &scripted{Reader: r1, Writer: w2, toMux: w1, fromMux: bufio.NewReader(r2), done: make(chan struct{})}
+	return &scripted{Reader: r1, Writer: w2, toMux: w1, toSrv: w2, fromMux: bufio.NewReader(r2), done: make(chan struct{})}
 }
 
 func (s *scripted) Close() error {
-	s.once.Do(func() { s.toMux.Close(); close(s.done) })
+	s.once.Do(func() { s.toMux.Close(); s.toSrv.Close(); close(s.done) })
 	return nil
 }
 func (s *scripted) Kill() error { return s.Close() }

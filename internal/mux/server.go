@@ -20,7 +20,9 @@ type Server interface {
 	io.Reader // server stdout
 	io.Writer // server stdin
 	// Close closes the server's stdin and releases the pipes; it must make a
-	// blocked Read return. It may be called more than once.
+	// blocked Read and a blocked Write return (the Core waits for its
+	// reader and writer goroutines after it). It may be called more than
+	// once.
 	Close() error
 	// Kill ends the server process at once (SIGKILL or equivalent).
 	Kill() error
