@@ -14,39 +14,57 @@ const (
 	codeInternal       = -32603
 )
 
-// msg is one JSON-RPC message. Params, result and error stay raw: the mux
-// decodes only the few params it routes on.
+// msg is one JSON-RPC message (parseMsg, encode). Params, result and
+// error stay raw: the mux decodes only the few params it routes on.
 type msg struct {
-	JSONRPC string          `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id,omitempty"`
-	Method  string          `json:"method,omitempty"`
-	Params  json.RawMessage `json:"params,omitempty"`
-	Result  json.RawMessage `json:"result,omitempty"`
-	Error   json.RawMessage `json:"error,omitempty"`
+	ID     json.RawMessage
+	Method string
+	Params json.RawMessage
+	Result json.RawMessage
+	Error  json.RawMessage
 }
 
+// parseMsg finds the members of body with the wire scanner (validating,
+// as for every client's message; no decode): the raw fields alias body,
+// which the mux never reuses. A message that names a member twice is
+// refused (parsers disagree on which value wins).
 func parseMsg(body []byte) (*msg, error) {
-	var m msg
-	if err := json.Unmarshal(body, &m); err != nil {
+	f, err := wire.Scan(body)
+	if err != nil {
 		return nil, err
 	}
+	m := &msg{ID: f.ID.Of(body), Method: f.MethodName(), Params: f.Params.Of(body),
+		Result: f.Result.Of(body), Error: f.Error.Of(body)}
 	if string(m.ID) == "null" {
 		m.ID = nil
 	}
-	return &m, nil
+	return m, nil
 }
 
 func (m *msg) isRequest() bool      { return m.Method != "" && m.ID != nil }
 func (m *msg) isNotification() bool { return m.Method != "" && m.ID == nil }
 func (m *msg) isResponse() bool     { return m.Method == "" && m.ID != nil }
 
+// encode writes m as one JSON object, the raw fields as they are: each is
+// valid JSON, from a parse (validated) or built by the mux.
 func (m *msg) encode() []byte {
-	m.JSONRPC = "2.0"
-	b, err := json.Marshal(m)
-	if err != nil {
-		panic(err) // every field is valid JSON: it came from a parse or from us
+	b := make([]byte, 0, 48+len(m.ID)+len(m.Method)+len(m.Params)+len(m.Result)+len(m.Error))
+	b = append(b, `{"jsonrpc":"2.0"`...)
+	if len(m.ID) > 0 {
+		b = append(append(b, `,"id":`...), m.ID...)
 	}
-	return b
+	if m.Method != "" {
+		b = wire.AppendQuote(append(b, `,"method":`...), m.Method)
+	}
+	for _, f := range [...]struct {
+		name string
+		raw  json.RawMessage
+	}{{`,"params":`, m.Params}, {`,"result":`, m.Result}, {`,"error":`, m.Error}} {
+		if len(f.raw) > 0 {
+			b = append(append(b, f.name...), f.raw...)
+		}
+	}
+	return append(b, '}')
 }
 
 func result(id, res json.RawMessage) []byte {
