@@ -46,3 +46,24 @@ func TestSessionLeaves(t *testing.T) {
 		t.Fatalf("the other session got %s", line)
 	}
 }
+
+// The server's messages are read as trusted (as lspmux reads its
+// backend), while a client's are validated: an answer that names a
+// member twice still reaches its session (the last value, as
+// encoding/json reads it), and a client request that does so is refused.
+func TestServerMessagesTrusted(t *testing.T) {
+	r := newPolicyRig(t)
+	a := r.open(`{}`, true)
+	io.WriteString(a.conn, `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo"}}`+"\n")
+	got := r.srv.expect(t, "tools/call")
+	id, _ := json.Marshal(got["id"])
+	r.srv.send(t, `{"jsonrpc":"2.0","id":`+string(id)+`,"result":{"n":1},"result":{"n":2}}`)
+	if line := a.call(t, "", `"id":7`); !strings.Contains(line, `"result":{"n":2}`) {
+		t.Fatalf("the session got %s, want the server's answer", line)
+	}
+	b := r.open(`{}`, false)
+	line := b.call(t, `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{},"params":{}}`, `"error"`)
+	if !strings.Contains(line, "duplicate member") {
+		t.Fatalf("a client request naming params twice got %s, want an error naming the duplicate", line)
+	}
+}

@@ -24,12 +24,19 @@ type msg struct {
 	Error  json.RawMessage
 }
 
-// parseMsg finds the members of body with the wire scanner (validating,
-// as for every client's message; no decode): the raw fields alias body,
-// which the mux never reuses. A message that names a member twice is
-// refused (parsers disagree on which value wins).
-func parseMsg(body []byte) (*msg, error) {
-	f, err := wire.Scan(body)
+// parseMsg finds the members of a client's message with the wire scanner
+// (validating; no decode): the raw fields alias body, which the mux never
+// reuses. A message that names a member twice is refused (parsers
+// disagree on which value wins).
+func parseMsg(body []byte) (*msg, error) { return msgOf(body, wire.Scan) }
+
+// parseServerMsg is parseMsg for the server's messages, which are trusted
+// to be valid JSON (wire.ScanTrusted, as lspmux reads its backend): what
+// the server sent reaches the clients as it was, as without the mux.
+func parseServerMsg(body []byte) (*msg, error) { return msgOf(body, wire.ScanTrusted) }
+
+func msgOf(body []byte, scan func([]byte) (wire.Fields, error)) (*msg, error) {
+	f, err := scan(body)
 	if err != nil {
 		return nil, err
 	}

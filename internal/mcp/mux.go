@@ -501,7 +501,7 @@ func (p *policy) Started(s *mux.Instance) error {
 // FromServer routes one message from the server.
 func (p *policy) FromServer(s *mux.Instance, body []byte) {
 	m := (*Mux)(p)
-	in, err := parseMsg(body)
+	in, err := parseServerMsg(body)
 	if err != nil {
 		m.log.Warn("the server sent invalid JSON; dropped", "err", err)
 		return
