@@ -25,7 +25,7 @@ func (p *policy) Started(inst *mux.Instance) error { return (*Mux)(p).initialize
 func (p *policy) FromServer(inst *mux.Instance, body []byte) { (*Mux)(p).fromServer(inst, body) }
 
 // Crashed answers what was in flight at the backend that ended (crash.go).
-func (p *policy) Crashed(inst *mux.Instance, cause error) { (*Mux)(p).crashed(cause) }
+func (p *policy) Crashed(inst *mux.Instance, cause error) { (*Mux)(p).crashed() }
 
 // NeverUp tells the initialize waiters why the backend did not come up,
 // and the next initialize tries a new one.
@@ -155,8 +155,8 @@ func (m *Mux) fromServer(s *mux.Instance, body []byte) {
 // dead backend's queue are among those answered (the core's known race);
 // document changes were applied to the mux's copies and reach the new
 // backend with the replay.
-func (m *Mux) crashed(cause error) {
-	m.log.Error("language server ended unexpectedly", "err", cause)
+// The core has logged the end and its cause.
+func (m *Mux) crashed() {
 	for _, hid := range m.calls.All() {
 		if p, _ := m.takeRequest(hid); p.Client != nil && !p.Client.gone {
 			p.Client.send(msgError(p.ID, codeRequestFailed, "the language server crashed; procref is restarting it"))
