@@ -156,9 +156,7 @@ type Claim struct{ inst *Instance }
 // items always go to the writer goroutine. Callers hold the policy's lock.
 func (c *Claim) Send(inst *Instance, it Item) {
 	if inst == nil {
-		if it.Release != nil {
-			it.Release()
-		}
+		it.release()
 		return
 	}
 	if len(it.Body) > directMax || (c.inst != nil && c.inst != inst) {
