@@ -77,7 +77,7 @@ func (m *Mux) stopFor(err error, msg string) {
 		if msg != "" && c.sentInit {
 			c.send(msgNotification("window/showMessage", mustJSON(map[string]any{"type": 1, "message": msg})))
 		}
-		c.endWith(err) // the writer flushes before the disconnect
+		c.End(err) // the writer flushes before the disconnect
 	}
 	m.finish()
 }
@@ -100,7 +100,7 @@ func (m *Mux) shutdown(ctx context.Context) error {
 	m.initWaiters = nil
 	m.mu.Unlock()
 	for _, c := range cs {
-		c.endWith(ErrClosed)
+		c.End(ErrClosed)
 	}
 	err := m.core.Stop(ctx, inst, m.cfg.ShutdownTimeout, m.goodbye)
 	m.wg.Wait()
@@ -158,7 +158,7 @@ func (m *Mux) fromServer(s *mux.Instance, body []byte) {
 // The core has logged the end and its cause.
 func (m *Mux) crashed() {
 	for _, hid := range m.calls.All() {
-		if p, _ := m.takeRequest(hid); p.Client != nil && !p.Client.gone {
+		if p, _ := m.takeRequest(hid); p.Client != nil && !p.Client.left {
 			p.Client.send(msgError(p.ID, codeRequestFailed, "the language server crashed; procref is restarting it"))
 		}
 	}

@@ -3,10 +3,8 @@ package lspmux
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -111,69 +109,29 @@ func (m *Mux) ready(c *client) bool {
 // bound may go without taking a message before it counts as not reading.
 const clientStall = 2 * time.Second
 
-// client is one client session.
+// client is one client: the core's client (its queue, direct writes,
+// claim on the backend's queue, bound and end) and the LSP state.
 type client struct {
+	*mux.Client
 	m     *Mux
 	id    int
-	conn  io.ReadWriteCloser
-	out   *mux.Queue
-	quota *mux.Quota
+	quota *mux.Quota // this client's bytes queued toward the backend (ids.go)
 	log   *slog.Logger
 
-	direct   *mux.DirectWriter // writes to conn for the backend's reader (sendDirect)
-	claim    mux.Claim         // the client reader as the writer of the backend's queue (toServerDirect)
-	awaiting atomic.Int64      // bytes of this client's requests the backend has not answered yet
-	bound    *mux.Bound        // this client's requests in flight at the backend (fair.go)
-	stop     chan struct{}     // closed by kill
-	killOnce sync.Once
-	endOnce  sync.Once // endWith
-	killErr  error
-	flushMu  sync.Mutex // guards flushErr
-	flushErr error
+	awaiting atomic.Int64 // bytes of this client's requests the backend has not answered yet
 
 	// guarded by m.mu
 	sentInit bool // has sent initialize
 	inited   bool // has been answered initialize (successfully)
 	ready    bool // has sent initialized
-	gone     bool
+	left     bool // forgotten by the router (Left)
 	active   int64
 	docs     map[string]*cdoc
 	folders  []folder
 	caps     []byte // its initialize capabilities (capabilities.go)
 }
 
-// kill disconnects the client; its ServeClient then cleans up.
-func (c *client) kill(err error) {
-	c.killOnce.Do(func() {
-		c.killErr = err
-		close(c.stop)
-		c.conn.Close()
-	})
-}
-
-// flushThenKill disconnects c once what is queued for it has been written
-// (or after a second, for a client that does not read).
-func (c *client) flushThenKill(err error) {
-	c.flushMu.Lock()
-	c.flushErr = err
-	c.flushMu.Unlock()
-	time.AfterFunc(time.Second, func() { c.kill(err) }) // harmless if already gone
-	c.out.Close(false)
-}
-
-// flushError is the reason flushThenKill was given (nil if none).
-func (c *client) flushError() error {
-	c.flushMu.Lock()
-	defer c.flushMu.Unlock()
-	return c.flushErr
-}
-
-var (
-	errSlowClient = errors.New("client stopped reading (outgoing queue full)")
-	// errFrozenClient: see Config.ClientFrozen.
-	errFrozenClient = errors.New("client read nothing while messages for it queued (frozen window)")
-	errExit         = mux.NewError("client sent exit", mux.ErrClientDone)
-)
+var errExit = mux.NewError("client sent exit", mux.ErrClientDone)
 
 // ServeClient serves one client session on conn, whose first message is
 // expected to be initialize. It blocks until the session ends: the client
@@ -193,104 +151,48 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 		return err
 	}
 	m.nextClient++
-	c := &client{
-		m:      m,
-		id:     m.nextClient,
-		conn:   conn,
-		out:    mux.NewClientQueue(lspFraming{}, m.cfg.ClientFrozen),
-		bound:  mux.NewBound(m.cfg.MaxRequests),
-		direct: mux.NewDirectWriter(conn, lspFraming{}),
-		quota:  mux.NewQuota(m.cfg.ClientInflight),
-		stop:   make(chan struct{}),
-		docs:   map[string]*cdoc{},
-	}
-	c.direct.OnRest = func() { m.event("direct-rest") }
+	c := &client{m: m, id: m.nextClient, quota: mux.NewQuota(m.cfg.ClientInflight), docs: map[string]*cdoc{}}
 	c.log = m.log.With("client", c.id)
+	c.Client = mux.NewClient(conn, mux.ClientConfig{
+		Framing: lspFraming{}, MaxQueue: m.cfg.ClientQueue, Frozen: m.cfg.ClientFrozen,
+		MaxInflight: m.cfg.MaxRequests, Logger: c.log,
+	})
+	c.OnDirectRest(func() { m.event("direct-rest") })
 	m.clients[c] = struct{}{}
-	m.wg.Add(2)
+	m.wg.Add(1)
 	m.mu.Unlock()
 	defer m.wg.Done()
 	c.log.Debug("lsp client connected")
 
-	go func() { // writer
-		defer m.wg.Done()
-		if err := c.out.Run(c.out.TouchWriter(conn), c.stop); err != nil {
-			c.kill(fmt.Errorf("write to client: %w", err))
-			return
-		}
-		c.kill(c.flushError()) // after flushThenKill, or already killed
-	}()
-	stopCtx := context.AfterFunc(ctx, func() { c.kill(ctx.Err()) })
-	defer stopCtx()
-
-	err := m.readClient(c)
-	m.removeClient(c)
-	ending := c.flushError()
-	switch {
-	case ending != nil:
-		// the mux was ending the session (endWith) when the client left:
-		// its reason, not the client's EOF, is why the session ended
-		err = ending
-		<-c.stop // flushed (bounded, see flushThenKill)
-	case mux.EndReason(err) != "":
-		select {
-		case <-c.stop: // killed, or the client's connection failed
-		default: // dropped for its input: tell it why
-			c.endWith(err)
-			<-c.stop
-		}
-	}
-	c.kill(err)
-	c.out.Close(true)
-	switch {
-	case errors.Is(err, errExit), errors.Is(err, io.EOF):
+	err := c.Serve(ctx, wire.NewReader(conn, m.cfg.MaxMessage), c)
+	if err == nil || errors.Is(err, errExit) || errors.Is(err, io.EOF) {
 		c.log.Debug("lsp client left", "why", err)
 		return nil
-	case c.killErr != nil && c.killErr != err:
-		err = c.killErr
 	}
 	c.log.Info("lsp client disconnected", "why", err)
 	return err
 }
 
-// readClient reads and routes the client's messages until the session
-// ends, and returns why.
-func (m *Mux) readClient(c *client) error {
-	r := wire.NewReader(c.conn, m.cfg.MaxMessage)
-	defer m.flushServer(c)
-	for {
-		if !r.Ready() {
-			m.flushServer(c) // Read may block: never while holding the backend
-		}
-		body, err := r.Read()
-		if err != nil {
-			if errors.Is(err, wire.ErrTooLarge) {
-				// Skipping the body would read all of it (10 GB for a
-				// Content-Length of 10000000000) while the window waits:
-				// end this window's session, after the error answer.
-				c.log.Warn("lsp client sent a message over the size limit; ending its session", "err", err)
-				c.send(msgError(nil, codeInvalidRequest, "procref: "+err.Error()+"; this session ends (raise --max-message if the message was real)"))
-				c.flushThenKill(err)
-				<-c.stop
-				return err
-			}
-			select {
-			case <-c.stop: // killed: report the kill reason
-				if c.killErr != nil {
-					return c.killErr
-				}
-			default:
-			}
-			if errors.Is(err, wire.ErrBadHeader) {
-				c.log.Warn("lsp client sent a malformed frame; disconnecting it", "err", err)
-			}
-			return err
-		}
-		if err := m.fromClient(c, body); err != nil {
-			return err
-		}
+// FromClient routes one message from c (mux.ClientPolicy).
+func (c *client) FromClient(body []byte) error { return c.m.fromClient(c, body) }
+
+// ReadFailed says why reading c stopped (mux.ClientPolicy).
+func (c *client) ReadFailed(err error) error {
+	switch {
+	case errors.Is(err, wire.ErrTooLarge):
+		// Skipping the body would read all of it (10 GB for a
+		// Content-Length of 10000000000) while the window waits: end this
+		// window's session, after the error answer.
+		c.log.Warn("lsp client sent a message over the size limit; ending its session", "err", err)
+		c.send(msgError(nil, codeInvalidRequest, "procref: "+err.Error()+"; this session ends (raise --max-message if the message was real)"))
+	case errors.Is(err, wire.ErrBadHeader):
+		c.log.Warn("lsp client sent a malformed frame; disconnecting it", "err", err)
 	}
+	return err
 }
+
+// Left forgets c (mux.ClientPolicy; see removeClient).
+func (c *client) Left(error) { c.m.removeClient(c) }
 
 // removeClient forgets c: closes its documents at the backend, answers the
 // backend requests it held with an error, cancels its requests in flight,
@@ -298,10 +200,10 @@ func (m *Mux) readClient(c *client) error {
 func (m *Mux) removeClient(c *client) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if c.gone {
+	if c.left {
 		return
 	}
-	c.gone = true
+	c.left = true
 	delete(m.clients, c)
 	for i := 0; i < len(m.initWaiters); i++ {
 		if m.initWaiters[i].c == c {
@@ -337,5 +239,5 @@ func (m *Mux) removeClient(c *client) {
 // mux stops (false). Messages that need the backend wait here while it
 // restarts.
 func (m *Mux) waitRunning(c *client) bool {
-	return m.core.WaitRunning(c.stop, func() { m.flushServer(c) })
+	return m.core.WaitRunning(c.Ending(), func() { m.flushServer(c) })
 }

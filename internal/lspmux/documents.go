@@ -169,7 +169,7 @@ func (m *Mux) closeDoc(c *client, uri string, live bool) {
 		}
 		return
 	}
-	if !c.gone {
+	if !c.left {
 		// The backend, which still has it open for others, will not clear
 		// c's diagnostics as it would on a real close: do it for it.
 		c.send(msgNotification("textDocument/publishDiagnostics", mustJSON(map[string]any{

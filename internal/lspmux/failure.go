@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/procref/procref/internal/hostproto"
 	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/wire"
 )
@@ -55,18 +54,4 @@ func (m *Mux) refuseStopped(conn io.ReadWriteCloser, why error) {
 	}
 	msg := m.withHint(fmt.Sprintf("language server unavailable: %v", why))
 	wire.Write(conn, msgError(f.ID.Of(body), codeRequestFailed, msg))
-}
-
-// endWith ends c's session for err: the client gets hostproto.EndMethod with the
-// reason as its last message, and is disconnected once its queue is
-// written (at most a second).
-// Only the first call counts: a later reason (Close after a crash loop)
-// would find the queue closed.
-func (c *client) endWith(err error) {
-	c.endOnce.Do(func() {
-		if why := mux.EndReason(err); why != "" {
-			c.send(hostproto.EndNotice(why))
-		}
-		c.flushThenKill(err)
-	})
 }

@@ -20,7 +20,7 @@ func (m *Mux) waitRequestSlot(c *client) bool {
 		defer m.mu.Unlock()
 		return len(m.asks.OfClient(c)) > 0
 	}
-	return c.bound.Wait(c.stop, asked, func() {
+	return c.Bound().Wait(c.Ending(), asked, func() {
 		m.flushServer(c) // what this reader gathered may be those requests
 		m.event("request-slot-wait")
 	})

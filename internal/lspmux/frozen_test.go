@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/procref/procref/internal/mux"
 )
 
 // A window that reads nothing while its queue grows is disconnected after
@@ -28,8 +30,8 @@ func TestFrozenClientDropped(t *testing.T) {
 			}
 		}
 	}()
-	if err := h.serveResult("frozen"); !errors.Is(err, errFrozenClient) {
-		t.Fatalf("ServeClient(frozen) = %v, want errFrozenClient", err)
+	if err := h.serveResult("frozen"); !errors.Is(err, mux.ErrClientFrozen) {
+		t.Fatalf("ServeClient(frozen) = %v, want mux.ErrClientFrozen", err)
 	}
 	if got, err := good.call(h.ctx, "test/echo", "after"); err != nil || string(got) != `"after"` {
 		t.Fatalf("good client after the frozen one: %s, %v", got, err)

@@ -19,7 +19,7 @@ func (m *Mux) clientRequest(c *client, f *wire.Fields, body []byte) error {
 		return nil
 	}
 	if !m.waitRequestSlot(c) {
-		return c.killErr
+		return c.Err()
 	}
 	var toks []wire.Span
 	if f.Params.Ok() {
@@ -74,23 +74,24 @@ func (m *Mux) forward(c *client, body []byte, build func(hid int64) (mux.Item, f
 		// not read at all (its queue over a quarter of the bound, nothing
 		// taken for clientStall) is disconnected.
 		over := func(queued int64) bool { return queued+c.awaiting.Load() > m.cfg.ClientQueue/2 }
-		if c.out.Over(over) {
+		if c.Queue().Over(over) {
 			m.flushServer(c)
-			switch err := c.out.WaitRoom(over, m.cfg.ClientQueue/4, c.stop, clientStall); err {
+			switch err := c.Queue().WaitRoom(over, m.cfg.ClientQueue/4, c.Ending(), clientStall); err {
 			case mux.ErrStalled:
 				c.log.Warn("lsp client is not reading its messages; disconnecting it", "queued_over", m.cfg.ClientQueue/4)
-				c.kill(errSlowClient)
-				return errSlowClient
+				err := fmt.Errorf("%w (nothing taken for %v)", mux.ErrClientStalled, clientStall)
+				c.End(err)
+				return err
 			case mux.ErrCanceled:
-				return c.killErr
+				return c.Err()
 			}
 		}
 		if !c.quota.TryAcquire(n) {
 			// what this reader gathered for the backend (flushServer) may
 			// be what holds the quota
 			m.flushServer(c)
-			if !c.quota.Acquire(n, c.stop) {
-				return c.killErr
+			if !c.quota.Acquire(n, c.Ending()) {
+				return c.Err()
 			}
 		}
 		m.mu.Lock()
@@ -110,7 +111,7 @@ func (m *Mux) forward(c *client, body []byte, build func(hid int64) (mux.Item, f
 			// this reader may write it itself (flushServer); queue order
 			// is kept, and a backend that does not read blocks this
 			// client's reader only, as its quota would
-			m.toServerDirect(c, out)
+			c.ToServer(m.core.Current(), out)
 		} else {
 			c.quota.Release(n)
 		}
@@ -195,12 +196,12 @@ func (m *Mux) serverResponse(s *mux.Instance, f *wire.Fields, body []byte) {
 	c := p.Client
 	if out, ok := m.viewResult(c, f, body, p.ID, p.Data.uri); ok {
 		wire.Recycle(body)
-		sendDirect(s, c, mux.Item{Body: out})
+		c.SendFrom(s, mux.Item{Body: out})
 		return
 	}
 	// the body goes to this one client and nothing keeps it: written
 	// with the client's id spliced in, then recycled
-	sendDirect(s, c, mux.Item{Body: body, Edits: []wire.Edit{{At: f.ID, With: p.ID}}, Recycle: true})
+	c.SendFrom(s, mux.Item{Body: body, Edits: []wire.Edit{{At: f.ID, With: p.ID}}, Recycle: true})
 }
 
 // The routing tables (package idroute): m.calls, the requests in flight
@@ -224,7 +225,7 @@ func (m *Mux) addRequest(hid int64, c *client, id []byte, data call, clientToken
 	}
 	m.calls.Add(hid, idroute.Call[*client, call]{Client: c, ID: id, Tokens: toks, Data: data})
 	if c != nil {
-		c.bound.Add()
+		c.Bound().Add()
 		c.awaiting.Add(data.size)
 		m.checkAwaiting(c)
 	}
@@ -236,7 +237,7 @@ func (m *Mux) addRequest(hid int64, c *client, id []byte, data call, clientToken
 func (m *Mux) takeRequest(hid int64) (idroute.Call[*client, call], bool) {
 	p, ok := m.calls.Take(hid)
 	if ok && p.Client != nil {
-		p.Client.bound.Done()
+		p.Client.Bound().Done()
 		p.Client.awaiting.Add(-p.Data.size)
 		m.checkAwaiting(p.Client)
 	}
@@ -247,7 +248,7 @@ func (m *Mux) takeRequest(hid int64) (idroute.Call[*client, call], bool) {
 // id hid. A backend that reuses an id still awaiting an answer replaces
 // the older request (which then gets no answer from here).
 func (m *Mux) addServerRequest(c *client, sid []byte, hid int64) {
-	c.bound.Wake() // it may wait for a slot that only its answer frees
+	c.Bound().Wake() // it may wait for a slot that only its answer frees
 	if m.asks.Add(hid, idroute.Ask[*client, struct{}]{Client: c, ServerID: sid}) {
 		m.log.Warn("language server reused a request id still awaiting an answer", "id", string(sid))
 	}

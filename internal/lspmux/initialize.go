@@ -55,7 +55,7 @@ func (m *Mux) clientInitialize(c *client, f *wire.Fields, body []byte) {
 func (m *Mux) awaitInit(c *client) {
 	for {
 		m.mu.Lock()
-		waiting, ch := c.sentInit && !c.inited && !c.gone && m.core.Phase() != mux.Stopped, m.core.Changed()
+		waiting, ch := c.sentInit && !c.inited && !c.left && m.core.Phase() != mux.Stopped, m.core.Changed()
 		m.mu.Unlock()
 		if !waiting {
 			return
@@ -64,7 +64,7 @@ func (m *Mux) awaitInit(c *client) {
 		m.event("await-init")
 		select {
 		case <-ch:
-		case <-c.stop:
+		case <-c.Ending():
 			return
 		}
 	}
@@ -183,7 +183,7 @@ func (m *Mux) initialize(s *mux.Instance) error {
 	}
 	m.core.Up(s)
 	for _, w := range m.initWaiters {
-		if !w.c.gone {
+		if !w.c.left {
 			m.admit(w.c, w.id)
 		}
 	}
@@ -213,7 +213,7 @@ func (m *Mux) failInit(msg string) {
 	err := fmt.Errorf("%w: %s", ErrInitFailed, msg)
 	for _, w := range m.initWaiters {
 		w.c.send(msgError(w.id, codeRequestFailed, m.withHint(msg)))
-		w.c.endWith(err)
+		w.c.End(err)
 	}
 	m.initWaiters = nil
 	m.initParams = nil

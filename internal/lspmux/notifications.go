@@ -126,7 +126,7 @@ func (m *Mux) serverNotification(f *wire.Fields, body []byte) {
 			return
 		}
 		for c := range told {
-			if !c.gone {
+			if !c.left {
 				c.send(body)
 			}
 		}

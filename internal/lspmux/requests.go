@@ -141,7 +141,7 @@ func (m *Mux) pickClient(method string) *client {
 	var best *client
 	var bestSeq int64 = -1
 	m.calls.Each(func(_ int64, p idroute.Call[*client, call]) {
-		if c := p.Client; c != nil && p.Data.method == "workspace/executeCommand" && p.Data.seq > bestSeq && !c.gone && c.wants(method) {
+		if c := p.Client; c != nil && p.Data.method == "workspace/executeCommand" && p.Data.seq > bestSeq && !c.left && c.wants(method) {
 			best, bestSeq = c, p.Data.seq
 		}
 	})

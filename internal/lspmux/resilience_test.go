@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode/utf16"
 
+	"github.com/procref/procref/internal/hostproto"
+	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/wire"
 )
 
@@ -365,9 +367,13 @@ func TestHostileClientsContained(t *testing.T) {
 			t.Fatalf("oversized message answered %s", got)
 		}
 		// Skipping the body would read all of it (a Content-Length of
-		// 10000000000 hung the window): the session ends instead.
+		// 10000000000 hung the window): the session ends instead, with
+		// the end notice saying why as its last message.
+		if got := <-answers; !bytes.Contains(got, []byte(hostproto.EndMethod)) || !bytes.Contains(got, []byte("size limit")) {
+			t.Fatalf("after the oversized message: %s, want the end notice", got)
+		}
 		if got, ok := <-answers; ok {
-			t.Fatalf("after the oversized message: %s, want the session closed", got)
+			t.Fatalf("after the end notice: %s, want the session closed", got)
 		}
 		if err := h.serveResult("too-big"); !errors.Is(err, wire.ErrTooLarge) {
 			t.Fatalf("ServeClient = %v, want ErrTooLarge", err)
@@ -432,8 +438,8 @@ func TestHostileClientsContained(t *testing.T) {
 			}
 		}()
 		check("during-deaf")
-		if err := h.serveResult("deaf"); !errors.Is(err, errSlowClient) {
-			t.Fatalf("ServeClient(deaf) = %v, want errSlowClient", err)
+		if err := h.serveResult("deaf"); !errors.Is(err, mux.ErrClientStalled) {
+			t.Fatalf("ServeClient(deaf) = %v, want mux.ErrClientStalled", err)
 		}
 		check("after-deaf")
 	})

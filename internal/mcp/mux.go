@@ -27,7 +27,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/procref/procref/internal/hostproto"
 	"github.com/procref/procref/internal/idroute"
 	"github.com/procref/procref/internal/mux"
 	"github.com/procref/procref/internal/wire"
@@ -127,26 +126,13 @@ type ask struct {
 	roots *rootsGather // roots/list fan-out, else nil
 }
 
-// client is one session.
+// client is one session: the core's client (its queue, direct writes,
+// claim on the server's queue, bound and end) and the MCP state.
 type client struct {
-	out      *mux.Queue        // toward the session (written by its writer goroutine, or directly by the server's reader)
-	direct   *mux.DirectWriter // the server reader's direct writes to the session's connection
-	claim    mux.Claim         // c's reader as the writer of the server's queue (sendServerFrom, flushServer); c's reader only
-	maxQueue int64             // bound of out (Config.MaxQueueBytes)
-	stall    time.Duration     // frozen bound of out (Config.StallTimeout)
-	gone     chan struct{}
-	once     sync.Once
-	err      error
-	bound    *mux.Bound // its requests the server has not answered, subscriptions/listen streams aside (addCall, takeCall)
-	active   int64      // m.tick at its last request
+	*mux.Client
+	m      *Mux
+	active int64 // m.tick at its last request
 	mcpClient
-}
-
-func (c *client) kill(err error) {
-	c.once.Do(func() {
-		c.err = err
-		close(c.gone)
-	})
 }
 
 // New returns a Mux. It starts no server: the first session does.
@@ -210,91 +196,54 @@ func (m *Mux) Done() <-chan struct{} { return m.done }
 // ends (EOF, a bad frame, the client fell behind, ctx, or the Mux
 // stopped), closes conn, and returns nil for a clean end (EOF).
 func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
-	f := queueFraming{m.cfg.Framing}
-	c := &client{out: mux.NewClientQueue(f, m.cfg.StallTimeout), direct: mux.NewDirectWriter(conn, f),
-		maxQueue: int64(m.cfg.MaxQueueBytes), stall: m.cfg.StallTimeout,
-		gone: make(chan struct{}), bound: mux.NewBound(MaxInflight), mcpClient: newMCPClient()}
-	wrote := make(chan struct{})
-	go func() {
-		defer close(wrote)
-		m.writeClient(c, conn)
-	}()
+	c := &client{m: m, mcpClient: newMCPClient()}
+	c.Client = mux.NewClient(conn, mux.ClientConfig{
+		Framing: queueFraming{m.cfg.Framing}, MaxQueue: int64(m.cfg.MaxQueueBytes),
+		Frozen: m.cfg.StallTimeout, MaxInflight: MaxInflight, Logger: m.log,
+	})
 	m.mu.Lock()
 	if m.err != nil {
-		m.mu.Unlock()
-		c.kill(m.err)
-		<-wrote
-		conn.Close()
-		return m.err
+		c.End(m.err)
+	} else {
+		m.clients[c] = true
 	}
-	m.clients[c] = true
-	if m.cfg.Policy == Plain {
+	if m.cfg.Policy == Plain && m.err == nil {
 		m.core.Start()
 	}
 	m.mu.Unlock()
-	go func() {
-		select {
-		case <-ctx.Done():
-			c.kill(ctx.Err())
-		case <-m.done:
-			c.kill(m.stopErr())
-		case <-c.gone:
-		}
-		// The writer flushes what is queued (an error answer to a bad
-		// frame); a client that does not read loses it after a while.
-		t := time.AfterFunc(2*time.Second, func() { conn.Close() })
-		<-wrote
-		t.Stop()
-		conn.Close() // ends the reader
-	}()
-	r := m.cfg.Framing.NewReader(conn, m.cfg.MaxMessage)
-	for m.waitRoom(c) {
-		body, err := r.Read()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = nil
-			} else {
-				c.send(errorMsg(nil, codeInvalidRequest, "procref: "+err.Error()))
-				c.send(endMsg(err))
-			}
-			c.kill(err)
-			break
-		}
-		err = m.fromClient(c, body)
-		m.flushServer(c)
-		if err != nil {
-			c.send(errorMsg(nil, codeParseError, "procref: "+err.Error()))
-			c.send(endMsg(err))
-			c.kill(err)
-			break
-		}
-		m.waitServerRoom(c)
+	err := c.Serve(ctx, m.cfg.Framing.NewReader(conn, m.cfg.MaxMessage), c)
+	if errors.Is(err, io.EOF) {
+		return nil
 	}
-	m.removeClient(c)
-	<-wrote
-	return c.err
+	return err
 }
 
-// waitRoom blocks while c has MaxInflight requests outstanding (the
-// fairness bound, mux.Bound); it reports false if c is gone meanwhile.
-func (m *Mux) waitRoom(c *client) bool {
+// FromClient routes one message from c (mux.ClientPolicy); an error ends
+// the session after an error answer. Then c's reader waits while the
+// server's queue is full or c has MaxInflight requests outstanding.
+func (c *client) FromClient(body []byte) error {
+	m := c.m
+	if err := m.fromClient(c, body); err != nil {
+		c.send(errorMsg(nil, codeParseError, "procref: "+err.Error()))
+		return err
+	}
+	m.waitServerRoom(c)
 	// what this reader gathered may be those requests
-	return c.bound.Wait(c.gone, nil, func() { m.flushServer(c) })
+	c.Bound().Wait(c.Ending(), nil, c.FlushServer)
+	return nil
 }
 
-// endMsg is the last message of a session procref ends, with the reason:
-// a relaying proxy reads it to tell the user why (as for LSP, the same
-// notification; with the handoff the host says it on the session instead).
-func endMsg(err error) []byte { return hostproto.EndNotice(mux.EndReason(err)) }
-
-// writeClient writes c's queue to conn until c is gone, then flushes what
-// is queued (an error answer to a bad frame included), bounded by the
-// closing of conn.
-func (m *Mux) writeClient(c *client, conn io.Writer) {
-	if err := c.out.Run(c.out.TouchWriter(conn), c.gone); err != nil {
-		c.kill(fmt.Errorf("writing to the client: %w", err))
+// ReadFailed says why reading c stopped (mux.ClientPolicy): a clean EOF,
+// or a framing error, answered before the session ends.
+func (c *client) ReadFailed(err error) error {
+	if !errors.Is(err, io.EOF) {
+		c.send(errorMsg(nil, codeInvalidRequest, "procref: "+err.Error()))
 	}
+	return err
 }
+
+// Left forgets c (mux.ClientPolicy; see removeClient).
+func (c *client) Left(error) { c.m.removeClient(c) }
 
 // fromClient routes one message from c. An error ends the session.
 func (m *Mux) fromClient(c *client, body []byte) error {
@@ -328,7 +277,7 @@ func (m *Mux) fromClient(c *client, body []byte) error {
 // waitReady blocks until a server is up (and, for MCP, initialized), c is
 // gone or the Mux stopped; it reports whether to go on.
 func (m *Mux) waitReady(c *client) bool {
-	return m.core.WaitRunning(c.gone, func() { m.flushServer(c) })
+	return m.core.WaitRunning(c.Ending(), c.FlushServer)
 }
 
 // msgServerExited answers a request the server will not answer: it was in
@@ -389,14 +338,14 @@ func (m *Mux) hostRequest(method string, params json.RawMessage, done func(*msg)
 func (m *Mux) addCall(hid int64, cl idroute.Call[*client, call]) {
 	m.calls.Add(hid, cl)
 	if c := cl.Client; c != nil && !cl.Data.listen {
-		c.bound.Add()
+		c.Bound().Add()
 	}
 }
 
 func (m *Mux) takeCall(hid int64) (idroute.Call[*client, call], bool) {
 	cl, ok := m.calls.Take(hid)
 	if c := cl.Client; ok && c != nil && !cl.Data.listen {
-		c.bound.Done()
+		c.Bound().Done()
 	}
 	return cl, ok
 }
@@ -622,7 +571,7 @@ func (m *Mux) pickClient(capability, method string) *client {
 		if capability != "" && !c.caps[capability] {
 			continue
 		}
-		if c.bound.Count() > 0 {
+		if c.Bound().Count() > 0 {
 			candidates++
 			if busy == nil || c.active > busy.active {
 				busy = c
@@ -681,6 +630,9 @@ func (m *Mux) stop(err error) *mux.Instance {
 	}
 	m.err = err
 	inst := m.core.Shut()
+	for c := range m.clients {
+		c.End(err) // its end notice says why
+	}
 	close(m.done)
 	return inst
 }

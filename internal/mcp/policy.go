@@ -176,7 +176,7 @@ func (m *Mux) mcpInitialize(c *client, in *msg) {
 	}
 	select {
 	case <-done:
-	case <-c.gone:
+	case <-c.Ending():
 		return
 	case <-m.done:
 		c.send(errorMsg(in.ID, codeInternal, fmt.Sprintf("procref: %v", m.stopErr())))

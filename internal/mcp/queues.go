@@ -1,7 +1,6 @@
 package mcp
 
 import (
-	"fmt"
 	"io"
 	"math"
 	"time"
@@ -15,7 +14,7 @@ import (
 // writes itself instead of waking the destination's writer goroutine. On
 // the round trip of a call that is two hand-offs fewer: the session's
 // reader writes the request to the server's stdin (sendServerFrom,
-// flushServer), the server's reader writes the answer to the session
+// mux.Client.FlushServer), the server's reader writes the answer to the session
 // (sendResponse, flushed by readServer before it reads on).
 
 // queueFraming frames messages for the core's queues.
@@ -29,46 +28,21 @@ func (q queueFraming) WriteFrame(w io.Writer, body []byte, edits []wire.Edit) er
 	return q.f.WriteFrame(w, body, edits...)
 }
 
-// send queues body toward the session; a session that stopped reading
-// (see StallTimeout, MaxQueueBytes) is disconnected. Callers hold m.mu or
-// own c.
-func (c *client) send(body []byte) {
-	c.push(body, nil)
-}
-
-// push is send for a producer that may take c's queue over (owner, see
-// mux.Queue.PushItem); it reports whether it did.
-func (c *client) push(body []byte, owner any) bool {
-	ok, claimed := c.out.PushItem(mux.Item{Body: body}, c.maxQueue, owner)
-	if !ok {
-		if c.out.Frozen() {
-			c.kill(fmt.Errorf("the client stopped reading its messages (none taken for %v)", c.stall))
-		} else {
-			c.kill(fmt.Errorf("the client stopped reading its messages (over %d MiB queued)", c.maxQueue>>20))
-		}
-	}
-	return claimed
-}
+// send queues body toward the session (mux.Client.Send: a session that
+// stopped reading, see StallTimeout and MaxQueueBytes, is ended). Callers
+// hold m.mu or own c.
+func (c *client) send(body []byte) { c.Send(mux.Item{Body: body}) }
 
 // sendResponse is send from the server's reader, which writes to the
-// session itself when nothing is queued for it (mux.DirectWriter) before
-// it next reads the server. Callers hold m.mu.
+// session itself when nothing is queued for it (mux.Client.SendFrom)
+// before it next reads the server. Callers hold m.mu.
 func (m *Mux) sendResponse(s *mux.Instance, c *client, body []byte) {
-	if !c.direct.Bounded() {
-		c.send(body)
-		return
-	}
-	if c.push(body, s) {
-		s.TakeOver(c.out, c.direct, c)
-	}
+	c.SendFrom(s, mux.Item{Body: body})
 }
-
-// DirectFailed ends c after a failed direct write (see sendResponse).
-func (c *client) DirectFailed(err error) { c.kill(fmt.Errorf("writing to the client: %w", err)) }
 
 // sendServerFrom is sendServerLocked for c's request in (body, encoded),
 // from c's reader, which writes to the server's stdin itself when nothing
-// is queued there (flushServer, before it next blocks; see mux.Claim).
+// is queued there (before it next blocks; see mux.Client.ToServer).
 // The request is written in c's turn (mux.Queue: sessions' requests
 // round-robin) unless takesTurn says it keeps its place. Callers hold
 // m.mu.
@@ -77,7 +51,7 @@ func (m *Mux) sendServerFrom(c *client, in *msg, body []byte) {
 	if takesTurn(in) {
 		it.Turn = c
 	}
-	c.claim.Send(m.core.Current(), it)
+	c.ToServer(m.core.Current(), it)
 }
 
 // takesTurn reports whether a session's request may be written in its
@@ -93,11 +67,6 @@ func takesTurn(in *msg) bool {
 	}
 	return true
 }
-
-// flushServer writes what c's reader gathered for the server (see
-// sendServerFrom). c's reader calls it before anything that may block.
-// Called without m.mu held.
-func (m *Mux) flushServer(c *client) { c.claim.Flush() }
 
 // maxServerQueue bounds the bytes queued toward the server before the
 // sessions that send more wait (waitServerRoom): a server that stops
@@ -116,7 +85,8 @@ func (m *Mux) waitServerRoom(c *client) {
 	}
 	over := func(queued int64) bool { return queued > maxServerQueue }
 	if q := s.Queue(); q.Over(over) {
+		c.FlushServer() // what this reader holds is in that queue
 		// never "stalled": a slow server is not the session's fault
-		q.WaitRoom(over, math.MaxInt64, c.gone, time.Hour)
+		q.WaitRoom(over, math.MaxInt64, c.Ending(), time.Hour)
 	}
 }

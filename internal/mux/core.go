@@ -15,9 +15,8 @@ import (
 
 // Policy is a protocol's rules on top of the Core: what to do with the
 // server's messages, at a start and at an end. Each protocol (lspmux for
-// LSP, mcp for MCP and plain JSON-RPC) is one. The client side (reading a
-// client, routing its messages, its leave) is the policy's own, with the
-// core's queues, Bound and Claim.
+// LSP, mcp for MCP and plain JSON-RPC) is one. A client's side is the
+// Client's, with the policy's ClientPolicy (client.go).
 type Policy interface {
 	// Started is called on the Core's goroutine with each new instance,
 	// after its reader and writer run and before it takes traffic (the

@@ -118,34 +118,22 @@ func (d *DirectWriter) Write(items []Item) ([]Item, error) {
 // has taken over and must write before it blocks. It is owned by that
 // producer.
 type Direct struct {
-	taken []direct
+	taken []*Client
 }
 
-type direct struct {
-	q *Queue
-	w *DirectWriter
-	c DirectClient
-}
-
-// DirectClient is the client a direct write is for: told if the write
-// fails (it then ends the client).
-type DirectClient interface{ DirectFailed(err error) }
-
-// Add records that the producer took client c's queue q over (PushItem
-// reported claimed), to be written with w.
-func (d *Direct) Add(q *Queue, w *DirectWriter, c DirectClient) {
-	d.taken = append(d.taken, direct{q, w, c})
-}
+// Add records that the producer took client c's queue over (PushItem
+// reported claimed).
+func (d *Direct) Add(c *Client) { d.taken = append(d.taken, c) }
 
 // Flush writes what was gathered for every queue taken over, and lets
 // them go. Called by the producer before it blocks, without locks that
 // writes must not block.
 func (d *Direct) Flush() {
-	for i, t := range d.taken {
-		if err := t.q.drainWith(t.w.Write); err != nil {
-			t.c.DirectFailed(err)
+	for i, c := range d.taken {
+		if err := c.out.drainWith(c.direct.Write); err != nil {
+			c.DirectFailed(err)
 		}
-		d.taken[i] = direct{}
+		d.taken[i] = nil
 	}
 	d.taken = d.taken[:0]
 }

@@ -10,6 +10,10 @@
 // The parts, a file each: core.go (Core runs the server for a Policy:
 // start on demand, supervision, bounded restart with backoff, stop; the
 // Policy interface: Started, FromServer, Crashed, NeverUp, GaveUp),
+// client.go (Client is one client: its queue with the writer goroutine,
+// its reader handing messages to the policy's ClientPolicy (FromClient,
+// ReadFailed, Left), and its one way to end: the end notice last, what
+// is queued written within a second, then the connection closed),
 // instance.go (one run: its queue, writer, reader and reaper; Claim, a
 // client reader writing to the server itself), phase.go (the server's
 // lifecycle: idle, starting, running, restarting, stopped, changed only
@@ -24,6 +28,7 @@
 // turn). Framing is the policy's (Config.Framing, Config.NewReader): the
 // core never looks inside a message.
 //
-// A policy keeps the client side: reading a client and routing its
-// messages (with the core's queues, Bound, Quota and Claim), and its leave.
+// A protocol is then two small policies: Policy for the server's side,
+// ClientPolicy for a client's, with its routing tables (internal/idroute)
+// under its one lock.
 package mux

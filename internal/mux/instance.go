@@ -61,11 +61,11 @@ func (i *Instance) ExitErr() error {
 	return i.exitErr
 }
 
-// TakeOver is called from the policy's FromServer when it queued a
+// takeOver is called from the policy's FromServer when it queued a
 // message for a client with the instance as owner and took the client's
 // queue over (Queue.PushItem): the reader writes it itself before it next
 // reads the server, with no hand-off to the client's writer goroutine.
-func (i *Instance) TakeOver(q *Queue, w *DirectWriter, c DirectClient) { i.direct.Add(q, w, c) }
+func (i *Instance) takeOver(c *Client) { i.direct.Add(c) }
 
 // drain writes what is queued for the server in the calling goroutine. A
 // failed write ends the instance as the writer goroutine's does.
