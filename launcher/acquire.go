@@ -377,21 +377,9 @@ func (s *Service) tryHint(ctx context.Context, dir *platform.PrivateDir, verb st
 // spawn starts the supervisor detached and waits for its ready line. The
 // caller holds the startup lock.
 func (s *Service) spawn(ctx context.Context) error {
-	var cmd *exec.Cmd
-	var err error
-	if s.Spawn != nil {
-		cmd, err = s.Spawn()
-	} else {
-		var exe string
-		exe, err = os.Executable()
-		cmd = exec.Command(exe)
-		cmd.Env = append(os.Environ(), s.env("SUPERVISE")+"="+s.Name)
-	}
+	cmd, err := s.supervisorCommand()
 	if err != nil {
-		return fmt.Errorf("preparing the supervisor command: %w", err)
-	}
-	if cmd.Env == nil {
-		cmd.Env = os.Environ()
+		return err
 	}
 	logDir, err := s.logDir()
 	if err != nil {
@@ -429,7 +417,34 @@ func (s *Service) spawn(ctx context.Context) error {
 	// Reap the supervisor if it exits while we live; a detached supervisor
 	// that outlives us is reparented to init.
 	go cmd.Wait()
+	return s.awaitReady(ctx, r, pid, id, logPath)
+}
 
+// supervisorCommand is the command that runs the supervisor: Spawn's, or
+// this program with the supervise variable set.
+func (s *Service) supervisorCommand() (*exec.Cmd, error) {
+	var cmd *exec.Cmd
+	var err error
+	if s.Spawn != nil {
+		cmd, err = s.Spawn()
+	} else {
+		var exe string
+		exe, err = os.Executable()
+		cmd = exec.Command(exe)
+		cmd.Env = append(os.Environ(), s.env("SUPERVISE")+"="+s.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("preparing the supervisor command: %w", err)
+	}
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	return cmd, nil
+}
+
+// awaitReady reads the supervisor's ready pipe r: its "started" line, then
+// its result (spawnResult), each within its bound, or until ctx ends.
+func (s *Service) awaitReady(ctx context.Context, r io.Reader, pid int, id platform.Identity, logPath string) error {
 	timeout := durationOr(s.StartTimeout, 30*time.Second)
 	type result struct {
 		line string
