@@ -116,6 +116,22 @@ func (f *inflight) answered() {
 	delete(f.pending, string(m.ID.Of(body)))
 }
 
+// Owed says where the server's stream ended: between messages (0, true),
+// inside a body the editor still expects n more bytes of (n, true), or
+// where no message of the proxy's can follow (inside a header, or the
+// stream was not followed: false).
+func (f *inflight) Owed() (int, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.lost, f.down.need < 0 && len(f.down.hdr) > 0:
+		return 0, false
+	case f.down.need > 0:
+		return f.down.need, true
+	}
+	return 0, true
+}
+
 // Errors returns an error response with code and message for each
 // request still pending, in the order sent, and forgets them.
 func (f *inflight) Errors(code int, message string) [][]byte {

@@ -104,3 +104,28 @@ func TestInflightLarge(t *testing.T) {
 		t.Fatalf("errors %q after a whole body went around", e)
 	}
 }
+
+// TestInflightOwed: where the server's stream ended decides whether the
+// proxy's error answers can follow it: between messages at once, inside
+// a body after the bytes it still owes, inside a header not at all.
+func TestInflightOwed(t *testing.T) {
+	body := `{"jsonrpc":"2.0","id":1,"result":"` + strings.Repeat("x", 9000) + `"}`
+	for _, tc := range []struct {
+		name   string
+		stream string
+		owed   int
+		ok     bool
+	}{
+		{"between messages", frame(`{"jsonrpc":"2.0","id":1,"result":null}`), 0, true},
+		{"inside a small body", frame(`{"jsonrpc":"2.0","id":1,"result":null}`)[:30], len(frame(`{"jsonrpc":"2.0","id":1,"result":null}`)) - 30, true},
+		{"inside a large body", frame(body)[:5000], len(frame(body)) - 5000, true},
+		{"inside a header", "Content-Len", 0, false},
+		{"not lsp", "not lsp at all\r\n\r\n", 0, false},
+	} {
+		f := newInflight()
+		f.Write([]byte(tc.stream))
+		if owed, ok := f.Owed(); owed != tc.owed || ok != tc.ok {
+			t.Errorf("%s: Owed() = %d, %v; want %d, %v", tc.name, owed, ok, tc.owed, tc.ok)
+		}
+	}
+}

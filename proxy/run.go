@@ -296,9 +296,7 @@ func (a *attached) serve(actx context.Context) error {
 		} else {
 			err = a.ended(nil)
 		}
-		for _, e := range ed.Inflight.Errors(codeRequestFailed, err.Error()) {
-			a.framing.Write(a.cfg.Stdout, e)
-		}
+		a.answerInflight(ed.Inflight, err)
 		return err
 	}
 	switch outcome {
@@ -306,6 +304,30 @@ func (a *attached) serve(actx context.Context) error {
 		return nil
 	default:
 		return a.ended(nil)
+	}
+}
+
+// answerInflight answers the editor's requests the crashed server did not
+// (tcp mode). A server that died inside a message leaves the editor's
+// reader waiting for the rest of its announced length: spaces complete
+// it (the editor drops that one message, as it was cut anyway), so the
+// error answers after it are read as messages of their own. After a cut
+// header nothing can be framed: the editor gets the end of the stream.
+func (a *attached) answerInflight(f *inflight, why error) {
+	owed, ok := f.Owed()
+	if !ok {
+		return
+	}
+	if owed > 0 {
+		pad := bytes.Repeat([]byte(" "), min(owed, 64<<10))
+		for n := owed; n > 0; n -= min(n, len(pad)) {
+			if _, err := a.cfg.Stdout.Write(pad[:min(n, len(pad))]); err != nil {
+				return
+			}
+		}
+	}
+	for _, e := range f.Errors(codeRequestFailed, why.Error()) {
+		a.framing.Write(a.cfg.Stdout, e)
 	}
 }
 

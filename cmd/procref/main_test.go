@@ -62,6 +62,8 @@ func helperProcess(kind string, args []string) int {
 		return refusingServer()
 	case "gosdk":
 		return goSDKServer()
+	case "cut":
+		return cutServer(args)
 	case "echo":
 		var addr string
 		for _, a := range args {
