@@ -165,6 +165,20 @@ func waitGate(path string, max time.Duration) {
 	})
 }
 
+// startHold is the file whose presence holds a toy-slow start (the test
+// removes it to let the start finish).
+const startHold = "start-hold"
+
+// waitGateGone waits until path does not exist, at most max.
+func waitGateGone(path string, max time.Duration) {
+	proctest.Poll(max, func() error {
+		if _, err := os.Stat(path); err == nil {
+			return errors.New("held")
+		}
+		return nil
+	})
+}
+
 // lockExclusive takes the toy's "I am the live service" lock, or fails.
 func lockExclusive() (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(runDir(), "toy.excl"), os.O_RDWR|os.O_CREATE, 0o600)
@@ -239,6 +253,7 @@ func (l *toyLight) first(ctx context.Context) (launcher.Info, error) {
 		case <-ctx.Done():
 			return launcher.Info{}, ctx.Err()
 		}
+		waitGateGone(filepath.Join(runDir(), startHold), 30*time.Second)
 	}
 	var f *os.File
 	if !l.overlap {
@@ -656,6 +671,22 @@ func testCtx(t testing.TB, d time.Duration) context.Context {
 
 // waitEvent waits until a toy recorded an event of kind, failing after
 // d: the events file is a plain file, with no change event to wait on.
+// holdStart holds every toy-slow start of the env until the returned
+// release is called (or the test ends).
+func (e *testEnv) holdStart() (release func()) {
+	e.t.Helper()
+	path := filepath.Join(e.run, startHold)
+	if err := os.MkdirAll(e.run, 0o700); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	release = func() { os.Remove(path) }
+	e.t.Cleanup(release)
+	return release
+}
+
 func (e *testEnv) waitEvent(kind string, d time.Duration) {
 	e.t.Helper()
 	proctest.Eventually(e.t, d, "a "+kind+" event", func() bool { return e.count(kind) > 0 })
