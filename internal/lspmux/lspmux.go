@@ -58,8 +58,9 @@
 //     that stops reading is disconnected); a malformed frame disconnects
 //     only that client; invalid JSON gets a parse error answer.
 //
-// The parts, a file each: clients.go (a client: reading,
-// routing, leaving), ids.go (the routing tables of request ids and
+// The parts, a file each: clients.go (a client: the core's mux.Client
+// with the LSP state; its ClientPolicy hooks route what it sends and
+// forget it when it leaves), ids.go (the routing tables of request ids and
 // progress tokens, changed only through methods that check them),
 // initialize.go (the one backend initialize and its cached result),
 // documents.go and text.go (open counts, versions, each client's text),
@@ -68,10 +69,10 @@
 // declared), notifications.go, encoding.go (UTF-16 for everyone),
 // backend.go (the LSP policy's hooks on the core, mux.Core: initialize at
 // start, routing the backend's messages, what a crash, a failed start and
-// a spent restart budget tell the clients, and the shutdown/exit goodbye), queue.go (LSP framing for the core's queues and direct
-// writes, internal/mux), fair.go (the core's in-flight bound) and
-// failure.go (what a client is told
-// when its session ends).
+// a spent restart budget tell the clients, and the shutdown/exit
+// goodbye), queue.go (LSP framing for the core's queues, what a client
+// and the backend are sent), fair.go (the core's in-flight bound) and
+// failure.go (what a client is told when the backend is unavailable).
 //
 // Messages are never fully decoded to route them: ids and the few params
 // the mux needs are found with [wire.Scan] and spliced into the original

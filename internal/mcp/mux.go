@@ -6,9 +6,10 @@
 // routing in internal/idroute.
 //
 // The parts: framing (internal/wire: NDJSON or Content-Length, bounded),
-// sessions and the server (this file: request ids rewritten and mapped
-// back, the policy's hooks on the core), the core's queues with direct writes (queues.go), and
-// the MCP policy (policy.go:
+// sessions and the server (this file: a session is the core's mux.Client
+// with its hooks, FromClient, ReadFailed and Left; request ids rewritten
+// and mapped back; the policy's hooks on the core), what is sent on the
+// core's queues (queues.go), and the MCP policy (policy.go:
 // initialize caching, cancel and progress routing, logging levels,
 // resource subscriptions, server→client requests, roots).
 //

@@ -20,7 +20,7 @@ type Instance struct {
 	q   *Queue
 	log *slog.Logger
 
-	direct     Direct // clients the reader took over (TakeOver); reader only
+	direct     Direct // clients the reader took over (takeOver); reader only
 	readerDone chan struct{}
 	writerDone chan struct{}
 	exited     chan struct{}

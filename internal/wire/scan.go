@@ -59,62 +59,28 @@ var knownMethods = func() map[string]string {
 
 func scan(body []byte, trusted bool) (Fields, error) {
 	var f Fields
-	s := scanner{b: body, depth: 1, trusted: trusted}
+	s := scanner{b: body, trusted: trusted}
 	s.ws()
-	if !s.eat('{') {
+	if s.i >= len(body) || body[s.i] != '{' {
 		return f, s.bad("message is not a json object")
 	}
-	s.ws()
-	if !s.eat('}') {
-		var keys keySet
-		for {
-			ks := s.i
-			if err := s.str(); err != nil {
-				return f, err
-			}
-			if err := keys.add(&s, body[ks:s.i]); err != nil {
-				return f, err
-			}
-			key := body[ks+1 : s.i-1]
-			if bytes.IndexByte(key, '\\') >= 0 {
-				k, err := unquote(body[ks:s.i])
-				if err != nil {
-					return f, err
-				}
-				key = []byte(k)
-			}
-			s.ws()
-			if !s.eat(':') {
-				return f, s.bad("expected ':'")
-			}
-			s.ws()
-			vs := s.i
-			if err := s.value(); err != nil {
-				return f, err
-			}
-			sp := Span{vs, s.i}
-			switch string(key) {
-			case "id":
-				f.ID = sp
-			case "method":
-				f.Method = sp
-			case "params":
-				f.Params = sp
-			case "result":
-				f.Result = sp
-			case "error":
-				f.Error = sp
-			}
-			s.ws()
-			if s.eat(',') {
-				s.ws()
-				continue
-			}
-			if s.eat('}') {
-				break
-			}
-			return f, s.bad("expected ',' or '}'")
+	err := s.members(func(name []byte, _, v Span) (bool, error) {
+		switch string(name) {
+		case "id":
+			f.ID = v
+		case "method":
+			f.Method = v
+		case "params":
+			f.Params = v
+		case "result":
+			f.Result = v
+		case "error":
+			f.Error = v
 		}
+		return true, nil
+	})
+	if err != nil {
+		return f, err
 	}
 	s.ws()
 	if s.i != len(body) {
@@ -170,7 +136,7 @@ func (s *scanner) value() error {
 	case c == '"':
 		return s.str()
 	case c == '{':
-		return s.object()
+		return s.members(nil)
 	case c == '[':
 		return s.array()
 	case c == '-' || (c >= '0' && c <= '9'):
@@ -193,7 +159,13 @@ func (s *scanner) lit(word string) error {
 	return nil
 }
 
-func (s *scanner) object() error {
+// members walks the object at s.i (its '{'), checking its values and
+// (unless trusted) that no member name is given twice. each, if set, is
+// given each member's name (unquoted), its span (name to value end) and
+// its value's span; it returns false to stop the walk after that member.
+// It is the one walk of an object's members: a message's top level
+// (scan), nested objects, Lookup, Members, DeleteMember, ScanEnds.
+func (s *scanner) members(each func(name []byte, member, value Span) (bool, error)) error {
 	s.depth++
 	if s.depth > MaxDepth {
 		return s.bad("nesting too deep")
@@ -204,13 +176,20 @@ func (s *scanner) object() error {
 		s.depth--
 		return nil
 	}
-	var keys keySet
+	var names keySet
 	for {
 		ks := s.i
 		if err := s.str(); err != nil {
 			return err
 		}
-		if err := keys.add(s, s.b[ks:s.i]); err != nil {
+		var name []byte
+		if each != nil || !s.trusted {
+			var err error
+			if name, err = memberName(s.b[ks:s.i]); err != nil {
+				return err
+			}
+		}
+		if err := names.add(s, name); err != nil {
 			return err
 		}
 		s.ws()
@@ -218,8 +197,14 @@ func (s *scanner) object() error {
 			return s.bad("expected ':'")
 		}
 		s.ws()
+		vs := s.i
 		if err := s.value(); err != nil {
 			return err
+		}
+		if each != nil {
+			if more, err := each(name, Span{ks, s.i}, Span{vs, s.i}); err != nil || !more {
+				return err
+			}
 		}
 		s.ws()
 		if s.eat(',') {
@@ -234,6 +219,17 @@ func (s *scanner) object() error {
 	}
 }
 
+// memberName is a member's name token unquoted: the bytes between its
+// quotes unless it has escapes.
+func memberName(tok []byte) ([]byte, error) {
+	name := tok[1 : len(tok)-1]
+	if bytes.IndexByte(name, '\\') < 0 {
+		return name, nil
+	}
+	u, err := unquote(tok)
+	return []byte(u), err
+}
+
 // keySet detects a member name given twice in one object. JSON parsers
 // disagree on which value wins (first, last, or an error), so a router
 // that read one value while the backend reads another could be steered
@@ -244,17 +240,9 @@ type keySet struct {
 	big   map[string]struct{}
 }
 
-func (k *keySet) add(s *scanner, tok []byte) error {
+func (k *keySet) add(s *scanner, key []byte) error {
 	if s.trusted {
 		return nil
-	}
-	key := tok[1 : len(tok)-1]
-	if bytes.IndexByte(key, '\\') >= 0 {
-		u, err := unquote(tok)
-		if err != nil {
-			return err
-		}
-		key = []byte(u)
 	}
 	if k.big != nil {
 		if _, dup := k.big[string(key)]; dup {
@@ -450,65 +438,28 @@ func (s *scanner) number() error {
 func lookup(raw []byte, path []string) (Span, bool, error) {
 	// raw is valid (checked by Scan, or from the trusted backend): skip
 	// strings with IndexByte instead of validating them again.
-	s := scanner{b: raw, trusted: true}
 	base := 0
-	for pi, want := range path {
+	for _, want := range path {
+		s := scanner{b: raw, trusted: true}
 		s.ws()
-		if !s.eat('{') {
+		if s.i >= len(raw) || raw[s.i] != '{' {
 			return Span{}, false, nil
 		}
-		s.ws()
-		if s.eat('}') {
-			return Span{}, false, nil
+		var found Span
+		ok := false
+		err := s.members(func(name []byte, _, v Span) (bool, error) {
+			if string(name) == want {
+				found, ok = v, true
+			}
+			return !ok, nil
+		})
+		if err != nil || !ok {
+			return Span{}, false, err
 		}
-		found := false
-		for !found {
-			ks := s.i
-			if err := s.str(); err != nil {
-				return Span{}, false, err
-			}
-			key := raw[ks+1 : s.i-1]
-			match := string(key) == want
-			if !match && bytes.IndexByte(key, '\\') >= 0 {
-				k, err := unquote(raw[ks:s.i])
-				if err != nil {
-					return Span{}, false, err
-				}
-				match = k == want
-			}
-			s.ws()
-			if !s.eat(':') {
-				return Span{}, false, s.bad("expected ':'")
-			}
-			s.ws()
-			vs := s.i
-			if err := s.value(); err != nil {
-				return Span{}, false, err
-			}
-			ve := s.i
-			if match {
-				if pi == len(path)-1 {
-					return Span{base + vs, base + ve}, true, nil
-				}
-				// descend: rescan inside this value
-				s = scanner{b: raw[vs:ve], trusted: true}
-				base += vs
-				raw = raw[vs:ve]
-				found = true
-				break
-			}
-			s.ws()
-			if s.eat(',') {
-				s.ws()
-				continue
-			}
-			if s.eat('}') {
-				return Span{}, false, nil
-			}
-			return Span{}, false, s.bad("expected ',' or '}'")
-		}
+		raw, base = raw[found.Start:found.End], base+found.Start
 	}
 	if len(path) == 0 {
+		s := scanner{b: raw, trusted: true}
 		s.ws()
 		vs := s.i
 		if err := s.value(); err != nil {
@@ -516,7 +467,7 @@ func lookup(raw []byte, path []string) (Span, bool, error) {
 		}
 		return Span{vs, s.i}, true, nil
 	}
-	return Span{}, false, nil
+	return Span{base, base + len(raw)}, true, nil
 }
 
 func unquote(tok []byte) (string, error) {
@@ -654,49 +605,10 @@ func appendQuote(dst []byte, s string) []byte {
 func objectMembers(raw []byte, fn func(key []byte, member, value Span) (bool, error)) error {
 	s := scanner{b: raw, trusted: true} // raw is valid: see lookup
 	s.ws()
-	if !s.eat('{') {
+	if s.i >= len(raw) || raw[s.i] != '{' {
 		return s.bad("not an object")
 	}
-	s.ws()
-	if s.eat('}') {
-		return nil
-	}
-	for {
-		ks := s.i
-		if err := s.str(); err != nil {
-			return err
-		}
-		key := raw[ks+1 : s.i-1]
-		if bytes.IndexByte(key, '\\') >= 0 {
-			k, err := unquote(raw[ks:s.i])
-			if err != nil {
-				return err
-			}
-			key = []byte(k)
-		}
-		s.ws()
-		if !s.eat(':') {
-			return s.bad("expected ':'")
-		}
-		s.ws()
-		vs := s.i
-		if err := s.value(); err != nil {
-			return err
-		}
-		more, err := fn(key, Span{ks, s.i}, Span{vs, s.i})
-		if err != nil || !more {
-			return err
-		}
-		s.ws()
-		if s.eat(',') {
-			s.ws()
-			continue
-		}
-		if s.eat('}') {
-			return nil
-		}
-		return s.bad("expected ',' or '}'")
-	}
+	return s.members(fn)
 }
 
 func members(raw []byte, keys []string) ([]Span, error) {
