@@ -1,9 +1,11 @@
 package platform
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"net"
@@ -147,11 +149,19 @@ func (d *PrivateDir) Glob(pattern string) ([]string, error) {
 	return out, nil
 }
 
-// WriteFile atomically replaces name with data, mode 0600: a new temporary
-// file in the dir (O_EXCL), written, closed, then renamed over name, all
-// relative to the handle. A reader sees the old or the new content, never
-// a torn one. On error nothing is left but name's old content.
-func (d *PrivateDir) WriteFile(name string, data []byte) (err error) {
+// WriteFile atomically replaces name with data, mode 0600 (WriteFrom).
+func (d *PrivateDir) WriteFile(name string, data []byte) error {
+	return d.WriteFrom(name, bytes.NewReader(data))
+}
+
+// WriteFrom atomically replaces name with the bytes of src, mode 0600: a
+// new temporary file in the dir (O_EXCL), written, closed, then renamed
+// over name, all relative to the handle. A reader sees the old or the new
+// content, never a torn one. On error nothing is left but name's old
+// content. It does not fsync: it is for runtime state (hints, registries,
+// rotated logs) that a power loss may lose but a crash must not tear. It
+// is procref's one atomic file writer.
+func (d *PrivateDir) WriteFrom(name string, src io.Reader) (err error) {
 	f, tmp, err := d.CreateTemp("." + name + ".tmp")
 	if err != nil {
 		return err
@@ -161,7 +171,7 @@ func (d *PrivateDir) WriteFile(name string, data []byte) (err error) {
 			d.Remove(tmp)
 		}
 	}()
-	if _, err := f.Write(data); err != nil {
+	if _, err := io.Copy(f, src); err != nil {
 		f.Close()
 		return err
 	}

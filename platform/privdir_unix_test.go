@@ -173,3 +173,41 @@ func TestPrivateDirSocketAfterSwap(t *testing.T) {
 		t.Fatalf("WriteFile through the handle: %q, %v", b, err)
 	}
 }
+
+type brokenSource struct{}
+
+func (brokenSource) Read([]byte) (int, error) { return 0, errors.New("source broke") }
+
+// TestWriteFrom: the one atomic writer replaces a file whole, 0600, with
+// no temporary file left; a source that fails leaves the old content.
+func TestWriteFrom(t *testing.T) {
+	p := t.TempDir()
+	if err := os.Chmod(p, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	d, err := OpenPrivateDir(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, content := range []string{"first\n", "second, longer\n"} {
+		if err := d.WriteFrom("f", strings.NewReader(content)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(filepath.Join(p, "f")); err != nil || string(got) != content {
+			t.Fatalf("content = %q, %v; want %q", got, err, content)
+		}
+	}
+	if fi, _ := os.Stat(filepath.Join(p, "f")); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode = %v, want 0600", fi.Mode().Perm())
+	}
+	if err := d.WriteFrom("f", brokenSource{}); err == nil || !strings.Contains(err.Error(), "source broke") {
+		t.Fatalf("WriteFrom(broken source) = %v, want its error", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(p, "f")); string(got) != "second, longer\n" {
+		t.Errorf("content = %q after a failed write, want the old", got)
+	}
+	if ents, _ := os.ReadDir(p); len(ents) != 1 {
+		t.Errorf("dir holds %d entries, want only the file (no temp left)", len(ents))
+	}
+}

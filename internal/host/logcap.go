@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -79,11 +80,17 @@ func (c *logCap) check() {
 }
 
 // copyLog copies the log at path, which must still be the file whose
-// Stat is fi (the host's own, opened write-only), to to (0600),
-// atomically. The log is not opened through a symbolic link (O_NOFOLLOW),
-// and the rename replaces a link at to rather than its target.
+// Stat is fi (the host's own, opened write-only), to to (0600, in the
+// same dir), atomically, relative to the log dir's checked handle: the log
+// is not opened through a symbolic link, and the rename replaces a link at
+// to rather than its target.
 func copyLog(path string, fi os.FileInfo, to string) error {
-	in, err := os.OpenFile(path, os.O_RDONLY|platform.ONoFollow, 0)
+	d, err := platform.OpenPrivateDir(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	in, err := d.OpenFile(filepath.Base(path), os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
@@ -91,5 +98,5 @@ func copyLog(path string, fi os.FileInfo, to string) error {
 	if ii, err := in.Stat(); err != nil || !os.SameFile(ii, fi) {
 		return fmt.Errorf("%s is no longer the host's log", path)
 	}
-	return platform.WriteFileAtomic(to, 0o600, io.LimitReader(in, fi.Size()))
+	return d.WriteFrom(filepath.Base(to), io.LimitReader(in, fi.Size()))
 }

@@ -17,7 +17,7 @@ import (
 // file, O_APPEND) keep the log under the cap plus one line; the older part
 // is kept in .1; later writes land at the start of the truncated file.
 func TestCapLog(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "x.log")
+	path := filepath.Join(logDir(t), "x.log")
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ func TestCapLogNotTheFile(t *testing.T) {
 // writes (x.log.1.tmp, x.log.1) redirect nothing: the files they point to
 // are untouched and x.log.1 is a regular file with the old part.
 func TestCapLogNoFollow(t *testing.T) {
-	dir := t.TempDir()
+	dir := logDir(t)
 	path := filepath.Join(dir, "x.log")
 	victim := filepath.Join(dir, "victim")
 	if err := os.WriteFile(victim, []byte("keep me\n"), 0o600); err != nil {
@@ -104,4 +104,14 @@ func TestCapLogNoFollow(t *testing.T) {
 	if fi, err := os.Lstat(path + ".1"); err != nil || !fi.Mode().IsRegular() || fi.Size() <= 1<<10 {
 		t.Errorf("%s.1 after the rotation: %v, %v; want a regular file with the old part", path, fi, err)
 	}
+}
+
+// logDir is a private dir for a log, as the launcher makes it (0700).
+func logDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
