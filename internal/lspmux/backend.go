@@ -57,27 +57,24 @@ var errNoInitAnswer = errors.New("no answer to initialize")
 // disconnected, and Done is closed.
 func (m *Mux) stopFor(err error, msg string) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.err == nil {
 		m.err = err
 	}
 	m.core.Shut()
-	var cs []*client
-	for c := range m.clients {
-		cs = append(cs, c)
-	}
+	last := map[*client][][]byte{}
 	for _, w := range m.initWaiters {
-		w.c.send(msgError(w.id, codeRequestFailed, m.withHint("language server unavailable: "+err.Error())))
+		last[w.c] = append(last[w.c], msgError(w.id, codeRequestFailed, m.withHint("language server unavailable: "+err.Error())))
 	}
 	m.initWaiters = nil
-	m.mu.Unlock()
 	if msg != "" {
 		m.log.Error("lsp multiplexer stopped", "err", err)
 	}
-	for _, c := range cs {
+	for c := range m.clients {
 		if msg != "" && c.sentInit {
-			c.send(msgNotification("window/showMessage", mustJSON(map[string]any{"type": 1, "message": msg})))
+			last[c] = append(last[c], msgNotification("window/showMessage", mustJSON(map[string]any{"type": 1, "message": msg})))
 		}
-		c.End(err) // the writer flushes before the disconnect
+		c.End(err, last[c]...) // the writer flushes before the disconnect
 	}
 	m.finish()
 }
@@ -90,18 +87,15 @@ func (m *Mux) shutdown(ctx context.Context) error {
 		m.err = ErrClosed
 	}
 	inst := m.core.Shut()
-	var cs []*client
-	for c := range m.clients {
-		cs = append(cs, c)
-	}
+	last := map[*client][][]byte{}
 	for _, w := range m.initWaiters {
-		w.c.send(msgError(w.id, codeRequestFailed, "language server is shutting down"))
+		last[w.c] = append(last[w.c], msgError(w.id, codeRequestFailed, "language server is shutting down"))
 	}
 	m.initWaiters = nil
-	m.mu.Unlock()
-	for _, c := range cs {
-		c.End(ErrClosed)
+	for c := range m.clients {
+		c.End(ErrClosed, last[c]...)
 	}
+	m.mu.Unlock()
 	err := m.core.Stop(ctx, inst, m.cfg.ShutdownTimeout, m.goodbye)
 	m.wg.Wait()
 	m.finish()

@@ -212,8 +212,7 @@ func (m *Mux) failInit(msg string) {
 	defer m.mu.Unlock()
 	err := fmt.Errorf("%w: %s", ErrInitFailed, msg)
 	for _, w := range m.initWaiters {
-		w.c.send(msgError(w.id, codeRequestFailed, m.withHint(msg)))
-		w.c.End(err)
+		w.c.End(err, msgError(w.id, codeRequestFailed, m.withHint(msg)))
 	}
 	m.initWaiters = nil
 	m.initParams = nil

@@ -590,12 +590,6 @@ func (m *Mux) pickClient(capability, method string) *client {
 	return idle
 }
 
-func (m *Mux) stopErr() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.err
-}
-
 // crashed answers what was in flight at the server that ended (called
 // by the core with m.mu held): pending requests get an error; server
 // requests in flight at sessions are forgotten, except a roots/list
@@ -632,7 +626,11 @@ func (m *Mux) stop(err error) *mux.Instance {
 	m.err = err
 	inst := m.core.Shut()
 	for c := range m.clients {
-		c.End(err) // its end notice says why
+		var last [][]byte
+		if c.initID != nil {
+			last = append(last, errorMsg(c.initID, codeInternal, fmt.Sprintf("procref: %v", err)))
+		}
+		c.End(err, last...) // its end notice says why
 	}
 	close(m.done)
 	return inst

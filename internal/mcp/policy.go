@@ -79,7 +79,8 @@ type mcpClient struct {
 	caps   map[string]bool // client capabilities declared in initialize or _meta
 	level  int             // its logging/setLevel; -1 none (gets every message)
 	subs   map[string]bool
-	modern bool // it sent a request with _meta protocolVersion (2026-07-28)
+	modern bool            // it sent a request with _meta protocolVersion (2026-07-28)
+	initID json.RawMessage // its initialize waiting for the server's answer, else nil
 }
 
 func newMCPClient() mcpClient {
@@ -168,6 +169,7 @@ func (m *Mux) mcpInitialize(c *client, in *msg) {
 		m.policy.initErr = nil
 	}
 	s, done := m.core.Current(), m.policy.initDone
+	c.initID = in.ID // a stop answers it (stop)
 	m.mu.Unlock()
 	if first && s != nil {
 		m.mcpStarted(s) // a retry after an error answer
@@ -178,12 +180,10 @@ func (m *Mux) mcpInitialize(c *client, in *msg) {
 	case <-done:
 	case <-c.Ending():
 		return
-	case <-m.done:
-		c.send(errorMsg(in.ID, codeInternal, fmt.Sprintf("procref: %v", m.stopErr())))
-		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	c.initID = nil
 	if m.policy.initResult == nil {
 		c.send((&msg{ID: in.ID, Error: m.policy.initErr}).encode())
 		return

@@ -127,10 +127,18 @@ func (c *Client) write() {
 }
 
 // End ends the client for err (see Client); only the first call counts.
-// It never blocks: call it from anywhere, with or without locks.
-func (c *Client) End(err error) {
+// last, if any, are queued before the end notice (the error answer or
+// message that explains the end): with the reason in one step, so a
+// client that reads them and leaves at once still ends for err, not for
+// its EOF (Known race, answered here: sent apart, the client's reader
+// could see that EOF and end the client first). It never blocks: call
+// it from anywhere, with or without locks.
+func (c *Client) End(err error, last ...[]byte) {
 	c.once.Do(func() {
 		c.err = err
+		for _, b := range last {
+			c.out.Push(b, 0, nil)
+		}
 		if why := EndReason(err); why != "" {
 			c.out.Push(hostproto.EndNotice(why), 0, nil)
 		}

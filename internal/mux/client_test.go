@@ -250,3 +250,33 @@ func TestClientCtxEnds(t *testing.T) {
 		t.Fatalf("client got %q, want the end notice", lines)
 	}
 }
+
+// End with a last message queues it and sets the reason in one step: a
+// client that reads its error answer and leaves at once still ends for
+// that reason, and the end notice follows the answer (the LSP initialize
+// of a server that cannot start: the editor closes on the answer).
+func TestClientEndWithAnswer(t *testing.T) {
+	failed := errors.New("the server did not start")
+	for range 50 {
+		host, peer := socketPair(t)
+		c := NewClient(host, ClientConfig{Framing: lineFraming{}})
+		p := &recClient{onMsg: func(string) error {
+			go c.End(failed, []byte("answer")) // from elsewhere, as the core's NeverUp does
+			return nil
+		}}
+		done := serve(context.Background(), c, host, p)
+		peer.Write([]byte("initialize\n"))
+		r := bufio.NewReader(peer)
+		if line, err := r.ReadString('\n'); err != nil || line != "answer\n" {
+			t.Fatalf("first line %q, %v; want the answer", line, err)
+		}
+		peer.CloseWrite() // leaves at once
+		if err := result(t, done); err != failed {
+			t.Fatalf("Serve = %v, want %v", err, failed)
+		}
+		rest, _ := io.ReadAll(r)
+		if !strings.Contains(string(rest), hostproto.EndMethod) {
+			t.Fatalf("after the answer: %q, want the end notice", rest)
+		}
+	}
+}
