@@ -568,6 +568,41 @@ func TestServiceKilledRecovers(t *testing.T) {
 	e.waitAllGone(5 * time.Second)
 }
 
+// The service dies while in use and the last user leaves while OnRecover
+// runs: the drain gives the hint up first, and the recovery that ends
+// after it must not publish it again (the host would exit and leave a
+// hint naming it: seen once in CI as TestReopenAtOnce/tcp's leftover
+// hint, a tcp backend that exited as its last window left).
+func TestRecoverDuringDrainLeavesNoHint(t *testing.T) {
+	e := newEnv(t)
+	svc := toyService(toyName)
+	h := acquire(t, svc)
+	host := h.Supervisor()
+	release := e.hold(recoverHold)
+	id, err := platform.Lookup(h.Info().PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := id.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitEvent("recovering", 10*time.Second) // OnRecover holds the hooks
+	h.Release()
+	proctest.WaitFor(t, 10*time.Second, "the drain to give the hint up", func() error {
+		if _, err := os.Lstat(e.hintPath(svc.Name)); err == nil {
+			return errors.New("the hint is still there")
+		}
+		return nil
+	})
+	release() // the recovery ends, after the drain removed the hint
+	proctest.WaitGone(t, host, 20*time.Second, "supervisor")
+	if _, err := os.Lstat(e.hintPath(svc.Name)); err == nil {
+		b, _ := os.ReadFile(e.hintPath(svc.Name))
+		t.Fatalf("the supervisor exited and left its hint: %s", b)
+	}
+	e.waitAllGone(10 * time.Second)
+}
+
 // waitInfoChange polls Handle.Info (no event says when the supervisor
 // republished), bounded.
 func waitInfoChange(t *testing.T, h *launcher.Handle, oldPID int, d time.Duration) launcher.Info {

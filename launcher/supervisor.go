@@ -52,6 +52,9 @@ type supervisor struct {
 	stopOnce sync.Once
 	// hookMu serialises the hooks: they run one at a time.
 	hookMu sync.Mutex
+	// hintMu makes publishing the hint and giving it up at a drain one
+	// step each (publish, drain).
+	hintMu sync.Mutex
 	// svcCtx is the ctx every start hook gets; see Supervise. svcCancel
 	// cancels it.
 	svcCtx    context.Context
@@ -394,8 +397,20 @@ const MaxInfoSize = 56 << 10
 const _ = uint(discovery.MaxHintSize - 8<<10 - MaxInfoSize)
 
 // publish writes the hint with the current info.
+//
+// Known race, answered here: a recovery (OnRecover) that ends after a
+// drain gave the hint up would publish it again, and the supervisor then
+// exits leaving a hint that names it. publish checks draining and writes
+// under hintMu, which the drain holds while it removes the hint, so the
+// hint is either written before the removal or not at all.
 func (sv *supervisor) publish() error {
+	sv.hintMu.Lock()
+	defer sv.hintMu.Unlock()
 	sv.mu.Lock()
+	if sv.draining {
+		sv.mu.Unlock()
+		return nil
+	}
 	b, _ := json.Marshal(sv.info)
 	if len(b) > MaxInfoSize {
 		sv.mu.Unlock()
@@ -808,9 +823,11 @@ func (sv *supervisor) drain(ctx context.Context, force bool) bool {
 	sv.draining = true
 	sv.mu.Unlock()
 	sv.log.Info("draining: last user gone", "count", n, "forced", force)
+	sv.hintMu.Lock() // see publish
 	if err := discovery.Remove(sv.dir, sv.s.Name, sv.nonce); err != nil {
 		sv.log.Warn("removing hint", "err", err)
 	}
+	sv.hintMu.Unlock()
 	if sv.s.Overlap {
 		// Give the service up before stopping it: with the hint, the
 		// counter and the locks gone, a new acquirer starts a fresh

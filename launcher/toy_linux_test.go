@@ -165,6 +165,10 @@ func waitGate(path string, max time.Duration) {
 	})
 }
 
+// recoverHold is the file whose presence holds a toy's OnRecover (after it
+// recorded "recovering"); the test removes it to let the recovery finish.
+const recoverHold = "recover-hold"
+
 // startHold is the file whose presence holds a toy-slow start (the test
 // removes it to let the start finish).
 const startHold = "start-hold"
@@ -395,6 +399,8 @@ func (t *toyProc) health(ctx context.Context, info launcher.Info) error {
 
 func (t *toyProc) recover(ctx context.Context, old launcher.Info, cause error) (launcher.Info, error) {
 	t.stop(old.PID) // reap the dead one (or end a sick one)
+	record("recovering", "sup="+selfIdent(), "old="+strconv.Itoa(old.PID))
+	waitGateGone(filepath.Join(runDir(), recoverHold), 30*time.Second)
 	if t.badRecover {
 		record("recover", "sup="+selfIdent(), "old="+strconv.Itoa(old.PID), "failed=1")
 		return launcher.Info{}, errors.New("toy: recover always fails")
@@ -675,7 +681,14 @@ func testCtx(t testing.TB, d time.Duration) context.Context {
 // release is called (or the test ends).
 func (e *testEnv) holdStart() (release func()) {
 	e.t.Helper()
-	path := filepath.Join(e.run, startHold)
+	return e.hold(startHold)
+}
+
+// hold creates the hold file name in the env's runtime dir; release
+// removes it (also at the test's end).
+func (e *testEnv) hold(name string) (release func()) {
+	e.t.Helper()
+	path := filepath.Join(e.run, name)
 	if err := os.MkdirAll(e.run, 0o700); err != nil {
 		e.t.Fatal(err)
 	}
