@@ -102,7 +102,7 @@ func (m *Mux) ready(c *client) bool {
 	m.mu.Lock()
 	inited := c.inited
 	m.mu.Unlock()
-	return inited && m.waitRunning(c)
+	return inited && c.WaitRunning(m.core)
 }
 
 // clientStall is how long a client whose queue is over a quarter of its
@@ -233,11 +233,4 @@ func (m *Mux) removeClient(c *client) {
 		m.closeDoc(c, uri, live)
 	}
 	m.dropFolders(c, live)
-}
-
-// waitRunning blocks until the backend is running (true), or the client or
-// mux stops (false). Messages that need the backend wait here while it
-// restarts.
-func (m *Mux) waitRunning(c *client) bool {
-	return m.core.WaitRunning(c.Ending(), func() { m.flushServer(c) })
 }

@@ -21,7 +21,7 @@ func (m *Mux) waitRequestSlot(c *client) bool {
 		return len(m.asks.OfClient(c)) > 0
 	}
 	return c.Bound().Wait(c.Ending(), asked, func() {
-		m.flushServer(c) // what this reader gathered may be those requests
+		c.FlushServer() // what this reader gathered may be those requests
 		m.event("request-slot-wait")
 	})
 }

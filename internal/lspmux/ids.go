@@ -75,7 +75,7 @@ func (m *Mux) forward(c *client, body []byte, build func(hid int64) (mux.Item, f
 		// taken for clientStall) is disconnected.
 		over := func(queued int64) bool { return queued+c.awaiting.Load() > m.cfg.ClientQueue/2 }
 		if c.Queue().Over(over) {
-			m.flushServer(c)
+			c.FlushServer()
 			switch err := c.Queue().WaitRoom(over, m.cfg.ClientQueue/4, c.Ending(), clientStall); err {
 			case mux.ErrStalled:
 				c.log.Warn("lsp client is not reading its messages; disconnecting it", "queued_over", m.cfg.ClientQueue/4)
@@ -87,9 +87,9 @@ func (m *Mux) forward(c *client, body []byte, build func(hid int64) (mux.Item, f
 			}
 		}
 		if !c.quota.TryAcquire(n) {
-			// what this reader gathered for the backend (flushServer) may
+			// what this reader gathered for the backend (FlushServer) may
 			// be what holds the quota
-			m.flushServer(c)
+			c.FlushServer()
 			if !c.quota.Acquire(n, c.Ending()) {
 				return c.Err()
 			}
@@ -98,7 +98,7 @@ func (m *Mux) forward(c *client, body []byte, build func(hid int64) (mux.Item, f
 		if m.core.Phase() != mux.Running {
 			m.mu.Unlock()
 			c.quota.Release(n)
-			if !m.waitRunning(c) {
+			if !c.WaitRunning(m.core) {
 				return nil
 			}
 			continue
@@ -108,7 +108,7 @@ func (m *Mux) forward(c *client, body []byte, build func(hid int64) (mux.Item, f
 		out, after := build(m.nextID.Add(1))
 		if out.Body != nil {
 			out.Release = func() { c.quota.Release(n) }
-			// this reader may write it itself (flushServer); queue order
+			// this reader may write it itself (FlushServer); queue order
 			// is kept, and a backend that does not read blocks this
 			// client's reader only, as its quota would
 			c.ToServer(m.core.Current(), out)

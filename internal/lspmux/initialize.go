@@ -60,7 +60,7 @@ func (m *Mux) awaitInit(c *client) {
 		if !waiting {
 			return
 		}
-		m.flushServer(c) // never wait while holding the backend
+		c.FlushServer() // never wait while holding the backend
 		m.event("await-init")
 		select {
 		case <-ch:

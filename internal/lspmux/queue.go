@@ -45,12 +45,6 @@ func (m *Mux) toServerItem(it mux.Item) bool {
 	return s.Send(it)
 }
 
-// flushServer writes what c's reader gathered for the backend
-// (mux.Client.ToServer). c's reader calls it before anything that may
-// block: reading the client, waiting for quota or for the backend to
-// run. Called without m.mu held.
-func (m *Mux) flushServer(c *client) { c.FlushServer() }
-
 // broadcast sends body to every client that has sent initialize (used for
 // notifications that concern all of them). Called with mu held.
 func (m *Mux) broadcast(body []byte) {

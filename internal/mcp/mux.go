@@ -204,12 +204,12 @@ func (m *Mux) ServeClient(ctx context.Context, conn io.ReadWriteCloser) error {
 	})
 	m.mu.Lock()
 	if m.err != nil {
-		c.End(m.err)
+		c.End(m.err) // it gets the end notice, then its connection closes
 	} else {
 		m.clients[c] = true
-	}
-	if m.cfg.Policy == Plain && m.err == nil {
-		m.core.Start()
+		if m.cfg.Policy == Plain {
+			m.core.Start()
+		}
 	}
 	m.mu.Unlock()
 	err := c.Serve(ctx, m.cfg.Framing.NewReader(conn, m.cfg.MaxMessage), c)
@@ -264,7 +264,7 @@ func (m *Mux) fromClient(c *client, body []byte) error {
 	if m.cfg.Policy == MCP {
 		return m.mcpFromClient(c, in)
 	}
-	if !m.waitReady(c) {
+	if !c.WaitRunning(m.core) {
 		return nil
 	}
 	if in.isRequest() {
@@ -273,12 +273,6 @@ func (m *Mux) fromClient(c *client, body []byte) error {
 	}
 	m.toServer(body)
 	return nil
-}
-
-// waitReady blocks until a server is up (and, for MCP, initialized), c is
-// gone or the Mux stopped; it reports whether to go on.
-func (m *Mux) waitReady(c *client) bool {
-	return m.core.WaitRunning(c.Ending(), c.FlushServer)
 }
 
 // msgServerExited answers a request the server will not answer: it was in
@@ -292,7 +286,7 @@ func (m *Mux) forward(c *client, in *msg) {
 	defer m.mu.Unlock()
 	s := m.core.Current()
 	if s == nil {
-		// The server exited after c's waitReady: answer as a request in
+		// The server exited after c's WaitRunning: answer as a request in
 		// flight at the crash is answered (the client may ask again),
 		// rather than queue it for a server that no longer runs.
 		if in.isRequest() {

@@ -120,7 +120,7 @@ func (m *Mux) mcpFromClient(c *client, in *msg) error {
 	if version != "" {
 		m.ensureServer() // a modern session sends no initialize
 	}
-	if !m.waitReady(c) {
+	if !c.WaitRunning(m.core) {
 		return nil
 	}
 	if version != "" {

@@ -175,7 +175,7 @@ func (c *Client) SendFrom(inst *Instance, it Item) {
 		return
 	}
 	if c.push(it, inst) {
-		inst.takeOver(c)
+		inst.direct.Add(c) // written by inst's reader before it next reads the server
 	}
 }
 
@@ -195,8 +195,8 @@ func (c *Client) push(it Item, owner any) bool {
 	return claimed
 }
 
-// DirectFailed ends the client after a failed direct write.
-func (c *Client) DirectFailed(err error) { c.End(fmt.Errorf("write to client: %w", err)) }
+// directFailed ends the client after a failed direct write.
+func (c *Client) directFailed(err error) { c.End(fmt.Errorf("write to client: %w", err)) }
 
 // ToServer queues it toward inst from the client's reader, which writes
 // it to the server itself when the server's queue is free (Claim) before
@@ -207,6 +207,12 @@ func (c *Client) ToServer(inst *Instance, it Item) { c.claim.Send(inst, it) }
 // The reader calls it before anything that may block; policies call it
 // before their own waits. Called without the policy's lock.
 func (c *Client) FlushServer() { c.claim.Flush() }
+
+// WaitRunning blocks until core's server runs (true), or the client ends
+// or core stops (false), writing what the reader gathered for the server
+// before it waits: messages that need the server wait here while it
+// starts or restarts. Called by the client's reader only.
+func (c *Client) WaitRunning(core *Core) bool { return core.WaitRunning(c.ending, c.claim.Flush) }
 
 // Bound is the client's bound of requests in flight at the server.
 func (c *Client) Bound() *Bound { return c.bound }

@@ -131,7 +131,7 @@ func (d *Direct) Add(c *Client) { d.taken = append(d.taken, c) }
 func (d *Direct) Flush() {
 	for i, c := range d.taken {
 		if err := c.out.drainWith(c.direct.Write); err != nil {
-			c.DirectFailed(err)
+			c.directFailed(err)
 		}
 		d.taken[i] = nil
 	}

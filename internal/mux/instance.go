@@ -20,7 +20,7 @@ type Instance struct {
 	q   *Queue
 	log *slog.Logger
 
-	direct     Direct // clients the reader took over (takeOver); reader only
+	direct     Direct // clients the reader took over (Client.SendFrom); reader only
 	readerDone chan struct{}
 	writerDone chan struct{}
 	exited     chan struct{}
@@ -60,12 +60,6 @@ func (i *Instance) ExitErr() error {
 	<-i.exited
 	return i.exitErr
 }
-
-// takeOver is called from the policy's FromServer when it queued a
-// message for a client with the instance as owner and took the client's
-// queue over (Queue.PushItem): the reader writes it itself before it next
-// reads the server, with no hand-off to the client's writer goroutine.
-func (i *Instance) takeOver(c *Client) { i.direct.Add(c) }
 
 // drain writes what is queued for the server in the calling goroutine. A
 // failed write ends the instance as the writer goroutine's does.
