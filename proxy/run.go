@@ -318,13 +318,13 @@ func (a *attached) answerInflight(f *inflight, why error) {
 	if !ok {
 		return
 	}
-	if owed > 0 {
-		pad := bytes.Repeat([]byte(" "), min(owed, 64<<10))
-		for n := owed; n > 0; n -= min(n, len(pad)) {
-			if _, err := a.cfg.Stdout.Write(pad[:min(n, len(pad))]); err != nil {
-				return
-			}
+	pad := bytes.Repeat([]byte(" "), min(owed, 64<<10))
+	for owed > 0 {
+		k := min(owed, len(pad))
+		if _, err := a.cfg.Stdout.Write(pad[:k]); err != nil {
+			return
 		}
+		owed -= k
 	}
 	for _, e := range f.Errors(codeRequestFailed, why.Error()) {
 		a.framing.Write(a.cfg.Stdout, e)
